@@ -1,0 +1,14 @@
+"""LangevinVAEExplorerLogic: MRML nodes in, MRML nodes out.
+
+No ``qt``, ``ctk``, ``slicer.app`` or ``slicer.modules`` here: this runs inside Slicer and
+headless on ``slicer-core`` (the tests run it on a real ``vtkMRMLScene``).
+
+Available now (inherited from ``CochleaAIModuleLogic``):
+    ``generate_phantom(scene, seed, fov="roi", progress=None) -> {"volume", "segmentation", "landmarks"}``
+To come: encoding, decoding and sampling of volume nodes, and likelihood estimates.
+"""
+from cochleaai.slicer_logic import CochleaAIModuleLogic
+
+
+class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
+    """Logic of the Langevin VAE Explorer module."""

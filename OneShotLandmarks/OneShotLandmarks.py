@@ -1,0 +1,92 @@
+"""One-Shot Landmarks: the 3D Slicer shell (Module, Widget, Test).
+
+Everything this file does goes through OneShotLandmarksLogic and the shared helpers in
+``cochleaai.slicer_widgets``; no algorithm lives here.
+"""
+import slicer
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleTest,
+                                           ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+# The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
+from OneShotLandmarksLib.logic import OneShotLandmarksLogic
+from cochleaai.slicer_logic import self_test_phantom_logic
+from cochleaai.slicer_widgets import JobRunner, PhantomPanel
+
+
+class OneShotLandmarks(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "One-Shot Landmarks"
+        self.parent.categories = ["Cochlea AI"]
+        self.parent.dependencies = []
+        self.parent.contributors = [
+            "CochleaAI developers (methods: Zihao Wang and Herv\u00e9 Delingette, Inria)"]
+        self.parent.helpText = (
+            "<p>Places inner-ear landmarks in a CT volume after learning from a single "
+            "annotated example. A small 2D network trained on randomly oriented slices of "
+            "that one reference volume finds the cochlea in a new volume; the cochlea is then "
+            "aligned with the reference by its position and main axes, and a non-rigid "
+            "registration carries the reference landmarks over.</p><p>Not in this version "
+            "yet: the landmark detector.</p>"
+            "<p>Works today: <b>Generate phantom</b> builds a synthetic temporal-bone CT with its "
+            "ground-truth segmentation and landmarks (reproducible from its seed), so the module "
+            "can be tried without patient data.</p>"
+            "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>.</p>")
+        self.parent.acknowledgementText = (
+            "Method from the PhD thesis of Z. Wang, <i>Deep Learning and Bayesian inference for "
+            "the analysis of inner-ear CT</i>, Universit\u00e9 C\u00f4te d'Azur / Inria (2022), and "
+            "Z. Wang, J. Vandersteen, C. Raffaelli, N. Guevara and H. Delingette, \"One-shot "
+            "learning for landmarks detection\", MICCAI workshop on Deep Generative Models "
+            "(DGM4MICCAI), 2021.")
+
+
+class OneShotLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self.runner = None
+        self.phantomPanel = None
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/OneShotLandmarks.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = OneShotLandmarksLogic()
+        self.runner = JobRunner(self.ui.progressBar, self.ui.cancelButton, self.ui.statusLabel)
+        self.phantomPanel = PhantomPanel(self.logic, self.runner, self.ui.phantomSeedSpinBox,
+                                         self.ui.phantomFieldOfViewComboBox,
+                                         self.ui.generatePhantomButton, self.ui.volumeSelector)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.phantomPanel.restore()
+
+    def cleanup(self):
+        if self.runner is not None:
+            self.runner.requestCancel()
+        self.removeObservers()
+
+    def enter(self):
+        self.phantomPanel.restore()
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.phantomPanel.restore()
+
+
+class OneShotLandmarksTest(ScriptedLoadableModuleTest):
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_PhantomOnFreshScene()
+
+    def test_PhantomOnFreshScene(self):
+        self.delayDisplay("Generating a phantom with OneShotLandmarksLogic")
+        problems = self_test_phantom_logic(OneShotLandmarksLogic(), slicer.mrmlScene)
+        self.assertEqual(problems, [])
+        self.delayDisplay("Test passed")

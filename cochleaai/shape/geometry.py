@@ -1,0 +1,155 @@
+"""Geometry of the parametric cochlea: centerline and swept elliptic cross-section.
+
+The model frame has the modiolar axis as +z (pointing to the apex) and its origin on that
+axis at the base; the basal turn starts (round window end, polar angle 0) on +x.
+
+Centerline (thesis section 3.10.2, coefficients re-derived here from the joining
+conditions and checked numerically in the tests):
+
+* radial part ``r(theta)``: a parabola for ``theta < theta0 = 5 pi / 6`` with ``r(0) = p0 = 5 mm``,
+  then the logarithmic spiral ``a exp(-b theta)``; value and slope agree at ``theta0``;
+* longitudinal part ``z(theta)``: ``alpha exp(-beta theta) cos(theta + phi) + q1 theta`` with
+  ``beta = 0.2 /rad`` and ``q1 = 0.225 mm/rad``, then over the last half turn a parabola with
+  the same value and slope at ``theta1 = theta_max - pi`` and zero slope at ``theta_max``.
+
+Cross-section: an ellipse in the plane through the modiolar axis (the mid-modiolar
+plane, nearly normal to the centerline because the spiral rises slowly), centred on the
+centerline, with fixed width/height/tilt profiles along the duct. The duct is closed by
+two rounded caps: the cross-section shrinks as ``cos(omega)`` while the centerline runs on
+for ``CAP_BASE`` / ``CAP_APEX`` radians. Within the cochlea, the part of the ellipse below
+its major axis (basal side, -z) is the scala tympani, the part above the scala vestibuli.
+
+Everything is written in torch so that derivatives with respect to the deformable
+parameters come from automatic differentiation.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+THETA0 = 5.0 * math.pi / 6.0      # junction of the radial parabola and the spiral (rad)
+P0 = 5.0                          # radius of the centerline at the round window (mm)
+BETA = 0.2                        # damping of the longitudinal sinusoid (1/rad)
+Q1 = 0.225                        # rise of the centerline per radian (mm/rad)
+TURNS = 2.625                     # cochlear turns (2.5-2.75, Erixon et al. 2009)
+THETA_MAX = TURNS * 2.0 * math.pi
+THETA1 = THETA_MAX - math.pi      # start of the flattened last half turn
+
+# Cross-section profiles (mm, rad) as linear functions of u = theta / theta_max in [0, 1]:
+# basal -> apical width 1.5 -> 0.8, height 1.6 -> 0.9, tilt 0.15 -> 0 rad. They give an
+# overall cochlea of about 8.5 x 7 x 4.5 mm at the initial parameters, in the range of
+# CT measurements (basal-turn diameter about 9 mm, height about 4-5 mm; e.g. Erixon et al.
+# 2009, Avci et al. 2014) and lumen dimensions of the scalae (Wysocki 1999).
+WIDTH = (1.5, 0.8)
+HEIGHT = (1.6, 0.9)
+TILT = (0.15, 0.0)
+# The half width never exceeds this fraction of the centerline radius near the apex,
+# so the duct never crosses the modiolar axis (a smooth minimum, see _cross_section).
+MAX_HALF_WIDTH_OVER_RADIUS = 0.8
+CAP_BASE = 0.18                   # extra polar angle of the rounded basal cap (rad)
+CAP_APEX = 0.6                    # extra polar angle of the rounded apical cap (rad)
+
+# Tube parameter tau: [-pi/2, 0] basal cap, [0, theta_max] duct, [theta_max, theta_max + pi/2] apical cap.
+TAU_MIN = -math.pi / 2.0
+TAU_MAX = THETA_MAX + math.pi / 2.0
+
+
+def _as_t(p):
+    return p if torch.is_tensor(p) else torch.as_tensor(np.asarray(p, dtype=float), dtype=torch.float64)
+
+
+def radial(theta, a, b):
+    """Radial centerline component r(theta) in mm."""
+    c2 = a * torch.exp(-b * THETA0)           # r(theta0)
+    c1 = -b * c2                              # r'(theta0)
+    p2 = (c1 * THETA0 - c2 + P0) / THETA0 ** 2
+    p1 = (-c1 * THETA0 + 2.0 * c2 - 2.0 * P0) / THETA0
+    poly = (p2 * theta + p1) * theta + P0
+    spiral = a * torch.exp(-b * theta)
+    return torch.where(theta < THETA0, poly, spiral)
+
+
+def longitudinal(theta, alpha, phi):
+    """Longitudinal centerline component z(theta) in mm."""
+    def g(t):
+        return alpha * torch.exp(-BETA * t) * torch.cos(t + phi) + Q1 * t
+
+    th1 = torch.as_tensor(THETA1, dtype=theta.dtype)
+    g1 = g(th1)
+    d1 = alpha * torch.exp(-BETA * th1) * (-BETA * torch.cos(th1 + phi) - torch.sin(th1 + phi)) + Q1
+    c = -d1 / (2.0 * (THETA_MAX - THETA1))    # zero slope at theta_max
+    dt = theta - THETA1
+    flat = g1 + d1 * dt + c * dt * dt
+    return torch.where(theta < THETA1, g(theta), flat)
+
+
+def tau_to_theta(tau):
+    """Polar angle and cap shrink factor (1 on the duct, cos(omega) on the caps) of tau."""
+    base = tau < 0
+    apex = tau > THETA_MAX
+    om_b = torch.clamp(tau, min=TAU_MIN, max=0.0)
+    om_a = torch.clamp(tau - THETA_MAX, min=0.0, max=math.pi / 2.0)
+    theta = torch.where(base, CAP_BASE * torch.sin(om_b),
+                        torch.where(apex, THETA_MAX + CAP_APEX * torch.sin(om_a), tau))
+    shrink = torch.where(base, torch.cos(om_b), torch.where(apex, torch.cos(om_a), torch.ones_like(tau)))
+    return theta, shrink
+
+
+def _cross_section(theta, r):
+    """2x2 matrix M(theta) mapping (cos s, sin s) to (radial, axial) offsets from the centerline."""
+    u = torch.clamp(theta / THETA_MAX, 0.0, 1.0)
+    half_w = 0.5 * (WIDTH[0] + (WIDTH[1] - WIDTH[0]) * u)
+    half_h = 0.5 * (HEIGHT[0] + (HEIGHT[1] - HEIGHT[0]) * u)
+    tilt = TILT[0] + (TILT[1] - TILT[0]) * u
+    q = half_w / (MAX_HALF_WIDTH_OVER_RADIUS * r)
+    soft = (1.0 + q ** 4) ** -0.25            # ~1 while the duct is wide, ~0.8 r / half_w at the apex
+    ca, sa = torch.cos(tilt), torch.sin(tilt)
+    return (soft * ca * half_w, -soft * sa * half_h, soft * sa * half_w, soft * ca * half_h)
+
+
+def tube_functions(tau, deformable):
+    """The 1D functions of tau that define the surface: (N, 7) tensor.
+
+    Columns: polar angle theta, centerline r, centerline z, then M11, M12, M21, M22 of the
+    cross-section (cap shrink included). A surface point is
+    ``(R cos theta, R sin theta, Z)`` with ``R = r + M11 cos s + M12 sin s`` and
+    ``Z = z + M21 cos s + M22 sin s``.
+    """
+    a, b, alpha, phi = deformable[0], deformable[1], deformable[2], deformable[3]
+    theta, shrink = tau_to_theta(tau)
+    r = radial(theta, a, b)
+    z = longitudinal(theta, alpha, phi)
+    m11, m12, m21, m22 = _cross_section(theta, r)
+    return torch.stack([theta, r, z, shrink * m11, shrink * m12, shrink * m21, shrink * m22], dim=-1)
+
+
+def surface_points(tau, s, deformable):
+    """Surface points (..., 3) at tube parameters (tau, s), in the model frame."""
+    f = tube_functions(tau, deformable)
+    cs, sn = torch.cos(s), torch.sin(s)
+    R = f[..., 1] + f[..., 3] * cs + f[..., 4] * sn
+    Z = f[..., 2] + f[..., 5] * cs + f[..., 6] * sn
+    return torch.stack([R * torch.cos(f[..., 0]), R * torch.sin(f[..., 0]), Z], dim=-1)
+
+
+def centerline_points(theta, deformable):
+    """Centerline points (..., 3) at polar angles ``theta`` (duct only, no caps)."""
+    a, b, alpha, phi = (_as_t(deformable)[i] for i in range(4))
+    theta = _as_t(theta)
+    r = radial(theta, a, b)
+    return torch.stack([r * torch.cos(theta), r * torch.sin(theta), longitudinal(theta, alpha, phi)], -1)
+
+
+def scala_tympani_points(theta, deformable):
+    """Points (..., 3) on the scala tympani centerline (centroid of the lower half-ellipse)."""
+    d = _as_t(deformable)
+    theta = _as_t(theta)
+    f = tube_functions(theta, d)
+    # centroid of a half ellipse lies 4/(3 pi) of the semi-axis from the centre; the lower
+    # half is the side of negative s (sin s < 0): offset = -4/(3 pi) * column 2 of M.
+    k = -4.0 / (3.0 * math.pi)
+    R = f[..., 1] + k * f[..., 4]
+    Z = f[..., 2] + k * f[..., 6]
+    return torch.stack([R * torch.cos(f[..., 0]), R * torch.sin(f[..., 0]), Z], dim=-1)
