@@ -149,8 +149,8 @@ def _newton(table, tau0, step, tau_lo, tau_hi, rho, psi, w, tau, s, max_steps, F
 @njit(cache=True, parallel=True)
 def closest_points(points, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base, cap_apex,
                    orientation, max_steps, second_margin, far_mm, axis_radius, param_table,
-                   out_sdf, out_normal, out_dsdp):
-    """Signed distance (positive inside), outward normal and, when ``param_table`` has
+                   out_sdf, out_normal, out_dsdp, out_ts):
+    """Signed distance (positive inside), outward normal, closest (tau, s) and, when ``param_table`` has
     rows, the derivative of the signed distance w.r.t. the 4 deformable parameters
     (envelope theorem: n . dS/dp at the closest point)."""
     n = points.shape[0]
@@ -164,13 +164,13 @@ def closest_points(points, table, tau0, step, tau_lo, tau_hi, theta_max, cap_bas
         for p in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base, cap_apex,
                        orientation, max_steps, second_margin, far_mm, axis_radius, param_table,
-                       out_sdf, out_normal, out_dsdp, F, scan, cand_tau, cand_score, top)
+                       out_sdf, out_normal, out_dsdp, out_ts, F, scan, cand_tau, cand_score, top)
 
 
 @njit(cache=True)
 def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base, cap_apex,
                orientation, max_steps, second_margin, far_mm, axis_radius, param_table,
-               out_sdf, out_normal, out_dsdp, F, scan, cand_tau, cand_score, top):
+               out_sdf, out_normal, out_dsdp, out_ts, F, scan, cand_tau, cand_score, top):
     if True:
         x = points[p, 0]
         y = points[p, 1]
@@ -285,6 +285,8 @@ def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base
         out_normal[p, 0] = nx
         out_normal[p, 1] = ny
         out_normal[p, 2] = nz
+        out_ts[p, 0] = best_t
+        out_ts[p, 1] = best_s
         if param_table.shape[0] > 1:
             x = (best_t - tau0) / step
             j = min(max(int(math.floor(x)), 0), param_table.shape[0] - 2)

@@ -68,9 +68,10 @@ def arrays_to_polydata(vertices: np.ndarray, triangles: np.ndarray):
 
     pts = vtk.vtkPoints()
     pts.SetData(numpy_to_vtk(np.ascontiguousarray(vertices, dtype=np.float64), deep=True))
-    conn = np.hstack([np.full((len(triangles), 1), 3), triangles]).astype(np.int64).ravel()
+    offsets = np.arange(0, 3 * len(triangles) + 1, 3, dtype=np.int64)
     cells = vtk.vtkCellArray()
-    cells.SetCells(len(triangles), numpy_to_vtkIdTypeArray(conn, deep=True))
+    cells.SetData(numpy_to_vtkIdTypeArray(offsets, deep=True),
+                  numpy_to_vtkIdTypeArray(np.ascontiguousarray(triangles, dtype=np.int64).ravel(), deep=True))
     poly = vtk.vtkPolyData()
     poly.SetPoints(pts)
     poly.SetPolys(cells)

@@ -109,20 +109,26 @@ class ShapeFunction:
     def __call__(self, points, theta) -> np.ndarray:
         return self.evaluate(points, theta)[0]
 
-    def evaluate(self, points, theta, jacobian: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        """Signed distances (N,) and, if asked, the Jacobian (N, 10) w.r.t. theta."""
+    def _to_local(self, points, theta):
         theta = np.asarray(theta, dtype=float).reshape(-1)
         if theta.size != 10 or not np.all(np.isfinite(theta)):
             raise CochleaAIError("Shape parameters must be 10 finite numbers (a, b, alpha, phi, rx, ry, rz, tx, ty, tz).")
         pts = np.asarray(points, dtype=float)
-        shape = pts.shape[:-1]
         if pts.shape[-1:] != (3,):
             raise CochleaAIError(f"Points must have shape (..., 3), got {pts.shape}.")
+        if not np.all(np.isfinite(pts)):
+            raise CochleaAIError("Points contain NaN or infinite coordinates.")
+        shape = pts.shape[:-1]
         pts = pts.reshape(-1, 3)
         R = rotation_matrix(theta[ROTATION])
         local = (pts - theta[TRANSLATION]) @ R          # R^T (x - t), row-wise
+        return theta, pts, shape, R, local
+
+    def evaluate(self, points, theta, jacobian: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """Signed distances (...,) and, if asked, the Jacobian (..., 10) w.r.t. theta."""
+        theta, pts, shape, R, local = self._to_local(points, theta)
         tab = self.table(theta[DEFORMABLE])
-        sdf_np, n_loc, dS_dp = self._local(local, tab, jacobian)
+        sdf_np, n_loc, dS_dp, _ = self._local(local, tab, jacobian)
         if not jacobian:
             return sdf_np.reshape(shape), None
         jac = np.empty((pts.shape[0], 10))
@@ -136,6 +142,13 @@ class ShapeFunction:
             jac[:, 4 + k] = np.einsum("nc,nc->n", grad_local, y @ dR)
         return sdf_np.reshape(shape), jac.reshape(shape + (10,))
 
+    def closest(self, points, theta):
+        """Signed distance (...,), model-frame points (..., 3) and closest surface
+        parameters (..., 2) = (tau, s) of the foot on the model surface."""
+        theta, pts, shape, R, local = self._to_local(points, theta)
+        sdf, _, _, ts = self._local(local, self.table(theta[DEFORMABLE]), False)
+        return sdf.reshape(shape), local.reshape(shape + (3,)), ts.reshape(shape + (2,))
+
     def jacobian(self, points, theta) -> np.ndarray:
         return self.evaluate(points, theta, jacobian=True)[1]
 
@@ -148,8 +161,9 @@ class ShapeFunction:
         normal = np.empty((n, 3))
         dsdp = np.empty((n, 4) if want_param_derivs else (1, 4))
         ptab = tab.param_derivs_np if want_param_derivs else np.zeros((1, 28))
+        ts = np.empty((n, 2))
         closest_points(np.ascontiguousarray(y, dtype=np.float64), tab.values_np, tab.tau0, tab.step,
                        G.TAU_MIN + 1e-4, G.TAU_MAX - 1e-4, G.THETA_MAX, G.CAP_BASE, G.CAP_APEX,
                        tab.orientation, self.newton_steps, self.second_turn_margin, self.far_mm, self.axis_radius,
-                       ptab, sdf, normal, dsdp)
-        return sdf, normal, dsdp
+                       ptab, sdf, normal, dsdp, ts)
+        return sdf, normal, dsdp, ts
