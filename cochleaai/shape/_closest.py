@@ -21,7 +21,7 @@ SCAN_COS = np.cos(SCAN_ANGLE)
 SCAN_SIN = np.sin(SCAN_ANGLE)
 N_AXIS_DIRECTIONS = 8  # polar directions tried for points close to the modiolar axis
 MAX_CANDIDATES = 3     # starting turns refined by Newton per point (fewer when clearly worse)
-WALL_MARGIN = 0.4      # mm: also refine the second-nearest wall of a cross-section when this close
+WALL_SLACK = 0.15      # mm: the other wall of a cross-section is refined if its scan value is this close
 CHUNK = 512            # points per parallel work item (scratch arrays are allocated per chunk)
 
 
@@ -148,7 +148,7 @@ def _newton(table, tau0, step, tau_lo, tau_hi, rho, psi, w, tau, s, max_steps, F
 
 @njit(cache=True, parallel=True)
 def closest_points(points, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base, cap_apex,
-                   orientation, max_steps, second_margin, far_mm, axis_radius, param_table,
+                   orientation, max_steps, second_margin, axis_radius, param_table,
                    out_sdf, out_normal, out_dsdp, out_ts):
     """Signed distance (positive inside), outward normal, closest (tau, s) and, when ``param_table`` has
     rows, the derivative of the signed distance w.r.t. the 4 deformable parameters
@@ -163,13 +163,13 @@ def closest_points(points, table, tau0, step, tau_lo, tau_hi, theta_max, cap_bas
         top = np.empty(MAX_CANDIDATES, dtype=np.int64)
         for p in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base, cap_apex,
-                       orientation, max_steps, second_margin, far_mm, axis_radius, param_table,
+                       orientation, max_steps, second_margin, axis_radius, param_table,
                        out_sdf, out_normal, out_dsdp, out_ts, F, scan, cand_tau, cand_score, top)
 
 
 @njit(cache=True)
 def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base, cap_apex,
-               orientation, max_steps, second_margin, far_mm, axis_radius, param_table,
+               orientation, max_steps, second_margin, axis_radius, param_table,
                out_sdf, out_normal, out_dsdp, out_ts, F, scan, cand_tau, cand_score, top):
     if True:
         x = points[p, 0]
@@ -211,16 +211,13 @@ def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base
                 if not taken and (bi < 0 or cand_score[m] < cand_score[bi]):
                     bi = m
             top[ci] = bi
-        best_score = cand_score[top[0]]
-        n_cand = 1
-        for ci in range(1, n_top):
-            sc = cand_score[top[ci]]
-            if sc - best_score < second_margin and sc < far_mm:
-                n_cand += 1
         best_f = 1e30
         best_t = 0.0
         best_s = 0.0
-        for ci in range(n_cand):
+        for ci in range(n_top):
+            # another turn is refined only if its estimate could beat the best distance so far
+            if ci > 0 and cand_score[top[ci]] > math.sqrt(best_f) + second_margin:
+                break
             t = cand_tau[top[ci]]
             # start away from a cap pole, where the cross-section angle is undefined
             t = min(max(t, tau_lo + 0.5), tau_hi - 0.5)
@@ -242,8 +239,9 @@ def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base
                         m1 = m
                     elif m2 < 0 or fm < scan[m2]:
                         m2 = m
-            n_start = 2 if (m2 >= 0 and math.sqrt(scan[m2]) - math.sqrt(scan[m1]) < WALL_MARGIN) else 1
-            for start in range(n_start):
+            for start in range(2):
+                if start == 1 and (m2 < 0 or math.sqrt(scan[m2]) - WALL_SLACK > math.sqrt(best_f)):
+                    break
                 s0 = SCAN_ANGLE[m1] if start == 0 else SCAN_ANGLE[m2]
                 tt, ss, f = _newton(table, tau0, step, tau_lo, tau_hi, rho, psi, w, t, s0, max_steps, F)
                 if f < best_f:

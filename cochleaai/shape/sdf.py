@@ -83,11 +83,10 @@ class ShapeFunction:
     deformable shapes are cached, so changing only the pose costs no rebuild.
     """
 
-    def __init__(self, newton_steps: int = 30, second_turn_margin: float = 0.6, far_mm: float = 3.0,
+    def __init__(self, newton_steps: int = 30, second_turn_margin: float = 0.4,
                  axis_radius: float = 1.5, cache_size: int = 8):
         self.axis_radius = axis_radius
         self.newton_steps = newton_steps
-        self.far_mm = far_mm
         self.second_turn_margin = second_turn_margin
         self._cache: "OrderedDict[tuple, TubeTable]" = OrderedDict()
         self._cache_size = cache_size
@@ -164,6 +163,6 @@ class ShapeFunction:
         ts = np.empty((n, 2))
         closest_points(np.ascontiguousarray(y, dtype=np.float64), tab.values_np, tab.tau0, tab.step,
                        G.TAU_MIN + 1e-4, G.TAU_MAX - 1e-4, G.THETA_MAX, G.CAP_BASE, G.CAP_APEX,
-                       tab.orientation, self.newton_steps, self.second_turn_margin, self.far_mm, self.axis_radius,
+                       tab.orientation, self.newton_steps, self.second_turn_margin, self.axis_radius,
                        ptab, sdf, normal, dsdp, ts)
         return sdf, normal, dsdp, ts

@@ -1,0 +1,62 @@
+"""Benchmarks: ``python -m cochleaai bench <name> --json FILE [--quick] [--seed N]``.
+
+Each benchmark returns a flat dict of figures (numbers, strings, small mappings).
+Timings are medians of repeated runs, and every comparison runs side by side in the
+same process, because shared machines are noisy: quote ratios.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, Dict
+
+import numpy as np
+
+
+def _sdf(**kw):
+    from .sdf import run
+
+    return run(**kw)
+
+
+#: name -> (function(quick, seed, progress, out_dir) -> dict, one-line description)
+BENCHMARKS: Dict[str, tuple] = {
+    "sdf": (_sdf, "cochlea shape function and Jacobian vs vtkImplicitPolyDataDistance on a fine mesh"),
+}
+
+
+def median_time(fn: Callable, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time (s) of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def format_table(name: str, figures: dict) -> str:
+    width = max(len(k) for k in figures) if figures else 10
+    lines = [f"benchmark: {name}", "-" * (width + 24)]
+    for k, v in figures.items():
+        if isinstance(v, float):
+            v = f"{v:.6g}"
+        elif isinstance(v, dict):
+            v = ", ".join(f"{a}={b:.6g}" if isinstance(b, float) else f"{a}={b}" for a, b in v.items())
+        lines.append(f"{k:<{width}}  {v}")
+    return "\n".join(lines)
+
+
+def write_json(path, name: str, figures: dict) -> Path:
+    import platform
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"benchmark": name, "figures": figures,
+              "machine": {"python": platform.python_version(), "processor": platform.machine(),
+                          "cpus": __import__("os").cpu_count()}}
+    path.write_text(json.dumps(record, indent=2, default=float))
+    return path

@@ -1,0 +1,152 @@
+"""Command line: ``python -m cochleaai <command>`` (also installed as ``cochleaai``).
+
+Every command has ``--help``. Long commands draw a progress bar on stderr; Ctrl-C stops
+them cleanly. Errors the user can fix print one sentence and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CochleaAIError
+from .progress import Cancelled, tqdm_progress
+
+
+def _cmd_phantom(args) -> int:
+    from .phantom import make_phantom
+
+    with tqdm_progress("phantom", disable=args.quiet) as progress:
+        phantom = make_phantom(seed=args.seed, fov=args.fov, progress=progress)
+        files = phantom.save(args.out)
+    if not args.quiet:
+        print(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
+    return 0
+
+
+def _cmd_shape(args) -> int:
+    from . import io
+    from .shape import CochleaModel, PARAM_NAMES, default_params
+
+    theta = default_params()
+    for k, name in enumerate(PARAM_NAMES):
+        value = getattr(args, name)
+        if value is not None:
+            theta[k] = value
+    model = CochleaModel(theta)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    import vtk
+
+    writer = vtk.vtkPolyDataWriter()
+    writer.SetFileName(str(out / "cochlea_shape.vtk"))
+    # Slicer reads the coordinate system of a .vtk model from its header comment
+    writer.SetHeader("SPACE=LPS")
+    writer.SetInputData(model.mesh(args.edge))
+    writer.Write()
+    n = 90
+    io.write_markups_json(out / "scala_tympani_centerline.mrk.json",
+                          io.Markups(model.scala_tympani_centerline(n),
+                                     [f"{d:.0f} deg" for d in model.centerline_angles(n)],
+                                     kind="curve", name="Scala tympani centerline"))
+    lm = model.landmarks()
+    io.write_markups_json(out / "landmarks.mrk.json",
+                          io.Markups(np.stack(list(lm.values())), list(lm), name="Cochlea landmarks"))
+    summary = {"parameters": model.as_dict(),
+               "cochlear_duct_length_mm": model.duct_length(),
+               "scala_tympani_length_mm": model.duct_length("scala_tympani"),
+               "turns": model.turns,
+               "extent_mm": model.extent_mm().round(3).tolist()}
+    (out / "shape.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from . import bench
+
+    fn, _ = bench.BENCHMARKS[args.name]
+    with tqdm_progress(f"bench {args.name}", disable=args.quiet) as progress:
+        figures = fn(quick=args.quick, seed=args.seed, progress=progress, out_dir=args.out_dir)
+    print(bench.format_table(args.name, figures))
+    if args.json:
+        print(f"figures written to {bench.write_json(args.json, args.name, figures)}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run
+
+    with tqdm_progress("demo", disable=args.quiet) as progress:
+        summary = run(args.out, seed=args.seed, fov=args.fov, progress=progress)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .bench import BENCHMARKS
+
+    parser = argparse.ArgumentParser(prog="cochleaai", description="CochleaAI: generative learning for inner-ear CT.")
+    parser.add_argument("--version", action="version", version=f"cochleaai {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+
+    p = sub.add_parser("phantom", help="write a synthetic temporal-bone CT with its ground truth",
+                       description="Write ct.nrrd (int16 HU), labels.seg.nrrd, landmarks.mrk.json and truth.json.")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--fov", choices=("roi", "temporal"), default="roi",
+                   help="roi: 60x50x50 voxels at 0.2 mm around the cochlea; temporal: a wide field of view")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_phantom)
+
+    from .shape import PARAM_NAMES
+
+    p = sub.add_parser("shape", help="write the cochlea shape model surface, centreline and measures",
+                       description="Write cochlea_shape.vtk (LPS), scala_tympani_centerline.mrk.json, "
+                                   "landmarks.mrk.json and shape.json for given parameters "
+                                   "(default: the thesis initial shape at the origin).")
+    for name in PARAM_NAMES:
+        p.add_argument(f"--{name}", type=float, default=None)
+    p.add_argument("--edge", type=float, default=0.15, help="mesh edge length in mm (default 0.15)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_cmd_shape)
+
+    p = sub.add_parser("bench", help="run a benchmark and print its figures",
+                       description="Benchmarks: " + "; ".join(f"{k}: {v[1]}" for k, v in BENCHMARKS.items()))
+    p.add_argument("name", choices=sorted(BENCHMARKS))
+    p.add_argument("--json", help="write the figures to this JSON file")
+    p.add_argument("--quick", action="store_true", help="a shorter run (fewer repeats / samples)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", default=None, help="folder for pictures the benchmark draws")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("demo", help="the main job on the built-in phantom (make demo)",
+                       description="Generate a phantom, load it into a real MRML scene, save the scene "
+                                   "and a PNG of orthogonal slices with label contours.")
+    p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fov", choices=("roi", "temporal"), default="temporal")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CochleaAIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (Cancelled, KeyboardInterrupt):
+        print("cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The main job on the built-in phantom: ``python -m cochleaai demo`` (and ``make demo``).
+
+Generates a synthetic temporal-bone CT with its ground truth, loads it into a real MRML
+scene (CT volume, segmentation with named segments, landmark point list, the true shape
+surface as a model, the scala tympani centreline as a curve labelled in degrees, a table
+of the true shape parameters and measures), saves the scene and a PNG of three
+orthogonal slices with the label contours, and prints a summary. Later methods add
+their steps here.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .progress import Progress
+
+
+def slice_figure(phantom, path, title: str = "") -> Path:
+    """PNG with axial, coronal and sagittal slices through the cochlea and label contours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ct = phantom.ct
+    centre = phantom.model.landmarks()["center"]
+    cochlea = phantom.mask("Cochlea")
+    if cochlea.any():                      # cut through the middle of the cochlea itself
+        k, j, i = np.argwhere(cochlea).mean(0)
+    else:
+        i, j, k = ct.physical_to_index(centre)
+    i, j, k = (int(round(v)) for v in (i, j, k))
+    i, j, k = (int(np.clip(v, 0, n - 1)) for v, n in zip((i, j, k), ct.size))
+    sp = ct.spacing
+    views = [("axial (k=%d)" % k, lambda a: a[k], (sp[0], sp[1])),
+             ("coronal (j=%d)" % j, lambda a: a[:, j], (sp[0], sp[2])),
+             ("sagittal (i=%d)" % i, lambda a: a[:, :, i], (sp[1], sp[2]))]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.4))
+    for ax, (name, cut, (dx, dy)) in zip(axes, views):
+        img = cut(ct.array).astype(float)
+        extent = (0, img.shape[1] * dx, img.shape[0] * dy, 0)
+        ax.imshow(img, cmap="gray", vmin=-1000, vmax=2500, extent=extent, interpolation="nearest")
+        for seg, mask in phantom.segments:
+            m = cut(mask).astype(float)
+            if m.any():
+                ax.contour(np.linspace(0, extent[1], m.shape[1], endpoint=False) + dx / 2,
+                           np.linspace(0, extent[2], m.shape[0], endpoint=False) + dy / 2,
+                           m, levels=[0.5], colors=[seg.color], linewidths=1.0)
+        ax.set_title(name)
+        ax.set_xlabel("mm")
+    handles = [plt.Line2D([], [], color=s.color, label=s.name) for s, m in phantom.segments if m.any()]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run(out_dir="demo-output", seed: int = 0, fov: str = "temporal", progress=None) -> dict:
+    """Run the demo; returns a summary dict (also printed by the CLI)."""
+    from . import io, mrml
+    from .phantom import make_phantom
+
+    p = Progress.wrap(progress)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    phantom = make_phantom(seed=seed, fov=fov, progress=p.stage(0.0, 0.5))
+    t_phantom = time.perf_counter() - t0
+    files = phantom.save(out / "phantom")
+
+    p(0.55, "loading the phantom into an MRML scene")
+    scene = mrml.new_scene()
+    nodes = mrml.add_phantom_to_scene(scene, phantom, prefix="Phantom")
+    model = phantom.model
+    mrml.model_from_polydata(scene, model.mesh(edge_mm=0.15), "Cochlea shape (truth)",
+                             color=(0.95, 0.75, 0.3))
+    n = 60
+    st = model.scala_tympani_centerline(n)
+    degrees = model.centerline_angles(n)
+    labels = [f"{d:.0f} deg" for d in degrees]
+    mrml.markups_from_points(scene, io.Markups(st, labels, kind="curve", name="Scala tympani centerline"))
+    measures = {"cochlear duct length (centerline, mm)": model.duct_length(),
+                "scala tympani length (mm)": model.duct_length("scala_tympani"),
+                "turns": model.turns}
+    table = dict(model.as_dict())
+    table.update(measures)
+    mrml.table_from_dict(scene, {k: float(v) for k, v in table.items()}, "Cochlea shape (truth)")
+
+    p(0.75, "saving the scene")
+    scene_file = mrml.save_scene(scene, out / "scene", name="CochleaAI-demo")
+    p(0.9, "drawing the slices")
+    png = slice_figure(phantom, out / "phantom_slices.png",
+                       title=f"CochleaAI phantom (seed {seed}, {fov} field of view)")
+    p(1.0, "done")
+    voxels = {seg.name: int(mask.sum()) for seg, mask in phantom.segments}
+    return {
+        "phantom": {k: str(v) for k, v in files.items()},
+        "scene": str(scene_file),
+        "png": str(png),
+        "ct": repr(phantom.ct),
+        "phantom_seconds": round(t_phantom, 2),
+        "segment_voxels": voxels,
+        "landmarks_lps": {lab: np.round(pt, 2).tolist()
+                          for lab, pt in zip(phantom.landmarks.labels, phantom.landmarks.points)},
+        "shape": {k: round(v, 4) for k, v in model.as_dict().items()},
+        "measures": {k: round(float(v), 3) for k, v in measures.items()},
+        "nodes_in_scene": int(scene.GetNumberOfNodes()),
+        "mrml_nodes": {k: v.GetName() for k, v in nodes.items()},
+    }
