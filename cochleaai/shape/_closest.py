@@ -22,6 +22,9 @@ SCAN_SIN = np.sin(SCAN_ANGLE)
 N_AXIS_DIRECTIONS = 8  # polar directions tried for points close to the modiolar axis
 MAX_CANDIDATES = 3     # starting turns refined by Newton per point (fewer when clearly worse)
 WALL_SLACK = 0.15      # mm: the other wall of a cross-section is refined if its scan value is this close
+N_CAP_SCAN = 6         # positions along a cap tried to start Newton there
+CAP_SCORE_BONUS = 0.0  # mm subtracted from the distance estimate of the two end caps
+FAR_MM = 2.5           # beyond this distance one turn is refined, not all plausible ones
 CHUNK = 512            # points per parallel work item (scratch arrays are allocated per chunk)
 
 
@@ -57,16 +60,6 @@ def _row0(table, tau0, step, tau, out):
         out[i] = table[j, i] + d * (table[j, 7 + i] + 0.5 * d * table[j, 14 + i])
 
 
-@njit(cache=True, inline="always")
-def _value(F, s, rho, psi, w):
-    cs = math.cos(s)
-    sn = math.sin(s)
-    R = F[1] + F[3] * cs + F[4] * sn
-    Z = F[2] + F[5] * cs + F[6] * sn
-    wz = w - Z
-    return rho * rho + R * R - 2.0 * rho * R * math.cos(F[0] - psi) + wz * wz
-
-
 @njit(cache=True)
 def _theta_to_tau(theta, theta_max, cap_base, cap_apex):
     if theta < 0.0:
@@ -76,17 +69,28 @@ def _theta_to_tau(theta, theta_max, cap_base, cap_apex):
     return theta
 
 
+@njit(cache=True, inline="always")
+def _value_trig(F, cs, sn, cd, rho, w):
+    """Squared distance with cos/sin of s and cos of (theta - psi) given."""
+    R = F[1] + F[3] * cs + F[4] * sn
+    wz = w - (F[2] + F[5] * cs + F[6] * sn)
+    return rho * rho + R * R - 2.0 * rho * R * cd + wz * wz
+
+
 @njit(cache=True)
 def _newton(table, tau0, step, tau_lo, tau_hi, rho, psi, w, tau, s, max_steps, F):
-    """Minimise the squared distance from (tau, s); returns (tau, s, f)."""
+    """Minimise the squared distance from (tau, s); returns (tau, s, f).
+
+    Newton steps on the 2x2 Hessian (shifted to be positive definite) with backtracking.
+    On return F holds the table row at the returned tau.
+    """
     _row(table, tau0, step, tau, F)
-    f = _value(F, s, rho, psi, w)
+    cs = math.cos(s)
+    sn = math.sin(s)
+    cd = math.cos(F[0] - psi)
+    f = _value_trig(F, cs, sn, cd, rho, w)
     for _ in range(max_steps):
-        cs = math.cos(s)
-        sn = math.sin(s)
-        dl = F[0] - psi
-        cd = math.cos(dl)
-        sd = math.sin(dl)
+        sd = math.sin(F[0] - psi)
         xi = F[3] * cs + F[4] * sn
         eta = F[5] * cs + F[6] * sn
         R = F[1] + xi
@@ -123,13 +127,19 @@ def _newton(table, tau0, step, tau_lo, tau_hi, rho, psi, w, tau, s, max_steps, F
         d_s = -(-h_ts * g_t + a * g_s) / det
         d_tau = min(max(d_tau, -0.3), 0.3)
         d_s = min(max(d_s, -0.8), 0.8)
+        # converged when the predicted decrease of the squared distance is negligible
+        if -(g_t * d_tau + g_s * d_s) <= 1e-14 + 1e-11 * f:
+            break
         lam = 1.0
         accepted = False
         for _ in range(6):
             t_new = min(max(tau + lam * d_tau, tau_lo), tau_hi)
             s_new = s + lam * d_s
             _row(table, tau0, step, t_new, F)
-            f_new = _value(F, s_new, rho, psi, w)
+            cs_new = math.cos(s_new)
+            sn_new = math.sin(s_new)
+            cd_new = math.cos(F[0] - psi)
+            f_new = _value_trig(F, cs_new, sn_new, cd_new, rho, w)
             if f_new <= f * (1.0 + 1e-12) + 1e-18:
                 accepted = True
                 break
@@ -141,9 +151,48 @@ def _newton(table, tau0, step, tau_lo, tau_hi, rho, psi, w, tau, s, max_steps, F
         tau = t_new
         s = s_new
         f = f_new
-        if moved < 1e-7:
+        cs = cs_new
+        sn = sn_new
+        cd = cd_new
+        if moved < 1e-3:
             break
     return tau, s, f
+
+
+@njit(cache=True, inline="always")
+def _foot(F, s, x, y, w, orientation):
+    """Signed distance (positive inside) and outward unit normal at the surface point (F, s)."""
+    cs = math.cos(s)
+    sn = math.sin(s)
+    ct = math.cos(F[0])
+    st = math.sin(F[0])
+    R = F[1] + F[3] * cs + F[4] * sn
+    Z = F[2] + F[5] * cs + F[6] * sn
+    R_t = F[8] + F[10] * cs + F[11] * sn
+    Z_t = F[9] + F[12] * cs + F[13] * sn
+    R_s = -F[3] * sn + F[4] * cs
+    Z_s = -F[5] * sn + F[6] * cs
+    tx = R_t * ct - R * st * F[7]
+    ty = R_t * st + R * ct * F[7]
+    tz = Z_t
+    ux = R_s * ct
+    uy = R_s * st
+    uz = Z_s
+    nx = orientation * (ty * uz - tz * uy)
+    ny = orientation * (tz * ux - tx * uz)
+    nz = orientation * (tx * uy - ty * ux)
+    nn = math.sqrt(nx * nx + ny * ny + nz * nz)
+    if nn > 0.0:
+        nx /= nn
+        ny /= nn
+        nz /= nn
+    ex = x - R * ct
+    ey = y - R * st
+    ez = w - Z
+    dist = math.sqrt(ex * ex + ey * ey + ez * ez)
+    if ex * nx + ey * ny + ez * nz < 0.0:
+        return dist, nx, ny, nz, ct, st, cs, sn
+    return -dist, nx, ny, nz, ct, st, cs, sn
 
 
 @njit(cache=True, parallel=True)
@@ -199,6 +248,9 @@ def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base
             semi = 0.5 * (math.sqrt(F[3] ** 2 + F[5] ** 2) + math.sqrt(F[4] ** 2 + F[6] ** 2))
             cand_tau[m] = t
             cand_score[m] = dist - semi
+            if m >= n_dir * 4:
+                # a cap reaches beyond its middle section: make it a candidate whenever plausible
+                cand_score[m] -= CAP_SCORE_BONUS
         # the best few candidates, in order (a partial selection sort)
         n_top = min(MAX_CANDIDATES, n_try)
         for ci in range(n_top):
@@ -216,11 +268,32 @@ def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base
         best_s = 0.0
         for ci in range(n_top):
             # another turn is refined only if its estimate could beat the best distance so far
-            if ci > 0 and cand_score[top[ci]] > math.sqrt(best_f) + second_margin:
+            if ci > 0 and (cand_score[top[ci]] > math.sqrt(best_f) + second_margin
+                           or best_f > FAR_MM * FAR_MM):
                 break
             t = cand_tau[top[ci]]
-            # start away from a cap pole, where the cross-section angle is undefined
-            t = min(max(t, tau_lo + 0.5), tau_hi - 0.5)
+            if top[ci] >= n_dir * 4:
+                # an end cap: its end wall and side walls meet at different tau, so pick
+                # the start tau by scanning along the cap as well as around it
+                base_cap = t < 0.0
+                best_scan = 1e30
+                t_best = t
+                for q in range(N_CAP_SCAN):
+                    om = (0.5 + q) * (0.5 * math.pi / N_CAP_SCAN)
+                    tq = -om if base_cap else theta_max + om
+                    _row0(table, tau0, step, tq, F)
+                    cdq = math.cos(F[0] - psi)
+                    for m in range(N_SCAN):
+                        R = F[1] + F[3] * SCAN_COS[m] + F[4] * SCAN_SIN[m]
+                        wz = w - (F[2] + F[5] * SCAN_COS[m] + F[6] * SCAN_SIN[m])
+                        fq = rho * rho + R * R - 2.0 * rho * R * cdq + wz * wz
+                        if fq < best_scan:
+                            best_scan = fq
+                            t_best = tq
+                t = t_best
+            else:
+                # start away from a cap pole, where the cross-section angle is undefined
+                t = min(max(t, tau_lo + 0.5), tau_hi - 0.5)
             _row(table, tau0, step, t, F)
             # start angles: the two lowest local minima of a scan around the ellipse
             # (a point deep inside the duct has one towards each wall)
@@ -240,7 +313,8 @@ def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base
                     elif m2 < 0 or fm < scan[m2]:
                         m2 = m
             for start in range(2):
-                if start == 1 and (m2 < 0 or math.sqrt(scan[m2]) - WALL_SLACK > math.sqrt(best_f)):
+                if start == 1 and (m2 < 0 or math.sqrt(scan[m2]) - WALL_SLACK > math.sqrt(best_f)
+                                   or best_f > FAR_MM * FAR_MM):
                     break
                 s0 = SCAN_ANGLE[m1] if start == 0 else SCAN_ANGLE[m2]
                 tt, ss, f = _newton(table, tau0, step, tau_lo, tau_hi, rho, psi, w, t, s0, max_steps, F)
@@ -248,38 +322,10 @@ def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base
                     best_f = f
                     best_t = tt
                     best_s = ss
-        # final surface point, tangents and outward normal
+        # final surface point, outward normal and signed distance
         _row(table, tau0, step, best_t, F)
-        cs = math.cos(best_s)
-        sn = math.sin(best_s)
-        ct = math.cos(F[0])
-        st = math.sin(F[0])
-        R = F[1] + F[3] * cs + F[4] * sn
-        Z = F[2] + F[5] * cs + F[6] * sn
-        R_t = F[8] + F[10] * cs + F[11] * sn
-        Z_t = F[9] + F[12] * cs + F[13] * sn
-        R_s = -F[3] * sn + F[4] * cs
-        Z_s = -F[5] * sn + F[6] * cs
-        tx = R_t * ct - R * st * F[7]
-        ty = R_t * st + R * ct * F[7]
-        tz = Z_t
-        ux = R_s * ct
-        uy = R_s * st
-        uz = Z_s
-        nx = orientation * (ty * uz - tz * uy)
-        ny = orientation * (tz * ux - tx * uz)
-        nz = orientation * (tx * uy - ty * ux)
-        nn = math.sqrt(nx * nx + ny * ny + nz * nz)
-        if nn > 0.0:
-            nx /= nn
-            ny /= nn
-            nz /= nn
-        ex = x - R * ct
-        ey = y - R * st
-        ez = w - Z
-        dist = math.sqrt(ex * ex + ey * ey + ez * ez)
-        inside = ex * nx + ey * ny + ez * nz < 0.0
-        out_sdf[p] = dist if inside else -dist
+        sdf, nx, ny, nz, ct, st, cs, sn = _foot(F, best_s, x, y, w, orientation)
+        out_sdf[p] = sdf
         out_normal[p, 0] = nx
         out_normal[p, 1] = ny
         out_normal[p, 2] = nz

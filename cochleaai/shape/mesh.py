@@ -29,7 +29,7 @@ def surface_arrays(theta, edge_mm: float = 0.2):
     """Vertices (V, 3) in image LPS mm and triangles (T, 3), outward-oriented, closed."""
     theta = np.asarray(theta, dtype=float)
     d = torch.as_tensor(theta[DEFORMABLE], dtype=torch.float64)
-    spacing = edge_mm / math.sqrt(2.0)                       # quad diagonals stay <= edge_mm
+    spacing = edge_mm / 1.5                                  # quad diagonals stay <= edge_mm
     taus = _tau_samples(d, spacing)[1:-1]                    # poles added separately
     sec = G.tube_functions(torch.as_tensor(taus), d).numpy()
     half_axes = np.hypot(sec[:, 3:5], sec[:, 5:7]).max()
