@@ -25,6 +25,7 @@ parameters come from automatic differentiation.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -54,6 +55,18 @@ CAP_APEX = 0.6                    # extra polar angle of the rounded apical cap 
 # Tube parameter tau: [-pi/2, 0] basal cap, [0, theta_max] duct, [theta_max, theta_max + pi/2] apical cap.
 TAU_MIN = -math.pi / 2.0
 TAU_MAX = THETA_MAX + math.pi / 2.0
+
+
+@contextmanager
+def single_threaded_torch():
+    """Run torch on one thread: the 1D geometry arrays are small, and a multi-threaded torch
+    op waits for every worker, which costs milliseconds per op when a core is busy."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _as_t(p):

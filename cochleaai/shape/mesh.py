@@ -27,6 +27,11 @@ def _tau_samples(deformable: torch.Tensor, edge_mm: float) -> np.ndarray:
 
 def surface_arrays(theta, edge_mm: float = 0.2):
     """Vertices (V, 3) in image LPS mm and triangles (T, 3), outward-oriented, closed."""
+    with G.single_threaded_torch():
+        return _surface_arrays(theta, edge_mm)
+
+
+def _surface_arrays(theta, edge_mm: float):
     theta = np.asarray(theta, dtype=float)
     d = torch.as_tensor(theta[DEFORMABLE], dtype=torch.float64)
     spacing = edge_mm / 1.5                                  # quad diagonals stay <= edge_mm

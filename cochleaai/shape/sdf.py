@@ -32,21 +32,43 @@ from . import geometry as G
 from .params import DEFORMABLE, ROTATION, TRANSLATION
 from .rotation import rotation_matrix, rotation_matrix_derivatives
 
-TABLE_STEP = 0.002  # rad of tau between table rows
+TABLE_STEP = 0.004  # rad of tau between table rows (second-order Taylor steps in between)
 
 
 @dataclass
 class TubeTable:
     """Tabulated 1D geometry of one deformable shape."""
 
+    deformable: Tuple[float, float, float, float]
     tau0: float
     step: float
     values_np: np.ndarray       # (rows, 21): F, dF/dtau, d2F/dtau2 (7 columns each)
-    param_derivs_np: Optional[np.ndarray]  # (rows, 28): dF_i/dp_q in column 4 i + q
     orientation: float          # +1 if dS/dtau x dS/ds points outward
+    _param_derivs: Optional[np.ndarray] = None
+
+    @property
+    def taus(self) -> torch.Tensor:
+        n = self.values_np.shape[0]
+        return torch.linspace(self.tau0, self.tau0 + (n - 1) * self.step, n, dtype=torch.float64)
+
+    @property
+    def param_derivs_np(self) -> np.ndarray:
+        """(rows, 28): dF_i/dp_q in column 4 i + q, by forward-mode AD (built on first use)."""
+        if self._param_derivs is None:
+            d = torch.as_tensor(self.deformable, dtype=torch.float64)
+            tau = self.taus
+            with G.single_threaded_torch():
+                jac = jacfwd(lambda p: G.tube_functions(tau, p))(d)
+            self._param_derivs = np.ascontiguousarray(jac.numpy().reshape(len(tau), 28))
+        return self._param_derivs
 
 
-def build_table(deformable, with_param_derivs: bool = True, step: float = TABLE_STEP) -> TubeTable:
+def build_table(deformable, step: float = TABLE_STEP) -> TubeTable:
+    with G.single_threaded_torch():
+        return _build_table(deformable, step)
+
+
+def _build_table(deformable, step: float) -> TubeTable:
     d = torch.as_tensor(np.asarray(deformable, dtype=float), dtype=torch.float64)
     n = int(math.ceil((G.TAU_MAX - G.TAU_MIN) / step)) + 1
     tau = torch.linspace(G.TAU_MIN, G.TAU_MIN + (n - 1) * step, n, dtype=torch.float64)
@@ -61,19 +83,17 @@ def build_table(deformable, with_param_derivs: bool = True, step: float = TABLE_
     F, F1 = jvp(f, (tau,), (ones,))
     F2 = jvp(f_t, (tau,), (ones,))[1]
     values = torch.cat([F, F1, F2], dim=1)
-    dp = None
-    if with_param_derivs:
-        dp = np.ascontiguousarray(jacfwd(lambda p: G.tube_functions(tau, p))(d).numpy().reshape(n, 28))
-    # orientation of (dS/dtau x dS/ds) at a mid-duct point, where (S - C) points outward
+    # orientation of (dS/dtau x dS/ds) at a mid-duct point, where S - centreline points outward
     tm = torch.tensor([5.0], dtype=torch.float64)
     sm = torch.tensor([0.3], dtype=torch.float64)
+    one = torch.ones(1, dtype=torch.float64)
     S = G.surface_points(tm, sm, d)
-    St = jvp(lambda t: G.surface_points(t, sm, d), (tm,), (torch.ones(1, dtype=torch.float64),))[1]
-    Ss = jvp(lambda s: G.surface_points(tm, s, d), (sm,), (torch.ones(1, dtype=torch.float64),))[1]
-    C = G.surface_points(tm, sm, d) - (S - G.centerline_points(tm, d))
-    nrm = torch.linalg.cross(St, Ss)
-    orientation = 1.0 if float((nrm * (S - C)).sum()) > 0 else -1.0
-    return TubeTable(G.TAU_MIN, step, np.ascontiguousarray(values.numpy()), dp, orientation)
+    St = jvp(lambda t: G.surface_points(t, sm, d), (tm,), (one,))[1]
+    Ss = jvp(lambda s: G.surface_points(tm, s, d), (sm,), (one,))[1]
+    outward = S - G.centerline_points(tm, d)
+    orientation = 1.0 if float((torch.linalg.cross(St, Ss) * outward).sum()) > 0 else -1.0
+    return TubeTable(tuple(float(v) for v in d), G.TAU_MIN, step,
+                     np.ascontiguousarray(values.numpy()), orientation)
 
 
 class ShapeFunction:
