@@ -42,7 +42,8 @@ def slice_figure(phantom, path, title: str = "") -> Path:
         img = cut(ct.array).astype(float)
         extent = (0, img.shape[1] * dx, img.shape[0] * dy, 0)
         ax.imshow(img, cmap="gray", vmin=-1000, vmax=2500, extent=extent, interpolation="nearest")
-        for seg, mask in phantom.segments:
+        # the enclosing structures first, so that the cochlea and its scalae stay on top
+        for seg, mask in sorted(phantom.segments, key=lambda sm: -int(sm[1].sum())):
             m = cut(mask).astype(float)
             if m.any():
                 ax.contour(np.linspace(0, extent[1], m.shape[1], endpoint=False) + dx / 2,
@@ -53,7 +54,7 @@ def slice_figure(phantom, path, title: str = "") -> Path:
     handles = [plt.Line2D([], [], color=s.color, label=s.name) for s, m in phantom.segments if m.any()]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
