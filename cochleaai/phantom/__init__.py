@@ -36,7 +36,10 @@ internal auditory canal content            30 +- 10
 Image formation
 ---------------
 Partial-volume coverage of every structure as on a 4x finer grid (supersampling only the
-voxels within half a voxel diagonal of a boundary), layers painted in the order bone,
+voxels within half a voxel diagonal of a boundary, with the exact signed distances; the
+outer surface of the otic capsule is supersampled by trilinear interpolation of its
+voxel-centre distance, and far from the cochlea that distance comes from a grid twice as
+coarse), layers painted in the order bone,
 fossae, scalp, outside air, ear canal, middle ear, air cells, otic capsule, IAC, vestibule
 and canals, cochlea (fluid and partition); then a Gaussian point-spread function of FWHM
 drawn uniformly in [0.4, 0.7] mm, white Gaussian noise of sigma drawn uniformly in

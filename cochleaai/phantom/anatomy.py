@@ -28,9 +28,10 @@ middle-ear cavity (air ellipsoid about 4 x 10 x 11 mm just lateral of the capsul
 auditory canal (air cylinder, radius 3.2-3.9 mm, running laterally out of the head), mastoid
 air cells (non-overlapping air spheres of radius 0.45-2.35 mm, bony septa >= 0.25 mm, in an
 ellipsoidal region posterolateral of the inner ear, at least 0.6 mm outside the capsule),
-posterior and middle cranial fossae (soft tissue beyond two planes, medial-posterior and
-superior of the capsule), a head surface (sphere of radius 75 mm, 14-19 mm lateral of the
-capsule) under 4-7 mm of soft tissue, with air outside. The temporal bone fills the rest.
+posterior and middle cranial fossae (soft tissue beyond two planes: one across the IAC's
+medial end, facing along the IAC tilted posteriorly, one above the capsule), a head surface
+(sphere of radius 75 mm, 11-16 mm lateral of the capsule) under 4-7 mm of soft tissue, with
+air outside. The temporal bone fills the rest.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ import numpy as np
 from ..shape import CochleaModel
 from ..shape import geometry as G
 from ..shape.rotation import rotation_matrix
-from .render import torch_single_thread
+from ..shape.geometry import single_threaded_torch
 
 #: Model frame -> head frame (LPS axes of a right ear) at the reference orientation.
 #: Columns: model x -> posterior (+y), model y -> inferior (-z), model z -> lateral (-x).
@@ -116,7 +117,7 @@ def cochlea_outline(deformable, n_tau: int = 1200, n_s: int = 32) -> np.ndarray:
     """Points (N, 3) on the cochlea surface in the model frame (dense enough for boxes)."""
     import torch
 
-    with torch_single_thread():
+    with single_threaded_torch():
         tau = torch.linspace(G.TAU_MIN, G.TAU_MAX, n_tau, dtype=torch.float64)
         f = G.tube_functions(tau, torch.as_tensor(np.asarray(deformable, float))).numpy()
     s = np.linspace(0.0, 2.0 * math.pi, n_s, endpoint=False)
@@ -307,7 +308,8 @@ class Surroundings:
 
     def sdf_soft_tissue(self, points) -> np.ndarray:
         """Everything outside the bone surface (soft tissue and, further out, air)."""
-        return np.linalg.norm(self.to_head(points) - self.head_centre, axis=-1) - (self.head_radius - self.soft_tissue_mm)
+        bone_radius = self.head_radius - self.soft_tissue_mm
+        return np.linalg.norm(self.to_head(points) - self.head_centre, axis=-1) - bone_radius
 
     def sdf_outside(self, points) -> np.ndarray:
         return np.linalg.norm(self.to_head(points) - self.head_centre, axis=-1) - self.head_radius
@@ -328,7 +330,8 @@ class Surroundings:
         start, axis, length, radius = self.ear_canal
         e1 = _unit(np.cross(axis, [0.0, 0.0, 1.0] if abs(axis[2]) < 0.9 else [1.0, 0.0, 0.0]))
         e2 = np.cross(axis, e1)
-        ring = np.array([radius * (math.cos(t) * e1 + math.sin(t) * e2) for t in np.linspace(0, 2 * math.pi, 16, endpoint=False)])
+        t = np.linspace(0.0, 2.0 * math.pi, 16, endpoint=False)[:, None]
+        ring = radius * (np.cos(t) * e1 + np.sin(t) * e2)
         pts = np.vstack([start + ring, start + length * axis + ring])
         return box_of(self.to_image(pts), 0.1)
 
@@ -346,6 +349,8 @@ class Surroundings:
             "middle_ear": {"centre_mm": c.tolist(), "rotation": rot.tolist(), "semi_axes_mm": semi.tolist()},
             "ear_canal": {"start_mm": start.tolist(), "axis": axis.tolist(), "length_mm": length, "radius_mm": radius},
             "air_cells": len(self.air_cells),
+            "air_cells_lps": [self.to_image(c[:3]).tolist() + [float(c[3])] for c in self.air_cells],
+            "middle_ear_centre_lps": self.to_image(c).tolist(),
         }
 
 
@@ -359,7 +364,8 @@ def build_surroundings(ear: InnerEar, head_axes: np.ndarray, rng: np.random.Gene
     # cranial fossae beyond the capsule; the IAC (8-11 mm) opens into the posterior fossa
     start = to_head(ear.to_image(ear.iac_start))
     axis = to_head(ear.to_image(ear.iac_start + ear.IAC_AXIS)) - start
-    n_pf = _unit(MEDIAL + 0.8 * POSTERIOR)
+    # the IAC runs into the posterior surface of the petrous bone, which faces posteromedially
+    n_pf = _unit(_unit(axis) + 0.3 * POSTERIOR)
     along = float(axis @ n_pf)
     d_pf = float((lab @ n_pf).max() + T + rng.uniform(0.5, 1.5))
     if along > 0.2:

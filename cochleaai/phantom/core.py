@@ -21,7 +21,8 @@ from ..shape.rotation import rotation_matrix, rotation_vector
 from ..volume import Volume
 from . import prior
 from .anatomy import MEDIAL, R_REF, InnerEar, build_surroundings, cochlea_outline
-from .render import Grid, blur, coverage, interpolate, paint, smooth_noise, to_int16, torch_single_thread
+from ..shape.geometry import single_threaded_torch
+from .render import Grid, blur, coverage, paint, smooth_noise, to_int16
 
 PHANTOM_VERSION = "1.0"
 
@@ -50,8 +51,6 @@ BONE_TEXTURE_MM = 2.0
 PARTITION_THICKNESS_MM = 0.12
 #: Margin (mm) kept between the inner ear (with its capsule) and the temporal field's border.
 TEMPORAL_MARGIN_MM = 2.0
-
-_OUTSIDE = -1.0e3            # SDF value for "far outside" where a field is not evaluated
 
 _LABEL_ORDER = (OTIC_CAPSULE, INTERNAL_AUDITORY_CANAL, VESTIBULE_CANALS, COCHLEA, SCALA_TYMPANI, SCALA_VESTIBULI)
 
@@ -231,7 +230,7 @@ def make_phantom(seed: int = 0, fov: str = "roi", progress=None, theta=None, noi
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7)]
     r_shape, r_pose, r_anatomy, r_scene, r_intensity, r_imaging, r_noise = streams
 
-    with torch_single_thread():
+    with single_threaded_torch():
         drawn_shape, profile_class = prior.sample_shape(r_shape, return_class=True)
         deformable = drawn_shape if theta is None else theta[:4].copy()
         grid = _grid(fov)
@@ -336,7 +335,6 @@ def _render(grid: Grid, ear: InnerEar, sur, values: dict, rng: np.random.Generat
     whole(sur.sdf_cranial, values["brain"])
     whole(sur.sdf_soft_tissue, values["soft_tissue"])
     whole(sur.sdf_outside, values["air"])
-    del centres
 
     report(0.1, "Middle ear and air cells")
     for sdf, lohi in ((sur.sdf_ear_canal, sur.ear_canal_box()), (sur.sdf_middle_ear, sur.middle_ear_box())):
@@ -392,7 +390,8 @@ def _render(grid: Grid, ear: InnerEar, sur, values: dict, rng: np.random.Generat
     half_t = 0.5 * PARTITION_THICKNESS_MM
     fluid = (sdf_c > 0).astype(np.float32)
     sheet = ((sdf_c > 0) & (np.abs(part_c) < half_t)).astype(np.float32)
-    # the partition coordinate grows at most 1.3x as fast as the distance to the sheet (tilt)
+    # voxels near the wall or near the partition sheet; the partition coordinate changes by at
+    # most about 1.3 mm per mm (it is measured along the tilted minor axis of the cross-section)
     near = np.argwhere((np.abs(sdf_c) < hd) | ((sdf_c > -hd) & (np.abs(part_c) < 1.3 * hd + half_t)))
     for start in range(0, len(near), 8192):
         idx = near[start:start + 8192]

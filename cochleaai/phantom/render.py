@@ -17,7 +17,6 @@ point-spread function and white Gaussian noise is added.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
@@ -98,8 +97,8 @@ class Grid:
         return pts
 
     def subvoxel_points(self, box: Box, local_kji: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """LPS points (N, S, 3) of sub-voxel ``offsets`` ((S, 3) or (N, S, 3), in i, j, k) of the voxels at local
-        (k, j, i) indices ``local_kji`` (N, 3) of ``box``."""
+        """LPS points (N, S, 3) of sub-voxel ``offsets`` ((S, 3) or (N, S, 3), in i, j, k voxel
+        units) of the voxels at local (k, j, i) indices ``local_kji`` (N, 3) of ``box``."""
         ijk = (local_kji[:, ::-1] + np.asarray(box.lo[::-1]))[:, None, :] + offsets
         return self.origin + ijk @ self.matrix.T
 
@@ -143,8 +142,10 @@ def supersampled_fraction(evaluate, idx: np.ndarray, half_diagonal: float) -> np
     Evaluated hierarchically: the 2 x 2 x 2 half-size cells first; a cell whose centre is
     farther from the boundary than its half diagonal lies on one side entirely (the SDF is a
     distance or under-estimates one), so only the other cells are split into their 8
-    children. The result equals plain 4 x 4 x 4 sampling. ``evaluate(idx, offsets)`` returns
-    the SDF (N, S) at index offsets (S, 3) or (N, S, 3) in (i, j, k) voxel units.
+    children. For a true distance the result equals plain 4 x 4 x 4 sampling; for the
+    approximate SDFs (ellipsoids, interpolated fields) it is close.
+    ``evaluate(idx, offsets)`` returns the SDF (N, S) at index offsets (S, 3) or (N, S, 3) in
+    (i, j, k) voxel units.
     """
     o1 = subvoxel_offsets(2)
     d1 = evaluate(idx, o1)
@@ -155,14 +156,6 @@ def supersampled_fraction(evaluate, idx: np.ndarray, half_diagonal: float) -> np
         o2 = o1[si][:, None, :] + 0.5 * o1[None, :, :]
         frac[vi, si] = (evaluate(idx[vi], o2) > 0).mean(axis=1)
     return frac.mean(axis=1)
-
-
-def interpolate(field: np.ndarray, field_box: Box, grid: Grid, points: np.ndarray,
-                outside: float) -> np.ndarray:
-    """Trilinear interpolation of a voxel-centre ``field`` (on ``field_box``) at LPS points."""
-    ijk = grid.physical_to_index(points)
-    coords = np.stack([ijk[:, 2] - field_box.lo[0], ijk[:, 1] - field_box.lo[1], ijk[:, 0] - field_box.lo[2]])
-    return ndimage.map_coordinates(field, coords, order=1, mode="constant", cval=outside)
 
 
 def paint(image: np.ndarray, box: Box, fraction: np.ndarray, value) -> None:
@@ -196,20 +189,3 @@ def blur(image: np.ndarray, spacing, fwhm_mm: float) -> np.ndarray:
 
 def to_int16(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image), -32768, 32767).astype(np.int16)
-
-
-@contextlib.contextmanager
-def torch_single_thread():
-    """Run torch with one intra-op thread (its thread pool slows the small per-point
-    geometry calls of the shape model on few-core machines); restores the setting."""
-    try:
-        import torch
-    except ImportError:                                   # pragma: no cover
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
