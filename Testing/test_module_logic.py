@@ -30,24 +30,6 @@ from cochleaai.progress import Cancelled  # noqa: E402
 from cochleaai import slicer_logic  # noqa: E402
 
 
-def _missing_phantom_support() -> str:
-    """Why the real phantom cannot be built yet ('' when it can)."""
-    reasons = []
-    try:
-        from cochleaai.phantom import make_phantom  # noqa: F401
-    except ImportError as error:
-        reasons.append(f"cochleaai.phantom.make_phantom is not available ({error})")
-    try:
-        from cochleaai.mrml import add_phantom_to_scene  # noqa: F401
-    except ImportError as error:
-        reasons.append(f"cochleaai.mrml.add_phantom_to_scene is not available ({error})")
-    return "; ".join(reasons)
-
-
-_MISSING = _missing_phantom_support()
-needs_phantom = pytest.mark.skipif(bool(_MISSING), reason=f"{_MISSING} (being written concurrently)")
-
-
 @pytest.fixture
 def mrml_scene(request):
     """The shared ``scene`` fixture of conftest.py when there is one, else a fresh scene."""
@@ -185,15 +167,6 @@ def test_slicer_self_test_checks_pass_with_stand_in(mrml_scene, stand_in_phantom
     assert problems == []
 
 
-def _bridge_missing() -> str:
-    try:
-        from cochleaai.mrml import add_phantom_to_scene, new_scene  # noqa: F401
-    except ImportError as error:
-        return f"cochleaai.mrml is not complete yet ({error})"
-    return ""
-
-
-@pytest.mark.skipif(bool(_bridge_missing()), reason=_bridge_missing() or "n/a")
 def test_small_phantom_through_the_real_mrml_bridge(monkeypatch):
     """Tiny phantom arrays, real ``add_phantom_to_scene`` and a scene set up like Slicer's."""
     from cochleaai import Volume
@@ -230,7 +203,6 @@ def _cancel_at(fraction, limit):
 
 
 # ---------------------------------------------------------- with the real phantom
-@needs_phantom
 @pytest.mark.parametrize("module", MODULES)
 def test_generate_phantom_on_a_real_scene(module, mrml_scene):
     reports = []
@@ -243,13 +215,11 @@ def test_generate_phantom_on_a_real_scene(module, mrml_scene):
     assert nodes["volume"].GetAttribute(slicer_logic.SEED_ATTRIBUTE) == "5"
 
 
-@needs_phantom
 def test_real_phantom_self_test(mrml_scene):
     problems = slicer_logic.self_test_phantom_logic(logic_class("MetalArtifactReduction")(), mrml_scene)
     assert problems == []
 
 
-@needs_phantom
 def test_cancel_real_phantom_half_way(mrml_scene):
     count = mrml_scene.GetNumberOfNodes()
     calls = []

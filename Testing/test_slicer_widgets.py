@@ -13,7 +13,7 @@ import types
 import pytest
 
 from cochleaai import CochleaAIError
-from cochleaai.progress import Cancelled
+
 from cochleaai.slicer_logic import FIELDS_OF_VIEW
 from cochleaai.slicer_widgets import JobRunner, PhantomPanel
 
