@@ -160,6 +160,11 @@ def _newton(table, tau0, step, tau_lo, tau_hi, rho, psi, w, tau, s, max_steps, F
 
 
 @njit(cache=True, inline="always")
+def _lerp(table, j, a, col):
+    return (1.0 - a) * table[j, col] + a * table[j + 1, col]
+
+
+@njit(cache=True, inline="always")
 def _foot(F, s, x, y, w, orientation):
     """Signed distance (positive inside) and outward unit normal at the surface point (F, s)."""
     cs = math.cos(s)
@@ -336,9 +341,9 @@ def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base
             j = min(max(int(math.floor(x)), 0), param_table.shape[0] - 2)
             a = x - j
             for q in range(4):
-                d = [0.0] * 7
-                for i in range(7):
-                    d[i] = (1.0 - a) * param_table[j, 4 * i + q] + a * param_table[j + 1, 4 * i + q]
-                dR = d[1] + d[3] * cs + d[4] * sn
-                dZ = d[2] + d[5] * cs + d[6] * sn
+                # columns 4 i + q hold dF_i/dp_q; F_1 = r, F_2 = z, F_3..6 = M (theta has none)
+                dR = _lerp(param_table, j, a, 4 + q) + _lerp(param_table, j, a, 12 + q) * cs \
+                    + _lerp(param_table, j, a, 16 + q) * sn
+                dZ = _lerp(param_table, j, a, 8 + q) + _lerp(param_table, j, a, 20 + q) * cs \
+                    + _lerp(param_table, j, a, 24 + q) * sn
                 out_dsdp[p, q] = nx * dR * ct + ny * dR * st + nz * dZ
