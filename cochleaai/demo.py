@@ -34,20 +34,23 @@ def slice_figure(phantom, path, title: str = "") -> Path:
     i, j, k = (int(round(v)) for v in (i, j, k))
     i, j, k = (int(np.clip(v, 0, n - 1)) for v, n in zip((i, j, k), ct.size))
     sp = ct.spacing
-    views = [("axial (k=%d)" % k, lambda a: a[k], (sp[0], sp[1])),
-             ("coronal (j=%d)" % j, lambda a: a[:, j], (sp[0], sp[2])),
-             ("sagittal (i=%d)" % i, lambda a: a[:, :, i], (sp[1], sp[2]))]
+    # radiological display for an identity direction: axial with anterior up and the
+    # patient's right on the left; coronal and sagittal with superior up
+    views = [("axial (k=%d)" % k, lambda a: a[k], (sp[0], sp[1]), "upper"),
+             ("coronal (j=%d)" % j, lambda a: a[:, j], (sp[0], sp[2]), "lower"),
+             ("sagittal (i=%d)" % i, lambda a: a[:, :, i], (sp[1], sp[2]), "lower")]
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.4))
-    for ax, (name, cut, (dx, dy)) in zip(axes, views):
+    for ax, (name, cut, (dx, dy), origin) in zip(axes, views):
         img = cut(ct.array).astype(float)
-        extent = (0, img.shape[1] * dx, img.shape[0] * dy, 0)
-        ax.imshow(img, cmap="gray", vmin=-1000, vmax=2500, extent=extent, interpolation="nearest")
+        h = img.shape[0] * dy
+        extent = (0, img.shape[1] * dx, h, 0) if origin == "upper" else (0, img.shape[1] * dx, 0, h)
+        ax.imshow(img, cmap="gray", vmin=-1000, vmax=2500, extent=extent, origin=origin,
+                  interpolation="nearest")
         # the enclosing structures first, so that the cochlea and its scalae stay on top
         for seg, mask in sorted(phantom.segments, key=lambda sm: -int(sm[1].sum())):
             m = cut(mask).astype(float)
             if m.any():
-                ax.contour(np.linspace(0, extent[1], m.shape[1], endpoint=False) + dx / 2,
-                           np.linspace(0, extent[2], m.shape[0], endpoint=False) + dy / 2,
+                ax.contour(np.arange(m.shape[1]) * dx + dx / 2, np.arange(m.shape[0]) * dy + dy / 2,
                            m, levels=[0.5], colors=[seg.color], linewidths=1.0)
         ax.set_title(name)
         ax.set_xlabel("mm")

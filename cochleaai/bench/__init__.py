@@ -20,9 +20,16 @@ def _sdf(**kw):
     return run(**kw)
 
 
+def _phantom(**kw):
+    from .phantom import run
+
+    return run(**kw)
+
+
 #: name -> (function(quick, seed, progress, out_dir) -> dict, one-line description)
 BENCHMARKS: Dict[str, tuple] = {
     "sdf": (_sdf, "cochlea shape function and Jacobian vs vtkImplicitPolyDataDistance on a fine mesh"),
+    "phantom": (_phantom, "synthetic CT generation time (roi, temporal) and tissue intensities"),
 }
 
 
