@@ -25,6 +25,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m cochleaai bench sdf --json bench-output/sdf.json
+	$(PY) -m cochleaai bench phantom --json bench-output/phantom.json
 
 clean:
 	rm -rf $(VENV) demo-output bench-output .pytest_cache
