@@ -1,0 +1,76 @@
+"""Core of the logistic shape model: Student-t mixtures by EM and the EM / Gauss-Newton fit."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from cochleaai import CochleaAIError
+from cochleaai.segmentation.appearance import (StudentMixture, em_step, initial_appearance,
+                                               intensity_calibration)
+from cochleaai.segmentation.logistic import FitSettings, fit_logistic_shape
+from cochleaai.segmentation.shapes import Circle, Ellipsoid, Sphere
+
+
+def test_student_mixture_em_recovers_known_components():
+    x = np.concatenate([stats.t.rvs(4, loc=0, scale=50, size=30000, random_state=1),
+                        stats.t.rvs(10, loc=800, scale=100, size=20000, random_state=2)])
+    m = StudentMixture([0.5, 0.5], [100, 600], [200, 200], [5, 5])
+    for _ in range(60):
+        m = em_step(m, x)
+    np.testing.assert_allclose(m.weights, [0.6, 0.4], atol=0.01)
+    np.testing.assert_allclose(m.means, [0, 800], atol=5)
+    np.testing.assert_allclose(m.scales, [50, 100], rtol=0.05)
+    assert 3 < m.dofs[0] < 6 and 6 < m.dofs[1] < 16
+    # the mixture density integrates to one
+    grid = np.linspace(-3000, 4000, 70001)
+    assert np.trapezoid(np.exp(m.logpdf(grid)), grid) == pytest.approx(1.0, abs=0.01)
+
+
+def test_appearance_start_adapts_to_uncalibrated_intensities():
+    rng = np.random.default_rng(0)
+    hu = np.concatenate([rng.normal(-1000, 20, 2000), rng.normal(600, 50, 6000), rng.normal(2000, 80, 2000)])
+    assert intensity_calibration(hu) == (1.0, 0.0)
+    cbct = 0.05 * hu + 3000.0                       # an arbitrary linear grey scale
+    a, b = intensity_calibration(cbct)
+    start = initial_appearance(cbct)
+    # the fluid component starts inside the image's own range, not at 0 HU
+    assert cbct.min() < start.foreground.means[0] < cbct.max()
+    assert a == pytest.approx(0.05, rel=0.1)
+
+
+@pytest.mark.parametrize("shape, truth, start", [
+    (Sphere(), np.array([4.0, 0.6, -0.4, 0.3]), np.array([3.0, 0.0, 0.0, 0.0])),
+    (Ellipsoid(3), np.array([5.0, 3.5, 2.5, 0.5, -0.5, 0.2]), np.array([4.0, 4.0, 4.0, 0.0, 0.0, 0.0])),
+])
+def test_fit_recovers_a_known_shape(shape, truth, start):
+    rng = np.random.default_rng(0)
+    step = 0.4
+    g = np.stack(np.meshgrid(*[np.arange(-8, 8, step)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    inside = shape.evaluate(g, truth)[0] > 0
+    image = np.where(inside, 0.0, 1500.0) + rng.normal(0, 150, len(g))
+    res = fit_logistic_shape(image, g, shape, start, FitSettings(l_ref=0.3, outer_iterations=10))
+    # a binary image places the boundary within half a voxel
+    np.testing.assert_allclose(res.theta, truth, atol=step / 2)
+    assert np.all(res.std > 0) and np.all(res.std < step)
+    assert np.mean((res.posterior > 0.5) == inside) > 0.99
+
+
+def test_circle_prior_on_an_ellipse_has_an_interior_best_reference_length():
+    """Thesis 3.4.1: fitting a circle to an ellipse, the likelihood peaks at a finite l_ref."""
+    rng = np.random.default_rng(3)
+    g = np.stack(np.meshgrid(np.arange(-10, 10, 0.2), np.arange(-10, 10, 0.2), indexing="ij"), -1).reshape(-1, 2)
+    q = g / np.array([6.0, 4.0])
+    image = np.where((q * q).sum(1) < 1, 0.0, 1000.0) + rng.normal(0, 200, len(g))
+    lrefs = [0.05, 0.2, 0.6, 1.5, 4.0]
+    ll = [fit_logistic_shape(image, g, Circle(), [5.0, 0.0, 0.0],
+                             FitSettings(l_ref=l, outer_iterations=6)).log_likelihood for l in lrefs]
+    best = int(np.argmax(ll))
+    assert 0 < best < len(lrefs) - 1, ll
+
+
+def test_bad_input():
+    with pytest.raises(CochleaAIError):
+        fit_logistic_shape(np.array([np.nan, 1.0]), np.zeros((2, 3)), Sphere(), [1, 0, 0, 0])
+    with pytest.raises(CochleaAIError):
+        fit_logistic_shape(np.ones(3), np.zeros((2, 3)), Sphere(), [1, 0, 0, 0])
+    with pytest.raises(CochleaAIError):
+        fit_logistic_shape(np.ones(2), np.zeros((2, 3)), Sphere(), [1, 0, 0, 0], FitSettings(l_ref=0))

@@ -1,0 +1,132 @@
+"""Logistic shape model fitted by EM with a Gauss-Newton shape step (thesis section 3.2).
+
+Prior label probability ``mu_n = sigmoid(S(theta, x_n) / l_ref)`` from any shape function
+(:mod:`.shapes`); appearance ``p(I | Z = k)`` from Student-t mixtures (:mod:`.appearance`).
+
+* E-step: posterior labels ``u_n = sigmoid(S / l_ref + log p(I|1) - log p(I|0))``.
+* MS-step (Algorithm 1): with ``d_n = dS/dtheta / l_ref``, gradient ``d (u - mu) - P (theta - theta0)``
+  and Gauss-Newton Hessian ``d Diag(mu (1 - mu)) d^T + P`` (P: precision of the Gaussian prior
+  on the parameter change); Newton steps are truncated to the parameter bounds; the inner
+  loop keeps ``d`` and moves ``S`` linearly, the outer loop re-evaluates the shape function.
+* MI-step: EM updates of the mixtures weighted by ``u`` (skipped for a fixed appearance).
+* Laplace approximation of the posterior: ``N(theta*, H^-1)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from scipy.special import expit
+
+from ..errors import CochleaAIError
+from ..progress import Progress
+from .appearance import AppearanceModel, initial_appearance
+
+
+@dataclass
+class FitSettings:
+    l_ref: float = 0.2                 # mm, reference length of the logistic prior while fitting
+    outer_iterations: int = 20          # EM rounds (MS step then MI steps)
+    gradient_updates: int = 3           # shape function re-evaluations per MS step
+    newton_steps: int = 5               # Gauss-Newton steps per re-evaluation
+    appearance_steps: int = 2           # EM updates of the mixtures per MI step
+    tolerance: float = 1e-3             # relative change of the foreground means to stop
+    prior_sd: Optional[np.ndarray] = None  # sd of the Gaussian prior on the change of theta
+
+
+@dataclass
+class FitResult:
+    theta: np.ndarray                  # theta*
+    covariance: np.ndarray             # Laplace posterior covariance (H^-1)
+    posterior: np.ndarray              # u_n = p(Z_n = 1 | I, theta*, appearance)
+    prior: np.ndarray                  # mu_n = sigmoid(S(theta*, x_n) / l_ref)
+    shape_values: np.ndarray           # S(theta*, x_n)
+    appearance: AppearanceModel
+    log_likelihood: float
+    iterations: int
+    history: list = field(default_factory=list)
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diag(self.covariance), 0.0, None))
+
+
+def _log_joint(S, l_ref, log_p0, log_p1):
+    """sum_n log(p(I|1) mu + p(I|0) (1 - mu)), computed stably."""
+    a = log_p1 + np.log(expit(S / l_ref) + 1e-300)
+    b = log_p0 + np.log(expit(-S / l_ref) + 1e-300)
+    return float(np.logaddexp(a, b).sum())
+
+
+def fit_logistic_shape(values, points, shape, theta0, settings: FitSettings = None,
+                       appearance: Optional[AppearanceModel] = None, progress=None) -> FitResult:
+    """Fit the logistic shape model to intensities ``values`` (N,) at ``points`` (N, d)."""
+    settings = settings or FitSettings()
+    p = Progress.wrap(progress)
+    values = np.asarray(values, float).reshape(-1)
+    points = np.asarray(points, float)
+    if points.shape[0] != values.shape[0]:
+        raise CochleaAIError("There must be one point per intensity value.")
+    if not np.all(np.isfinite(values)):
+        raise CochleaAIError("The image contains NaN or infinite values; fill or mask them first.")
+    if settings.l_ref <= 0:
+        raise CochleaAIError("The reference length l_ref must be positive (mm).")
+    theta0 = np.asarray(theta0, float).copy()
+    lo, hi = np.asarray(shape.lower, float), np.asarray(shape.upper, float)
+    theta = np.clip(theta0, lo, hi)
+    P = np.zeros((theta.size, theta.size))
+    if settings.prior_sd is not None:
+        P = np.diag(1.0 / np.asarray(settings.prior_sd, float) ** 2)
+    app = appearance if appearance is not None else initial_appearance(values)
+    l_ref = settings.l_ref
+
+    S, _ = shape.evaluate(points, theta)
+    log_p0, log_p1 = app.log_likelihoods(values)
+    u = expit(S / l_ref + log_p1 - log_p0)
+    H = np.eye(theta.size)
+    history = []
+    it = 0
+    for it in range(1, settings.outer_iterations + 1):
+        # ---- MS-step: Gauss-Newton on the shape parameters (thesis Algorithm 1)
+        for _ in range(settings.gradient_updates):
+            S, J = shape.evaluate(points, theta, jacobian=True)
+            d = J / l_ref
+            S_lin = S.copy()
+            theta_lin = theta.copy()
+            for _ in range(settings.newton_steps):
+                mu = expit(S_lin / l_ref)
+                g = d.T @ (u - mu) - P @ (theta - theta0)
+                H = (d * (mu * (1.0 - mu))[:, None]).T @ d + P
+                H += 1e-9 * np.trace(H) / theta.size * np.eye(theta.size)
+                step = np.linalg.solve(H, g)
+                new = np.clip(theta + step, lo, hi)        # truncated to the bounds
+                S_lin = S_lin + J @ (new - theta)
+                theta = new
+                if np.max(np.abs(new - theta_lin)) < 1e-9:
+                    break
+            S, _ = shape.evaluate(points, theta)
+            u = expit(S / l_ref + log_p1 - log_p0)          # E-step inside the MS step
+        # ---- MI-step: appearance
+        change = 0.0
+        for _ in range(settings.appearance_steps):
+            change = max(change, app.update(values, u))
+            log_p0, log_p1 = app.log_likelihoods(values)
+            u = expit(S / l_ref + log_p1 - log_p0)
+        ll = _log_joint(S, l_ref, log_p0, log_p1)
+        history.append({"iteration": it, "log_likelihood": ll, "appearance_change": change,
+                        "theta": theta.tolist()})
+        p(it / settings.outer_iterations, f"EM iteration {it}: log-likelihood {ll:.1f}")
+        if it > 1 and change < settings.tolerance and \
+                np.max(np.abs(np.asarray(history[-2]["theta"]) - theta)) < 1e-3:
+            break
+    # Laplace approximation at the optimum
+    S, J = shape.evaluate(points, theta, jacobian=True)
+    d = J / l_ref
+    mu = expit(S / l_ref)
+    H = (d * (mu * (1.0 - mu))[:, None]).T @ d + P
+    cov = np.linalg.pinv(H)
+    log_p0, log_p1 = app.log_likelihoods(values)
+    u = expit(S / l_ref + log_p1 - log_p0)
+    p(1.0, "done")
+    return FitResult(theta, cov, u, mu, S, app, _log_joint(S, l_ref, log_p0, log_p1), it, history)

@@ -1,0 +1,95 @@
+"""Shape functions for the logistic shape model: signed value (positive inside, mm) and its
+Jacobian with respect to the shape parameters, at any points.
+
+Every shape has ``evaluate(points, theta, jacobian=False) -> (values, J or None)``,
+``names``, ``lower`` and ``upper``. The cochlea model is one; simple analytic shapes
+(circle and ellipse in 2D, sphere and ellipsoid in 3D) test the framework on known answers.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ..errors import CochleaAIError
+
+
+class CochleaShape:
+    """The 10-parameter cochlea model (:mod:`cochleaai.shape`)."""
+
+    def __init__(self, shape_function=None, rotation_range: float = np.pi, translation_range: float = 1e3):
+        from ..shape import PARAM_NAMES, ShapeFunction, bounds
+
+        self.sf = shape_function or ShapeFunction()
+        self.names = PARAM_NAMES
+        self.lower, self.upper = bounds(rotation_range, translation_range)
+
+    def evaluate(self, points, theta, jacobian: bool = False):
+        return self.sf.evaluate(points, theta, jacobian=jacobian)
+
+
+class Ellipsoid:
+    """Axis-aligned ellipsoid (3D) or ellipse (2D): ``theta = [semi-axes..., centre...]``
+    (one radius for a sphere/circle).
+
+    The value is the first-order (Sampson) signed distance ``(1 - rho) / |grad rho|`` with
+    ``rho = |(x - c) / semi|``: exact for a sphere or circle, exact to first order at the
+    surface of an ellipsoid. The Jacobian is analytic for the sphere/circle and by central
+    differences of this closed form otherwise.
+    """
+
+    def __init__(self, dim: int = 3, isotropic: bool = False):
+        if dim not in (2, 3):
+            raise CochleaAIError("Ellipsoid shapes are 2D or 3D.")
+        self.dim = dim
+        self.isotropic = isotropic
+        axes = ["radius"] if isotropic else [f"semi_{c}" for c in "xyz"[:dim]]
+        self.names = tuple(axes + [f"c{c}" for c in "xyz"[:dim]])
+        n_axes = len(axes)
+        self.lower = np.concatenate([np.full(n_axes, 1e-3), np.full(dim, -1e6)])
+        self.upper = np.concatenate([np.full(n_axes, 1e6), np.full(dim, 1e6)])
+
+    def _split(self, theta):
+        theta = np.asarray(theta, float)
+        k = 1 if self.isotropic else self.dim
+        semi = np.repeat(theta[:1], self.dim) if self.isotropic else theta[:k]
+        return semi, theta[k:k + self.dim]
+
+    def _values(self, pts, theta):
+        semi, c = self._split(theta)
+        q = (pts - c) / semi
+        rho = np.sqrt((q * q).sum(-1))
+        grad = np.sqrt(((q / semi) ** 2).sum(-1)) / np.maximum(rho, 1e-12)
+        return (1.0 - rho) / grad
+
+    def evaluate(self, points, theta, jacobian: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        pts = np.asarray(points, float)
+        if pts.shape[-1] != self.dim:
+            raise CochleaAIError(f"Points must have {self.dim} coordinates.")
+        theta = np.asarray(theta, float)
+        values = self._values(pts, theta)
+        if not jacobian:
+            return values, None
+        J = np.empty(pts.shape[:-1] + (len(self.names),))
+        if self.isotropic:
+            r, c = theta[0], theta[1:]
+            diff = pts - c
+            dist = np.maximum(np.sqrt((diff * diff).sum(-1)), 1e-12)
+            J[..., 0] = 1.0
+            J[..., 1:] = diff / dist[..., None]
+            return values, J
+        for k in range(len(self.names)):
+            h = 1e-6 * max(1.0, abs(theta[k]))
+            tp, tm = theta.copy(), theta.copy()
+            tp[k] += h
+            tm[k] -= h
+            J[..., k] = (self._values(pts, tp) - self._values(pts, tm)) / (2 * h)
+        return values, J
+
+
+def Sphere() -> Ellipsoid:
+    return Ellipsoid(3, isotropic=True)
+
+
+def Circle() -> Ellipsoid:
+    return Ellipsoid(2, isotropic=True)
