@@ -1,17 +1,13 @@
 """Cochlea Shape Segmentation: the 3D Slicer shell (Module, Widget, Test).
 
 Everything this file does goes through CochleaShapeSegmentationLogic and the shared helpers in
-``cochleaai.slicer_widgets``; no algorithm lives here.
+``cochleaai.slicer_module``; no algorithm lives here.
 """
-import slicer
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleTest,
-                                           ScriptedLoadableModuleWidget)
-from slicer.util import VTKObservationMixin
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from CochleaShapeSegmentationLib.logic import CochleaShapeSegmentationLogic
-from cochleaai.slicer_logic import self_test_phantom_logic
-from cochleaai.slicer_widgets import JobRunner, PhantomPanel
+from cochleaai.slicer_module import CochleaAIModuleTest, CochleaAIModuleWidget
 
 
 class CochleaShapeSegmentation(ScriptedLoadableModule):
@@ -42,52 +38,10 @@ class CochleaShapeSegmentation(ScriptedLoadableModule):
             "learning based fast signed distance map generation\", MIDL 2020.")
 
 
-class CochleaShapeSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None):
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self.runner = None
-        self.phantomPanel = None
-
-    def setup(self):
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/CochleaShapeSegmentation.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-
-        self.logic = CochleaShapeSegmentationLogic()
-        self.runner = JobRunner(self.ui.progressBar, self.ui.cancelButton, self.ui.statusLabel)
-        self.phantomPanel = PhantomPanel(self.logic, self.runner, self.ui.phantomSeedSpinBox,
-                                         self.ui.phantomFieldOfViewComboBox,
-                                         self.ui.generatePhantomButton, self.ui.volumeSelector)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.phantomPanel.restore()
-
-    def cleanup(self):
-        if self.runner is not None:
-            self.runner.requestCancel()
-        self.removeObservers()
-
-    def enter(self):
-        self.phantomPanel.restore()
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.phantomPanel.restore()
+class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
+    logic_class = CochleaShapeSegmentationLogic
+    ui_file = "UI/CochleaShapeSegmentation.ui"
 
 
-class CochleaShapeSegmentationTest(ScriptedLoadableModuleTest):
-    def setUp(self):
-        slicer.mrmlScene.Clear()
-
-    def runTest(self):
-        self.setUp()
-        self.test_PhantomOnFreshScene()
-
-    def test_PhantomOnFreshScene(self):
-        self.delayDisplay("Generating a phantom with CochleaShapeSegmentationLogic")
-        problems = self_test_phantom_logic(CochleaShapeSegmentationLogic(), slicer.mrmlScene)
-        self.assertEqual(problems, [])
-        self.delayDisplay("Test passed")
+class CochleaShapeSegmentationTest(CochleaAIModuleTest):
+    logic_class = CochleaShapeSegmentationLogic

@@ -1,17 +1,13 @@
 """Metal Artifact Reduction: the 3D Slicer shell (Module, Widget, Test).
 
 Everything this file does goes through MetalArtifactReductionLogic and the shared helpers in
-``cochleaai.slicer_widgets``; no algorithm lives here.
+``cochleaai.slicer_module``; no algorithm lives here.
 """
-import slicer
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleTest,
-                                           ScriptedLoadableModuleWidget)
-from slicer.util import VTKObservationMixin
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from MetalArtifactReductionLib.logic import MetalArtifactReductionLogic
-from cochleaai.slicer_logic import self_test_phantom_logic
-from cochleaai.slicer_widgets import JobRunner, PhantomPanel
+from cochleaai.slicer_module import CochleaAIModuleTest, CochleaAIModuleWidget
 
 
 class MetalArtifactReduction(ScriptedLoadableModule):
@@ -42,52 +38,10 @@ class MetalArtifactReduction(ScriptedLoadableModule):
             "2021.")
 
 
-class MetalArtifactReductionWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None):
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self.runner = None
-        self.phantomPanel = None
-
-    def setup(self):
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MetalArtifactReduction.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-
-        self.logic = MetalArtifactReductionLogic()
-        self.runner = JobRunner(self.ui.progressBar, self.ui.cancelButton, self.ui.statusLabel)
-        self.phantomPanel = PhantomPanel(self.logic, self.runner, self.ui.phantomSeedSpinBox,
-                                         self.ui.phantomFieldOfViewComboBox,
-                                         self.ui.generatePhantomButton, self.ui.volumeSelector)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.phantomPanel.restore()
-
-    def cleanup(self):
-        if self.runner is not None:
-            self.runner.requestCancel()
-        self.removeObservers()
-
-    def enter(self):
-        self.phantomPanel.restore()
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.phantomPanel.restore()
+class MetalArtifactReductionWidget(CochleaAIModuleWidget):
+    logic_class = MetalArtifactReductionLogic
+    ui_file = "UI/MetalArtifactReduction.ui"
 
 
-class MetalArtifactReductionTest(ScriptedLoadableModuleTest):
-    def setUp(self):
-        slicer.mrmlScene.Clear()
-
-    def runTest(self):
-        self.setUp()
-        self.test_PhantomOnFreshScene()
-
-    def test_PhantomOnFreshScene(self):
-        self.delayDisplay("Generating a phantom with MetalArtifactReductionLogic")
-        problems = self_test_phantom_logic(MetalArtifactReductionLogic(), slicer.mrmlScene)
-        self.assertEqual(problems, [])
-        self.delayDisplay("Test passed")
+class MetalArtifactReductionTest(CochleaAIModuleTest):
+    logic_class = MetalArtifactReductionLogic

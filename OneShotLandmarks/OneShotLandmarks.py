@@ -1,17 +1,13 @@
 """One-Shot Landmarks: the 3D Slicer shell (Module, Widget, Test).
 
 Everything this file does goes through OneShotLandmarksLogic and the shared helpers in
-``cochleaai.slicer_widgets``; no algorithm lives here.
+``cochleaai.slicer_module``; no algorithm lives here.
 """
-import slicer
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleTest,
-                                           ScriptedLoadableModuleWidget)
-from slicer.util import VTKObservationMixin
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from OneShotLandmarksLib.logic import OneShotLandmarksLogic
-from cochleaai.slicer_logic import self_test_phantom_logic
-from cochleaai.slicer_widgets import JobRunner, PhantomPanel
+from cochleaai.slicer_module import CochleaAIModuleTest, CochleaAIModuleWidget
 
 
 class OneShotLandmarks(ScriptedLoadableModule):
@@ -41,52 +37,10 @@ class OneShotLandmarks(ScriptedLoadableModule):
             "(DGM4MICCAI), 2021.")
 
 
-class OneShotLandmarksWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None):
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self.runner = None
-        self.phantomPanel = None
-
-    def setup(self):
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/OneShotLandmarks.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-
-        self.logic = OneShotLandmarksLogic()
-        self.runner = JobRunner(self.ui.progressBar, self.ui.cancelButton, self.ui.statusLabel)
-        self.phantomPanel = PhantomPanel(self.logic, self.runner, self.ui.phantomSeedSpinBox,
-                                         self.ui.phantomFieldOfViewComboBox,
-                                         self.ui.generatePhantomButton, self.ui.volumeSelector)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.phantomPanel.restore()
-
-    def cleanup(self):
-        if self.runner is not None:
-            self.runner.requestCancel()
-        self.removeObservers()
-
-    def enter(self):
-        self.phantomPanel.restore()
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.phantomPanel.restore()
+class OneShotLandmarksWidget(CochleaAIModuleWidget):
+    logic_class = OneShotLandmarksLogic
+    ui_file = "UI/OneShotLandmarks.ui"
 
 
-class OneShotLandmarksTest(ScriptedLoadableModuleTest):
-    def setUp(self):
-        slicer.mrmlScene.Clear()
-
-    def runTest(self):
-        self.setUp()
-        self.test_PhantomOnFreshScene()
-
-    def test_PhantomOnFreshScene(self):
-        self.delayDisplay("Generating a phantom with OneShotLandmarksLogic")
-        problems = self_test_phantom_logic(OneShotLandmarksLogic(), slicer.mrmlScene)
-        self.assertEqual(problems, [])
-        self.delayDisplay("Test passed")
+class OneShotLandmarksTest(CochleaAIModuleTest):
+    logic_class = OneShotLandmarksLogic

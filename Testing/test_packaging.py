@@ -32,7 +32,7 @@ ICON_SIZE = (128, 128)
 
 # Files of the common library allowed to touch Slicer: the MRML bridge and the two
 # Slicer-side helpers shared by the module shells.
-SLICER_BRIDGES = {"mrml.py", "slicer_widgets.py", "slicer_logic.py"}
+SLICER_BRIDGES = {"mrml.py", "slicer_widgets.py", "slicer_logic.py", "slicer_module.py"}
 SLICER_ONLY_PACKAGES = {"slicer", "qt", "ctk", "PythonQt", "mrml", "slicer_core", "MRMLCore",
                         "vtkSlicerSegmentationsModuleMRML", "vtkSegmentationCore", "vtkITK",
                         "vtkTeem", "vtkAddon"}
@@ -341,9 +341,15 @@ def ui_widgets(module: str) -> Tuple[ET.Element, Dict[str, str]]:
 
 
 def ui_names_used(module: str) -> Dict[str, int]:
-    """Every ``self.ui.<name>`` in the module script, with its first line."""
-    tree = ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
+    """Every ``self.ui.<name>`` in the module script and in the widget base class all
+    modules share (``cochleaai/slicer_module.py``), with its first line."""
     used = {}
+    for path in (ROOT / module / f"{module}.py", ROOT / "cochleaai" / "slicer_module.py"):
+        _collect_ui_names(ast.parse(path.read_text(encoding="utf-8")), used)
+    return used
+
+
+def _collect_ui_names(tree, used: Dict[str, int]) -> None:
     for node in ast.walk(tree):
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
                 and node.value.attr == "ui" and isinstance(node.value.value, ast.Name)
@@ -462,18 +468,28 @@ def test_module_titles_are_distinct():
     assert len(set(titles)) == len(titles)
 
 
+def test_shared_widget_and_test_bases():
+    classes = _classes(ROOT / "cochleaai" / "slicer_module.py")
+    widget = classes["CochleaAIModuleWidget"]
+    assert {"ScriptedLoadableModuleWidget", "VTKObservationMixin"} <= set(_base_names(widget))
+    source = ast.unparse(widget)
+    assert "slicer.util.loadUI" in source and "childWidgetVariables" in source
+    test = classes["CochleaAIModuleTest"]
+    assert "ScriptedLoadableModuleTest" in _base_names(test)
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "runTest" for n in test.body)
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_module_has_widget_logic_and_test(module):
     classes = _classes(ROOT / module / f"{module}.py")
     widget = classes.get(f"{module}Widget")
-    assert widget is not None
-    assert {"ScriptedLoadableModuleWidget", "VTKObservationMixin"} <= set(_base_names(widget))
+    assert widget is not None and "CochleaAIModuleWidget" in _base_names(widget)
     widget_source = ast.unparse(widget)
-    assert "slicer.util.loadUI" in widget_source and "childWidgetVariables" in widget_source
-    assert f"UI/{module}.ui" in widget_source
+    assert f"UI/{module}.ui" in widget_source and f"{module}Logic" in widget_source
+    assert (ROOT / module / "Resources" / "UI" / f"{module}.ui").is_file()
     test = classes.get(f"{module}Test")
-    assert test is not None and "ScriptedLoadableModuleTest" in _base_names(test)
-    assert any(isinstance(n, ast.FunctionDef) and n.name == "runTest" for n in test.body)
+    assert test is not None and "CochleaAIModuleTest" in _base_names(test)
+    assert f"{module}Logic" in ast.unparse(test)
     logic_classes = _classes(ROOT / module / f"{module}Lib" / "logic.py")
     assert f"{module}Logic" in logic_classes
 

@@ -1,0 +1,72 @@
+"""Widget and self-test base classes shared by the four Slicer modules (Slicer only).
+
+A module's widget names its Logic class and its .ui file; everything common (loading the
+UI, the job runner with progress and Cancel, the phantom panel, scene observers) is here
+once. Imported only by the module scripts inside Slicer: it needs Slicer's Qt.
+"""
+import slicer
+from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget
+from slicer.util import VTKObservationMixin
+
+from .slicer_logic import self_test_phantom_logic
+from .slicer_widgets import JobRunner, PhantomPanel
+
+
+class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Subclasses set ``logic_class`` and ``ui_file`` (relative to the module's Resources)."""
+
+    logic_class = None
+    ui_file = None
+
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self.runner = None
+        self.phantomPanel = None
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath(self.ui_file))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = self.logic_class()
+        self.runner = JobRunner(self.ui.progressBar, self.ui.cancelButton, self.ui.statusLabel)
+        self.phantomPanel = PhantomPanel(self.logic, self.runner, self.ui.phantomSeedSpinBox,
+                                         self.ui.phantomFieldOfViewComboBox,
+                                         self.ui.generatePhantomButton, self.ui.volumeSelector)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.phantomPanel.restore()
+
+    def cleanup(self):
+        if self.runner is not None:
+            self.runner.requestCancel()
+        self.removeObservers()
+
+    def enter(self):
+        self.phantomPanel.restore()
+
+    def onSceneEndClose(self, caller, event):
+        if self.parent.isEntered:
+            self.phantomPanel.restore()
+
+
+class CochleaAIModuleTest(ScriptedLoadableModuleTest):
+    """Self-test through the module's Logic on a fresh scene; subclasses set ``logic_class``."""
+
+    logic_class = None
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_PhantomOnFreshScene()
+
+    def test_PhantomOnFreshScene(self):
+        self.delayDisplay(f"Generating a phantom with {self.logic_class.__name__}")
+        problems = self_test_phantom_logic(self.logic_class(), slicer.mrmlScene)
+        self.assertEqual(problems, [])
+        self.delayDisplay("Test passed")
