@@ -202,11 +202,12 @@ def _foot(F, s, x, y, w, orientation):
 
 @njit(cache=True, parallel=True)
 def closest_points(points, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base, cap_apex,
-                   orientation, max_steps, second_margin, axis_radius, param_table,
-                   out_sdf, out_normal, out_dsdp, out_ts):
-    """Signed distance (positive inside), outward normal, closest (tau, s) and, when ``param_table`` has
-    rows, the derivative of the signed distance w.r.t. the 4 deformable parameters
-    (envelope theorem: n . dS/dp at the closest point)."""
+                   orientation, max_steps, second_margin, axis_radius, param_table, rot, rot_derivs,
+                   out_sdf, out_normal, out_jac, out_ts):
+    """Signed distance (positive inside), outward normal and closest (tau, s) of model-frame
+    points; when ``param_table`` has rows, also the Jacobian (N, 10) w.r.t. the shape
+    parameters: n . dS/dp for a, b, alpha, phi (envelope theorem), then the rotation vector
+    (``rot_derivs[k] = dR_k^T R``) and the translation, for the pose ``rot``."""
     n = points.shape[0]
     n_chunks = (n + CHUNK - 1) // CHUNK
     for chunk in prange(n_chunks):
@@ -217,14 +218,14 @@ def closest_points(points, table, tau0, step, tau_lo, tau_hi, theta_max, cap_bas
         top = np.empty(MAX_CANDIDATES, dtype=np.int64)
         for p in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base, cap_apex,
-                       orientation, max_steps, second_margin, axis_radius, param_table,
-                       out_sdf, out_normal, out_dsdp, out_ts, F, scan, cand_tau, cand_score, top)
+                       orientation, max_steps, second_margin, axis_radius, param_table, rot, rot_derivs,
+                       out_sdf, out_normal, out_jac, out_ts, F, scan, cand_tau, cand_score, top)
 
 
 @njit(cache=True)
 def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base, cap_apex,
-               orientation, max_steps, second_margin, axis_radius, param_table,
-               out_sdf, out_normal, out_dsdp, out_ts, F, scan, cand_tau, cand_score, top):
+               orientation, max_steps, second_margin, axis_radius, param_table, rot, rot_derivs,
+               out_sdf, out_normal, out_jac, out_ts, F, scan, cand_tau, cand_score, top):
     if True:
         x = points[p, 0]
         y = points[p, 1]
@@ -346,4 +347,14 @@ def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base
                     + _lerp(param_table, j, a, 16 + q) * sn
                 dZ = _lerp(param_table, j, a, 8 + q) + _lerp(param_table, j, a, 20 + q) * cs \
                     + _lerp(param_table, j, a, 24 + q) * sn
-                out_dsdp[p, q] = nx * dR * ct + ny * dR * st + nz * dZ
+                out_jac[p, q] = nx * dR * ct + ny * dR * st + nz * dZ
+            # pose: the model point is local = R^T (x - t); d sdf / d local = -n
+            for i in range(3):
+                out_jac[p, 7 + i] = rot[i, 0] * nx + rot[i, 1] * ny + rot[i, 2] * nz
+            for k in range(3):
+                # d local / d r_k = (dR_k^T R) local
+                g = 0.0
+                for i in range(3):
+                    g += (nx * rot_derivs[k, 0, i] + ny * rot_derivs[k, 1, i] + nz * rot_derivs[k, 2, i]) \
+                        * points[p, i]
+                out_jac[p, 4 + k] = -g

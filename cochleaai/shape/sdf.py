@@ -147,19 +147,10 @@ class ShapeFunction:
         """Signed distances (...,) and, if asked, the Jacobian (..., 10) w.r.t. theta."""
         theta, pts, shape, R, local = self._to_local(points, theta)
         tab = self.table(theta[DEFORMABLE])
-        sdf_np, n_loc, dS_dp, _ = self._local(local, tab, jacobian)
+        sdf, _, jac, _ = self._local(local, tab, jacobian, R, theta[ROTATION])
         if not jacobian:
-            return sdf_np.reshape(shape), None
-        jac = np.empty((pts.shape[0], 10))
-        jac[:, DEFORMABLE] = dS_dp
-        n_img = n_loc @ R.T                              # outward normal in the image frame
-        jac[:, TRANSLATION] = n_img
-        grad_local = -n_loc                              # d sdf / d(local point)
-        y = pts - theta[TRANSLATION]
-        for k, dR in enumerate(rotation_matrix_derivatives(theta[ROTATION])):
-            # local = R^T y  ->  d local / d r_k = dR^T y
-            jac[:, 4 + k] = np.einsum("nc,nc->n", grad_local, y @ dR)
-        return sdf_np.reshape(shape), jac.reshape(shape + (10,))
+            return sdf.reshape(shape), None
+        return sdf.reshape(shape), jac.reshape(shape + (10,))
 
     def closest(self, points, theta):
         """Signed distance (...,), model-frame points (..., 3) and closest surface
@@ -172,17 +163,20 @@ class ShapeFunction:
         return self.evaluate(points, theta, jacobian=True)[1]
 
     # ------------------------------------------------------------------ core
-    def _local(self, y: np.ndarray, tab: TubeTable, want_param_derivs: bool):
+    def _local(self, y: np.ndarray, tab: TubeTable, want_jacobian: bool, R=None, rotvec=None):
         from ._closest import closest_points
 
         n = y.shape[0]
         sdf = np.empty(n)
         normal = np.empty((n, 3))
-        dsdp = np.empty((n, 4) if want_param_derivs else (1, 4))
-        ptab = tab.param_derivs_np if want_param_derivs else np.zeros((1, 28))
+        jac = np.empty((n, 10) if want_jacobian else (1, 10))
+        ptab = tab.param_derivs_np if want_jacobian else np.zeros((1, 28))
+        rot = np.eye(3) if R is None else np.ascontiguousarray(R)
+        dR = rotation_matrix_derivatives(np.zeros(3) if rotvec is None else rotvec)
+        rot_derivs = np.ascontiguousarray(np.stack([d.T @ rot for d in dR]))
         ts = np.empty((n, 2))
         closest_points(np.ascontiguousarray(y, dtype=np.float64), tab.values_np, tab.tau0, tab.step,
                        G.TAU_MIN + 1e-4, G.TAU_MAX - 1e-4, G.THETA_MAX, G.CAP_BASE, G.CAP_APEX,
                        tab.orientation, self.newton_steps, self.second_turn_margin, self.axis_radius,
-                       ptab, sdf, normal, dsdp, ts)
-        return sdf, normal, dsdp, ts
+                       ptab, rot, rot_derivs, sdf, normal, jac, ts)
+        return sdf, normal, jac, ts
