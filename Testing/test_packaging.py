@@ -634,3 +634,13 @@ def test_module_does_not_reach_into_other_modules(module):
     for path in paths:
         for name, line in _imports(path):
             assert name.split(".")[0] not in others, f"{path.relative_to(ROOT)}:{line} imports {name}"
+
+
+def test_catalogue_images_ship_with_the_repository():
+    """The icon and screenshot URLs of the catalogue entries point at files of this repository."""
+    prefix = "https://raw.githubusercontent.com/cochleaai/SlicerCochleaAI/main/"
+    text = (ROOT / "CochleaAI.s4ext").read_text() + (ROOT / "CMakeLists.txt").read_text()
+    urls = set(re.findall(re.escape(prefix) + r"[^\s\")]+", text))
+    assert urls, "no icon or screenshot URL found"
+    for url in urls:
+        assert (ROOT / url[len(prefix):]).is_file(), f"{url} names a file the repository lacks"
