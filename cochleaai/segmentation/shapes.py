@@ -72,8 +72,7 @@ class Ellipsoid:
             return values, None
         J = np.empty(pts.shape[:-1] + (len(self.names),))
         if self.isotropic:
-            r, c = theta[0], theta[1:]
-            diff = pts - c
+            diff = pts - theta[1:]
             dist = np.maximum(np.sqrt((diff * diff).sum(-1)), 1e-12)
             J[..., 0] = 1.0
             J[..., 1:] = diff / dist[..., None]

@@ -3,9 +3,11 @@
 The surface is ``S(tau, s) = (R cos th, R sin th, Z)`` with ``th, r, z, M`` tabulated
 along ``tau`` (see ``sdf.build_table``): ``R = r + M11 cos s + M12 sin s``,
 ``Z = z + M21 cos s + M22 sin s``. For each point, Newton's method with backtracking
-minimises the squared distance over (tau, s), starting on the best one or two turns of
-the spiral in the point's polar direction, with the cross-section angle taken from the
-better of the point's own direction and a coarse scan around the ellipse.
+minimises the squared distance over (tau, s). Starts: the turns of the spiral in the
+point's polar direction (several directions near the modiolar axis) and the two end caps,
+ranked by a cheap distance estimate; a turn is refined only while it could beat the best
+distance found; the cross-section angle starts at the lowest minima of a scan around the
+ellipse (and, on a cap, along it).
 """
 from __future__ import annotations
 
@@ -23,7 +25,6 @@ N_AXIS_DIRECTIONS = 8  # polar directions tried for points close to the modiolar
 MAX_CANDIDATES = 3     # starting turns refined by Newton per point (fewer when clearly worse)
 WALL_SLACK = 0.15      # mm: the other wall of a cross-section is refined if its scan value is this close
 N_CAP_SCAN = 6         # positions along a cap tried to start Newton there
-CAP_SCORE_BONUS = 0.0  # mm subtracted from the distance estimate of the two end caps
 FAR_MM = 2.5           # beyond this distance one turn is refined, not all plausible ones
 CHUNK = 512            # points per parallel work item (scratch arrays are allocated per chunk)
 
@@ -226,135 +227,131 @@ def closest_points(points, table, tau0, step, tau_lo, tau_hi, theta_max, cap_bas
 def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base, cap_apex,
                orientation, max_steps, second_margin, axis_radius, param_table, rot, rot_derivs,
                out_sdf, out_normal, out_jac, out_ts, F, scan, cand_tau, cand_score, top):
-    if True:
-        x = points[p, 0]
-        y = points[p, 1]
-        w = points[p, 2]
-        rho = math.sqrt(x * x + y * y)
-        psi = math.atan2(y, x)
-        # rank the turns in the point's polar direction by centreline distance minus size;
-        # near the modiolar axis the polar direction says little, so try several directions
-        n_dir = N_AXIS_DIRECTIONS if rho < axis_radius else 1
-        n_try = n_dir * 4 + 2
+    x = points[p, 0]
+    y = points[p, 1]
+    w = points[p, 2]
+    rho = math.sqrt(x * x + y * y)
+    psi = math.atan2(y, x)
+    # rank the turns in the point's polar direction by centreline distance minus size;
+    # near the modiolar axis the polar direction says little, so try several directions
+    n_dir = N_AXIS_DIRECTIONS if rho < axis_radius else 1
+    n_try = n_dir * 4 + 2
+    for m in range(n_try):
+        if m < n_dir * 4:
+            t = _theta_to_tau(psi + TWO_PI * (m % 4 + (m // 4) / n_dir), theta_max, cap_base, cap_apex)
+        elif m == n_dir * 4:
+            t = -0.25 * math.pi                  # middle of the basal cap
+        else:
+            t = theta_max + 0.25 * math.pi       # middle of the apical cap
+        _row0(table, tau0, step, t, F)
+        if m < 4 and 0.0 <= t <= theta_max:
+            # on the duct in the point's own polar direction: a distance in the meridian plane
+            dist = math.sqrt((rho - F[1]) ** 2 + (w - F[2]) ** 2)
+        else:
+            cx = F[1] * math.cos(F[0])
+            cy = F[1] * math.sin(F[0])
+            dist = math.sqrt((x - cx) ** 2 + (y - cy) ** 2 + (w - F[2]) ** 2)
+        semi = 0.5 * (math.sqrt(F[3] ** 2 + F[5] ** 2) + math.sqrt(F[4] ** 2 + F[6] ** 2))
+        cand_tau[m] = t
+        cand_score[m] = dist - semi
+    # the best few candidates, in order (a partial selection sort)
+    n_top = min(MAX_CANDIDATES, n_try)
+    for ci in range(n_top):
+        bi = -1
         for m in range(n_try):
-            if m < n_dir * 4:
-                t = _theta_to_tau(psi + TWO_PI * (m % 4 + (m // 4) / n_dir), theta_max, cap_base, cap_apex)
-            elif m == n_dir * 4:
-                t = -0.25 * math.pi                  # middle of the basal cap
-            else:
-                t = theta_max + 0.25 * math.pi       # middle of the apical cap
-            _row0(table, tau0, step, t, F)
-            if m < 4 and 0.0 <= t <= theta_max:
-                # on the duct in the point's own polar direction: a distance in the meridian plane
-                dist = math.sqrt((rho - F[1]) ** 2 + (w - F[2]) ** 2)
-            else:
-                cx = F[1] * math.cos(F[0])
-                cy = F[1] * math.sin(F[0])
-                dist = math.sqrt((x - cx) ** 2 + (y - cy) ** 2 + (w - F[2]) ** 2)
-            semi = 0.5 * (math.sqrt(F[3] ** 2 + F[5] ** 2) + math.sqrt(F[4] ** 2 + F[6] ** 2))
-            cand_tau[m] = t
-            cand_score[m] = dist - semi
-            if m >= n_dir * 4:
-                # a cap reaches beyond its middle section: make it a candidate whenever plausible
-                cand_score[m] -= CAP_SCORE_BONUS
-        # the best few candidates, in order (a partial selection sort)
-        n_top = min(MAX_CANDIDATES, n_try)
-        for ci in range(n_top):
-            bi = -1
-            for m in range(n_try):
-                taken = False
-                for cj in range(ci):
-                    if top[cj] == m:
-                        taken = True
-                if not taken and (bi < 0 or cand_score[m] < cand_score[bi]):
-                    bi = m
-            top[ci] = bi
-        best_f = 1e30
-        best_t = 0.0
-        best_s = 0.0
-        for ci in range(n_top):
-            # another turn is refined only if its estimate could beat the best distance so far
-            if ci > 0 and (cand_score[top[ci]] > math.sqrt(best_f) + second_margin
-                           or best_f > FAR_MM * FAR_MM):
+            taken = False
+            for cj in range(ci):
+                if top[cj] == m:
+                    taken = True
+            if not taken and (bi < 0 or cand_score[m] < cand_score[bi]):
+                bi = m
+        top[ci] = bi
+    best_f = 1e30
+    best_t = 0.0
+    best_s = 0.0
+    for ci in range(n_top):
+        # another turn is refined only if its estimate could beat the best distance so far
+        if ci > 0 and (cand_score[top[ci]] > math.sqrt(best_f) + second_margin
+                       or best_f > FAR_MM * FAR_MM):
+            break
+        t = cand_tau[top[ci]]
+        if top[ci] >= n_dir * 4:
+            # an end cap: its end wall and side walls meet at different tau, so pick
+            # the start tau by scanning along the cap as well as around it
+            base_cap = t < 0.0
+            best_scan = 1e30
+            t_best = t
+            for q in range(N_CAP_SCAN):
+                om = (0.5 + q) * (0.5 * math.pi / N_CAP_SCAN)
+                tq = -om if base_cap else theta_max + om
+                _row0(table, tau0, step, tq, F)
+                cdq = math.cos(F[0] - psi)
+                for m in range(N_SCAN):
+                    R = F[1] + F[3] * SCAN_COS[m] + F[4] * SCAN_SIN[m]
+                    wz = w - (F[2] + F[5] * SCAN_COS[m] + F[6] * SCAN_SIN[m])
+                    fq = rho * rho + R * R - 2.0 * rho * R * cdq + wz * wz
+                    if fq < best_scan:
+                        best_scan = fq
+                        t_best = tq
+            t = t_best
+        else:
+            # start away from a cap pole, where the cross-section angle is undefined
+            t = min(max(t, tau_lo + 0.5), tau_hi - 0.5)
+        _row(table, tau0, step, t, F)
+        # start angles: the two lowest local minima of a scan around the ellipse
+        # (a point deep inside the duct has one towards each wall)
+        cd = math.cos(F[0] - psi)
+        for m in range(N_SCAN):
+            R = F[1] + F[3] * SCAN_COS[m] + F[4] * SCAN_SIN[m]
+            wz = w - (F[2] + F[5] * SCAN_COS[m] + F[6] * SCAN_SIN[m])
+            scan[m] = rho * rho + R * R - 2.0 * rho * R * cd + wz * wz
+        m1 = -1
+        m2 = -1
+        for m in range(N_SCAN):
+            fm = scan[m]
+            if fm <= scan[(m - 1) % N_SCAN] and fm <= scan[(m + 1) % N_SCAN]:
+                if m1 < 0 or fm < scan[m1]:
+                    m2 = m1
+                    m1 = m
+                elif m2 < 0 or fm < scan[m2]:
+                    m2 = m
+        for start in range(2):
+            if start == 1 and (m2 < 0 or math.sqrt(scan[m2]) - WALL_SLACK > math.sqrt(best_f)
+                               or best_f > FAR_MM * FAR_MM):
                 break
-            t = cand_tau[top[ci]]
-            if top[ci] >= n_dir * 4:
-                # an end cap: its end wall and side walls meet at different tau, so pick
-                # the start tau by scanning along the cap as well as around it
-                base_cap = t < 0.0
-                best_scan = 1e30
-                t_best = t
-                for q in range(N_CAP_SCAN):
-                    om = (0.5 + q) * (0.5 * math.pi / N_CAP_SCAN)
-                    tq = -om if base_cap else theta_max + om
-                    _row0(table, tau0, step, tq, F)
-                    cdq = math.cos(F[0] - psi)
-                    for m in range(N_SCAN):
-                        R = F[1] + F[3] * SCAN_COS[m] + F[4] * SCAN_SIN[m]
-                        wz = w - (F[2] + F[5] * SCAN_COS[m] + F[6] * SCAN_SIN[m])
-                        fq = rho * rho + R * R - 2.0 * rho * R * cdq + wz * wz
-                        if fq < best_scan:
-                            best_scan = fq
-                            t_best = tq
-                t = t_best
-            else:
-                # start away from a cap pole, where the cross-section angle is undefined
-                t = min(max(t, tau_lo + 0.5), tau_hi - 0.5)
-            _row(table, tau0, step, t, F)
-            # start angles: the two lowest local minima of a scan around the ellipse
-            # (a point deep inside the duct has one towards each wall)
-            cd = math.cos(F[0] - psi)
-            for m in range(N_SCAN):
-                R = F[1] + F[3] * SCAN_COS[m] + F[4] * SCAN_SIN[m]
-                wz = w - (F[2] + F[5] * SCAN_COS[m] + F[6] * SCAN_SIN[m])
-                scan[m] = rho * rho + R * R - 2.0 * rho * R * cd + wz * wz
-            m1 = -1
-            m2 = -1
-            for m in range(N_SCAN):
-                fm = scan[m]
-                if fm <= scan[(m - 1) % N_SCAN] and fm <= scan[(m + 1) % N_SCAN]:
-                    if m1 < 0 or fm < scan[m1]:
-                        m2 = m1
-                        m1 = m
-                    elif m2 < 0 or fm < scan[m2]:
-                        m2 = m
-            for start in range(2):
-                if start == 1 and (m2 < 0 or math.sqrt(scan[m2]) - WALL_SLACK > math.sqrt(best_f)
-                                   or best_f > FAR_MM * FAR_MM):
-                    break
-                s0 = SCAN_ANGLE[m1] if start == 0 else SCAN_ANGLE[m2]
-                tt, ss, f = _newton(table, tau0, step, tau_lo, tau_hi, rho, psi, w, t, s0, max_steps, F)
-                if f < best_f:
-                    best_f = f
-                    best_t = tt
-                    best_s = ss
-        # final surface point, outward normal and signed distance
-        _row(table, tau0, step, best_t, F)
-        sdf, nx, ny, nz, ct, st, cs, sn = _foot(F, best_s, x, y, w, orientation)
-        out_sdf[p] = sdf
-        out_normal[p, 0] = nx
-        out_normal[p, 1] = ny
-        out_normal[p, 2] = nz
-        out_ts[p, 0] = best_t
-        out_ts[p, 1] = best_s
-        if param_table.shape[0] > 1:
-            x = (best_t - tau0) / step
-            j = min(max(int(math.floor(x)), 0), param_table.shape[0] - 2)
-            a = x - j
-            for q in range(4):
-                # columns 4 i + q hold dF_i/dp_q; F_1 = r, F_2 = z, F_3..6 = M (theta has none)
-                dR = _lerp(param_table, j, a, 4 + q) + _lerp(param_table, j, a, 12 + q) * cs \
-                    + _lerp(param_table, j, a, 16 + q) * sn
-                dZ = _lerp(param_table, j, a, 8 + q) + _lerp(param_table, j, a, 20 + q) * cs \
-                    + _lerp(param_table, j, a, 24 + q) * sn
-                out_jac[p, q] = nx * dR * ct + ny * dR * st + nz * dZ
-            # pose: the model point is local = R^T (x - t); d sdf / d local = -n
+            s0 = SCAN_ANGLE[m1] if start == 0 else SCAN_ANGLE[m2]
+            tt, ss, f = _newton(table, tau0, step, tau_lo, tau_hi, rho, psi, w, t, s0, max_steps, F)
+            if f < best_f:
+                best_f = f
+                best_t = tt
+                best_s = ss
+    # final surface point, outward normal and signed distance
+    _row(table, tau0, step, best_t, F)
+    sdf, nx, ny, nz, ct, st, cs, sn = _foot(F, best_s, x, y, w, orientation)
+    out_sdf[p] = sdf
+    out_normal[p, 0] = nx
+    out_normal[p, 1] = ny
+    out_normal[p, 2] = nz
+    out_ts[p, 0] = best_t
+    out_ts[p, 1] = best_s
+    if param_table.shape[0] > 1:
+        x = (best_t - tau0) / step
+        j = min(max(int(math.floor(x)), 0), param_table.shape[0] - 2)
+        a = x - j
+        for q in range(4):
+            # columns 4 i + q hold dF_i/dp_q; F_1 = r, F_2 = z, F_3..6 = M (theta has none)
+            dR = _lerp(param_table, j, a, 4 + q) + _lerp(param_table, j, a, 12 + q) * cs \
+                + _lerp(param_table, j, a, 16 + q) * sn
+            dZ = _lerp(param_table, j, a, 8 + q) + _lerp(param_table, j, a, 20 + q) * cs \
+                + _lerp(param_table, j, a, 24 + q) * sn
+            out_jac[p, q] = nx * dR * ct + ny * dR * st + nz * dZ
+        # pose: the model point is local = R^T (x - t); d sdf / d local = -n
+        for i in range(3):
+            out_jac[p, 7 + i] = rot[i, 0] * nx + rot[i, 1] * ny + rot[i, 2] * nz
+        for k in range(3):
+            # d local / d r_k = (dR_k^T R) local
+            g = 0.0
             for i in range(3):
-                out_jac[p, 7 + i] = rot[i, 0] * nx + rot[i, 1] * ny + rot[i, 2] * nz
-            for k in range(3):
-                # d local / d r_k = (dR_k^T R) local
-                g = 0.0
-                for i in range(3):
-                    g += (nx * rot_derivs[k, 0, i] + ny * rot_derivs[k, 1, i] + nz * rot_derivs[k, 2, i]) \
-                        * points[p, i]
-                out_jac[p, 4 + k] = -g
+                g += (nx * rot_derivs[k, 0, i] + ny * rot_derivs[k, 1, i] + nz * rot_derivs[k, 2, i]) \
+                    * points[p, i]
+            out_jac[p, 4 + k] = -g

@@ -1,13 +1,12 @@
 """Fast signed distance to the cochlea surface and its Jacobian (the shape function).
 
-Positive inside, in mm. For each point the closest surface point is found by Newton's
-method on the surface parameters (tau, s), started from the turns of the spiral that
-lie in the point's own polar direction. All the geometry along the duct depends on one
-variable, tau, so it is tabulated once per shape (10^4 rows: the 1D functions of
-:func:`geometry.tube_functions`, their first and second tau-derivatives by forward-mode
-automatic differentiation, and their derivatives with respect to a, b, alpha, phi) and
-interpolated; the per-point work is then a few dozen vectorised operations per Newton
-step.
+Positive inside, in mm. All the geometry along the duct depends on one variable, tau, so
+it is tabulated once per shape (about 5000 rows: the 1D functions of
+:func:`geometry.tube_functions` with their first and second tau-derivatives by
+forward-mode automatic differentiation, and, on first use, their derivatives with respect
+to a, b, alpha, phi). The compiled kernel of :mod:`._closest` then finds each point's
+closest surface point by Newton's method on the surface parameters (tau, s), started from
+the turns of the spiral that lie in the point's polar direction (and the end caps).
 
 Derivatives at a point x with closest surface point S and outward normal n:
 
