@@ -6,8 +6,10 @@ Prior label probability ``mu_n = sigmoid(S(theta, x_n) / l_ref)`` from any shape
 * E-step: posterior labels ``u_n = sigmoid(S / l_ref + log p(I|1) - log p(I|0))``.
 * MS-step (Algorithm 1): with ``d_n = dS/dtheta / l_ref``, gradient ``d (u - mu) - P (theta - theta0)``
   and Gauss-Newton Hessian ``d Diag(mu (1 - mu)) d^T + P`` (P: precision of the Gaussian prior
-  on the parameter change); Newton steps are truncated to the parameter bounds; the inner
-  loop keeps ``d`` and moves ``S`` linearly, the outer loop re-evaluates the shape function.
+  on the parameter change); Newton steps are truncated to the parameter bounds and to a
+  per-parameter trust region (``shape.max_step``); the inner loop keeps ``d`` and moves ``S``
+  linearly, the outer loop re-evaluates the shape function and keeps the step only if the
+  exact shape objective did not decrease (halving it otherwise).
 * MI-step: EM updates of the mixtures weighted by ``u`` (skipped for a fixed appearance).
 * Laplace approximation of the posterior: ``N(theta*, H^-1)``.
 """
@@ -52,6 +54,14 @@ class FitResult:
         return np.sqrt(np.clip(np.diag(self.covariance), 0.0, None))
 
 
+def _shape_objective(S, u, l_ref, theta, theta0, P):
+    """L_S: expected log shape prior of the labels plus the Gaussian prior on theta."""
+    z = S / l_ref
+    ll = np.sum(-u * np.logaddexp(0.0, -z) - (1.0 - u) * np.logaddexp(0.0, z))
+    dt = theta - theta0
+    return float(ll - 0.5 * dt @ P @ dt)
+
+
 def _log_joint(S, l_ref, log_p0, log_p1):
     """sum_n log(p(I|1) mu + p(I|0) (1 - mu)), computed stably."""
     a = log_p1 + np.log(expit(S / l_ref) + 1e-300)
@@ -80,6 +90,7 @@ def fit_logistic_shape(values, points, shape, theta0, settings: FitSettings = No
         P = np.diag(1.0 / np.asarray(settings.prior_sd, float) ** 2)
     app = appearance if appearance is not None else initial_appearance(values)
     l_ref = settings.l_ref
+    max_step = np.asarray(getattr(shape, "max_step", np.full(theta.size, np.inf)), float)
 
     S, _ = shape.evaluate(points, theta)
     log_p0, log_p1 = app.log_likelihoods(values)
@@ -92,20 +103,33 @@ def fit_logistic_shape(values, points, shape, theta0, settings: FitSettings = No
         for _ in range(settings.gradient_updates):
             S, J = shape.evaluate(points, theta, jacobian=True)
             d = J / l_ref
+            theta_start = theta.copy()
+            objective_start = _shape_objective(S, u, l_ref, theta, theta0, P)
             S_lin = S.copy()
-            theta_lin = theta.copy()
             for _ in range(settings.newton_steps):
                 mu = expit(S_lin / l_ref)
                 g = d.T @ (u - mu) - P @ (theta - theta0)
                 H = (d * (mu * (1.0 - mu))[:, None]).T @ d + P
                 H += 1e-9 * np.trace(H) / theta.size * np.eye(theta.size)
                 step = np.linalg.solve(H, g)
+                # trust region: no parameter moves more than its max step at once
+                scale = np.max(np.abs(step) / max_step)
+                if scale > 1.0:
+                    step /= scale
                 new = np.clip(theta + step, lo, hi)        # truncated to the bounds
                 S_lin = S_lin + J @ (new - theta)
                 theta = new
-                if np.max(np.abs(new - theta_lin)) < 1e-9:
+                if np.max(np.abs(step) / max_step) < 1e-4:
                     break
-            S, _ = shape.evaluate(points, theta)
+            # keep the step only if the exact objective improved; otherwise shorten it
+            for _ in range(4):
+                S, _ = shape.evaluate(points, theta)
+                if _shape_objective(S, u, l_ref, theta, theta0, P) >= objective_start - 1e-9:
+                    break
+                theta = theta_start + 0.5 * (theta - theta_start)
+            else:
+                theta = theta_start
+                S, _ = shape.evaluate(points, theta)
             u = expit(S / l_ref + log_p1 - log_p0)          # E-step inside the MS step
         # ---- MI-step: appearance
         change = 0.0

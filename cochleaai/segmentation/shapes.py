@@ -23,6 +23,8 @@ class CochleaShape:
         self.sf = shape_function or ShapeFunction()
         self.names = PARAM_NAMES
         self.lower, self.upper = bounds(rotation_range, translation_range)
+        #: largest change of each parameter in one Gauss-Newton step (mm, 1/rad, mm, rad, rad, mm)
+        self.max_step = np.array([0.2, 0.01, 0.2, 0.2, 0.05, 0.05, 0.05, 0.5, 0.5, 0.5])
 
     def evaluate(self, points, theta, jacobian: bool = False):
         return self.sf.evaluate(points, theta, jacobian=jacobian)
@@ -48,6 +50,7 @@ class Ellipsoid:
         n_axes = len(axes)
         self.lower = np.concatenate([np.full(n_axes, 1e-3), np.full(dim, -1e6)])
         self.upper = np.concatenate([np.full(n_axes, 1e6), np.full(dim, 1e6)])
+        self.max_step = np.full(n_axes + dim, 1.0)      # mm per Gauss-Newton step
 
     def _split(self, theta):
         theta = np.asarray(theta, float)
