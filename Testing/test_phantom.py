@@ -267,3 +267,10 @@ def test_default_intensities_are_textbook_values():
     assert INTENSITIES["cochlear_fluid"][0] == 0.0 and INTENSITIES["bony_partition"][0] == 500.0
     model = CochleaModel()
     assert model.signed_distance(model.landmarks()["apex"][None])[0] > 0   # apex inside the duct
+
+
+def test_fluid_space_labels_do_not_overlap():
+    ph = make_phantom(seed=2, fov="roi")
+    cochlea = ph.mask("Cochlea")
+    assert not np.any(cochlea & ph.mask("Vestibule and semicircular canals"))
+    assert not np.any(cochlea & ph.mask("Otic capsule"))

@@ -49,7 +49,7 @@ shape, pose, anatomy, surroundings, intensities, imaging and noise; the same see
 the identical phantom.
 
 Label masks are voxel-centre memberships (SDF > 0): "Cochlea" = scala tympani + scala
-vestibuli from :meth:`CochleaModel.labels`, vestibule and canals, otic capsule (the shell
+vestibuli from :meth:`CochleaModel.labels`, vestibule and canals (outside the cochlea), otic capsule (the shell
 without the fluid spaces and the IAC), internal auditory canal.
 
 The shape prior is documented in :mod:`.prior`.

@@ -404,6 +404,8 @@ def _render(grid: Grid, ear: InnerEar, sur, values: dict, rng: np.random.Generat
     masks[COCHLEA.value][cbox.slices] = sdf_c > 0
     masks[SCALA_TYMPANI.value][cbox.slices] = lab_c == SCALA_TYMPANI.value
     masks[SCALA_VESTIBULI.value][cbox.slices] = lab_c == SCALA_VESTIBULI.value
+    # the basal end of the duct opens into the vestibule: those voxels belong to the cochlea
+    masks[VESTIBULE_CANALS.value] &= ~masks[COCHLEA.value]
     report(1.0, "Layers painted")
     return image, masks, {"air_cells_in_view": cells_in_view}
 
