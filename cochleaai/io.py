@@ -72,18 +72,6 @@ def _prepare_output(path) -> Path:
     return path
 
 
-def _sitk_writable_array(array: np.ndarray) -> np.ndarray:
-    """The array in a pixel type SimpleITK can write (bool -> uint8, float16 -> float32)."""
-    if array.dtype == np.bool_:
-        return array.astype(np.uint8)
-    if array.dtype == np.float16:
-        return array.astype(np.float32)
-    if array.dtype.kind not in "iuf":
-        raise CochleaAIError(f"Cannot write voxels of type {array.dtype}; convert the array to a "
-                             "numeric type first.")
-    return array
-
-
 # --------------------------------------------------------------------------- volumes
 
 def read_volume(path) -> Volume:
@@ -127,7 +115,7 @@ def write_volume(volume: Volume, path, compress: bool = True) -> Path:
         raise CochleaAIError(f"Unknown image file type '{ext or Path(path).name}'; use one of "
                              f"{', '.join(VOLUME_EXTENSIONS)}.")
     path = _prepare_output(path)
-    image = volume.copy(_sitk_writable_array(volume.array)).to_sitk()
+    image = volume.to_sitk()
     try:
         sitk.WriteImage(image, str(path), bool(compress))
     except RuntimeError as exc:
@@ -220,11 +208,7 @@ def write_dicom_series(volume: Volume, folder, patient_name: str = "CochleaAI^Ph
     if not isinstance(volume, Volume):
         raise CochleaAIError(f"write_dicom_series expects a Volume, got {type(volume).__name__}.")
     volume.check_finite("volume to export")
-    arr = volume.array
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8)
-    if arr.dtype.kind not in "iuf":
-        raise CochleaAIError(f"Cannot write voxels of type {arr.dtype} to DICOM.")
+    arr = volume.numeric_array("volume to export")
     direction = volume.direction.copy()
     origin = volume.origin.copy()
     if np.linalg.det(direction) < 0:                      # make k follow row x column

@@ -219,13 +219,7 @@ def _voxel_array_for_mrml(volume: Volume, labelmap: bool) -> np.ndarray:
     if not isinstance(volume, Volume):
         raise CochleaAIError(f"Expected a Volume, got {type(volume).__name__}.")
     volume.check_finite("volume")
-    arr = volume.array
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8)
-    if arr.dtype.kind not in "iuf":
-        raise CochleaAIError(f"Voxels of type {arr.dtype} cannot be shown in Slicer; use a numeric array.")
-    if arr.dtype == np.float16:
-        arr = arr.astype(np.float32)
+    arr = volume.numeric_array("volume")
     if labelmap and arr.dtype.kind == "f":
         if not np.all(arr == np.round(arr)):
             raise CochleaAIError("A labelmap needs integer label values; round or threshold the "

@@ -100,6 +100,19 @@ class Volume:
                 and np.allclose(self.origin, other.origin, atol=tol)
                 and np.allclose(self.direction, other.direction, atol=tol))
 
+    def numeric_array(self, what: str = "volume") -> np.ndarray:
+        """The voxels in a numeric type every writer accepts (bool -> uint8, float16 ->
+        float32); other types (strings, objects, complex) raise a clear error."""
+        arr = self.array
+        if arr.dtype == np.bool_:
+            return arr.astype(np.uint8)
+        if arr.dtype == np.float16:
+            return arr.astype(np.float32)
+        if arr.dtype.kind not in "iuf":
+            raise CochleaAIError(f"The {what} has voxels of type {arr.dtype}; convert it to a "
+                                 "numeric type first.")
+        return arr
+
     def check_finite(self, what: str = "volume") -> None:
         """Raise a clear error for NaN/inf voxels or an empty array."""
         if self.array.size == 0:
@@ -153,10 +166,7 @@ class Volume:
     def to_sitk(self):
         import SimpleITK as sitk
 
-        arr = self.array
-        if arr.dtype == np.bool_:
-            arr = arr.astype(np.uint8)
-        image = sitk.GetImageFromArray(np.ascontiguousarray(arr))
+        image = sitk.GetImageFromArray(np.ascontiguousarray(self.numeric_array()))
         image.SetSpacing([float(s) for s in self.spacing])
         image.SetOrigin([float(o) for o in self.origin])
         image.SetDirection([float(d) for d in self.direction.reshape(-1)])

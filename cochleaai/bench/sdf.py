@@ -11,19 +11,17 @@ import time
 import numpy as np
 
 from ..progress import Progress
-from ..shape import CochleaModel, ShapeFunction, default_params
+from ..shape import ShapeFunction, default_params
 from ..shape.mesh import surface_arrays, arrays_to_polydata
 from . import median_time
 
 
 def roi_grid(theta: np.ndarray, size=(60, 50, 50), spacing: float = 0.2) -> np.ndarray:
     """Voxel centres (N, 3) of a grid of ITK ``size`` centred on the cochlea's bounding box."""
-    model = CochleaModel(theta)
     v, _ = surface_arrays(theta, 0.2)
     centre = 0.5 * (v.min(0) + v.max(0))
     axes = [(np.arange(n) - (n - 1) / 2.0) * spacing + c for n, c in zip(size, centre)]
     z, y, x = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
-    del model
     return np.stack([x, y, z], axis=-1).reshape(-1, 3)
 
 

@@ -30,15 +30,17 @@ CHUNK = 512            # points per parallel work item (scratch arrays are alloc
 
 
 @njit(cache=True, inline="always")
+def _nearest_row(tau0, step, tau, n_rows):
+    """Index of the table row nearest to tau and the offset (in tau) from it."""
+    x = (tau - tau0) / step
+    j = min(max(int(math.floor(x + 0.5)), 0), n_rows - 1)
+    return j, (x - j) * step
+
+
+@njit(cache=True, inline="always")
 def _row(table, tau0, step, tau, out):
     """Second-order Taylor step from the nearest table row: out[0:21] = F, F', F''."""
-    x = (tau - tau0) / step
-    j = int(math.floor(x + 0.5))
-    if j < 0:
-        j = 0
-    elif j > table.shape[0] - 1:
-        j = table.shape[0] - 1
-    d = (x - j) * step
+    j, d = _nearest_row(tau0, step, tau, table.shape[0])
     for i in range(7):
         f1 = table[j, 7 + i]
         f2 = table[j, 14 + i]
@@ -50,13 +52,7 @@ def _row(table, tau0, step, tau, out):
 @njit(cache=True, inline="always")
 def _row0(table, tau0, step, tau, out):
     """Like _row, values only (out[0:7])."""
-    x = (tau - tau0) / step
-    j = int(math.floor(x + 0.5))
-    if j < 0:
-        j = 0
-    elif j > table.shape[0] - 1:
-        j = table.shape[0] - 1
-    d = (x - j) * step
+    j, d = _nearest_row(tau0, step, tau, table.shape[0])
     for i in range(7):
         out[i] = table[j, i] + d * (table[j, 7 + i] + 0.5 * d * table[j, 14 + i])
 

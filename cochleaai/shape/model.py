@@ -67,11 +67,10 @@ class CochleaModel:
     def signed_distance_and_jacobian(self, points):
         return self.shape_function.evaluate(points, self.theta, jacobian=True)
 
-    def labels(self, points, partition_thickness: float = 0.0):
+    def labels(self, points):
         """Per point: signed distance, scala label (0 outside, 2 tympani, 3 vestibuli) and the
         signed distance (mm) to the partition between the scalae (positive towards the
-        vestibuli), for points inside; ``partition_thickness`` is unused by the geometry
-        and kept for callers that render a partition sheet."""
+        vestibuli), meaningful for points inside."""
         sdf, local, ts = self.shape_function.closest(points, self.theta)
         flat_local = local.reshape(-1, 3)
         tau = ts.reshape(-1, 2)[:, 0]
