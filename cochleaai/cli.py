@@ -68,9 +68,12 @@ def _cmd_shape(args) -> int:
 def _cmd_bench(args) -> int:
     from . import bench
 
-    fn, _ = bench.BENCHMARKS[args.name]
+    fn, _ = bench.registry()[args.name]
+    extra = {flag.lstrip("-").replace("-", "_"): getattr(args, flag.lstrip("-").replace("-", "_"))
+             for flag, _ in bench.options()}
     with tqdm_progress(f"bench {args.name}", disable=args.quiet) as progress:
-        figures = fn(quick=args.quick, seed=args.seed, progress=progress, out_dir=args.out_dir)
+        figures = fn(quick=args.quick, seed=args.seed, progress=progress, out_dir=args.out_dir,
+                     **{k: v for k, v in extra.items() if v is not None})
     print(bench.format_table(args.name, figures))
     if args.json:
         print(f"figures written to {bench.write_json(args.json, args.name, figures)}")
@@ -86,9 +89,27 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+#: Method packages add their own commands through a module ``cochleaai/<package>/cli.py``
+#: with ``add_commands(subparsers)``, which registers parsers whose ``func(args) -> int``
+#: does the work (heavy imports kept inside ``func`` so that ``--help`` stays instant).
+METHOD_PACKAGES = ("segmentation", "ct", "landmarks", "vae")
+
+
+def _method_modules(leaf: str) -> list:
+    """The ``cochleaai.<package>.<leaf>`` modules that exist, in METHOD_PACKAGES order."""
+    import importlib
+    import importlib.util
+
+    names = [f"{__package__}.{pkg}.{leaf}" for pkg in METHOD_PACKAGES]
+    return [importlib.import_module(n) for n in names
+            if importlib.util.find_spec(n.rsplit(".", 1)[0]) and importlib.util.find_spec(n)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .bench import BENCHMARKS
+    from . import bench
+
+    benchmarks = bench.registry()
 
     parser = argparse.ArgumentParser(prog="cochleaai", description="CochleaAI: generative learning for inner-ear CT.")
     parser.add_argument("--version", action="version", version=f"cochleaai {__version__}")
@@ -116,13 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_shape)
 
     p = sub.add_parser("bench", help="run a benchmark and print its figures",
-                       description="Benchmarks: " + "; ".join(f"{k}: {v[1]}" for k, v in BENCHMARKS.items()))
-    p.add_argument("name", choices=sorted(BENCHMARKS))
+                       description="Benchmarks: " + "; ".join(f"{k}: {v[1]}" for k, v in benchmarks.items()))
+    p.add_argument("name", choices=sorted(benchmarks))
     p.add_argument("--json", help="write the figures to this JSON file")
     p.add_argument("--quick", action="store_true", help="a shorter run (fewer repeats / samples)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", default=None, help="folder for pictures the benchmark draws")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    for flag, kwargs in bench.options():
+        p.add_argument(flag, **kwargs)
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("demo", help="the main job on the built-in phantom (make demo)",
@@ -133,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fov", choices=("roi", "temporal"), default="temporal")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
+
+    for module in _method_modules("cli"):
+        module.add_commands(sub)
     return parser
 
 

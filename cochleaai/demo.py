@@ -4,8 +4,9 @@ Generates a synthetic temporal-bone CT with its ground truth, loads it into a re
 scene (CT volume, segmentation with named segments, landmark point list, the true shape
 surface as a model, the scala tympani centreline as a curve labelled in degrees, a table
 of the true shape parameters and measures), saves the scene and a PNG of three
-orthogonal slices with the label contours, and prints a summary. Later methods add
-their steps here.
+orthogonal slices with the label contours, and prints a summary. Each method package
+with a ``demo_step`` module (segmentation, ct, landmarks, vae) adds its own result to
+the same scene before it is saved.
 """
 from __future__ import annotations
 
@@ -96,9 +97,19 @@ def run(out_dir="demo-output", seed: int = 0, fov: str = "temporal", progress=No
     table.update(measures)
     mrml.table_from_dict(scene, {k: float(v) for k, v in table.items()}, "Cochlea shape (truth)")
 
-    p(0.75, "saving the scene")
+    steps = {}
+    from .cli import _method_modules
+
+    demo_modules = _method_modules("demo_step")
+    for k, module in enumerate(demo_modules):
+        # each method package adds its result to the same scene: demo_step(phantom, scene,
+        # out_dir, progress) -> summary dict
+        stage = p.stage(0.6 + 0.3 * k / len(demo_modules), 0.6 + 0.3 * (k + 1) / len(demo_modules))
+        steps[module.__name__.split(".")[-2]] = module.demo_step(phantom, scene, out, stage)
+
+    p(0.92, "saving the scene")
     scene_file = mrml.save_scene(scene, out / "scene", name="CochleaAI-demo")
-    p(0.9, "drawing the slices")
+    p(0.95, "drawing the slices")
     png = slice_figure(phantom, out / "phantom_slices.png",
                        title=f"CochleaAI phantom (seed {seed}, {fov} field of view)")
     p(1.0, "done")
@@ -116,4 +127,5 @@ def run(out_dir="demo-output", seed: int = 0, fov: str = "temporal", progress=No
         "measures": {k: round(float(v), 3) for k, v in measures.items()},
         "nodes_in_scene": int(scene.GetNumberOfNodes()),
         "mrml_nodes": {k: v.GetName() for k, v in nodes.items()},
+        **steps,
     }

@@ -14,23 +14,34 @@ from typing import Callable, Dict
 import numpy as np
 
 
-def _sdf(**kw):
-    from .sdf import run
+#: name -> (function(quick, seed, progress, out_dir) -> dict, one-line description).
+#: Every module ``cochleaai/bench/<file>.py`` with a ``NAME``, ``DESCRIPTION`` and
+#: ``run(quick, seed, progress, out_dir, **options)`` is a benchmark; ``OPTIONS``
+#: (optional) lists extra command-line options as ``(flag, kwargs for add_argument)``.
+#: Heavy imports stay inside ``run`` so that listing benchmarks is instant.
+def registry() -> Dict[str, tuple]:
+    import importlib
+    import pkgutil
 
-    return run(**kw)
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "run") and hasattr(module, "NAME"):
+            found[module.NAME] = (module.run, module.DESCRIPTION)
+    return found
 
 
-def _phantom(**kw):
-    from .phantom import run
+def options() -> list:
+    """Extra command-line options declared by benchmarks, de-duplicated by flag."""
+    import importlib
+    import pkgutil
 
-    return run(**kw)
-
-
-#: name -> (function(quick, seed, progress, out_dir) -> dict, one-line description)
-BENCHMARKS: Dict[str, tuple] = {
-    "sdf": (_sdf, "cochlea shape function and Jacobian vs vtkImplicitPolyDataDistance on a fine mesh"),
-    "phantom": (_phantom, "synthetic CT generation time (roi, temporal) and tissue intensities"),
-}
+    seen = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for flag, kwargs in getattr(module, "OPTIONS", ()):
+            seen.setdefault(flag, kwargs)
+    return list(seen.items())
 
 
 def median_time(fn: Callable, repeats: int = 5, warmup: int = 1) -> float:

@@ -1,6 +1,9 @@
 """Phantom benchmark: generation time per field of view and what the images contain."""
 from __future__ import annotations
 
+NAME = "phantom"
+DESCRIPTION = "synthetic CT generation time (roi, temporal) and tissue intensities"
+
 import time
 
 import numpy as np

@@ -6,6 +6,9 @@ evaluates ``vtkImplicitPolyDataDistance`` on the whole grid in one call (its C++
 """
 from __future__ import annotations
 
+NAME = "sdf"
+DESCRIPTION = "cochlea shape function and Jacobian vs vtkImplicitPolyDataDistance on a fine mesh"
+
 import time
 
 import numpy as np
