@@ -219,3 +219,15 @@ def test_bad_input_is_refused():
     before = pts.copy()
     SF(pts, default_params())
     assert np.array_equal(pts, before)
+
+
+def test_angular_position_reads_back_the_centreline_angles():
+    from cochleaai.shape import CochleaModel, default_params
+
+    model = CochleaModel(default_params())
+    points = model.scala_tympani_centerline(17)
+    degrees, dist = model.angular_position(points)
+    np.testing.assert_allclose(degrees, model.centerline_angles(17), atol=0.1)
+    assert dist.max() < 1e-3
+    far, _ = model.angular_position(points[:1] + 50.0)
+    assert np.isnan(far).all()

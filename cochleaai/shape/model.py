@@ -104,6 +104,22 @@ class CochleaModel:
         """Angular positions (degrees from the round window) matching :meth:`centerline`."""
         return np.degrees(np.linspace(0.0, G.THETA_MAX, n))
 
+    def angular_position(self, points, max_distance_mm: float = 3.0):
+        """Angular insertion depth (degrees from the round window) of image points (N, 3).
+
+        Each point takes the angle of its nearest point on the scala tympani centreline
+        (sampled every 0.1 degree), which is how insertion depth of an electrode contact
+        is read clinically. Returns ``(degrees, distance_mm)``; points farther than
+        ``max_distance_mm`` from the centreline get NaN degrees.
+        """
+        from scipy.spatial import cKDTree
+
+        pts = np.atleast_2d(np.asarray(points, dtype=float))
+        n = int(np.degrees(G.THETA_MAX) * 10) + 1
+        dist, idx = cKDTree(self.scala_tympani_centerline(n)).query(pts)
+        deg = np.degrees(np.linspace(0.0, G.THETA_MAX, n))[idx]
+        return np.where(dist <= max_distance_mm, deg, np.nan), dist
+
     def duct_length(self, curve: str = "centerline", n: int = 4000) -> float:
         """Length (mm) of the duct along the centreline or the scala tympani centreline."""
         pts = self.centerline(n) if curve == "centerline" else self.scala_tympani_centerline(n)
