@@ -228,6 +228,6 @@ def test_angular_position_reads_back_the_centreline_angles():
     points = model.scala_tympani_centerline(17)
     degrees, dist = model.angular_position(points)
     np.testing.assert_allclose(degrees, model.centerline_angles(17), atol=0.1)
-    assert dist.max() < 1e-3
+    assert dist.max() < 0.01          # within the 0.1 degree sampling of the centreline
     far, _ = model.angular_position(points[:1] + 50.0)
     assert np.isnan(far).all()
