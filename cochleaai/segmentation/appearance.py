@@ -22,6 +22,11 @@ from ..errors import CochleaAIError
 #: cochlea = fluid and bony partitions; background = fluid, dense bone, air, temporal bone.
 HU_COCHLEA = (0.0, 500.0)
 HU_BACKGROUND = (0.0, 2000.0, -1000.0, 600.0)
+#: Highest mean (HU) a cochlea component may take. The cochlea holds fluid and thin bony
+#: partitions; after the scanner's blur a voxel brighter than about halfway from fluid
+#: (0 HU) to the otic capsule (2000 HU) is more capsule than lumen, and a free component
+#: there lets the cochlea class swallow the capsule's blurred rim.
+HU_COCHLEA_CEILING = 900.0
 NU_MIN, NU_MAX = 0.5, 200.0
 
 
@@ -111,6 +116,7 @@ class AppearanceModel:
     background: StudentMixture
     foreground: StudentMixture
     fixed: bool = False                 # supervised: never updated
+    foreground_ceiling: float = np.inf  # highest allowed foreground mean (image units)
     history: list = field(default_factory=list, repr=False)
 
     def log_likelihoods(self, x: np.ndarray):
@@ -126,13 +132,14 @@ class AppearanceModel:
         for _ in range(steps):
             self.background = em_step(self.background, x, 1.0 - u, update_dofs)
             self.foreground = em_step(self.foreground, x, u, update_dofs)
+            self.foreground.means = np.minimum(self.foreground.means, self.foreground_ceiling)
         change = float(np.max(np.abs(self.foreground.means - old)) / (np.max(np.abs(old)) + 1e-6))
         self.history.append(change)
         return change
 
     def as_dict(self) -> dict:
         return {"background": self.background.as_dict(), "foreground": self.foreground.as_dict(),
-                "fixed": self.fixed}
+                "fixed": self.fixed, "foreground_ceiling": float(self.foreground_ceiling)}
 
 
 def intensity_calibration(values: np.ndarray):
@@ -163,4 +170,5 @@ def initial_appearance(values: np.ndarray, cochlea_hu: Sequence[float] = HU_COCH
         return StudentMixture(np.full(m, 1.0 / m), a * np.asarray(means, float) + b,
                               np.full(m, a * scale_hu), np.full(m, dof))
 
-    return AppearanceModel(mix(background_hu), mix(cochlea_hu))
+    return AppearanceModel(mix(background_hu), mix(cochlea_hu),
+                           foreground_ceiling=a * HU_COCHLEA_CEILING + b)

@@ -10,6 +10,8 @@ Prior label probability ``mu_n = sigmoid(S(theta, x_n) / l_ref)`` from any shape
   per-parameter trust region (``shape.max_step``); the inner loop keeps ``d`` and moves ``S``
   linearly, the outer loop re-evaluates the shape function and keeps the step only if the
   exact shape objective did not decrease (halving it otherwise).
+* Alternative MS-step (``shape_step="bfgs"``, for comparison): scipy's L-BFGS-B on the same
+  objective and bounds, one exact shape-function evaluation with Jacobian per call.
 * MI-step: EM updates of the mixtures weighted by ``u`` (skipped for a fixed appearance).
 * Laplace approximation of the posterior: ``N(theta*, H^-1)``.
 """
@@ -35,6 +37,8 @@ class FitSettings:
     appearance_steps: int = 2           # EM updates of the mixtures per MI step
     tolerance: float = 1e-3             # relative change of the foreground means to stop
     prior_sd: Optional[np.ndarray] = None  # sd of the Gaussian prior on the change of theta
+    shape_step: str = "gauss-newton"    # or "bfgs": scipy L-BFGS-B on the same objective
+    bfgs_iterations: int = 30           # L-BFGS-B iterations per MS step
 
 
 @dataclass
@@ -69,6 +73,21 @@ def _log_joint(S, l_ref, log_p0, log_p1):
     return float(np.logaddexp(a, b).sum())
 
 
+def _ms_step_bfgs(shape, points, theta, u, l_ref, theta0, P, lo, hi, iterations):
+    """MS-step by L-BFGS-B: maximise the shape objective with exact evaluations."""
+    from scipy.optimize import minimize
+
+    def negative(t):
+        S, J = shape.evaluate(points, t, jacobian=True)
+        mu = expit(S / l_ref)
+        g = (J / l_ref).T @ (u - mu) - P @ (t - theta0)
+        return -_shape_objective(S, u, l_ref, t, theta0, P), -g
+
+    res = minimize(negative, theta, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
+                   options={"maxiter": iterations})
+    return np.clip(res.x, lo, hi)
+
+
 def fit_logistic_shape(values, points, shape, theta0, settings: FitSettings = None,
                        appearance: Optional[AppearanceModel] = None, progress=None) -> FitResult:
     """Fit the logistic shape model to intensities ``values`` (N,) at ``points`` (N, d)."""
@@ -82,6 +101,8 @@ def fit_logistic_shape(values, points, shape, theta0, settings: FitSettings = No
         raise CochleaAIError("The image contains NaN or infinite values; fill or mask them first.")
     if settings.l_ref <= 0:
         raise CochleaAIError("The reference length l_ref must be positive (mm).")
+    if settings.shape_step not in ("gauss-newton", "bfgs"):
+        raise CochleaAIError(f"Unknown shape step {settings.shape_step!r}; use 'gauss-newton' or 'bfgs'.")
     theta0 = np.asarray(theta0, float).copy()
     lo, hi = np.asarray(shape.lower, float), np.asarray(shape.upper, float)
     theta = np.clip(theta0, lo, hi)
@@ -100,7 +121,12 @@ def fit_logistic_shape(values, points, shape, theta0, settings: FitSettings = No
     it = 0
     for it in range(1, settings.outer_iterations + 1):
         # ---- MS-step: Gauss-Newton on the shape parameters (thesis Algorithm 1)
-        for _ in range(settings.gradient_updates):
+        if settings.shape_step == "bfgs":
+            theta = _ms_step_bfgs(shape, points, theta, u, l_ref, theta0, P, lo, hi,
+                                  settings.bfgs_iterations)
+            S, _ = shape.evaluate(points, theta)
+            u = expit(S / l_ref + log_p1 - log_p0)
+        for _ in range(settings.gradient_updates if settings.shape_step != "bfgs" else 0):
             S, J = shape.evaluate(points, theta, jacobian=True)
             d = J / l_ref
             theta_start = theta.copy()

@@ -26,6 +26,21 @@ class CochleaShape:
         #: largest change of each parameter in one Gauss-Newton step (mm, 1/rad, mm, rad, rad, mm)
         self.max_step = np.array([0.2, 0.01, 0.2, 0.2, 0.05, 0.05, 0.05, 0.5, 0.5, 0.5])
 
+    def around(self, theta0, rotation_range: float, translation_range: float) -> "CochleaShape":
+        """The same shape with the pose bounded to +-``rotation_range`` (rad, per rotation
+        vector component) and +-``translation_range`` (mm) around ``theta0``'s pose.
+
+        The spiral's self-similarity makes a turn about the modiolar axis nearly equivalent
+        to a change of the radial scale; with a known initial pose (ROI template or the
+        user's points) these bounds keep the fit out of that valley.
+        """
+        bounded = CochleaShape(self.sf)
+        theta0 = np.asarray(theta0, float)
+        bounded.lower, bounded.upper = self.lower.copy(), self.upper.copy()
+        bounded.lower[4:7], bounded.upper[4:7] = theta0[4:7] - rotation_range, theta0[4:7] + rotation_range
+        bounded.lower[7:], bounded.upper[7:] = theta0[7:] - translation_range, theta0[7:] + translation_range
+        return bounded
+
     def evaluate(self, points, theta, jacobian: bool = False):
         return self.sf.evaluate(points, theta, jacobian=jacobian)
 

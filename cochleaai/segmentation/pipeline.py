@@ -1,0 +1,338 @@
+"""Segment the cochlea of a CT volume with the logistic shape model, end to end.
+
+``segment(volume, points=None, settings=None, progress=None) -> CochleaSegmentation``
+
+1. Check the input (3D, numeric, finite, a grey-value image rather than a label map,
+   large enough for a cochlea).
+2. Initial pose: the ROI template (model axes along the image axes, the cochlea's
+   bounding box at the centre of the volume), or the user's points: ``center`` sets the
+   position; ``apex`` and ``round window`` set the orientation (with ``center`` too, a
+   least-squares rigid fit of the three). A left ear is fitted as a mirrored right ear.
+3. A region of interest around the initial cochlea is resampled to 0.2 mm.
+4. The model is fitted by EM (:func:`.logistic.fit_logistic_shape`) on every
+   ``fit_subsample``-th voxel per axis, with the pose bounded around the initial pose.
+5. On the full ROI grid: posterior label map (SROI, ``l_ref_final``), the shape model
+   region (SSI, ``S >= 0``), and the shape uncertainty from ``samples`` draws of the
+   Laplace posterior ``N(theta*, Sigma*)`` (the shape function linearised at theta*
+   within 1.5 mm of the surface); clinical measures over the same draws.
+6. Unsupervised quality control (:mod:`.quality`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import numpy as np
+from scipy.special import expit
+
+from ..errors import CochleaAIError
+from ..progress import Progress
+from ..shape import CochleaModel, default_params
+from ..shape.measures import summarize
+from ..shape.rotation import rotation_matrix, rotation_vector
+from ..volume import Volume
+from .appearance import AppearanceModel, initial_appearance
+from .logistic import FitSettings, fit_logistic_shape
+from .shapes import CochleaShape
+
+#: Size (x, y, z, mm) of the region fitted when no points are given: the thesis ROI
+#: (60 x 50 x 50 voxels of 0.2 mm).
+TEMPLATE_ROI_MM = (12.0, 10.0, 10.0)
+#: Size of the region fitted around user points: the cochlea (about 9 x 7 x 4 mm) in any
+#: orientation plus its capsule.
+POINTS_ROI_MM = (13.0, 13.0, 13.0)
+ROI_SPACING_MM = 0.2
+SIDES = ("right", "left")
+POINT_ROLES = ("center", "apex", "round window")
+#: A mirror of the left-right (LPS x) axis turns a left cochlea into a right one.
+_MIRROR = np.diag([-1.0, 1.0, 1.0])
+_MAX_VOXELS = 60_000_000          # about 0.5 GB of float64 for one copy of the input
+
+
+@dataclass
+class SegmentSettings:
+    l_ref_fit: float = 0.2            # mm, logistic reference length while fitting
+    l_ref_final: float = 0.25         # mm, for the final posterior label map
+    outer_iterations: int = 12        # EM rounds
+    fit_subsample: int = 2            # fit on every n-th voxel per axis (0.4 mm)
+    samples: int = 100                # posterior draws for uncertainty and measures
+    seed: int = 0                     # of the posterior draws
+    side: str = "right"
+    shape_step: str = "gauss-newton"  # or "bfgs"
+    rotation_range: float = 0.15      # rad, pose freedom around the initial pose
+    translation_range: float = 1.5    # mm
+    appearance: Optional[AppearanceModel] = None   # fixed (supervised) appearance
+
+    def check(self) -> "SegmentSettings":
+        if self.side not in SIDES:
+            raise CochleaAIError(f"Side must be 'right' or 'left', got {self.side!r}.")
+        if not (0 < self.l_ref_fit <= 2 and 0 < self.l_ref_final <= 2):
+            raise CochleaAIError("The reference lengths l_ref must be in (0, 2] mm.")
+        if self.outer_iterations < 1 or self.fit_subsample < 1 or self.samples < 0:
+            raise CochleaAIError("Iterations and subsampling must be at least 1, samples at least 0.")
+        return self
+
+
+@dataclass
+class CochleaSegmentation:
+    """Everything a fit produces; volumes share the ROI grid ``roi``."""
+
+    roi: Volume                       # the resampled input region (float32)
+    probability: Volume               # posterior label probability p(Z=1 | I, theta*)
+    shape_probability: Volume         # P(S(theta) >= 0) over the Laplace posterior
+    uncertainty: Volume               # binary entropy (bits) of shape_probability
+    sroi: Volume                      # uint8, probability >= 0.5
+    ssi: Volume                       # uint8, S(theta*) >= 0
+    theta: np.ndarray                 # theta* (in the fit frame: mirrored for a left ear)
+    covariance: np.ndarray            # Laplace posterior covariance
+    side: str
+    measures: Dict[str, Dict[str, float]]   # mean and std over posterior draws
+    quality: Dict[str, float]
+    initial_theta: np.ndarray
+    iterations: int
+    seconds: float
+    appearance: dict
+    history: list = field(default_factory=list, repr=False)
+
+    @property
+    def model(self) -> CochleaModel:
+        return CochleaModel(self.theta)
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diag(self.covariance), 0.0, None))
+
+    def to_image(self, points) -> np.ndarray:
+        """Fit-frame points -> image (LPS) points (undoes the mirror of a left ear)."""
+        return _mirror(points, self.roi.center) if self.side == "left" else np.asarray(points, float)
+
+    def mesh(self, edge_mm: float = 0.15):
+        """Fitted surface as vtkPolyData in image LPS coordinates, normals outward."""
+        poly = self.model.mesh(edge_mm)
+        if self.side == "left":
+            import vtk
+            from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+
+            pts = vtk_to_numpy(poly.GetPoints().GetData())
+            poly.GetPoints().SetData(numpy_to_vtk(self.to_image(pts), deep=True))
+            flip = vtk.vtkReverseSense()          # a mirror turns the triangles inside out
+            flip.SetInputData(poly)
+            flip.ReverseCellsOn()
+            flip.Update()
+            poly = flip.GetOutput()
+        return poly
+
+    def scala_tympani_centerline(self, n: int = 60):
+        """(points (n, 3) LPS, angles in degrees from the round window)."""
+        m = self.model
+        return self.to_image(m.scala_tympani_centerline(n)), m.centerline_angles(n)
+
+    def landmarks(self) -> Dict[str, np.ndarray]:
+        return {k: self.to_image(v) for k, v in self.model.landmarks().items()}
+
+    def angular_position(self, points):
+        """Degrees from the round window (and distance, mm) of image points near the cochlea."""
+        fit_points = self.to_image(points)         # the mirror is its own inverse
+        return self.model.angular_position(fit_points)
+
+    def summary(self) -> dict:
+        from ..shape import PARAM_NAMES
+
+        return {"side": self.side,
+                "parameters": {n: {"value": float(v), "std": float(s)}
+                               for n, v, s in zip(PARAM_NAMES, self.theta, self.std)},
+                "theta": self.theta.tolist(), "covariance": self.covariance.tolist(),
+                "initial_theta": self.initial_theta.tolist(),
+                "measures": self.measures, "quality": self.quality,
+                "iterations": self.iterations, "seconds": round(self.seconds, 2),
+                "appearance": self.appearance,
+                "landmarks_lps": {k: v.tolist() for k, v in self.landmarks().items()}}
+
+
+def _mirror(points, centre) -> np.ndarray:
+    points = np.asarray(points, float)
+    return (points - centre) @ _MIRROR.T + centre
+
+
+# ------------------------------------------------------------------ input checks
+def check_volume(volume: Volume) -> None:
+    """Raise a clear error for inputs the method cannot segment."""
+    if not isinstance(volume, Volume):
+        raise CochleaAIError("Expected a CT volume.")
+    arr = volume.numeric_array("input volume")
+    volume.check_finite("input volume")
+    if arr.ndim != 3 or min(arr.shape) < 2:
+        raise CochleaAIError("The input must be a 3D volume (a 2D image or a single slice cannot "
+                             "hold a cochlea).")
+    if arr.size > _MAX_VOXELS:
+        raise CochleaAIError(f"The volume has {arr.size:,} voxels; crop it around the ear first "
+                             f"(at most {_MAX_VOXELS:,}).")
+    extent = np.asarray(volume.size) * volume.spacing
+    if np.any(extent < 6.0):
+        raise CochleaAIError(f"The volume is only {np.round(extent, 1).tolist()} mm across; a cochlea "
+                             "is about 9 x 7 x 4 mm. Give a larger field of view.")
+    sample = arr[::max(1, arr.shape[0] // 20)]
+    if np.issubdtype(arr.dtype, np.integer) or np.all(np.mod(sample, 1) == 0):
+        if np.unique(sample).size <= 16:
+            raise CochleaAIError("The input looks like a label map (a handful of whole values), not a "
+                                 "CT image; choose the CT volume.")
+    if float(np.std(sample)) == 0.0:
+        raise CochleaAIError("The volume is constant: there is nothing to segment.")
+
+
+def parse_points(labels, points) -> Dict[str, np.ndarray]:
+    """Map markups labels to roles ``center``, ``apex``, ``round window`` (case and the
+    separator between words do not matter; other labels are ignored)."""
+    found = {}
+    for label, point in zip(labels, np.asarray(points, float).reshape(-1, 3)):
+        key = " ".join(str(label).lower().replace("_", " ").replace("-", " ").split())
+        if key in POINT_ROLES:
+            found[key] = point
+    return found
+
+
+# ------------------------------------------------------------------ initial pose
+def _template_theta(centre) -> np.ndarray:
+    from ..shape.mesh import surface_arrays
+
+    theta = default_params()
+    v, _ = surface_arrays(theta, 0.3)
+    theta[7:] = np.asarray(centre, float) - 0.5 * (v.min(0) + v.max(0))
+    return theta
+
+
+def _kabsch(model_pts: np.ndarray, image_pts: np.ndarray):
+    a, b = model_pts - model_pts.mean(0), image_pts - image_pts.mean(0)
+    U, _, Vt = np.linalg.svd(a.T @ b)
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(Vt.T @ U.T))])
+    R = Vt.T @ D @ U.T
+    return R, image_pts.mean(0) - R @ model_pts.mean(0)
+
+
+def _smallest_rotation(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotation taking unit vector u onto unit vector v about their common normal."""
+    axis = np.cross(u, v)
+    s, c = np.linalg.norm(axis), float(np.dot(u, v))
+    if s < 1e-12:
+        if c > 0:
+            return np.eye(3)
+        perp = np.cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
+        return rotation_matrix(np.pi * perp / np.linalg.norm(perp))
+    return rotation_matrix(axis / s * np.arctan2(s, c))
+
+
+def initial_theta(points: Optional[Dict[str, np.ndarray]], centre) -> np.ndarray:
+    """Initial parameters (fit frame) from the ROI template or the user's points."""
+    theta = _template_theta(centre)
+    if not points:
+        return theta
+    ref = CochleaModel(default_params()).landmarks()        # model frame (zero pose)
+    roles = [r for r in POINT_ROLES if r in points]
+    key = {"center": "center", "apex": "apex", "round window": "round_window"}
+    if len(roles) == 3:
+        R, t = _kabsch(np.stack([ref[key[r]] for r in roles]), np.stack([points[r] for r in roles]))
+    elif "apex" in points and "round window" in points:
+        # the spin about the apex-round window line is taken from the template orientation
+        u = ref["apex"] - ref["round_window"]
+        v = points["apex"] - points["round window"]
+        R = _smallest_rotation(u / np.linalg.norm(u), v / np.linalg.norm(v))
+        t = 0.5 * (points["apex"] + points["round window"]) - R @ (0.5 * (ref["apex"] + ref["round_window"]))
+    elif "center" in points:
+        R, t = np.eye(3), points["center"] - ref["center"]
+    else:
+        raise CochleaAIError("Give a 'center' point, or 'apex' and 'round window' points "
+                             f"(got only: {', '.join(roles)}).")
+    theta[4:7], theta[7:] = rotation_vector(R), t
+    return theta
+
+
+# ------------------------------------------------------------------ the job
+def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
+            settings: Optional[SegmentSettings] = None, progress=None) -> CochleaSegmentation:
+    """Fit the logistic shape model to ``volume``; ``points`` maps roles to LPS points."""
+    settings = (settings or SegmentSettings()).check()
+    p = Progress.wrap(progress)
+    t0 = time.perf_counter()
+    check_volume(volume)
+    points = {k: np.asarray(v, float) for k, v in (points or {}).items()}
+    for role, point in points.items():
+        if role not in POINT_ROLES:
+            raise CochleaAIError(f"Unknown point role {role!r}; use {', '.join(POINT_ROLES)}.")
+        if not volume.contains(point[None])[0]:
+            raise CochleaAIError(f"The {role} point {np.round(point, 1).tolist()} lies outside the image.")
+
+    # --- region of interest in the fit frame
+    p(0.01, "initial pose")
+    if points:
+        centre = np.mean(list(points.values()), axis=0)
+        if "center" in points:
+            centre = points["center"]
+        roi_size = POINTS_ROI_MM
+    else:
+        centre = volume.center
+        roi_size = TEMPLATE_ROI_MM
+    values = volume.copy(volume.numeric_array().astype(np.float32))
+    roi = values.crop_mm(centre, roi_size, spacing=ROI_SPACING_MM, direction=np.eye(3),
+                         default_value=float(np.percentile(values.array, 1)))
+    fit_points_of = (lambda q: _mirror(q, roi.center)) if settings.side == "left" else (lambda q: q)
+    points_fit = {k: fit_points_of(v[None])[0] for k, v in points.items()}
+    if points_fit and "center" not in points_fit and len(points_fit) < 2:
+        raise CochleaAIError("Give a 'center' point, or 'apex' and 'round window' points.")
+    theta0 = initial_theta(points_fit, roi.center)      # the mirror keeps the ROI centre
+
+    grid = fit_points_of(roi.physical_grid().reshape(-1, 3)).reshape(roi.shape + (3,))
+    arr = roi.array.astype(float)
+    k = settings.fit_subsample
+    shape = CochleaShape().around(theta0, settings.rotation_range, settings.translation_range)
+
+    # --- EM fit
+    fit = fit_logistic_shape(arr[::k, ::k, ::k].reshape(-1), grid[::k, ::k, ::k].reshape(-1, 3), shape,
+                             theta0, FitSettings(l_ref=settings.l_ref_fit, outer_iterations=settings.outer_iterations,
+                                                 shape_step=settings.shape_step),
+                             appearance=settings.appearance or initial_appearance(arr.reshape(-1)),
+                             progress=p.stage(0.02, 0.8))
+
+    # --- full-resolution maps
+    p(0.82, "label maps on the full grid")
+    flat = grid.reshape(-1, 3)
+    S, _ = shape.evaluate(flat, fit.theta)
+    log_p0, log_p1 = fit.appearance.log_likelihoods(arr.reshape(-1))
+    posterior = expit(S / settings.l_ref_final + log_p1 - log_p0)
+
+    p(0.88, "shape uncertainty")
+    rng = np.random.default_rng(settings.seed)
+    cov = 0.5 * (fit.covariance + fit.covariance.T)
+    if settings.samples > 0:
+        draws = rng.multivariate_normal(fit.theta, cov, size=settings.samples, method="eigh")
+        draws = np.clip(draws, shape.lower, shape.upper)
+    else:
+        draws = fit.theta[None]
+    inside = (S >= 0).astype(float)
+    band = np.flatnonzero(np.abs(S) < 1.5)
+    if band.size and settings.samples > 0:
+        _, J = shape.evaluate(flat[band], fit.theta, jacobian=True)
+        S_draws = S[band, None] + J @ (draws - fit.theta).T
+        inside[band] = (S_draws >= 0).mean(axis=1)
+    q = np.clip(inside, 1e-12, 1 - 1e-12)
+    entropy = np.where((inside > 0) & (inside < 1), -(q * np.log2(q) + (1 - q) * np.log2(1 - q)), 0.0)
+
+    p(0.93, "clinical measures")
+    measures = summarize(draws)
+
+    def as_volume(a, dtype):
+        return roi.copy(np.asarray(a).reshape(roi.shape).astype(dtype))
+
+    sroi = as_volume(posterior >= 0.5, np.uint8)
+    ssi = as_volume(S >= 0, np.uint8)
+    p(0.96, "quality control")
+    from .quality import quality_score
+
+    quality = quality_score(roi, sroi, ssi)
+    p(1.0, "done")
+    return CochleaSegmentation(
+        roi=roi, probability=as_volume(posterior, np.float32), shape_probability=as_volume(inside, np.float32),
+        uncertainty=as_volume(entropy, np.float32), sroi=sroi, ssi=ssi, theta=fit.theta,
+        covariance=cov, side=settings.side, measures=measures, quality=quality,
+        initial_theta=theta0, iterations=fit.iterations, seconds=time.perf_counter() - t0,
+        appearance=fit.appearance.as_dict(), history=fit.history)
