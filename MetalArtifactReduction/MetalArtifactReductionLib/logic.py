@@ -3,12 +3,219 @@
 No ``qt``, ``ctk``, ``slicer.app`` or ``slicer.modules`` here: this runs inside Slicer and
 headless on ``slicer-core`` (the tests run it on a real ``vtkMRMLScene``).
 
-Available now (inherited from ``CochleaAIModuleLogic``):
-    ``generate_phantom(scene, seed, fov="roi", progress=None) -> {"volume", "segmentation", "landmarks"}``
-To come: artifact reduction of a post-operative CT volume node (MARGAN inference).
+* ``reduce_artifacts(scene, volume_node, method="nmar", ...)`` -> ``{"volume", "contacts",
+  "messages"}``: classic MAR (NMAR, LI, BHC) of a post-operative CT and the electrode contacts
+  found in it as numbered markups;
+* ``simulate_implant(scene, preop_node, array, depth_deg, ...)`` -> ``{"volume", "metal",
+  "contacts", "target", "preop"}``: an electrode array inserted along the scala tympani of a
+  cochlea model and the post-operative CT simulated from X-ray physics;
+* ``generate_phantom`` (inherited): the synthetic temporal-bone CT.
+
+On cancellation or error the scene is left exactly as it was.
 """
-from cochleaai.slicer_logic import CochleaAIModuleLogic
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from cochleaai.errors import CochleaAIError
+from cochleaai.progress import Progress
+from cochleaai.slicer_logic import (FOV_ATTRIBUTE, SEED_ATTRIBUTE, CochleaAIModuleLogic, node_ids,
+                                    remove_nodes_added_since)
+
+#: Side (mm) of the cube simulated around the cochlea when the pre-op volume is larger.
+SIMULATION_BOX_MM = 15.0
+METHOD_ATTRIBUTE = "CochleaAI.MARMethod"
+
+
+def model_from_table(table_node):
+    """Cochlea shape parameters from a table node: Name/Value rows (as the demo and the shape
+    fit write them) or one column per parameter."""
+    from cochleaai import mrml
+    from cochleaai.shape import PARAM_NAMES, CochleaModel
+
+    data = mrml.table_to_dict(table_node)
+    if "Name" in data and "Value" in data:
+        values = dict(zip(data["Name"], data["Value"]))
+    else:
+        values = {k: v[0] for k, v in data.items() if v}
+    missing = [k for k in PARAM_NAMES if k not in values]
+    if missing:
+        raise CochleaAIError(f"The table '{table_node.GetName()}' lacks the shape parameters "
+                             f"{', '.join(missing)}; choose the cochlea shape table of the phantom or of "
+                             "Cochlea Shape Segmentation.")
+    return CochleaModel(np.array([float(values[k]) for k in PARAM_NAMES]))
+
+
+def model_from_phantom_node(node):
+    """The true cochlea model of a phantom volume node (rebuilt from its recorded seed)."""
+    seed = node.GetAttribute(SEED_ATTRIBUTE) if node is not None else None
+    if seed is None:
+        return None
+    from cochleaai.phantom import make_phantom
+
+    return make_phantom(int(seed), fov=node.GetAttribute(FOV_ATTRIBUTE) or "roi").model
+
+
+def roi_index_box(roi_node, volume) -> Optional[tuple]:
+    """``((k0, k1), (j0, j1), (i0, i1))`` of a markups ROI node on ``volume``'s grid."""
+    if roi_node is None:
+        return None
+    from cochleaai.volume import ras_to_lps
+
+    bounds = [0.0] * 6
+    roi_node.GetRASBounds(bounds)
+    corners = np.array([[x, y, z] for x in bounds[0:2] for y in bounds[2:4] for z in bounds[4:6]])
+    ijk = volume.physical_to_index(ras_to_lps(corners))
+    lo = np.maximum(np.floor(ijk.min(0) + 0.5), 0).astype(int)
+    hi = np.minimum(np.ceil(ijk.max(0) + 0.5), np.array(volume.size)).astype(int)
+    if np.any(hi - lo < 4):
+        raise CochleaAIError("The ROI does not overlap the volume (or is thinner than 4 voxels); "
+                             "place it around the electrode array.")
+    return tuple((int(lo[a]), int(hi[a])) for a in (2, 1, 0))
 
 
 class MetalArtifactReductionLogic(CochleaAIModuleLogic):
     """Logic of the Metal Artifact Reduction module."""
+
+    # ------------------------------------------------------------------ reduce
+    def reduce_artifacts(self, scene, volume_node, method: str = "nmar", output_node=None,
+                         roi_node=None, threshold_hu: float = 3000.0, detect_contacts: bool = True,
+                         max_contacts: Optional[int] = None, progress=None) -> Dict[str, Any]:
+        """Reduce metal artifacts in ``volume_node``; returns the output volume node, the
+        contacts markups node (or None) and the messages (e.g. "no metal found")."""
+        from cochleaai import mrml
+        from cochleaai.ct.contacts import detect_contacts as find_contacts
+        from cochleaai.ct.mar import METHODS, reduce_metal_artifacts
+
+        if scene is None:
+            raise CochleaAIError("No MRML scene was given.")
+        if volume_node is None:
+            raise CochleaAIError("Select the post-operative CT volume to correct.")
+        if str(method).lower() not in METHODS:
+            raise CochleaAIError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+        p = Progress.wrap(progress)
+        p(0.0, "reading the volume")
+        volume = mrml.node_to_volume(volume_node)
+        roi = roi_index_box(roi_node, volume)
+        result = reduce_metal_artifacts(volume, method, threshold_hu, roi=roi, progress=p.stage(0.02, 0.85))
+        before = node_ids(scene)
+        try:
+            p(0.87, "adding the result to the scene")
+            name = f"{volume_node.GetName()} {method.upper()}"
+            out = mrml.volume_to_node(scene, result.image.copy(np.rint(result.image.array).astype(np.int16)),
+                                      name, node=output_node)
+            out.SetAttribute(METHOD_ATTRIBUTE, method.lower())
+            contacts = None
+            if detect_contacts and result.has_metal:
+                p(0.92, "finding the electrode contacts")
+                found = find_contacts(volume, result.metal_mask, max_contacts=max_contacts)
+                found.name = f"{volume_node.GetName()} contacts"
+                contacts = mrml.markups_from_points(scene, found)
+            p(1.0, "done")
+        except BaseException:
+            remove_nodes_added_since(scene, before)
+            raise
+        return {"volume": out, "contacts": contacts, "messages": list(result.messages),
+                "metal_voxels": int(result.metal_mask.sum())}
+
+    # ---------------------------------------------------------------- simulate
+    def simulate_implant(self, scene, preop_node, array: str = "flex28", depth_deg: Optional[float] = None,
+                         seed: int = 0, model=None, model_table_node=None, crop_mm: float = SIMULATION_BOX_MM,
+                         config=None, progress=None, prefix: Optional[str] = None) -> Dict[str, Any]:
+        """Simulate a cochlear implant in ``preop_node``.
+
+        The cochlea comes from ``model`` (a CochleaModel or its 10 parameters), else from
+        ``model_table_node`` (shape parameter table: the phantom's, or a fitted one), else
+        from the phantom seed recorded on ``preop_node``. A volume wider than ``crop_mm`` is
+        first cropped to a cube of that side around the cochlea (the simulation is of a
+        region of interest); the cropped pre-op is added too. ``config``: a
+        :class:`cochleaai.ct.ScanConfig` (default: the clinical scanner of the docs).
+        """
+        from cochleaai import mrml
+        from cochleaai.ct.cli import contact_markups
+        from cochleaai.ct.simulation import simulate_postop
+        from cochleaai.segments import Segment
+        from cochleaai.shape import CochleaModel
+
+        if scene is None:
+            raise CochleaAIError("No MRML scene was given.")
+        if preop_node is None:
+            raise CochleaAIError("Select the pre-operative CT volume.")
+        p = Progress.wrap(progress)
+        p(0.0, "reading the pre-operative volume")
+        if model is not None and not isinstance(model, CochleaModel):
+            model = CochleaModel(np.asarray(model, dtype=float))
+        if model is None and model_table_node is not None:
+            model = model_from_table(model_table_node)
+        if model is None:
+            model = model_from_phantom_node(preop_node)
+        if model is None:
+            raise CochleaAIError("No cochlea model: choose the cochlea shape table (from Cochlea Shape "
+                                 "Segmentation, or of a phantom), or use a phantom volume.")
+        preop = mrml.node_to_volume(preop_node)
+        extent = np.asarray(preop.size) * preop.spacing
+        cropped = bool(np.any(extent > crop_mm * 1.05))
+        if cropped:
+            centre = model.landmarks()["center"]
+            preop = preop.crop_mm(centre, crop_mm, default_value=-1000.0)
+            preop = preop.copy(np.rint(preop.array).astype(np.int16))
+        from cochleaai.ct.simulation import ScanConfig
+
+        sim = simulate_postop(preop, model, array, depth_deg, seed=seed, config=config or ScanConfig(),
+                              progress=p.stage(0.05, 0.9))
+        prefix = prefix or f"{preop_node.GetName()} CI"
+        before = node_ids(scene)
+        try:
+            p(0.92, "adding the simulated scan to the scene")
+            nodes = {"preop": mrml.volume_to_node(scene, preop, f"{prefix} pre-op ROI") if cropped else None,
+                     "volume": mrml.volume_to_node(scene, sim.postop, f"{prefix} post-op (simulated)"),
+                     "target": mrml.volume_to_node(scene, sim.target, f"{prefix} target (contacts marked)")}
+            nodes["metal"] = mrml.segmentation_from_masks(
+                scene, [(Segment(1, "Electrode metal", (0.75, 0.75, 0.85)), sim.metal.array)], sim.metal,
+                f"{prefix} metal", reference_volume_node=nodes["volume"])
+            markups = contact_markups(sim.insertion)
+            markups.name = f"{prefix} contacts"
+            nodes["contacts"] = mrml.markups_from_points(scene, markups)
+            for node in nodes.values():
+                if node is not None:
+                    node.SetAttribute("CochleaAI.SimulationSeed", str(seed))
+            p(1.0, "done")
+        except BaseException:
+            remove_nodes_added_since(scene, before)
+            raise
+        nodes["summary"] = sim.summary()
+        nodes["warnings"] = list(sim.warnings)
+        return nodes
+
+
+def self_test_mar_logic(logic, scene) -> list:
+    """Checks run by the Slicer self-test (and the pytest suite): a phantom, a simulated
+    implant, artifact reduction; returns the problems found. Uses a scanner with half the
+    views to stay quick."""
+    from cochleaai.ct.projector import FanBeamGeometry
+    from cochleaai.ct.simulation import ScanConfig
+
+    quick = ScanConfig(geometry=FanBeamGeometry(n_views=360))
+    problems = []
+    phantom = logic.generate_phantom(scene, seed=1, fov="roi")
+    count = scene.GetNumberOfNodes()
+    try:
+        logic.simulate_implant(scene, phantom["volume"], array="no-such-array")
+        problems.append("an unknown electrode array was accepted")
+    except CochleaAIError:
+        pass
+    if scene.GetNumberOfNodes() != count:
+        problems.append("a refused simulation changed the scene")
+    sim = logic.simulate_implant(scene, phantom["volume"], array="flex28", depth_deg=450.0, seed=1,
+                                 config=quick)
+    if sim["contacts"].GetNumberOfControlPoints() != 12:
+        problems.append("the simulated FLEX28 does not have 12 contacts")
+    out = logic.reduce_artifacts(scene, sim["volume"], "nmar", max_contacts=12)
+    if out["volume"] is None or out["contacts"] is None or out["contacts"].GetNumberOfControlPoints() < 6:
+        problems.append("artifact reduction did not give a volume and the contacts")
+    same = logic.reduce_artifacts(scene, phantom["volume"], "nmar")
+    if not any("No metal" in m for m in same["messages"]):
+        problems.append("a volume without metal was not reported as such")
+    return problems

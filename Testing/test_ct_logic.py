@@ -1,0 +1,115 @@
+"""MetalArtifactReductionLogic on a real MRML scene (slicer-core): simulate, reduce, cancel."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+for _folder in (ROOT, ROOT / "MetalArtifactReduction"):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+pytest.importorskip("slicer", reason="slicer-core (real MRML) is not installed")
+
+from cochleaai import CochleaAIError, mrml  # noqa: E402
+from cochleaai.progress import Cancelled  # noqa: E402
+from MetalArtifactReductionLib.logic import (MetalArtifactReductionLogic, model_from_table,  # noqa: E402
+                                             self_test_mar_logic)
+
+
+@pytest.fixture(scope="module")
+def shared():
+    scene = mrml.new_scene()
+    logic = MetalArtifactReductionLogic()
+    phantom = logic.generate_phantom(scene, seed=1, fov="roi")
+    from cochleaai.ct.projector import FanBeamGeometry
+    from cochleaai.ct.simulation import ScanConfig
+
+    sim = logic.simulate_implant(scene, phantom["volume"], array="hifocus16", depth_deg=420.0, seed=3,
+                                 config=ScanConfig(geometry=FanBeamGeometry(n_views=360)))
+    yield scene, logic, phantom, sim
+    scene.Clear(1)
+
+
+def test_simulated_implant_nodes(shared):
+    scene, logic, phantom, sim = shared
+    assert sim["volume"].IsA("vtkMRMLScalarVolumeNode") and scene.IsNodePresent(sim["volume"])
+    assert sim["preop"] is None                                   # a ROI phantom is not cropped
+    seg = sim["metal"].GetSegmentation()
+    assert seg.GetNumberOfSegments() == 1 and seg.GetNthSegment(0).GetName() == "Electrode metal"
+    contacts = sim["contacts"]
+    assert contacts.GetNumberOfControlPoints() == 16
+    assert contacts.GetNthControlPointLabel(0) == "E1"
+    assert contacts.GetNthControlPointDescription(0).endswith("deg")
+    post = mrml.node_to_volume(sim["volume"])
+    pre = mrml.node_to_volume(phantom["volume"])
+    assert post.same_geometry(pre) and post.array.max() >= 3000 and pre.array.max() < 3000
+    assert sim["summary"]["depth_deg"] == 420.0
+
+
+def test_reduce_artifacts_gives_volume_and_numbered_contacts(shared):
+    scene, logic, phantom, sim = shared
+    before = mrml.node_to_volume(sim["volume"]).array.copy()
+    out = logic.reduce_artifacts(scene, sim["volume"], "li", max_contacts=16)
+    assert out["volume"].GetAttribute("CochleaAI.MARMethod") == "li"
+    np.testing.assert_array_equal(mrml.node_to_volume(sim["volume"]).array, before)   # input untouched
+    truth = mrml.points_from_markups(sim["contacts"]).points
+    found = mrml.points_from_markups(out["contacts"]).points
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(found).query(truth[:10])          # the intracochlear, apical contacts
+    assert np.median(d) < 0.5
+
+
+def test_no_metal_is_reported_and_returned_unchanged(shared):
+    scene, logic, phantom, sim = shared
+    out = logic.reduce_artifacts(scene, phantom["volume"], "nmar")
+    assert any("No metal" in m for m in out["messages"]) and out["contacts"] is None
+    np.testing.assert_array_equal(mrml.node_to_volume(out["volume"]).array,
+                                  mrml.node_to_volume(phantom["volume"]).array)
+
+
+def test_bad_requests_and_cancel_leave_the_scene_as_it_was(shared):
+    scene, logic, phantom, sim = shared
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(CochleaAIError):
+        logic.reduce_artifacts(scene, None)
+    with pytest.raises(CochleaAIError):
+        logic.reduce_artifacts(scene, sim["volume"], "gan")
+    with pytest.raises(CochleaAIError, match="insertion depth"):
+        logic.simulate_implant(scene, phantom["volume"], depth_deg=2000.0)
+    plain = mrml.volume_to_node(scene, mrml.node_to_volume(phantom["volume"]), "no seed")
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(CochleaAIError, match="No cochlea model"):
+        logic.simulate_implant(scene, plain)
+
+    def cancel_late(fraction, message):
+        if fraction > 0.9:
+            raise Cancelled("test")
+
+    with pytest.raises(Cancelled):
+        logic.reduce_artifacts(scene, sim["volume"], "bhc", progress=cancel_late)
+    assert scene.GetNumberOfNodes() == count
+
+
+def test_model_from_a_shape_table(shared):
+    scene, logic, phantom, sim = shared
+    from cochleaai.phantom import make_phantom
+
+    model = make_phantom(1, fov="roi").model
+    table = mrml.table_from_dict(scene, {k: float(v) for k, v in model.as_dict().items()}, "shape")
+    np.testing.assert_allclose(model_from_table(table).theta, model.theta)
+    bad = mrml.table_from_dict(scene, {"a": 4.0}, "partial")
+    with pytest.raises(CochleaAIError, match="lacks the shape parameters"):
+        model_from_table(bad)
+
+
+def test_module_self_test_checks():
+    scene = mrml.new_scene()
+    try:
+        assert self_test_mar_logic(MetalArtifactReductionLogic(), scene) == []
+    finally:
+        scene.Clear(1)

@@ -1,0 +1,143 @@
+"""Commands of ``cochleaai.ct``: ``simulate-ci`` and ``mar`` (registered by cochleaai.cli)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+METAL_SEGMENT_COLOR = (0.75, 0.75, 0.85)
+
+
+def load_model_parameters(path) -> "list":
+    """Ten cochlea shape parameters (LPS pose) from a JSON file: the phantom's ``truth.json``
+    (key ``theta``), a fitted-shape file with ``theta`` or ``parameters``, or a bare list."""
+    from ..errors import CochleaAIError
+
+    p = Path(path)
+    if not p.is_file():
+        raise CochleaAIError(f"The cochlea model file {p} does not exist.")
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise CochleaAIError(f"The cochlea model file {p} is not valid JSON ({exc}).") from None
+    if isinstance(data, dict):
+        data = data.get("theta", data.get("parameters"))
+        if isinstance(data, dict):
+            from ..shape import PARAM_NAMES
+
+            data = [data.get(k) for k in PARAM_NAMES]
+    try:
+        theta = [float(v) for v in data]
+    except (TypeError, ValueError):
+        theta = []
+    if len(theta) != 10:
+        raise CochleaAIError(f"{p} holds no 10 cochlea shape parameters; give the truth.json of a "
+                             "phantom or the fitted-shape JSON of the segmentation module.")
+    return theta
+
+
+def contact_markups(insertion):
+    from ..io import Markups
+
+    desc = [("extracochlear" if not inside else f"{d:.1f} deg")
+            for d, inside in zip(insertion.contact_depth_deg, insertion.intracochlear)]
+    return Markups(insertion.contacts, insertion.labels(), name=f"{insertion.array.key} contacts",
+                   descriptions=desc)
+
+
+def _cmd_simulate(args) -> int:
+    from .. import io
+    from ..errors import CochleaAIError
+    from ..progress import tqdm_progress
+    from ..segments import Segment
+    from .simulation import ScanConfig, simulate_postop
+
+    preop = io.read_volume(args.preop)
+    model_path = args.model
+    if model_path is None:
+        guess = Path(args.preop).parent / "truth.json"
+        if not guess.is_file():
+            raise CochleaAIError("No cochlea model: pass --model (the phantom's truth.json or the fitted "
+                                 "shape JSON of CochleaShapeSegmentation).")
+        model_path = guess
+    theta = load_model_parameters(model_path)
+    config = ScanConfig(kvp=args.kvp, noise=not args.no_noise, scatter=not args.no_scatter)
+    with tqdm_progress("simulate-ci", disable=args.quiet) as progress:
+        sim = simulate_postop(preop, theta, args.array, args.depth, seed=args.seed, config=config,
+                              progress=progress)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"postop": io.write_volume(sim.postop, out / "postop.nrrd"),
+             "metal": io.write_seg_nrrd(out / "metal.seg.nrrd",
+                                        [(Segment(1, "Electrode metal", METAL_SEGMENT_COLOR),
+                                          sim.metal.array)], sim.metal),
+             "contacts": io.write_markups_json(out / "contacts.mrk.json", contact_markups(sim.insertion)),
+             "target": io.write_volume(sim.target, out / "target.nrrd")}
+    summary = sim.summary()
+    summary["files"] = {k: str(v) for k, v in files.items()}
+    summary["warnings"] = sim.warnings
+    (out / "simulation.json").write_text(json.dumps(summary, indent=2))
+    if not args.quiet:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_mar(args) -> int:
+    import numpy as np
+
+    from .. import io
+    from ..progress import tqdm_progress
+    from .contacts import detect_contacts
+    from .mar import reduce_metal_artifacts
+
+    post = io.read_volume(args.postop)
+    with tqdm_progress(f"mar {args.method}", disable=args.quiet) as progress:
+        res = reduce_metal_artifacts(post, args.method, args.threshold, progress=progress)
+    out = Path(args.out)
+    io.write_volume(res.image.copy(np.rint(res.image.array).astype(np.int16)), out)
+    summary = {"method": res.method, "metal_voxels": int(res.metal_mask.sum()), "seconds": round(res.seconds, 2),
+               "messages": res.messages, "output": str(out)}
+    if args.contacts:
+        contacts = detect_contacts(post, res.metal_mask, max_contacts=args.max_contacts)
+        summary["contacts"] = str(io.write_markups_json(args.contacts, contacts))
+        summary["n_contacts"] = len(contacts)
+    if not args.quiet:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    from .electrodes import ARRAYS, DEFAULT_ARRAY
+    from .mar import DEFAULT_METHOD, DEFAULT_THRESHOLD_HU, METHODS
+
+    p = subparsers.add_parser(
+        "simulate-ci", help="simulate a cochlear-implant CT from a pre-operative volume (X-ray physics)",
+        description="Insert an electrode array along the scala tympani of the cochlea model and simulate "
+                    "the post-operative CT (polychromatic fan beam, scatter, noise, FBP). Writes postop.nrrd, "
+                    "metal.seg.nrrd, contacts.mrk.json (numbered from the apex, angular depth as "
+                    "description), target.nrrd (pre-op with contact centres marked) and simulation.json.")
+    p.add_argument("preop", help="pre-operative CT volume in HU (e.g. ct.nrrd of `cochleaai phantom`)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--model", default=None,
+                   help="JSON with the 10 cochlea shape parameters (default: truth.json beside PREOP)")
+    p.add_argument("--array", default=DEFAULT_ARRAY, choices=sorted(ARRAYS), help="electrode array")
+    p.add_argument("--depth", type=float, default=None,
+                   help="angular insertion depth of the tip in degrees (default: random, typical range)")
+    p.add_argument("--seed", type=int, default=0, help="seed of depth, scatter and noise (default 0)")
+    p.add_argument("--kvp", type=int, default=120, choices=(120, 140))
+    p.add_argument("--no-noise", action="store_true", help="no quantum or electronic noise")
+    p.add_argument("--no-scatter", action="store_true", help="no scatter")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = subparsers.add_parser(
+        "mar", help="reduce metal artifacts in a post-operative CT (NMAR, LI, BHC)",
+        description="Classic sinogram-inpainting metal artifact reduction from the image alone: "
+                    + "; ".join(f"{k}: {v}" for k, v in METHODS.items()) + ".")
+    p.add_argument("postop", help="post-operative CT volume in HU")
+    p.add_argument("--out", required=True, help="output volume file (.nrrd, .nii.gz)")
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS))
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_HU, help="metal threshold in HU")
+    p.add_argument("--contacts", default=None, help="also write detected contacts to this .mrk.json")
+    p.add_argument("--max-contacts", type=int, default=None, help="at most this many contacts")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_cmd_mar)

@@ -1,0 +1,80 @@
+"""Electrode contacts found in a (post-operative or artifact-reduced) CT volume.
+
+Contacts are the brightest spots inside the metal segmentation: local maxima of the lightly
+smoothed image at least ``min_distance_mm`` apart. They are numbered along the array: the
+points are chained through their minimum spanning tree's longest path, and the end nearer
+to the points' centroid is the apex (the array spirals inwards), so contact 1 is the most
+apical, as the manufacturers number them.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..io import Markups
+from ..volume import Volume
+
+
+def _order_along_chain(points: np.ndarray) -> np.ndarray:
+    from scipy.sparse.csgraph import minimum_spanning_tree, shortest_path
+    from scipy.spatial.distance import cdist
+
+    n = len(points)
+    if n < 3:
+        order = np.arange(n)
+    else:
+        tree = minimum_spanning_tree(cdist(points, points))
+        dist = shortest_path(tree, directed=False)
+        a = int(np.argmax(dist[0]))
+        b = int(np.argmax(dist[a]))
+        _, pred = shortest_path(tree, directed=False, indices=a, return_predecessors=True)
+        path = [b]
+        while path[-1] != a:
+            path.append(int(pred[path[-1]]))
+        on_path = path[::-1]
+        rest = [i for i in range(n) if i not in set(on_path)]
+        # points off the main chain go next to their nearest chain point
+        keys = {i: float(k) for k, i in enumerate(on_path)}
+        for i in rest:
+            j = on_path[int(np.argmin(np.linalg.norm(points[on_path] - points[i], axis=1)))]
+            keys[i] = keys[j] + 0.5
+        order = np.array(sorted(range(n), key=lambda i: keys[i]))
+    centroid = points.mean(0)
+    if n > 1 and np.linalg.norm(points[order[-1]] - centroid) < np.linalg.norm(points[order[0]] - centroid):
+        order = order[::-1]
+    return order
+
+
+def _refine(img: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Sub-voxel peak positions (k, j, i): the centroid of the 3x3x3 neighbourhood above its minimum."""
+    out = peaks.astype(float)
+    hi = np.array(img.shape) - 1
+    for n, pk in enumerate(peaks):
+        lo_, up = np.maximum(pk - 1, 0), np.minimum(pk + 1, hi)
+        block = img[lo_[0]:up[0] + 1, lo_[1]:up[1] + 1, lo_[2]:up[2] + 1]
+        w = block - block.min()
+        if w.sum() > 0:
+            idx = np.stack(np.meshgrid(*[np.arange(a, b + 1) for a, b in zip(lo_, up)], indexing="ij"), -1)
+            out[n] = (idx * w[..., None]).reshape(-1, 3).sum(0) / w.sum()
+    return out
+
+
+def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: float = 0.5,
+                    max_contacts: Optional[int] = None) -> Markups:
+    """Numbered contact centres (LPS mm) found in ``volume`` within ``metal_mask``."""
+    from scipy.ndimage import gaussian_filter
+    from skimage.feature import peak_local_max
+
+    mask = np.asarray(metal_mask, dtype=bool)
+    if not mask.any():
+        return Markups(np.zeros((0, 3)), [], name="Electrode contacts")
+    img = gaussian_filter(np.asarray(volume.array, dtype=np.float32), 0.6)
+    dist = max(1, int(round(min_distance_mm / float(np.min(volume.spacing)))))
+    peaks = peak_local_max(np.where(mask, img, img.min()), min_distance=dist, labels=mask.astype(np.int32),
+                           num_peaks=max_contacts if max_contacts else np.inf, exclude_border=False)
+    if len(peaks) == 0:
+        peaks = np.argwhere(mask)[:1]
+    points = volume.index_to_physical(_refine(img, peaks)[:, ::-1])
+    points = points[_order_along_chain(points)]
+    return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
