@@ -3,6 +3,7 @@
 Everything this file does goes through OneShotLandmarksLogic and the shared helpers in
 ``cochleaai.slicer_module``; no algorithm lives here.
 """
+import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
@@ -19,15 +20,22 @@ class OneShotLandmarks(ScriptedLoadableModule):
         self.parent.contributors = [
             "CochleaAI developers (methods: Zihao Wang and Herv\u00e9 Delingette, Inria)"]
         self.parent.helpText = (
-            "<p>Places inner-ear landmarks in a CT volume after learning from a single "
-            "annotated example. A small 2D network trained on randomly oriented slices of "
-            "that one reference volume finds the cochlea in a new volume; the cochlea is then "
-            "aligned with the reference by its position and main axes, and a non-rigid "
-            "registration carries the reference landmarks over.</p><p>Not in this version "
-            "yet: the landmark detector.</p>"
-            "<p>Works today: <b>Generate phantom</b> builds a synthetic temporal-bone CT with its "
-            "ground-truth segmentation and landmarks (reproducible from its seed), so the module "
-            "can be tried without patient data.</p>"
+            "<p>Places landmarks in many CT volumes after learning from a single annotated "
+            "reference. A shallow 2D network, trained on randomly rotated and shifted slices of "
+            "the reference, finds the structure of interest (the cochlea) in each new volume "
+            "from the agreement of its axial, coronal and sagittal slices; the structure is "
+            "then aligned with the reference by its centre and axes of inertia, and a rigid then "
+            "diffeomorphic demons registration carries the reference landmarks over.</p>"
+            "<p><b>Detect landmarks</b>: check one or more volumes (or pick a folder of files) and "
+            "press the button. Each volume gets a labelled point list, and the table "
+            "<i>Landmark detection confidence</i> lists a confidence per volume (low values are "
+            "flagged for review). Without a model of your own, the model trained on a synthetic "
+            "phantom is used: it works on the module's phantoms.</p>"
+            "<p><b>Reference and training</b>: choose the reference volume, the segmentation of "
+            "the structure, the landmark point list, and a second (validation) volume with its "
+            "segmentation, then Train. Progress and Cancel are in the Data section.</p>"
+            "<p><b>Generate phantom</b> builds a synthetic temporal-bone CT with its ground-truth "
+            "segmentation and landmarks (reproducible from its seed).</p>"
             "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>.</p>")
         self.parent.acknowledgementText = (
             "Method from the PhD thesis of Z. Wang, <i>Deep Learning and Bayesian inference for "
@@ -41,6 +49,68 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
     logic_class = OneShotLandmarksLogic
     ui_file = "UI/OneShotLandmarks.ui"
 
+    def setup(self):
+        CochleaAIModuleWidget.setup(self)
+        self.ui.trainButton.connect("clicked(bool)", self.onTrain)
+        self.ui.detectButton.connect("clicked(bool)", self.onDetect)
+        self.runner.busyWidgets.extend([self.ui.trainButton, self.ui.detectButton])
+
+    def onTrain(self, *_unused):
+        path = self.ui.saveModelPathLineEdit.currentPath.strip() or None
+        model = self.runner.run(
+            "Train one-shot model", self.logic.train, slicer.mrmlScene,
+            self.ui.referenceVolumeSelector.currentNode(), self.ui.referenceSegmentationSelector.currentNode(),
+            self.ui.referenceLandmarksSelector.currentNode(), self.ui.validationVolumeSelector.currentNode(),
+            self.ui.validationSegmentationSelector.currentNode(),
+            segment_name=self.ui.segmentNameLineEdit.text.strip() or None, output_path=path,
+            config=self._trainConfig())
+        if model is not None:
+            training = model.card.get("training", {})
+            self.runner.setStatus(f"Trained in {training.get('train_sec', 0):.0f} s "
+                                  f"({training.get('steps', 0)} steps). Detect now uses this model.")
+
+    def _trainConfig(self):
+        from cochleaai.landmarks.training import TrainConfig
+
+        return TrainConfig(max_steps=int(self.ui.maxStepsSpinBox.value))
+
+    def _model(self):
+        path = self.ui.modelPathLineEdit.currentPath.strip()
+        if path:
+            return self.runner.run("Load model", lambda progress=None: self.logic.load_model(path))
+        return self.logic.model or self.runner.run("Load model", lambda progress=None: self.logic.load_model())
+
+    def onDetect(self, *_unused):
+        model = self._model()
+        if model is None:
+            return
+        folder = self.ui.targetFolderPathLineEdit.currentPath.strip()
+        if folder:
+            result = self.runner.run("Detect landmarks", self.logic.detect_files, slicer.mrmlScene,
+                                     [folder], model=model)
+        else:
+            nodes = list(self.ui.targetVolumesSelector.checkedNodes())
+            if not nodes and self.ui.volumeSelector.currentNode() is not None:
+                nodes = [self.ui.volumeSelector.currentNode()]
+            result = self.runner.run("Detect landmarks", self.logic.detect, slicer.mrmlScene, nodes,
+                                     model=model)
+        if result:
+            rows = result["rows"]
+            flagged = sum(1 for r in rows if r["flagged"])
+            self.runner.setStatus(f"Landmarks placed in {len(rows) - flagged} of {len(rows)} volume(s) "
+                                  f"without a flag; see the table '{result['table'].GetName()}'.")
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(result["table"].GetID())
+
 
 class OneShotLandmarksTest(CochleaAIModuleTest):
     logic_class = OneShotLandmarksLogic
+
+    def runTest(self):
+        CochleaAIModuleTest.runTest(self)
+        self.test_DetectOnPhantom()
+
+    def test_DetectOnPhantom(self):
+        self.delayDisplay("Detecting the landmarks of a phantom with the shipped model")
+        problems = OneShotLandmarksLogic().self_test(slicer.mrmlScene)
+        self.assertEqual(problems, [])
+        self.delayDisplay("Detection test passed")

@@ -3,13 +3,196 @@
 No ``qt``, ``ctk``, ``slicer.app`` or ``slicer.modules`` here: this runs inside Slicer and
 headless on ``slicer-core`` (the tests run it on a real ``vtkMRMLScene``).
 
-Available now (inherited from ``CochleaAIModuleLogic``):
-    ``generate_phantom(scene, seed, fov="roi", progress=None) -> {"volume", "segmentation", "landmarks"}``
-To come: one-shot training from a reference volume with landmarks, and landmark detection
-on a target volume node.
+* ``train(scene, reference volume, segmentation, landmarks, validation volume,
+  segmentation, ...)``: one-shot training; the model is kept (``self.model``) and saved
+  when a path is given.
+* ``load_model(path=None)``: a saved model, by default the shipped phantom model.
+* ``detect(scene, volume node(s))``: one labelled point list per volume and a table of
+  confidences (one row per volume; a volume where the structure is not found gets a
+  row with confidence 0 and the reason).
+* ``generate_phantom`` (inherited) and ``self_test`` on phantoms.
 """
-from cochleaai.slicer_logic import CochleaAIModuleLogic
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from cochleaai.errors import CochleaAIError
+from cochleaai.progress import Progress
+from cochleaai.slicer_logic import CochleaAIModuleLogic, node_ids, remove_nodes_added_since
+
+#: Name of the confidence table node written by :meth:`OneShotLandmarksLogic.detect`.
+TABLE_NAME = "Landmark detection confidence"
+#: Node attribute holding the detection confidence on each output point list.
+CONFIDENCE_ATTRIBUTE = "CochleaAI.LandmarkConfidence"
+
+
+def _volume(node, what: str):
+    from cochleaai import mrml
+
+    if node is None or not node.IsA("vtkMRMLScalarVolumeNode"):
+        raise CochleaAIError(f"No {what} selected; choose a scalar volume node.")
+    return mrml.node_to_volume(node)
+
+
+def _structure_mask(segmentation_node, reference, segment_name: Optional[str], what: str) -> np.ndarray:
+    from cochleaai import mrml
+
+    if segmentation_node is None:
+        raise CochleaAIError(f"No {what} selected; choose the segmentation of the structure of interest.")
+    segments = mrml.masks_from_segmentation(segmentation_node, reference)
+    if not segments:
+        raise CochleaAIError(f"The {what} has no segment; segment the structure of interest first.")
+    if segment_name:
+        for seg, mask in segments:
+            if seg.name.lower() == segment_name.lower():
+                return mask
+    elif len(segments) == 1:              # no name given: the only segment
+        return segments[0][1]
+    raise CochleaAIError(f"The {what} has no segment named {segment_name!r}; its segments are "
+                         f"{', '.join(s.name for s, _ in segments)}. Choose the segment name.")
 
 
 class OneShotLandmarksLogic(CochleaAIModuleLogic):
     """Logic of the One-Shot Landmarks module."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = None
+
+    # ------------------------------------------------------------------ model
+    def load_model(self, path=None):
+        """Load a model (default: the shipped phantom model) and keep it for :meth:`detect`."""
+        from cochleaai.landmarks.model_io import load_model
+
+        self.model = load_model(path)
+        return self.model
+
+    def train(self, scene, reference_node, reference_segmentation_node, landmarks_node,
+              validation_node, validation_segmentation_node, segment_name: str = "Cochlea",
+              output_path=None, config=None, seed: int = 0, progress=None):
+        """One-shot training from nodes. Returns the model (also kept as ``self.model``).
+
+        The scene is only read. ``output_path`` (optional): where to save ``.pt`` + ``.json``.
+        """
+        from cochleaai import mrml
+        from cochleaai.landmarks.model_io import save_model
+        from cochleaai.landmarks.training import train_oneshot
+
+        p = Progress.wrap(progress)
+        reference = _volume(reference_node, "reference volume")
+        validation = _volume(validation_node, "validation volume")
+        ref_mask = _structure_mask(reference_segmentation_node, reference, segment_name,
+                                   "reference segmentation")
+        val_mask = _structure_mask(validation_segmentation_node, validation, segment_name,
+                                   "validation segmentation")
+        if landmarks_node is None:
+            raise CochleaAIError("No reference landmarks selected; choose the point list placed on the reference.")
+        landmarks = mrml.points_from_markups(landmarks_node)
+        model = train_oneshot(reference, ref_mask, landmarks, validation, val_mask, config=config, seed=seed,
+                              structure=segment_name or "structure", progress=p.stage(0.0, 0.98))
+        training = dict(model.card["training"])
+        training["data"] = {"reference": reference_node.GetName(), "validation": validation_node.GetName(),
+                            "landmarks": landmarks_node.GetName(), "segment": segment_name}
+        training["command"] = "OneShotLandmarks module: Train"
+        if output_path:
+            save_model(model, output_path, training=training)
+        else:
+            model.card["training"] = training
+        self.model = model
+        p(1.0, "Model trained")
+        return model
+
+    # ------------------------------------------------------------------ detect
+    def detect_files(self, scene, paths, model=None, progress=None) -> Dict:
+        """Like :meth:`detect` for volume files (or folders of them), read one at a time and
+        never added to the scene: only the point lists and the table are."""
+        from cochleaai.landmarks.cli import _inputs, _stem
+        from cochleaai import io
+
+        files = _inputs([str(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])])
+        if not files:
+            raise CochleaAIError("No volume files were found there; pick a folder holding .nrrd/.nii files.")
+        loaders = [(lambda f=f: io.read_volume(f)) for f in files]
+        return self._detect_loaded(scene, loaders, [_stem(f) for f in files], model, progress, False)
+
+    def detect(self, scene, volume_nodes, model=None, progress=None, baseline: bool = False) -> Dict:
+        """Detect the landmarks in one volume node or a list of them.
+
+        Adds one point list "<volume> landmarks" per volume (labels from the reference;
+        the confidence is in the node's description attribute) and a table
+        :data:`TABLE_NAME` with one row per volume. Returns ``{"points": [nodes or
+        None], "table": node, "rows": [dict]}``. On cancel or error the scene is left
+        as it was.
+        """
+        if scene is None:
+            raise CochleaAIError("No MRML scene was given.")
+        if volume_nodes is None:
+            raise CochleaAIError("No target volume selected; choose one or more volumes.")
+        nodes = list(volume_nodes) if isinstance(volume_nodes, (list, tuple)) else [volume_nodes]
+        if not nodes:
+            raise CochleaAIError("No target volume selected; choose one or more volumes.")
+        names = [n.GetName() if n is not None else "(none)" for n in nodes]
+        # read each volume only when its turn comes (a long list stays light)
+        loaders = [(lambda n=n: _volume(n, "target volume")) for n in nodes]
+        return self._detect_loaded(scene, loaders, names, model, progress, baseline)
+
+    def _detect_loaded(self, scene, loaders, names, model, progress, baseline) -> Dict:
+        from cochleaai import mrml
+        from cochleaai.landmarks.detect import detect_batch
+
+        if scene is None:
+            raise CochleaAIError("No MRML scene was given.")
+        model = model or self.model or self.load_model()
+        p = Progress.wrap(progress)
+        results = detect_batch(model, loaders, names, progress=p.stage(0.0, 0.95),
+                               use_localisation=not baseline)
+        before = node_ids(scene)
+        try:
+            points = []
+            for name, det, row in results:
+                if det is None:
+                    points.append(None)
+                    continue
+                markups = det.landmarks
+                markups.name = f"{name} landmarks"
+                markups.descriptions = [f"confidence {det.confidence:.2f}"] * len(markups)
+                point_node = mrml.markups_from_points(scene, markups)
+                point_node.SetAttribute(CONFIDENCE_ATTRIBUTE, f"{det.confidence:.4f}")
+                points.append(point_node)
+            rows = [row for _, _, row in results]
+            columns = {"Volume": [r["volume"] for r in rows],
+                       "Confidence": [float(r["confidence"]) for r in rows],
+                       "Flagged": ["yes" if r["flagged"] else "no" for r in rows],
+                       "Reason": [r.get("reason", "") for r in rows],
+                       "Localisation passes": [int(r.get("localisation_passes", 0)) for r in rows],
+                       "Seconds": [float(r.get("seconds", 0.0)) for r in rows]}
+            table = mrml.table_from_dict(scene, columns, TABLE_NAME)
+            p(1.0, f"Landmarks placed in {sum(pt is not None for pt in points)} of {len(names)} volume(s)")
+        except BaseException:
+            remove_nodes_added_since(scene, before)
+            raise
+        return {"points": points, "table": table, "rows": rows}
+
+    # ---------------------------------------------------------------- self-test
+    def self_test(self, scene, seed: int = 3, progress=None, tolerance_mm: float = 2.0) -> List[str]:
+        """Generate a temporal phantom, detect with the shipped model, compare with its truth.
+        Returns the problems found (an empty list when all is well)."""
+        from cochleaai import mrml
+
+        p = Progress.wrap(progress)
+        problems = []
+        nodes = self.generate_phantom(scene, seed=seed, fov="temporal", progress=p.stage(0.0, 0.3))
+        truth = mrml.points_from_markups(nodes["landmarks"])
+        result = self.detect(scene, nodes["volume"], progress=p.stage(0.3, 1.0))
+        node = result["points"][0]
+        if node is None:
+            return [f"no landmarks were found: {result['rows'][0]['reason']}"]
+        found = mrml.points_from_markups(node)
+        if found.labels != truth.labels:
+            problems.append(f"labels {found.labels} differ from the truth's {truth.labels}")
+        errors = np.linalg.norm(found.points - truth.points, axis=1)
+        if np.any(errors > tolerance_mm):
+            problems.append(f"landmark errors {np.round(errors, 2).tolist()} mm exceed {tolerance_mm} mm")
+        return problems

@@ -1,0 +1,253 @@
+"""One-shot landmarks: the parts against analytic answers (no trained model needed)."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from cochleaai.errors import CochleaAIError  # noqa: E402
+from cochleaai.io import Markups  # noqa: E402
+from cochleaai.landmarks import align, localise, model_io, patches  # noqa: E402
+from cochleaai.landmarks.training import TrainConfig, train_oneshot  # noqa: E402
+from cochleaai.landmarks.unet import SliceUNet, UNetConfig  # noqa: E402
+from cochleaai.progress import Cancelled  # noqa: E402
+from cochleaai.volume import Volume  # noqa: E402
+
+
+def _rotation(axis, deg):
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    a = np.radians(deg)
+    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
+
+
+def _blobs(volume: Volume, centres, radii, value=2000.0):
+    """Balls of ``value`` HU in air (-1000) at LPS ``centres``; also returns the mask."""
+    pts = volume.physical_grid()
+    mask = np.zeros(volume.shape, bool)
+    for c, r in zip(centres, radii):
+        mask |= np.linalg.norm(pts - np.asarray(c), axis=-1) <= r
+    return volume.copy(np.where(mask, value, -1000.0).astype(np.float32)), mask
+
+
+# ----------------------------------------------------------------------------- network
+def test_unet_keeps_the_slice_size_and_refuses_odd_sizes():
+    net = SliceUNet(UNetConfig(channels=4, depth_channels=8)).eval()
+    with torch.no_grad():
+        out = net(torch.zeros(3, 1, 32, 48))
+    assert out.shape == (3, 1, 32, 48)
+    # the head starts at "background": a blank slice is given a low probability
+    assert float(torch.sigmoid(out).max()) < 0.2
+    with pytest.raises(CochleaAIError):
+        net(torch.zeros(1, 1, 31, 32))
+
+
+def test_orthogonal_stacks_round_trip_and_cut_the_right_axes():
+    cube = np.arange(4 * 6 * 8, dtype=float).reshape(4, 6, 8)
+    stacks = patches.orthogonal_stacks(cube)
+    assert stacks[0][2].shape == (6, 8) and stacks[1][2].shape == (4, 8) and stacks[2][2].shape == (4, 6)
+    np.testing.assert_array_equal(stacks[1][3], cube[:, 3, :])
+    np.testing.assert_array_equal(stacks[2][5], cube[:, :, 5])
+    for a, b in zip(patches.from_stacks(stacks), [cube] * 3):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rotated_patch_samples_a_ramp_along_its_own_axes():
+    vol = Volume.empty((40, 40, 40), 0.5, (-10, -10, -10))
+    vol = vol.copy(vol.physical_grid()[..., 0].astype(np.float32))        # value = x (LPS mm)
+    R = _rotation((0, 0, 1), 90)                                          # patch i-axis -> LPS +y
+    cube = patches.sample_patch(patches.as_sitk(vol), (1.0, 2.0, 0.0), R, 8, 0.5, 0.0)
+    # along the patch's i axis x stays 1; along its j axis (LPS -x) x decreases by 0.5 a voxel
+    np.testing.assert_allclose(cube.array[4, 4, :], 1.0 - 0.5 * (4 - 3.5), atol=1e-4)
+    np.testing.assert_allclose(np.diff(cube.array[4, :, 4]), -0.5, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- alignment
+def test_inertia_frame_of_an_ellipsoid_cloud():
+    rng = np.random.default_rng(0)
+    R = _rotation((1, 2, 3), 40)
+    pts = rng.normal(size=(20000, 3)) * [3.0, 2.0, 1.0]
+    centre, axes, values = align.inertia_frame(pts @ R.T + [5, -2, 1], np.ones(len(pts)))
+    np.testing.assert_allclose(centre, [5, -2, 1], atol=0.1)
+    np.testing.assert_allclose(values, [9, 4, 1], rtol=0.05)
+    np.testing.assert_allclose(np.abs(np.sum(axes * R, axis=0)), 1.0, atol=0.01)   # same axes up to sign
+    assert np.linalg.det(axes) == pytest.approx(1.0)
+    with pytest.raises(CochleaAIError):
+        align.inertia_frame(pts, np.zeros(len(pts)))
+
+
+def test_candidate_rotations_are_proper():
+    for rots, n in ((align.sign_flips(), 4), (align.cube_rotations(), 24)):
+        assert len(rots) == n
+        for q in rots:
+            np.testing.assert_allclose(q @ q.T, np.eye(3), atol=1e-12)
+            assert np.linalg.det(q) == pytest.approx(1.0)
+    assert len(align.candidate_rotations([9, 4, 1], [9, 4, 1])) == 4
+    assert len(align.candidate_rotations([9, 8.5, 1], [9, 4, 1])) == 24
+
+
+def test_sign_ambiguity_is_resolved_by_image_similarity():
+    """An asymmetric object turned by 180 degrees about its long axis (plus 20 degrees about
+    another): the eigenvectors alone cannot tell, the patch comparison must."""
+    from cochleaai.landmarks.detect import choose_alignment
+
+    grid = Volume.empty((56, 56, 56), 0.5, (-14, -14, -14))
+    centres = np.array([[-5.0, 0, 0], [0.0, 0, 0], [5.0, 0, 0], [4.0, 2.5, 0.0], [-4.0, 0.0, 1.5]])
+    radii = [2.2, 2.6, 1.8, 1.2, 1.0]
+    ref, ref_mask = _blobs(grid, centres, radii)
+    c_ref, ax_ref, val_ref = align.mask_frame(ref, ref_mask)
+    true_R = _rotation((0, 0, 1), 20) @ _rotation(ax_ref[:, 0], 180)
+    moved = (centres - c_ref) @ true_R.T + c_ref + [1.0, -0.5, 0.5]
+    tgt, tgt_mask = _blobs(grid, moved, radii)
+    c_t, ax_t, val_t = align.mask_frame(tgt, tgt_mask)
+    n, h = 40, 0.5
+    ref_patch = patches.sample_patch(patches.as_sitk(ref), c_ref, ax_ref, n, h, -1000.0)
+    ref_pmask = patches.sample_patch(patches.as_sitk(ref.copy(ref_mask.astype(np.uint8))), c_ref, ax_ref,
+                                     n, h, 0, "nearest").array > 0.5
+    model = SimpleNamespace(patch=ref_patch.array, patch_mask=ref_pmask, patch_spacing=h, patch_size=n,
+                            window=patches.DEFAULT_WINDOW, axes=ax_ref, eigenvalues=val_ref)
+    matrix, best, scores = choose_alignment(model, patches.as_sitk(tgt), c_t, ax_t, val_t)
+    angle = np.degrees(np.arccos(np.clip((np.trace(matrix.T @ true_R) - 1) / 2, -1, 1)))
+    assert angle < 3.0, f"chose a rotation {angle:.1f} degrees from the truth (scores {scores})"
+    assert best > 0.9 and sorted(scores)[-2] < best - 0.02
+
+
+# -------------------------------------------------------------------------- localisation
+class _Threshold(torch.nn.Module):
+    """A stand-in 'network': logit = 20 x (normalised intensity - 0), i.e. bone -> structure."""
+
+    def forward(self, x):
+        return 20.0 * x
+
+
+def test_iterative_centre_of_mass_finds_a_ball_far_from_the_image_centre():
+    grid = Volume.empty((60, 70, 80), 0.4, (-16, -14, -12))
+    true_centre = np.array([7.0, -6.0, 5.5])
+    image, _ = _blobs(grid, [true_centre], [2.0])
+    model = SimpleNamespace(net=_Threshold(), slice_size=32, slice_spacing=0.4,
+                            window=patches.DEFAULT_WINDOW, structure="ball")
+    loc = localise.localise(model, patches.as_sitk(image), image, global_pass=False)
+    # 32 x 0.4 mm cubes from the image centre see only part of the ball at first
+    assert loc.converged and loc.iterations >= 2
+    np.testing.assert_allclose(loc.centre, true_centre, atol=0.1)
+    blank = grid.copy(np.full(grid.shape, -1000.0, np.float32))
+    with pytest.raises(localise.StructureNotFound):
+        localise.localise(model, patches.as_sitk(blank), blank)
+
+
+# --------------------------------------------------------------------------- training
+def _tiny_case():
+    grid = Volume.empty((40, 40, 40), 0.5, (-10, -10, -10))
+    ref, ref_mask = _blobs(grid, [[0, 0, 0], [3.0, 1.0, 0.0]], [2.5, 1.5])
+    val, val_mask = _blobs(grid, [[1, -1, 0.5], [4.0, 0.0, 0.5]], [2.4, 1.6])
+    lm = Markups(np.array([[0.0, 0.0, 2.5], [3.0, 1.0, 0.0]]), ["top", "knob"])
+    return ref, ref_mask, lm, val, val_mask
+
+
+TINY = TrainConfig(slice_size=32, slice_spacing=0.5, batch_size=8, max_steps=20, validate_every=10, learning_rate=0.01,
+                   patience=5, patch_mm=10.0, patch_spacing=0.5,
+                   network=UNetConfig(channels=4, depth_channels=8, convs_down=1, convs_bottom=1, convs_up=1))
+
+
+def test_training_lowers_the_validation_loss_and_round_trips(tmp_path):
+    ref, ref_mask, lm, val, val_mask = _tiny_case()
+    before = [a.copy() for a in (ref.array, ref_mask, lm.points, val.array, val_mask)]
+    fractions = []
+    model = train_oneshot(ref, ref_mask, lm, val, val_mask, TINY, seed=1,
+                          progress=lambda f, m: fractions.append(f))
+    for a, b in zip(before, (ref.array, ref_mask, lm.points, val.array, val_mask)):
+        np.testing.assert_array_equal(a, b)                                  # inputs untouched
+    hist = model.card["training"]["history_step_train_val"]
+    assert hist[0][0] == 0                                                   # the untrained start
+    assert model.card["training"]["best_validation_bce"] < 0.8 * hist[0][2]
+    assert fractions[-1] == 1.0 and all(b >= a for a, b in zip(fractions, fractions[1:]))
+    np.testing.assert_allclose(model.centre, ref.index_to_physical(np.argwhere(ref_mask)[:, ::-1].mean(0)))
+    pt = model_io.save_model(model, tmp_path / "tiny")
+    card = json.loads(pt.with_suffix(".json").read_text())
+    assert card["sha256"] == model_io.sha256_of(pt) and card["reference"]["landmark_labels"] == ["top", "knob"]
+    again = model_io.load_model(pt)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(again.net(x), model.net.eval()(x))
+    np.testing.assert_array_equal(again.patch, model.patch)
+    # a damaged weights file is refused
+    data = bytearray(pt.read_bytes())
+    data[-10] ^= 0xFF
+    pt.write_bytes(bytes(data))
+    with pytest.raises(CochleaAIError, match="checksum"):
+        model_io.load_model(pt)
+
+
+def test_training_can_be_cancelled():
+    ref, ref_mask, lm, val, val_mask = _tiny_case()
+
+    def stop(fraction, message):
+        if fraction > 0.0:
+            raise Cancelled("test")
+    with pytest.raises(Cancelled):
+        train_oneshot(ref, ref_mask, lm, val, val_mask, TINY, progress=stop)
+
+
+def test_training_refuses_bad_input():
+    ref, ref_mask, lm, val, val_mask = _tiny_case()
+    cases = [
+        dict(reference_mask=np.zeros_like(ref_mask)),                              # empty mask
+        dict(landmarks=Markups(np.array([[50.0, 0, 0]]), ["far"])),                # outside the image
+        dict(landmarks=Markups(np.zeros((0, 3)), [])),                             # no landmarks
+        dict(reference=ref.copy(np.where(ref_mask, np.nan, ref.array).astype(np.float32))),  # NaN
+        dict(reference=Volume(np.zeros((1, 40, 40), np.float32))),                 # a 2D image
+        dict(reference=ref.copy(ref.array.astype(np.complex64))),                  # wrong pixel type
+        dict(validation_mask=np.zeros((3, 3, 3), bool)),                           # wrong grid
+    ]
+    base = dict(reference=ref, reference_mask=ref_mask, landmarks=lm, validation=val, validation_mask=val_mask)
+    for case in cases:
+        args = {**base, **case}
+        with pytest.raises(CochleaAIError):
+            train_oneshot(args["reference"], args["reference_mask"], args["landmarks"], args["validation"],
+                          args["validation_mask"], TINY)
+
+
+def test_missing_or_broken_model_files(tmp_path):
+    with pytest.raises(CochleaAIError, match="does not exist"):
+        model_io.load_model(tmp_path / "none.pt")
+    (tmp_path / "lonely.pt").write_bytes(b"not a model")
+    with pytest.raises(CochleaAIError, match="card"):
+        model_io.load_model(tmp_path / "lonely.pt")
+    (tmp_path / "lonely.json").write_text("{not json")
+    with pytest.raises(CochleaAIError, match="JSON"):
+        model_io.load_model(tmp_path / "lonely.pt")
+
+
+def test_logic_trains_from_mrml_nodes_and_leaves_the_scene_alone(tmp_path):
+    pytest.importorskip("slicer")
+    import sys
+    from pathlib import Path
+
+    from cochleaai import mrml
+    from cochleaai.segments import COCHLEA
+
+    folder = str(Path(__file__).resolve().parents[1] / "OneShotLandmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    from OneShotLandmarksLib.logic import OneShotLandmarksLogic
+
+    ref, ref_mask, lm, val, val_mask = _tiny_case()
+    scene = mrml.new_scene()
+    ref_node = mrml.volume_to_node(scene, ref, "Reference")
+    val_node = mrml.volume_to_node(scene, val, "Validation")
+    ref_seg = mrml.segmentation_from_masks(scene, [(COCHLEA, ref_mask)], ref, "Reference seg")
+    val_seg = mrml.segmentation_from_masks(scene, [(COCHLEA, val_mask)], val, "Validation seg")
+    lm_node = mrml.markups_from_points(scene, lm)
+    count = scene.GetNumberOfNodes()
+    logic = OneShotLandmarksLogic()
+    with pytest.raises(CochleaAIError, match="segment named"):
+        logic.train(scene, ref_node, ref_seg, lm_node, val_node, val_seg, segment_name="Stapes", config=TINY)
+    model = logic.train(scene, ref_node, ref_seg, lm_node, val_node, val_seg, config=TINY,
+                        output_path=tmp_path / "m.pt")
+    assert scene.GetNumberOfNodes() == count and logic.model is model
+    assert model.labels == ["top", "knob"] and (tmp_path / "m.json").is_file()
+    np.testing.assert_allclose(model.landmarks, lm.points, atol=1e-6)

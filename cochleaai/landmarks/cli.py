@@ -1,0 +1,164 @@
+"""``python -m cochleaai landmarks train|detect`` (one-shot landmark detection)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _set_threads(n) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(int(n))
+
+
+def _train_command(args) -> str:
+    """The command line that repeats this training (recorded in the model card)."""
+    parts = ["python -m cochleaai landmarks train", f"--reference {args.reference}", f"--mask {args.mask}",
+             f"--landmarks {args.landmarks}", f"--validation {args.validation}",
+             f"--validation-mask {args.validation_mask}", f"--segment {args.segment}",
+             f"--seed {args.seed}", f"--max-steps {args.max_steps}"]
+    if args.max_seconds is not None:
+        parts.append(f"--max-seconds {args.max_seconds}")
+    if args.threads:
+        parts.append(f"--threads {args.threads}")
+    parts.append(f"--out {args.out}")
+    return " ".join(parts)
+
+
+def _cmd_train(args) -> int:
+    from .. import io
+    from ..errors import CochleaAIError
+    from ..progress import tqdm_progress
+    from .files import read_structure_mask
+    from .model_io import save_model
+    from .training import TrainConfig, train_oneshot
+
+    _set_threads(args.threads)
+    reference = io.read_volume(args.reference)
+    validation = io.read_volume(args.validation)
+    ref_mask = read_structure_mask(args.mask, reference, args.segment)
+    val_mask = read_structure_mask(args.validation_mask, validation, args.segment)
+    landmarks = io.read_markups(args.landmarks)
+    if args.max_steps < 1:
+        raise CochleaAIError("--max-steps must be at least 1.")
+    cfg = TrainConfig(max_steps=args.max_steps, max_seconds=args.max_seconds)
+    with tqdm_progress("landmarks train", disable=args.quiet) as progress:
+        model = train_oneshot(reference, ref_mask, landmarks, validation, val_mask, cfg, seed=args.seed,
+                              structure=args.segment or "structure", progress=progress)
+    training = dict(model.card["training"])
+    training["command"] = _train_command(args)
+    training["data"] = {"reference": str(args.reference), "reference_mask": str(args.mask),
+                        "landmarks": str(args.landmarks), "validation": str(args.validation),
+                        "validation_mask": str(args.validation_mask), "segment": args.segment}
+    if args.data_note:
+        training["data"]["note"] = args.data_note
+    pt = save_model(model, args.out, training=training)
+    if not args.quiet:
+        print(json.dumps({"model": str(pt), "card": str(pt.with_suffix(".json")),
+                          "train_sec": training["train_sec"], "steps": training["steps"],
+                          "stopped": training["stopped"],
+                          "best_validation_bce": round(training["best_validation_bce"], 5)}, indent=2))
+    return 0
+
+
+def _inputs(paths) -> list:
+    from .. import io
+
+    files = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.is_file()
+                            and io._extension(p) in io.VOLUME_EXTENSIONS and not p.name.endswith(".seg.nrrd"))
+        else:
+            files.append(path)
+    return files
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for ext in (".nii.gz", ".nrrd", ".nhdr", ".nii", ".mha", ".mhd"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return path.stem
+
+
+def _cmd_detect(args) -> int:
+    import csv
+
+    from .. import io
+    from ..errors import CochleaAIError
+    from ..progress import tqdm_progress
+    from .detect import detect_batch
+    from .model_io import load_model
+
+    _set_threads(args.threads)
+    model = load_model(args.model)
+    files = _inputs(args.inputs)
+    if not files:
+        raise CochleaAIError("No input volumes were found; give image files or folders holding them.")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    # parent folder in the name when two inputs share a file name (phantom folders: ct.nrrd)
+    stems = [_stem(f) for f in files]
+    names = [f"{f.parent.name}_{s}" if stems.count(s) > 1 else s for f, s in zip(files, stems)]
+    loaders = [(lambda f=f: io.read_volume(f)) for f in files]
+    with tqdm_progress("landmarks detect", disable=args.quiet) as progress:
+        results = detect_batch(model, loaders, names, progress=progress,
+                               use_localisation=not args.baseline)
+    rows = []
+    for name, det, row in results:
+        if det is not None:
+            markups = det.landmarks
+            markups.name = f"{name} landmarks"
+            row["file"] = str(io.write_markups_json(out / f"{name}.mrk.json", markups))
+        rows.append(row)
+    keys = ["volume", "confidence", "flagged", "reason", "localisation_passes", "converged",
+            "ncc_rigid", "ncc_final", "seconds", "file"]
+    with open(out / "confidence.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "detections.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    if not args.quiet:
+        for row in rows:
+            flag = "  FLAGGED: " + row["reason"] if row.get("flagged") else ""
+            print(f"{row['volume']}: confidence {row['confidence']:.2f}{flag}")
+        print(f"point lists and confidence.csv in {out}")
+    return 0 if all(not r.get("flagged") for r in rows) else 1
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser("landmarks", help="one-shot landmark detection (train from one reference, detect)",
+                              description="Train the one-shot landmark model from one annotated reference, "
+                                          "or detect the landmarks in many volumes.")
+    sub = p.add_subparsers(dest="landmarks_command", required=True, metavar="<train|detect>")
+
+    t = sub.add_parser("train", help="train a model from one annotated reference and one validation volume")
+    t.add_argument("--reference", required=True, help="reference CT volume (.nrrd, .nii.gz, ...)")
+    t.add_argument("--mask", required=True, help="structure of interest on the reference (.seg.nrrd or label volume)")
+    t.add_argument("--landmarks", required=True, help="reference landmarks (.mrk.json or .fcsv)")
+    t.add_argument("--validation", required=True, help="validation CT volume")
+    t.add_argument("--validation-mask", required=True, help="structure of interest on the validation volume")
+    t.add_argument("--segment", default="Cochlea", help="segment name in .seg.nrrd masks (default Cochlea)")
+    t.add_argument("--out", required=True, help="model path without extension (writes .pt and .json)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-steps", type=int, default=800, help="most optimiser steps (default 800)")
+    t.add_argument("--max-seconds", type=float, default=None, help="stop training after this time")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--data-note", default="", help="a sentence about the data, stored in the model card")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+    d = sub.add_parser("detect", help="place the model's landmarks in one or more volumes",
+                       description="Writes <name>.mrk.json per volume, confidence.csv and detections.json. "
+                                   "Exit status 1 when a volume is flagged (low confidence or not found).")
+    d.add_argument("inputs", nargs="+", metavar="IN", help="volume files or folders of volumes")
+    d.add_argument("--model", default=None, help="model .pt (default: the shipped phantom model)")
+    d.add_argument("--out", required=True, help="output folder")
+    d.add_argument("--baseline", action="store_true",
+                   help="registration only, from the image centres (no CNN localisation)")
+    d.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=_cmd_detect)

@@ -1,0 +1,195 @@
+"""The trained one-shot model: network, reference patch and landmarks, and its card.
+
+On disk a model is two files side by side:
+
+* ``<name>.pt``: a flat dict of tensors (the network's state dict under ``net.*``, the
+  reference registration patch and its structure mask), read with
+  ``torch.load(weights_only=True)`` so that no code is ever unpickled;
+* ``<name>.json``: the model card (architecture, input sampling, the reference's centre,
+  axes and landmarks, the sha256 of the ``.pt``, the training command, data, seed and
+  measured figures). A ``.pt`` whose checksum differs from the card is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from ..errors import CochleaAIError
+from ..volume import Volume
+from .patches import DEFAULT_WINDOW, patch_grid
+from .unet import SliceUNet, UNetConfig
+
+FORMAT = "cochleaai.oneshot-landmarks/1"
+DEFAULT_MODEL_NAME = "oneshot_cochlea_phantom"
+
+
+def models_folder() -> Path:
+    """``Resources/Models`` beside the ``cochleaai`` package (source tree and Slicer install)."""
+    return Path(__file__).resolve().parents[2] / "Resources" / "Models"
+
+
+def default_model_path() -> Path:
+    return models_folder() / f"{DEFAULT_MODEL_NAME}.pt"
+
+
+@dataclass
+class OneShotModel:
+    """Everything detection needs, in memory.
+
+    ``centre`` / ``axes``: the reference structure's centre of mass (LPS mm) and its
+    axes of inertia (columns, longest first, det +1); the registration patch is
+    sampled in that frame. ``landmarks``/``labels``: reference landmarks, LPS mm.
+    """
+
+    net: SliceUNet
+    slice_size: int
+    slice_spacing: float
+    window: tuple
+    centre: np.ndarray
+    axes: np.ndarray
+    eigenvalues: np.ndarray
+    image_centre: np.ndarray
+    landmarks: np.ndarray
+    labels: List[str]
+    patch: np.ndarray             # (n, n, n) float32, the reference registration patch (HU)
+    patch_mask: np.ndarray        # (n, n, n) bool, the structure in that patch
+    patch_spacing: float
+    structure: str = "structure"
+    card: dict = field(default_factory=dict)
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.patch.shape[0])
+
+    def patch_volume(self, array: Optional[np.ndarray] = None) -> Volume:
+        """The reference patch (or ``array`` on its grid) as a Volume in reference LPS."""
+        grid = patch_grid(self.centre, self.axes, self.patch_size, self.patch_spacing)
+        return grid.copy(self.patch if array is None else array)
+
+    def describe(self) -> dict:
+        """The card's model-specific part (without checksum and training record)."""
+        return {
+            "format": FORMAT,
+            "architecture": {"class": "SliceUNet", **self.net.config.as_dict()},
+            "input": {"slice_size": int(self.slice_size), "slice_spacing_mm": float(self.slice_spacing),
+                      "intensity_window": [float(v) for v in self.window]},
+            "reference": {
+                "structure": self.structure,
+                "centre_lps": [float(v) for v in self.centre],
+                "axes_lps": np.asarray(self.axes, float).tolist(),
+                "eigenvalues_mm2": [float(v) for v in self.eigenvalues],
+                "image_centre_lps": [float(v) for v in self.image_centre],
+                "landmark_labels": list(self.labels),
+                "landmarks_lps": np.asarray(self.landmarks, float).tolist(),
+                "patch_size": self.patch_size,
+                "patch_spacing_mm": float(self.patch_spacing),
+            },
+        }
+
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def card_path_for(pt_path) -> Path:
+    pt_path = Path(pt_path)
+    return pt_path.with_suffix(".json")
+
+
+def _pt_path(path) -> Path:
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".pt")
+    elif path.suffix != ".pt":
+        path = path.with_name(path.name + ".pt")
+    return path
+
+
+def save_model(model: OneShotModel, path, training: Optional[dict] = None,
+               figures: Optional[dict] = None) -> Path:
+    """Write ``<path>.pt`` and its card ``<path>.json``; returns the ``.pt`` path."""
+    import torch
+
+    pt = _pt_path(path)
+    try:
+        pt.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CochleaAIError(f"Cannot create '{pt.parent}' ({exc}); choose a writable folder.") from exc
+    tensors = {f"net.{k}": v.detach().cpu().clone() for k, v in model.net.state_dict().items()}
+    tensors["reference_patch"] = torch.from_numpy(np.ascontiguousarray(model.patch, dtype=np.float32))
+    tensors["reference_mask"] = torch.from_numpy(np.ascontiguousarray(model.patch_mask, dtype=np.uint8))
+    try:
+        torch.save(tensors, pt)
+    except OSError as exc:
+        raise CochleaAIError(f"Cannot write '{pt}' ({exc}); check that the folder is writable.") from exc
+    card = dict(model.describe())
+    card["name"] = pt.stem
+    card["weights_file"] = pt.name
+    card["sha256"] = sha256_of(pt)
+    card["size_bytes"] = pt.stat().st_size
+    card["training"] = dict(training if training is not None else model.card.get("training", {}))
+    card["figures"] = dict(figures if figures is not None else model.card.get("figures", {}))
+    card_path_for(pt).write_text(json.dumps(card, indent=2), encoding="utf-8")
+    model.card = card
+    return pt
+
+
+def load_model(path=None) -> OneShotModel:
+    """Read a model (default: the shipped phantom model), refusing a bad checksum."""
+    import torch
+
+    pt = default_model_path() if path is None else _pt_path(path)
+    card_file = card_path_for(pt)
+    if not pt.is_file():
+        raise CochleaAIError(f"The model file '{pt}' does not exist; train one with "
+                             "'python -m cochleaai landmarks train' or pick another file.")
+    if not card_file.is_file():
+        raise CochleaAIError(f"The model card '{card_file}' is missing; a model needs its .json card "
+                             "beside the .pt file.")
+    try:
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CochleaAIError(f"The model card '{card_file.name}' is not valid JSON ({exc}).") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise CochleaAIError(f"'{card_file.name}' is not a one-shot landmark model card "
+                             f"(expected format {FORMAT!r}).")
+    if sha256_of(pt) != card.get("sha256"):
+        raise CochleaAIError(f"The checksum of '{pt.name}' does not match its card: the file is "
+                             "damaged or was replaced. Restore it or retrain the model.")
+    try:
+        tensors = torch.load(pt, map_location="cpu", weights_only=True)
+        arch = card["architecture"]
+        inp = card["input"]
+        ref = card["reference"]
+        net = SliceUNet(UNetConfig.from_dict(arch))
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        net.eval()
+        patch = tensors["reference_patch"].numpy().astype(np.float32)
+        mask = tensors["reference_mask"].numpy().astype(bool)
+        model = OneShotModel(
+            net=net, slice_size=int(inp["slice_size"]), slice_spacing=float(inp["slice_spacing_mm"]),
+            window=tuple(inp.get("intensity_window", DEFAULT_WINDOW)),
+            centre=np.array(ref["centre_lps"], float), axes=np.array(ref["axes_lps"], float),
+            eigenvalues=np.array(ref["eigenvalues_mm2"], float),
+            image_centre=np.array(ref["image_centre_lps"], float),
+            landmarks=np.array(ref["landmarks_lps"], float).reshape(-1, 3),
+            labels=[str(v) for v in ref["landmark_labels"]], patch=patch, patch_mask=mask,
+            patch_spacing=float(ref["patch_spacing_mm"]), structure=str(ref.get("structure", "structure")),
+            card=card)
+    except CochleaAIError:
+        raise
+    except Exception as exc:  # wrong keys, shapes or types: the pair does not belong together
+        raise CochleaAIError(f"The model '{pt.name}' cannot be read ({type(exc).__name__}: {exc}); "
+                             "retrain it or restore the original files.") from None
+    if patch.ndim != 3 or patch.shape != mask.shape or len(model.labels) != len(model.landmarks):
+        raise CochleaAIError(f"The model '{pt.name}' is inconsistent with its card; retrain it.")
+    return model

@@ -1,0 +1,84 @@
+"""Cubic patches in any orientation, and the intensity scaling the network sees.
+
+A patch is a ``Volume`` of ``n`` x ``n`` x ``n`` voxels of ``spacing`` mm whose axes are
+the columns of a rotation ``axes`` (LPS) and whose grid centre is ``centre`` (LPS).
+Resampling goes through SimpleITK; the source image is converted once
+(:func:`as_sitk`) because the training loop samples it hundreds of times.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CochleaAIError
+from ..volume import Volume
+
+#: CT window mapped to [-1, 1] for the network: air -> -1, dense otic-capsule bone -> +1.
+DEFAULT_WINDOW = (-1000.0, 3000.0)
+
+
+def as_sitk(volume: Volume, what: str = "volume"):
+    """The volume as a float32 SimpleITK image, after checking it is usable."""
+    import SimpleITK as sitk
+
+    if not isinstance(volume, Volume):
+        raise CochleaAIError(f"The {what} must be a cochleaai Volume, got {type(volume).__name__}.")
+    arr = volume.numeric_array(what)
+    volume.check_finite(what)
+    if min(volume.shape) < 4:
+        raise CochleaAIError(f"The {what} has shape {volume.shape}; a 3D image of at least 4 voxels "
+                             "per axis is needed (a 2D image will not do).")
+    image = sitk.GetImageFromArray(np.ascontiguousarray(arr, dtype=np.float32))
+    image.SetSpacing([float(s) for s in volume.spacing])
+    image.SetOrigin([float(o) for o in volume.origin])
+    image.SetDirection([float(d) for d in volume.direction.reshape(-1)])
+    return image
+
+
+def patch_grid(centre, axes, n: int, spacing: float) -> Volume:
+    """An empty cube of ``n``^3 voxels centred on ``centre`` with the given axes."""
+    axes = np.asarray(axes, dtype=float)
+    origin = np.asarray(centre, dtype=float) - axes @ np.full(3, spacing * (n - 1) / 2.0)
+    return Volume.empty((n, n, n), spacing, origin, axes)
+
+
+def sample_patch(image, centre, axes, n: int, spacing: float, default: float,
+                 interpolation: str = "linear") -> Volume:
+    """Resample ``image`` (SimpleITK) on the cube :func:`patch_grid` describes."""
+    import SimpleITK as sitk
+
+    grid = patch_grid(centre, axes, n, spacing)
+    ref = sitk.Image([n, n, n], sitk.sitkUInt8)
+    ref.SetSpacing([float(spacing)] * 3)
+    ref.SetOrigin([float(v) for v in grid.origin])
+    ref.SetDirection([float(v) for v in grid.direction.reshape(-1)])
+    interp = sitk.sitkNearestNeighbor if interpolation == "nearest" else sitk.sitkLinear
+    out = sitk.Resample(image, ref, sitk.Transform(), interp, float(default), sitk.sitkFloat32)
+    return Volume(sitk.GetArrayFromImage(out), grid.spacing, grid.origin, grid.direction)
+
+
+def normalise(array: np.ndarray, window=DEFAULT_WINDOW) -> np.ndarray:
+    """Map the intensity window linearly to [-1, 1] (clipped), as float32."""
+    lo, hi = float(window[0]), float(window[1])
+    out = (np.asarray(array, dtype=np.float32) - lo) * np.float32(2.0 / (hi - lo)) - np.float32(1.0)
+    return np.clip(out, -1.0, 1.0, out=out)
+
+
+def orthogonal_stacks(cube: np.ndarray) -> list:
+    """The three slice stacks of a cube ``(z, y, x)``: axial ``(z, y, x)``, coronal
+    ``(y, z, x)``, sagittal ``(x, z, y)``; each slice is ``cube`` cut across one axis."""
+    return [cube, np.transpose(cube, (1, 0, 2)), np.transpose(cube, (2, 0, 1))]
+
+
+def from_stacks(maps: list) -> list:
+    """Undo :func:`orthogonal_stacks` for three probability stacks (back to ``(z, y, x)``)."""
+    return [maps[0], np.transpose(maps[1], (1, 0, 2)), np.transpose(maps[2], (1, 2, 0))]
+
+
+def random_rotation(rng: np.random.Generator, max_deg: float) -> np.ndarray:
+    """Rotation about x, then y, then z by angles drawn uniformly in +-``max_deg``."""
+    ax, ay, az = np.radians(rng.uniform(-max_deg, max_deg, 3))
+    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx

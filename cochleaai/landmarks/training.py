@@ -1,0 +1,195 @@
+"""Offline one-shot training of the slice U-Net (thesis Algorithm 3).
+
+Each round resamples the reference image and its structure mask on a cube whose axes
+are randomly rotated (+-``max_rotation_deg`` about each axis) and whose centre is
+shifted (+-``max_shift_mm`` per axis) from the structure's centre of mass, then takes a
+few optimiser steps on batches of its slices in the three orientations (binary
+cross-entropy). Every ``validate_every`` steps the loss on the validation volume's three
+orthogonal slice stacks (a cube on its structure, in its own image axes) is measured;
+training stops when it has not improved for ``patience`` checks and the best weights
+are kept. The reference registration patch and landmarks go into the model too.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..errors import CochleaAIError
+from ..progress import Progress
+from .align import mask_frame
+from .inputs import check_landmarks, check_mask, check_volume
+from .model_io import OneShotModel
+from .patches import (DEFAULT_WINDOW, as_sitk, normalise, orthogonal_stacks, random_rotation,
+                      sample_patch)
+from .unet import SliceUNet, UNetConfig
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (recorded in the model card)."""
+
+    slice_size: int = 64             # network input, pixels (the thesis: 100)
+    slice_spacing: float = 0.4       # mm per pixel: 25.6 mm slices (the thesis: 100 x 0.25 mm)
+    max_rotation_deg: float = 45.0   # +- per axis, the augmentation range
+    max_shift_mm: float = 6.0        # +- per axis
+    batch_size: int = 16
+    steps_per_resample: int = 4      # optimiser steps on each randomly resampled cube
+    max_steps: int = 800
+    validate_every: int = 25
+    patience: int = 8                # validations without improvement before stopping
+    learning_rate: float = 3e-3      # Adam (the thesis: 0.1, decreasing)
+    noise_hu: float = 20.0           # extra Gaussian noise, sd drawn in [0, noise_hu]
+    patch_mm: float = 16.0           # registration patch edge (mm)
+    patch_spacing: float = 0.3       # registration patch voxel (mm)
+    max_seconds: Optional[float] = None
+    window: tuple = DEFAULT_WINDOW
+    network: UNetConfig = field(default_factory=UNetConfig)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["window"] = list(self.window)
+        return d
+
+
+def _to_tensor(slices: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(slices[:, None], dtype=np.float32))
+
+
+def _validation_stacks(image, mask_image, centre, axes, cfg: TrainConfig):
+    cube = sample_patch(image, centre, axes, cfg.slice_size, cfg.slice_spacing, cfg.window[0])
+    seg = sample_patch(mask_image, centre, axes, cfg.slice_size, cfg.slice_spacing, 0, "nearest")
+    x = np.concatenate(orthogonal_stacks(normalise(cube.array, cfg.window)))
+    y = np.concatenate(orthogonal_stacks(seg.array > 0.5)).astype(np.float32)
+    return _to_tensor(x), _to_tensor(y)
+
+
+def validation_loss(net, x, y, chunk: int = 64) -> float:
+    """Mean BCE of ``net`` on stacked slices ``x`` against targets ``y``."""
+    import torch
+    import torch.nn.functional as F
+
+    net.eval()
+    total = 0.0
+    with torch.no_grad():
+        for s in range(0, len(x), chunk):
+            logits = net(x[s:s + chunk])
+            total += float(F.binary_cross_entropy_with_logits(logits, y[s:s + chunk], reduction="sum"))
+    net.train()
+    return total / y.numel()
+
+
+def train_oneshot(reference, reference_mask, landmarks, validation, validation_mask,
+                  config: Optional[TrainConfig] = None, seed: int = 0, labels=None,
+                  structure: str = "Cochlea", progress=None) -> OneShotModel:
+    """Train a one-shot model from one annotated reference and one validation volume.
+
+    ``reference``/``validation``: Volumes (HU for CT). ``*_mask``: bool arrays on their
+    grids (or mask Volumes). ``landmarks``: :class:`~cochleaai.io.Markups` or ``(N, 3)``
+    LPS points with ``labels``. Returns the :class:`OneShotModel`; its ``card["training"]``
+    records the settings, seed, steps, losses and seconds.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    cfg = config or TrainConfig()
+    if cfg.slice_size % 2 or cfg.slice_size < 16:
+        raise CochleaAIError("slice_size must be an even number of at least 16 pixels.")
+    p = Progress.wrap(progress)
+    reference = check_volume(reference, "reference volume")
+    validation = check_volume(validation, "validation volume")
+    ref_mask = check_mask(reference_mask, reference, "reference structure mask")
+    val_mask = check_mask(validation_mask, validation, "validation structure mask")
+    points, labels = check_landmarks(landmarks, reference, labels)
+
+    p(0.0, "Preparing the reference and validation volumes")
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    centre, axes, values = mask_frame(reference, ref_mask)
+    val_centre, _, _ = mask_frame(validation, val_mask)
+    ref_image = as_sitk(reference, "reference volume")
+    ref_seg = as_sitk(reference.copy(ref_mask.astype(np.uint8)))
+    val_image = as_sitk(validation, "validation volume")
+    val_seg = as_sitk(validation.copy(val_mask.astype(np.uint8)))
+    x_val, y_val = _validation_stacks(val_image, val_seg, val_centre, validation.direction, cfg)
+
+    net = SliceUNet(cfg.network)
+    net.train()
+    optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=max(1, cfg.max_steps // 3), gamma=0.5)
+    n, bs = cfg.slice_size, cfg.batch_size
+    best_loss, best_state, best_step, since_best = np.inf, None, 0, 0
+    history = [[0, float("nan"), validation_loss(net, x_val, y_val)]]     # the untrained start
+    step, stopped = 0, "max_steps"
+    while step < cfg.max_steps:
+        R = random_rotation(rng, cfg.max_rotation_deg)
+        shift = rng.uniform(-cfg.max_shift_mm, cfg.max_shift_mm, 3)
+        cube = sample_patch(ref_image, centre + shift, R, n, cfg.slice_spacing, cfg.window[0])
+        seg = sample_patch(ref_seg, centre + shift, R, n, cfg.slice_spacing, 0, "nearest").array > 0.5
+        img = cube.array
+        for _ in range(cfg.steps_per_resample):
+            sd = rng.uniform(0, cfg.noise_hu)
+            noisy = normalise(img + rng.standard_normal(img.shape).astype(np.float32) * np.float32(sd),
+                              cfg.window)
+            stacks_x, stacks_y = orthogonal_stacks(noisy), orthogonal_stacks(seg)
+            # half of each batch from slices that cut the structure, so it is not drowned
+            # by empty slices; the rest anywhere in the cube
+            xb, yb = [], []
+            for b in range(bs):
+                o = int(rng.integers(3))
+                hit = np.flatnonzero(stacks_y[o].any(axis=(1, 2)))
+                k = int(rng.choice(hit)) if (b % 2 == 0 and hit.size) else int(rng.integers(n))
+                xb.append(stacks_x[o][k])
+                yb.append(stacks_y[o][k])
+            x, y = _to_tensor(np.stack(xb)), _to_tensor(np.stack(yb).astype(np.float32))
+            optimiser.zero_grad()
+            loss = F.binary_cross_entropy_with_logits(net(x), y)
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+            step += 1
+            if step % cfg.validate_every == 0:
+                vloss = validation_loss(net, x_val, y_val)
+                history.append([step, float(loss.item()), vloss])
+                if vloss < best_loss - 1e-5:
+                    best_loss, best_state, best_step, since_best = vloss, copy.deepcopy(net.state_dict()), step, 0
+                else:
+                    since_best += 1
+            p(0.95 * step / cfg.max_steps, f"Training step {step}/{cfg.max_steps}, "
+              f"validation loss {best_loss:.4f}")
+            if since_best >= cfg.patience:
+                stopped = "validation loss stopped improving"
+                break
+            if step >= cfg.max_steps:
+                break
+        if since_best >= cfg.patience:
+            break
+        if cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds:
+            stopped = "time limit"
+            break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+
+    p(0.96, "Sampling the reference registration patch")
+    m = int(round(cfg.patch_mm / cfg.patch_spacing))
+    patch = sample_patch(ref_image, centre, axes, m, cfg.patch_spacing, cfg.window[0])
+    patch_mask = sample_patch(ref_seg, centre, axes, m, cfg.patch_spacing, 0, "nearest").array > 0.5
+    seconds = time.perf_counter() - t0
+    training = {"config": cfg.as_dict(), "seed": int(seed), "steps": int(step),
+                "best_step": int(best_step), "best_validation_bce": float(best_loss),
+                "stopped": stopped, "train_sec": round(seconds, 1),
+                "history_step_train_val": history}
+    model = OneShotModel(net=net, slice_size=n, slice_spacing=cfg.slice_spacing, window=tuple(cfg.window),
+                         centre=centre, axes=axes, eigenvalues=values, image_centre=reference.center,
+                         landmarks=points, labels=labels, patch=patch.array.astype(np.float32),
+                         patch_mask=patch_mask, patch_spacing=cfg.patch_spacing, structure=structure,
+                         card={"training": training})
+    p(1.0, f"Trained in {seconds:.0f} s ({step} steps, {stopped})")
+    return model
