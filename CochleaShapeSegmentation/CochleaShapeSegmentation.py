@@ -3,6 +3,7 @@
 Everything this file does goes through CochleaShapeSegmentationLogic and the shared helpers in
 ``cochleaai.slicer_module``; no algorithm lives here.
 """
+import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
@@ -19,15 +20,30 @@ class CochleaShapeSegmentation(ScriptedLoadableModule):
         self.parent.contributors = [
             "CochleaAI developers (methods: Zihao Wang and Herv\u00e9 Delingette, Inria)"]
         self.parent.helpText = (
-            "<p>Segments the cochlea and its scalae in CT by fitting a parametric model of "
-            "cochlear shape to the image. The fit is a Bayesian inference: an "
-            "expectation-maximisation loop alternates between intensity models of the tissues "
-            "and the shape parameters, and also estimates how uncertain those parameters are. "
-            "A compiled closest-point search gives the signed distance to the model surface and "
-            "its derivatives in a fraction of a second, which keeps the fit fast.</p><p>Not in this version yet: the shape fitting itself.</p>"
-            "<p>Works today: <b>Generate phantom</b> builds a synthetic temporal-bone CT with its "
-            "ground-truth segmentation and landmarks (reproducible from its seed), so the module "
-            "can be tried without patient data.</p>"
+            "<p>Segments the cochlea in CT by fitting a parametric model of cochlear shape to the "
+            "image with Bayesian inference. An expectation-maximisation loop alternates between "
+            "intensity models of the tissues (mixtures of Student-t distributions) and the shape "
+            "parameters (Gauss-Newton steps); a Laplace approximation then gives how uncertain "
+            "the fitted shape is.</p>"
+            "<p><b>Segment the cochlea</b>: choose the CT volume in the Data section and, "
+            "optionally, a point list whose points are labelled <i>center</i>, or <i>apex</i> and "
+            "<i>round window</i> (they tell where the cochlea is and how it is turned; without "
+            "them the cochlea must lie near the centre of the volume, as in a crop around the "
+            "ear). Choose the side and press <b>Segment cochlea</b>; Cancel stops the job and "
+            "leaves the scene as it was. Results: a segmentation with the segments "
+            "<i>Cochlea</i> (posterior label map) and <i>Cochlea shape model</i> (inside of the "
+            "fitted shape), the posterior probability and the shape uncertainty (entropy, bits) "
+            "as colour-mapped volumes, the fitted surface, the scala tympani centreline labelled "
+            "in degrees from the round window, the fitted landmarks, and a table of the shape "
+            "parameters and clinical measures (cochlear duct lengths, A and B values, height, "
+            "turns) with their standard deviations and a quality-control score. A result flagged "
+            "by the quality control needs a look before it is used.</p>"
+            "<p><b>Advanced</b>: the logistic reference lengths l_ref (fit and final label map), "
+            "the number of EM iterations and of posterior samples.</p>"
+            "<p><b>Generate phantom</b> builds a synthetic temporal-bone CT with its ground-truth "
+            "segmentation and landmarks (reproducible from its seed), so the module can be tried "
+            "without patient data: the landmark point list of a phantom can be used as the "
+            "points.</p>"
             "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>.</p>")
         self.parent.acknowledgementText = (
             "Method from the PhD thesis of Z. Wang, <i>Deep Learning and Bayesian inference for "
@@ -42,6 +58,129 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
     logic_class = CochleaShapeSegmentationLogic
     ui_file = "UI/CochleaShapeSegmentation.ui"
 
+    #: Parameter-node keys of the segmentation settings (saved with the scene) -> spin box names.
+    SETTING_PARAMETERS = {"LRefFit": "lRefFitSpinBox", "LRefFinal": "lRefFinalSpinBox",
+                          "Iterations": "iterationsSpinBox", "Samples": "samplesSpinBox"}
+    SIDE_PARAMETER = "Side"
+
+    def setup(self):
+        from cochleaai.segmentation.pipeline import SegmentSettings
+
+        CochleaAIModuleWidget.setup(self)
+        self._restoringSettings = False
+        self.ui.sideComboBox.clear()
+        self.ui.sideComboBox.addItem("Right ear", "right")
+        self.ui.sideComboBox.addItem("Left ear", "left")
+        defaults = SegmentSettings()
+        self.ui.lRefFitSpinBox.value = defaults.l_ref_fit
+        self.ui.lRefFinalSpinBox.value = defaults.l_ref_final
+        self.ui.iterationsSpinBox.value = defaults.outer_iterations
+        self.ui.samplesSpinBox.value = defaults.samples
+        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.volumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateApplyButton)
+        self.ui.sideComboBox.connect("currentIndexChanged(int)", self.saveSettings)
+        for name in self.SETTING_PARAMETERS.values():
+            getattr(self.ui, name).connect("valueChanged(double)" if "lRef" in name else "valueChanged(int)",
+                                           self.saveSettings)
+        self.runner.busyWidgets.append(self.ui.applyButton)
+        self.restoreSettings()
+        self.updateApplyButton()
+
+    def enter(self):
+        CochleaAIModuleWidget.enter(self)
+        self.restoreSettings()
+
+    def onSceneEndClose(self, caller, event):
+        CochleaAIModuleWidget.onSceneEndClose(self, caller, event)
+        if self.parent.isEntered:
+            self.restoreSettings()
+
+    def restoreSettings(self):
+        """Put the parameter node's settings into the widgets (then store the widgets' values)."""
+        node = self.logic.getParameterNode() if hasattr(self.logic, "getParameterNode") else None
+        if node is None:
+            return
+        self._restoringSettings = True
+        try:
+            index = self.ui.sideComboBox.findData(node.GetParameter(self.SIDE_PARAMETER))
+            if index >= 0:
+                self.ui.sideComboBox.currentIndex = index
+            for key, name in self.SETTING_PARAMETERS.items():
+                text = node.GetParameter(key)
+                try:
+                    value = float(text)
+                except (TypeError, ValueError):
+                    continue
+                widget = getattr(self.ui, name)
+                widget.value = value if "lRef" in name else int(value)
+        finally:
+            self._restoringSettings = False
+        self.saveSettings()
+
+    def saveSettings(self, *_unused):
+        if self._restoringSettings:
+            return
+        node = self.logic.getParameterNode() if hasattr(self.logic, "getParameterNode") else None
+        if node is None:
+            return
+        node.SetParameter(self.SIDE_PARAMETER, self.side())
+        for key, name in self.SETTING_PARAMETERS.items():
+            node.SetParameter(key, str(getattr(self.ui, name).value))
+
+    def side(self):
+        return self.ui.sideComboBox.itemData(self.ui.sideComboBox.currentIndex) or "right"
+
+    def updateApplyButton(self, *_unused):
+        volume = self.ui.volumeSelector.currentNode()
+        self.ui.inputVolumeNameLabel.text = volume.GetName() if volume is not None else "(select a volume above)"
+        self.ui.applyButton.enabled = volume is not None and not self.runner.running
+
+    def settings(self):
+        from cochleaai.segmentation.pipeline import SegmentSettings
+
+        return SegmentSettings(l_ref_fit=float(self.ui.lRefFitSpinBox.value),
+                               l_ref_final=float(self.ui.lRefFinalSpinBox.value),
+                               outer_iterations=int(self.ui.iterationsSpinBox.value),
+                               samples=int(self.ui.samplesSpinBox.value))
+
+    def onApply(self, *_unused):
+        nodes = self.runner.run("Segment cochlea", self.logic.segment, self.ui.volumeSelector.currentNode(),
+                                self.ui.pointsSelector.currentNode(), side=self.side(), settings=self.settings())
+        if nodes:
+            self.showResult(nodes)
+
+    def showResult(self, nodes):
+        """Probability over the CT in the slice views, surfaces in 3D, the table in the table view."""
+        segmentation = nodes["segmentation"]
+        segmentation.CreateClosedSurfaceRepresentation()
+        slicer.util.setSliceViewerLayers(background=self.ui.volumeSelector.currentNode(),
+                                         foreground=nodes["probability"], foregroundOpacity=0.35)
+        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(nodes["table"].GetID())
+        result = self.logic.last_result
+        if result is None:
+            return
+        measures = result.measures
+        lateral = measures.get("cdl_lateral_wall_mm", {})
+        a_value = measures.get("a_value_mm", {})
+        text = (f"Cochlear duct length (lateral wall) {lateral.get('mean', float('nan')):.1f} "
+                f"\u00b1 {lateral.get('std', float('nan')):.1f} mm; A-value {a_value.get('mean', float('nan')):.2f} "
+                f"\u00b1 {a_value.get('std', float('nan')):.2f} mm; fit in {result.seconds:.0f} s. "
+                f"See the table '{nodes['table'].GetName()}'.")
+        if result.quality.get("suspect"):
+            text = ("Quality control flags this result (surface error "
+                    f"{result.quality.get('qc_surface_mm', float('nan')):.2f} mm): check it. ") + text
+        self.runner.setStatus(text)
+
 
 class CochleaShapeSegmentationTest(CochleaAIModuleTest):
     logic_class = CochleaShapeSegmentationLogic
+
+    def runTest(self):
+        CochleaAIModuleTest.runTest(self)
+        self.test_SegmentPhantom()
+
+    def test_SegmentPhantom(self):
+        self.delayDisplay("Segmenting a phantom cochlea from its landmarks")
+        problems = CochleaShapeSegmentationLogic().self_test(slicer.mrmlScene)
+        self.assertEqual(problems, [])
+        self.delayDisplay("Segmentation test passed")

@@ -3,13 +3,156 @@
 No ``qt``, ``ctk``, ``slicer.app`` or ``slicer.modules`` here: this runs inside Slicer and
 headless on ``slicer-core`` (the tests run it on a real ``vtkMRMLScene``).
 
-Available now (inherited from ``CochleaAIModuleLogic``):
-    ``generate_phantom(scene, seed, fov="roi", progress=None) -> {"volume", "segmentation", "landmarks"}``
-To come: shape-model segmentation of a CT volume node into a segmentation node, with
-parameter uncertainty.
+* ``segment(volume_node, points_node=None, side="right", settings=None, progress=None)``
+  fits the Bayesian logistic shape model (``cochleaai.segmentation.pipeline``) and adds the
+  results to the volume's scene: a segmentation ("Cochlea" = posterior label map,
+  "Cochlea shape model" = inside of the fitted shape), the posterior probability and the
+  shape uncertainty as colour-mapped volumes, the fitted surface (model), the scala tympani
+  centreline (curve labelled in degrees from the round window), a table of the shape
+  parameters, clinical measures and quality score, and the fitted landmarks.
+* ``generate_phantom`` (inherited) and ``self_test`` on a phantom.
+
+Batch use (Slicer's Python or slicer-core)::
+
+    logic = CochleaShapeSegmentationLogic()
+    nodes = logic.segment(volumeNode, pointsNode, side="left")
+    nodes["segmentation"], nodes["table"], ...
 """
-from cochleaai.slicer_logic import CochleaAIModuleLogic
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from cochleaai.errors import CochleaAIError
+from cochleaai.progress import Progress
+from cochleaai.segmentation.scene_nodes import (CENTERLINE_POINTS, NODE_NAMES, SEGMENT_POSTERIOR,
+                                                SEGMENT_SHAPE, add_result_nodes)
+from cochleaai.slicer_logic import CochleaAIModuleLogic, node_ids, remove_nodes_added_since
+
+# Share of the progress bar spent in the fit; the rest is building the nodes.
+_FIT_SHARE = 0.9
+
+def _input_volume(volume_node):
+    from cochleaai import mrml
+
+    if volume_node is None:
+        raise CochleaAIError("No input volume selected; choose the CT volume to segment.")
+    if volume_node.IsA("vtkMRMLLabelMapVolumeNode"):
+        raise CochleaAIError(f"'{volume_node.GetName()}' is a label map, not a CT image; choose the "
+                             "CT volume (a scalar volume of grey values).")
+    return mrml.node_to_volume(volume_node)
+
+
+def _input_points(points_node) -> Dict[str, np.ndarray]:
+    """Roles -> LPS points from a point list whose points are labelled center / apex / round window."""
+    from cochleaai import mrml
+    from cochleaai.segmentation.pipeline import POINT_ROLES, parse_points
+
+    if points_node is None:
+        return {}
+    markups = mrml.points_from_markups(points_node)
+    if len(markups) == 0:
+        raise CochleaAIError(f"The point list '{points_node.GetName()}' has no placed points; place "
+                             "them or choose no point list.")
+    points = parse_points(markups.labels, markups.points)
+    if not points:
+        raise CochleaAIError(
+            f"No point of '{points_node.GetName()}' is labelled {', '.join(repr(r) for r in POINT_ROLES)} "
+            f"(labels found: {', '.join(markups.labels)}); rename the control points.")
+    return points
+
+
+def _settings(settings, side: str):
+    from cochleaai.segmentation.pipeline import SIDES, SegmentSettings
+
+    side = str(side).strip().lower()
+    if side not in SIDES:
+        raise CochleaAIError(f"Side must be 'right' or 'left', got {side!r}.")
+    if settings is None:
+        settings = SegmentSettings()
+    elif not isinstance(settings, SegmentSettings):
+        raise CochleaAIError("settings must be a cochleaai.segmentation.pipeline.SegmentSettings.")
+    # a copy: the caller's settings object is an input too
+    return dataclasses.replace(settings, side=side).check()
 
 
 class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
     """Logic of the Cochlea Shape Segmentation module."""
+
+    def __init__(self):
+        super().__init__()
+        #: The last :class:`cochleaai.segmentation.pipeline.CochleaSegmentation` (for scripts).
+        self.last_result = None
+
+    def segment(self, volume_node, points_node=None, side: str = "right", settings=None,
+                progress=None, scene=None, prefix: Optional[str] = None) -> Dict[str, object]:
+        """Segment the cochlea in ``volume_node``; returns the new nodes by role.
+
+        ``points_node``: optional point list with control points labelled ``center``, or
+        ``apex`` and ``round window`` (any case); without it the cochlea must be near the
+        centre of the volume (a cochlea-centred crop). ``side``: ``"right"`` or ``"left"``
+        ear. ``settings``: a ``SegmentSettings`` (its ``side`` is replaced by ``side``).
+        Nodes go into ``scene`` (default: the volume's scene) and are named
+        ``"<prefix> <role name>"`` (:data:`NODE_NAMES`; prefix defaults to the volume's name).
+        Roles: segmentation, probability, uncertainty, model, centerline, table, landmarks.
+        On an error or Cancel the scene is left as it was; the inputs are never modified.
+        """
+        from cochleaai.segmentation import pipeline
+
+        p = Progress.wrap(progress)
+        volume = _input_volume(volume_node)
+        scene = scene if scene is not None else volume_node.GetScene()
+        if scene is None:
+            raise CochleaAIError(f"'{volume_node.GetName()}' is not in a scene; add it to the scene first.")
+        points = _input_points(points_node)
+        settings = _settings(settings, side)
+        prefix = volume_node.GetName() if prefix is None else str(prefix)
+
+        p(0.0, "Fitting the cochlea shape model")
+        result = pipeline.segment(volume, points, settings, progress=p.stage(0.0, _FIT_SHARE))
+        before = node_ids(scene)
+        try:
+            nodes = add_result_nodes(scene, result, prefix, p.stage(_FIT_SHARE, 1.0), volume_node)
+        except BaseException:
+            remove_nodes_added_since(scene, before)
+            raise
+        self.last_result = result
+        return nodes
+
+    # ---------------------------------------------------------------- self-test
+    def self_test(self, scene, seed: int = 3, settings=None, progress=None,
+                  min_dice: float = 0.8) -> List[str]:
+        """Segment a cochlea-region phantom from its true landmarks and compare with its truth.
+
+        Returns the problems found (an empty list when all is well). Used by the module's
+        Slicer self-test; the same checks run headless in Testing/test_segmentation_logic.py.
+        """
+        from cochleaai import mrml
+        from cochleaai.metrics import dice
+        from cochleaai.segmentation.pipeline import SegmentSettings
+
+        p = Progress.wrap(progress)
+        problems = []
+        phantom = self.generate_phantom(scene, seed=seed, fov="roi", progress=p.stage(0.0, 0.1))
+        reference = mrml.node_to_volume(phantom["volume"])
+        truth = dict((s.name, m) for s, m in mrml.masks_from_segmentation(phantom["segmentation"], reference))
+        count = scene.GetNumberOfNodes()
+        nodes = self.segment(phantom["volume"], phantom["landmarks"],
+                             settings=settings or SegmentSettings(outer_iterations=4, samples=20),
+                             progress=p.stage(0.1, 1.0))
+        missing = [role for role in NODE_NAMES if nodes.get(role) is None]
+        if missing:
+            problems.append(f"no output node for {missing}")
+        if scene.GetNumberOfNodes() <= count:
+            problems.append("the segmentation added no node to the scene")
+        masks = dict((s.name, m) for s, m in mrml.masks_from_segmentation(nodes["segmentation"], reference))
+        if set(masks) != {SEGMENT_POSTERIOR, SEGMENT_SHAPE}:
+            problems.append(f"segments {sorted(masks)} instead of {SEGMENT_POSTERIOR!r}, {SEGMENT_SHAPE!r}")
+        elif dice(masks[SEGMENT_SHAPE], truth["Cochlea"]) < min_dice:
+            problems.append(f"Dice of the shape model {dice(masks[SEGMENT_SHAPE], truth['Cochlea']):.3f} "
+                            f"< {min_dice} against the phantom truth")
+        if nodes["centerline"].GetNumberOfControlPoints() != CENTERLINE_POINTS:
+            problems.append("the centreline curve does not have its points")
+        return problems

@@ -63,6 +63,11 @@ class SegmentSettings:
     rotation_range: float = 0.15      # rad, pose freedom around the initial pose
     translation_range: float = 1.5    # mm
     appearance: Optional[AppearanceModel] = None   # fixed (supervised) appearance
+    coarse_to_fine: tuple = (0.6, 0.35)   # mm, l_ref of the stages before l_ref_fit
+    hold_appearance_while_coarse: bool = True
+    search_start: bool = True         # coarse search over the radial scale and height profile
+    start: Optional[np.ndarray] = None  # start here instead of the initial pose (fit frame);
+                                        # the pose bounds stay around the initial pose
 
     def check(self) -> "SegmentSettings":
         if self.side not in SIDES:
@@ -247,6 +252,51 @@ def initial_theta(points: Optional[Dict[str, np.ndarray]], centre) -> np.ndarray
     return theta
 
 
+#: Candidate radial scales (mm) and longitudinal amplitudes (mm) of the start search: the
+#: range of ``a`` and the two modes of ``alpha`` (flat and "roller-coaster" profiles).
+SEARCH_A = (3.4, 3.8, 4.2, 4.6)
+SEARCH_ALPHA = (0.3, 0.95)
+
+
+def _search_start(values, points, shape, theta, appearance, l_ref) -> np.ndarray:
+    """The start with the highest log-likelihood among ``theta`` and copies of it with the
+    radial scale and height profile replaced by the candidates.
+
+    A spiral started with the wrong size locks onto the wrong turn and no local step gets
+    it out; one evaluation per candidate at the coarsest reference length avoids that.
+    """
+    from .logistic import _log_joint
+
+    log_p0, log_p1 = appearance.log_likelihoods(values)
+    candidates = [np.asarray(theta, float)]
+    for a in SEARCH_A:
+        for alpha in SEARCH_ALPHA:
+            c = np.array(theta, float)
+            c[0], c[2] = a, alpha
+            candidates.append(np.clip(c, shape.lower, shape.upper))
+    scores = [_log_joint(shape.evaluate(points, c)[0], l_ref, log_p0, log_p1) for c in candidates]
+    return candidates[int(np.argmax(scores))]
+
+
+def _appearance_of_shape(values: np.ndarray, inside: np.ndarray, steps: int = 10) -> AppearanceModel:
+    """Mixtures re-estimated with the fitted shape's hard labels.
+
+    During the fit the cochlea class also explains the blurred rim of the capsule around
+    it (a wide component), which is harmless for the shape but makes the posterior label
+    map about a voxel too wide. Given the fitted shape, the rim belongs to the
+    background, and the final label map uses mixtures estimated that way.
+    """
+    from .appearance import em_step
+
+    app = initial_appearance(values)
+    w = inside.astype(float)
+    for _ in range(steps):
+        app.background = em_step(app.background, values, 1.0 - w)
+        app.foreground = em_step(app.foreground, values, w)
+    app.fixed = True
+    return app
+
+
 # ------------------------------------------------------------------ the job
 def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
             settings: Optional[SegmentSettings] = None, progress=None) -> CochleaSegmentation:
@@ -285,19 +335,42 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     arr = roi.array.astype(float)
     k = settings.fit_subsample
     shape = CochleaShape().around(theta0, settings.rotation_range, settings.translation_range)
+    if settings.start is not None:
+        theta0 = np.clip(np.asarray(settings.start, float), shape.lower, shape.upper)
 
     # --- EM fit
-    fit = fit_logistic_shape(arr[::k, ::k, ::k].reshape(-1), grid[::k, ::k, ::k].reshape(-1, 3), shape,
-                             theta0, FitSettings(l_ref=settings.l_ref_fit, outer_iterations=settings.outer_iterations,
-                                                 shape_step=settings.shape_step),
-                             appearance=settings.appearance or initial_appearance(arr.reshape(-1)),
-                             progress=p.stage(0.02, 0.8))
+    values_fit, points_fit_grid = arr[::k, ::k, ::k].reshape(-1), grid[::k, ::k, ::k].reshape(-1, 3)
+    appearance = settings.appearance or initial_appearance(arr.reshape(-1))
+    # coarse to fine: softer boundaries first widen the basin of attraction
+    stages = [l for l in settings.coarse_to_fine if l > settings.l_ref_fit] + [settings.l_ref_fit]
+    theta = theta0
+    if settings.search_start:
+        theta = _search_start(values_fit, points_fit_grid, shape, theta, appearance, stages[0])
+    history = []
+    # while the shape is still far off, the starting mixtures are a safer appearance than
+    # mixtures re-estimated from a wrong shape
+    if settings.appearance is None and settings.hold_appearance_while_coarse and len(stages) > 1:
+        appearance.fixed = True
+    for n, l_ref in enumerate(stages):
+        last = n == len(stages) - 1
+        iterations = settings.outer_iterations if last else max(1, settings.outer_iterations // 3)
+        fit = fit_logistic_shape(values_fit, points_fit_grid, shape, theta,
+                                 FitSettings(l_ref=l_ref, outer_iterations=iterations,
+                                             shape_step=settings.shape_step),
+                                 appearance=appearance,
+                                 progress=p.stage(0.02 + 0.78 * n / len(stages), 0.02 + 0.78 * (n + 1) / len(stages)))
+        theta, appearance = fit.theta, fit.appearance
+        if not last and settings.appearance is None and settings.hold_appearance_while_coarse:
+            appearance.fixed = False
+        history += [dict(h, l_ref=l_ref) for h in fit.history]
+    fit.history = history
 
     # --- full-resolution maps
     p(0.82, "label maps on the full grid")
     flat = grid.reshape(-1, 3)
     S, _ = shape.evaluate(flat, fit.theta)
-    log_p0, log_p1 = fit.appearance.log_likelihoods(arr.reshape(-1))
+    final_app = fit.appearance if fit.appearance.fixed else _appearance_of_shape(arr.reshape(-1), S >= 0)
+    log_p0, log_p1 = final_app.log_likelihoods(arr.reshape(-1))
     posterior = expit(S / settings.l_ref_final + log_p1 - log_p0)
 
     p(0.88, "shape uncertainty")
@@ -334,5 +407,5 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
         roi=roi, probability=as_volume(posterior, np.float32), shape_probability=as_volume(inside, np.float32),
         uncertainty=as_volume(entropy, np.float32), sroi=sroi, ssi=ssi, theta=fit.theta,
         covariance=cov, side=settings.side, measures=measures, quality=quality,
-        initial_theta=theta0, iterations=fit.iterations, seconds=time.perf_counter() - t0,
-        appearance=fit.appearance.as_dict(), history=fit.history)
+        initial_theta=theta0, iterations=len(fit.history), seconds=time.perf_counter() - t0,
+        appearance={"fit": fit.appearance.as_dict(), "final": final_app.as_dict()}, history=fit.history)

@@ -77,7 +77,10 @@ class Ellipsoid:
         semi, c = self._split(theta)
         q = (pts - c) / semi
         rho = np.sqrt((q * q).sum(-1))
-        grad = np.sqrt(((q / semi) ** 2).sum(-1)) / np.maximum(rho, 1e-12)
+        # |grad rho|; at the centre itself the direction is undefined and the largest
+        # semi-axis gives the (exact, for a sphere) inside distance
+        grad = np.where(rho > 1e-12, np.sqrt(((q / semi) ** 2).sum(-1)) / np.maximum(rho, 1e-12),
+                        1.0 / np.max(semi))
         return (1.0 - rho) / grad
 
     def evaluate(self, points, theta, jacobian: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:

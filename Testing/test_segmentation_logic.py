@@ -1,0 +1,415 @@
+"""CochleaShapeSegmentationLogic on a real MRML scene (slicer-core): phantom truth, output
+nodes, bad input, Cancel, inputs untouched.
+
+Fits are the slow part (about 10-15 s each on 2 cores), so one fit is shared by the
+module-scoped fixture (a left ear, template pose), the self-test makes the second (a right
+ear, from the phantom's landmark point list), and the rollback tests replay the first result
+through a stand-in fit.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+for _folder in (ROOT, ROOT / "CochleaShapeSegmentation"):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
+
+slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML) is not installed")
+
+from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
+
+from cochleaai import mrml  # noqa: E402
+from cochleaai.errors import CochleaAIError  # noqa: E402
+from cochleaai.io import Markups  # noqa: E402
+from cochleaai.metrics import dice  # noqa: E402
+from cochleaai.progress import Cancelled  # noqa: E402
+from cochleaai.segmentation import pipeline  # noqa: E402
+from cochleaai.segmentation.pipeline import SegmentSettings  # noqa: E402
+from cochleaai.volume import Volume  # noqa: E402
+from cochleaai.segmentation import scene_nodes  # noqa: E402
+from CochleaShapeSegmentationLib.logic import (NODE_NAMES, SEGMENT_POSTERIOR, SEGMENT_SHAPE,  # noqa: E402
+                                               CochleaShapeSegmentationLogic)
+
+QUICK = SegmentSettings(outer_iterations=3, samples=10)
+
+
+def _voxels(node) -> np.ndarray:
+    return vtk_to_numpy(node.GetImageData().GetPointData().GetScalars()).copy()
+
+
+def _left_ear_phantom(scene):
+    """A roi phantom (seed 3) mirrored left-right: a left cochlea at the centre of the volume,
+    with its truth mirrored alike. A right-ear fit of it reaches a Dice of about 0.55 only,
+    so the fixture's Dice shows that the side reaches the fit."""
+    from cochleaai.phantom import make_phantom
+
+    ph = make_phantom(3, fov="roi")
+    assert np.allclose(ph.ct.direction, np.eye(3))      # then flipping x in the array mirrors in LPS x
+    centre_x = ph.ct.center[0]
+    volume = mrml.volume_to_node(scene, ph.ct.copy(ph.ct.array[:, :, ::-1].copy()), "Left phantom CT")
+    points = ph.landmarks.points.copy()
+    points[:, 0] = 2 * centre_x - points[:, 0]
+    landmarks = mrml.markups_from_points(scene, Markups(points, list(ph.landmarks.labels), name="Left landmarks"))
+    return {"volume": volume, "landmarks": landmarks, "truth": ph.mask("Cochlea")[:, :, ::-1],
+            "truth_points": dict(zip(ph.landmarks.labels, points))}
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """A left-ear roi phantom segmented without points (template pose), quick settings."""
+    scene = mrml.new_scene()
+    logic = CochleaShapeSegmentationLogic()
+    phantom = _left_ear_phantom(scene)
+    before = _voxels(phantom["volume"])
+    fractions = []
+    nodes = logic.segment(phantom["volume"], side="left", settings=QUICK,
+                          progress=lambda f, m: fractions.append(f))
+    yield {"scene": scene, "logic": logic, "phantom": phantom, "nodes": nodes, "before": before,
+           "fractions": fractions, "result": logic.last_result}
+    scene.Clear(1)
+
+
+def test_shape_model_segment_matches_the_phantom_truth(fitted):
+    reference = mrml.node_to_volume(fitted["phantom"]["volume"])
+    truth = fitted["phantom"]["truth"]
+    masks = dict((s.name, m) for s, m in mrml.masks_from_segmentation(fitted["nodes"]["segmentation"], reference))
+    assert list(masks) == [SEGMENT_POSTERIOR, SEGMENT_SHAPE]
+    assert dice(masks[SEGMENT_SHAPE], truth) >= 0.8
+    # the posterior label map is the cochlea too, not an empty or whole-image mask
+    assert 0.3 < masks[SEGMENT_POSTERIOR].sum() / truth.sum() < 3.0
+    # the segments are the pipeline's own masks, carried into MRML unchanged (same grid here)
+    assert np.array_equal(masks[SEGMENT_SHAPE], fitted["result"].ssi.array > 0)
+    assert fitted["nodes"]["segmentation"].GetAttribute(scene_nodes.SIDE_ATTRIBUTE) == "left"
+
+
+def test_output_nodes_names_and_contents(fitted):
+    nodes, scene = fitted["nodes"], fitted["scene"]
+    prefix = fitted["phantom"]["volume"].GetName()
+    assert set(nodes) == set(NODE_NAMES)
+    for role, node in nodes.items():
+        assert scene.IsNodePresent(node), role
+        assert node.GetName() == f"{prefix} {NODE_NAMES[role]}"
+    classes = {"segmentation": "vtkMRMLSegmentationNode", "probability": "vtkMRMLScalarVolumeNode",
+               "uncertainty": "vtkMRMLScalarVolumeNode", "model": "vtkMRMLModelNode",
+               "centerline": "vtkMRMLMarkupsCurveNode", "table": "vtkMRMLTableNode",
+               "landmarks": "vtkMRMLMarkupsFiducialNode"}
+    for role, cls in classes.items():
+        assert nodes[role].IsA(cls), (role, nodes[role].GetClassName())
+
+    prob = mrml.node_to_volume(nodes["probability"]).array
+    unc = mrml.node_to_volume(nodes["uncertainty"]).array
+    assert prob.min() >= 0.0 and prob.max() <= 1.0 and prob.max() > 0.9 and prob.min() < 0.1
+    assert unc.min() >= 0.0 and unc.max() <= 1.0 + 1e-6       # binary entropy in bits
+    for role in ("probability", "uncertainty"):
+        color = nodes[role].GetDisplayNode().GetColorNode()
+        assert color is not None and color.GetID() in (scene_nodes.PROBABILITY_COLORS
+                                                       + scene_nodes.UNCERTAINTY_COLORS)
+
+    assert nodes["model"].GetPolyData().GetNumberOfPoints() > 100
+    curve = mrml.points_from_markups(nodes["centerline"])
+    degrees = [float(label.split()[0]) for label in curve.labels]
+    assert curve.labels[0] == "0 deg" and all(label.endswith(" deg") for label in curve.labels)
+    assert np.all(np.diff(degrees) >= 0) and degrees[-1] > 600      # more than 2.5 turns
+    landmarks = mrml.points_from_markups(nodes["landmarks"])
+    assert sorted(landmarks.labels) == ["apex", "center", "round_window"]
+    for label, point in zip(landmarks.labels, landmarks.points):    # in the image frame, not mirrored
+        assert np.linalg.norm(point - fitted["phantom"]["truth_points"][label]) < 1.5, label
+
+
+def test_table_has_parameters_measures_and_quality(fitted):
+    table = mrml.table_to_dict(fitted["nodes"]["table"])
+    assert list(table) == ["Name", "Kind", "Value", "Std"]
+    rows = {n: (k, v, s) for n, k, v, s in zip(table["Name"], table["Kind"], table["Value"], table["Std"])}
+    result = fitted["result"]
+    for name, stats in result.measures.items():
+        assert rows[name][0] == "measure"
+        assert rows[name][1] == pytest.approx(stats["mean"]) and rows[name][2] == pytest.approx(stats["std"])
+    for key in ("cdl_lateral_wall_mm", "a_value_mm", "turns"):
+        assert key in rows
+    assert 25 < rows["cdl_lateral_wall_mm"][1] < 45            # a human cochlea: about 30-40 mm
+    assert sum(k.startswith("parameter") for k, _, _ in rows.values()) == result.theta.size
+    assert "qc_surface_mm" in rows and rows["qc_surface_mm"][0] == "quality"
+
+
+def test_progress_and_inputs_untouched(fitted):
+    fractions = fitted["fractions"]
+    assert fractions[-1] == 1.0 and all(b >= a - 1e-9 for a, b in zip(fractions, fractions[1:]))
+    assert np.array_equal(_voxels(fitted["phantom"]["volume"]), fitted["before"])
+
+
+def test_results_save_with_the_scene(fitted, tmp_path):
+    mrml_file = mrml.save_scene(fitted["scene"], tmp_path, name="segmented")
+    text = mrml_file.read_text(encoding="utf-8")
+    for node in fitted["nodes"].values():
+        storage = node.GetStorageNode()
+        assert storage is not None and Path(storage.GetFileName()).is_file(), node.GetName()
+        assert node.GetID() in text
+
+
+# ------------------------------------------------------------------ bad input
+def _volume_node(scene, array, name, labelmap=False):
+    if np.isnan(array).any():      # the adapter refuses NaN: write the voxels into the node directly
+        node = mrml.volume_to_node(scene, Volume(np.zeros_like(array), (0.2, 0.2, 0.2)), name)
+        vtk_to_numpy(node.GetImageData().GetPointData().GetScalars())[:] = array.reshape(-1)
+        return node
+    return mrml.volume_to_node(scene, Volume(array, (0.2, 0.2, 0.2)), name, labelmap=labelmap)
+
+
+def _refused(scene, *args, **kwargs):
+    logic = CochleaShapeSegmentationLogic()
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(CochleaAIError) as info:
+        logic.segment(*args, settings=QUICK, **kwargs)
+    assert scene.GetNumberOfNodes() == count
+    return str(info.value)
+
+
+def test_bad_input_is_refused_and_the_scene_unchanged(fitted):
+    scene = mrml.new_scene()
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, size=(40, 40, 40)).astype(np.int16)
+    message = _refused(scene, _volume_node(scene, labels, "labels", labelmap=True))
+    assert "label map" in message
+    message = _refused(scene, _volume_node(scene, labels, "labels as scalar"))
+    assert "label map" in message
+
+    noisy = rng.normal(0, 300, size=(40, 40, 40)).astype(np.float32)
+    noisy[3, 4, 5] = np.nan
+    nan_node = _volume_node(scene, noisy, "nan")
+    nan_before = _voxels(nan_node)
+    assert re.search("(?i)nan|finite", _refused(scene, nan_node))
+    assert np.array_equal(_voxels(nan_node), nan_before, equal_nan=True)
+
+    volume = fitted["phantom"]["volume"]
+    outside = mrml.markups_from_points(scene, Markups(np.array([[500.0, 0.0, 0.0]]), ["center"], name="far"))
+    # the outputs would go to the volume's scene: that one must stay unchanged
+    assert "outside" in _refused(fitted["scene"], volume, outside)
+    unlabelled = mrml.markups_from_points(scene, Markups(np.zeros((1, 3)), ["F-1"], name="unlabelled"))
+    assert "labelled" in _refused(fitted["scene"], volume, unlabelled)
+    assert "Side" in _refused(fitted["scene"], volume, side="middle")
+    assert "No input volume" in _refused(scene, None)
+    assert np.array_equal(_voxels(volume), fitted["before"])
+
+
+# ------------------------------------------------------------------ Cancel and rollback
+def test_cancel_at_any_stage_leaves_the_scene_as_it_was(fitted, monkeypatch):
+    scene = fitted["scene"]
+    volume = fitted["phantom"]["volume"]
+    result = fitted["result"]
+
+    def cached_fit(volume, points, settings, progress=None):   # the fixture's fit, replayed
+        progress(0.5, "fitting")
+        progress(1.0, "fitted")
+        return result
+
+    monkeypatch.setattr(pipeline, "segment", cached_fit)
+    count = scene.GetNumberOfNodes()
+    for stop_at in (0.0, 0.5, 0.95, 0.99):
+        def cancel(fraction, message, stop_at=stop_at):
+            if fraction >= stop_at:
+                raise Cancelled("test")
+        with pytest.raises(Cancelled):
+            CochleaShapeSegmentationLogic().segment(volume, settings=QUICK, progress=cancel)
+        assert scene.GetNumberOfNodes() == count, stop_at
+    # a failure half way through building the nodes is rolled back as well
+    monkeypatch.setattr(scene_nodes, "result_table", lambda r: {"Name": ["a"], "Value": [1, 2]})
+    with pytest.raises(CochleaAIError):
+        CochleaShapeSegmentationLogic().segment(volume, settings=QUICK)
+    assert scene.GetNumberOfNodes() == count
+
+
+def test_side_and_points_reach_the_fit(fitted, monkeypatch):
+    seen = {}
+
+    def spy(volume, points, settings, progress=None):
+        seen["side"], seen["points"] = settings.side, points
+        raise Cancelled("stop before fitting")
+
+    monkeypatch.setattr(pipeline, "segment", spy)
+    settings = SegmentSettings(samples=7)
+    with pytest.raises(Cancelled):
+        CochleaShapeSegmentationLogic().segment(fitted["phantom"]["volume"], fitted["phantom"]["landmarks"],
+                                                side="Right", settings=settings)
+    assert seen["side"] == "right" and settings.side == "right"
+    settings.side = "left"
+    with pytest.raises(Cancelled):
+        CochleaShapeSegmentationLogic().segment(fitted["phantom"]["volume"], fitted["phantom"]["landmarks"],
+                                                side="Right", settings=settings)
+    assert seen["side"] == "right" and settings.side == "left"      # the caller's settings untouched
+    assert set(seen["points"]) == {"center", "apex", "round window"}
+    truth = fitted["phantom"]["truth_points"]
+    for role, label in (("center", "center"), ("apex", "apex"), ("round window", "round_window")):
+        assert np.allclose(seen["points"][role], truth[label], atol=1e-6)    # LPS, as the pipeline wants
+
+
+def test_self_test_from_the_phantom_landmarks():
+    scene = mrml.new_scene()
+    try:
+        assert CochleaShapeSegmentationLogic().self_test(scene, settings=QUICK) == []
+    finally:
+        scene.Clear(1)
+
+
+# ------------------------------------------------------------------ the Widget, with stand-in Qt
+class _Fake:
+    """Plays a Qt widget: attributes, enabled state and signal connections."""
+
+    def __init__(self, **values):
+        self.enabled, self.text, self.value = True, "", 0
+        self.__dict__.update(values)
+        self.slots = {}
+
+    def connect(self, signal, slot):
+        self.slots.setdefault(signal, []).append(slot)
+
+    def emit(self, signal, *args):
+        for slot in self.slots.get(signal, []):
+            slot(*args)
+
+    def setRange(self, low, high):
+        pass
+
+    def setValue(self, value):
+        self.value = value
+
+
+class _FakeCombo(_Fake):
+    def __init__(self):
+        super().__init__(items=[], currentIndex=-1)
+
+    def clear(self):
+        self.items, self.currentIndex = [], -1
+
+    def addItem(self, label, data):
+        self.items.append((label, data))
+        self.currentIndex = max(self.currentIndex, 0)
+
+    def itemData(self, index):
+        return self.items[index][1] if 0 <= index < len(self.items) else None
+
+    def findData(self, data):
+        return next((i for i, (_, d) in enumerate(self.items) if d == data), -1)
+
+
+class _FakeSelector(_Fake):
+    def __init__(self):
+        super().__init__(node=None)
+
+    def currentNode(self):
+        return self.node
+
+    def setCurrentNode(self, node):
+        self.node = node
+        self.emit("currentNodeChanged(vtkMRMLNode*)", node)
+
+
+@pytest.fixture
+def widget_module(monkeypatch, fitted):
+    """The module script imported with stand-ins for Slicer's Qt-side modules (real MRML kept)."""
+    import importlib
+    import types
+
+    import slicer.util as slicer_util
+
+    calls = {"layers": [], "tables": [], "errors": []}
+    base = types.ModuleType("slicer.ScriptedLoadableModule")
+
+    class _Base:
+        def __init__(self, parent=None):
+            self.parent = parent
+
+        def setup(self):
+            pass
+
+    base.ScriptedLoadableModule = base.ScriptedLoadableModuleWidget = base.ScriptedLoadableModuleTest = _Base
+    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", base)
+    monkeypatch.setattr(slicer_util, "VTKObservationMixin", type("Mixin", (), {"__init__": lambda self: None,
+                                                                                 "removeObservers": lambda self: None}),
+                        raising=False)
+    monkeypatch.setattr(slicer_util, "setSliceViewerLayers", lambda **kw: calls["layers"].append(kw), raising=False)
+    monkeypatch.setattr(slicer_util, "errorDisplay", lambda text, **kw: calls["errors"].append(text), raising=False)
+    selection = types.SimpleNamespace(SetActiveTableID=calls["tables"].append)
+    app = types.SimpleNamespace(processEvents=lambda: None,
+                                applicationLogic=lambda: types.SimpleNamespace(GetSelectionNode=lambda: selection))
+    monkeypatch.setattr(slicer, "app", app, raising=False)
+    monkeypatch.setattr(slicer, "mrmlScene", fitted["scene"], raising=False)
+    for name in ("cochleaai.slicer_module", "CochleaShapeSegmentation"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    module = importlib.import_module("CochleaShapeSegmentation")
+    yield module, calls
+    for name in ("cochleaai.slicer_module", "CochleaShapeSegmentation"):
+        sys.modules.pop(name, None)
+
+
+def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitted, monkeypatch):
+    from cochleaai.slicer_widgets import JobRunner
+
+    module, calls = widget_module
+    parameters = {}
+    names = ("progressBar", "cancelButton", "statusLabel", "inputVolumeNameLabel", "applyButton",
+             "lRefFitSpinBox", "lRefFinalSpinBox", "iterationsSpinBox", "samplesSpinBox")
+    import types
+
+    ui = types.SimpleNamespace(**{n: _Fake() for n in names}, sideComboBox=_FakeCombo(),
+                               volumeSelector=_FakeSelector(), pointsSelector=_FakeSelector())
+
+    def base_setup(self):           # what CochleaAIModuleWidget.setup does, minus loading the .ui
+        self.ui = ui
+        self.logic = self.logic_class()
+        self.logic.getParameterNode = lambda: types.SimpleNamespace(
+            GetParameter=lambda k: parameters.get(k, ""), SetParameter=parameters.__setitem__)
+        self.runner = JobRunner(ui.progressBar, ui.cancelButton, ui.statusLabel)
+        self.phantomPanel = types.SimpleNamespace(restore=lambda: None)
+
+    monkeypatch.setattr(module.CochleaAIModuleWidget, "setup", base_setup)
+    widget = module.CochleaShapeSegmentationWidget(types.SimpleNamespace(isEntered=True))
+    widget.setup()
+    assert [d for _, d in ui.sideComboBox.items] == ["right", "left"]
+    assert (ui.lRefFitSpinBox.value, ui.lRefFinalSpinBox.value) == (SegmentSettings().l_ref_fit,
+                                                                    SegmentSettings().l_ref_final)
+    assert not ui.applyButton.enabled                      # no volume yet
+    assert parameters["Side"] == "right" and float(parameters["Iterations"]) == SegmentSettings().outer_iterations
+
+    parameters.update({"Side": "left", "Iterations": "5", "LRefFit": "0.3"})   # e.g. a saved scene
+    widget.enter()
+    assert ui.sideComboBox.currentIndex == 1 and ui.iterationsSpinBox.value == 5 and ui.lRefFitSpinBox.value == 0.3
+
+    volume = fitted["phantom"]["volume"]
+    ui.volumeSelector.setCurrentNode(volume)
+    assert ui.applyButton.enabled and ui.inputVolumeNameLabel.text == volume.GetName()
+
+    seen = {}
+
+    def replay(volume, points, settings, progress=None):
+        seen["settings"] = settings
+        progress(1.0, "fitted")
+        return fitted["result"]
+
+    real_segment = pipeline.segment
+    monkeypatch.setattr(pipeline, "segment", replay)
+    count = fitted["scene"].GetNumberOfNodes()
+    ui.applyButton.emit("clicked(bool)", False)
+    assert calls["errors"] == []
+    settings = seen["settings"]
+    assert (settings.side, settings.outer_iterations, settings.l_ref_fit) == ("left", 5, 0.3)
+    assert fitted["scene"].GetNumberOfNodes() > count
+    foreground = calls["layers"][-1]["foreground"]
+    assert foreground.GetName().endswith(NODE_NAMES["probability"])
+    assert calls["tables"] and fitted["scene"].GetNodeByID(calls["tables"][-1]).IsA("vtkMRMLTableNode")
+    assert "Cochlear duct length" in ui.statusLabel.text
+
+    # a refused input (the real pipeline's check) is shown to the user and adds nothing
+    monkeypatch.setattr(pipeline, "segment", real_segment)
+    count = fitted["scene"].GetNumberOfNodes()
+    ui.pointsSelector.setCurrentNode(mrml.markups_from_points(
+        fitted["scene"], Markups(np.array([[900.0, 0.0, 0.0]]), ["center"], name="far away")))
+    count += 2                                            # the point list and its display node
+    ui.applyButton.emit("clicked(bool)", False)
+    assert calls["errors"] and "outside" in calls["errors"][-1]
+    assert fitted["scene"].GetNumberOfNodes() == count

@@ -1,0 +1,158 @@
+"""The cochlea segmentation pipeline: known answers on phantoms, measures, pose, QC, bad input."""
+import numpy as np
+import pytest
+
+from cochleaai import CochleaAIError
+from cochleaai.metrics import dice
+from cochleaai.phantom import make_phantom
+from cochleaai.segmentation.appearance import AppearanceModel, StudentMixture
+from cochleaai.segmentation.logistic import FitSettings, fit_logistic_shape
+from cochleaai.segmentation.pipeline import SegmentSettings, initial_theta, parse_points, segment
+from cochleaai.segmentation.quality import quality_score
+from cochleaai.segmentation.shapes import Sphere
+from cochleaai.shape import CochleaModel, default_params
+from cochleaai.shape.measures import clinical_measures
+from cochleaai.shape.rotation import rotation_matrix
+from cochleaai.volume import Volume
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom(seed=7, fov="roi")
+
+
+@pytest.fixture(scope="module")
+def result(phantom):
+    return segment(phantom.ct, settings=SegmentSettings(samples=40))
+
+
+def _truth_on(result, ph):
+    return ph.ct.copy(ph.mask("Cochlea").astype(np.uint8)).resample_like(result.roi, "nearest").array > 0
+
+
+def test_phantom_fit_recovers_the_true_cochlea(phantom, result):
+    truth = _truth_on(result, phantom)
+    assert dice(result.ssi.array > 0, truth) >= 0.8          # a failed fit scores below 0.3
+    assert dice(result.sroi.array > 0, truth) >= 0.6
+    # the fitted lateral-wall length is within 10 % of the truth's
+    true_cdl = clinical_measures(np.asarray(phantom.truth["theta"]))["cdl_lateral_wall_mm"]
+    assert abs(result.measures["cdl_lateral_wall_mm"]["mean"] - true_cdl) < 0.1 * true_cdl
+
+
+def test_outputs_are_consistent(phantom, result):
+    for vol in (result.probability, result.shape_probability):
+        assert vol.same_geometry(result.roi)
+        assert 0.0 <= vol.array.min() and vol.array.max() <= 1.0
+    # the entropy is largest (1 bit) where the shape probability is one half
+    u = result.uncertainty.array
+    assert 0.0 <= u.min() and u.max() <= 1.0 + 1e-6
+    edge = np.abs(result.shape_probability.array - 0.5) < 0.1
+    assert u[edge].mean() > u[~edge & (u > 0)].mean()
+    # SSI is exactly where the shape function is non-negative
+    assert np.array_equal(result.ssi.array > 0, result.shape_probability.array > 0.5) or \
+        dice(result.ssi.array > 0, result.shape_probability.array > 0.5) > 0.95
+    for stat in result.measures.values():
+        assert np.isfinite(stat["mean"]) and stat["std"] >= 0
+    assert result.measures["cdl_lateral_wall_mm"]["mean"] > result.measures["cdl_organ_of_corti_mm"]["mean"] \
+        > result.measures["cdl_centerline_mm"]["mean"]
+    pts, deg = result.scala_tympani_centerline(12)
+    back, dist = result.angular_position(pts)
+    np.testing.assert_allclose(back, deg, atol=0.2)
+    assert np.isfinite(result.quality["qc_surface_mm"])
+
+
+def test_input_volume_is_not_modified(phantom):
+    before = phantom.ct.array.copy()
+    segment(phantom.ct, settings=SegmentSettings(outer_iterations=1, samples=0))
+    assert np.array_equal(before, phantom.ct.array)
+
+
+def test_left_ear_is_fitted_as_a_mirrored_right_ear(phantom, result):
+    flipped = phantom.ct.copy(phantom.ct.array[:, :, ::-1].copy())     # x mirrored about the centre
+    left = segment(flipped, settings=SegmentSettings(side="left", samples=0))
+    assert dice(left.ssi.array[:, :, ::-1] > 0, result.ssi.array > 0) > 0.9
+    lm_right, lm_left = result.landmarks(), left.landmarks()
+    mirrored_apex = lm_right["apex"] * np.array([-1, 1, 1]) + np.array([2 * result.roi.center[0], 0, 0])
+    assert np.linalg.norm(lm_left["apex"] - mirrored_apex) < 0.5
+
+
+def test_clinical_measures_known_values():
+    m = clinical_measures(default_params())
+    model = CochleaModel(default_params())
+    # A-value: the basal turn measured through the modiolar axis spans the model's x extent
+    assert abs(m["a_value_mm"] - model.extent_mm()[0]) < 0.3
+    assert abs(m["cdl_centerline_mm"] - model.duct_length()) < 1e-3
+    assert m["cdl_from_a_value_mm"] == pytest.approx(4.16 * m["a_value_mm"] - 4.0)
+    bigger = default_params()
+    bigger[0] += 0.4
+    assert clinical_measures(bigger)["cdl_lateral_wall_mm"] > m["cdl_lateral_wall_mm"]
+    posed = default_params(rotation=(0.3, -0.2, 0.1), translation=(5, 6, 7))
+    assert clinical_measures(posed) == pytest.approx(m)
+
+
+def test_initial_pose_from_points_recovers_a_known_pose():
+    truth = default_params(rotation=(0.2, -0.3, 0.4), translation=(3.0, -2.0, 1.0))
+    lm = CochleaModel(truth).landmarks()
+    points = parse_points(["Center", "APEX", "round_window"], [lm["center"], lm["apex"], lm["round_window"]])
+    assert set(points) == {"center", "apex", "round window"}
+    th = initial_theta(points, np.zeros(3))
+    np.testing.assert_allclose(rotation_matrix(th[4:7]), rotation_matrix(truth[4:7]), atol=1e-8)
+    np.testing.assert_allclose(th[7:], truth[7:], atol=1e-8)
+    # apex + round window: the apex-round window line is matched exactly
+    th2 = initial_theta({"apex": lm["apex"], "round window": lm["round_window"]}, np.zeros(3))
+    lm2 = CochleaModel(th2).landmarks()
+    np.testing.assert_allclose(lm2["apex"], lm["apex"], atol=1e-6)
+    np.testing.assert_allclose(lm2["round_window"], lm["round_window"], atol=1e-6)
+    th3 = initial_theta({"center": lm["center"]}, np.zeros(3))
+    np.testing.assert_allclose(CochleaModel(th3).landmarks()["center"], lm["center"], atol=1e-8)
+    with pytest.raises(CochleaAIError):
+        initial_theta({"apex": lm["apex"]}, np.zeros(3))
+
+
+def test_quality_control_flags_a_shifted_result(phantom):
+    ct = phantom.ct
+    truth = ct.copy(phantom.mask("Cochlea").astype(np.uint8))
+    shifted = ct.copy(np.roll(truth.array, 8, axis=2))                 # 1.6 mm off
+    good, bad = quality_score(ct, truth, truth), quality_score(ct, shifted, shifted)
+    assert good["qc_surface_mm"] < bad["qc_surface_mm"]
+    assert not good["suspect"] and bad["suspect"]
+
+
+def test_bfgs_shape_step_reaches_the_gauss_newton_answer():
+    g = np.stack(np.meshgrid(*[np.linspace(-4, 4, 21)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    image = np.where(np.linalg.norm(g - [0.5, -0.3, 0.2], axis=1) < 2.2, 0.0, 1000.0)
+    image += np.random.default_rng(0).normal(0, 50, image.shape)
+    out = {}
+    for step in ("gauss-newton", "bfgs"):
+        # supervised appearance: dark sphere, bright background
+        app = AppearanceModel(StudentMixture([1.0], [1000.0], [50.0], [30.0]),
+                              StudentMixture([1.0], [0.0], [50.0], [30.0]), fixed=True)
+        res = fit_logistic_shape(image, g, Sphere(), [1.5, 0, 0, 0],
+                                 FitSettings(l_ref=0.3, outer_iterations=8, shape_step=step), appearance=app)
+        out[step] = res.theta
+    np.testing.assert_allclose(out["bfgs"], out["gauss-newton"], atol=0.05)
+    # centre within 0.05 mm; radius within half the 0.4 mm sample spacing
+    np.testing.assert_allclose(out["gauss-newton"][1:], [0.5, -0.3, 0.2], atol=0.05)
+    assert abs(out["gauss-newton"][0] - 2.2) < 0.2
+
+
+@pytest.mark.parametrize("case", ["labels", "nan", "flat", "tiny", "outside", "role"])
+def test_bad_input_is_refused(phantom, case):
+    ct = phantom.ct
+    points = None
+    if case == "labels":
+        vol = phantom.labelmap()
+    elif case == "nan":
+        arr = ct.array.astype(np.float32)
+        arr[5, 5, 5] = np.nan
+        vol = ct.copy(arr)
+    elif case == "flat":
+        vol = Volume(ct.array[:1].copy(), ct.spacing, ct.origin, ct.direction)
+    elif case == "tiny":
+        vol = Volume(ct.array[:20, :20, :20].copy(), ct.spacing, ct.origin, ct.direction)
+    elif case == "outside":
+        vol, points = ct, {"center": ct.center + 100.0}
+    else:
+        vol, points = ct, {"middle": ct.center}
+    with pytest.raises(CochleaAIError):
+        segment(vol, points, SegmentSettings(outer_iterations=1, samples=0))

@@ -1,0 +1,170 @@
+"""``python -m cochleaai segment`` and ``segment-batch``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _settings(args):
+    from .pipeline import SegmentSettings
+
+    return SegmentSettings(side=args.side, l_ref_fit=args.l_ref_fit, l_ref_final=args.l_ref_final,
+                           outer_iterations=args.iterations, samples=args.samples, seed=args.seed,
+                           shape_step=args.shape_step)
+
+
+def read_points(path) -> dict:
+    """Roles -> LPS points from a Slicer markups file (.mrk.json or .fcsv)."""
+    from .. import io
+    from ..errors import CochleaAIError
+    from .pipeline import parse_points
+
+    path = Path(path)
+    markups = io.read_markups(path)
+    found = parse_points(markups.labels, markups.points)
+    if not found:
+        raise CochleaAIError(f"{path.name} has no control point labelled 'center', 'apex' or "
+                             "'round window'.")
+    return found
+
+
+def write_result(result, out) -> dict:
+    """Write the files of one segmentation; returns {name: path}."""
+    from .. import io
+    from ..segments import Segment
+
+    # segment values 1 and 2; they overlap, so the file packs them into two layers
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"labels": out / "labels.seg.nrrd", "probability": out / "probability.nrrd",
+             "uncertainty": out / "uncertainty.nrrd", "shape": out / "shape.json",
+             "centerline": out / "centerline.mrk.json", "surface": out / "cochlea_shape.vtk"}
+    io.write_seg_nrrd(files["labels"],
+                      [(Segment(1, "Cochlea", (0.89, 0.35, 0.30)), result.sroi.array > 0),
+                       (Segment(2, "Cochlea shape model", (0.3, 0.6, 0.95)), result.ssi.array > 0)],
+                      result.roi)
+    io.write_volume(result.probability, files["probability"])
+    io.write_volume(result.uncertainty, files["uncertainty"])
+    files["shape"].write_text(json.dumps(result.summary(), indent=2))
+    points, degrees = result.scala_tympani_centerline(60)
+    io.write_markups_json(files["centerline"], io.Markups(points, [f"{d:.0f} deg" for d in degrees],
+                                                          kind="curve", name="Scala tympani centerline"))
+    import vtk
+
+    writer = vtk.vtkPolyDataWriter()
+    writer.SetFileName(str(files["surface"]))
+    writer.SetHeader("SPACE=LPS")        # Slicer reads a .vtk model's coordinate system here
+    writer.SetInputData(result.mesh(0.15))
+    writer.Write()
+    return {k: str(v) for k, v in files.items()}
+
+
+def _segment_one(path, out, settings, points=None, progress=None) -> dict:
+    from .. import io
+    from .pipeline import segment
+
+    result = segment(io.read_volume(path), points, settings, progress)
+    files = write_result(result, out)
+    row = {"input": str(path), "output": str(out), "seconds": round(result.seconds, 2),
+           "iterations": result.iterations, **result.quality}
+    for name, stat in result.measures.items():
+        row[name] = round(stat["mean"], 4)
+        row[name + "_std"] = round(stat["std"], 4)
+    return {"row": row, "files": files}
+
+
+def _cmd_segment(args) -> int:
+    from ..progress import tqdm_progress
+
+    points = read_points(args.points) if args.points else None
+    with tqdm_progress("segment", disable=args.quiet) as progress:
+        done = _segment_one(args.input, args.out, _settings(args), points, progress)
+    print(json.dumps(done, indent=2))
+    return 0
+
+
+def _batch_worker(job):
+    path, out, settings = job
+    import torch
+
+    torch.set_num_threads(1)            # one core per worker process
+    try:
+        return _segment_one(path, out, settings)["row"]
+    except Exception as exc:            # one bad file must not stop the batch
+        return {"input": str(path), "output": str(out), "error": str(exc)}
+
+
+def _cmd_segment_batch(args) -> int:
+    import csv
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ..errors import CochleaAIError
+    from ..progress import tqdm_progress
+
+    folder = Path(args.input_dir)
+    suffixes = (".nrrd", ".nii", ".nii.gz", ".mha", ".mhd")
+    files = sorted(f for f in folder.iterdir() if f.name.lower().endswith(suffixes)
+                   and not f.name.lower().endswith(".seg.nrrd")) if folder.is_dir() else []
+    if not files:
+        raise CochleaAIError(f"No volumes ({', '.join(suffixes)}) in {folder}.")
+    out = Path(args.out)
+    settings = _settings(args)
+    jobs = [(f, out / f.name.split(".")[0], settings) for f in files]
+    rows = []
+    with tqdm_progress("segment-batch", disable=args.quiet) as progress:
+        # spawned, not forked: torch and numba have OpenMP threads running in this process
+        import multiprocessing
+
+        with ProcessPoolExecutor(max_workers=max(1, args.workers),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            for k, row in enumerate(pool.map(_batch_worker, jobs)):
+                rows.append(row)
+                progress((k + 1) / len(jobs), f"{k + 1}/{len(jobs)} volumes")
+    # suspected failures first: a batch is reviewed from the top
+    rows.sort(key=lambda r: -float(r.get("qc_surface_mm", float("inf"))) if "error" not in r else -1e9)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(out / "measures.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    failed = [r for r in rows if "error" in r]
+    print(json.dumps({"csv": str(out / "measures.csv"), "volumes": len(rows), "failed": len(failed)}, indent=2))
+    return 1 if failed and len(failed) == len(rows) else 0
+
+
+def _common(p) -> None:
+    p.add_argument("--side", choices=("right", "left"), default="right",
+                   help="which ear (a left ear is fitted as a mirrored right ear; default right)")
+    p.add_argument("--l-ref-fit", type=float, default=0.2, help="logistic reference length while fitting, mm")
+    p.add_argument("--l-ref-final", type=float, default=0.25, help="reference length of the final label map, mm")
+    p.add_argument("--iterations", type=int, default=12, help="EM iterations (default 12)")
+    p.add_argument("--samples", type=int, default=100, help="posterior samples for uncertainty and measures")
+    p.add_argument("--seed", type=int, default=0, help="seed of the posterior samples")
+    p.add_argument("--shape-step", choices=("gauss-newton", "bfgs"), default="gauss-newton")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("segment", help="fit the cochlea shape model to a CT volume",
+                       description="Bayesian logistic shape model fit. Writes labels.seg.nrrd (segments "
+                                   "'Cochlea' and 'Cochlea shape model'), probability.nrrd, uncertainty.nrrd, "
+                                   "shape.json (theta*, covariance, measures with std, quality control), "
+                                   "centerline.mrk.json (labelled in degrees) and cochlea_shape.vtk.")
+    p.add_argument("input", help="CT volume (.nrrd, .nii[.gz], .mha) in HU or any grey values")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--points", help="Slicer markups (.mrk.json or .fcsv) with points labelled 'center', "
+                                    "'apex' or 'round window'; without it the cochlea must be at the "
+                                    "centre of the volume in the template orientation")
+    _common(p)
+    p.set_defaults(func=_cmd_segment)
+
+    p = sub.add_parser("segment-batch", help="segment every volume of a folder; CSV of measures and QC",
+                       description="Segment every volume in a folder in parallel; writes one result folder "
+                                   "per volume and measures.csv sorted by quality-control score "
+                                   "(suspected failures first).")
+    p.add_argument("input_dir", help="folder of CT volumes (ROI-template crops)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    _common(p)
+    p.set_defaults(func=_cmd_segment_batch)
