@@ -3,10 +3,12 @@
 Everything this file does goes through LangevinVAEExplorerLogic and the shared helpers in
 ``cochleaai.slicer_module``; no algorithm lives here.
 """
+import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from LangevinVAEExplorerLib.logic import LangevinVAEExplorerLogic
+from cochleaai.errors import CochleaAIError
 from cochleaai.slicer_module import CochleaAIModuleTest, CochleaAIModuleWidget
 
 
@@ -21,24 +23,154 @@ class LangevinVAEExplorer(ScriptedLoadableModule):
         self.parent.helpText = (
             "<p>Explores a compact learned representation of inner-ear CT: a variational "
             "autoencoder whose approximate posterior is refined by a quasi-symplectic "
-            "Langevin flow that follows the gradient of the likelihood. It is meant to encode "
-            "volumes, draw new samples from the latent space and compare likelihood "
-            "estimates.</p><p>Not in this version yet: the autoencoder and its tools.</p>"
-            "<p>Works today: <b>Generate phantom</b> builds a synthetic temporal-bone CT with its "
-            "ground-truth segmentation and landmarks (reproducible from its seed), so the module "
-            "can be tried without patient data.</p>"
-            "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>.</p>")
+            "Langevin flow that follows the gradient of the likelihood.</p>"
+            "<ul><li><b>Model</b>: the shipped default model (trained on synthetic roi phantoms, "
+            "2D latent space) loads on start; load another .pt (with its .json card) here.</li>"
+            "<li><b>Explore</b>: the z1/z2 sliders regenerate the <i>Generated cochlea</i> volume "
+            "as you move them; <b>Random sample</b> draws from the prior; <b>Latent map</b> shows "
+            "decoded middle slices over a grid of (z1, z2) in the red slice view; <b>Encode</b> "
+            "finds the latent coordinates of the selected volume (it sets the sliders and shows "
+            "the reconstruction); <b>Interpolate</b> decodes the straight latent path between two "
+            "volumes as a sequence you can play with the Sequences toolbar.</li>"
+            "<li><b>Train</b>: a new model on the volume files of a folder (resampled to the model "
+            "grid), with progress and Cancel.</li></ul>"
+            "<p><b>Generate phantom</b> builds a synthetic CT to try it without patient data.</p>"
+            "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>, "
+            "docs/vae.md.</p>")
         self.parent.acknowledgementText = (
             "Method from the PhD thesis of Z. Wang, <i>Deep Learning and Bayesian inference for "
             "the analysis of inner-ear CT</i>, Universit\u00e9 C\u00f4te d'Azur / Inria (2022), and "
             "Z. Wang and H. Delingette, \"Quasi-symplectic Langevin variational autoencoder\", "
-            "arXiv, 2021.")
+            "arXiv, 2021. Hamiltonian VAE after A. L. Caterini, A. Doucet and D. Sejdinovic, "
+            "NeurIPS 2018.")
 
 
 class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
     logic_class = LangevinVAEExplorerLogic
     ui_file = "UI/LangevinVAEExplorer.ui"
 
+    def setup(self):
+        CochleaAIModuleWidget.setup(self)
+        self._settingSliders = False
+        self._generatedShown = False
+        self.runner.busyWidgets.extend([self.ui.loadModelButton, self.ui.trainButton,
+                                        self.ui.encodeButton, self.ui.interpolateButton])
+        self.ui.modelPathLineEdit.currentPath = str(self.logic.default_model_path())
+        self.ui.loadModelButton.connect("clicked(bool)", self.onLoadModel)
+        for slider in (self.ui.latent1Slider, self.ui.latent2Slider):
+            slider.minimum, slider.maximum, slider.singleStep = -3.0, 3.0, 0.05
+            slider.value = 0.0
+            slider.connect("valueChanged(double)", self.onLatentChanged)
+        self.ui.randomSampleButton.connect("clicked(bool)", self.onRandomSample)
+        self.ui.latentMapButton.connect("clicked(bool)", self.onLatentMap)
+        self.ui.encodeButton.connect("clicked(bool)", self.onEncode)
+        self.ui.interpolateButton.connect("clicked(bool)", self.onInterpolate)
+        self.ui.trainButton.connect("clicked(bool)", self.onTrain)
+        self.onLoadModel()
+
+    # ----------------------------------------------------------------- helpers
+    def _call(self, description, function, *args, **kwargs):
+        """Short calls: run directly, show a CochleaAIError in the status line."""
+        try:
+            return function(*args, **kwargs)
+        except CochleaAIError as error:
+            self.runner.setStatus(f"{description}: {error}")
+            return None
+
+    def _showGenerated(self, node):
+        if node is not None:
+            for view in ("Yellow", "Green"):
+                widget = slicer.app.layoutManager().sliceWidget(view)
+                if widget is not None:
+                    widget.sliceLogic().GetSliceCompositeNode().SetBackgroundVolumeID(node.GetID())
+                    widget.sliceLogic().FitSliceToAll()
+
+    def _setSliders(self, z):
+        self._settingSliders = True
+        try:
+            self.ui.latent1Slider.value = float(z[0])
+            if len(z) > 1:
+                self.ui.latent2Slider.value = float(z[1])
+        finally:
+            self._settingSliders = False
+
+    # ----------------------------------------------------------------- actions
+    def onLoadModel(self, *_unused):
+        summary = self.runner.run("Load model", lambda progress: self.logic.load_model(
+            self.ui.modelPathLineEdit.currentPath or None))
+        if summary:
+            self.ui.modelInfoLabel.text = (
+                f"{summary['name']}: {summary['kind']}, latent dimension {summary['latent_dim']}, "
+                f"grid {'x'.join(str(n) for n in summary['grid'][::-1])} voxels of "
+                f"{summary['spacing_mm']} mm")
+            self.ui.latent2Slider.enabled = summary["latent_dim"] > 1
+
+    def onLatentChanged(self, *_unused):
+        if self._settingSliders or self.logic.model is None:
+            return
+        z = [self.ui.latent1Slider.value, self.ui.latent2Slider.value][:self.logic.latent_dim]
+        node = self._call("Generate", self.logic.generate, slicer.mrmlScene, z)
+        if node is not None and not self._generatedShown:
+            self._generatedShown = True
+            self._showGenerated(node)
+
+    def onRandomSample(self, *_unused):
+        result = self._call("Random sample", self.logic.random_sample, slicer.mrmlScene,
+                            int(self.ui.sampleSeedSpinBox.value))
+        if result:
+            node, z = result
+            self._setSliders(z)
+            self._showGenerated(node)
+            self.ui.sampleSeedSpinBox.value = int(self.ui.sampleSeedSpinBox.value) + 1
+
+    def onLatentMap(self, *_unused):
+        result = self._call("Latent map", self.logic.latent_map, slicer.mrmlScene,
+                            int(self.ui.latentMapSizeSpinBox.value))
+        if result and result["node"] is not None:
+            red = slicer.app.layoutManager().sliceWidget("Red")
+            if red is not None:
+                red.sliceLogic().GetSliceCompositeNode().SetBackgroundVolumeID(result["node"].GetID())
+                red.sliceLogic().FitSliceToAll()
+
+    def onEncode(self, *_unused):
+        result = self.runner.run("Encode", self.logic.encode, slicer.mrmlScene,
+                                 self.ui.volumeSelector.currentNode())
+        if result:
+            z, node = result
+            self._setSliders(z)
+            self._showGenerated(node)
+            self.runner.setStatus("Encoded: z = " + ", ".join(f"{v:.3f}" for v in z))
+
+    def onInterpolate(self, *_unused):
+        nodes = self.runner.run("Interpolate", self.logic.interpolate, slicer.mrmlScene,
+                                self.ui.interpolateFromSelector.currentNode(),
+                                self.ui.interpolateToSelector.currentNode(),
+                                int(self.ui.interpolationStepsSpinBox.value))
+        if nodes:
+            self._showGenerated(nodes["proxy"])
+            sequences = getattr(slicer.modules, "sequences", None)
+            if sequences is not None and hasattr(sequences, "setToolBarActiveBrowserNode"):
+                sequences.setToolBarActiveBrowserNode(nodes["browser"])   # play button ready
+            self.runner.setStatus("Interpolation ready: play it with the Sequences toolbar.")
+
+    def onTrain(self, *_unused):
+        summary = self.runner.run("Train", self.logic.train, self.ui.trainOutputLineEdit.currentPath,
+                                  folder=self.ui.trainFolderLineEdit.currentPath or None,
+                                  epochs=int(self.ui.trainEpochsSpinBox.value))
+        if summary:
+            self.ui.modelPathLineEdit.currentPath = summary["path"]
+            self.ui.modelInfoLabel.text = f"Trained and loaded {summary['name']} ({summary['kind']})."
+
 
 class LangevinVAEExplorerTest(CochleaAIModuleTest):
     logic_class = LangevinVAEExplorerLogic
+
+    def runTest(self):
+        CochleaAIModuleTest.runTest(self)
+        self.test_ExplorerOnPhantom()
+
+    def test_ExplorerOnPhantom(self):
+        self.delayDisplay("Encoding a phantom with the shipped model")
+        problems = LangevinVAEExplorerLogic().self_test(slicer.mrmlScene)
+        self.assertEqual(problems, [])
+        self.delayDisplay("Explorer test passed")

@@ -1,0 +1,121 @@
+"""LangevinVAEExplorerLogic on a real MRML scene (slicer-core) with the shipped model."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+for folder in (ROOT, ROOT / "LangevinVAEExplorer"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+pytest.importorskip("slicer", reason="slicer-core (real MRML) is not installed")
+
+from cochleaai import io, mrml  # noqa: E402
+from cochleaai.errors import CochleaAIError  # noqa: E402
+from cochleaai.progress import Cancelled  # noqa: E402
+from cochleaai.vae.explore import default_model_path  # noqa: E402
+from LangevinVAEExplorerLib.logic import (GENERATED_NAME, LATENT_MAP_NAME,  # noqa: E402
+                                          LangevinVAEExplorerLogic)
+
+pytestmark = pytest.mark.skipif(not default_model_path().is_file(), reason="no shipped model")
+
+
+@pytest.fixture(scope="module")
+def logic():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    lg = LangevinVAEExplorerLogic()
+    lg.load_model()
+    yield lg
+    torch.set_num_threads(before)
+
+
+def test_sliders_regenerate_one_node_quickly(logic, scene):
+    node = logic.generate(scene, [0.0, 0.0])
+    assert node.GetName() == GENERATED_NAME
+    count = scene.GetNumberOfNodes()
+    times = []
+    first = mrml.node_to_volume(node).array.copy()
+    for z in ([1.5, -1.0], [-1.5, 1.0], [0.3, 0.3]):
+        t0 = time.perf_counter()
+        again = logic.generate(scene, z)
+        times.append(time.perf_counter() - t0)
+        assert again is node                                      # reused, not duplicated
+    assert scene.GetNumberOfNodes() == count
+    assert np.median(times) < 1.0                                 # interactive on a CPU
+    assert np.abs(mrml.node_to_volume(node).array - first).mean() > 1.0
+    assert node.GetAttribute("CochleaAI.LatentCoordinates") == "0.30000 0.30000"
+
+
+def test_encode_a_phantom_and_interpolate(logic, scene):
+    ph_a = logic.generate_phantom(scene, seed=150, fov="roi")["volume"]
+    sample, z_rand = logic.random_sample(scene, seed=4)
+    before = mrml.node_to_volume(ph_a).array.copy()
+    z, recon = logic.encode(scene, ph_a)
+    np.testing.assert_array_equal(mrml.node_to_volume(ph_a).array, before)   # input untouched
+    assert z.shape == (2,) and np.all(np.isfinite(z))
+    rec = mrml.node_to_volume(recon)
+    # the reconstruction sits where the input is and looks like it (coarse: 2D latent space)
+    np.testing.assert_allclose(rec.center, mrml.node_to_volume(ph_a).center, atol=0.3)
+    small = mrml.node_to_volume(ph_a).resample_like(rec).array
+    corr = np.corrcoef(small.ravel(), rec.array.ravel())[0, 1]
+    assert corr > 0.7
+    nodes = logic.interpolate(scene, ph_a, sample, steps=4)
+    assert nodes["sequence"].GetNumberOfDataNodes() == 4
+    assert nodes["proxy"] is not None and nodes["proxy"].IsA("vtkMRMLScalarVolumeNode")
+    np.testing.assert_allclose(nodes["latent"][0], z, atol=1e-5)
+
+
+def test_latent_map_node_and_png(logic, scene, tmp_path):
+    result = logic.latent_map(scene, n=5, png_path=tmp_path / "map.png")
+    assert result["node"].GetName() == LATENT_MAP_NAME
+    dims = result["node"].GetImageData().GetDimensions()
+    grid = logic.card["data"]["grid"]["shape"]
+    assert dims == (5 * grid[2], 5 * grid[1], 1)
+    assert result["png"].stat().st_size > 1000
+    with pytest.raises(CochleaAIError):
+        logic.latent_map(scene, n=1)
+
+
+def test_bad_input_leaves_the_scene_alone(logic, scene, tmp_path):
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(CochleaAIError):
+        logic.generate(scene, [np.nan, 0.0])
+    with pytest.raises(CochleaAIError):
+        logic.encode(scene, None)
+    with pytest.raises(CochleaAIError):
+        logic.interpolate(scene, None, None)
+    with pytest.raises(CochleaAIError):
+        LangevinVAEExplorerLogic().load_model(tmp_path / "missing.pt")
+    assert scene.GetNumberOfNodes() == count
+
+
+def test_train_on_a_folder_can_be_cancelled_and_refuses_too_little(logic, scene, tmp_path):
+    from cochleaai.volume import Volume
+
+    grid = logic.card["data"]["grid"]
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "vols"
+    for i in range(3):
+        arr = rng.normal(500, 300, size=(30, 30, 36)).astype(np.int16)   # other size/spacing
+        io.write_volume(Volume(arr, 0.35), folder / f"v{i}.nrrd")
+    fresh = LangevinVAEExplorerLogic()
+    fresh.load_model()
+
+    def cancel_in_training(fraction, message):
+        if fraction > 0.15:
+            raise Cancelled("test")
+    with pytest.raises(Cancelled):
+        fresh.train(tmp_path / "new", folder=folder, epochs=50, progress=cancel_in_training)
+    with pytest.raises(CochleaAIError, match="at least two"):
+        fresh.train(tmp_path / "new2", volume_nodes=[], epochs=1)
+    # the model in use is still the shipped one
+    assert fresh.model_summary()["path"] == str(default_model_path())
+    assert grid["shape"] == fresh.card["data"]["grid"]["shape"]

@@ -1,0 +1,228 @@
+"""``python -m cochleaai vae train|sample|encode|nll``: the VAE commands."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+
+def _threads(args):
+    import torch
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(int(args.threads))
+
+
+def _load(args, require_volume: bool = False):
+    from .explore import default_model_path
+    from .model_io import load_model
+
+    path = args.model or default_model_path()
+    return load_model(path, require={"kind": "volume"} if require_volume else None)
+
+
+def _cmd_train(args) -> int:
+    from ..errors import CochleaAIError
+    from ..progress import tqdm_progress
+    from .data import VolumeGrid, load_mnist, phantom_dataset, read_folder
+    from .train import TrainConfig, seeded_model, train, train_volume_model
+
+    _threads(args)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, patience=args.patience,
+                      seed=args.seed, dynamic_binarization=bool(args.mnist))
+    command = "python -m cochleaai " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
+        if Path(sys.argv[0]).name in ("__main__.py", "cochleaai") else None
+    card = {"training_command": command, "seed": args.seed, "description": args.description}
+    with tqdm_progress("vae train", disable=args.quiet) as progress:
+        if args.mnist:
+            from ..bench.vae_mnist import model_config
+
+            x = load_mnist(args.mnist, "train")
+            n_val = max(1, int(0.1 * len(x)))
+            limit = args.limit or (len(x) - n_val)
+            config = model_config(args.model_kind, args.steps, args.latent)
+            model = seeded_model(config, args.seed)
+            result = train(model, x[:limit], x[-n_val:], cfg, progress=progress)
+            from .model_io import save_model
+
+            card.update(data={"kind": "image", "dataset": "MNIST", "binarization": "dynamic",
+                              "n_train": int(limit), "n_val": n_val},
+                        training={"best_val_elbo": result["best_val_elbo"], "best_epoch": result["best_epoch"]})
+            paths = save_model(model, args.out, card)
+        else:
+            grid = VolumeGrid(tuple(int(s) for s in args.grid.split(",")), args.spacing)
+            if args.folder:
+                arrays = read_folder(args.folder, grid, progress.stage(0.0, 0.2))
+                card["data_source"] = f"volumes in {args.folder}"
+            else:
+                seeds = range(args.first_seed, args.first_seed + args.phantoms)
+                arrays = phantom_dataset(seeds, grid, progress=progress.stage(0.0, 0.2))
+                card["data_source"] = (f"cochleaai.phantom.make_phantom(seed, fov='roi'), seeds "
+                                       f"{args.first_seed}..{args.first_seed + args.phantoms - 1}")
+            overrides = {"steps": args.steps, "nu": args.nu}
+            if args.t_max:
+                overrides["t_range"] = (min(1e-3, args.t_max / 2), args.t_max)
+            _, record = train_volume_model(arrays, grid, args.out, args.model_kind, args.latent, cfg,
+                                           overrides, card, progress.stage(0.2, 1.0),
+                                           device=args.device)
+            from .model_io import model_paths
+
+            paths = model_paths(args.out)
+            if not Path(paths[0]).is_file():
+                raise CochleaAIError("Training produced no model.")
+    print(json.dumps({"weights": str(paths[0]), "card": str(paths[1])}, indent=2))
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    from .. import io
+    from .explore import (decode, decode_volume, is_volume_model, latent_map, sample_latent,
+                          save_latent_map_png)
+
+    _threads(args)
+    model, card = _load(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    z = sample_latent(model, args.n, args.seed)
+    files = []
+    for i, zi in enumerate(z):
+        if is_volume_model(card):
+            files.append(str(io.write_volume(decode_volume(model, card, zi), out / f"sample_{i:03d}.nrrd")))
+        else:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            path = out / f"sample_{i:03d}.png"
+            plt.imsave(path, decode(model, zi)[0], cmap="gray", vmin=0, vmax=1)
+            files.append(str(path))
+    mosaic, coords = latent_map(model, card, n=args.grid)
+    png = save_latent_map_png(mosaic, coords, out / "latent_map.png", title=card.get("name", ""))
+    print(json.dumps({"samples": files, "latent": z.round(4).tolist(), "latent_map": str(png)}, indent=2))
+    return 0
+
+
+def _cmd_encode(args) -> int:
+    from .. import io
+    from .explore import decode_volume, encode_volume
+
+    _threads(args)
+    model, card = _load(args, require_volume=True)
+    volume = io.read_volume(args.input)
+    z = encode_volume(model, card, volume, samples=args.samples, seed=args.seed)
+    result = {"input": args.input, "latent": [round(float(v), 5) for v in z]}
+    if args.out:
+        result["reconstruction"] = str(io.write_volume(decode_volume(model, card, z, volume.center,
+                                                                     volume.direction), args.out))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cmd_nll(args) -> int:
+    import torch
+
+    from ..errors import CochleaAIError
+    from ..progress import tqdm_progress
+    from .data import binarize, load_mnist, phantom_dataset, read_folder
+    from .estimate import evaluate
+    from .explore import grid_of, is_volume_model
+
+    _threads(args)
+    model, card = _load(args)
+    with tqdm_progress("vae nll", disable=args.quiet) as progress:
+        if args.mnist:
+            if is_volume_model(card):
+                raise CochleaAIError("This is a volume model; give --folder or --phantoms, not --mnist.")
+            x = binarize(load_mnist(args.mnist, "test", limit=args.limit), seed=args.seed)
+        else:
+            grid = grid_of(card)
+            if args.folder:
+                arrays = read_folder(args.folder, grid, progress.stage(0.0, 0.2))
+            else:
+                arrays = phantom_dataset(range(args.first_seed, args.first_seed + args.phantoms), grid,
+                                         progress=progress.stage(0.0, 0.2))
+            x = torch.from_numpy(arrays).unsqueeze(1)
+        result = evaluate(model, x, k=args.k, batch_size=args.batch, seed=args.seed,
+                          progress=progress.stage(0.2, 1.0))
+    print(json.dumps({"model": card.get("name"), "kind": card["config"]["model"], "n": result["n"],
+                      "k": result["k"], "elbo": result["elbo"], "nll": result["nll"],
+                      "seconds": round(result["seconds"], 2)}, indent=2))
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser("vae", help="VAE / HVAE / Langevin-VAE: train, sample, encode, NLL",
+                              description="Variational autoencoders with a quasi-symplectic Langevin "
+                                          "flow (thesis chapter 4). Without --model, the shipped "
+                                          "default model (roi phantoms, 2D latent space) is used.")
+    sub = p.add_subparsers(dest="vae_command", required=True, metavar="<vae command>")
+
+    t = sub.add_parser("train", help="train a model on phantoms, a folder of volumes or MNIST",
+                       description="Train a model and save <out>.pt with its card <out>.json. Data: "
+                                   "roi phantoms (default), --folder of volumes (resampled to the grid) "
+                                   "or --mnist mnist.npz.")
+    t.add_argument("--out", required=True, help="output model path (stem; .pt and .json are written)")
+    t.add_argument("--model-kind", choices=("vae", "hvae", "lvae"), default="lvae")
+    t.add_argument("--latent", type=int, default=2, help="latent dimension (default 2)")
+    t.add_argument("--steps", type=int, default=2, help="flow steps K (default 2)")
+    t.add_argument("--nu", type=float, default=0.01, help="Langevin damping nu (default 0.01)")
+    t.add_argument("--t-max", type=float, default=None, help="largest flow step t_b")
+    t.add_argument("--phantoms", type=int, default=64, help="number of roi phantoms (default 64)")
+    t.add_argument("--first-seed", type=int, default=0, help="seed of the first phantom")
+    t.add_argument("--folder", help="train on the volume files in this folder instead")
+    t.add_argument("--mnist", help="train on MNIST from this mnist.npz instead")
+    t.add_argument("--limit", type=int, default=None, help="MNIST: number of training images")
+    t.add_argument("--grid", default="25,25,30", help="volume grid z,y,x (default 25,25,30)")
+    t.add_argument("--spacing", type=float, default=0.4, help="grid spacing in mm (default 0.4)")
+    t.add_argument("--epochs", type=int, default=100)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--patience", type=int, default=20, help="early stopping patience in epochs")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--device", default="cpu", help="torch device for volume training (cpu or cuda)")
+    t.add_argument("--description", default="", help="free text stored in the model card")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples and write the latent map",
+                       description="Write sample_NNN.nrrd (volumes, HU) or .png (images) drawn from the "
+                                   "prior, and latent_map.png (decoded middle slices over z1, z2).")
+    s.add_argument("--model", default=None, help="model .pt (default: the shipped model)")
+    s.add_argument("--n", type=int, default=4)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--grid", type=int, default=7, help="latent map tiles per side")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--threads", type=int, default=None)
+    s.set_defaults(func=_cmd_sample)
+
+    e = sub.add_parser("encode", help="latent coordinates of a CT volume (and its reconstruction)",
+                       description="Resample the volume onto the model grid around its centre, print "
+                                   "the posterior mean latent coordinates, optionally write the "
+                                   "reconstruction.")
+    e.add_argument("--model", default=None)
+    e.add_argument("--input", required=True, help="volume file (NRRD, NIfTI, ...)")
+    e.add_argument("--out", default=None, help="write the reconstruction here (.nrrd)")
+    e.add_argument("--samples", type=int, default=0,
+                   help="0: the encoder mean (default); N: mean of N flow draws")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--threads", type=int, default=None)
+    e.set_defaults(func=_cmd_encode)
+
+    n = sub.add_parser("nll", help="ELBO and importance-sampled NLL of data under a model",
+                       description="IWAE estimate of the negative log-likelihood with k samples, and "
+                                   "the ELBO from the same draws (nats per item).")
+    n.add_argument("--model", default=None)
+    n.add_argument("--k", type=int, default=1000, help="importance samples per item (default 1000)")
+    n.add_argument("--mnist", help="MNIST test set from this mnist.npz (fixed binarisation)")
+    n.add_argument("--limit", type=int, default=None, help="MNIST: number of test images")
+    n.add_argument("--folder", help="volume files in this folder")
+    n.add_argument("--phantoms", type=int, default=8, help="number of roi phantoms (default 8)")
+    n.add_argument("--first-seed", type=int, default=1000, help="first phantom seed (default 1000)")
+    n.add_argument("--batch", type=int, default=8)
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--threads", type=int, default=None)
+    n.add_argument("--quiet", action="store_true")
+    n.set_defaults(func=_cmd_nll)
