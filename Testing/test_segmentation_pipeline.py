@@ -156,3 +156,11 @@ def test_bad_input_is_refused(phantom, case):
         vol, points = ct, {"middle": ct.center}
     with pytest.raises(CochleaAIError):
         segment(vol, points, SegmentSettings(outer_iterations=1, samples=0))
+
+
+def test_uncalibrated_grey_values_still_segment(phantom, result):
+    # a cone-beam-like scale: grey = 0.4 HU + 1200, stored as unsigned integers
+    grey = np.clip(np.round(0.4 * phantom.ct.array.astype(float) + 1200.0), 0, None).astype(np.uint16)
+    scaled = segment(phantom.ct.copy(grey), settings=SegmentSettings(samples=0))
+    assert dice(scaled.ssi.array > 0, _truth_on(scaled, phantom)) >= 0.8
+    assert dice(scaled.ssi.array > 0, result.ssi.array > 0) >= 0.85
