@@ -20,3 +20,14 @@ def scene():
     mrml_scene = mrml.new_scene()
     yield mrml_scene
     mrml_scene.Clear(1)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks run faster on one thread, and much faster on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,13 +16,7 @@ from cochleaai.vae.models import HVAE, VAE, LangevinVAE, build_model
 D = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run faster on one thread, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _nonlinear_grad(z):

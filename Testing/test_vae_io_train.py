@@ -22,13 +22,7 @@ TINY = {"model": "lvae", "latent_dim": 2,
         "likelihood": {"name": "gaussian", "sigma": 0.5}, "flow": {"steps": 2, "t_range": [0.001, 0.05]}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run faster on one thread, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _blobs(n=12, seed=0):

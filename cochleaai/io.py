@@ -44,6 +44,17 @@ __all__ = [
 VOLUME_EXTENSIONS = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 
 
+def sha256_of(path) -> str:
+    """Hex SHA-256 of a file (model weights and physics tables are checked against it)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _extension(path) -> str:
     """Lower-case extension, keeping the double ones that matter (``.nii.gz``, ``.seg.nrrd``)."""
     name = Path(path).name.lower()

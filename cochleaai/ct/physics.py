@@ -17,7 +17,6 @@ reconstruction at any thickness.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,6 +26,7 @@ from typing import Dict
 import numpy as np
 
 from ..errors import CochleaAIError
+from ..io import sha256_of
 
 PHYSICS_DIR = Path(__file__).resolve().parents[2] / "Resources" / "Physics"
 MATERIALS = ("water", "bone", "platinum_iridium", "titanium")
@@ -46,7 +46,7 @@ def _checked(name: str) -> Path:
     except (OSError, KeyError, ValueError):
         raise CochleaAIError(f"{PHYSICS_DIR / 'provenance.json'} is missing or does not list {name}; "
                              "run Resources/Physics/generate_tables.py.") from None
-    if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+    if sha256_of(path) != expected:
         raise CochleaAIError(f"The physics table {path} does not match its checksum in provenance.json "
                              "(corrupted or edited); run Resources/Physics/generate_tables.py.")
     return path

@@ -11,7 +11,6 @@ On disk a model is two files side by side:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import List, Optional
 import numpy as np
 
 from ..errors import CochleaAIError
+from ..io import sha256_of
 from ..volume import Volume
 from .patches import DEFAULT_WINDOW, patch_grid
 from .unet import SliceUNet, UNetConfig
@@ -90,14 +90,6 @@ class OneShotModel:
                 "patch_spacing_mm": float(self.patch_spacing),
             },
         }
-
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def card_path_for(pt_path) -> Path:

@@ -10,22 +10,14 @@ for an unknown architecture, or weights that do not fit the card are refused wit
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 from pathlib import Path
 from typing import Optional, Tuple
 
 from ..errors import CochleaAIError
+from ..io import sha256_of
 
 FORMAT = "cochleaai.vae/1"
-
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_paths(path) -> Tuple[Path, Path]:
