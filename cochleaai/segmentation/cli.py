@@ -137,7 +137,7 @@ def _common(p) -> None:
     p.add_argument("--side", choices=("right", "left"), default="right",
                    help="which ear (a left ear is fitted as a mirrored right ear; default right)")
     p.add_argument("--l-ref-fit", type=float, default=0.2, help="logistic reference length while fitting, mm")
-    p.add_argument("--l-ref-final", type=float, default=0.25, help="reference length of the final label map, mm")
+    p.add_argument("--l-ref-final", type=float, default=0.1, help="reference length of the final label map, mm (default 0.1)")
     p.add_argument("--iterations", type=int, default=12, help="EM iterations (default 12)")
     p.add_argument("--samples", type=int, default=100, help="posterior samples for uncertainty and measures")
     p.add_argument("--seed", type=int, default=0, help="seed of the posterior samples")

@@ -36,7 +36,8 @@ class FitSettings:
     newton_steps: int = 5               # Gauss-Newton steps per re-evaluation
     appearance_steps: int = 2           # EM updates of the mixtures per MI step
     tolerance: float = 1e-3             # relative change of the foreground means to stop
-    prior_sd: Optional[np.ndarray] = None  # sd of the Gaussian prior on the change of theta
+    prior_sd: Optional[np.ndarray] = None  # sd of a Gaussian prior on theta (inf: none)
+    prior_mean: Optional[np.ndarray] = None  # its mean (default: the start)
     shape_step: str = "gauss-newton"    # or "bfgs": scipy L-BFGS-B on the same objective
     bfgs_iterations: int = 30           # L-BFGS-B iterations per MS step
 
@@ -103,12 +104,14 @@ def fit_logistic_shape(values, points, shape, theta0, settings: FitSettings = No
         raise CochleaAIError("The reference length l_ref must be positive (mm).")
     if settings.shape_step not in ("gauss-newton", "bfgs"):
         raise CochleaAIError(f"Unknown shape step {settings.shape_step!r}; use 'gauss-newton' or 'bfgs'.")
-    theta0 = np.asarray(theta0, float).copy()
+    start = np.asarray(theta0, float).copy()
+    # theta0 below is the prior mean; the fit starts at ``start``
+    theta0 = start if settings.prior_mean is None else np.asarray(settings.prior_mean, float)
     lo, hi = np.asarray(shape.lower, float), np.asarray(shape.upper, float)
-    theta = np.clip(theta0, lo, hi)
+    theta = np.clip(start, lo, hi)
     P = np.zeros((theta.size, theta.size))
     if settings.prior_sd is not None:
-        P = np.diag(1.0 / np.asarray(settings.prior_sd, float) ** 2)
+        P = np.diag(1.0 / np.asarray(settings.prior_sd, float) ** 2)      # inf sd -> 0
     app = appearance if appearance is not None else initial_appearance(values)
     l_ref = settings.l_ref
     max_step = np.asarray(getattr(shape, "max_step", np.full(theta.size, np.inf)), float)

@@ -53,13 +53,14 @@ _MAX_VOXELS = 60_000_000          # about 0.5 GB of float64 for one copy of the 
 @dataclass
 class SegmentSettings:
     l_ref_fit: float = 0.2            # mm, logistic reference length while fitting
-    l_ref_final: float = 0.25         # mm, for the final posterior label map
+    l_ref_final: float = 0.1          # mm, for the final posterior label map (thesis: 0.25)
     outer_iterations: int = 12        # EM rounds
     fit_subsample: int = 2            # fit on every n-th voxel per axis (0.4 mm)
     samples: int = 100                # posterior draws for uncertainty and measures
     seed: int = 0                     # of the posterior draws
     side: str = "right"
     shape_step: str = "gauss-newton"  # or "bfgs"
+    shape_prior: bool = True          # Gaussian population prior on a, b, alpha, phi
     rotation_range: float = 0.15      # rad, pose freedom around the initial pose
     translation_range: float = 1.5    # mm
     appearance: Optional[AppearanceModel] = None   # fixed (supervised) appearance
@@ -252,6 +253,12 @@ def initial_theta(points: Optional[Dict[str, np.ndarray]], centre) -> np.ndarray
     return theta
 
 
+#: Population prior of the deformable parameters (a, b, alpha, phi): mean and sd of the
+#: phantom shape prior (cochleaai.phantom.prior, after the histograms of thesis Fig. 3.8).
+SHAPE_PRIOR_MEAN = np.array([3.99, 0.150, 0.56, 0.2])
+SHAPE_PRIOR_SD = np.array([0.33, 0.010, 0.35, 0.3])
+
+
 #: Candidate radial scales (mm) and longitudinal amplitudes (mm) of the start search: the
 #: range of ``a`` and the two modes of ``alpha`` (flat and "roller-coaster" profiles).
 SEARCH_A = (3.4, 3.8, 4.2, 4.6)
@@ -343,6 +350,11 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     appearance = settings.appearance or initial_appearance(arr.reshape(-1))
     # coarse to fine: softer boundaries first widen the basin of attraction
     stages = [l for l in settings.coarse_to_fine if l > settings.l_ref_fit] + [settings.l_ref_fit]
+    prior_sd = prior_mean = None
+    if settings.shape_prior:
+        # population prior on the deformable parameters only; the pose is bounded instead
+        prior_mean = np.concatenate([SHAPE_PRIOR_MEAN, theta0[4:]])
+        prior_sd = np.concatenate([SHAPE_PRIOR_SD, np.full(6, np.inf)])
     theta = theta0
     if settings.search_start:
         theta = _search_start(values_fit, points_fit_grid, shape, theta, appearance, stages[0])
@@ -356,7 +368,8 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
         iterations = settings.outer_iterations if last else max(1, settings.outer_iterations // 3)
         fit = fit_logistic_shape(values_fit, points_fit_grid, shape, theta,
                                  FitSettings(l_ref=l_ref, outer_iterations=iterations,
-                                             shape_step=settings.shape_step),
+                                             shape_step=settings.shape_step, prior_sd=prior_sd,
+                                             prior_mean=prior_mean),
                                  appearance=appearance,
                                  progress=p.stage(0.02 + 0.78 * n / len(stages), 0.02 + 0.78 * (n + 1) / len(stages)))
         theta, appearance = fit.theta, fit.appearance
