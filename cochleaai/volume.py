@@ -120,6 +120,20 @@ class Volume:
         if np.issubdtype(self.array.dtype, np.floating) and not np.all(np.isfinite(self.array)):
             raise CochleaAIError(f"The {what} contains NaN or infinite voxels; fill or mask them first.")
 
+    def checked_array(self, what: str = "volume", min_per_axis: int = 2,
+                      max_voxels: Optional[int] = None) -> np.ndarray:
+        """The numeric voxels of a usable 3D image, or a clear error: wrong voxel type, NaN,
+        too small along an axis (a 2D image or a single slice), or too many voxels."""
+        arr = self.numeric_array(what)
+        self.check_finite(what)
+        if min(self.shape) < min_per_axis:
+            raise CochleaAIError(f"The {what} is too small ({self.shape} voxels); a 3D image of at least "
+                                 f"{min_per_axis} voxels per axis is needed (a 2D image will not do).")
+        if max_voxels is not None and arr.size > max_voxels:
+            raise CochleaAIError(f"The {what} has {arr.size:,} voxels; crop it to a region around the ear "
+                                 f"first (at most {max_voxels:,}).")
+        return arr
+
     # ------------------------------------------------------- index <-> physical
     def index_to_physical(self, ijk) -> np.ndarray:
         """Continuous index ``(..., 3)`` in (i, j, k) order -> LPS points."""

@@ -24,7 +24,6 @@ For every axial slice of the ROI (x, y in-plane, slices along z):
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import Dict, Optional, Tuple
 
@@ -75,14 +74,7 @@ def check_hu_volume(volume: Volume, what: str = "CT volume") -> list:
     """Refuse unusable volumes; return warnings for suspicious ones (non-HU scale)."""
     if not isinstance(volume, Volume):
         raise CochleaAIError(f"The {what} must be a cochleaai Volume.")
-    arr = volume.numeric_array(what)
-    volume.check_finite(what)
-    if min(volume.shape) < 4:
-        raise CochleaAIError(f"The {what} is too small ({volume.shape}); it needs at least 4 voxels "
-                             "along each axis.")
-    if arr.size > MAX_VOXELS:
-        raise CochleaAIError(f"The {what} has {arr.size} voxels; crop it to a region around the cochlea "
-                             f"(at most {MAX_VOXELS} voxels, e.g. 80 x 80 x 80).")
+    arr = volume.checked_array(what, min_per_axis=4, max_voxels=MAX_VOXELS)
     warns = []
     lo, hi = float(arr.min()), float(arr.max())
     # inner-ear CT always holds fluid (about 0 HU) and bone (above 1000 HU)
@@ -172,7 +164,6 @@ def simulate_scan(volume: Volume, metal_fraction: Optional[np.ndarray] = None,
     t = time.perf_counter()
 
     p(0.2, "projecting")
-    nz = volume.shape[0]
     roi = {k: proj.project_windows(v) for k, v in maps.items()}           # (S, V, W_in) in mm
     metal_win = None
     if metal_slices.size:

@@ -22,11 +22,7 @@ def as_sitk(volume: Volume, what: str = "volume"):
 
     if not isinstance(volume, Volume):
         raise CochleaAIError(f"The {what} must be a cochleaai Volume, got {type(volume).__name__}.")
-    arr = volume.numeric_array(what)
-    volume.check_finite(what)
-    if min(volume.shape) < 4:
-        raise CochleaAIError(f"The {what} has shape {volume.shape}; a 3D image of at least 4 voxels "
-                             "per axis is needed (a 2D image will not do).")
+    arr = volume.checked_array(what, min_per_axis=4)
     image = sitk.GetImageFromArray(np.ascontiguousarray(arr, dtype=np.float32))
     image.SetSpacing([float(s) for s in volume.spacing])
     image.SetOrigin([float(o) for o in volume.origin])

@@ -166,14 +166,7 @@ def check_volume(volume: Volume) -> None:
     """Raise a clear error for inputs the method cannot segment."""
     if not isinstance(volume, Volume):
         raise CochleaAIError("Expected a CT volume.")
-    arr = volume.numeric_array("input volume")
-    volume.check_finite("input volume")
-    if arr.ndim != 3 or min(arr.shape) < 2:
-        raise CochleaAIError("The input must be a 3D volume (a 2D image or a single slice cannot "
-                             "hold a cochlea).")
-    if arr.size > _MAX_VOXELS:
-        raise CochleaAIError(f"The volume has {arr.size:,} voxels; crop it around the ear first "
-                             f"(at most {_MAX_VOXELS:,}).")
+    arr = volume.checked_array("input volume", min_per_axis=2, max_voxels=_MAX_VOXELS)
     extent = np.asarray(volume.size) * volume.spacing
     if np.any(extent < 6.0):
         raise CochleaAIError(f"The volume is only {np.round(extent, 1).tolist()} mm across; a cochlea "
