@@ -65,7 +65,7 @@ class SegmentSettings:
     translation_range: float = 1.5    # mm
     appearance: Optional[AppearanceModel] = None   # fixed (supervised) appearance
     coarse_to_fine: tuple = (0.6, 0.35)   # mm, l_ref of the stages before l_ref_fit
-    hold_appearance_while_coarse: bool = True
+    hold_appearance_while_coarse: bool = True   # starting mixtures during the first stage
     search_start: bool = True         # coarse search over the radial scale and height profile
     start: Optional[np.ndarray] = None  # start here instead of the initial pose (fit frame);
                                         # the pose bounds stay around the initial pose
@@ -352,12 +352,13 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     if settings.search_start:
         theta = _search_start(values_fit, points_fit_grid, shape, theta, appearance, stages[0])
     history = []
-    # while the shape is still far off, the starting mixtures are a safer appearance than
-    # mixtures re-estimated from a wrong shape
-    if settings.appearance is None and settings.hold_appearance_while_coarse and len(stages) > 1:
-        appearance.fixed = True
+    # while the shape is still far off (the first, softest stage), the starting mixtures are
+    # a safer appearance than mixtures re-estimated from a wrong shape
+    hold_first = settings.appearance is None and settings.hold_appearance_while_coarse and len(stages) > 1
     for n, l_ref in enumerate(stages):
         last = n == len(stages) - 1
+        if settings.appearance is None:
+            appearance.fixed = hold_first and n == 0
         iterations = settings.outer_iterations if last else max(1, settings.outer_iterations // 3)
         fit = fit_logistic_shape(values_fit, points_fit_grid, shape, theta,
                                  FitSettings(l_ref=l_ref, outer_iterations=iterations,
@@ -366,8 +367,6 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
                                  appearance=appearance,
                                  progress=p.stage(0.02 + 0.78 * n / len(stages), 0.02 + 0.78 * (n + 1) / len(stages)))
         theta, appearance = fit.theta, fit.appearance
-        if not last and settings.appearance is None and settings.hold_appearance_while_coarse:
-            appearance.fixed = False
         history += [dict(h, l_ref=l_ref) for h in fit.history]
     fit.history = history
 
