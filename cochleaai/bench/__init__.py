@@ -14,31 +14,27 @@ from typing import Callable, Dict
 import numpy as np
 
 
+def _modules():
+    import importlib
+    import pkgutil
+
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        yield importlib.import_module(f"{__name__}.{info.name}")
+
+
 #: name -> (function(quick, seed, progress, out_dir) -> dict, one-line description).
 #: Every module ``cochleaai/bench/<file>.py`` with a ``NAME``, ``DESCRIPTION`` and
 #: ``run(quick, seed, progress, out_dir, **options)`` is a benchmark; ``OPTIONS``
 #: (optional) lists extra command-line options as ``(flag, kwargs for add_argument)``.
 #: Heavy imports stay inside ``run`` so that listing benchmarks is instant.
 def registry() -> Dict[str, tuple]:
-    import importlib
-    import pkgutil
-
-    found = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        if hasattr(module, "run") and hasattr(module, "NAME"):
-            found[module.NAME] = (module.run, module.DESCRIPTION)
-    return found
+    return {m.NAME: (m.run, m.DESCRIPTION) for m in _modules() if hasattr(m, "run") and hasattr(m, "NAME")}
 
 
 def options() -> list:
     """Extra command-line options declared by benchmarks, de-duplicated by flag."""
-    import importlib
-    import pkgutil
-
     seen = {}
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    for module in _modules():
         for flag, kwargs in getattr(module, "OPTIONS", ()):
             seen.setdefault(flag, kwargs)
     return list(seen.items())

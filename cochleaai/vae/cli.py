@@ -23,7 +23,6 @@ def _load(args, require_volume: bool = False):
 
 
 def _cmd_train(args) -> int:
-    from ..errors import CochleaAIError
     from ..progress import tqdm_progress
     from .data import VolumeGrid, load_mnist, phantom_dataset, read_folder
     from .train import TrainConfig, seeded_model, train, train_volume_model
@@ -63,14 +62,11 @@ def _cmd_train(args) -> int:
             overrides = {"steps": args.steps, "nu": args.nu}
             if args.t_max:
                 overrides["t_range"] = (min(1e-3, args.t_max / 2), args.t_max)
-            _, record = train_volume_model(arrays, grid, args.out, args.model_kind, args.latent, cfg,
-                                           overrides, card, progress.stage(0.2, 1.0),
-                                           device=args.device)
+            train_volume_model(arrays, grid, args.out, args.model_kind, args.latent, cfg,
+                               overrides, card, progress.stage(0.2, 1.0), device=args.device)
             from .model_io import model_paths
 
-            paths = model_paths(args.out)
-            if not Path(paths[0]).is_file():
-                raise CochleaAIError("Training produced no model.")
+            paths = model_paths(args.out)            # train_volume_model saves there
     print(json.dumps({"weights": str(paths[0]), "card": str(paths[1])}, indent=2))
     return 0
 

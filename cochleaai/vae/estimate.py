@@ -95,9 +95,3 @@ def evaluate(model, data: torch.Tensor, k: int = 5000, batch_size: int = 64,
     return {"elbo": float(elbo_t.mean()), "nll": float(nll_t.mean()), "k": int(k), "n": int(n),
             "seconds": time.perf_counter() - t0,
             "nll_per_item": nll_t.cpu().numpy(), "elbo_per_item": elbo_t.cpu().numpy()}
-
-
-def elbo_estimate(model, data: torch.Tensor, samples: int = 1, batch_size: int = 256,
-                  seed: int = 0) -> float:
-    """Mean ELBO (nats per item) from ``samples`` draws per item; cheap, for validation."""
-    return evaluate(model, data, k=samples, batch_size=batch_size, seed=seed)["elbo"]

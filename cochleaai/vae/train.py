@@ -91,7 +91,7 @@ def train(model, train_x: torch.Tensor, val_x: Optional[torch.Tensor] = None,
             xb = train_x[order[s:s + cfg.batch_size]]
             if cfg.dynamic_binarization:
                 xb = torch.bernoulli(xb, generator=generator)
-            loss = -model.sample_posterior(xb, generator, create_graph=True)["objective"].mean()
+            loss = model.loss(xb, generator)                 # train mode: graph through the flow
             if not torch.isfinite(loss):
                 raise CochleaAIError("Training diverged (the loss became infinite or NaN); lower "
                                      "the learning rate or the flow step range and try again.")
