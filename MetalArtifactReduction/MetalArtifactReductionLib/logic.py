@@ -81,24 +81,25 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
 
     # ------------------------------------------------------------------ reduce
     def reduce_artifacts(self, scene, volume_node, method: str = "nmar", output_node=None,
-                         roi_node=None, threshold_hu: float = 3000.0, detect_contacts: bool = True,
+                         roi_node=None, threshold_hu: Optional[float] = None, detect_contacts: bool = True,
                          max_contacts: Optional[int] = None, progress=None) -> Dict[str, Any]:
         """Reduce metal artifacts in ``volume_node``; returns the output volume node, the
-        contacts markups node (or None) and the messages (e.g. "no metal found")."""
+        contacts markups node (or None) and the messages (e.g. "no metal found").
+        ``threshold_hu``: metal threshold (default ``cochleaai.ct.mar.DEFAULT_THRESHOLD_HU``)."""
         from cochleaai import mrml
         from cochleaai.ct.contacts import detect_contacts as find_contacts
-        from cochleaai.ct.mar import METHODS, reduce_metal_artifacts
+        from cochleaai.ct.mar import DEFAULT_THRESHOLD_HU, reduce_metal_artifacts
 
         if scene is None:
             raise CochleaAIError("No MRML scene was given.")
         if volume_node is None:
             raise CochleaAIError("Select the post-operative CT volume to correct.")
-        if str(method).lower() not in METHODS:
-            raise CochleaAIError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
         p = Progress.wrap(progress)
         p(0.0, "reading the volume")
         volume = mrml.node_to_volume(volume_node)
         roi = roi_index_box(roi_node, volume)
+        if threshold_hu is None:
+            threshold_hu = DEFAULT_THRESHOLD_HU
         result = reduce_metal_artifacts(volume, method, threshold_hu, roi=roi, progress=p.stage(0.02, 0.85))
         before = node_ids(scene)
         try:

@@ -53,10 +53,6 @@ class MarResult:
         return bool(self.metal_mask.any())
 
 
-def segment_metal(volume: Volume, threshold_hu: float = DEFAULT_THRESHOLD_HU) -> np.ndarray:
-    return np.asarray(volume.array) >= float(threshold_hu)
-
-
 def interpolate_trace(rows: np.ndarray, trace: np.ndarray) -> np.ndarray:
     """Linear interpolation along the last axis over the ``trace`` positions (vectorised).
 

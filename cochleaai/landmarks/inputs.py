@@ -12,11 +12,7 @@ def check_volume(volume, what: str) -> Volume:
     if not isinstance(volume, Volume):
         raise CochleaAIError(f"The {what} must be a 3D image (a cochleaai Volume), "
                              f"got {type(volume).__name__}.")
-    volume.numeric_array(what)
-    volume.check_finite(what)
-    if min(volume.shape) < 4:
-        raise CochleaAIError(f"The {what} has shape {volume.shape}: it is not a 3D image. "
-                             "Give a volume with at least 4 voxels along each axis.")
+    volume.checked_array(what, min_per_axis=4)
     return volume
 
 
