@@ -135,9 +135,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         :class:`cochleaai.ct.ScanConfig` (default: the clinical scanner of the docs).
         """
         from cochleaai import mrml
-        from cochleaai.ct.cli import contact_markups
         from cochleaai.ct.simulation import simulate_postop
-        from cochleaai.segments import Segment
         from cochleaai.shape import CochleaModel
 
         if scene is None:
@@ -174,9 +172,9 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
                      "volume": mrml.volume_to_node(scene, sim.postop, f"{prefix} post-op (simulated)"),
                      "target": mrml.volume_to_node(scene, sim.target, f"{prefix} target (contacts marked)")}
             nodes["metal"] = mrml.segmentation_from_masks(
-                scene, [(Segment(1, "Electrode metal", (0.75, 0.75, 0.85)), sim.metal.array)], sim.metal,
+                scene, sim.metal_segments(), sim.metal,
                 f"{prefix} metal", reference_volume_node=nodes["volume"])
-            markups = contact_markups(sim.insertion)
+            markups = sim.contacts_markups()
             markups.name = f"{prefix} contacts"
             nodes["contacts"] = mrml.markups_from_points(scene, markups)
             for node in nodes.values():

@@ -4,9 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-METAL_SEGMENT_COLOR = (0.75, 0.75, 0.85)
-
-
 def load_model_parameters(path) -> "list":
     """Ten cochlea shape parameters (LPS pose) from a JSON file: the phantom's ``truth.json``
     (key ``theta``), a fitted-shape file with ``theta`` or ``parameters``, or a bare list."""
@@ -35,20 +32,10 @@ def load_model_parameters(path) -> "list":
     return theta
 
 
-def contact_markups(insertion):
-    from ..io import Markups
-
-    desc = [("extracochlear" if not inside else f"{d:.1f} deg")
-            for d, inside in zip(insertion.contact_depth_deg, insertion.intracochlear)]
-    return Markups(insertion.contacts, insertion.labels(), name=f"{insertion.array.key} contacts",
-                   descriptions=desc)
-
-
 def _cmd_simulate(args) -> int:
     from .. import io
     from ..errors import CochleaAIError
     from ..progress import tqdm_progress
-    from ..segments import Segment
     from .simulation import ScanConfig, simulate_postop
 
     preop = io.read_volume(args.preop)
@@ -67,10 +54,8 @@ def _cmd_simulate(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     files = {"postop": io.write_volume(sim.postop, out / "postop.nrrd"),
-             "metal": io.write_seg_nrrd(out / "metal.seg.nrrd",
-                                        [(Segment(1, "Electrode metal", METAL_SEGMENT_COLOR),
-                                          sim.metal.array)], sim.metal),
-             "contacts": io.write_markups_json(out / "contacts.mrk.json", contact_markups(sim.insertion)),
+             "metal": io.write_seg_nrrd(out / "metal.seg.nrrd", sim.metal_segments(), sim.metal),
+             "contacts": io.write_markups_json(out / "contacts.mrk.json", sim.contacts_markups()),
              "target": io.write_volume(sim.target, out / "target.nrrd")}
     summary = sim.summary()
     summary["files"] = {k: str(v) for k, v in files.items()}

@@ -43,8 +43,6 @@ def comparison_png(preop, postop, corrected, metal, path, title="") -> Path:
 
 def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     from .. import io, mrml
-    from ..segments import Segment
-    from .cli import contact_markups
     from .contacts import detect_contacts
     from .mar import reduce_metal_artifacts
     from .quality import blooming_factor, similarity
@@ -68,9 +66,9 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
              "postop": mrml.volume_to_node(scene, sim.postop, "CI post-op (simulated)"),
              "nmar": mrml.volume_to_node(scene, res.image.copy(np.rint(res.image.array).astype(np.int16)),
                                          "CI post-op NMAR")}
-    mrml.segmentation_from_masks(scene, [(Segment(1, "Electrode metal", (0.75, 0.75, 0.85)), sim.metal.array)],
-                                 sim.metal, "CI metal (truth)", reference_volume_node=nodes["postop"])
-    truth = contact_markups(sim.insertion)
+    mrml.segmentation_from_masks(scene, sim.metal_segments(), sim.metal, "CI metal (truth)",
+                                 reference_volume_node=nodes["postop"])
+    truth = sim.contacts_markups()
     truth.name = "CI contacts (truth)"
     mrml.markups_from_points(scene, truth)
     found.name = "CI contacts (found)"

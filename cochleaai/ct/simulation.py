@@ -70,6 +70,9 @@ class ScanResult:
     warnings: list
 
 
+METAL_SEGMENT_COLOR = (0.75, 0.75, 0.85)
+
+
 def check_hu_volume(volume: Volume, what: str = "CT volume") -> list:
     """Refuse unusable volumes; return warnings for suspicious ones (non-HU scale)."""
     if not isinstance(volume, Volume):
@@ -251,10 +254,19 @@ class PostopSimulation:
     seed: int = 0
 
     def contacts_markups(self):
+        """Numbered contacts (E1 at the apex) with their angular depth as descriptions."""
         from ..io import Markups
 
         ins = self.insertion
-        return Markups(ins.contacts, ins.labels(), name=f"{ins.array.name} contacts")
+        desc = [("extracochlear" if not inside else f"{d:.1f} deg")
+                for d, inside in zip(ins.contact_depth_deg, ins.intracochlear)]
+        return Markups(ins.contacts, ins.labels(), name=f"{ins.array.key} contacts", descriptions=desc)
+
+    def metal_segments(self) -> list:
+        """``[(Segment, mask)]`` of the electrode metal, for .seg.nrrd files and MRML."""
+        from ..segments import Segment
+
+        return [(Segment(1, "Electrode metal", METAL_SEGMENT_COLOR), self.metal.array)]
 
     def summary(self) -> dict:
         ins = self.insertion
