@@ -860,10 +860,9 @@ def sequence_from_volumes(scene, volumes: Sequence[Volume], name: str,
         browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
         sequences_logic = slicer.vtkSlicerSequencesLogic()
         sequences_logic.SetMRMLScene(scene)
-        before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+        before = set(node_ids(scene))
         sequences_logic.UpdateProxyNodesFromSequences(browser)
-        created.extend(scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())
-                       if scene.GetNthNode(i).GetID() not in before)
+        created.extend(n for n in nodes_in(scene) if n.GetID() not in before)
         sequences_logic.SetMRMLScene(None)
         proxy = browser.GetProxyNode(sequence)
         if proxy is not None:
@@ -871,3 +870,13 @@ def sequence_from_volumes(scene, volumes: Sequence[Volume], name: str,
             if proxy.GetDisplayNode() is None:
                 proxy.CreateDefaultDisplayNodes()
     return {"sequence": sequence, "browser": browser, "proxy": proxy}
+
+
+def nodes_in(scene) -> list:
+    """Every node now in ``scene``."""
+    return [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
+
+
+def node_ids(scene) -> List[str]:
+    """IDs of all nodes now in ``scene`` (a snapshot to find or remove what a job added)."""
+    return [n.GetID() for n in nodes_in(scene) if n is not None]

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from .errors import CochleaAIError
+from .mrml import node_ids, nodes_in  # noqa: F401  (node_ids: part of this module's API)
 from .progress import Cancelled, Progress, ProgressCallback
 
 try:  # inside Slicer: the real base class (parameter node support, etc.)
@@ -68,25 +69,16 @@ def check_field_of_view(fov: Any) -> str:
     return key
 
 
-def _nodes_in(scene) -> list:
-    return [scene.GetNthNode(i) for i in range(scene.GetNumberOfNodes())]
-
-
 def remove_nodes_added_since(scene, before_ids) -> None:
     """Remove every node whose ID is not in ``before_ids`` (newest first).
 
     Used to leave the scene as it was when a job fails or is cancelled half way.
     """
     before_ids = set(before_ids)
-    added = [n for n in _nodes_in(scene) if n is not None and n.GetID() not in before_ids]
+    added = [n for n in nodes_in(scene) if n is not None and n.GetID() not in before_ids]
     for node in reversed(added):
         if scene.IsNodePresent(node):
             scene.RemoveNode(node)
-
-
-def node_ids(scene) -> List[str]:
-    """IDs of all nodes now in ``scene`` (a snapshot for :func:`remove_nodes_added_since`)."""
-    return [n.GetID() for n in _nodes_in(scene) if n is not None]
 
 
 def generate_phantom_nodes(scene, seed: int = DEFAULT_SEED, fov: str = "roi",
