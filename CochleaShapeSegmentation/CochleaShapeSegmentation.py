@@ -7,7 +7,8 @@ import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
-from CochleaShapeSegmentationLib.logic import CochleaShapeSegmentationLogic
+from CochleaShapeSegmentationLib.logic import FIT_SHARE, CochleaShapeSegmentationLogic
+from cochleaai.progress import Progress
 from cochleaai.slicer_module import CochleaAIModuleTest, CochleaAIModuleWidget
 
 
@@ -29,8 +30,9 @@ class CochleaShapeSegmentation(ScriptedLoadableModule):
             "optionally, a point list whose points are labelled <i>center</i>, or <i>apex</i> and "
             "<i>round window</i> (they tell where the cochlea is and how it is turned; without "
             "them the cochlea must lie near the centre of the volume, as in a crop around the "
-            "ear). Choose the side and press <b>Segment cochlea</b>; Cancel stops the job and "
-            "leaves the scene as it was. Results: a segmentation with the segments "
+            "ear). Choose the side and press <b>Segment cochlea</b>; the fit runs in the "
+            "background (Slicer stays responsive) and Cancel stops it and leaves the scene as it "
+            "was. Results: a segmentation with the segments "
             "<i>Cochlea</i> (posterior label map) and <i>Cochlea shape model</i> (inside of the "
             "fitted shape), the posterior probability and the shape uncertainty (entropy, bits) "
             "as colour-mapped volumes, the fitted surface, the scala tympani centreline labelled "
@@ -144,16 +146,32 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
                                samples=int(self.ui.samplesSpinBox.value))
 
     def onApply(self, *_unused):
-        nodes = self.runner.run("Segment cochlea", self.logic.segment, self.ui.volumeSelector.currentNode(),
-                                self.ui.pointsSelector.currentNode(), side=self.side(), settings=self.settings())
+        """Read the inputs here, fit in a worker thread, add the nodes back here (MRML is not thread-safe)."""
+        description = "Segment cochlea"
+        if self.runner.running:
+            return
+        try:
+            inputs = self.logic.read_inputs(self.ui.volumeSelector.currentNode(),
+                                            self.ui.pointsSelector.currentNode(),
+                                            side=self.side(), settings=self.settings())
+        except Exception as error:  # refused inputs: shown like a failed job, nothing started
+            self.runner.showFailure(description, error)
+            return
+        nodes = self.runner.runInBackground(
+            description,
+            lambda progress: self.logic.compute(inputs, progress=Progress.wrap(progress).stage(0.0, FIT_SHARE)),
+            lambda result: self.logic.add_result_nodes(
+                inputs, result, progress=Progress.wrap(self.runner.report).stage(FIT_SHARE, 1.0)))
+        self.updateApplyButton()    # the selection may have changed while the job ran
         if nodes:
-            self.showResult(nodes)
+            self.showResult(nodes, inputs.volume_node)
 
-    def showResult(self, nodes):
+    def showResult(self, nodes, volumeNode=None):
         """Probability over the CT in the slice views, surfaces in 3D, the table in the table view."""
         segmentation = nodes["segmentation"]
         segmentation.CreateClosedSurfaceRepresentation()
-        slicer.util.setSliceViewerLayers(background=self.ui.volumeSelector.currentNode(),
+        background = volumeNode if volumeNode is not None else self.ui.volumeSelector.currentNode()
+        slicer.util.setSliceViewerLayers(background=background,
                                          foreground=nodes["probability"], foregroundOpacity=0.35)
         slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(nodes["table"].GetID())
         result = self.logic.last_result

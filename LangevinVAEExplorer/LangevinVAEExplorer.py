@@ -154,9 +154,20 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
             self.runner.setStatus("Interpolation ready: play it with the Sequences toolbar.")
 
     def onTrain(self, *_unused):
-        summary = self.runner.run("Train", self.logic.train, self.ui.trainOutputLineEdit.currentPath,
-                                  folder=self.ui.trainFolderLineEdit.currentPath or None,
-                                  epochs=int(self.ui.trainEpochsSpinBox.value))
+        """Check the inputs here, train in a worker thread, load the trained model here."""
+        description = "Train"
+        if self.runner.running:
+            return
+        try:
+            inputs = self.logic.read_training_inputs(self.ui.trainOutputLineEdit.currentPath,
+                                                     folder=self.ui.trainFolderLineEdit.currentPath or None,
+                                                     epochs=int(self.ui.trainEpochsSpinBox.value))
+        except Exception as error:  # refused inputs: shown like a failed job, nothing started
+            self.runner.showFailure(description, error)
+            return
+        summary = self.runner.runInBackground(
+            description, lambda progress: self.logic.compute_training(inputs, progress=progress),
+            self.logic.load_model)
         if summary:
             self.ui.modelPathLineEdit.currentPath = summary["path"]
             self.ui.modelInfoLabel.text = f"Trained and loaded {summary['name']} ({summary['kind']})."

@@ -56,18 +56,33 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
         self.runner.busyWidgets.extend([self.ui.trainButton, self.ui.detectButton])
 
     def onTrain(self, *_unused):
+        """Read the training nodes here, train in a worker thread (minutes), keep the model here."""
+        description = "Train one-shot model"
+        if self.runner.running:
+            return
         path = self.ui.saveModelPathLineEdit.currentPath.strip() or None
-        model = self.runner.run(
-            "Train one-shot model", self.logic.train, slicer.mrmlScene,
-            self.ui.referenceVolumeSelector.currentNode(), self.ui.referenceSegmentationSelector.currentNode(),
-            self.ui.referenceLandmarksSelector.currentNode(), self.ui.validationVolumeSelector.currentNode(),
-            self.ui.validationSegmentationSelector.currentNode(),
-            segment_name=self.ui.segmentNameLineEdit.text.strip() or None, output_path=path,
-            config=self._trainConfig())
+        try:
+            inputs = self.logic.read_training_inputs(
+                self.ui.referenceVolumeSelector.currentNode(), self.ui.referenceSegmentationSelector.currentNode(),
+                self.ui.referenceLandmarksSelector.currentNode(), self.ui.validationVolumeSelector.currentNode(),
+                self.ui.validationSegmentationSelector.currentNode(),
+                segment_name=self.ui.segmentNameLineEdit.text.strip() or None)
+            config = self._trainConfig()
+        except Exception as error:  # refused inputs: shown like a failed job, nothing started
+            self.runner.showFailure(description, error)
+            return
+        model = self.runner.runInBackground(
+            description,
+            lambda progress: self.logic.compute_training(inputs, output_path=path, config=config, progress=progress),
+            self._useModel)
         if model is not None:
             training = model.card.get("training", {})
             self.runner.setStatus(f"Trained in {training.get('train_sec', 0):.0f} s "
                                   f"({training.get('steps', 0)} steps). Detect now uses this model.")
+
+    def _useModel(self, model):
+        self.logic.model = model
+        return model
 
     def _trainConfig(self):
         from cochleaai.landmarks.training import TrainConfig

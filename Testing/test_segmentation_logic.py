@@ -3,13 +3,17 @@ nodes, bad input, Cancel, inputs untouched.
 
 Fits are the slow part (about 10-15 s each on 2 cores), so one fit is shared by the
 module-scoped fixture (a left ear, template pose), the self-test makes the second (a right
-ear, from the phantom's landmark point list), and the rollback tests replay the first result
-through a stand-in fit.
+ear, from the phantom's landmark point list), the third repeats the first in three steps
+(read_inputs, compute on a worker thread, add_result_nodes: what the module's background
+Apply does) to compare the nodes, and the rollback tests replay the first result through a
+stand-in fit.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +154,72 @@ def test_results_save_with_the_scene(fitted, tmp_path):
         storage = node.GetStorageNode()
         assert storage is not None and Path(storage.GetFileName()).is_file(), node.GetName()
         assert node.GetID() in text
+
+
+# ------------------------------------------------------------------ the three steps (background Apply)
+def test_split_steps_give_the_same_nodes_as_one_call(fitted):
+    """read_inputs (MRML) -> compute on a worker thread (no MRML) -> add_result_nodes (MRML)."""
+    scene = mrml.new_scene()
+    logic = CochleaShapeSegmentationLogic()
+    volume = fitted["phantom"]["volume"]
+    inputs = logic.read_inputs(volume, side="left", settings=QUICK, scene=scene)
+    assert inputs.scene is scene and inputs.volume_node is volume and inputs.prefix == volume.GetName()
+    assert inputs.settings.side == "left" and inputs.points == {}
+    node_voxels = vtk_to_numpy(volume.GetImageData().GetPointData().GetScalars())
+    assert not np.shares_memory(inputs.volume.array, node_voxels)     # a copy the worker may keep
+
+    plain = dataclasses.replace(inputs, volume_node=None, scene=None)  # nothing of MRML to reach
+    outcome, fractions = {}, []
+    count = scene.GetNumberOfNodes()
+
+    def work():
+        try:
+            outcome["result"] = logic.compute(plain, progress=lambda f, m: fractions.append(f))
+        except BaseException as error:  # handed to the test thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive() and "error" not in outcome, outcome.get("error")
+    assert scene.GetNumberOfNodes() == count and logic.last_result is None   # compute wrote nothing
+    assert fractions and fractions[-1] <= 1.0
+
+    nodes = logic.add_result_nodes(inputs, outcome["result"])
+    assert logic.last_result is outcome["result"]
+    one_call = fitted["nodes"]
+    assert set(nodes) == set(one_call)
+    for role, node in nodes.items():
+        assert node.GetScene() is scene
+        assert (node.GetName(), node.GetClassName()) == (one_call[role].GetName(), one_call[role].GetClassName())
+    reference = mrml.node_to_volume(volume)
+    split_masks = mrml.masks_from_segmentation(nodes["segmentation"], reference)
+    one_masks = mrml.masks_from_segmentation(one_call["segmentation"], reference)
+    assert [s.name for s, _ in split_masks] == [s.name for s, _ in one_masks]
+    for (_, split), (_, one) in zip(split_masks, one_masks):
+        assert np.array_equal(split, one)
+    for role in ("probability", "uncertainty"):
+        assert np.allclose(mrml.node_to_volume(nodes[role]).array, mrml.node_to_volume(one_call[role]).array,
+                           atol=1e-6)
+    assert np.allclose(mrml.points_from_markups(nodes["centerline"]).points,
+                       mrml.points_from_markups(one_call["centerline"]).points, atol=1e-6)
+    split_table, one_table = mrml.table_to_dict(nodes["table"]), mrml.table_to_dict(one_call["table"])
+    assert split_table["Name"] == one_table["Name"]
+    assert np.allclose(np.asarray(split_table["Value"], float), np.asarray(one_table["Value"], float),
+                       rtol=1e-6, atol=1e-9, equal_nan=True)
+    scene.Clear(1)
+
+
+def test_nodes_are_not_added_for_a_volume_removed_during_the_fit(fitted):
+    scene = mrml.new_scene()
+    node = mrml.volume_to_node(scene, mrml.node_to_volume(fitted["phantom"]["volume"]), "Removed CT")
+    logic = CochleaShapeSegmentationLogic()
+    inputs = logic.read_inputs(node, side="left", settings=QUICK)
+    scene.RemoveNode(node)          # e.g. the user deleted it while the fit ran in the background
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(CochleaAIError, match="removed from the scene"):
+        logic.add_result_nodes(inputs, fitted["result"])
+    assert scene.GetNumberOfNodes() == count and logic.last_result is None
 
 
 # ------------------------------------------------------------------ bad input
@@ -387,7 +457,7 @@ def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitt
     seen = {}
 
     def replay(volume, points, settings, progress=None):
-        seen["settings"] = settings
+        seen["settings"], seen["thread"] = settings, threading.get_ident()
         progress(1.0, "fitted")
         return fitted["result"]
 
@@ -398,6 +468,7 @@ def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitt
     assert calls["errors"] == []
     settings = seen["settings"]
     assert (settings.side, settings.outer_iterations, settings.l_ref_fit) == ("left", 5, 0.3)
+    assert seen["thread"] != threading.get_ident()          # the fit ran off the GUI thread
     assert fitted["scene"].GetNumberOfNodes() > count
     foreground = calls["layers"][-1]["foreground"]
     assert foreground.GetName().endswith(NODE_NAMES["probability"])
@@ -413,3 +484,14 @@ def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitt
     ui.applyButton.emit("clicked(bool)", False)
     assert calls["errors"] and "outside" in calls["errors"][-1]
     assert fitted["scene"].GetNumberOfNodes() == count
+
+    # refused before the fit starts (reading the inputs): shown the same way, nothing runs
+    labels = mrml.volume_to_node(fitted["scene"], Volume(np.zeros((8, 8, 8), np.int16), (0.2, 0.2, 0.2)),
+                                 "labels", labelmap=True)
+    ui.volumeSelector.setCurrentNode(labels)
+    count = fitted["scene"].GetNumberOfNodes()
+    seen.clear()
+    monkeypatch.setattr(pipeline, "segment", replay)
+    ui.applyButton.emit("clicked(bool)", False)
+    assert "label map" in calls["errors"][-1] and "failed" in ui.statusLabel.text
+    assert seen == {} and fitted["scene"].GetNumberOfNodes() == count and not widget.runner.running

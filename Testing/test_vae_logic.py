@@ -119,3 +119,52 @@ def test_train_on_a_folder_can_be_cancelled_and_refuses_too_little(logic, scene,
     # the model in use is still the shipped one
     assert fresh.model_summary()["path"] == str(default_model_path())
     assert grid["shape"] == fresh.card["data"]["grid"]["shape"]
+
+
+def test_training_in_steps_off_the_calling_thread_matches_one_call(logic, scene, tmp_path):
+    """read_training_inputs (MRML) -> compute_training on a worker thread -> load_model."""
+    import threading
+
+    import torch
+
+    from cochleaai.vae.model_io import load_model
+    from cochleaai.volume import Volume
+
+    rng = np.random.default_rng(1)
+    nodes = [mrml.volume_to_node(scene, Volume(rng.normal(500, 300, size=(30, 30, 36)).astype(np.int16), 0.35),
+                                 f"train {i}") for i in range(3)]
+    fresh = LangevinVAEExplorerLogic()
+    fresh.load_model()
+    inputs = fresh.read_training_inputs(tmp_path / "split", nodes, epochs=2, seed=3)
+    assert inputs.folder is None and len(inputs.volumes) == 3 and "train 0" in inputs.source
+    outcome = {}
+
+    def work():
+        outcome["thread"] = threading.get_ident()
+        try:
+            outcome["path"] = LangevinVAEExplorerLogic.compute_training(inputs)
+        except BaseException as error:      # handed to the test thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive() and "error" not in outcome, outcome.get("error")
+    assert outcome["thread"] != threading.get_ident()
+    assert fresh.model_summary()["path"] == str(default_model_path())   # nothing loaded yet
+    summary = fresh.load_model(outcome["path"])
+    assert summary["path"] == str(tmp_path / "split")
+
+    one_call = LangevinVAEExplorerLogic()
+    one_call.load_model()
+    assert one_call.train(tmp_path / "one", nodes, epochs=2, seed=3)["kind"] == summary["kind"]
+    split_model, split_card = load_model(tmp_path / "split")
+    one_model, one_card = load_model(tmp_path / "one")
+    assert split_card["data"]["grid"] == one_card["data"]["grid"]
+    for (name, a), (_, b) in zip(split_model.state_dict().items(), one_model.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+    with pytest.raises(CochleaAIError, match="where to save"):
+        fresh.read_training_inputs("", nodes)
+    with pytest.raises(CochleaAIError, match="at least two"):
+        fresh.read_training_inputs(tmp_path / "x", nodes[:1])

@@ -5,8 +5,22 @@ inside the functions that need them, so importing this file elsewhere does not f
 but nothing in it works outside the Slicer application.
 
 * :class:`JobRunner` runs a Logic call with a progress bar, a Cancel button, a status
-  label and error pop-ups. The call gets ``progress=runner.report``; clicking Cancel
-  makes the next report raise :class:`~cochleaai.progress.Cancelled`.
+  label and error pop-ups, in one of two ways:
+
+  - ``run(description, function, *args)`` calls the function on the GUI thread with
+    ``progress=runner.report``; Qt events are processed at each report (at most every
+    few tens of milliseconds) so the window repaints and Cancel responds. For short
+    jobs, and for jobs that read or write MRML throughout.
+  - ``runInBackground(description, compute, finish)`` calls ``compute(progress=...)`` in
+    a worker thread while the GUI thread keeps processing events and shows the
+    reported progress; then ``finish(result)`` runs on the GUI thread. MRML and Qt are
+    not thread-safe, so the caller reads its input nodes into plain data *before*,
+    ``compute`` touches neither MRML nor Qt, and ``finish`` creates the result nodes.
+
+  Either way clicking Cancel makes the job's next progress report raise
+  :class:`~cochleaai.progress.Cancelled`, a second job cannot start while one runs, and
+  errors are shown the same way. A background job is also cancelled, and its result
+  dropped, when the scene is closed while it runs.
 * :class:`PhantomPanel` wires the "Generate phantom" controls (seed, field of view,
   button, optional volume selector) to ``logic.generate_phantom`` and shows the result.
 
@@ -18,14 +32,18 @@ A module widget then needs only::
                                      self.ui.generatePhantomButton, self.ui.volumeSelector)
     ...
     result = self.runner.run("Reduce metal artifacts", self.logic.reduce, volumeNode)
+    ...
+    inputs = self.logic.read_inputs(volumeNode)                  # GUI thread: MRML -> data
+    nodes = self.runner.runInBackground(
+        "Segment", lambda progress: self.logic.compute(inputs, progress=progress),
+        lambda result: self.logic.add_nodes(slicer.mrmlScene, result))
 
-The job runs on the GUI thread: MRML is not thread-safe, and Qt events are processed at
-each progress report (at most every few tens of milliseconds) so the window repaints and
-the Cancel button responds. Jobs must therefore report progress regularly.
+Jobs must report progress regularly: a report is where Cancel takes effect.
 """
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from typing import Any, Callable, List, Optional
@@ -35,7 +53,30 @@ from .progress import Cancelled
 from .slicer_logic import DEFAULT_SEED, FIELDS_OF_VIEW, MAX_SEED
 
 _STEPS = 1000             # progress bar resolution
-_REFRESH_SECONDS = 0.05   # how often a report lets Qt process events
+_REFRESH_SECONDS = 0.05   # how often a report (or the background wait loop) lets Qt process events
+_CANCELLED = object()   # the "failure" of a cancelled job (never a message to show)
+
+
+class _Worker(threading.Thread):
+    """Runs ``compute(progress=report)`` and keeps its outcome for the GUI thread."""
+
+    def __init__(self, compute: Callable[..., Any], report: Callable[[float, str], None]):
+        super().__init__(name="CochleaAI job", daemon=True)  # never keeps Slicer from quitting
+        self._compute = compute
+        self._report = report
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+        self.details: Optional[str] = None   # traceback text, taken in the worker where it is
+
+    def run(self) -> None:
+        try:
+            self.result = self._compute(progress=self._report)
+        except BaseException as error:  # everything is handed to the GUI thread to show
+            self.error = error
+            self.details = traceback.format_exc()
+        finally:
+            self.done.set()
 
 
 class JobRunner:
@@ -51,8 +92,14 @@ class JobRunner:
         self.statusLabel = statusLabel
         self.busyWidgets: List[Any] = list(busyWidgets)
         self._running = False
-        self._cancelRequested = False
+        # An Event, not a bool: a background worker reads it from its own thread. Each job
+        # gets its own, so a worker left behind can never be revived by the next job.
+        self._cancel = threading.Event()
+        self._cancelReason = ""
         self._lastRefresh = 0.0
+        # Latest (fraction, message) reported by a background worker, shown by the GUI thread.
+        self._pendingLock = threading.Lock()
+        self._pending = None
         self.progressBar.setRange(0, _STEPS)
         self.progressBar.setValue(0)
         self.cancelButton.enabled = False
@@ -66,79 +113,197 @@ class JobRunner:
         if self.statusLabel is not None:
             self.statusLabel.text = message
 
-    def requestCancel(self, *_unused) -> None:
-        """Ask the running job to stop at its next progress report."""
-        if self._running and not self._cancelRequested:
-            self._cancelRequested = True
+    def requestCancel(self, *_unused, reason: str = "") -> None:
+        """Ask the running job to stop at its next progress report (its result is dropped)."""
+        if self._running and not self._cancel.is_set():
+            self._cancelReason = reason
+            self._cancel.set()
             self.cancelButton.enabled = False
             self.setStatus("Cancelling...")
 
-    def report(self, fraction: float, message: str = "") -> None:
-        """Progress callback handed to the job; raises Cancelled once Cancel was clicked."""
-        if self._cancelRequested:
-            raise Cancelled("Cancelled by the user.")
+    def _showProgress(self, fraction: float, message: str) -> None:
         self.progressBar.setValue(int(round(min(max(float(fraction), 0.0), 1.0) * _STEPS)))
         if message:
             self.setStatus(message)
+
+    def report(self, fraction: float, message: str = "") -> None:
+        """Progress callback for a job on the GUI thread; raises Cancelled once Cancel was clicked."""
+        if self._cancel.is_set():
+            raise Cancelled("Cancelled by the user.")
+        self._showProgress(fraction, message)
         now = time.monotonic()
         if now - self._lastRefresh >= _REFRESH_SECONDS:
             self._lastRefresh = now
             import slicer
 
             slicer.app.processEvents()
-            if self._cancelRequested:
+            if self._cancel.is_set():
                 raise Cancelled("Cancelled by the user.")
 
+    def _workerReport(self, cancel: threading.Event) -> Callable[..., None]:
+        """Progress callback for a background job: only stores the values (no Qt there)."""
+        def report(fraction: float, message: str = "") -> None:
+            if cancel.is_set():
+                raise Cancelled("Cancelled by the user.")
+            with self._pendingLock:
+                self._pending = (fraction, message)
+        return report
+
+    def _showPending(self) -> None:
+        with self._pendingLock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self._showProgress(*pending)
+
+    # ------------------------------------------------------------ running a job
     def run(self, description: str, function: Callable[..., Any], *args, **kwargs) -> Optional[Any]:
-        """Call ``function(*args, progress=self.report, **kwargs)``.
+        """Call ``function(*args, progress=self.report, **kwargs)`` on the GUI thread.
 
         Returns its result, or ``None`` when it was cancelled or failed (the user has
         then been told why) or when another job is already running.
         """
         if self._running:
             return None
+        savedStates = self._start(description)
+        result, failure, details = None, None, None
+        try:
+            result = function(*args, progress=self.report, **kwargs)
+        except BaseException as error:
+            failure, details = self._failure(description, error, traceback.format_exc())
+            if failure is None:  # not ours to handle (e.g. KeyboardInterrupt)
+                raise
+        finally:
+            self._stop(savedStates)
+        return self._conclude(description, result, failure, details)
+
+    def runInBackground(self, description: str, compute: Callable[..., Any],
+                        finish: Optional[Callable[[Any], Any]] = None) -> Optional[Any]:
+        """Run ``compute(progress=...)`` in a worker thread, then ``finish(result)`` here.
+
+        ``compute`` must not touch MRML or Qt: read the input nodes before calling this.
+        While it runs, this (GUI) thread processes Qt events and shows its progress; it
+        returns when the job is over. ``finish`` (e.g. creating the result nodes) runs
+        on the calling thread and may report through :meth:`report`; it is skipped when
+        the job was cancelled (Cancel, module closed, scene closed) or failed.
+
+        Returns ``finish``'s return value (``compute``'s result when ``finish`` is None),
+        or ``None`` when the job was cancelled or failed (the user has then been told
+        why) or when another job is already running.
+        """
+        if self._running:
+            return None
+        import slicer
+
+        savedStates = self._start(description)
+        scene, observer = self._observeSceneClose(slicer)
+        worker = _Worker(compute, self._workerReport(self._cancel))
+        result, failure, details = None, None, None
+        try:
+            worker.start()
+            slicer.app.processEvents()  # paint the disabled widgets and the status now
+            while not worker.done.wait(_REFRESH_SECONDS):  # sleeps, wakes as soon as it ends
+                self._showPending()
+                slicer.app.processEvents()
+            worker.join()
+            self._showPending()
+            if self._cancel.is_set():   # even a finished job: the user asked not to have it
+                failure = _CANCELLED
+            elif worker.error is not None:
+                failure, details = self._failure(description, worker.error, worker.details)
+                if failure is None:
+                    raise worker.error
+            elif finish is None:
+                result = worker.result
+            else:
+                try:
+                    result = finish(worker.result)
+                except BaseException as error:
+                    failure, details = self._failure(description, error, traceback.format_exc())
+                    if failure is None:
+                        raise
+        finally:
+            if worker.is_alive():       # left early (an error in the event loop): let it stop
+                self._cancel.set()
+            if observer is not None:
+                scene.RemoveObserver(observer)
+            self._stop(savedStates)
+        return self._conclude(description, result, failure, details)
+
+    def _observeSceneClose(self, slicer):
+        """Cancel the background job when the scene is closed: its result belongs to the old scene."""
+        scene = getattr(slicer, "mrmlScene", None)
+        if scene is None or not hasattr(scene, "AddObserver"):
+            return None, None
+        observer = scene.AddObserver(scene.StartCloseEvent, lambda *_unused: self.requestCancel(
+            reason="the scene was closed"))
+        return scene, observer
+
+    def _start(self, description: str):
         self._running = True
-        self._cancelRequested = False
+        self._cancel = threading.Event()
+        self._cancelReason = ""
         self._lastRefresh = 0.0
+        self._pending = None
         savedStates = [(w, bool(w.enabled)) for w in self.busyWidgets]
         for widget, _ in savedStates:
             widget.enabled = False
         self.cancelButton.enabled = True
         self.progressBar.setValue(0)
         self.setStatus(f"{description}...")
+        return savedStates
 
-        result, failure, details = None, None, None
-        try:
-            result = function(*args, progress=self.report, **kwargs)
-        except Cancelled:
-            failure = "cancelled"
-        except CochleaAIError as error:
-            failure = str(error)
-        except Exception as error:  # an unexpected bug: log it and show the traceback
-            logging.exception("%s failed", description)
-            failure = f"Unexpected error: {error}"
-            details = traceback.format_exc()
-        finally:
-            self._running = False
-            self._cancelRequested = False
-            self.cancelButton.enabled = False
-            for widget, enabled in savedStates:
-                widget.enabled = enabled
+    def _stop(self, savedStates) -> None:
+        self._running = False
+        self.cancelButton.enabled = False
+        for widget, enabled in savedStates:
+            widget.enabled = enabled
 
+    @staticmethod
+    def _failure(description: str, error: BaseException, details: Optional[str]):
+        """(message, traceback or None) to show for ``error``; (None, None) for one to re-raise."""
+        if isinstance(error, Cancelled):
+            return _CANCELLED, None
+        if isinstance(error, CochleaAIError):
+            return str(error), None
+        if isinstance(error, Exception):  # an unexpected bug: log it and show the traceback
+            logging.error("%s failed\n%s", description, details)
+            return f"Unexpected error: {error}", details
+        return None, None
+
+    def showFailure(self, description: str, error: BaseException) -> None:
+        """Show ``error`` as a failure of ``description``, the way a failed job is shown.
+
+        For errors raised before a job starts, e.g. while reading its input nodes for
+        :meth:`runInBackground`. Errors other than ``Exception`` are re-raised.
+        """
+        details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        failure, details = self._failure(description, error, details)
         if failure is None:
+            raise error
+        self._tell(description, failure, details)
+
+    def _conclude(self, description: str, result, failure, details) -> Optional[Any]:
+        """Tell the user how the job ended; returns its result, or None when it did not succeed."""
+        if failure is None:
+            self._cancelReason = ""
             self.progressBar.setValue(_STEPS)
             self.setStatus(f"{description}: done.")
             return result
+        self._tell(description, failure, details)
+        return None
+
+    def _tell(self, description: str, failure, details) -> None:
+        reason, self._cancelReason = self._cancelReason, ""
         self.progressBar.setValue(0)
-        if failure == "cancelled":
-            self.setStatus(f"{description}: cancelled. The scene was left as it was.")
-            return None
+        if failure is _CANCELLED:
+            because = f" because {reason}" if reason else ""
+            self.setStatus(f"{description}: cancelled{because}. The scene was left as it was.")
+            return
         self.setStatus(f"{description}: failed.")
         import slicer
 
         extra = {"detailedText": details} if details else {}
         slicer.util.errorDisplay(f"{description} failed.\n\n{failure}", windowTitle=description, **extra)
-        return None
 
 
 class PhantomPanel:

@@ -10,6 +10,9 @@ headless on ``slicer-core`` (the tests run it on a real ``vtkMRMLScene``).
   shape uncertainty as colour-mapped volumes, the fitted surface (model), the scala tympani
   centreline (curve labelled in degrees from the round window), a table of the shape
   parameters, clinical measures and quality score, and the fitted landmarks.
+* The same in three steps, so that the long fit can run off the GUI thread (MRML is not
+  thread-safe): ``read_inputs`` (MRML -> a :class:`SegmentationInputs` of plain data),
+  ``compute`` (the fit; touches no MRML) and ``add_result_nodes`` (the nodes).
 * ``generate_phantom`` (inherited) and ``self_test`` on a phantom.
 
 Batch use (Slicer's Python or slicer-core)::
@@ -17,6 +20,10 @@ Batch use (Slicer's Python or slicer-core)::
     logic = CochleaShapeSegmentationLogic()
     nodes = logic.segment(volumeNode, pointsNode, side="left")
     nodes["segmentation"], nodes["table"], ...
+
+    inputs = logic.read_inputs(volumeNode, pointsNode, side="left")   # MRML thread
+    result = logic.compute(inputs)                                     # any thread
+    nodes = logic.add_result_nodes(inputs, result)                     # MRML thread
 """
 from __future__ import annotations
 
@@ -27,12 +34,13 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
-from cochleaai.segmentation.scene_nodes import (CENTERLINE_POINTS, NODE_NAMES, SEGMENT_POSTERIOR,
-                                                SEGMENT_SHAPE, add_result_nodes)
+from cochleaai.segmentation import scene_nodes
+from cochleaai.segmentation.scene_nodes import CENTERLINE_POINTS, NODE_NAMES, SEGMENT_POSTERIOR, SEGMENT_SHAPE
 from cochleaai.slicer_logic import CochleaAIModuleLogic, node_ids, remove_nodes_added_since
 
-# Share of the progress bar spent in the fit; the rest is building the nodes.
-_FIT_SHARE = 0.9
+#: Share of the progress bar spent in the fit (``compute``); the rest is building the nodes.
+FIT_SHARE = 0.9
+
 
 def _input_volume(volume_node):
     from cochleaai import mrml
@@ -78,12 +86,29 @@ def _settings(settings, side: str):
     return dataclasses.replace(settings, side=side).check()
 
 
+@dataclasses.dataclass(frozen=True)
+class SegmentationInputs:
+    """Everything one segmentation needs, read from MRML by :meth:`CochleaShapeSegmentationLogic.read_inputs`.
+
+    ``volume``, ``points`` and ``settings`` are plain data (copies: the fit may use them on
+    any thread); ``volume_node``, ``scene`` and ``prefix`` say where the result nodes go and
+    are used on the MRML thread only.
+    """
+
+    volume: object                   # cochleaai.volume.Volume, voxels copied from the node
+    points: Dict[str, np.ndarray]    # role -> LPS point (may be empty)
+    settings: object                 # SegmentSettings, side included
+    volume_node: object
+    scene: object
+    prefix: str
+
+
 class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
     """Logic of the Cochlea Shape Segmentation module."""
 
     def __init__(self):
         super().__init__()
-        #: The last :class:`cochleaai.segmentation.pipeline.CochleaSegmentation` (for scripts).
+        #: The last :class:`cochleaai.segmentation.pipeline.CochleaSegmentation` added to a scene.
         self.last_result = None
 
     def segment(self, volume_node, points_node=None, side: str = "right", settings=None,
@@ -98,10 +123,22 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
         ``"<prefix> <role name>"`` (:data:`NODE_NAMES`; prefix defaults to the volume's name).
         Roles: segmentation, probability, uncertainty, model, centerline, table, landmarks.
         On an error or Cancel the scene is left as it was; the inputs are never modified.
-        """
-        from cochleaai.segmentation import pipeline
 
+        The same as :meth:`read_inputs`, :meth:`compute` and :meth:`add_result_nodes` in a row.
+        """
         p = Progress.wrap(progress)
+        inputs = self.read_inputs(volume_node, points_node, side=side, settings=settings,
+                                  scene=scene, prefix=prefix)
+        result = self.compute(inputs, progress=p.stage(0.0, FIT_SHARE))
+        return self.add_result_nodes(inputs, result, progress=p.stage(FIT_SHARE, 1.0))
+
+    def read_inputs(self, volume_node, points_node=None, side: str = "right", settings=None,
+                    scene=None, prefix: Optional[str] = None) -> SegmentationInputs:
+        """Check the inputs of :meth:`segment` and copy them out of MRML (same arguments).
+
+        Raises :class:`CochleaAIError` for a missing or wrong volume, unlabelled points or a
+        bad side or settings; the nodes are only read.
+        """
         volume = _input_volume(volume_node)
         scene = scene if scene is not None else volume_node.GetScene()
         if scene is None:
@@ -109,12 +146,32 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
         points = _input_points(points_node)
         settings = _settings(settings, side)
         prefix = volume_node.GetName() if prefix is None else str(prefix)
+        return SegmentationInputs(volume, points, settings, volume_node, scene, prefix)
 
+    @staticmethod
+    def compute(inputs: SegmentationInputs, progress=None):
+        """Fit the shape model to ``inputs`` (no MRML: safe on a worker thread).
+
+        Returns a :class:`cochleaai.segmentation.pipeline.CochleaSegmentation`.
+        """
+        from cochleaai.segmentation import pipeline
+
+        p = Progress.wrap(progress)
         p(0.0, "Fitting the cochlea shape model")
-        result = pipeline.segment(volume, points, settings, progress=p.stage(0.0, _FIT_SHARE))
+        return pipeline.segment(inputs.volume, inputs.points, inputs.settings, progress=p)
+
+    def add_result_nodes(self, inputs: SegmentationInputs, result, progress=None) -> Dict[str, object]:
+        """Add the nodes of a :meth:`compute` result to ``inputs.scene``; returns them by role.
+
+        On an error or Cancel the nodes added so far are removed again.
+        """
+        scene, volume_node = inputs.scene, inputs.volume_node
+        if volume_node.GetScene() is None:   # removed while the fit ran (the fit may be in the background)
+            raise CochleaAIError(f"The volume '{volume_node.GetName()}' was removed from the scene during "
+                                 "the segmentation; nothing was added. Select a volume and segment again.")
         before = node_ids(scene)
         try:
-            nodes = add_result_nodes(scene, result, prefix, p.stage(_FIT_SHARE, 1.0), volume_node)
+            nodes = scene_nodes.add_result_nodes(scene, result, inputs.prefix, progress, volume_node)
         except BaseException:
             remove_nodes_added_since(scene, before)
             raise

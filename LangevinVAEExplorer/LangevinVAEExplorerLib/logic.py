@@ -13,10 +13,13 @@ What it does (all through ``cochleaai.vae``):
   reconstruction), ``interpolate(scene, nodeA, nodeB, steps)`` (a playable volume sequence);
 * ``latent_map(scene, n, png)``: decoded middle slices over a grid of (z1, z2), as a
   single-slice volume node and optionally a PNG;
-* ``train(volumeNodes or folder, out)``: train a new model with progress and Cancel, then load it.
+* ``train(volumeNodes or folder, out)``: train a new model with progress and Cancel, then load it;
+  ``read_training_inputs`` + ``compute_training`` (no MRML) + ``load_model`` do the same in
+  steps, so that training can run off the GUI thread.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -30,6 +33,21 @@ GENERATED_NAME = "Generated cochlea"
 RECONSTRUCTION_NAME = "Reconstructed cochlea"
 LATENT_MAP_NAME = "Latent map"
 LATENT_ATTRIBUTE = "CochleaAI.LatentCoordinates"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingInputs:
+    """What :meth:`LangevinVAEExplorerLogic.compute_training` needs, read on the MRML thread."""
+
+    out_path: object
+    grid: object                 # cochleaai.vae.data.VolumeGrid the volumes are resampled onto
+    folder: Optional[str]        # volume files to read, or None
+    volumes: tuple               # cochleaai.volume.Volume copies of the selected nodes
+    source: str                  # recorded in the model card
+    epochs: int
+    kind: str
+    latent_dim: int
+    seed: int
 
 
 class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
@@ -183,33 +201,60 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
               kind: str = "lvae", latent_dim: int = 2, seed: int = 0, progress=None) -> dict:
         """Train a volume model on volume nodes or on the volume files of a folder, save it to
         ``out_path`` (.pt + .json) and load it. Volumes of other sizes or spacings are
-        resampled onto the grid of the current model (or the default grid)."""
-        from cochleaai import mrml
-        from cochleaai.vae.data import VolumeGrid, read_folder, volumes_to_grid
-        from cochleaai.vae.train import TrainConfig, train_volume_model
+        resampled onto the grid of the current model (or the default grid).
 
-        p = Progress.wrap(progress)
+        The same as :meth:`read_training_inputs`, :meth:`compute_training` and
+        ``load_model(out_path)`` in a row; returns the model summary.
+        """
+        inputs = self.read_training_inputs(out_path, volume_nodes, folder=folder, epochs=epochs,
+                                           kind=kind, latent_dim=latent_dim, seed=seed)
+        self.compute_training(inputs, progress=progress)
+        return self.load_model(inputs.out_path)
+
+    def read_training_inputs(self, out_path, volume_nodes: Sequence = (), folder=None, epochs: int = 100,
+                             kind: str = "lvae", latent_dim: int = 2, seed: int = 0) -> "TrainingInputs":
+        """Check the arguments of :meth:`train` and copy the volume nodes' voxels out of MRML
+        (a folder is read by :meth:`compute_training`)."""
+        from cochleaai import mrml
+        from cochleaai.vae.data import VolumeGrid
+
         if not out_path:
             raise CochleaAIError("Choose where to save the trained model.")
         grid = VolumeGrid.from_dict(self.card["data"]["grid"]) if self.card else VolumeGrid()
+        volumes = ()
         if folder:
-            arrays = read_folder(folder, grid, p.stage(0.0, 0.1))
             source = f"volume files in {folder}"
         else:
             nodes = [n for n in volume_nodes if n is not None]
             if len(nodes) < 2:
                 raise CochleaAIError("Select at least two volumes (or a folder) to train on.")
-            arrays = volumes_to_grid([mrml.node_to_volume(n) for n in nodes], grid, p.stage(0.0, 0.1))
+            volumes = tuple(mrml.node_to_volume(n) for n in nodes)
             source = "volume nodes: " + ", ".join(n.GetName() for n in nodes)
-        cfg = TrainConfig(epochs=int(epochs), batch_size=8, lr=1e-3, patience=20, seed=int(seed))
-        model, card = train_volume_model(arrays, grid, out_path, kind, int(latent_dim), cfg,
-                                         card={"data_source": source, "seed": int(seed),
-                                               "training_command": "LangevinVAEExplorer Train "
-                                                                   f"(epochs={epochs}, kind={kind}, "
-                                                                   f"latent={latent_dim}, seed={seed})"},
-                                         progress=p.stage(0.1, 1.0))
-        self.load_model(out_path)
-        return self.model_summary()
+        return TrainingInputs(out_path, grid, folder, volumes, source, int(epochs), kind, int(latent_dim), int(seed))
+
+    @staticmethod
+    def compute_training(inputs: "TrainingInputs", progress=None):
+        """Train and save the model (no MRML, no Logic state: safe on a worker thread).
+
+        Returns the saved path; :meth:`load_model` it to use the model.
+        """
+        from cochleaai.vae.data import read_folder, volumes_to_grid
+        from cochleaai.vae.train import TrainConfig, train_volume_model
+
+        p = Progress.wrap(progress)
+        if inputs.folder:
+            arrays = read_folder(inputs.folder, inputs.grid, p.stage(0.0, 0.1))
+        else:
+            arrays = volumes_to_grid(list(inputs.volumes), inputs.grid, p.stage(0.0, 0.1))
+        epochs, kind, latent_dim, seed = inputs.epochs, inputs.kind, inputs.latent_dim, inputs.seed
+        cfg = TrainConfig(epochs=epochs, batch_size=8, lr=1e-3, patience=20, seed=seed)
+        train_volume_model(arrays, inputs.grid, inputs.out_path, kind, latent_dim, cfg,
+                           card={"data_source": inputs.source, "seed": seed,
+                                 "training_command": "LangevinVAEExplorer Train "
+                                                     f"(epochs={epochs}, kind={kind}, "
+                                                     f"latent={latent_dim}, seed={seed})"},
+                           progress=p.stage(0.1, 1.0))
+        return inputs.out_path
 
     # ------------------------------------------------------------------ self-test
     def self_test(self, scene, seed: int = 1) -> List[str]:

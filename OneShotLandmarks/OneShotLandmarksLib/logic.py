@@ -5,7 +5,8 @@ headless on ``slicer-core`` (the tests run it on a real ``vtkMRMLScene``).
 
 * ``train(scene, reference volume, segmentation, landmarks, validation volume,
   segmentation, ...)``: one-shot training; the model is kept (``self.model``) and saved
-  when a path is given.
+  when a path is given. In two steps, so that training can run off the GUI thread:
+  ``read_training_inputs`` (MRML -> plain data) and ``compute_training`` (no MRML).
 * ``load_model(path=None)``: a saved model, by default the shipped phantom model.
 * ``detect(scene, volume node(s))``: one labelled point list per volume and a table of
   confidences (one row per volume; a volume where the structure is not found gets a
@@ -14,6 +15,7 @@ headless on ``slicer-core`` (the tests run it on a real ``vtkMRMLScene``).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -54,6 +56,20 @@ def _structure_mask(segmentation_node, reference, segment_name: Optional[str], w
                          f"{', '.join(s.name for s, _ in segments)}. Choose the segment name.")
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingInputs:
+    """The training data read from MRML by :meth:`OneShotLandmarksLogic.read_training_inputs`
+    (copies: training may use them on any thread)."""
+
+    reference: object            # cochleaai.volume.Volume
+    reference_mask: np.ndarray
+    landmarks: object            # cochleaai.io.Markups placed on the reference
+    validation: object
+    validation_mask: np.ndarray
+    segment_name: Optional[str]
+    data: Dict[str, str]         # node names, recorded in the model card
+
+
 class OneShotLandmarksLogic(CochleaAIModuleLogic):
     """Logic of the One-Shot Landmarks module."""
 
@@ -75,12 +91,20 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         """One-shot training from nodes. Returns the model (also kept as ``self.model``).
 
         The scene is only read. ``output_path`` (optional): where to save ``.pt`` + ``.json``.
+        The same as :meth:`read_training_inputs` then :meth:`compute_training`.
         """
-        from cochleaai import mrml
-        from cochleaai.landmarks.model_io import save_model
-        from cochleaai.landmarks.training import train_oneshot
+        inputs = self.read_training_inputs(reference_node, reference_segmentation_node, landmarks_node,
+                                           validation_node, validation_segmentation_node, segment_name)
+        self.model = self.compute_training(inputs, output_path=output_path, config=config, seed=seed,
+                                           progress=progress)
+        return self.model
 
-        p = Progress.wrap(progress)
+    def read_training_inputs(self, reference_node, reference_segmentation_node, landmarks_node,
+                             validation_node, validation_segmentation_node,
+                             segment_name: str = "Cochlea") -> "TrainingInputs":
+        """Check the training nodes of :meth:`train` and copy their contents out of MRML."""
+        from cochleaai import mrml
+
         reference = _volume(reference_node, "reference volume")
         validation = _volume(validation_node, "validation volume")
         ref_mask = _structure_mask(reference_segmentation_node, reference, segment_name,
@@ -90,17 +114,32 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         if landmarks_node is None:
             raise CochleaAIError("No reference landmarks selected; choose the point list placed on the reference.")
         landmarks = mrml.points_from_markups(landmarks_node)
-        model = train_oneshot(reference, ref_mask, landmarks, validation, val_mask, config=config, seed=seed,
-                              structure=segment_name or "structure", progress=p.stage(0.0, 0.98))
+        data = {"reference": reference_node.GetName(), "validation": validation_node.GetName(),
+                "landmarks": landmarks_node.GetName(), "segment": segment_name}
+        return TrainingInputs(reference, ref_mask, landmarks, validation, val_mask, segment_name, data)
+
+    @staticmethod
+    def compute_training(inputs: "TrainingInputs", output_path=None, config=None, seed: int = 0,
+                         progress=None):
+        """Train on ``inputs`` and save the model when ``output_path`` is given; returns it.
+
+        Touches no MRML and no Logic state (safe on a worker thread); :meth:`train` also
+        keeps the model for :meth:`detect`.
+        """
+        from cochleaai.landmarks.model_io import save_model
+        from cochleaai.landmarks.training import train_oneshot
+
+        p = Progress.wrap(progress)
+        model = train_oneshot(inputs.reference, inputs.reference_mask, inputs.landmarks, inputs.validation,
+                              inputs.validation_mask, config=config, seed=seed,
+                              structure=inputs.segment_name or "structure", progress=p.stage(0.0, 0.98))
         training = dict(model.card["training"])
-        training["data"] = {"reference": reference_node.GetName(), "validation": validation_node.GetName(),
-                            "landmarks": landmarks_node.GetName(), "segment": segment_name}
+        training["data"] = dict(inputs.data)
         training["command"] = "OneShotLandmarks module: Train"
         if output_path:
             save_model(model, output_path, training=training)
         else:
             model.card["training"] = training
-        self.model = model
         p(1.0, "Model trained")
         return model
 
