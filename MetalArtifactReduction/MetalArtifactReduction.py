@@ -49,6 +49,18 @@ class MetalArtifactReduction(ScriptedLoadableModule):
             "and Seco 2012 (BHC). Physics tables from SpekPy and xraylib.")
 
 
+def fillComboBox(comboBox, labels, default):
+    """Items ``labels`` ({key: label}) with their keys as item data; ``default`` selected."""
+    for key, label in labels.items():
+        comboBox.addItem(label, key)
+    comboBox.currentIndex = comboBox.findData(default)
+
+
+def currentKey(comboBox):
+    """The key (item data) of the selected item."""
+    return comboBox.itemData(comboBox.currentIndex)
+
+
 class MetalArtifactReductionWidget(CochleaAIModuleWidget):
     logic_class = MetalArtifactReductionLogic
     ui_file = "UI/MetalArtifactReduction.ui"
@@ -58,19 +70,15 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
         from cochleaai.ct.electrodes import ARRAYS, DEFAULT_ARRAY
         from cochleaai.ct.mar import DEFAULT_METHOD, METHODS
 
-        for key, label in METHODS.items():
-            self.ui.methodComboBox.addItem(label, key)
-        self.ui.methodComboBox.currentIndex = self.ui.methodComboBox.findData(DEFAULT_METHOD)
-        for key, array in ARRAYS.items():
-            self.ui.arrayComboBox.addItem(array.name, key)
-        self.ui.arrayComboBox.currentIndex = self.ui.arrayComboBox.findData(DEFAULT_ARRAY)
+        fillComboBox(self.ui.methodComboBox, METHODS, DEFAULT_METHOD)
+        fillComboBox(self.ui.arrayComboBox, {key: array.name for key, array in ARRAYS.items()}, DEFAULT_ARRAY)
         self.ui.reduceButton.connect("clicked(bool)", self.onReduce)
         self.ui.simulateButton.connect("clicked(bool)", self.onSimulate)
         self.runner.busyWidgets.extend([self.ui.reduceButton, self.ui.simulateButton])
 
     def onReduce(self, *_unused):
         volume = self.ui.inputVolumeSelector.currentNode()
-        method = self.ui.methodComboBox.itemData(self.ui.methodComboBox.currentIndex)
+        method = currentKey(self.ui.methodComboBox)
         result = self.runner.run("Reduce metal artifacts", self.logic.reduce_artifacts, slicer.mrmlScene,
                                  volume, method=method, output_node=self.ui.outputVolumeSelector.currentNode(),
                                  roi_node=self.ui.roiSelector.currentNode(),
@@ -85,7 +93,7 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
 
     def onSimulate(self, *_unused):
         depth = float(self.ui.depthSpinBox.value) or None
-        array = self.ui.arrayComboBox.itemData(self.ui.arrayComboBox.currentIndex)
+        array = currentKey(self.ui.arrayComboBox)
         result = self.runner.run("Simulate implant", self.logic.simulate_implant, slicer.mrmlScene,
                                  self.ui.preopVolumeSelector.currentNode(), array=array, depth_deg=depth,
                                  seed=int(self.ui.simulationSeedSpinBox.value),

@@ -16,8 +16,8 @@ pytest.importorskip("slicer", reason="slicer-core (real MRML) is not installed")
 
 from cochleaai import CochleaAIError, mrml  # noqa: E402
 from cochleaai.progress import Cancelled  # noqa: E402
-from MetalArtifactReductionLib.logic import (MetalArtifactReductionLogic, model_from_table,  # noqa: E402
-                                             self_test_mar_logic)
+from MetalArtifactReductionLib.logic import (MetalArtifactReductionLogic, model_from_phantom_node,  # noqa: E402
+                                             model_from_table, self_test_mar_logic)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,9 @@ def test_model_from_a_shape_table(shared):
     model = make_phantom(1, fov="roi").model
     table = mrml.table_from_dict(scene, {k: float(v) for k, v in model.as_dict().items()}, "shape")
     np.testing.assert_allclose(model_from_table(table).theta, model.theta)
+    # the phantom's volume node records its seed: the same true shape comes back from it
+    np.testing.assert_array_equal(model_from_phantom_node(phantom["volume"]).theta, model.theta)
+    assert model_from_phantom_node(sim["volume"]) is None           # no phantom seed recorded
     bad = mrml.table_from_dict(scene, {"a": 4.0}, "partial")
     with pytest.raises(CochleaAIError, match="lacks the shape parameters"):
         model_from_table(bad)

@@ -7,7 +7,8 @@ import pytest
 from cochleaai import CochleaAIError
 from cochleaai.ct.electrodes import ARRAYS, get_array, insert_array
 from cochleaai.ct.projector import FanBeamGeometry
-from cochleaai.ct.simulation import ScanConfig, simulate_postop, simulate_scan
+from cochleaai.ct.simulation import (SIMULATION_BOX_MM, ScanConfig, simulate_postop, simulate_scan,
+                                    simulation_roi)
 from cochleaai.phantom import make_phantom
 
 # fewer views than the default scanner keeps the tests quick; the physics is the same
@@ -110,3 +111,32 @@ def test_postop_simulation_blooms_the_contacts_and_is_reproducible(phantom):
     assert summary["n_contacts"] == 12 and 0.001 <= summary["scatter_to_primary"] <= 0.02
     m = sim.contacts_markups()
     assert len(m) == 12 and m.labels[0] == "E1"
+
+
+def test_simulation_roi_crops_a_cube_around_the_cochlea_to_int16(phantom):
+    ct, model = phantom.ct, phantom.model
+    before = ct.array.copy()
+    # the ROI phantom (12 x 10 x 10 mm) fits in the simulation box: kept as it is
+    assert simulation_roi(ct, model) is ct and SIMULATION_BOX_MM == 15.0
+    roi = simulation_roi(ct, model, box_mm=11.0)
+    assert roi.shape == (55, 55, 55) and roi.array.dtype == np.int16
+    np.testing.assert_allclose(roi.spacing, ct.spacing)
+    np.testing.assert_allclose(roi.center, model.landmarks()["center"], atol=1e-6)
+    assert (roi.array == -1000).any()                     # 11 mm > 10 mm: air beyond the image
+    inside = roi.contains(ct.index_to_physical(np.array([[30.0, 25.0, 25.0]])))
+    assert inside.all() and roi.array.max() > 1500        # the otic capsule is in it
+    # the 10 parameters give the same cube as the model; the input is not modified
+    np.testing.assert_array_equal(simulation_roi(ct, list(model.theta), box_mm=11.0).array, roi.array)
+    np.testing.assert_array_equal(ct.array, before)
+
+
+def test_rounded_int16_rounds_and_saturates():
+    from cochleaai.volume import Volume
+
+    vol = Volume(np.array([-40000.0, -1000.4, -0.6, 0.5, 1.5, 2999.5, 40000.0], np.float32).reshape(1, 1, 7),
+                 spacing=(0.2, 0.3, 0.4), origin=(1.0, 2.0, 3.0))
+    out = vol.rounded_int16()
+    assert out.array.dtype == np.int16 and out.same_geometry(vol)
+    # round half to even, as numpy.rint; beyond the int16 range the values saturate
+    assert out.array.ravel().tolist() == [-32768, -1000, -1, 0, 2, 3000, 32767]
+    assert vol.array.dtype == np.float32

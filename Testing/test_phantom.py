@@ -274,3 +274,16 @@ def test_fluid_space_labels_do_not_overlap():
     cochlea = ph.mask("Cochlea")
     assert not np.any(cochlea & ph.mask("Vestibule and semicircular canals"))
     assert not np.any(cochlea & ph.mask("Otic capsule"))
+
+
+@pytest.mark.parametrize("seed, fov", [(1, "roi"), (7, "roi"), (2, "temporal")])
+def test_drawn_theta_is_the_recorded_truth(seed, fov):
+    from cochleaai.phantom import drawn_theta
+
+    theta = drawn_theta(seed, fov)
+    assert theta.shape == (10,)
+    np.testing.assert_array_equal(theta, make_phantom(seed, fov).truth["theta"])
+    with pytest.raises(CochleaAIError, match="seed"):
+        drawn_theta(-1, fov)
+    with pytest.raises(CochleaAIError, match="field of view"):
+        drawn_theta(seed, "whole-head")

@@ -249,3 +249,8 @@ class Volume:
     def __repr__(self) -> str:
         return (f"Volume(shape={self.shape}, dtype={self.array.dtype}, "
                 f"spacing={np.round(self.spacing, 4).tolist()}, origin={np.round(self.origin, 3).tolist()})")
+
+    def rounded_int16(self) -> "Volume":
+        """A copy with the voxels rounded to the nearest integer and stored as int16, the type
+        of CT in Hounsfield units (values beyond the int16 range saturate instead of wrapping)."""
+        return self.copy(np.clip(np.rint(self.array), -32768, 32767).astype(np.int16))

@@ -19,13 +19,12 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from cochleaai.ct.simulation import SIMULATION_BOX_MM
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
 from cochleaai.slicer_logic import (FOV_ATTRIBUTE, SEED_ATTRIBUTE, CochleaAIModuleLogic, node_ids,
                                     remove_nodes_added_since)
 
-#: Side (mm) of the cube simulated around the cochlea when the pre-op volume is larger.
-SIMULATION_BOX_MM = 15.0
 METHOD_ATTRIBUTE = "CochleaAI.MARMethod"
 
 
@@ -49,13 +48,14 @@ def model_from_table(table_node):
 
 
 def model_from_phantom_node(node):
-    """The true cochlea model of a phantom volume node (rebuilt from its recorded seed)."""
+    """The true cochlea model of a phantom volume node (its shape draws redone from the recorded seed)."""
     seed = node.GetAttribute(SEED_ATTRIBUTE) if node is not None else None
     if seed is None:
         return None
-    from cochleaai.phantom import make_phantom
+    from cochleaai.phantom import drawn_theta
+    from cochleaai.shape import CochleaModel
 
-    return make_phantom(int(seed), fov=node.GetAttribute(FOV_ATTRIBUTE) or "roi").model
+    return CochleaModel(drawn_theta(int(seed), fov=node.GetAttribute(FOV_ATTRIBUTE) or "roi"))
 
 
 def roi_index_box(roi_node, volume) -> Optional[tuple]:
@@ -105,8 +105,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         try:
             p(0.87, "adding the result to the scene")
             name = f"{volume_node.GetName()} {method.upper()}"
-            out = mrml.volume_to_node(scene, result.image.copy(np.rint(result.image.array).astype(np.int16)),
-                                      name, node=output_node)
+            out = mrml.volume_to_node(scene, result.image.rounded_int16(), name, node=output_node)
             out.SetAttribute(METHOD_ATTRIBUTE, method.lower())
             contacts = None
             if detect_contacts and result.has_metal:
@@ -135,7 +134,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         :class:`cochleaai.ct.ScanConfig` (default: the clinical scanner of the docs).
         """
         from cochleaai import mrml
-        from cochleaai.ct.simulation import simulate_postop
+        from cochleaai.ct.simulation import ScanConfig, simulate_postop, simulation_roi
         from cochleaai.shape import CochleaModel
 
         if scene is None:
@@ -153,15 +152,9 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         if model is None:
             raise CochleaAIError("No cochlea model: choose the cochlea shape table (from Cochlea Shape "
                                  "Segmentation, or of a phantom), or use a phantom volume.")
-        preop = mrml.node_to_volume(preop_node)
-        extent = np.asarray(preop.size) * preop.spacing
-        cropped = bool(np.any(extent > crop_mm * 1.05))
-        if cropped:
-            centre = model.landmarks()["center"]
-            preop = preop.crop_mm(centre, crop_mm, default_value=-1000.0)
-            preop = preop.copy(np.rint(preop.array).astype(np.int16))
-        from cochleaai.ct.simulation import ScanConfig
-
+        whole = mrml.node_to_volume(preop_node)
+        preop = simulation_roi(whole, model, crop_mm)
+        cropped = preop is not whole
         sim = simulate_postop(preop, model, array, depth_deg, seed=seed, config=config or ScanConfig(),
                               progress=p.stage(0.05, 0.9))
         prefix = prefix or f"{preop_node.GetName()} CI"

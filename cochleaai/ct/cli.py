@@ -67,8 +67,6 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_mar(args) -> int:
-    import numpy as np
-
     from .. import io
     from ..progress import tqdm_progress
     from .contacts import detect_contacts
@@ -78,7 +76,7 @@ def _cmd_mar(args) -> int:
     with tqdm_progress(f"mar {args.method}", disable=args.quiet) as progress:
         res = reduce_metal_artifacts(post, args.method, args.threshold, progress=progress)
     out = Path(args.out)
-    io.write_volume(res.image.copy(np.rint(res.image.array).astype(np.int16)), out)
+    io.write_volume(res.image.rounded_int16(), out)
     summary = {"method": res.method, "metal_voxels": int(res.metal_mask.sum()), "seconds": round(res.seconds, 2),
                "messages": res.messages, "output": str(out)}
     if args.contacts:

@@ -1,9 +1,10 @@
 """Demo step of cochleaai.ct: simulate an implant in the demo phantom and reduce its artifacts.
 
 The temporal-bone phantom is cropped to a 15-mm cube around the cochlea (the simulation is of
-a region of interest), a FLEX28 array is inserted to 540 degrees along the true scala
-tympani, the post-operative scan is simulated, and NMAR corrects it. The nodes go into the
-demo scene; ``ct/ct_mar.png`` compares pre-op, post-op and NMAR.
+a region of interest: :func:`~cochleaai.ct.simulation.simulation_roi`), a FLEX28 array is
+inserted to 540 degrees along the true scala tympani, the post-operative scan is simulated,
+and NMAR corrects it. The nodes go into the demo scene; ``ct/ct_mar.png`` compares pre-op,
+post-op and NMAR.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import numpy as np
 
 from ..progress import Progress
 
-BOX_MM = 15.0
 ARRAY = "flex28"
 DEPTH_DEG = 540.0
 
@@ -46,26 +46,23 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     from .contacts import detect_contacts
     from .mar import reduce_metal_artifacts
     from .quality import blooming_factor, similarity
-    from .simulation import simulate_postop
+    from .simulation import simulate_postop, simulation_roi
 
     p = Progress.wrap(progress)
     out = Path(out_dir) / "ct"
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    model = phantom.model
     p(0.0, "cropping the cochlea region")
-    pre = phantom.ct.crop_mm(model.landmarks()["center"], BOX_MM, default_value=-1000.0)
-    pre = pre.copy(np.rint(pre.array).astype(np.int16))
+    pre = simulation_roi(phantom.ct, phantom.model)
     p(0.05, "simulating the implant")
-    sim = simulate_postop(pre, model, ARRAY, DEPTH_DEG, seed=0, progress=p.stage(0.05, 0.7))
+    sim = simulate_postop(pre, phantom.model, ARRAY, DEPTH_DEG, seed=0, progress=p.stage(0.05, 0.7))
     p(0.7, "NMAR")
     res = reduce_metal_artifacts(sim.postop, "nmar", progress=p.stage(0.7, 0.9))
     found = detect_contacts(sim.postop, res.metal_mask, max_contacts=sim.insertion.array.n_contacts)
     p(0.9, "adding nodes and writing files")
     nodes = {"preop": mrml.volume_to_node(scene, pre, "CI pre-op ROI"),
              "postop": mrml.volume_to_node(scene, sim.postop, "CI post-op (simulated)"),
-             "nmar": mrml.volume_to_node(scene, res.image.copy(np.rint(res.image.array).astype(np.int16)),
-                                         "CI post-op NMAR")}
+             "nmar": mrml.volume_to_node(scene, res.image.rounded_int16(), "CI post-op NMAR")}
     mrml.segmentation_from_masks(scene, sim.metal_segments(), sim.metal, "CI metal (truth)",
                                  reference_volume_node=nodes["postop"])
     truth = sim.contacts_markups()

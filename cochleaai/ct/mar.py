@@ -75,6 +75,11 @@ def interpolate_trace(rows: np.ndarray, trace: np.ndarray) -> np.ndarray:
     return np.where(trace, filled, rows).astype(rows.dtype)
 
 
+def _hu_to_mu(hu: np.ndarray) -> np.ndarray:
+    """The virtual scanner's attenuation: relative to water (water 1, air 0), never negative."""
+    return np.clip(hu / 1000.0 + 1.0, 0.0, None)
+
+
 def _prior_image(li_hu: np.ndarray, spacing) -> np.ndarray:
     """NMAR prior: smoothed LI image with air -> -1000 and soft tissue -> 0 HU, bone kept."""
     from scipy.ndimage import gaussian_filter
@@ -147,8 +152,7 @@ def reduce_metal_artifacts(volume: Volume, method: str = DEFAULT_METHOD,
     trace_mask = binary_dilation(metal, structure=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool))
     slices = np.flatnonzero(trace_mask.reshape(trace_mask.shape[0], -1).any(1))
     work = img[slices]
-    mu = np.clip(work / 1000.0 + 1.0, 0.0, None)                  # water = 1
-    sino = proj.project_windows(mu)
+    sino = proj.project_windows(_hu_to_mu(work))
     trace = proj.project_windows(trace_mask[slices].astype(np.float32)) > 1e-3
     p(0.3, f"{METHODS[key]}")
     li = interpolate_trace(sino, trace)
@@ -157,7 +161,7 @@ def reduce_metal_artifacts(volume: Volume, method: str = DEFAULT_METHOD,
     elif key == "nmar":
         li_img = work + 1000.0 * proj.fbp_windows(li - sino)
         prior = _prior_image(np.where(trace_mask[slices], 0.0, li_img), spacing)
-        prior_sino = proj.project_windows(np.clip(prior / 1000.0 + 1.0, 0.0, None))
+        prior_sino = proj.project_windows(_hu_to_mu(prior))
         delta = np.float32(0.01 * max(float(prior_sino.max()), 1e-6))
         norm = (sino + delta) / (prior_sino + delta)
         corrected = interpolate_trace(norm, trace) * (prior_sino + delta) - delta

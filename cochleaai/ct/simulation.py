@@ -37,6 +37,8 @@ from .projector import Body, FanBeamGeometry, RoiGrid, body_line_integrals, roi_
 
 HU_MIN, HU_MAX = -1024.0, 3071.0
 MAX_VOXELS = 4_000_000          # refuse larger ROIs (memory grows with slices x views x channels)
+#: Side (mm) of the cube simulated around the cochlea when the pre-op volume is larger.
+SIMULATION_BOX_MM = 15.0
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,21 @@ def mark_contacts(preop: Volume, contacts: np.ndarray, radius_mm: float = 0.15,
     return preop.copy(arr)
 
 
+def simulation_roi(preop: Volume, model, box_mm: float = SIMULATION_BOX_MM) -> Volume:
+    """The region of ``preop`` to simulate: a cube of side ``box_mm`` centred on the cochlea
+    of ``model`` (a CochleaModel or its 10 parameters, LPS), rounded to int16 HU, air where it
+    leaves the image. A volume at most 5 % wider than the box is returned itself (the
+    simulation cost grows with the volume, and a cochlea region needs no more)."""
+    from ..shape import CochleaModel
+
+    extent = np.asarray(preop.size) * preop.spacing
+    if not np.any(extent > box_mm * 1.05):
+        return preop
+    if not isinstance(model, CochleaModel):
+        model = CochleaModel(np.asarray(model, dtype=float))
+    return preop.crop_mm(model.landmarks()["center"], box_mm, default_value=-1000.0).rounded_int16()
+
+
 def simulate_postop(preop: Volume, model, array: str = "flex28", depth_deg: Optional[float] = None,
                     seed: int = 0, config: ScanConfig = ScanConfig(), progress=None) -> PostopSimulation:
     """Insert ``array`` along the scala tympani of ``model`` (a CochleaModel or its 10
@@ -321,7 +338,7 @@ def simulate_postop(preop: Volume, model, array: str = "flex28", depth_deg: Opti
     scan = simulate_scan(preop, ins.metal_fraction.array, config, seed=s_scan, progress=p.stage(0.05, 0.95))
     seconds.update(scan.seconds)
     t = time.perf_counter()
-    postop = preop.copy(np.rint(scan.image.array).astype(np.int16))
+    postop = scan.image.rounded_int16()
     metal = preop.copy(ins.metal_mask.astype(np.uint8))
     target = mark_contacts(preop, ins.contacts)
     seconds["target"] = time.perf_counter() - t

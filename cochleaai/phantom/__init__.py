@@ -56,8 +56,8 @@ The shape prior is documented in :mod:`.prior`.
 """
 from .anatomy import R_REF, InnerEar, Surroundings
 from .core import (FOVS, INTENSITIES, PARTITION_THICKNESS_MM, PHANTOM_VERSION, Phantom,
-                   make_phantom)
+                   drawn_theta, make_phantom)
 from .prior import PROFILE_CLASSES, sample_shape
 
-__all__ = ["make_phantom", "Phantom", "sample_shape", "FOVS", "INTENSITIES", "PARTITION_THICKNESS_MM",
-           "PHANTOM_VERSION", "PROFILE_CLASSES", "R_REF", "InnerEar", "Surroundings"]
+__all__ = ["make_phantom", "drawn_theta", "Phantom", "sample_shape", "FOVS", "INTENSITIES",
+           "PARTITION_THICKNESS_MM", "PHANTOM_VERSION", "PROFILE_CLASSES", "R_REF", "InnerEar", "Surroundings"]

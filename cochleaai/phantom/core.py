@@ -231,20 +231,8 @@ def make_phantom(seed: int = 0, fov: str = "roi", progress=None, theta=None, noi
     r_shape, r_pose, r_anatomy, r_scene, r_intensity, r_imaging, r_noise = streams
 
     with single_threaded_torch():
-        drawn_shape, profile_class = prior.sample_shape(r_shape, return_class=True)
-        deformable = drawn_shape if theta is None else theta[:4].copy()
-        grid = _grid(fov)
-        R, t, head_axes, pose_record = _pose(fov, grid, deformable, r_pose)
-        if theta is not None and theta.size == 10:
-            R, t = rotation_matrix(theta[4:7]), theta[7:10].copy()
-            pose_record = {"given": True}
-            head_axes = np.eye(3) if fov == "temporal" else R @ R_REF.T
-        # the inner ear in the model frame (independent of the pose), then posed
-        ear = InnerEar.build(CochleaModel(np.concatenate([deformable, np.zeros(6)])), r_anatomy)
-        if t is None:                                 # temporal: a random place that fits
-            grow = ear.capsule_thickness + max(c.minor for c in ear.canals)
-            t = _place_in_temporal(np.vstack([ear.cochlea_points, ear.vestibular_outline_model()]),
-                                   R, grid, TEMPORAL_MARGIN_MM + grow, r_pose)
+        deformable, profile_class, grid, R, t, head_axes, pose_record, ear = _draw_placement(
+            fov, theta, r_shape, r_pose, r_anatomy)
         full_theta = np.concatenate([deformable, rotation_vector(R), t])
         model = CochleaModel(full_theta)
         ear.model = model
@@ -466,3 +454,39 @@ def _cochlea_supersample(grid: Grid, box, idx: np.ndarray, model: CochleaModel, 
         fluid[vi, si] = in2.mean(axis=1)
         sheet[vi, si] = sh2.mean(axis=1)
     return fluid.mean(axis=1), sheet.mean(axis=1)
+
+
+# ============================================================================ parameters only
+
+def _draw_placement(fov, theta, r_shape, r_pose, r_anatomy):
+    """The draws that fix the cochlea: shape, pose and the inner-ear layout (which the
+    random placement in a temporal bone must keep inside the grid); no rendering."""
+    drawn_shape, profile_class = prior.sample_shape(r_shape, return_class=True)
+    deformable = drawn_shape if theta is None else theta[:4].copy()
+    grid = _grid(fov)
+    R, t, head_axes, pose_record = _pose(fov, grid, deformable, r_pose)
+    if theta is not None and theta.size == 10:
+        R, t = rotation_matrix(theta[4:7]), theta[7:10].copy()
+        pose_record = {"given": True}
+        head_axes = np.eye(3) if fov == "temporal" else R @ R_REF.T
+    # the inner ear in the model frame (independent of the pose), then posed
+    ear = InnerEar.build(CochleaModel(np.concatenate([deformable, np.zeros(6)])), r_anatomy)
+    if t is None:                                 # temporal: a random place that fits
+        grow = ear.capsule_thickness + max(c.minor for c in ear.canals)
+        t = _place_in_temporal(np.vstack([ear.cochlea_points, ear.vestibular_outline_model()]),
+                               R, grid, TEMPORAL_MARGIN_MM + grow, r_pose)
+    return deformable, profile_class, grid, R, t, head_axes, pose_record, ear
+
+
+def drawn_theta(seed: int = 0, fov: str = "roi") -> np.ndarray:
+    """The 10 cochlea shape parameters (LPS pose) of ``make_phantom(seed, fov)``, equal to its
+    ``truth["theta"]``, without rendering the image. Used to recover the true cochlea of a
+    phantom from its recorded seed."""
+    seed = _check_seed(seed)
+    fov = _check_fov(fov)
+    # the same streams, in the same order, as make_phantom
+    r_shape, r_pose, r_anatomy = [np.random.default_rng(s)
+                                  for s in np.random.SeedSequence(seed).spawn(7)][:3]
+    with single_threaded_torch():
+        deformable, _, _, R, t, _, _, _ = _draw_placement(fov, None, r_shape, r_pose, r_anatomy)
+    return np.concatenate([deformable, rotation_vector(R), t])
