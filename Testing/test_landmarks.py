@@ -66,6 +66,40 @@ def test_rotated_patch_samples_a_ramp_along_its_own_axes():
     np.testing.assert_allclose(np.diff(cube.array[4, :, 4]), -0.5, atol=1e-4)
 
 
+def test_a_box_of_any_size_samples_the_image_at_its_own_voxel_centres():
+    """The localisation's whole-image box and the cubes share one sampler: a (nx, ny, nz)
+    box is a grid of that size, and a linear ramp is sampled exactly at its voxel centres."""
+    vol = Volume.empty((40, 40, 40), 0.5, (-10, -10, -10))
+    pts = vol.physical_grid()
+    vol = vol.copy((pts[..., 0] + 2 * pts[..., 1] - 3 * pts[..., 2]).astype(np.float32))
+    R = _rotation((1, 1, 0), 30)
+    box = patches.sample_patch(patches.as_sitk(vol), (1.0, -2.0, 0.5), R, (6, 8, 10), 0.5, 0.0)
+    assert box.shape == (10, 8, 6) and np.allclose(box.direction, R) and np.allclose(box.spacing, 0.5)
+    np.testing.assert_allclose(box.center, (1.0, -2.0, 0.5), atol=1e-9)
+    g = box.physical_grid()
+    np.testing.assert_allclose(box.array, g[..., 0] + 2 * g[..., 1] - 3 * g[..., 2], atol=1e-3)
+    cube = patches.sample_patch(patches.as_sitk(vol), (1.0, -2.0, 0.5), R, 6, 0.5, 0.0)
+    assert cube.shape == (6, 6, 6)
+    np.testing.assert_allclose(cube.array, box.array[2:8, 1:7, :], atol=1e-4)   # same centre, nested
+
+
+def test_batch_file_names_list_volumes_and_keep_equal_stems_apart(tmp_path):
+    from cochleaai import io
+
+    for name in ("a/ct.nrrd", "a/ct.seg.nrrd", "a/labels.seg.nhdr", "a/points.mrk.json", "a/notes.txt",
+                 "b/ct.nii.gz", "b/ear.mha"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    files = io.volume_files([tmp_path / "a", tmp_path / "b", tmp_path / "c.nrrd"])
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a/ct.nrrd", "b/ct.nii.gz", "b/ear.mha",
+                                                                   "c.nrrd"]
+    assert io.volume_files(str(tmp_path / "a")) == [tmp_path / "a" / "ct.nrrd"]
+    assert [io.file_stem(f) for f in files] == ["ct", "ct", "ear", "c"]
+    assert io.file_stem("scan.v2.NII.GZ") == "scan.v2" and io.file_stem("x.seg.nrrd") == "x.seg"
+    # the folder's name goes in front only where two stems clash
+    assert io.unique_stems(files) == ["a_ct", "b_ct", "ear", "c"]
+
+
 # --------------------------------------------------------------------------- alignment
 def test_inertia_frame_of_an_ellipsoid_cloud():
     rng = np.random.default_rng(0)

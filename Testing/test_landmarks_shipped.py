@@ -126,3 +126,28 @@ def test_logic_detects_on_mrml_nodes_and_leaves_the_scene_alone_on_cancel(target
     table = mrml.table_to_dict(result["table"])
     assert result["table"].GetName() == TABLE_NAME and table["Volume"] == ["Target CT"]
     assert 0.5 < table["Confidence"][0] <= 1.0
+
+
+def test_logic_and_cli_name_files_with_equal_stems_alike(tmp_path):
+    """Files read by the Logic get the CLI's names: the folder in front where two share a stem.
+    (Blank soft-tissue volumes: the structure is not found, so each gets a row quickly.)"""
+    pytest.importorskip("slicer")
+    from cochleaai import io, mrml
+    from cochleaai.cli import main
+    from cochleaai.volume import Volume
+    from OneShotLandmarksLib.logic import OneShotLandmarksLogic
+
+    blank = Volume(np.full((30, 30, 30), 40, np.int16), 0.5)
+    for name in ("a/ct.nrrd", "b/ct.nrrd", "c/ear.nii.gz"):
+        io.write_volume(blank, tmp_path / name)
+    folders = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    expected = ["a_ct", "b_ct", "ear"]
+
+    scene = mrml.new_scene()
+    result = OneShotLandmarksLogic().detect_files(scene, folders)
+    assert mrml.table_to_dict(result["table"])["Volume"] == expected
+    assert result["points"] == [None, None, None]
+
+    assert main(["landmarks", "detect", *map(str, folders), "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    rows = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert [r["volume"] for r in rows] == expected and all(r["confidence"] == 0 for r in rows)

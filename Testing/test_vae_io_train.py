@@ -127,6 +127,47 @@ def test_volume_to_grid_resamples_without_touching_the_input():
     assert np.abs(volume_to_grid(coarse, grid) - out).mean() < 0.2
 
 
+@pytest.mark.parametrize("shape, spacing", [((7, 9, 11), 0.1), ((10, 10, 12), 0.3), ((5, 6, 7), 1 / 3),
+                                            ((9, 8, 13), 0.7)])
+def test_volume_to_grid_has_the_grid_shape_and_fills_outside_the_image(shape, spacing):
+    """crop_mm alone gives the grid's shape for awkward spacings and fills the part of the
+    grid beyond the image with the low (1st percentile) value: no extra padding step."""
+    grid = VolumeGrid(shape, spacing)
+    nz, ny, nx = shape
+    n_img = int(np.ceil(0.6 * nx))                       # narrower than the grid along x only
+    arr = np.random.default_rng(1).uniform(0, 2000, size=(nz, ny, n_img)).astype(np.float32)
+    vol = Volume(arr, spacing, -0.5 * spacing * (np.array([n_img, ny, nz]) - 1))      # centred on 0
+    out = volume_to_grid(vol, grid)
+    assert out.shape == grid.shape and out.dtype == np.float32
+    x = (np.arange(nx) - (nx - 1) / 2.0) * spacing        # grid voxel centres along x (mm)
+    outside = np.abs(x) > 0.5 * n_img * spacing + 0.01 * spacing    # beyond the image's outer voxel edge
+    assert outside.any() and (~outside).any()
+    np.testing.assert_allclose(out[..., outside], grid.normalise(np.percentile(arr, 1)), rtol=1e-6)
+    inside = out[..., np.abs(x) < 0.5 * (n_img - 1) * spacing]
+    assert inside.min() >= grid.normalise(arr.min()) - 1e-5 and inside.max() <= grid.normalise(arr.max()) + 1e-5
+
+
+def test_model_configs_live_in_the_vae_package():
+    """The CLI and the benchmarks take their configs from cochleaai.vae (never the reverse)."""
+    from pathlib import Path
+
+    from cochleaai.vae.configs import mnist_model_config, volume_model_config
+    from cochleaai.vae.likelihoods import Gaussian
+    from cochleaai.vae.models import build_model
+
+    for source in Path(__file__).resolve().parents[1].joinpath("cochleaai", "vae").glob("*.py"):
+        assert "bench" not in "".join(line for line in source.read_text().splitlines(True)
+                                      if line.lstrip().startswith(("import ", "from "))), source.name
+    image = build_model(mnist_model_config("lvae", 2, latent=3))
+    assert image.latent_dim == 3 and not isinstance(image.likelihood, Gaussian)
+    with torch.no_grad():
+        assert image.decode_mean(torch.zeros(2, 3)).shape == (2, 1, 28, 28)
+    volume = build_model(volume_model_config("hvae", 2, VolumeGrid((8, 8, 10), 0.5), steps=1))
+    assert isinstance(volume.likelihood, Gaussian)
+    with torch.no_grad():
+        assert volume.decode_mean(torch.zeros(1, 2)).shape == (1, 1, 8, 8, 10)
+
+
 def test_volume_to_grid_bad_input():
     grid = VolumeGrid((10, 10, 12), 0.4)
     bad = Volume(np.full((25, 25, 30), np.nan, np.float32), 0.2)

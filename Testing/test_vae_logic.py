@@ -168,3 +168,20 @@ def test_training_in_steps_off_the_calling_thread_matches_one_call(logic, scene,
         fresh.read_training_inputs("", nodes)
     with pytest.raises(CochleaAIError, match="at least two"):
         fresh.read_training_inputs(tmp_path / "x", nodes[:1])
+
+
+def test_put_volume_reuses_the_named_volume_node_and_records_the_latent_point(scene):
+    """The one place (used by the Logic and the demo) that writes decoded volumes to nodes."""
+    from cochleaai.vae.nodes import LATENT_ATTRIBUTE, put_volume
+    from cochleaai.volume import Volume
+
+    vol = Volume(np.zeros((4, 5, 6), np.float32), 0.5)
+    first = put_volume(scene, vol, "Decoded", z=np.array([0.25, -1.0], np.float32))
+    assert first.IsA("vtkMRMLScalarVolumeNode") and first.GetAttribute(LATENT_ATTRIBUTE) == "0.25000 -1.00000"
+    again = put_volume(scene, vol.copy(np.ones(vol.shape, np.float32)), "Decoded", z=[0.5])
+    assert again is first and again.GetAttribute(LATENT_ATTRIBUTE) == "0.50000"
+    assert mrml.node_to_volume(again).array.min() == 1.0
+    # a node of another kind with that name is left alone: a new volume node is made
+    points = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "Points")
+    other = put_volume(scene, vol, "Points")
+    assert other is not points and other.IsA("vtkMRMLScalarVolumeNode") and other.GetAttribute(LATENT_ATTRIBUTE) is None

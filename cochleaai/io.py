@@ -819,3 +819,38 @@ def read_markups(path) -> Markups:
     if ext in (".fcsv", ".csv"):
         return _markups_from_fcsv(path)
     raise CochleaAIError(f"Unknown markups file type '{ext or path.name}'; use .mrk.json or .fcsv.")
+
+
+# --------------------------------------------------------------------------- batches of files
+
+def volume_files(paths) -> List[Path]:
+    """The volume files named by ``paths`` (a path or a list): a file as given, a folder as
+    the image files directly inside it, sorted by name (segmentations left out)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    files: List[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            # _extension keeps ".seg.nrrd"/".seg.nhdr" whole, so segmentations never match
+            files += sorted(p for p in path.iterdir() if p.is_file() and _extension(p) in VOLUME_EXTENSIONS)
+        else:
+            files.append(path)
+    return files
+
+
+def file_stem(path) -> str:
+    """The file name without its image extension (``ct.nii.gz`` -> ``ct``)."""
+    name = Path(path).name
+    ext = _extension(name)
+    if ext in VOLUME_EXTENSIONS:
+        return name[: -len(ext)]
+    return Path(name).stem
+
+
+def unique_stems(paths) -> List[str]:
+    """One output name per file: its :func:`file_stem`, prefixed with its folder's name when
+    another file has the same stem (phantom folders all hold a ``ct.nrrd``)."""
+    paths = [Path(p) for p in paths]
+    stems = [file_stem(p) for p in paths]
+    return [f"{p.parent.name}_{s}" if stems.count(s) > 1 else s for p, s in zip(paths, stems)]

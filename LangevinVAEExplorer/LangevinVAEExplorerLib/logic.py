@@ -28,11 +28,7 @@ import numpy as np
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
 from cochleaai.slicer_logic import CochleaAIModuleLogic
-
-GENERATED_NAME = "Generated cochlea"
-RECONSTRUCTION_NAME = "Reconstructed cochlea"
-LATENT_MAP_NAME = "Latent map"
-LATENT_ATTRIBUTE = "CochleaAI.LatentCoordinates"
+from cochleaai.vae.nodes import GENERATED_NAME, LATENT_MAP_NAME, RECONSTRUCTION_NAME, put_volume
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,18 +88,6 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
         return int(self.model.latent_dim)
 
     # ------------------------------------------------------------------ generation
-    def _put_volume(self, scene, volume, name, node=None, z=None):
-        from cochleaai import mrml
-
-        if node is None:
-            node = scene.GetFirstNodeByName(name) if scene is not None else None
-            if node is not None and not node.IsA("vtkMRMLScalarVolumeNode"):
-                node = None
-        node = mrml.volume_to_node(scene, volume, name, node=node)
-        if z is not None:
-            node.SetAttribute(LATENT_ATTRIBUTE, " ".join(f"{v:.5f}" for v in np.ravel(z)))
-        return node
-
     def _check_latent(self, z) -> np.ndarray:
         self._require_model()
         z = np.asarray(z, dtype=np.float32).reshape(-1)
@@ -119,7 +103,7 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
 
         z = self._check_latent(z)
         volume = decode_volume(self.model, self.card, z)
-        return self._put_volume(scene, volume, name, node, z)
+        return put_volume(scene, volume, name, node, z)
 
     def random_sample(self, scene, seed: int = 0, node=None):
         """A draw from the prior decoded into the generated volume; returns ``(node, z)``."""
@@ -145,7 +129,7 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
         z = encode_volume(self.model, self.card, volume)
         p(0.8, "decoding the reconstruction")
         recon = decode_volume(self.model, self.card, z, volume.center, volume.direction)
-        node = self._put_volume(scene, recon, RECONSTRUCTION_NAME, reconstruction_node, z)
+        node = put_volume(scene, recon, RECONSTRUCTION_NAME, reconstruction_node, z)
         p(1.0, "encoded")
         return z, node
 
@@ -190,7 +174,7 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
             spacing = grid_of(self.card).spacing_mm
             # one axial slice; row 0 of the mosaic at the top (anterior) of the slice view
             volume = Volume(mosaic[None], spacing, (0.0, 0.0, 0.0))
-            result["node"] = self._put_volume(scene, volume, LATENT_MAP_NAME, node)
+            result["node"] = put_volume(scene, volume, LATENT_MAP_NAME, node)
         if png_path:
             result["png"] = save_latent_map_png(mosaic, coords, png_path,
                                                 title=f"{self.card.get('name', '')}: z1 (across), z2 (up)")

@@ -40,20 +40,12 @@ def _volume(node, what: str):
 
 def _structure_mask(segmentation_node, reference, segment_name: Optional[str], what: str) -> np.ndarray:
     from cochleaai import mrml
+    from cochleaai.landmarks.inputs import choose_segment
 
     if segmentation_node is None:
         raise CochleaAIError(f"No {what} selected; choose the segmentation of the structure of interest.")
     segments = mrml.masks_from_segmentation(segmentation_node, reference)
-    if not segments:
-        raise CochleaAIError(f"The {what} has no segment; segment the structure of interest first.")
-    if segment_name:
-        for seg, mask in segments:
-            if seg.name.lower() == segment_name.lower():
-                return mask
-    elif len(segments) == 1:              # no name given: the only segment
-        return segments[0][1]
-    raise CochleaAIError(f"The {what} has no segment named {segment_name!r}; its segments are "
-                         f"{', '.join(s.name for s, _ in segments)}. Choose the segment name.")
+    return choose_segment(segments, segment_name, f"The {what}", "Choose the segment name.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,14 +139,14 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
     def detect_files(self, scene, paths, model=None, progress=None) -> Dict:
         """Like :meth:`detect` for volume files (or folders of them), read one at a time and
         never added to the scene: only the point lists and the table are."""
-        from cochleaai.landmarks.cli import _inputs, _stem
         from cochleaai import io
 
-        files = _inputs([str(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])])
+        files = io.volume_files(paths)
         if not files:
             raise CochleaAIError("No volume files were found there; pick a folder holding .nrrd/.nii files.")
         loaders = [(lambda f=f: io.read_volume(f)) for f in files]
-        return self._detect_loaded(scene, loaders, [_stem(f) for f in files], model, progress, False)
+        # the same names as the CLI: two inputs with one stem get their folder's name in front
+        return self._detect_loaded(scene, loaders, io.unique_stems(files), model, progress, False)
 
     def detect(self, scene, volume_nodes, model=None, progress=None, baseline: bool = False) -> Dict:
         """Detect the landmarks in one volume node or a list of them.
@@ -194,10 +186,7 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
                 if det is None:
                     points.append(None)
                     continue
-                markups = det.landmarks
-                markups.name = f"{name} landmarks"
-                markups.descriptions = [f"confidence {det.confidence:.2f}"] * len(markups)
-                point_node = mrml.markups_from_points(scene, markups)
+                point_node = mrml.markups_from_points(scene, det.point_list(f"{name} landmarks"))
                 point_node.SetAttribute(CONFIDENCE_ATTRIBUTE, f"{det.confidence:.4f}")
                 points.append(point_node)
             rows = [row for _, _, row in results]

@@ -34,7 +34,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, device=
     from ..vae.data import VolumeGrid, phantom_dataset
     from ..vae.estimate import evaluate
     from ..vae.likelihoods import Gaussian
-    from ..vae.train import TrainConfig, split_train_val, train, seeded_model, volume_model_config
+    from ..vae.configs import volume_model_config
+    from ..vae.train import TrainConfig, seeded_model, split_train_val, train
     from .vae_mnist import resolve_device
 
     p = Progress.wrap(progress)

@@ -37,18 +37,6 @@ SETTINGS = {
 }
 
 
-def model_config(kind: str, steps: int, latent: int = 64, lvae_step_mode: str = "random") -> dict:
-    flow = {}
-    if kind == "hvae":
-        flow = {"steps": steps, "T0": 1.5, "step_mode": "learned", "t_range": [0.01, 0.5], "t_init": 0.05}
-    elif kind == "lvae":
-        flow = {"steps": steps, "T0": 1.5, "step_mode": lvae_step_mode, "t_range": [0.01, 0.5],
-                "t_init": 0.05, "nu": 0.01, "noise": "fdt"}
-    return {"model": kind, "latent_dim": latent,
-            "network": {"data_shape": [1, 28, 28], "channels": [16, 32, 32], "hidden": 256},
-            "likelihood": {"name": "bernoulli"}, "flow": flow}
-
-
 def resolve_device(device):
     import torch
 
@@ -68,6 +56,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
 
     from ..errors import CochleaAIError
     from ..progress import Progress
+    from ..vae.configs import mnist_model_config
     from ..vae.data import binarize, load_mnist
     from ..vae.estimate import evaluate
     from ..vae.train import TrainConfig, seeded_model, train
@@ -93,7 +82,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     histories = {}
     for i, kind in enumerate(KINDS):
         stage = p.stage(i / len(KINDS), (i + 1) / len(KINDS))
-        model = seeded_model(model_config(kind, s["steps"], 64, lvae_step_mode or "random"), seed).to(dev)
+        model = seeded_model(mnist_model_config(kind, s["steps"], 64, lvae_step_mode or "random"),
+                             seed).to(dev)
         cfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], lr=s["lr"], patience=s["patience"],
                           seed=seed, dynamic_binarization=True)
         result = train(model, x_train, x_val, cfg, progress=stage.stage(0.0, 0.7))

@@ -62,28 +62,6 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _inputs(paths) -> list:
-    from .. import io
-
-    files = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.is_file()
-                            and io._extension(p) in io.VOLUME_EXTENSIONS and not p.name.endswith(".seg.nrrd"))
-        else:
-            files.append(path)
-    return files
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for ext in (".nii.gz", ".nrrd", ".nhdr", ".nii", ".mha", ".mhd"):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return path.stem
-
-
 def _cmd_detect(args) -> int:
     import csv
 
@@ -95,14 +73,12 @@ def _cmd_detect(args) -> int:
 
     _set_threads(args.threads)
     model = load_model(args.model)
-    files = _inputs(args.inputs)
+    files = io.volume_files(args.inputs)
     if not files:
         raise CochleaAIError("No input volumes were found; give image files or folders holding them.")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    # parent folder in the name when two inputs share a file name (phantom folders: ct.nrrd)
-    stems = [_stem(f) for f in files]
-    names = [f"{f.parent.name}_{s}" if stems.count(s) > 1 else s for f, s in zip(files, stems)]
+    names = io.unique_stems(files)
     loaders = [(lambda f=f: io.read_volume(f)) for f in files]
     with tqdm_progress("landmarks detect", disable=args.quiet) as progress:
         results = detect_batch(model, loaders, names, progress=progress,

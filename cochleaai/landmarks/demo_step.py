@@ -20,8 +20,7 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     p(0.0, "Loading the one-shot landmark model")
     model = load_model()
     det = detect_landmarks(model, phantom.ct, progress=p.stage(0.05, 0.9))
-    markups = io.Markups(det.landmarks.points, det.landmarks.labels, name="Detected landmarks",
-                         descriptions=[f"confidence {det.confidence:.2f}"] * len(det.landmarks))
+    markups = det.point_list("Detected landmarks")
     node = mrml.markups_from_points(scene, markups)
     truth = phantom.landmarks.as_dict()
     errors = {lab: float(np.linalg.norm(pt - truth[lab])) for lab, pt in zip(markups.labels, markups.points)

@@ -23,7 +23,7 @@ from .align import candidate_rotations, inertia_frame, ncc
 from .inputs import check_volume
 from .localise import localise
 from .patches import as_sitk, normalise, sample_patch
-from .register import region_mask, register_patch
+from .register import model_region, register_patch
 
 #: Below this confidence a detection is flagged for review.
 CONFIDENCE_FLAG = 0.5
@@ -43,6 +43,12 @@ class Detection:
     ncc_final: float = 0.0
     seconds: float = 0.0
     details: dict = field(default_factory=dict)
+
+    def point_list(self, name: str) -> Markups:
+        """The landmarks as a point list called ``name``, each point described by the
+        confidence (what the module and the demo put in the scene)."""
+        return Markups(self.landmarks.points, list(self.landmarks.labels), name=name,
+                       descriptions=[f"confidence {self.confidence:.2f}"] * len(self.landmarks))
 
     def row(self, name: str = "") -> dict:
         """One line of the confidence table."""
@@ -66,14 +72,15 @@ def _euler(centre_ref, matrix, translation):
     return tf
 
 
-def choose_alignment(model, image, centre, axes, values):
+def choose_alignment(model, image, centre, axes, values, region=None):
     """The rotation (reference axes -> target axes) that best matches the patches.
 
     Returns ``(matrix, best_ncc, scores)`` with ``matrix`` mapping reference LPS
-    directions to target LPS directions.
+    directions to target LPS directions. ``region``: :func:`model_region` when the
+    caller has it already.
     """
     ref = normalise(model.patch, model.window)
-    region = region_mask(model.patch_mask, model.patch_spacing)
+    region = model_region(model) if region is None else region
     scores = []
     for q in candidate_rotations(model.eigenvalues, values):
         t_axes = axes @ q
@@ -95,6 +102,7 @@ def detect_landmarks(model, volume: Volume, use_localisation: bool = True, defor
     t0 = time.perf_counter()
     volume = check_volume(volume, "target volume")
     image = as_sitk(volume, "target volume")
+    region = model_region(model)
     details = {}
     if use_localisation:
         loc = localise(model, image, volume, progress=p.stage(0.0, 0.4))
@@ -104,7 +112,7 @@ def detect_landmarks(model, volume: Volume, use_localisation: bool = True, defor
         centre, axes, values = inertia_frame(pts, loc.weights[loc.weights > 0])
         centre = loc.centre
         p(0.42, "Aligning the axes of inertia")
-        matrix, ncc_aligned, scores = choose_alignment(model, image, centre, axes, values)
+        matrix, ncc_aligned, scores = choose_alignment(model, image, centre, axes, values, region)
         initial = _euler(model.centre, matrix, centre - model.centre)
         iterations, converged = loc.iterations, loc.converged
         details.update(path=loc.path, peak=loc.peak, candidate_ncc=scores,
@@ -113,7 +121,8 @@ def detect_landmarks(model, volume: Volume, use_localisation: bool = True, defor
         centre = volume.center
         initial = _euler(model.image_centre, np.eye(3), centre - model.image_centre)
         iterations, converged, ncc_aligned = 0, True, float("nan")
-    reg = register_patch(model, image, initial, deformable=deformable, progress=p.stage(0.5, 0.98))
+    reg = register_patch(model, image, initial, deformable=deformable, progress=p.stage(0.5, 0.98),
+                         region=region)
     points = reg.map_points(model.landmarks)
     # the rigid match measures the confidence: demons can make almost anything look alike,
     # a rigid motion cannot, so a wrong structure or a wrong turn shows up here

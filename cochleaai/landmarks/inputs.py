@@ -35,6 +35,22 @@ def check_mask(mask, volume: Volume, what: str) -> np.ndarray:
     return out
 
 
+def choose_segment(segments, name, source: str, hint: str) -> np.ndarray:
+    """The mask of the segment called ``name`` (any case) among ``(Segment, mask)`` pairs, or
+    of the only segment when no name is given. ``source`` starts the error sentences (what
+    the segments come from), ``hint`` tells how to pick another name."""
+    if not segments:
+        raise CochleaAIError(f"{source} has no segment; segment the structure of interest first.")
+    if name:
+        for seg, mask in segments:
+            if seg.name.lower() == name.lower():
+                return mask
+    elif len(segments) == 1:              # no name given: the only segment
+        return segments[0][1]
+    raise CochleaAIError(f"{source} has no segment named {name!r}; its segments are "
+                         f"{', '.join(s.name for s, _ in segments)}. {hint}")
+
+
 def check_landmarks(landmarks, volume: Volume, labels=None):
     """(points (N, 3) LPS, labels) after checking there is at least one and all lie in the image."""
     if isinstance(landmarks, Markups):

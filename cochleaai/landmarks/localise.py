@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import CochleaAIError
 from ..progress import Progress
 from ..volume import Volume
-from .patches import normalise, orthogonal_stacks
+from .patches import normalise, orthogonal_stacks, sample_patch
 
 #: Product-map level that counts as "structure" when picking the connected component.
 FOUND_LEVEL = 0.3
@@ -104,19 +104,6 @@ def _even(n: float) -> int:
     return int(max(16, 2 * int(np.ceil(n / 2.0))))
 
 
-def _sample_box(image, centre, axes, size_xyz, spacing, default) -> Volume:
-    import SimpleITK as sitk
-
-    size_xyz = [int(v) for v in size_xyz]
-    origin = np.asarray(centre, float) - np.asarray(axes, float) @ (spacing * (np.asarray(size_xyz) - 1) / 2.0)
-    ref = sitk.Image(size_xyz, sitk.sitkUInt8)
-    ref.SetSpacing([float(spacing)] * 3)
-    ref.SetOrigin([float(v) for v in origin])
-    ref.SetDirection([float(v) for v in np.asarray(axes, float).reshape(-1)])
-    out = sitk.Resample(image, ref, sitk.Transform(), sitk.sitkLinear, float(default), sitk.sitkFloat32)
-    return Volume(sitk.GetArrayFromImage(out), spacing, origin, axes)
-
-
 def _centre_of_mass(box: Volume, weights: np.ndarray) -> np.ndarray:
     idx = np.argwhere(weights > 0)
     w = weights[weights > 0].astype(float)
@@ -143,7 +130,7 @@ def localise(model, image, target: Volume, start=None, max_iterations: int = 8, 
         p(0.0, "Looking for the structure in the whole image")
         extent = np.asarray(target.size) * target.spacing
         size = [min(_even(e / h), MAX_GLOBAL_VOXELS) for e in extent]
-        box = _sample_box(image, centre, axes, size, h, default)
+        box = sample_patch(image, centre, axes, size, h, default)
         # every other slice of each stack: the product on a grid twice as coarse
         prob = joint_probability(net, normalise(box.array, model.window), stride=2)
         box = Volume(prob, 2 * h, box.origin, box.direction)
@@ -160,7 +147,7 @@ def localise(model, image, target: Volume, start=None, max_iterations: int = 8, 
     box, prob, weights = None, None, None
     for it in range(max_iterations):
         p((it + 1) / (max_iterations + 1), f"Centre of mass, pass {it + 1}")
-        box = _sample_box(image, centre, axes, [n, n, n], h, default)
+        box = sample_patch(image, centre, axes, n, h, default)
         prob = joint_probability(net, normalise(box.array, model.window))
         weights = _component_weights(prob)
         iterations = it + 1

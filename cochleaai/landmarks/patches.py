@@ -1,7 +1,8 @@
-"""Cubic patches in any orientation, and the intensity scaling the network sees.
+"""Cubic patches (and boxes) in any orientation, and the intensity scaling the network sees.
 
-A patch is a ``Volume`` of ``n`` x ``n`` x ``n`` voxels of ``spacing`` mm whose axes are
-the columns of a rotation ``axes`` (LPS) and whose grid centre is ``centre`` (LPS).
+A patch is a ``Volume`` of ``n`` x ``n`` x ``n`` voxels (or any box of ``(nx, ny, nz)``) of
+``spacing`` mm whose axes are the columns of a rotation ``axes`` (LPS) and whose grid centre
+is ``centre`` (LPS).
 Resampling goes through SimpleITK; the source image is converted once
 (:func:`as_sitk`) because the training loop samples it hundreds of times.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CochleaAIError
 from ..volume import Volume
 
 #: CT window mapped to [-1, 1] for the network: air -> -1, dense otic-capsule bone -> +1.
@@ -17,39 +17,39 @@ DEFAULT_WINDOW = (-1000.0, 3000.0)
 
 
 def as_sitk(volume: Volume, what: str = "volume"):
-    """The volume as a float32 SimpleITK image, after checking it is usable."""
-    import SimpleITK as sitk
-
-    if not isinstance(volume, Volume):
-        raise CochleaAIError(f"The {what} must be a cochleaai Volume, got {type(volume).__name__}.")
-    arr = volume.checked_array(what, min_per_axis=4)
-    image = sitk.GetImageFromArray(np.ascontiguousarray(arr, dtype=np.float32))
-    image.SetSpacing([float(s) for s in volume.spacing])
-    image.SetOrigin([float(o) for o in volume.origin])
-    image.SetDirection([float(d) for d in volume.direction.reshape(-1)])
-    return image
+    """The volume as a float32 SimpleITK image (check user input first with
+    :func:`~cochleaai.landmarks.inputs.check_volume`: this only converts)."""
+    return volume.copy(volume.numeric_array(what).astype(np.float32, copy=False)).to_sitk()
 
 
-def patch_grid(centre, axes, n: int, spacing: float) -> Volume:
-    """An empty cube of ``n``^3 voxels centred on ``centre`` with the given axes."""
+def _size_xyz(size) -> np.ndarray:
+    """``n`` (a cube) or ``(nx, ny, nz)`` as three ints."""
+    return np.broadcast_to(np.asarray(size, dtype=int), (3,)).copy()
+
+
+def patch_grid(centre, axes, size, spacing: float) -> Volume:
+    """An empty box of ``size`` voxels (``n`` for a cube, or ``(nx, ny, nz)``) of ``spacing``
+    mm, centred on ``centre`` with the given axes."""
+    n = _size_xyz(size)
     axes = np.asarray(axes, dtype=float)
-    origin = np.asarray(centre, dtype=float) - axes @ np.full(3, spacing * (n - 1) / 2.0)
-    return Volume.empty((n, n, n), spacing, origin, axes)
+    origin = np.asarray(centre, dtype=float) - axes @ (spacing * (n - 1) / 2.0)
+    return Volume.empty(n[::-1], spacing, origin, axes)
 
 
-def sample_patch(image, centre, axes, n: int, spacing: float, default: float,
+def sample_patch(image, centre, axes, size, spacing: float, default: float,
                  interpolation: str = "linear") -> Volume:
-    """Resample ``image`` (SimpleITK) on the cube :func:`patch_grid` describes."""
+    """Resample ``image`` (SimpleITK) on the box :func:`patch_grid` describes."""
     import SimpleITK as sitk
 
-    grid = patch_grid(centre, axes, n, spacing)
-    ref = sitk.Image([n, n, n], sitk.sitkUInt8)
-    ref.SetSpacing([float(spacing)] * 3)
+    grid = patch_grid(centre, axes, size, spacing)
+    # a uint8 image carries the geometry: no float copy of the (unused) grid voxels
+    ref = sitk.Image([int(v) for v in grid.size], sitk.sitkUInt8)
+    ref.SetSpacing([float(v) for v in grid.spacing])
     ref.SetOrigin([float(v) for v in grid.origin])
     ref.SetDirection([float(v) for v in grid.direction.reshape(-1)])
     interp = sitk.sitkNearestNeighbor if interpolation == "nearest" else sitk.sitkLinear
     out = sitk.Resample(image, ref, sitk.Transform(), interp, float(default), sitk.sitkFloat32)
-    return Volume(sitk.GetArrayFromImage(out), grid.spacing, grid.origin, grid.direction)
+    return grid.copy(sitk.GetArrayFromImage(out))
 
 
 def normalise(array: np.ndarray, window=DEFAULT_WINDOW) -> np.ndarray:

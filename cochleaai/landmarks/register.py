@@ -36,24 +36,18 @@ class RegistrationResult:
         return np.asarray(out, float)
 
 
-def _sitk_of(volume, array=None, pixel=None):
-    import SimpleITK as sitk
-
-    img = sitk.GetImageFromArray(np.ascontiguousarray(volume.array if array is None else array))
-    img.SetSpacing([float(v) for v in volume.spacing])
-    img.SetOrigin([float(v) for v in volume.origin])
-    img.SetDirection([float(v) for v in volume.direction.reshape(-1)])
-    if pixel is not None:
-        img = sitk.Cast(img, pixel)
-    return img
-
-
 def region_mask(mask: np.ndarray, spacing: float, margin_mm: float = 3.0) -> np.ndarray:
     """The structure mask grown by ``margin_mm``: where the registration is measured."""
     from scipy import ndimage
 
     dist = ndimage.distance_transform_edt(~mask, sampling=spacing)
     return dist <= margin_mm
+
+
+def model_region(model) -> np.ndarray:
+    """:func:`region_mask` of a model's reference patch: where alignment and registration
+    compare the patches (compute it once per detection and pass it on)."""
+    return region_mask(model.patch_mask, model.patch_spacing)
 
 
 def rigid_register(fixed, fixed_region, moving, initial, iterations: int = 120, seed: int = 0):
@@ -103,20 +97,21 @@ def demons_register(fixed, moving, iterations=(30, 20), smoothing: float = 1.5):
     return field
 
 
-def register_patch(model, target_image, initial, deformable: bool = True, progress=None) -> RegistrationResult:
+def register_patch(model, target_image, initial, deformable: bool = True, progress=None,
+                   region=None) -> RegistrationResult:
     """Rigid then demons registration of the model's reference patch to the target.
 
     ``target_image``: SimpleITK float image of the target (HU). ``initial``:
     ``sitk.Euler3DTransform`` reference -> target from the localisation and alignment.
+    ``region``: :func:`model_region` when the caller has it already.
     """
     import SimpleITK as sitk
     from .align import ncc
 
     p = Progress.wrap(progress)
-    ref_vol = model.patch_volume()
-    fixed = _sitk_of(ref_vol, normalise(model.patch, model.window))
-    region = region_mask(model.patch_mask, model.patch_spacing)
-    fixed_region = _sitk_of(ref_vol, region.astype(np.uint8))
+    region = model_region(model) if region is None else region
+    fixed = model.patch_volume(normalise(model.patch, model.window)).to_sitk()
+    fixed_region = model.patch_volume(region).to_sitk()          # bool -> uint8 mask image
     moving = sitk.Cast(target_image, sitk.sitkFloat32)
     lo, hi = model.window
     moving = sitk.ShiftScale(sitk.Clamp(moving, sitk.sitkFloat32, lo, hi), -lo - (hi - lo) / 2.0, 2.0 / (hi - lo))

@@ -61,11 +61,19 @@ def _to_tensor(slices: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(slices[:, None], dtype=np.float32))
 
 
+def _image_and_mask(image, mask_image, centre, axes, n: int, spacing: float, default: float):
+    """The same cube of the image (linear, ``default`` outside) and of its structure mask
+    (nearest neighbour, as bool), both as arrays."""
+    cube = sample_patch(image, centre, axes, n, spacing, default)
+    seg = sample_patch(mask_image, centre, axes, n, spacing, 0, "nearest")
+    return cube.array, seg.array > 0.5
+
+
 def _validation_stacks(image, mask_image, centre, axes, cfg: TrainConfig):
-    cube = sample_patch(image, centre, axes, cfg.slice_size, cfg.slice_spacing, cfg.window[0])
-    seg = sample_patch(mask_image, centre, axes, cfg.slice_size, cfg.slice_spacing, 0, "nearest")
-    x = np.concatenate(orthogonal_stacks(normalise(cube.array, cfg.window)))
-    y = np.concatenate(orthogonal_stacks(seg.array > 0.5)).astype(np.float32)
+    cube, seg = _image_and_mask(image, mask_image, centre, axes, cfg.slice_size, cfg.slice_spacing,
+                                cfg.window[0])
+    x = np.concatenate(orthogonal_stacks(normalise(cube, cfg.window)))
+    y = np.concatenate(orthogonal_stacks(seg)).astype(np.float32)
     return _to_tensor(x), _to_tensor(y)
 
 
@@ -130,9 +138,7 @@ def train_oneshot(reference, reference_mask, landmarks, validation, validation_m
     while step < cfg.max_steps:
         R = random_rotation(rng, cfg.max_rotation_deg)
         shift = rng.uniform(-cfg.max_shift_mm, cfg.max_shift_mm, 3)
-        cube = sample_patch(ref_image, centre + shift, R, n, cfg.slice_spacing, cfg.window[0])
-        seg = sample_patch(ref_seg, centre + shift, R, n, cfg.slice_spacing, 0, "nearest").array > 0.5
-        img = cube.array
+        img, seg = _image_and_mask(ref_image, ref_seg, centre + shift, R, n, cfg.slice_spacing, cfg.window[0])
         for _ in range(cfg.steps_per_resample):
             sd = rng.uniform(0, cfg.noise_hu)
             noisy = normalise(img + rng.standard_normal(img.shape).astype(np.float32) * np.float32(sd),
@@ -179,8 +185,7 @@ def train_oneshot(reference, reference_mask, landmarks, validation, validation_m
 
     p(0.96, "Sampling the reference registration patch")
     m = int(round(cfg.patch_mm / cfg.patch_spacing))
-    patch = sample_patch(ref_image, centre, axes, m, cfg.patch_spacing, cfg.window[0])
-    patch_mask = sample_patch(ref_seg, centre, axes, m, cfg.patch_spacing, 0, "nearest").array > 0.5
+    patch, patch_mask = _image_and_mask(ref_image, ref_seg, centre, axes, m, cfg.patch_spacing, cfg.window[0])
     seconds = time.perf_counter() - t0
     training = {"config": cfg.as_dict(), "seed": int(seed), "steps": int(step),
                 "best_step": int(best_step), "best_validation_bce": float(best_loss),
@@ -188,7 +193,7 @@ def train_oneshot(reference, reference_mask, landmarks, validation, validation_m
                 "history_step_train_val": history}
     model = OneShotModel(net=net, slice_size=n, slice_spacing=cfg.slice_spacing, window=tuple(cfg.window),
                          centre=centre, axes=axes, eigenvalues=values, image_centre=reference.center,
-                         landmarks=points, labels=labels, patch=patch.array.astype(np.float32),
+                         landmarks=points, labels=labels, patch=patch.astype(np.float32),
                          patch_mask=patch_mask, patch_spacing=cfg.patch_spacing, structure=structure,
                          card={"training": training})
     p(1.0, f"Trained in {seconds:.0f} s ({step} steps, {stopped})")

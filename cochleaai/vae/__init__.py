@@ -9,7 +9,8 @@ Three models share one encoder/decoder pair so that they compare fairly:
   damped position-Verlet steps with injected noise, Jacobian ``exp(-nu t d)`` per step.
 
 ``estimate`` gives the ELBO and the importance-sampled negative log-likelihood (IWAE
-estimator), ``train`` the seeded training loop, ``model_io`` saving/loading with model cards,
+estimator), ``train`` the seeded training loop, ``configs`` the image and volume model
+configurations, ``model_io`` saving/loading with model cards,
 ``data`` the MNIST and phantom datasets, ``explore`` the latent-space tools of the Slicer module.
 """
 __all__ = ["VAE", "HVAE", "LangevinVAE", "build_model", "MODEL_KINDS"]

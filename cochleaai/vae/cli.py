@@ -35,12 +35,12 @@ def _cmd_train(args) -> int:
     card = {"training_command": command, "seed": args.seed, "description": args.description}
     with tqdm_progress("vae train", disable=args.quiet) as progress:
         if args.mnist:
-            from ..bench.vae_mnist import model_config
+            from .configs import mnist_model_config
 
             x = load_mnist(args.mnist, "train")
             n_val = max(1, int(0.1 * len(x)))
             limit = args.limit or (len(x) - n_val)
-            config = model_config(args.model_kind, args.steps, args.latent)
+            config = mnist_model_config(args.model_kind, args.steps, args.latent)
             model = seeded_model(config, args.seed)
             result = train(model, x[:limit], x[-n_val:], cfg, progress=progress)
             from .model_io import save_model

@@ -25,8 +25,6 @@ from ..errors import CochleaAIError
 from ..progress import Progress
 from ..volume import Volume
 
-VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
-
 
 # --------------------------------------------------------------------------- MNIST
 def load_mnist(path, split: str = "train", limit: Optional[int] = None):
@@ -131,16 +129,12 @@ def volume_to_grid(volume: Volume, grid: VolumeGrid) -> np.ndarray:
     if coarser:
         image = sitk.SmoothingRecursiveGaussian(source.to_sitk(), 0.5 * grid.spacing_mm)
         source = Volume.from_sitk(image)
+    # crop_mm gives exactly grid.shape (extent / spacing rounds back to the voxel counts)
+    # and fills what lies outside the image with the default value: no padding step needed
     fill = float(np.percentile(arr, 1))
     resampled = source.crop_mm(volume.center, grid.extent_mm, spacing=grid.spacing_mm,
                                default_value=fill)
-    out = resampled.array
-    if out.shape != grid.shape:                          # rounding of extent/spacing
-        fixed = np.full(grid.shape, fill, dtype=np.float32)
-        sl = tuple(slice(0, min(a, b)) for a, b in zip(out.shape, grid.shape))
-        fixed[sl] = out[sl]
-        out = fixed
-    return grid.normalise(out)
+    return grid.normalise(resampled.array)
 
 
 def default_cache_dir() -> Path:
@@ -185,14 +179,14 @@ def phantom_dataset(seeds: Sequence[int], grid: VolumeGrid, cache_dir=None,
 
 def volume_files(folder) -> List[Path]:
     """Volume files (NRRD, NIfTI, MetaImage) directly inside ``folder``, sorted by name."""
+    from .. import io
+
     folder = Path(folder)
     if not folder.is_dir():
         raise CochleaAIError(f"'{folder}' is not a folder; choose the folder that holds the volumes.")
-    files = sorted(f for f in folder.iterdir()
-                   if f.is_file() and f.name.lower().endswith(VOLUME_SUFFIXES)
-                   and not f.name.lower().endswith(".seg.nrrd"))
+    files = io.volume_files(folder)
     if not files:
-        raise CochleaAIError(f"No volume files ({', '.join(VOLUME_SUFFIXES)}) in '{folder}'.")
+        raise CochleaAIError(f"No volume files ({', '.join(io.VOLUME_EXTENSIONS)}) in '{folder}'.")
     return files
 
 

@@ -18,10 +18,11 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     """
     import torch
 
-    from .. import io, mrml
+    from .. import io
     from .explore import (decode_volume, default_model_path, latent_map, sample_latent,
                           save_latent_map_png)
     from .model_io import load_model
+    from .nodes import GENERATED_NAME, put_volume
 
     p = Progress.wrap(progress)
     out = Path(out_dir) / "vae"
@@ -37,8 +38,7 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
         t1 = time.perf_counter()
         volumes = [decode_volume(model, card, zi) for zi in z]
         ms_per_volume = 1000 * (time.perf_counter() - t1) / len(volumes)
-        node = mrml.volume_to_node(scene, volumes[0], "Generated cochlea")
-        node.SetAttribute("CochleaAI.LatentCoordinates", " ".join(f"{v:.5f}" for v in z[0]))
+        node = put_volume(scene, volumes[0], GENERATED_NAME, z=z[0])
         files = [str(io.write_volume(v, out / f"sample_{i}.nrrd")) for i, v in enumerate(volumes)]
         p(0.6, "drawing the latent map")
         mosaic, coords = latent_map(model, card, n=7)

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import CochleaAIError
 from ..progress import Progress
+from .configs import volume_model_config
 from .estimate import evaluate
 
 
@@ -139,30 +140,6 @@ def train(model, train_x: torch.Tensor, val_x: Optional[torch.Tensor] = None,
 
 
 # --------------------------------------------------------------------------- volume models
-def volume_model_config(kind: str = "lvae", latent_dim: int = 2, grid=None, steps: int = 2,
-                        nu: float = 0.01, t_range=(0.001, 0.05), channels=(8, 16, 32),
-                        hidden: int = 128) -> dict:
-    """Config of a model for CT volumes on ``grid`` (Gaussian likelihood on normalised HU).
-
-    The flow steps are far smaller than for MNIST: the Gaussian likelihood over thousands
-    of voxels makes log p(x | z) very steep in z, and a leapfrog step must stay below the
-    posterior's width to be stable.
-    """
-    from .data import VolumeGrid
-
-    grid = grid or VolumeGrid()
-    flow = {}
-    if kind == "hvae":
-        flow = {"steps": steps, "T0": 1.5, "step_mode": "learned", "t_range": list(t_range),
-                "t_init": float(min(max(t_range[0] * 2, t_range[0]), t_range[1]))}
-    elif kind == "lvae":
-        flow = {"steps": steps, "T0": 1.5, "step_mode": "random", "t_range": list(t_range),
-                "nu": nu, "noise": "fdt"}
-    return {"model": kind, "latent_dim": int(latent_dim),
-            "network": {"data_shape": [1, *grid.shape], "channels": list(channels), "hidden": hidden},
-            "likelihood": {"name": "gaussian", "sigma": 0.3, "learn_sigma": True}, "flow": flow}
-
-
 def split_train_val(arrays, val_fraction: float = 0.2, seed: int = 0):
     """Seeded split of a stack (N, ...) into training and validation stacks (>= 1 each)."""
     import numpy as np
