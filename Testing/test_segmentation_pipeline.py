@@ -39,6 +39,27 @@ def test_phantom_fit_recovers_the_true_cochlea(phantom, result):
     assert abs(result.measures["cdl_lateral_wall_mm"]["mean"] - true_cdl) < 0.1 * true_cdl
 
 
+def test_start_far_off_in_position_and_shape_still_finds_the_cochlea(phantom, result):
+    """A start 1.3 mm off along the modiolar axis and 1.2 mm across it (inside the allowed
+    pose range), with a wrong size and height profile, would lock onto the wrong turn
+    without the start search."""
+    start = result.initial_theta.copy()
+    start[[0, 2, 3]] = 4.5, 1.2, -0.6
+    start[7:] += [1.2, 0.0, 1.3]
+    far = segment(phantom.ct, settings=SegmentSettings(start=start, samples=0))
+    truth = _truth_on(far, phantom)
+    assert dice(far.ssi.array > 0, truth) >= 0.8
+    unsearched = segment(phantom.ct, settings=SegmentSettings(start=start, samples=0, search_start=False))
+    assert dice(unsearched.ssi.array > 0, truth) < dice(far.ssi.array > 0, truth)
+
+
+def test_timings_cover_the_call(result):
+    phases = ("preparation", "start_search", "em_fit", "maps_uncertainty_measures_qc")
+    assert set(result.timings) == set(phases)
+    assert all(v >= 0 for v in result.timings.values())
+    assert sum(result.timings.values()) <= result.seconds + 1e-3
+
+
 def test_outputs_are_consistent(phantom, result):
     for vol in (result.probability, result.shape_probability):
         assert vol.same_geometry(result.roi)

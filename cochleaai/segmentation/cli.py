@@ -134,14 +134,20 @@ def _cmd_segment_batch(args) -> int:
 
 
 def _common(p) -> None:
+    from .pipeline import SegmentSettings
+
+    d = SegmentSettings()
     p.add_argument("--side", choices=("right", "left"), default="right",
                    help="which ear (a left ear is fitted as a mirrored right ear; default right)")
-    p.add_argument("--l-ref-fit", type=float, default=0.2, help="logistic reference length while fitting, mm")
-    p.add_argument("--l-ref-final", type=float, default=0.1, help="reference length of the final label map, mm (default 0.1)")
-    p.add_argument("--iterations", type=int, default=12, help="EM iterations (default 12)")
-    p.add_argument("--samples", type=int, default=100, help="posterior samples for uncertainty and measures")
-    p.add_argument("--seed", type=int, default=0, help="seed of the posterior samples")
-    p.add_argument("--shape-step", choices=("gauss-newton", "bfgs"), default="gauss-newton")
+    p.add_argument("--l-ref-fit", type=float, default=d.l_ref_fit,
+                   help=f"logistic reference length while fitting, mm (default {d.l_ref_fit})")
+    p.add_argument("--l-ref-final", type=float, default=d.l_ref_final,
+                   help=f"reference length of the final label map, mm (default {d.l_ref_final}; the thesis used 0.25)")
+    p.add_argument("--iterations", type=int, default=d.outer_iterations, help=f"EM iterations (default {d.outer_iterations})")
+    p.add_argument("--samples", type=int, default=d.samples,
+                   help=f"posterior samples for uncertainty and measures (default {d.samples})")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the posterior samples")
+    p.add_argument("--shape-step", choices=("gauss-newton", "bfgs"), default=d.shape_step)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -160,6 +160,8 @@ def fit_logistic_shape(values, points, shape, theta0, settings: FitSettings = No
                 theta = theta_start
                 S, _ = shape.evaluate(points, theta)
             u = expit(S / l_ref + log_p1 - log_p0)          # E-step inside the MS step
+            if np.array_equal(theta, theta_start):
+                break       # converged for these labels: another update would repeat this one
         # ---- MI-step: appearance
         change = 0.0
         for _ in range(settings.appearance_steps):

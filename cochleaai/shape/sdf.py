@@ -115,11 +115,12 @@ class ShapeFunction:
     """Signed distance (mm, positive inside) of image points to the posed cochlea model.
 
     ``theta`` is the 10-vector of :mod:`cochleaai.shape.params`. Tables of recent
-    deformable shapes are cached, so changing only the pose costs no rebuild.
+    deformable shapes are cached, so changing only the pose costs no rebuild (the
+    segmentation's start search cycles through about ten shapes: the cache holds 32).
     """
 
     def __init__(self, newton_steps: int = 30, second_turn_margin: float = 0.4,
-                 axis_radius: float = 1.5, cache_size: int = 8):
+                 axis_radius: float = 1.5, cache_size: int = 32):
         self.axis_radius = axis_radius
         self.newton_steps = newton_steps
         self.second_turn_margin = second_turn_margin
