@@ -31,3 +31,32 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _in_a_worker(function, timeout: float = 120.0):
+    """``function()`` on another thread (as a background job runs it); its result, or its
+    exception raised here."""
+    import threading
+
+    outcome = {}
+
+    def work():
+        outcome["thread"] = threading.get_ident()
+        try:
+            outcome["result"] = function()
+        except BaseException as error:  # handed to the test's thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(timeout)
+    assert not worker.is_alive() and outcome["thread"] != threading.get_ident()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+@pytest.fixture
+def in_worker_thread():
+    """Call ``in_worker_thread(function)`` to run ``function()`` on a worker thread."""
+    return _in_a_worker

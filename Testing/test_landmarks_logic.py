@@ -4,7 +4,6 @@ MRML scene (slicer-core) and the tiny training case of test_landmarks.py."""
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -25,27 +24,7 @@ from OneShotLandmarksLib.logic import OneShotLandmarksLogic  # noqa: E402
 from test_landmarks import TINY, _tiny_case  # noqa: E402
 
 
-def _in_a_worker(function):
-    """function() on another thread; its result, or its exception raised here."""
-    outcome = {}
-
-    def work():
-        outcome["thread"] = threading.get_ident()
-        try:
-            outcome["result"] = function()
-        except BaseException as error:
-            outcome["error"] = error
-
-    worker = threading.Thread(target=work)
-    worker.start()
-    worker.join(120)
-    assert not worker.is_alive() and outcome["thread"] != threading.get_ident()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
-
-
-def test_training_in_two_steps_matches_one_call(tmp_path):
+def test_training_in_two_steps_matches_one_call(tmp_path, in_worker_thread):
     ref, ref_mask, lm, val, val_mask = _tiny_case()
     scene = mrml.new_scene()
     nodes = (mrml.volume_to_node(scene, ref, "Reference"),
@@ -61,7 +40,7 @@ def test_training_in_two_steps_matches_one_call(tmp_path):
                            "landmarks": nodes[2].GetName(), "segment": "Cochlea"}
     np.testing.assert_array_equal(inputs.reference_mask, ref_mask)
     np.testing.assert_allclose(inputs.landmarks.points, lm.points, atol=1e-6)
-    two_steps = _in_a_worker(lambda: logic.compute_training(inputs, output_path=tmp_path / "split.pt",
+    two_steps = in_worker_thread(lambda: logic.compute_training(inputs, output_path=tmp_path / "split.pt",
                                                             config=TINY, seed=1))
     assert logic.model is None                  # compute_training keeps nothing: the caller decides
     assert (tmp_path / "split.json").is_file()

@@ -157,7 +157,7 @@ def test_results_save_with_the_scene(fitted, tmp_path):
 
 
 # ------------------------------------------------------------------ the three steps (background Apply)
-def test_split_steps_give_the_same_nodes_as_one_call(fitted):
+def test_split_steps_give_the_same_nodes_as_one_call(fitted, in_worker_thread):
     """read_inputs (MRML) -> compute on a worker thread (no MRML) -> add_result_nodes (MRML)."""
     scene = mrml.new_scene()
     logic = CochleaShapeSegmentationLogic()
@@ -169,24 +169,14 @@ def test_split_steps_give_the_same_nodes_as_one_call(fitted):
     assert not np.shares_memory(inputs.volume.array, node_voxels)     # a copy the worker may keep
 
     plain = dataclasses.replace(inputs, volume_node=None, scene=None)  # nothing of MRML to reach
-    outcome, fractions = {}, []
+    fractions = []
     count = scene.GetNumberOfNodes()
-
-    def work():
-        try:
-            outcome["result"] = logic.compute(plain, progress=lambda f, m: fractions.append(f))
-        except BaseException as error:  # handed to the test thread
-            outcome["error"] = error
-
-    worker = threading.Thread(target=work)
-    worker.start()
-    worker.join(120)
-    assert not worker.is_alive() and "error" not in outcome, outcome.get("error")
+    result = in_worker_thread(lambda: logic.compute(plain, progress=lambda f, m: fractions.append(f)))
     assert scene.GetNumberOfNodes() == count and logic.last_result is None   # compute wrote nothing
     assert fractions and fractions[-1] <= 1.0
 
-    nodes = logic.add_result_nodes(inputs, outcome["result"])
-    assert logic.last_result is outcome["result"]
+    nodes = logic.add_result_nodes(inputs, result)
+    assert logic.last_result is result
     one_call = fitted["nodes"]
     assert set(nodes) == set(one_call)
     for role, node in nodes.items():

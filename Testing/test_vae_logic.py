@@ -121,10 +121,8 @@ def test_train_on_a_folder_can_be_cancelled_and_refuses_too_little(logic, scene,
     assert grid["shape"] == fresh.card["data"]["grid"]["shape"]
 
 
-def test_training_in_steps_off_the_calling_thread_matches_one_call(logic, scene, tmp_path):
+def test_training_in_steps_off_the_calling_thread_matches_one_call(logic, scene, tmp_path, in_worker_thread):
     """read_training_inputs (MRML) -> compute_training on a worker thread -> load_model."""
-    import threading
-
     import torch
 
     from cochleaai.vae.model_io import load_model
@@ -137,22 +135,9 @@ def test_training_in_steps_off_the_calling_thread_matches_one_call(logic, scene,
     fresh.load_model()
     inputs = fresh.read_training_inputs(tmp_path / "split", nodes, epochs=2, seed=3)
     assert inputs.folder is None and len(inputs.volumes) == 3 and "train 0" in inputs.source
-    outcome = {}
-
-    def work():
-        outcome["thread"] = threading.get_ident()
-        try:
-            outcome["path"] = LangevinVAEExplorerLogic.compute_training(inputs)
-        except BaseException as error:      # handed to the test thread
-            outcome["error"] = error
-
-    worker = threading.Thread(target=work)
-    worker.start()
-    worker.join(120)
-    assert not worker.is_alive() and "error" not in outcome, outcome.get("error")
-    assert outcome["thread"] != threading.get_ident()
+    path = in_worker_thread(lambda: LangevinVAEExplorerLogic.compute_training(inputs))
     assert fresh.model_summary()["path"] == str(default_model_path())   # nothing loaded yet
-    summary = fresh.load_model(outcome["path"])
+    summary = fresh.load_model(path)
     assert summary["path"] == str(tmp_path / "split")
 
     one_call = LangevinVAEExplorerLogic()
