@@ -16,7 +16,7 @@ import numpy as np
 from ..progress import Progress
 
 #: Prefix of the node names, so they stand apart from the phantom's truth nodes.
-PREFIX = "Fitted"
+PREFIX = "Demo"          # "Demo cochlea segmentation", "Demo fitted cochlea shape", ...
 
 
 def _points_from_landmarks(landmarks) -> dict:
