@@ -162,6 +162,20 @@ def test_failure_half_way_leaves_scene_as_it_was(mrml_scene, stand_in_phantom):
     assert slicer_logic.node_ids(mrml_scene) == before
 
 
+def test_scene_unchanged_on_failure_removes_only_what_the_block_added(mrml_scene):
+    mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "UserVolume")
+    before = slicer_logic.node_ids(mrml_scene)
+    with pytest.raises(Cancelled):
+        with slicer_logic.scene_unchanged_on_failure(mrml_scene):
+            mrml_scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "Result")
+            mrml_scene.AddNewNodeByClass("vtkMRMLTableNode", "Result table")
+            raise Cancelled("stop")
+    assert slicer_logic.node_ids(mrml_scene) == before
+    with slicer_logic.scene_unchanged_on_failure(mrml_scene):
+        kept = mrml_scene.AddNewNodeByClass("vtkMRMLTableNode", "Kept")
+    assert mrml_scene.IsNodePresent(kept) and len(slicer_logic.node_ids(mrml_scene)) == len(before) + 1
+
+
 def test_slicer_self_test_checks_pass_with_stand_in(mrml_scene, stand_in_phantom):
     problems = slicer_logic.self_test_phantom_logic(logic_class("OneShotLandmarks")(), mrml_scene)
     assert problems == []

@@ -17,6 +17,7 @@ Use::
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Dict, List, Optional
 
 from .errors import CochleaAIError
@@ -81,6 +82,18 @@ def remove_nodes_added_since(scene, before_ids) -> None:
             scene.RemoveNode(node)
 
 
+@contextlib.contextmanager
+def scene_unchanged_on_failure(scene):
+    """Run the block that adds result nodes; if it raises (Cancel included), the nodes it
+    added are removed again before the exception propagates, so the scene is as it was."""
+    before = node_ids(scene)
+    try:
+        yield
+    except BaseException:
+        remove_nodes_added_since(scene, before)
+        raise
+
+
 def generate_phantom_nodes(scene, seed: int = DEFAULT_SEED, fov: str = "roi",
                            progress: "Progress | ProgressCallback | None" = None,
                            prefix: Optional[str] = None) -> Dict[str, Any]:
@@ -112,17 +125,13 @@ def generate_phantom_nodes(scene, seed: int = DEFAULT_SEED, fov: str = "roi",
     phantom = make_phantom(seed, fov=fov, progress=report.stage(0.0, _BUILD_SHARE))
 
     report(_BUILD_SHARE, "Adding the phantom to the scene")
-    before = node_ids(scene)
-    try:
+    with scene_unchanged_on_failure(scene):
         nodes = dict(add_phantom_to_scene(scene, phantom, prefix=prefix))
         for node in nodes.values():
             if node is not None and hasattr(node, "SetAttribute"):
                 node.SetAttribute(SEED_ATTRIBUTE, str(seed))
                 node.SetAttribute(FOV_ATTRIBUTE, fov)
         report(1.0, "Phantom ready")
-    except BaseException:
-        remove_nodes_added_since(scene, before)
-        raise
     return nodes
 
 

@@ -36,7 +36,7 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
 from cochleaai.segmentation import scene_nodes
 from cochleaai.segmentation.scene_nodes import CENTERLINE_POINTS, NODE_NAMES, SEGMENT_POSTERIOR, SEGMENT_SHAPE
-from cochleaai.slicer_logic import CochleaAIModuleLogic, node_ids, remove_nodes_added_since
+from cochleaai.slicer_logic import CochleaAIModuleLogic, scene_unchanged_on_failure
 
 #: Share of the progress bar spent in the fit (``compute``); the rest is building the nodes.
 FIT_SHARE = 0.9
@@ -169,12 +169,8 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
         if volume_node.GetScene() is None:   # removed while the fit ran (the fit may be in the background)
             raise CochleaAIError(f"The volume '{volume_node.GetName()}' was removed from the scene during "
                                  "the segmentation; nothing was added. Select a volume and segment again.")
-        before = node_ids(scene)
-        try:
+        with scene_unchanged_on_failure(scene):
             nodes = scene_nodes.add_result_nodes(scene, result, inputs.prefix, progress, volume_node)
-        except BaseException:
-            remove_nodes_added_since(scene, before)
-            raise
         self.last_result = result
         return nodes
 

@@ -22,8 +22,8 @@ import numpy as np
 from cochleaai.ct.simulation import SIMULATION_BOX_MM
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
-from cochleaai.slicer_logic import (FOV_ATTRIBUTE, SEED_ATTRIBUTE, CochleaAIModuleLogic, node_ids,
-                                    remove_nodes_added_since)
+from cochleaai.slicer_logic import (FOV_ATTRIBUTE, SEED_ATTRIBUTE, CochleaAIModuleLogic,
+                                    scene_unchanged_on_failure)
 
 METHOD_ATTRIBUTE = "CochleaAI.MARMethod"
 
@@ -101,8 +101,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         if threshold_hu is None:
             threshold_hu = DEFAULT_THRESHOLD_HU
         result = reduce_metal_artifacts(volume, method, threshold_hu, roi=roi, progress=p.stage(0.02, 0.85))
-        before = node_ids(scene)
-        try:
+        with scene_unchanged_on_failure(scene):
             p(0.87, "adding the result to the scene")
             name = f"{volume_node.GetName()} {method.upper()}"
             out = mrml.volume_to_node(scene, result.image.rounded_int16(), name, node=output_node)
@@ -114,9 +113,6 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
                 found.name = f"{volume_node.GetName()} contacts"
                 contacts = mrml.markups_from_points(scene, found)
             p(1.0, "done")
-        except BaseException:
-            remove_nodes_added_since(scene, before)
-            raise
         return {"volume": out, "contacts": contacts, "messages": list(result.messages),
                 "metal_voxels": int(result.metal_mask.sum())}
 
@@ -158,8 +154,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         sim = simulate_postop(preop, model, array, depth_deg, seed=seed, config=config or ScanConfig(),
                               progress=p.stage(0.05, 0.9))
         prefix = prefix or f"{preop_node.GetName()} CI"
-        before = node_ids(scene)
-        try:
+        with scene_unchanged_on_failure(scene):
             p(0.92, "adding the simulated scan to the scene")
             nodes = {"preop": mrml.volume_to_node(scene, preop, f"{prefix} pre-op ROI") if cropped else None,
                      "volume": mrml.volume_to_node(scene, sim.postop, f"{prefix} post-op (simulated)"),
@@ -174,9 +169,6 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
                 if node is not None:
                     node.SetAttribute("CochleaAI.SimulationSeed", str(seed))
             p(1.0, "done")
-        except BaseException:
-            remove_nodes_added_since(scene, before)
-            raise
         nodes["summary"] = sim.summary()
         nodes["warnings"] = list(sim.warnings)
         return nodes

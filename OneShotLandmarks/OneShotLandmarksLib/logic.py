@@ -22,7 +22,7 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
-from cochleaai.slicer_logic import CochleaAIModuleLogic, node_ids, remove_nodes_added_since
+from cochleaai.slicer_logic import CochleaAIModuleLogic, scene_unchanged_on_failure
 
 #: Name of the confidence table node written by :meth:`OneShotLandmarksLogic.detect`.
 TABLE_NAME = "Landmark detection confidence"
@@ -179,8 +179,7 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         p = Progress.wrap(progress)
         results = detect_batch(model, loaders, names, progress=p.stage(0.0, 0.95),
                                use_localisation=not baseline)
-        before = node_ids(scene)
-        try:
+        with scene_unchanged_on_failure(scene):
             points = []
             for name, det, row in results:
                 if det is None:
@@ -198,9 +197,6 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
                        "Seconds": [float(r.get("seconds", 0.0)) for r in rows]}
             table = mrml.table_from_dict(scene, columns, TABLE_NAME)
             p(1.0, f"Landmarks placed in {sum(pt is not None for pt in points)} of {len(names)} volume(s)")
-        except BaseException:
-            remove_nodes_added_since(scene, before)
-            raise
         return {"points": points, "table": table, "rows": rows}
 
     # ---------------------------------------------------------------- self-test
