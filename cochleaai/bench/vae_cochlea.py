@@ -12,7 +12,6 @@ from __future__ import annotations
 NAME = "vae-cochlea"
 DESCRIPTION = "ELBO/NLL of VAE, HVAE and Langevin-VAE on roi phantom CT volumes (thesis Table 4.2)"
 
-KINDS = ("vae", "hvae", "lvae")
 
 SETTINGS = {
     True: {"grid": ((17, 17, 20), 0.6), "seeds": 40, "test": 8, "epochs": 40, "batch": 4,
@@ -31,12 +30,11 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, device=
     import torch
 
     from ..progress import Progress
-    from ..vae.data import VolumeGrid, phantom_dataset
-    from ..vae.estimate import evaluate
-    from ..vae.likelihoods import Gaussian
+    from ..vae.compare import compare_models, resolve_device
     from ..vae.configs import volume_model_config
-    from ..vae.train import TrainConfig, seeded_model, split_train_val, train
-    from .vae_mnist import resolve_device
+    from ..vae.data import VolumeGrid, phantom_dataset
+    from ..vae.likelihoods import Gaussian
+    from ..vae.train import TrainConfig, seeded_model, split_train_val
 
     p = Progress.wrap(progress)
     s = dict(SETTINGS[bool(quick)])
@@ -58,26 +56,13 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, device=
     tr = torch.from_numpy(tr).unsqueeze(1).to(dev)
     va = torch.from_numpy(va).unsqueeze(1).to(dev)
 
-    figures = {"nll": {}, "elbo": {}, "train_seconds": {}, "eval_seconds": {}, "best_epoch": {},
-               "sigma_hu": {}}
-    for i, kind in enumerate(KINDS):
-        stage = p.stage(0.15 + 0.85 * i / len(KINDS), 0.15 + 0.85 * (i + 1) / len(KINDS))
-        model = seeded_model(volume_model_config(kind, s["latent"], grid, steps=s["steps"]), seed).to(dev)
-        cfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], lr=s["lr"], patience=s["patience"],
-                          seed=seed)
-        result = train(model, tr, va, cfg, progress=stage.stage(0.0, 0.8))
-        ev = evaluate(model, test, k=s["k"], batch_size=4, max_batch=256, seed=seed,
-                      progress=stage.stage(0.8, 1.0))
-        figures["nll"][kind] = ev["nll"]
-        figures["elbo"][kind] = ev["elbo"]
-        figures["train_seconds"][kind] = result["seconds"]
-        figures["eval_seconds"][kind] = ev["seconds"]
-        figures["best_epoch"][kind] = result["best_epoch"]
-        figures["sigma_hu"][kind] = float(model.likelihood.sigma().detach()) * grid.hu_scale
-    ranking = sorted(KINDS, key=lambda k: figures["nll"][k])
+    cfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], lr=s["lr"], patience=s["patience"],
+                      seed=seed)
+    figures, _, models = compare_models(
+        lambda kind: seeded_model(volume_model_config(kind, s["latent"], grid, steps=s["steps"]), seed).to(dev),
+        tr, va, test, cfg, k=s["k"], batch_size=4, max_batch=256, seed=seed, progress=p.stage(0.15, 1.0))
+    figures["sigma_hu"] = {kind: float(m.likelihood.sigma().detach()) * grid.hu_scale for kind, m in models.items()}
     figures.update({
-        "ranking_by_nll": " < ".join(ranking),
-        "lvae_best": ranking[0] == "lvae",
         "k": s["k"], "n_train": int(tr.shape[0]), "n_val": int(va.shape[0]), "n_test": s["test"],
         "grid": "x".join(str(n) for n in grid.shape[::-1]) + f" @ {grid.spacing_mm} mm",
         "latent_dim": s["latent"], "flow_steps": s["steps"], "epochs": s["epochs"], "device": dev,

@@ -25,8 +25,6 @@ OPTIONS = [
                                         "shared machine more threads contend and run slower)"}),
 ]
 
-KINDS = ("vae", "hvae", "lvae")
-
 SETTINGS = {
     # quick: fits the 15-minute budget on 2 CPU cores; shows the ranking early in training
     True: {"train": 2000, "val": 500, "test": 200, "epochs": 5, "batch": 50, "lr": 1e-3,
@@ -35,14 +33,6 @@ SETTINGS = {
     False: {"train": 50000, "val": 10000, "test": 10000, "epochs": 300, "batch": 100, "lr": 5e-4,
             "patience": 20, "k": 5000, "steps": 5},
 }
-
-
-def resolve_device(device):
-    import torch
-
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, device=None,
@@ -57,9 +47,9 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     from ..errors import CochleaAIError
     from ..progress import Progress
     from ..vae.configs import mnist_model_config
+    from ..vae.compare import compare_models, resolve_device
     from ..vae.data import binarize, load_mnist
-    from ..vae.estimate import evaluate
-    from ..vae.train import TrainConfig, seeded_model, train
+    from ..vae.train import TrainConfig, seeded_model
 
     if not data:
         raise CochleaAIError("vae-mnist needs --data PATH of mnist.npz (from the project root: "
@@ -78,28 +68,14 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     x_val = train_all[-s["val"]:].to(dev)
     x_test = binarize(load_mnist(data, "test", limit=s["test"]), seed=1234 + seed).to(dev)
 
-    figures = {"nll": {}, "elbo": {}, "train_seconds": {}, "eval_seconds": {}, "best_epoch": {}}
-    histories = {}
-    for i, kind in enumerate(KINDS):
-        stage = p.stage(i / len(KINDS), (i + 1) / len(KINDS))
-        model = seeded_model(mnist_model_config(kind, s["steps"], 64, lvae_step_mode or "random"),
-                             seed).to(dev)
-        cfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], lr=s["lr"], patience=s["patience"],
-                          seed=seed, dynamic_binarization=True)
-        result = train(model, x_train, x_val, cfg, progress=stage.stage(0.0, 0.7))
-        ev = evaluate(model, x_test, k=s["k"], batch_size=16 if s["k"] > 500 else 64,
-                      max_batch=8192 if dev != "cpu" else 2048, seed=seed,
-                      progress=stage.stage(0.7, 1.0))
-        figures["nll"][kind] = ev["nll"]
-        figures["elbo"][kind] = ev["elbo"]
-        figures["train_seconds"][kind] = result["seconds"]
-        figures["eval_seconds"][kind] = ev["seconds"]
-        figures["best_epoch"][kind] = result["best_epoch"]
-        histories[kind] = result["history"]
-    ranking = sorted(KINDS, key=lambda k: figures["nll"][k])
+    cfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], lr=s["lr"], patience=s["patience"],
+                      seed=seed, dynamic_binarization=True)
+    figures, histories, _ = compare_models(
+        lambda kind: seeded_model(mnist_model_config(kind, s["steps"], 64, lvae_step_mode or "random"),
+                                  seed).to(dev),
+        x_train, x_val, x_test, cfg, k=s["k"], batch_size=16 if s["k"] > 500 else 64,
+        max_batch=8192 if dev != "cpu" else 2048, seed=seed, train_share=0.7, progress=p)
     figures.update({
-        "ranking_by_nll": " < ".join(ranking),
-        "lvae_best": ranking[0] == "lvae",
         "k": s["k"], "n_test": s["test"], "n_train": s["train"], "epochs": s["epochs"],
         "flow_steps": s["steps"], "latent_dim": 64, "device": dev,
         "torch_threads": torch.get_num_threads(), "lvae_step_mode": lvae_step_mode or "random",
