@@ -20,10 +20,9 @@ from .progress import Progress
 
 def slice_figure(phantom, path, title: str = "") -> Path:
     """PNG with axial, coronal and sagittal slices through the cochlea and label contours."""
-    import matplotlib
+    from .io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ct = phantom.ct
     centre = phantom.model.landmarks()["center"]
@@ -59,11 +58,7 @@ def slice_figure(phantom, path, title: str = "") -> Path:
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.08, 1, 0.95))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def run(out_dir="demo-output", seed: int = 0, fov: str = "temporal", progress=None) -> dict:

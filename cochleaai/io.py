@@ -854,3 +854,25 @@ def unique_stems(paths) -> List[str]:
     paths = [Path(p) for p in paths]
     stems = [file_stem(p) for p in paths]
     return [f"{p.parent.name}_{s}" if stems.count(s) > 1 else s for p, s in zip(paths, stems)]
+
+
+# ---------------------------------------------------------------- figures
+def pyplot():
+    """matplotlib.pyplot drawing off-screen (no display is needed for the figures written)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path, dpi: int = 100) -> Path:
+    """Write a matplotlib figure as an image (folders made as needed) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path

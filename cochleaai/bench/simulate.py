@@ -92,10 +92,9 @@ def _threads() -> int:
 
 
 def _ablation_png(pre, images, metal, path: Path) -> Path:
-    import matplotlib
+    from ..io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     k = int(np.argmax(metal.reshape(metal.shape[0], -1).sum(1)))
     panels = [("pre-op", pre[k])] + [(n, im[k]) for n, im in images.items()]
@@ -109,7 +108,4 @@ def _ablation_png(pre, images, metal, path: Path) -> Path:
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

@@ -20,10 +20,9 @@ DEPTH_DEG = 540.0
 
 
 def comparison_png(preop, postop, corrected, metal, path, title="") -> Path:
-    import matplotlib
+    from ..io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     k = int(np.argmax(metal.reshape(metal.shape[0], -1).sum(1)))
     panels = [("pre-op", preop[k]), ("simulated post-op", postop[k]), ("NMAR", corrected[k])]
@@ -34,11 +33,7 @@ def comparison_png(preop, postop, corrected, metal, path, title="") -> Path:
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def demo_step(phantom, scene, out_dir, progress=None) -> dict:

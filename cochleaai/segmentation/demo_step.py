@@ -28,10 +28,9 @@ def _points_from_landmarks(landmarks) -> dict:
 def roi_figure(result, truth_on_roi: np.ndarray, path, title: str = "") -> Path:
     """PNG: axial, coronal and sagittal slices of the fitted region through the cochlea, with
     the truth contour and the two fitted contours (shape model and posterior label map)."""
-    import matplotlib
+    from ..io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     roi = result.roi
     inside = np.argwhere(truth_on_roi > 0.5) if (truth_on_roi > 0.5).any() else np.argwhere(result.ssi.array)
@@ -67,11 +66,7 @@ def roi_figure(result, truth_on_roi: np.ndarray, path, title: str = "") -> Path:
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.07, 1, 0.94))
     fig.subplots_adjust(bottom=0.2)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def demo_step(phantom, scene, out_dir, progress=None) -> dict:

@@ -86,13 +86,8 @@ def _cmd_sample(args) -> int:
         if is_volume_model(card):
             files.append(str(io.write_volume(decode_volume(model, card, zi), out / f"sample_{i:03d}.nrrd")))
         else:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
             path = out / f"sample_{i:03d}.png"
-            plt.imsave(path, decode(model, zi)[0], cmap="gray", vmin=0, vmax=1)
+            io.pyplot().imsave(path, decode(model, zi)[0], cmap="gray", vmin=0, vmax=1)
             files.append(str(path))
     mosaic, coords = latent_map(model, card, n=args.grid)
     png = save_latent_map_png(mosaic, coords, out / "latent_map.png", title=card.get("name", ""))

@@ -153,10 +153,9 @@ def latent_map(model, card: dict, n: int = 7, dims: Tuple[int, int] = (0, 1),
 def save_latent_map_png(mosaic: np.ndarray, coords: np.ndarray, path, title: str = "",
                         hu_window: Sequence[float] = (-1000, 2500)) -> Path:
     """Write the latent map as a PNG with its latent axes labelled."""
-    import matplotlib
+    from ..io import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,6 +171,4 @@ def save_latent_map_png(mosaic: np.ndarray, coords: np.ndarray, path, title: str
     ax.set_ylabel("latent z2")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
