@@ -7,7 +7,7 @@ import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
-from MetalArtifactReductionLib.logic import MetalArtifactReductionLogic, self_test_mar_logic
+from MetalArtifactReductionLib.logic import MetalArtifactReductionLogic
 from cochleaai.slicer_module import CochleaAIModuleTest, CochleaAIModuleWidget
 
 
@@ -108,13 +108,4 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
 
 class MetalArtifactReductionTest(CochleaAIModuleTest):
     logic_class = MetalArtifactReductionLogic
-
-    def runTest(self):
-        CochleaAIModuleTest.runTest(self)
-        self.setUp()
-        self.test_SimulateAndReduce()
-
-    def test_SimulateAndReduce(self):
-        self.delayDisplay("Simulating an implant in a phantom and reducing its artifacts")
-        self.assertEqual(self_test_mar_logic(self.logic_class(), slicer.mrmlScene), [])
-        self.delayDisplay("Test passed")
+    method_test = "Simulating an implant in a phantom and reducing its artifacts"

@@ -54,9 +54,12 @@ class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class CochleaAIModuleTest(ScriptedLoadableModuleTest):
-    """Self-test through the module's Logic on a fresh scene; subclasses set ``logic_class``."""
+    """Self-test through the module's Logic on a fresh scene; subclasses set ``logic_class``
+    and ``method_test``, the text shown while ``logic_class().self_test(scene)`` (the
+    module's own method on a phantom; it returns the problems found) runs."""
 
     logic_class = None
+    method_test = None
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -64,6 +67,14 @@ class CochleaAIModuleTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_PhantomOnFreshScene()
+        if self.method_test:
+            self.setUp()
+            self.test_MethodOnPhantom()
+
+    def test_MethodOnPhantom(self):
+        self.delayDisplay(self.method_test)
+        self.assertEqual(self.logic_class().self_test(slicer.mrmlScene), [])
+        self.delayDisplay("Test passed")
 
     def test_PhantomOnFreshScene(self):
         self.delayDisplay(f"Generating a phantom with {self.logic_class.__name__}")

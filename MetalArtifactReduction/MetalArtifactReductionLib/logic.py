@@ -173,6 +173,10 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         nodes["warnings"] = list(sim.warnings)
         return nodes
 
+    def self_test(self, scene) -> list:
+        """The Slicer self-test's checks (:func:`self_test_mar_logic`); the problems found."""
+        return self_test_mar_logic(self, scene)
+
 
 def self_test_mar_logic(logic, scene) -> list:
     """Checks run by the Slicer self-test (and the pytest suite): a phantom, a simulated
