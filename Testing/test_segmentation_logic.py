@@ -30,6 +30,7 @@ from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
 
 from cochleaai import mrml  # noqa: E402
 from cochleaai.errors import CochleaAIError  # noqa: E402
+from qt_stand_ins import ComboBox, NodeSelector, Widget  # noqa: E402
 from cochleaai.io import Markups  # noqa: E402
 from cochleaai.metrics import dice  # noqa: E402
 from cochleaai.progress import Cancelled  # noqa: E402
@@ -317,58 +318,6 @@ def test_self_test_from_the_phantom_landmarks():
 
 
 # ------------------------------------------------------------------ the Widget, with stand-in Qt
-class _Fake:
-    """Plays a Qt widget: attributes, enabled state and signal connections."""
-
-    def __init__(self, **values):
-        self.enabled, self.text, self.value = True, "", 0
-        self.__dict__.update(values)
-        self.slots = {}
-
-    def connect(self, signal, slot):
-        self.slots.setdefault(signal, []).append(slot)
-
-    def emit(self, signal, *args):
-        for slot in self.slots.get(signal, []):
-            slot(*args)
-
-    def setRange(self, low, high):
-        pass
-
-    def setValue(self, value):
-        self.value = value
-
-
-class _FakeCombo(_Fake):
-    def __init__(self):
-        super().__init__(items=[], currentIndex=-1)
-
-    def clear(self):
-        self.items, self.currentIndex = [], -1
-
-    def addItem(self, label, data):
-        self.items.append((label, data))
-        self.currentIndex = max(self.currentIndex, 0)
-
-    def itemData(self, index):
-        return self.items[index][1] if 0 <= index < len(self.items) else None
-
-    def findData(self, data):
-        return next((i for i, (_, d) in enumerate(self.items) if d == data), -1)
-
-
-class _FakeSelector(_Fake):
-    def __init__(self):
-        super().__init__(node=None)
-
-    def currentNode(self):
-        return self.node
-
-    def setCurrentNode(self, node):
-        self.node = node
-        self.emit("currentNodeChanged(vtkMRMLNode*)", node)
-
-
 @pytest.fixture
 def widget_module(monkeypatch, fitted):
     """The module script imported with stand-ins for Slicer's Qt-side modules (real MRML kept)."""
@@ -416,8 +365,8 @@ def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitt
              "lRefFitSpinBox", "lRefFinalSpinBox", "iterationsSpinBox", "samplesSpinBox")
     import types
 
-    ui = types.SimpleNamespace(**{n: _Fake() for n in names}, sideComboBox=_FakeCombo(),
-                               volumeSelector=_FakeSelector(), pointsSelector=_FakeSelector())
+    ui = types.SimpleNamespace(**{n: Widget() for n in names}, sideComboBox=ComboBox(),
+                               volumeSelector=NodeSelector(), pointsSelector=NodeSelector())
 
     def base_setup(self):           # what CochleaAIModuleWidget.setup does, minus loading the .ui
         self.ui = ui

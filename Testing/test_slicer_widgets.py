@@ -18,63 +18,7 @@ from cochleaai import CochleaAIError
 
 from cochleaai.slicer_logic import FIELDS_OF_VIEW
 from cochleaai.slicer_widgets import JobRunner, PhantomPanel
-
-
-class FakeWidget:
-    def __init__(self, enabled=True):
-        self.enabled = enabled
-        self.text = ""
-        self._slots = {}
-
-    def connect(self, signal, slot):
-        self._slots.setdefault(signal, []).append(slot)
-
-    def emit(self, signal, *args):
-        for slot in self._slots.get(signal, []):
-            slot(*args)
-
-
-class FakeProgressBar(FakeWidget):
-    def setRange(self, low, high):
-        self.range = (low, high)
-
-    def setValue(self, value):
-        self.value = value
-
-
-class FakeSpinBox(FakeWidget):
-    value = 0
-
-    def setRange(self, low, high):
-        self.range = (low, high)
-
-
-class FakeComboBox(FakeWidget):
-    def __init__(self):
-        super().__init__()
-        self.items, self.currentIndex = [], -1
-
-    def clear(self):
-        self.items, self.currentIndex = [], -1
-
-    def addItem(self, label, data):
-        self.items.append((label, data))
-        if self.currentIndex < 0:
-            self.currentIndex = 0
-
-    def itemData(self, index):
-        return self.items[index][1] if 0 <= index < len(self.items) else None
-
-    def findData(self, data):
-        return next((i for i, (_, d) in enumerate(self.items) if d == data), -1)
-
-
-class FakeSelector(FakeWidget):
-    current = None
-
-    def setCurrentNode(self, node):
-        self.current = node
-        self.emit("currentNodeChanged(vtkMRMLNode*)", node)
+from qt_stand_ins import ComboBox, NodeSelector, Widget
 
 
 class FakeParameterNode:
@@ -107,8 +51,8 @@ def fake_slicer(monkeypatch):
 
 @pytest.fixture
 def runner():
-    busy_before = FakeWidget(enabled=False)  # disabled for another reason: must stay so
-    return JobRunner(FakeProgressBar(), FakeWidget(), FakeWidget(), busyWidgets=[FakeWidget(), busy_before])
+    busy_before = Widget(enabled=False)  # disabled for another reason: must stay so
+    return JobRunner(Widget(), Widget(), Widget(), busyWidgets=[Widget(), busy_before])
 
 
 def test_successful_run_reports_and_restores_widgets(runner, fake_slicer):
@@ -200,7 +144,7 @@ class FakeLogic:
 
 def _panel(runner):
     logic = FakeLogic()
-    panel = PhantomPanel(logic, runner, FakeSpinBox(), FakeComboBox(), FakeWidget(), FakeSelector())
+    panel = PhantomPanel(logic, runner, Widget(), ComboBox(), Widget(), NodeSelector())
     return logic, panel
 
 
