@@ -157,8 +157,6 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         None], "table": node, "rows": [dict]}``. On cancel or error the scene is left
         as it was.
         """
-        if scene is None:
-            raise CochleaAIError("No MRML scene was given.")
         if volume_nodes is None:
             raise CochleaAIError("No target volume selected; choose one or more volumes.")
         nodes = list(volume_nodes) if isinstance(volume_nodes, (list, tuple)) else [volume_nodes]
