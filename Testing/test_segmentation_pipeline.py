@@ -7,7 +7,8 @@ from cochleaai.metrics import dice
 from cochleaai.phantom import make_phantom
 from cochleaai.segmentation.appearance import AppearanceModel, StudentMixture
 from cochleaai.segmentation.logistic import FitSettings, fit_logistic_shape
-from cochleaai.segmentation.pipeline import SegmentSettings, initial_theta, parse_points, segment
+from cochleaai.segmentation.pipeline import (SegmentSettings, capsule_contrast, initial_theta, parse_points,
+                                             segment)
 from cochleaai.segmentation.quality import quality_score
 from cochleaai.segmentation.shapes import Sphere
 from cochleaai.shape import CochleaModel, default_params
@@ -51,6 +52,43 @@ def test_start_far_off_in_position_and_shape_still_finds_the_cochlea(phantom, re
     assert dice(far.ssi.array > 0, truth) >= 0.8
     unsearched = segment(phantom.ct, settings=SegmentSettings(start=start, samples=0, search_start=False))
     assert dice(unsearched.ssi.array > 0, truth) < dice(far.ssi.array > 0, truth)
+
+
+@pytest.mark.parametrize("offset", [[1.4, -1.4, -1.4], [1.0, 1.2, -0.4]])
+def test_start_far_off_across_and_along_the_axis_is_placed_on_the_cochlea(phantom, result, offset):
+    """Starts near corners of the allowed translation range, with a wrong shape: the local
+    search alone ends on the wrong place; the placement search finds the cochlea."""
+    start = result.initial_theta.copy()
+    start[[0, 2, 3]] = 3.4, 1.2, -0.6
+    start[7:] += offset
+    placed = segment(phantom.ct, settings=SegmentSettings(start=start, samples=0))
+    truth = _truth_on(placed, phantom)
+    assert dice(placed.ssi.array > 0, truth) >= 0.85
+    local = segment(phantom.ct, settings=SegmentSettings(start=start, samples=0, search_placement=False))
+    assert dice(local.ssi.array > 0, truth) < 0.3
+
+
+def test_the_cochlea_is_kept_where_the_likelihood_prefers_the_vestibule():
+    """On phantom 1017 the likelihood of the model, under the starting mixtures and
+    after the fit alike, is higher for a spiral over the vestibule than for the true
+    cochlea; the capsule contrast keeps the cochlea."""
+    ph = make_phantom(seed=1017, fov="roi")
+    r = segment(ph.ct, settings=SegmentSettings(samples=0))
+    assert dice(r.ssi.array > 0, _truth_on(r, ph)) >= 0.85
+
+
+def test_capsule_contrast_known_values():
+    g = np.stack(np.meshgrid(*[np.arange(-3.0, 3.01, 0.1)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    r = np.linalg.norm(g, axis=1)
+    S = 1.5 - r                                    # a sphere of radius 1.5 mm, positive inside
+    fluid_in_bone = np.where(r <= 1.5, 0.0, 2000.0)
+    assert capsule_contrast(fluid_in_bone, S) == pytest.approx(2000.0)
+    # a sphere over a larger fluid space: fluid on both sides of the surface
+    assert capsule_contrast(np.where(r <= 2.5, 0.0, 2000.0), S) == pytest.approx(0.0)
+    # halfway: the shell is fluid up to 2.0 mm, bone beyond
+    half = capsule_contrast(np.where(r <= 1.8, 0.0, 2000.0), S, shell_mm=0.6)
+    assert 0.0 < half < 2000.0
+    assert capsule_contrast(fluid_in_bone, S - 10.0) == -np.inf       # empty shape
 
 
 def test_timings_cover_the_call(result):

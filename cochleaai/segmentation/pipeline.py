@@ -19,6 +19,7 @@
 """
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import time
@@ -35,7 +36,7 @@ from ..shape.measures import summarize
 from ..shape.rotation import rotation_matrix, rotation_vector
 from ..volume import Volume
 from .appearance import AppearanceModel, initial_appearance
-from .logistic import FitSettings, fit_logistic_shape
+from .logistic import FitSettings, _log_joint, fit_logistic_shape
 from .shapes import CochleaShape
 
 #: Size (x, y, z, mm) of the region fitted when no points are given: the thesis ROI
@@ -69,8 +70,8 @@ class SegmentSettings:
     coarse_to_fine: tuple = ()        # mm, l_ref of softer stages before l_ref_fit (see docs)
     hold_appearance_while_coarse: bool = True   # starting mixtures during the first stage
     search_start: bool = True         # search over position along the axis, size and profile
-    search_placement: bool = False    # also a grid search over the whole translation range
-                                      # (for starts far off; can lock onto the vestibule, see docs)
+    search_placement: bool = True     # also place the mean shape on a grid over the whole
+                                      # translation range (for starts far off; see docs)
     start: Optional[np.ndarray] = None  # start here instead of the initial pose (fit frame);
                                         # the pose bounds stay around the initial pose
 
@@ -274,39 +275,55 @@ SEARCH_ALPHA = (0.3, 0.95)
 #: the axis the turns repeat about every 1.5 mm, so a start off by more than half of that
 #: locks onto the wrong turn; no local step gets it out.
 SEARCH_SHIFTS_MM = (-1.2, -0.6, 0.0, 0.6, 1.2)
-#: Log-likelihood gain (nats per scored voxel) needed to move the start to another place:
-#: about 100 nats on the 0.4 mm fit grid of the template region. Measured gains: 217-465
-#: for starts 1-1.5 mm off, 43 for a wrong place that beat a right start.
-SEARCH_MOVE_MARGIN = 100.0 / 18750
-#: Shifts (mm, per model axis) of the first, joint position search with the population-mean
-#: shape: the allowed translation range on a 0.75 mm grid (125 positions).
+#: Shifts (mm, per model axis) of the placement search with the population-mean shape: the
+#: allowed translation range on a 0.75 mm grid (125 positions).
 SEARCH_GRID_MM = (-1.5, -0.75, 0.0, 0.75, 1.5)
+#: The placement search scores every n-th fit voxel (0.4 mm grid): about 0.8 mm apart.
+PLACEMENT_STRIDE = 4
+#: Two starts closer than this (mm) lead to the same fit; only one is refined and fitted.
+SEARCH_DISTINCT_MM = 0.5
+#: Thickness (mm) of the shell just outside the shape where the capsule contrast is taken.
+CAPSULE_SHELL_MM = 0.6
 
 
-def _search_start(values, points, shape, theta, appearance, l_ref, place: bool = False,
-                  rounds: int = 1) -> np.ndarray:
-    """A better start than ``theta``, by scoring candidates with one evaluation each.
+def capsule_contrast(values, S, shell_mm: float = CAPSULE_SHELL_MM) -> float:
+    """Mean intensity of the shell just outside a shape minus the mean inside it.
+
+    A cochlea is a fluid-filled spiral inside the densest bone of the body (the otic
+    capsule), so a shape on the cochlea has a high contrast (about 1100 HU on the
+    phantoms); a spiral lying over the vestibule, the semicircular canals or the internal
+    auditory canal has fluid on both sides of its surface (100-250 HU). The likelihood of
+    the model cannot tell those places apart as well: its background mixture has a fluid
+    component of its own, and its mixtures adapt to whatever shape they are given.
+    """
+    inside, shell = S >= 0, (S < 0) & (S > -shell_mm)
+    if not inside.any() or not shell.any():
+        return -np.inf
+    return float(values[shell].mean() - values[inside].mean())
+
+
+def _search_starts(values, points, shape, theta, appearance, l_ref, place: bool = True,
+                   rounds: int = 1) -> list:
+    """Better starts than ``theta`` (one or two), by scoring candidates with one
+    evaluation each; they stay within the bounds.
 
     Refining is, ``rounds`` times: shifts along the modiolar axis combined with the kept
-    shape or candidate radial scales and height profiles, then shifts across the axis.
-    With ``place``, the population-mean shape is also placed on a grid of shifts around
-    ``theta`` (for a start far off in position) and refined; that result wins only when
-    it is clearly better (``SEARCH_MOVE_MARGIN``). Candidates stay within the bounds.
+    shape or candidate radial scales and height profiles, then shifts across the axis;
+    candidates are ranked by the log-likelihood at the fit's own reference length under
+    the starting mixtures (at softer reference lengths a spiral lying over the vestibule
+    or the internal auditory canal can outscore the cochlea itself).
 
-    Candidates are ranked by the log-likelihood at the fit's own reference length under
-    the starting mixtures: at softer reference lengths a spiral lying over the vestibule
-    or the internal auditory canal can outscore the cochlea itself.
+    The first start is ``theta`` refined. With ``place``, the population-mean shape is
+    also placed on a grid over the whole translation range around ``theta``, ranked by
+    :func:`capsule_contrast` (the likelihood picked the vestibule or the internal
+    auditory canal over the cochlea on 4 of 40 phantoms, the contrast on none); when the
+    best placement lies elsewhere, it is refined and returned as a second start.
     """
-    from .logistic import _log_joint
-
     log_p0, log_p1 = appearance.log_likelihoods(values)
-
-    def score(c):
-        return _log_joint(shape.evaluate(points, c)[0], l_ref, log_p0, log_p1)
 
     def best(candidates):
         candidates = [np.clip(c, shape.lower, shape.upper) for c in candidates]
-        scores = [score(c) for c in candidates]
+        scores = [_log_joint(shape.evaluate(points, c)[0], l_ref, log_p0, log_p1) for c in candidates]
         return candidates[int(np.argmax(scores))]
 
     theta = np.asarray(theta, float)
@@ -323,17 +340,20 @@ def _search_start(values, points, shape, theta, appearance, l_ref, place: bool =
                       for du in SEARCH_SHIFTS_MM for dv in SEARCH_SHIFTS_MM])
         return t
 
-    own = refine(theta)
-    if not place:
-        return own
-    mean_shape = np.concatenate([SHAPE_PRIOR_MEAN, theta[4:]])
-    placed = best([np.concatenate([mean_shape[:7], theta[7:] + R @ np.asarray(shift)])
-                   for shift in itertools.product(SEARCH_GRID_MM, repeat=3)])
-    moved = refine(placed)
-    # the best of 125 placements is optimistically scored, and near the cochlea the
-    # vestibule and the internal auditory canal offer other fluid-filled places: the
-    # start's own neighbourhood is kept unless the moved one is clearly better
-    return moved if score(moved) > score(own) + SEARCH_MOVE_MARGIN * values.size else own
+    starts = [refine(theta)]
+    if place:
+        coarse_values, coarse_points = values[::PLACEMENT_STRIDE], points[::PLACEMENT_STRIDE]
+        mean_shape = np.concatenate([SHAPE_PRIOR_MEAN, theta[4:]])
+        placements = [np.clip(np.concatenate([mean_shape[:7], theta[7:] + R @ np.asarray(shift)]),
+                              shape.lower, shape.upper)
+                      for shift in itertools.product(SEARCH_GRID_MM, repeat=3)]
+        contrast = [capsule_contrast(coarse_values, shape.evaluate(coarse_points, c)[0]) for c in placements]
+        placed = placements[int(np.argmax(contrast))]
+        if np.linalg.norm(placed[7:] - starts[0][7:]) > SEARCH_DISTINCT_MM:
+            moved = refine(placed)
+            if np.linalg.norm(moved[7:] - starts[0][7:]) > SEARCH_DISTINCT_MM:
+                starts.append(moved)
+    return starts
 
 
 def _appearance_of_shape(values: np.ndarray, inside: np.ndarray, steps: int = 10) -> AppearanceModel:
@@ -353,6 +373,29 @@ def _appearance_of_shape(values: np.ndarray, inside: np.ndarray, steps: int = 10
         app.foreground = em_step(app.foreground, values, w)
     app.fixed = True
     return app
+
+
+def _fit_stages(values, points, shape, theta, appearance, stages, settings, prior_mean, prior_sd,
+                progress):
+    """EM fit from ``theta`` through the reference lengths ``stages`` (softest first)."""
+    history = []
+    # while the shape is still far off (the first, softest stage), the starting mixtures are
+    # a safer appearance than mixtures re-estimated from a wrong shape
+    hold_first = settings.appearance is None and settings.hold_appearance_while_coarse and len(stages) > 1
+    for n, l_ref in enumerate(stages):
+        last = n == len(stages) - 1
+        if settings.appearance is None:
+            appearance.fixed = hold_first and n == 0
+        iterations = settings.outer_iterations if last else max(1, settings.outer_iterations // 3)
+        fit = fit_logistic_shape(values, points, shape, theta,
+                                 FitSettings(l_ref=l_ref, outer_iterations=iterations,
+                                             shape_step=settings.shape_step, prior_sd=prior_sd,
+                                             prior_mean=prior_mean),
+                                 appearance=appearance,
+                                 progress=progress.stage(n / len(stages), (n + 1) / len(stages)))
+        theta, appearance = fit.theta, fit.appearance
+        history += [dict(h, l_ref=l_ref) for h in fit.history]
+    return fit, history
 
 
 # ------------------------------------------------------------------ the job
@@ -406,31 +449,25 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
         # population prior on the deformable parameters only; the pose is bounded instead
         prior_mean = np.concatenate([SHAPE_PRIOR_MEAN, theta0[4:]])
         prior_sd = np.concatenate([SHAPE_PRIOR_SD, np.full(6, np.inf)])
-    theta = theta0
     timings = {"preparation": time.perf_counter() - t0}
     t1 = time.perf_counter()
+    starts = [theta0]
     if settings.search_start:
-        theta = _search_start(values_fit, points_fit_grid, shape, theta, appearance, stages[-1],
-                              place=settings.search_placement)
+        starts = _search_starts(values_fit, points_fit_grid, shape, theta0, appearance, stages[-1],
+                                place=settings.search_placement)
     timings["start_search"] = time.perf_counter() - t1
     t1 = time.perf_counter()
-    history = []
-    # while the shape is still far off (the first, softest stage), the starting mixtures are
-    # a safer appearance than mixtures re-estimated from a wrong shape
-    hold_first = settings.appearance is None and settings.hold_appearance_while_coarse and len(stages) > 1
-    for n, l_ref in enumerate(stages):
-        last = n == len(stages) - 1
-        if settings.appearance is None:
-            appearance.fixed = hold_first and n == 0
-        iterations = settings.outer_iterations if last else max(1, settings.outer_iterations // 3)
-        fit = fit_logistic_shape(values_fit, points_fit_grid, shape, theta,
-                                 FitSettings(l_ref=l_ref, outer_iterations=iterations,
-                                             shape_step=settings.shape_step, prior_sd=prior_sd,
-                                             prior_mean=prior_mean),
-                                 appearance=appearance,
-                                 progress=p.stage(0.02 + 0.78 * n / len(stages), 0.02 + 0.78 * (n + 1) / len(stages)))
-        theta, appearance = fit.theta, fit.appearance
-        history += [dict(h, l_ref=l_ref) for h in fit.history]
+    # each start is fitted with its own copy of the starting mixtures, and the fit with the
+    # highest capsule contrast is kept: the fits' own likelihoods cannot be compared, since
+    # each fit's mixtures adapt to its shape (on phantom 1000, wrong fits had the higher one)
+    best_score, fit, history = -np.inf, None, []
+    for n, start in enumerate(starts):
+        candidate, candidate_history = _fit_stages(
+            values_fit, points_fit_grid, shape, start, copy.deepcopy(appearance), stages, settings,
+            prior_mean, prior_sd, p.stage(0.02 + 0.78 * n / len(starts), 0.02 + 0.78 * (n + 1) / len(starts)))
+        score = capsule_contrast(values_fit, candidate.shape_values)
+        if score > best_score:
+            best_score, fit, history = score, candidate, candidate_history
     fit.history = history
     timings["em_fit"] = time.perf_counter() - t1
     t1 = time.perf_counter()
