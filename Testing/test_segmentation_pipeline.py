@@ -9,8 +9,8 @@ from cochleaai.segmentation.appearance import AppearanceModel, StudentMixture
 from cochleaai.segmentation.logistic import FitSettings, fit_logistic_shape
 from cochleaai.segmentation.pipeline import (SegmentSettings, capsule_contrast, initial_theta, parse_points,
                                              segment)
-from cochleaai.segmentation.quality import quality_score
-from cochleaai.segmentation.shapes import Sphere
+from cochleaai.segmentation.quality import CAPSULE_SUSPECT_HU, quality_score
+from cochleaai.segmentation.shapes import CochleaShape, Sphere
 from cochleaai.shape import CochleaModel, default_params
 from cochleaai.shape.measures import clinical_measures
 from cochleaai.shape.rotation import rotation_matrix
@@ -177,6 +177,15 @@ def test_quality_control_flags_a_shifted_result(phantom):
     assert not good["suspect"] and bad["suspect"]
 
 
+def test_capsule_contrast_flags_a_spiral_off_the_cochlea(result):
+    assert result.quality["capsule_contrast_hu"] > CAPSULE_SUSPECT_HU and not result.quality["suspect"]
+    theta = result.theta.copy()
+    theta[7:] += [1.6, 0.0, 0.0]
+    S, _ = CochleaShape().evaluate(result.roi.physical_grid().reshape(-1, 3), theta)
+    off = quality_score(result.roi, result.sroi, result.ssi, shape_values=S)
+    assert off["capsule_contrast_hu"] < CAPSULE_SUSPECT_HU and off["suspect"]
+
+
 def test_bfgs_shape_step_reaches_the_gauss_newton_answer():
     g = np.stack(np.meshgrid(*[np.linspace(-4, 4, 21)] * 3, indexing="ij"), -1).reshape(-1, 3)
     image = np.where(np.linalg.norm(g - [0.5, -0.3, 0.2], axis=1) < 2.2, 0.0, 1000.0)
@@ -223,3 +232,5 @@ def test_uncalibrated_grey_values_still_segment(phantom, result):
     scaled = segment(phantom.ct.copy(grey), settings=SegmentSettings(samples=0))
     assert dice(scaled.ssi.array > 0, _truth_on(scaled, phantom)) >= 0.8
     assert dice(scaled.ssi.array > 0, result.ssi.array > 0) >= 0.85
+    # the capsule contrast is reported in HU whatever the image's scale
+    assert scaled.quality["capsule_contrast_hu"] == pytest.approx(result.quality["capsule_contrast_hu"], rel=0.15)

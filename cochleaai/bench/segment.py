@@ -58,7 +58,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
                      "hd95_sroi": hausdorff95(r.sroi, r.roi.copy(truth.astype(np.uint8))),
                      "hd95_ssi": hausdorff95(r.ssi, r.roi.copy(truth.astype(np.uint8))),
                      "sec": sec, "cdl_err": r.measures["cdl_lateral_wall_mm"]["mean"] - true_cdl,
-                     "qc": r.quality["qc_surface_mm"], "search_sec": r.timings["start_search"],
+                     "qc": r.quality["qc_surface_mm"], "contrast": r.quality["capsule_contrast_hu"],
+                     "search_sec": r.timings["start_search"],
                      "fit_sec": r.timings["em_fit"]})
         done += 1
 
@@ -83,11 +84,13 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
     rng = np.random.default_rng(seed)
     template = segment(ph.ct, settings=SegmentSettings(outer_iterations=1, samples=0)).initial_theta
     bounded = CochleaShape().around(template, SegmentSettings.rotation_range, SegmentSettings.translation_range)
-    random_dice = []
+    random_dice, random_sec = [], []
     for k in range(n_random):
         p(done / total, f"random start {k + 1}/{n_random}")
         start = rng.uniform(bounded.lower, bounded.upper)
+        t0 = time.perf_counter()
         r = segment(ph.ct, settings=SegmentSettings(start=start, samples=0))
+        random_sec.append(time.perf_counter() - t0)
         random_dice.append(dice(r.ssi.array > 0, _truth_on(r, ph)))
         done += 1
     p(1.0, "done")
@@ -109,6 +112,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
         "cdl_lateral_wall_abs_error_mm_mean": float(np.abs(col("cdl_err")).mean()),
         "qc_surface_mm_median": float(np.median(col("qc"))),
         "qc_vs_dice_ssi_spearman": float(_spearman(col("qc"), col("dice_ssi"))),
+        "capsule_contrast_hu_median": float(np.median(col("contrast"))),
+        "capsule_contrast_hu_min": float(col("contrast").min()),
         "gn_fit_sec_median": float(np.median(fit_sec["gauss-newton"])),
         "bfgs_fit_sec_median": float(np.median(fit_sec["bfgs"])),
         "gn_vs_bfgs_speedup": float(np.median(fit_sec["bfgs"]) / np.median(fit_sec["gauss-newton"])),
@@ -118,6 +123,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
         "bfgs_dice_ssi_mean": float(np.mean(bfgs_dice)),
         "random_init_dice_mean": float(np.mean(random_dice)),
         "random_init_dice_std": float(np.std(random_dice)),
+        "random_init_dice_min": float(np.min(random_dice)),
+        "random_init_sec_median": float(np.median(random_sec)),
     }
 
 

@@ -9,13 +9,17 @@
    position; ``apex`` and ``round window`` set the orientation (with ``center`` too, a
    least-squares rigid fit of the three). A left ear is fitted as a mirrored right ear.
 3. A region of interest around the initial cochlea is resampled to 0.2 mm.
-4. The model is fitted by EM (:func:`.logistic.fit_logistic_shape`) on every
-   ``fit_subsample``-th voxel per axis, with the pose bounded around the initial pose.
-5. On the full ROI grid: posterior label map (SROI, ``l_ref_final``), the shape model
+4. A search for the start (:func:`_search_starts`): local shifts and shapes ranked by the
+   likelihood, and a placement of the mean shape over the whole translation range ranked
+   by the capsule contrast (:func:`.quality.capsule_contrast`).
+5. The model is fitted by EM (:func:`.logistic.fit_logistic_shape`) from each distinct
+   start on every ``fit_subsample``-th voxel per axis, with the pose bounded around the
+   initial pose; the fit with the highest capsule contrast is kept.
+6. On the full ROI grid: posterior label map (SROI, ``l_ref_final``), the shape model
    region (SSI, ``S >= 0``), and the shape uncertainty from ``samples`` draws of the
    Laplace posterior ``N(theta*, Sigma*)`` (the shape function linearised at theta*
    within 1.5 mm of the surface); clinical measures over the same draws.
-6. Unsupervised quality control (:mod:`.quality`).
+7. Unsupervised quality control (:mod:`.quality`).
 """
 from __future__ import annotations
 
@@ -35,8 +39,9 @@ from ..shape import CochleaModel, default_params
 from ..shape.measures import summarize
 from ..shape.rotation import rotation_matrix, rotation_vector
 from ..volume import Volume
-from .appearance import AppearanceModel, initial_appearance
+from .appearance import AppearanceModel, initial_appearance, intensity_calibration
 from .logistic import FitSettings, _log_joint, fit_logistic_shape
+from .quality import capsule_contrast, quality_score
 from .shapes import CochleaShape
 
 #: Size (x, y, z, mm) of the region fitted when no points are given: the thesis ROI
@@ -282,26 +287,6 @@ SEARCH_GRID_MM = (-1.5, -0.75, 0.0, 0.75, 1.5)
 PLACEMENT_STRIDE = 4
 #: Two starts closer than this (mm) lead to the same fit; only one is refined and fitted.
 SEARCH_DISTINCT_MM = 0.5
-#: Thickness (mm) of the shell just outside the shape where the capsule contrast is taken.
-CAPSULE_SHELL_MM = 0.6
-
-
-def capsule_contrast(values, S, shell_mm: float = CAPSULE_SHELL_MM) -> float:
-    """Mean intensity of the shell just outside a shape minus the mean inside it.
-
-    A cochlea is a fluid-filled spiral inside the densest bone of the body (the otic
-    capsule), so a shape on the cochlea has a high contrast (about 1100 HU on the
-    phantoms); a spiral lying over the vestibule, the semicircular canals or the internal
-    auditory canal has fluid on both sides of its surface (100-250 HU). The likelihood of
-    the model cannot tell those places apart as well: its background mixture has a fluid
-    component of its own, and its mixtures adapt to whatever shape they are given.
-    """
-    inside, shell = S >= 0, (S < 0) & (S > -shell_mm)
-    if not inside.any() or not shell.any():
-        return -np.inf
-    return float(values[shell].mean() - values[inside].mean())
-
-
 def _search_starts(values, points, shape, theta, appearance, l_ref, place: bool = True,
                    rounds: int = 1) -> list:
     """Better starts than ``theta`` (one or two), by scoring candidates with one
@@ -508,9 +493,8 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     sroi = as_volume(posterior >= 0.5, np.uint8)
     ssi = as_volume(S >= 0, np.uint8)
     p(0.96, "quality control")
-    from .quality import quality_score
-
-    quality = quality_score(roi, sroi, ssi)
+    quality = quality_score(roi, sroi, ssi, shape_values=S,
+                            hu_scale=intensity_calibration(arr.reshape(-1))[0])
     timings["maps_uncertainty_measures_qc"] = time.perf_counter() - t1
     p(1.0, "done")
     return CochleaSegmentation(
