@@ -185,8 +185,9 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
                 f"\u00b1 {a_value.get('std', float('nan')):.2f} mm; fit in {result.seconds:.0f} s. "
                 f"See the table '{nodes['table'].GetName()}'.")
         if result.quality.get("suspect"):
-            text = ("Quality control flags this result (surface error "
-                    f"{result.quality.get('qc_surface_mm', float('nan')):.2f} mm): check it. ") + text
+            from cochleaai.segmentation.quality import suspect_reasons
+
+            text = f"Check this result: {'; '.join(suspect_reasons(result.quality))}. " + text
         self.runner.setStatus(text)
 
 

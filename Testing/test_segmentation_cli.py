@@ -50,6 +50,18 @@ def test_segment_batch_sorts_by_quality_and_survives_a_bad_file(tmp_path):
     assert (out / "case12" / "labels.seg.nrrd").exists()
 
 
+def test_batch_rows_are_ordered_for_review():
+    from cochleaai.segmentation.cli import review_order
+
+    rows = [{"input": "fine", "suspect": False, "qc_surface_mm": 0.2},
+            {"input": "flagged by contrast", "suspect": True, "qc_surface_mm": 0.1},
+            {"input": "broken", "error": "not an image"},
+            {"input": "finer", "suspect": False, "qc_surface_mm": 0.1},
+            {"input": "flagged by surface", "suspect": True, "qc_surface_mm": 0.9}]
+    assert [r["input"] for r in sorted(rows, key=review_order)] == [
+        "broken", "flagged by surface", "flagged by contrast", "fine", "finer"]
+
+
 def test_segment_refuses_a_points_file_without_usable_labels(tmp_path, capsys):
     ph = make_phantom(seed=11, fov="roi")
     io.write_volume(ph.ct, tmp_path / "ct.nrrd")

@@ -9,7 +9,7 @@ from cochleaai.segmentation.appearance import AppearanceModel, StudentMixture
 from cochleaai.segmentation.logistic import FitSettings, fit_logistic_shape
 from cochleaai.segmentation.pipeline import (SegmentSettings, capsule_contrast, initial_theta, parse_points,
                                              segment)
-from cochleaai.segmentation.quality import CAPSULE_SUSPECT_HU, quality_score
+from cochleaai.segmentation.quality import CAPSULE_SUSPECT_HU, quality_score, suspect_reasons
 from cochleaai.segmentation.shapes import CochleaShape, Sphere
 from cochleaai.shape import CochleaModel, default_params
 from cochleaai.shape.measures import clinical_measures
@@ -184,6 +184,9 @@ def test_capsule_contrast_flags_a_spiral_off_the_cochlea(result):
     S, _ = CochleaShape().evaluate(result.roi.physical_grid().reshape(-1, 3), theta)
     off = quality_score(result.roi, result.sroi, result.ssi, shape_values=S)
     assert off["capsule_contrast_hu"] < CAPSULE_SUSPECT_HU and off["suspect"]
+    assert suspect_reasons(result.quality) == []
+    (reason,) = suspect_reasons(off)
+    assert "vestibule" in reason and f"{off['capsule_contrast_hu']:.0f} HU" in reason
 
 
 def test_bfgs_shape_step_reaches_the_gauss_newton_answer():

@@ -94,6 +94,14 @@ def _batch_worker(job):
         return {"input": str(path), "output": str(out), "error": str(exc)}
 
 
+def review_order(row: dict) -> tuple:
+    """Sort key of a batch's rows, reviewed from the top: failed files, then flagged cases,
+    then the rest, each by decreasing quality-control surface error."""
+    if "error" in row:
+        return (0, 0.0)
+    return (1 if row.get("suspect") else 2, -float(row.get("qc_surface_mm", float("inf"))))
+
+
 def _cmd_segment_batch(args) -> int:
     import csv
     from concurrent.futures import ProcessPoolExecutor
@@ -120,8 +128,7 @@ def _cmd_segment_batch(args) -> int:
             for k, row in enumerate(pool.map(_batch_worker, jobs)):
                 rows.append(row)
                 progress((k + 1) / len(jobs), f"{k + 1}/{len(jobs)} volumes")
-    # suspected failures first: a batch is reviewed from the top
-    rows.sort(key=lambda r: -float(r.get("qc_surface_mm", float("inf"))) if "error" not in r else -1e9)
+    rows.sort(key=review_order)
     out.mkdir(parents=True, exist_ok=True)
     keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / "measures.csv", "w", newline="") as fh:

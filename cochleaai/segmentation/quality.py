@@ -89,3 +89,16 @@ def quality_score(image: Volume, sroi: Volume, ssi: Volume, shape_values=None, h
         scores["capsule_contrast_hu"] = contrast
         suspect = suspect or contrast < CAPSULE_SUSPECT_HU
     return dict(scores, suspect=bool(suspect))
+
+
+def suspect_reasons(quality: dict) -> list:
+    """Why a result is flagged, in words a user can act on (empty when it is not)."""
+    reasons = []
+    if quality.get("qc_surface_mm", 0.0) > SUSPECT_MM:
+        reasons.append(f"its surface is {quality['qc_surface_mm']:.2f} mm from a shape-free "
+                       f"segmentation (above {SUSPECT_MM} mm)")
+    if quality.get("capsule_contrast_hu", np.inf) < CAPSULE_SUSPECT_HU:
+        reasons.append(f"the bone around it is only {quality['capsule_contrast_hu']:.0f} HU brighter than "
+                       f"its inside (below {CAPSULE_SUSPECT_HU:.0f} HU): it may lie on the vestibule or the "
+                       "internal auditory canal; give a center point")
+    return reasons
