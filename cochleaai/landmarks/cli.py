@@ -4,12 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
-def _set_threads(n) -> None:
-    if n:
-        import torch
-
-        torch.set_num_threads(int(n))
+from ..threads import set_torch_threads
 
 
 def _train_command(args) -> str:
@@ -34,7 +29,7 @@ def _cmd_train(args) -> int:
     from .model_io import save_model
     from .training import TrainConfig, train_oneshot
 
-    _set_threads(args.threads)
+    set_torch_threads(args.threads)
     reference = io.read_volume(args.reference)
     validation = io.read_volume(args.validation)
     ref_mask = read_structure_mask(args.mask, reference, args.segment)
@@ -71,7 +66,7 @@ def _cmd_detect(args) -> int:
     from .detect import detect_batch
     from .model_io import load_model
 
-    _set_threads(args.threads)
+    set_torch_threads(args.threads)
     model = load_model(args.model)
     files = io.volume_files(args.inputs)
     if not files:

@@ -25,10 +25,11 @@ parameters come from automatic differentiation.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import numpy as np
 import torch
+
+from ..threads import torch_threads
 
 THETA0 = 5.0 * math.pi / 6.0      # junction of the radial parabola and the spiral (rad)
 P0 = 5.0                          # radius of the centerline at the round window (mm)
@@ -57,16 +58,10 @@ TAU_MIN = -math.pi / 2.0
 TAU_MAX = THETA_MAX + math.pi / 2.0
 
 
-@contextmanager
 def single_threaded_torch():
     """Run torch on one thread: the 1D geometry arrays are small, and a multi-threaded torch
     op waits for every worker, which costs milliseconds per op when a core is busy."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    return torch_threads(1)
 
 
 def _as_t(p):

@@ -6,12 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-
-def _threads(args):
-    import torch
-
-    if getattr(args, "threads", None):
-        torch.set_num_threads(int(args.threads))
+from ..threads import set_torch_threads
 
 
 def _load(args, require_volume: bool = False):
@@ -27,7 +22,7 @@ def _cmd_train(args) -> int:
     from .data import VolumeGrid, load_mnist, phantom_dataset, read_folder
     from .train import TrainConfig, seeded_model, train, train_volume_model
 
-    _threads(args)
+    set_torch_threads(args.threads)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, patience=args.patience,
                       seed=args.seed, dynamic_binarization=bool(args.mnist))
     command = "python -m cochleaai " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
@@ -76,7 +71,7 @@ def _cmd_sample(args) -> int:
     from .explore import (decode, decode_volume, is_volume_model, latent_map, sample_latent,
                           save_latent_map_png)
 
-    _threads(args)
+    set_torch_threads(args.threads)
     model, card = _load(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +94,7 @@ def _cmd_encode(args) -> int:
     from .. import io
     from .explore import decode_volume, encode_volume
 
-    _threads(args)
+    set_torch_threads(args.threads)
     model, card = _load(args, require_volume=True)
     volume = io.read_volume(args.input)
     z = encode_volume(model, card, volume, samples=args.samples, seed=args.seed)
@@ -120,7 +115,7 @@ def _cmd_nll(args) -> int:
     from .estimate import evaluate
     from .explore import grid_of, is_volume_model
 
-    _threads(args)
+    set_torch_threads(args.threads)
     model, card = _load(args)
     with tqdm_progress("vae nll", disable=args.quiet) as progress:
         if args.mnist:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..progress import Progress
+from ..threads import torch_threads
 
 
 def demo_step(phantom, scene, out_dir, progress=None) -> dict:
@@ -16,8 +17,6 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     ``phantom`` (the demo's temporal-bone phantom) is not encoded: the model works on the
     cochlea region at the template pose, which the wide field of view does not give directly.
     """
-    import torch
-
     from .. import io
     from .explore import (decode_volume, default_model_path, latent_map, sample_latent,
                           save_latent_map_png)
@@ -27,9 +26,7 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     p = Progress.wrap(progress)
     out = Path(out_dir) / "vae"
     out.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         t0 = time.perf_counter()
         p(0.0, "loading the shipped Langevin-VAE")
         model, card = load_model(default_model_path(), require={"kind": "volume"})
@@ -45,8 +42,6 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
         png = save_latent_map_png(mosaic, coords, out / "latent_map.png",
                                   title="Langevin-VAE (roi phantoms): axial middle slices over z1, z2")
         p(1.0, "VAE samples ready")
-    finally:
-        torch.set_num_threads(threads)
     return {"model": card.get("name"), "latent": np.round(z, 4).tolist(),
             "generated_node": node.GetName(), "samples": files, "latent_map_png": str(png),
             "ms_per_volume": round(ms_per_volume, 2), "seconds": round(time.perf_counter() - t0, 2)}
