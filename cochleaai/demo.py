@@ -57,7 +57,7 @@ def slice_figure(phantom, path, title: str = "") -> Path:
     handles = [plt.Line2D([], [], color=s.color, label=s.name) for s, m in phantom.segments if m.any()]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.12, 1, 0.95))      # the legend's row stays clear of the axis labels
     return save_figure(fig, path, dpi=110)
 
 

@@ -458,9 +458,10 @@ def _cochlea_supersample(grid: Grid, box, idx: np.ndarray, model: CochleaModel, 
 
 # ============================================================================ parameters only
 
-def _draw_placement(fov, theta, r_shape, r_pose, r_anatomy):
+def _draw_placement(fov, theta, r_shape, r_pose, r_anatomy, with_ear: bool = True):
     """The draws that fix the cochlea: shape, pose and the inner-ear layout (which the
-    random placement in a temporal bone must keep inside the grid); no rendering."""
+    random placement in a temporal bone must keep inside the grid); no rendering. Without
+    ``with_ear`` the layout is built only where the placement needs it (ear ``None``)."""
     drawn_shape, profile_class = prior.sample_shape(r_shape, return_class=True)
     deformable = drawn_shape if theta is None else theta[:4].copy()
     grid = _grid(fov)
@@ -469,6 +470,8 @@ def _draw_placement(fov, theta, r_shape, r_pose, r_anatomy):
         R, t = rotation_matrix(theta[4:7]), theta[7:10].copy()
         pose_record = {"given": True}
         head_axes = np.eye(3) if fov == "temporal" else R @ R_REF.T
+    if t is not None and not with_ear:
+        return deformable, profile_class, grid, R, t, head_axes, pose_record, None
     # the inner ear in the model frame (independent of the pose), then posed
     ear = InnerEar.build(CochleaModel(np.concatenate([deformable, np.zeros(6)])), r_anatomy)
     if t is None:                                 # temporal: a random place that fits
@@ -488,5 +491,6 @@ def drawn_theta(seed: int = 0, fov: str = "roi") -> np.ndarray:
     r_shape, r_pose, r_anatomy = [np.random.default_rng(s)
                                   for s in np.random.SeedSequence(seed).spawn(7)][:3]
     with single_threaded_torch():
-        deformable, _, _, R, t, _, _, _ = _draw_placement(fov, None, r_shape, r_pose, r_anatomy)
+        deformable, _, _, R, t, _, _, _ = _draw_placement(fov, None, r_shape, r_pose, r_anatomy,
+                                                          with_ear=False)
     return np.concatenate([deformable, rotation_vector(R), t])
