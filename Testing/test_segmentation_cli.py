@@ -50,6 +50,17 @@ def test_segment_batch_sorts_by_quality_and_survives_a_bad_file(tmp_path):
     assert (out / "case12" / "labels.seg.nrrd").exists()
 
 
+def test_settings_options_reach_the_fit_settings():
+    from cochleaai.cli import build_parser
+    from cochleaai.segmentation.cli import _settings
+
+    args = build_parser().parse_args(["segment", "ct.nrrd", "--out", "o", "--side", "left", "--no-placement",
+                                      "--l-ref-final", "0.25", "--shape-step", "bfgs"])
+    s = _settings(args)
+    assert (s.side, s.search_placement, s.l_ref_final, s.shape_step) == ("left", False, 0.25, "bfgs")
+    assert _settings(build_parser().parse_args(["segment", "ct.nrrd", "--out", "o"])).search_placement
+
+
 def test_batch_rows_are_ordered_for_review():
     from cochleaai.segmentation.cli import review_order
 
