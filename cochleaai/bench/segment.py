@@ -9,12 +9,17 @@ the whole call, whose start search, maps and checks are the same for both
 (``gn_vs_bfgs_speedup_whole_call``).
 On the first phantom the fit also starts from 10 random parameter vectors drawn
 uniformly within the bounds (deformable parameters over their whole range, the pose
-within its allowed range around the template).
+within its allowed range around the template). The same starts are fitted once more
+with the local search only (no placement search), which fails on some of them: the
+quality control is scored on those fits and on the template fits (how many of the
+failed fits, SSI Dice below 0.5, and how many of the good ones it flags).
 """
 from __future__ import annotations
 
 NAME = "segment"
 DESCRIPTION = "logistic shape model on held-out roi phantoms: Dice, HD95, time, GN vs BFGS, random starts"
+#: A fit with an SSI Dice below this counts as failed when the quality control is scored.
+FAILED_DICE = 0.5
 
 import time
 
@@ -42,7 +47,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
     n_volumes = 5 if quick else 20
     n_bfgs = 2 if quick else 3
     n_random = 5 if quick else 10
-    total = n_volumes + n_bfgs * 2 + n_random
+    total = n_volumes + n_bfgs * 2 + 2 * n_random
     done = 0
     rows = []
     for k in range(n_volumes):
@@ -59,6 +64,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
                      "hd95_ssi": hausdorff95(r.ssi, r.roi.copy(truth.astype(np.uint8))),
                      "sec": sec, "cdl_err": r.measures["cdl_lateral_wall_mm"]["mean"] - true_cdl,
                      "qc": r.quality["qc_surface_mm"], "contrast": r.quality["capsule_contrast_hu"],
+                     "suspect": float(r.quality["suspect"]),
                      "search_sec": r.timings["start_search"],
                      "fit_sec": r.timings["em_fit"]})
         done += 1
@@ -82,18 +88,29 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
     # random starts on one phantom
     ph = make_phantom(seed=1000 + seed, fov="roi")
     rng = np.random.default_rng(seed)
-    template = segment(ph.ct, settings=SegmentSettings(outer_iterations=1, samples=0)).initial_theta
+    template = segment(ph.ct, settings=SegmentSettings(outer_iterations=1, samples=0,
+                                                       search_start=False)).initial_theta
     bounded = CochleaShape().around(template, SegmentSettings.rotation_range, SegmentSettings.translation_range)
+    starts = [rng.uniform(bounded.lower, bounded.upper) for _ in range(n_random)]
     random_dice, random_sec = [], []
-    for k in range(n_random):
+    for k, start in enumerate(starts):
         p(done / total, f"random start {k + 1}/{n_random}")
-        start = rng.uniform(bounded.lower, bounded.upper)
         t0 = time.perf_counter()
         r = segment(ph.ct, settings=SegmentSettings(start=start, samples=0))
         random_sec.append(time.perf_counter() - t0)
         random_dice.append(dice(r.ssi.array > 0, _truth_on(r, ph)))
         done += 1
+
+    # quality control on fits that can fail: the same starts with the local search only
+    local = []
+    for k, start in enumerate(starts):
+        p(done / total, f"local-search start {k + 1}/{n_random} (quality control)")
+        r = segment(ph.ct, settings=SegmentSettings(start=start, samples=0, search_placement=False))
+        local.append((dice(r.ssi.array > 0, _truth_on(r, ph)), r.quality["suspect"]))
+        done += 1
     p(1.0, "done")
+    failed = [flag for d, flag in local if d < FAILED_DICE]
+    good = [flag for d, flag in local if d >= FAILED_DICE]
 
     def col(name):
         return np.array([row[name] for row in rows], float)
@@ -125,6 +142,11 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
         "random_init_dice_std": float(np.std(random_dice)),
         "random_init_dice_min": float(np.min(random_dice)),
         "random_init_sec_median": float(np.median(random_sec)),
+        "local_search_random_init_dice_mean": float(np.mean([d for d, _ in local])),
+        "qc_failed_fits": len(failed),
+        "qc_failed_fits_flagged": int(sum(failed)),
+        "qc_good_fits": len(good) + len(rows),
+        "qc_good_fits_flagged": int(sum(good)) + int(sum(col("suspect"))),
     }
 
 
