@@ -100,5 +100,5 @@ def suspect_reasons(quality: dict) -> list:
     if quality.get("capsule_contrast_hu", np.inf) < CAPSULE_SUSPECT_HU:
         reasons.append(f"the bone around it is only {quality['capsule_contrast_hu']:.0f} HU brighter than "
                        f"its inside (below {CAPSULE_SUSPECT_HU:.0f} HU): it may lie on the vestibule or the "
-                       "internal auditory canal; give a center point")
+                       "internal auditory canal; check the points or give them (center, apex, round window)")
     return reasons
