@@ -64,7 +64,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
                      "hd95_ssi": hausdorff95(r.ssi, r.roi.copy(truth.astype(np.uint8))),
                      "sec": sec, "cdl_err": r.measures["cdl_lateral_wall_mm"]["mean"] - true_cdl,
                      "qc": r.quality["qc_surface_mm"], "contrast": r.quality["capsule_contrast_hu"],
-                     "suspect": float(r.quality["suspect"]),
+                     "suspect": r.quality["suspect"],
                      "search_sec": r.timings["start_search"],
                      "fit_sec": r.timings["em_fit"]})
         done += 1
@@ -109,8 +109,10 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
         local.append((dice(r.ssi.array > 0, _truth_on(r, ph)), r.quality["suspect"]))
         done += 1
     p(1.0, "done")
-    failed = [flag for d, flag in local if d < FAILED_DICE]
-    good = [flag for d, flag in local if d >= FAILED_DICE]
+    # (Dice, flagged) of every fit the quality control is scored on: template and local-search fits
+    scored = [(row["dice_ssi"], row["suspect"]) for row in rows] + local
+    failed = [flag for d, flag in scored if d < FAILED_DICE]
+    good = [flag for d, flag in scored if d >= FAILED_DICE]
 
     def col(name):
         return np.array([row[name] for row in rows], float)
@@ -145,8 +147,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
         "local_search_random_init_dice_mean": float(np.mean([d for d, _ in local])),
         "qc_failed_fits": len(failed),
         "qc_failed_fits_flagged": int(sum(failed)),
-        "qc_good_fits": len(good) + len(rows),
-        "qc_good_fits_flagged": int(sum(good)) + int(sum(col("suspect"))),
+        "qc_good_fits": len(good),
+        "qc_good_fits_flagged": int(sum(good)),
     }
 
 
