@@ -171,9 +171,10 @@ def intensity_calibration(values: np.ndarray):
 
 def initial_appearance(values: np.ndarray, cochlea_hu: Sequence[float] = HU_COCHLEA,
                        background_hu: Sequence[float] = HU_BACKGROUND, scale_hu: float = 150.0,
-                       dof: float = 5.0) -> AppearanceModel:
-    """Starting mixtures: the thesis component means, mapped onto the image's intensities."""
-    a, b = intensity_calibration(np.asarray(values, float))
+                       dof: float = 5.0, calibration=None) -> AppearanceModel:
+    """Starting mixtures: the thesis component means, mapped onto the image's intensities
+    (by ``calibration``, the image's ``intensity_calibration``, computed when not given)."""
+    a, b = calibration if calibration is not None else intensity_calibration(np.asarray(values, float))
 
     def mix(means):
         m = len(means)

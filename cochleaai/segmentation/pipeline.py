@@ -341,7 +341,7 @@ def _search_starts(values, points, shape, theta, appearance, l_ref, place: bool 
     return starts
 
 
-def _appearance_of_shape(values: np.ndarray, inside: np.ndarray, steps: int = 10) -> AppearanceModel:
+def _appearance_of_shape(values: np.ndarray, inside: np.ndarray, calibration, steps: int = 10) -> AppearanceModel:
     """Mixtures re-estimated with the fitted shape's hard labels.
 
     During the fit the cochlea class also explains the blurred rim of the capsule around
@@ -351,7 +351,7 @@ def _appearance_of_shape(values: np.ndarray, inside: np.ndarray, steps: int = 10
     """
     from .appearance import em_step
 
-    app = initial_appearance(values)
+    app = initial_appearance(values, calibration=calibration)
     w = inside.astype(float)
     for _ in range(steps):
         app.background = em_step(app.background, values, 1.0 - w)
@@ -426,7 +426,8 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
 
     # --- EM fit
     values_fit, points_fit_grid = arr[::k, ::k, ::k].reshape(-1), grid[::k, ::k, ::k].reshape(-1, 3)
-    appearance = settings.appearance or initial_appearance(arr.reshape(-1))
+    calibration = intensity_calibration(arr.reshape(-1))        # HU -> the image's grey values
+    appearance = settings.appearance or initial_appearance(arr.reshape(-1), calibration=calibration)
     # coarse to fine: softer boundaries first widen the basin of attraction
     stages = [l for l in settings.coarse_to_fine if l > settings.l_ref_fit] + [settings.l_ref_fit]
     prior_sd = prior_mean = None
@@ -463,7 +464,7 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     S, _ = shape.evaluate(flat, fit.theta)
     # the mixtures are re-estimated on the fit's subsampled voxels: as good, k**3 times cheaper
     final_app = fit.appearance if fit.appearance.fixed else \
-        _appearance_of_shape(values_fit, S.reshape(roi.shape)[::k, ::k, ::k].reshape(-1) >= 0)
+        _appearance_of_shape(values_fit, S.reshape(roi.shape)[::k, ::k, ::k].reshape(-1) >= 0, calibration)
     log_p0, log_p1 = final_app.log_likelihoods(arr.reshape(-1))
     posterior = expit(S / settings.l_ref_final + log_p1 - log_p0)
 
@@ -494,7 +495,7 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     ssi = as_volume(S >= 0, np.uint8)
     p(0.96, "quality control")
     quality = quality_score(roi, sroi, ssi, shape_values=S,
-                            hu_scale=intensity_calibration(arr.reshape(-1))[0])
+                            hu_scale=calibration[0])
     timings["maps_uncertainty_measures_qc"] = time.perf_counter() - t1
     p(1.0, "done")
     return CochleaSegmentation(
