@@ -15,16 +15,25 @@ from ..errors import CochleaAIError
 
 
 class CochleaShape:
-    """The 10-parameter cochlea model (:mod:`cochleaai.shape`)."""
+    """The cochlea model (:mod:`cochleaai.shape`): 10 parameters, or 12 / 14 with
+    cross-section scales (``n_params``)."""
 
-    def __init__(self, shape_function=None, rotation_range: float = np.pi, translation_range: float = 1e3):
-        from ..shape import PARAM_NAMES, ShapeFunction, bounds
+    def __init__(self, shape_function=None, rotation_range: float = np.pi, translation_range: float = 1e3,
+                 n_params: int = 10):
+        from ..shape import ShapeFunction
+        from ..shape.params import bounds, param_names
 
         self.sf = shape_function or ShapeFunction()
-        self.names = PARAM_NAMES
-        self.lower, self.upper = bounds(rotation_range, translation_range)
-        #: largest change of each parameter in one Gauss-Newton step (mm, 1/rad, mm, rad, rad, mm)
-        self.max_step = np.array([0.2, 0.01, 0.2, 0.2, 0.05, 0.05, 0.05, 0.5, 0.5, 0.5])
+        self.names = param_names(n_params)
+        self.lower, self.upper = bounds(rotation_range, translation_range, n_params)
+        #: largest change of each parameter in one Gauss-Newton step (mm, 1/rad, mm, rad, rad, mm,
+        #: then the unitless cross-section scales)
+        self.max_step = np.concatenate([[0.2, 0.01, 0.2, 0.2, 0.05, 0.05, 0.05, 0.5, 0.5, 0.5],
+                                        np.full(n_params - 10, 0.1)])
+
+    @property
+    def n_params(self) -> int:
+        return len(self.names)
 
     def around(self, theta0, rotation_range: float, translation_range: float) -> "CochleaShape":
         """The same shape with the pose bounded to +-``rotation_range`` (rad, per rotation
@@ -34,11 +43,11 @@ class CochleaShape:
         to a change of the radial scale; with a known initial pose (ROI template or the
         user's points) these bounds keep the fit out of that valley.
         """
-        bounded = CochleaShape(self.sf)
+        bounded = CochleaShape(self.sf, n_params=self.n_params)
         theta0 = np.asarray(theta0, float)
         bounded.lower, bounded.upper = self.lower.copy(), self.upper.copy()
         bounded.lower[4:7], bounded.upper[4:7] = theta0[4:7] - rotation_range, theta0[4:7] + rotation_range
-        bounded.lower[7:], bounded.upper[7:] = theta0[7:] - translation_range, theta0[7:] + translation_range
+        bounded.lower[7:10], bounded.upper[7:10] = theta0[7:10] - translation_range, theta0[7:10] + translation_range
         return bounded
 
     def evaluate(self, points, theta, jacobian: bool = False):

@@ -24,6 +24,7 @@ parameters come from automatic differentiation.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -40,12 +41,19 @@ THETA_MAX = TURNS * 2.0 * math.pi
 THETA1 = THETA_MAX - math.pi      # start of the flattened last half turn
 
 # Cross-section profiles (mm, rad) as linear functions of u = theta / theta_max in [0, 1]:
-# basal -> apical width 1.5 -> 0.8, height 1.6 -> 0.9, tilt 0.15 -> 0 rad. They give an
-# overall cochlea of about 8.5 x 7 x 4.5 mm at the initial parameters, in the range of
-# CT measurements (basal-turn diameter about 9 mm, height about 4-5 mm; e.g. Erixon et al.
-# 2009, Avci et al. 2014) and lumen dimensions of the scalae (Wysocki 1999).
-WIDTH = (1.5, 0.8)
-HEIGHT = (1.6, 0.9)
+# basal -> apical width and height of the duct, and its tilt. Width and height are the
+# medians of the profiles fitted to the expert labels of six real temporal-bone CT scans
+# (Wimmer et al. 2019, Data in Brief 27, 104782; procedure and per-specimen figures in
+# Resources/shape-calibration.json, ``python -m cochleaai calibrate-shape``). At clinical
+# CT resolution the labelled lumen is wider than the histological scalae (about 1.5 mm
+# basally, Wysocki 1999), and the upper turns merge into one space, which is why the
+# apical height sits at the bound of the calibration fit.
+WIDTH = (2.41, 1.49)
+HEIGHT = (1.86, 1.80)
+#: The profile the calibration's cross-section factors multiply (the model's profile
+#: before calibration), so that rerunning it reproduces the shipped table.
+REFERENCE_WIDTH = (1.5, 0.8)
+REFERENCE_HEIGHT = (1.6, 0.9)
 TILT = (0.15, 0.0)
 # The half width never exceeds this fraction of the centerline radius near the apex,
 # so the duct never crosses the modiolar axis (a smooth minimum, see _cross_section).
@@ -105,11 +113,34 @@ def tau_to_theta(tau):
     return theta, shrink
 
 
-def _cross_section(theta, r):
+@contextlib.contextmanager
+def cross_section_profile(width, height):
+    """Use another width and height profile (mm, base and apex) inside the block. Shape
+    functions cache tables per shape: use a new ``ShapeFunction`` inside the block."""
+    global WIDTH, HEIGHT
+    saved = WIDTH, HEIGHT
+    WIDTH, HEIGHT = tuple(width), tuple(height)
+    try:
+        yield
+    finally:
+        WIDTH, HEIGHT = saved
+
+
+def _section_scales(section, u):
+    """Width and height factors along the duct from 0, 2 or 4 scale parameters."""
+    if section is None or section.numel() == 0:
+        return 1.0, 1.0
+    if section.numel() == 2:
+        return section[0], section[1]
+    return section[0] + (section[1] - section[0]) * u, section[2] + (section[3] - section[2]) * u
+
+
+def _cross_section(theta, r, section=None):
     """2x2 matrix M(theta) mapping (cos s, sin s) to (radial, axial) offsets from the centerline."""
     u = torch.clamp(theta / THETA_MAX, 0.0, 1.0)
-    half_w = 0.5 * (WIDTH[0] + (WIDTH[1] - WIDTH[0]) * u)
-    half_h = 0.5 * (HEIGHT[0] + (HEIGHT[1] - HEIGHT[0]) * u)
+    width_scale, height_scale = _section_scales(section, u)
+    half_w = 0.5 * width_scale * (WIDTH[0] + (WIDTH[1] - WIDTH[0]) * u)
+    half_h = 0.5 * height_scale * (HEIGHT[0] + (HEIGHT[1] - HEIGHT[0]) * u)
     tilt = TILT[0] + (TILT[1] - TILT[0]) * u
     q = half_w / (MAX_HALF_WIDTH_OVER_RADIUS * r)
     soft = (1.0 + q ** 4) ** -0.25            # ~1 while the duct is wide, ~0.8 r / half_w at the apex
@@ -120,6 +151,9 @@ def _cross_section(theta, r):
 def tube_functions(tau, deformable):
     """The 1D functions of tau that define the surface: (N, 7) tensor.
 
+    ``deformable``: a, b, alpha, phi, then 0, 2 or 4 cross-section scales (see
+    :mod:`.params`).
+
     Columns: polar angle theta, centerline r, centerline z, then M11, M12, M21, M22 of the
     cross-section (cap shrink included). A surface point is
     ``(R cos theta, R sin theta, Z)`` with ``R = r + M11 cos s + M12 sin s`` and
@@ -129,7 +163,7 @@ def tube_functions(tau, deformable):
     theta, shrink = tau_to_theta(tau)
     r = radial(theta, a, b)
     z = longitudinal(theta, alpha, phi)
-    m11, m12, m21, m22 = _cross_section(theta, r)
+    m11, m12, m21, m22 = _cross_section(theta, r, deformable[4:])
     return torch.stack([theta, r, z, shrink * m11, shrink * m12, shrink * m21, shrink * m22], dim=-1)
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from . import geometry as G
+from .params import deformable_of
 
 MEASURE_NAMES = ("cdl_lateral_wall_mm", "cdl_organ_of_corti_mm", "cdl_centerline_mm",
                  "cdl_scala_tympani_mm", "a_value_mm", "b_value_mm", "height_mm",
@@ -49,8 +50,9 @@ def _length(points: np.ndarray) -> float:
 
 def clinical_measures(theta) -> Dict[str, float]:
     """The measures of :data:`MEASURE_NAMES` for shape parameters ``theta`` (the pose,
-    if given, does not change them)."""
-    d = torch.as_tensor(np.asarray(theta, float)[:4], dtype=torch.float64)
+    if given, does not change them; cross-section scales do)."""
+    theta = np.asarray(theta, float).reshape(-1)
+    d = torch.as_tensor(deformable_of(theta) if theta.size >= 10 else theta, dtype=torch.float64)
     with G.single_threaded_torch():
         th = torch.linspace(0.0, G.THETA_MAX, _N, dtype=torch.float64)
         f = G.tube_functions(th, d)

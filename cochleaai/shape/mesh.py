@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from . import geometry as G
-from .params import DEFORMABLE, ROTATION, TRANSLATION
+from .params import ROTATION, TRANSLATION, deformable_of
 from .rotation import rotation_matrix
 
 
@@ -34,7 +34,7 @@ def surface_arrays(theta, edge_mm: float = 0.2):
 
 def _surface_arrays(theta, edge_mm: float):
     theta = np.asarray(theta, dtype=float)
-    d = torch.as_tensor(theta[DEFORMABLE], dtype=torch.float64)
+    d = torch.as_tensor(deformable_of(theta), dtype=torch.float64)
     spacing = edge_mm / 1.5                                  # quad diagonals stay <= edge_mm
     taus = _tau_samples(d, spacing)[1:-1]                    # poles added separately
     sec = G.tube_functions(torch.as_tensor(taus), d).numpy()

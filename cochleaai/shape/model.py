@@ -10,7 +10,8 @@ import torch
 
 from ..errors import CochleaAIError
 from . import geometry as G
-from .params import DEFORMABLE, PARAM_NAMES, ROTATION, TRANSLATION, as_dict, bounds, default_params
+from .params import (PARAM_NAMES, ROTATION, TRANSLATION, as_dict, bounds, default_params,
+                     deformable_of, with_pose)
 from .rotation import rotation_matrix
 from .sdf import ShapeFunction
 
@@ -29,14 +30,15 @@ class CochleaModel:
 
     def __post_init__(self):
         self.theta = np.asarray(self.theta, dtype=float).reshape(-1).copy()
-        if self.theta.size != 10 or not np.all(np.isfinite(self.theta)):
-            raise CochleaAIError("A cochlea model needs 10 finite parameters: " + ", ".join(PARAM_NAMES))
-        lo, hi = bounds()
-        d = self.theta[DEFORMABLE]
-        if np.any(d < lo[DEFORMABLE] - 1e-9) or np.any(d > hi[DEFORMABLE] + 1e-9):
+        if self.theta.size not in (10, 12, 14) or not np.all(np.isfinite(self.theta)):
+            raise CochleaAIError("A cochlea model needs 10 finite parameters: " + ", ".join(PARAM_NAMES)
+                                 + " (optionally followed by 2 or 4 cross-section scales).")
+        lo, hi = bounds(n_params=self.theta.size)
+        d, lo, hi = deformable_of(self.theta), deformable_of(lo), deformable_of(hi)
+        if np.any(d < lo - 1e-9) or np.any(d > hi + 1e-9):
             raise CochleaAIError(
                 f"Deformable parameters {np.round(d, 4).tolist()} are outside the model bounds "
-                f"{lo[DEFORMABLE].tolist()} .. {hi[DEFORMABLE].tolist()} (a, b, alpha, phi).")
+                f"{lo.tolist()} .. {hi.tolist()} (a, b, alpha, phi, cross-section scales).")
 
     # ------------------------------------------------------------- frames
     @property
@@ -57,7 +59,7 @@ class CochleaModel:
 
     @property
     def _deformable(self) -> torch.Tensor:
-        return torch.as_tensor(self.theta[DEFORMABLE], dtype=torch.float64)
+        return torch.as_tensor(deformable_of(self.theta), dtype=torch.float64)
 
     # ------------------------------------------------------ shape function
     def signed_distance(self, points) -> np.ndarray:
@@ -152,7 +154,7 @@ class CochleaModel:
         """Size (mm) of the surface along the model axes x, y (basal plane) and z (height)."""
         from .mesh import surface_arrays
 
-        v, _ = surface_arrays(np.concatenate([self.theta[DEFORMABLE], np.zeros(6)]), edge_mm)
+        v, _ = surface_arrays(with_pose(self.theta, np.zeros(6)), edge_mm)
         return v.max(0) - v.min(0)
 
     def as_dict(self) -> dict:

@@ -10,10 +10,18 @@ Vector order: ``[a, b, alpha, phi, rx, ry, rz, tx, ty, tz]``
 
 A model point ``y`` maps to the image as ``x = R(r) y + t``. (Thesis section 3.10.1 writes
 the inverse map; this form keeps ``t`` readable as "where the cochlea is".)
+
+Optional cross-section scales follow the 10 parameters (so indices 0-9 keep their
+meaning): 2 more (``width_scale``, ``height_scale``: the 12-parameter variant, one factor
+on the whole duct for each) or 4 more (the width and height factors at the base and at the
+apex, linear along the duct in between: used to calibrate the profile on expert labels).
+They multiply the default cross-section profile of :mod:`.geometry`.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from ..errors import CochleaAIError
 
 PARAM_NAMES = ("a", "b", "alpha", "phi", "rx", "ry", "rz", "tx", "ty", "tz")
 DEFORMABLE = slice(0, 4)
@@ -29,22 +37,59 @@ DEFORMABLE_LOWER = np.array([3.2, 0.11, -0.2, -0.8])
 DEFORMABLE_UPPER = np.array([4.8, 0.19, 1.3, 1.2])
 
 
+#: Names of the optional cross-section scale parameters, by their number.
+SECTION_NAMES = {0: (), 2: ("width_scale", "height_scale"),
+                 4: ("width_scale_base", "width_scale_apex", "height_scale_base", "height_scale_apex")}
+SECTION_LOWER, SECTION_UPPER = 0.5, 2.0
+
+
+def n_section(theta) -> int:
+    """Number of cross-section scale parameters in a parameter vector (0, 2 or 4)."""
+    n = int(np.size(theta)) - 10
+    if n not in SECTION_NAMES:
+        raise CochleaAIError(f"A cochlea parameter vector has 10, 12 or 14 entries, got {np.size(theta)}: "
+                             + ", ".join(PARAM_NAMES) + " (then optional cross-section scales).")
+    return n
+
+
+def deformable_of(theta) -> np.ndarray:
+    """The parameters that change the shape (not the pose): a, b, alpha, phi and the scales."""
+    theta = np.asarray(theta, float).reshape(-1)
+    return np.concatenate([theta[DEFORMABLE], theta[10:]])
+
+
+def with_pose(theta, pose) -> np.ndarray:
+    """``theta`` with its 6 pose entries (rotation vector, translation) replaced."""
+    out = np.asarray(theta, float).reshape(-1).copy()
+    out[4:10] = np.asarray(pose, float).reshape(6)
+    return out
+
+
+def param_names(n: int = 10) -> tuple:
+    return PARAM_NAMES + SECTION_NAMES[n - 10]
+
+
 def default_params(rotation=(0.0, 0.0, 0.0), translation=(0.0, 0.0, 0.0)) -> np.ndarray:
     """The 10-vector at the thesis initial shape with the given pose."""
     return np.concatenate([DEFAULT_DEFORMABLE, np.asarray(rotation, float),
                            np.asarray(translation, float)])
 
 
-def bounds(rotation_range: float = np.pi, translation_range: float = 1e3):
-    """(lower, upper) 10-vectors; the pose is bounded only loosely."""
-    lo = np.concatenate([DEFORMABLE_LOWER, -rotation_range * np.ones(3), -translation_range * np.ones(3)])
-    hi = np.concatenate([DEFORMABLE_UPPER, rotation_range * np.ones(3), translation_range * np.ones(3)])
+def bounds(rotation_range: float = np.pi, translation_range: float = 1e3, n_params: int = 10):
+    """(lower, upper) vectors of ``n_params`` entries; the pose is bounded only loosely."""
+    k = n_params - 10
+    lo = np.concatenate([DEFORMABLE_LOWER, -rotation_range * np.ones(3), -translation_range * np.ones(3),
+                         np.full(k, SECTION_LOWER)])
+    hi = np.concatenate([DEFORMABLE_UPPER, rotation_range * np.ones(3), translation_range * np.ones(3),
+                         np.full(k, SECTION_UPPER)])
     return lo, hi
 
 
 def as_dict(theta) -> dict:
-    return {n: float(v) for n, v in zip(PARAM_NAMES, np.asarray(theta, float))}
+    theta = np.asarray(theta, float).reshape(-1)
+    return {n: float(v) for n, v in zip(param_names(10 + n_section(theta)), theta)}
 
 
 def from_dict(d: dict) -> np.ndarray:
-    return np.array([float(d[n]) for n in PARAM_NAMES])
+    n = next((10 + k for k in (4, 2) if all(name in d for name in SECTION_NAMES[k])), 10)
+    return np.array([float(d[name]) for name in param_names(n)])

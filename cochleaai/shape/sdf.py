@@ -27,7 +27,7 @@ import torch
 
 from ..errors import CochleaAIError
 from . import geometry as G
-from .params import DEFORMABLE, ROTATION, TRANSLATION
+from .params import ROTATION, TRANSLATION, deformable_of
 from .rotation import rotation_matrix, rotation_matrix_derivatives
 
 TABLE_STEP = 0.004  # rad of tau between table rows (second-order Taylor steps in between)
@@ -39,36 +39,47 @@ PARAM_STEP = 1e-6   # relative central-difference step in the deformable paramet
 class TubeTable:
     """Tabulated 1D geometry of one deformable shape."""
 
-    deformable: Tuple[float, float, float, float]
+    deformable: Tuple[float, ...]   # a, b, alpha, phi and 0, 2 or 4 cross-section scales
     tau0: float
     step: float
     values_np: np.ndarray       # (rows, 21): F, dF/dtau, d2F/dtau2 (7 columns each)
     orientation: float          # +1 if dS/dtau x dS/ds points outward
     _param_derivs: Optional[np.ndarray] = None
+    _section_derivs: Optional[np.ndarray] = None
 
     @property
     def taus(self) -> torch.Tensor:
         n = self.values_np.shape[0]
         return torch.linspace(self.tau0, self.tau0 + (n - 1) * self.step, n, dtype=torch.float64)
 
+    def _derivs(self, params) -> np.ndarray:
+        """(rows, 7, len(params)): dF_i/dp_q by central differences of the closed form."""
+        d = np.asarray(self.deformable, dtype=float)
+        tau = self.taus
+        cols = []
+        with G.single_threaded_torch():
+            for q in params:
+                h = PARAM_STEP * max(1.0, abs(d[q]))
+                up, down = d.copy(), d.copy()
+                up[q] += h
+                down[q] -= h
+                cols.append((G.tube_functions(tau, torch.as_tensor(up)) -
+                             G.tube_functions(tau, torch.as_tensor(down))) / (2.0 * h))
+        return torch.stack(cols, dim=-1).numpy()
+
     @property
     def param_derivs_np(self) -> np.ndarray:
-        """(rows, 28): dF_i/dp_q in column 4 i + q, by forward-mode AD (built on first use)."""
+        """(rows, 28): dF_i/dp_q of a, b, alpha, phi in column 4 i + q (built on first use)."""
         if self._param_derivs is None:
-            d = np.asarray(self.deformable, dtype=float)
-            tau = self.taus
-            cols = []
-            with G.single_threaded_torch():
-                for q in range(4):
-                    h = PARAM_STEP * max(1.0, abs(d[q]))
-                    up, down = d.copy(), d.copy()
-                    up[q] += h
-                    down[q] -= h
-                    cols.append((G.tube_functions(tau, torch.as_tensor(up)) -
-                                 G.tube_functions(tau, torch.as_tensor(down))) / (2.0 * h))
-            # column 4 i + q holds dF_i / dp_q
-            self._param_derivs = np.ascontiguousarray(torch.stack(cols, dim=-1).numpy().reshape(len(tau), 28))
+            self._param_derivs = np.ascontiguousarray(self._derivs(range(4)).reshape(-1, 28))
         return self._param_derivs
+
+    @property
+    def section_derivs_np(self) -> np.ndarray:
+        """(rows, 7, k): dF_i/ds_q of the k cross-section scales (built on first use)."""
+        if self._section_derivs is None:
+            self._section_derivs = self._derivs(range(4, len(self.deformable)))
+        return self._section_derivs
 
 
 def _tau_derivatives(d: torch.Tensor, tau: torch.Tensor, h: float = TAU_STEP):
@@ -111,10 +122,26 @@ def _build_table(deformable, step: float) -> TubeTable:
                      np.ascontiguousarray(values.numpy()), orientation)
 
 
+def _section_jacobian(tab: TubeTable, normal: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """(N, k) d sdf / d (cross-section scales) = n . dS/ds at each point's foot (tau, s)
+    (envelope theorem, as for a, b, alpha, phi in the compiled kernel; normal in the model
+    frame). The scales change only the cross-section matrix M, not theta, r or z."""
+    x = (ts[:, 0] - tab.tau0) / tab.step
+    j = np.clip(np.floor(x).astype(int), 0, tab.values_np.shape[0] - 2)
+    w = (x - j)[:, None, None]
+    dF = (1 - w) * tab.section_derivs_np[j] + w * tab.section_derivs_np[j + 1]      # (N, 7, k)
+    th = (1 - w[:, :, 0]) * tab.values_np[j, 0:1] + w[:, :, 0] * tab.values_np[j + 1, 0:1]
+    cs, sn = np.cos(ts[:, 1:2]), np.sin(ts[:, 1:2])
+    dR = dF[:, 3] * cs + dF[:, 4] * sn
+    dZ = dF[:, 5] * cs + dF[:, 6] * sn
+    return normal[:, 0:1] * dR * np.cos(th) + normal[:, 1:2] * dR * np.sin(th) + normal[:, 2:3] * dZ
+
+
 class ShapeFunction:
     """Signed distance (mm, positive inside) of image points to the posed cochlea model.
 
-    ``theta`` is the 10-vector of :mod:`cochleaai.shape.params`. Tables of recent
+    ``theta`` is the 10-vector of :mod:`cochleaai.shape.params`, or 12 / 14 entries with
+    cross-section scales (their Jacobian columns follow the first 10). Tables of recent
     deformable shapes are cached, so changing only the pose costs no rebuild (the
     segmentation's start search cycles through about ten shapes: the cache holds 32).
     """
@@ -146,8 +173,9 @@ class ShapeFunction:
 
     def _to_local(self, points, theta):
         theta = np.asarray(theta, dtype=float).reshape(-1)
-        if theta.size != 10 or not np.all(np.isfinite(theta)):
-            raise CochleaAIError("Shape parameters must be 10 finite numbers (a, b, alpha, phi, rx, ry, rz, tx, ty, tz).")
+        if theta.size not in (10, 12, 14) or not np.all(np.isfinite(theta)):
+            raise CochleaAIError("Shape parameters must be 10 finite numbers (a, b, alpha, phi, rx, ry, rz, tx, ty, tz), "
+                                 "optionally followed by 2 or 4 cross-section scales.")
         pts = np.asarray(points, dtype=float)
         if pts.shape[-1:] != (3,):
             raise CochleaAIError(f"Points must have shape (..., 3), got {pts.shape}.")
@@ -160,19 +188,21 @@ class ShapeFunction:
         return theta, pts, shape, R, local
 
     def evaluate(self, points, theta, jacobian: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        """Signed distances (...,) and, if asked, the Jacobian (..., 10) w.r.t. theta."""
+        """Signed distances (...,) and, if asked, the Jacobian (..., theta.size) w.r.t. theta."""
         theta, pts, shape, R, local = self._to_local(points, theta)
-        tab = self.table(theta[DEFORMABLE])
-        sdf, _, jac, _ = self._local(local, tab, jacobian, R, theta[ROTATION])
+        tab = self.table(deformable_of(theta))
+        sdf, normal, jac, ts = self._local(local, tab, jacobian, R, theta[ROTATION])
         if not jacobian:
             return sdf.reshape(shape), None
-        return sdf.reshape(shape), jac.reshape(shape + (10,))
+        if theta.size > 10:
+            jac = np.concatenate([jac, _section_jacobian(tab, normal, ts)], axis=1)
+        return sdf.reshape(shape), jac.reshape(shape + (theta.size,))
 
     def closest(self, points, theta):
         """Signed distance (...,), model-frame points (..., 3) and closest surface
         parameters (..., 2) = (tau, s) of the foot on the model surface."""
         theta, pts, shape, R, local = self._to_local(points, theta)
-        sdf, _, _, ts = self._local(local, self.table(theta[DEFORMABLE]), False)
+        sdf, _, _, ts = self._local(local, self.table(deformable_of(theta)), False)
         return sdf.reshape(shape), local.reshape(shape + (3,)), ts.reshape(shape + (2,))
 
     def jacobian(self, points, theta) -> np.ndarray:
