@@ -152,7 +152,7 @@ def score_segmentation(segmentation: Volume, labels: Volume, specimen: Specimen,
     seg = segmentation.copy((segmentation.array > 0).astype(np.float32)).resample_like(labels, "linear")
     ours = (seg.array >= 0.5) & scoring_cylinder(labels, specimen)
     voxel_mm3 = float(np.prod(labels.spacing))
-    ref_mm3, ours_mm3 = reference.sum() * voxel_mm3, ours.sum() * voxel_mm3
+    ref_mm3, ours_mm3 = float(reference.sum() * voxel_mm3), float(ours.sum() * voxel_mm3)
     out = {"dice": float(dice(ours, reference)), "volume_mm3": ours_mm3, "reference_mm3": ref_mm3,
            "volume_ratio": ours_mm3 / ref_mm3 if ref_mm3 else float("nan")}
     out["hd95_mm"] = float(hausdorff95(ours, reference, spacing=labels.spacing)) if ours.any() else float("inf")

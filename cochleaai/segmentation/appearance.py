@@ -183,3 +183,37 @@ def initial_appearance(values: np.ndarray, cochlea_hu: Sequence[float] = HU_COCH
 
     return AppearanceModel(mix(background_hu), mix(cochlea_hu),
                            foreground_ceiling=a * HU_COCHLEA_CEILING + b)
+
+
+#: Where the starting levels are read around a starting shape (mm): the lumen deeper than
+#: the first inside it, the wall in the shell between the other two outside it.
+START_LUMEN_DEPTH_MM = 0.2
+START_WALL_SHELL_MM = (0.3, 0.9)
+
+
+def appearance_around_shape(values: np.ndarray, S: np.ndarray, dof: float = 5.0) -> AppearanceModel:
+    """Starting mixtures read off the image around a starting shape (signed distance ``S``,
+    mm, positive inside), with no HU anchor: the lumen level (median inside) and the wall
+    level (median of a shell just outside) place the cochlea's components (lumen, and a
+    quarter of the way to the wall for partial volume and the thin partitions); the
+    background's four components sit at the 5th, 35th, 65th and 95th percentiles of the
+    voxels outside the shape. The cochlea may not take a mean past halfway to the wall.
+    So air-filled (about -750 HU) and fluid-filled (about +200 HU) labyrinths, and grey
+    values that are not HU, start alike.
+    """
+    values, S = np.asarray(values, float), np.asarray(S, float)
+    deep = S > START_LUMEN_DEPTH_MM
+    shell = (S < -START_WALL_SHELL_MM[0]) & (S > -START_WALL_SHELL_MM[1])
+    if deep.sum() < 10 or shell.sum() < 10 or (S < 0).sum() < 10:
+        raise CochleaAIError("The starting cochlea lies outside the region of interest; check the points.")
+    lumen, wall = float(np.median(values[deep])), float(np.median(values[shell]))
+    step = wall - lumen
+    if step <= 0:
+        # no brighter wall around the start (no cochlea there, or an inverted image): keep the
+        # image's own spread so the fit can still move, and let the quality control judge
+        step = float(np.subtract(*np.percentile(values, [95, 5])))
+    scale = max(0.15 * abs(step), 1e-3 * (abs(lumen) + 1.0))
+    fg = StudentMixture(np.full(2, 0.5), [lumen, lumen + 0.25 * step], np.full(2, scale), np.full(2, dof))
+    bg_means = np.percentile(values[S < 0], [5, 35, 65, 95])
+    bg = StudentMixture(np.full(4, 0.25), bg_means, np.full(4, scale), np.full(4, dof))
+    return AppearanceModel(bg, fg, foreground_ceiling=lumen + 0.5 * step)

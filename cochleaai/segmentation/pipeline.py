@@ -27,7 +27,7 @@ import copy
 import functools
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, Optional
 
 import numpy as np
@@ -37,9 +37,10 @@ from ..errors import CochleaAIError
 from ..progress import Progress
 from ..shape import CochleaModel, default_params
 from ..shape.measures import summarize
+from ..shape.params import param_names, with_pose
 from ..shape.rotation import rotation_matrix, rotation_vector
 from ..volume import Volume
-from .appearance import AppearanceModel, initial_appearance, intensity_calibration
+from .appearance import AppearanceModel, appearance_around_shape, initial_appearance, intensity_calibration
 from .logistic import FitSettings, _log_joint, fit_logistic_shape
 from .quality import capsule_contrast, quality_score
 from .shapes import CochleaShape
@@ -52,6 +53,7 @@ TEMPLATE_ROI_MM = (12.0, 10.0, 10.0)
 POINTS_ROI_MM = (13.0, 13.0, 13.0)
 ROI_SPACING_MM = 0.2
 SIDES = ("right", "left")
+LABEL_MAPS = ("lumen-wall", "shape-model")
 POINT_ROLES = ("center", "apex", "round window")
 #: A mirror of the left-right (LPS x) axis turns a left cochlea into a right one.
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
@@ -61,7 +63,10 @@ _MAX_VOXELS = 60_000_000          # about 0.5 GB of float64 for one copy of the 
 @dataclass
 class SegmentSettings:
     l_ref_fit: float = 0.2            # mm, logistic reference length while fitting
-    l_ref_final: float = 0.02         # mm, for the final posterior label map (thesis: 0.25; see docs)
+    l_ref_final: float = 0.02         # mm, for the "shape-model" label map (thesis: 0.25; see docs)
+    label_map: str = "lumen-wall"     # final label map: "lumen-wall" (follows the image near the
+                                      # fitted surface) or "shape-model" (the thesis's posterior)
+    label_band_mm: float = 0.75       # how far outside the fitted surface the lumen-wall map may reach
     outer_iterations: int = 12        # EM rounds
     fit_subsample: int = 2            # fit on every n-th voxel per axis (0.4 mm)
     samples: int = 100                # posterior draws for uncertainty and measures
@@ -69,12 +74,16 @@ class SegmentSettings:
     side: str = "right"
     shape_step: str = "gauss-newton"  # or "bfgs"
     shape_prior: bool = True          # Gaussian population prior on a, b, alpha, phi
+    n_params: int = 10                # 10 (the thesis's model) or 12 (with width and height
+                                      # factors of the duct, prior from the real-CT calibration)
     rotation_range: float = 0.15      # rad, pose freedom around the initial pose
     translation_range: float = 1.5    # mm
     appearance: Optional[AppearanceModel] = None   # fixed (supervised) appearance
     coarse_to_fine: tuple = ()        # mm, l_ref of softer stages before l_ref_fit (see docs)
     hold_appearance_while_coarse: bool = True   # starting mixtures during the first stage
     search_start: bool = True         # search over position along the axis, size and profile
+    search_orientation: bool = True   # from one point or two: search the orientation the points
+                                      # leave free, ranked by the capsule contrast
     search_placement: bool = True     # also place the mean shape on a grid over the whole
                                       # translation range (for starts far off; see docs)
     start: Optional[np.ndarray] = None  # start here instead of the initial pose (fit frame);
@@ -85,6 +94,12 @@ class SegmentSettings:
             raise CochleaAIError(f"Side must be 'right' or 'left', got {self.side!r}.")
         if not (0 < self.l_ref_fit <= 2 and 0 < self.l_ref_final <= 2):
             raise CochleaAIError("The reference lengths l_ref must be in (0, 2] mm.")
+        if self.n_params not in (10, 12):
+            raise CochleaAIError(f"The model has 10 or 12 parameters, got {self.n_params}.")
+        if self.label_map not in LABEL_MAPS:
+            raise CochleaAIError(f"Unknown label map {self.label_map!r}; use {' or '.join(LABEL_MAPS)}.")
+        if not 0 <= self.label_band_mm <= 3:
+            raise CochleaAIError("The label band must be 0-3 mm.")
         if self.outer_iterations < 1 or self.fit_subsample < 1 or self.samples < 0:
             raise CochleaAIError("Iterations and subsampling must be at least 1, samples at least 0.")
         return self
@@ -154,11 +169,9 @@ class CochleaSegmentation:
         return self.model.angular_position(fit_points)
 
     def summary(self) -> dict:
-        from ..shape import PARAM_NAMES
-
         return {"side": self.side,
                 "parameters": {n: {"value": float(v), "std": float(s)}
-                               for n, v, s in zip(PARAM_NAMES, self.theta, self.std)},
+                               for n, v, s in zip(param_names(self.theta.size), self.theta, self.std)},
                 "theta": self.theta.tolist(), "covariance": self.covariance.tolist(),
                 "initial_theta": self.initial_theta.tolist(),
                 "measures": self.measures, "quality": self.quality,
@@ -264,10 +277,39 @@ def initial_theta(points: Optional[Dict[str, np.ndarray]], centre) -> np.ndarray
     return theta
 
 
+#: EM rounds each start gets when there are several; the best is then fitted on.
+SCREENING_ROUNDS = 3
+#: The orientation search scores every n-th fit voxel (about 4500 of a 13 mm region).
+ORIENTATION_STRIDE = 8
+
+
+def _free_orientation(points) -> bool:
+    """Whether the points leave the orientation free: one centre point, or the round
+    window and apex without the centre."""
+    return set(points) == {"center"} or ({"apex", "round window"} <= set(points) and "center" not in points)
+
+
+def _search_orientation(values, points_grid, points, theta0) -> list:
+    """The best few poses of ``theta0``'s shape for the orientation the points leave free."""
+    from . import orientation
+
+    ref = CochleaModel(with_pose(theta0, np.zeros(6))).landmarks()     # model frame
+    if set(points) == {"center"}:
+        return orientation.from_centre(values, points_grid, theta0, points["center"], ref["center"])
+    line = points["apex"] - points["round window"]
+    anchor_model = 0.5 * (ref["apex"] + ref["round_window"])
+    return orientation.spins_about(values, points_grid, theta0, rotation_matrix(theta0[4:7]),
+                                   line / np.linalg.norm(line),
+                                   0.5 * (points["apex"] + points["round window"]), anchor_model)
+
+
 #: Population prior of the deformable parameters (a, b, alpha, phi): mean and sd of the
 #: phantom shape prior (cochleaai.phantom.prior, after the histograms of thesis Fig. 3.8).
 SHAPE_PRIOR_MEAN = np.array([3.99, 0.150, 0.56, 0.2])
 SHAPE_PRIOR_SD = np.array([0.33, 0.010, 0.35, 0.3])
+#: Prior sd of the width and height factors of the 12-parameter variant (mean 1): their
+#: spread across the six real specimens of the calibration (Resources/shape-calibration.json).
+SECTION_PRIOR_SD = np.array([0.051, 0.032])
 
 
 #: Candidate radial scales (mm) and longitudinal amplitudes (mm) of the start search: the
@@ -317,26 +359,28 @@ def _search_starts(values, points, shape, theta, appearance, l_ref, place: bool 
     shapes = [np.array([a, SHAPE_PRIOR_MEAN[1], alpha, SHAPE_PRIOR_MEAN[3]])
               for a in SEARCH_A for alpha in SEARCH_ALPHA]
 
+    def candidate(t, deformable, shift):
+        # the cross-section scales (a 12-parameter model) stay as they are
+        return np.concatenate([deformable, t[4:7], t[7:10] + shift, t[10:]])
+
     def refine(t):
         for _ in range(rounds):
-            t = best([np.concatenate([deformable, t[4:7], t[7:] + dz * axis])
+            t = best([candidate(t, deformable, dz * axis)
                       for dz in SEARCH_SHIFTS_MM for deformable in [t[:4]] + shapes])
-            t = best([np.concatenate([t[:7], t[7:] + du * across + dv * across_axis])
+            t = best([candidate(t, t[:4], du * across + dv * across_axis)
                       for du in SEARCH_SHIFTS_MM for dv in SEARCH_SHIFTS_MM])
         return t
 
     starts = [refine(theta)]
     if place:
         coarse_values, coarse_points = values[::PLACEMENT_STRIDE], points[::PLACEMENT_STRIDE]
-        mean_shape = np.concatenate([SHAPE_PRIOR_MEAN, theta[4:]])
-        placements = [np.clip(np.concatenate([mean_shape[:7], theta[7:] + R @ np.asarray(shift)]),
-                              shape.lower, shape.upper)
+        placements = [np.clip(candidate(theta, SHAPE_PRIOR_MEAN, R @ np.asarray(shift)), shape.lower, shape.upper)
                       for shift in itertools.product(SEARCH_GRID_MM, repeat=3)]
         contrast = [capsule_contrast(coarse_values, shape.evaluate(coarse_points, c)[0]) for c in placements]
         placed = placements[int(np.argmax(contrast))]
-        if np.linalg.norm(placed[7:] - starts[0][7:]) > SEARCH_DISTINCT_MM:
+        if np.linalg.norm(placed[7:10] - starts[0][7:10]) > SEARCH_DISTINCT_MM:
             moved = refine(placed)
-            if np.linalg.norm(moved[7:] - starts[0][7:]) > SEARCH_DISTINCT_MM:
+            if np.linalg.norm(moved[7:10] - starts[0][7:10]) > SEARCH_DISTINCT_MM:
                 starts.append(moved)
     return starts
 
@@ -360,9 +404,58 @@ def _appearance_of_shape(values: np.ndarray, inside: np.ndarray, calibration, st
     return app
 
 
-def _fit_stages(values, points, shape, theta, appearance, stages, settings, prior_mean, prior_sd,
-                progress):
+#: Where the lumen and wall levels of the lumen-wall map are measured: deeper than this
+#: inside the fitted surface (mm), and in this shell outside it (mm).
+LUMEN_DEPTH_MM = 0.2
+WALL_SHELL_MM = (0.3, 0.9)
+
+
+def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float):
+    """Posterior label probability of the lumen near a fitted shape, and its appearance.
+
+    The scanner blurs the step from the lumen (fluid or air) to the dense bone of the otic
+    capsule; the edge of a blurred step lies where the grey value is halfway between the
+    two levels. Both levels are measured on the image around the fitted shape (median
+    deeper than ``LUMEN_DEPTH_MM`` inside it; median in the ``WALL_SHELL_MM`` shell outside),
+    so nothing assumes HU: fluid- and air-filled labyrinths, CT and cone-beam CT alike. The
+    classes are equal-variance Gaussians at the two levels (sd: the robust spread of the
+    lumen voxels), which puts the decision at the halfway value; the prior is flat within
+    ``band_mm`` outside the fitted surface and inside it, and zero beyond. The band lets
+    the map follow the image where the model's tube cannot: the spaces between the upper
+    turns, which expert labels of clinical CT count as lumen.
+    """
+    values = np.asarray(values, float)
+    deep, shell = S > LUMEN_DEPTH_MM, (S < -WALL_SHELL_MM[0]) & (S > -WALL_SHELL_MM[1])
+    if not deep.any():
+        deep = S >= 0
+    if not deep.any() or not shell.any():
+        raise CochleaAIError("The fitted shape lies outside the region of interest; check the points.")
+    lumen, wall = float(np.median(values[deep])), float(np.median(values[shell]))
+    spread = 1.4826 * float(np.median(np.abs(values[deep] - lumen))) + 1e-6 * (abs(wall - lumen) + 1.0)
+    # log-odds of lumen against wall for equal-variance Gaussians: linear in the value
+    log_odds = (values - 0.5 * (lumen + wall)) * (lumen - wall) / spread ** 2
+    posterior = np.where(S > -band_mm, expit(np.clip(log_odds, -50, 50)), 0.0)
+    return posterior, {"lumen": lumen, "wall": wall, "threshold": 0.5 * (lumen + wall), "sd": spread,
+                       "band_mm": band_mm}
+
+
+def _connected_to_shape(probability: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """``probability`` where the map (>= 0.5) is connected to the shape, 0 elsewhere:
+    a dark space the band touches (the vestibule, a canal) must not join through noise."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(probability >= 0.5)
+    keep = np.unique(labels[inside & (labels > 0)])
+    return np.where(np.isin(labels, keep[keep > 0]), probability, np.minimum(probability, 0.49))
+
+
+def _fit_stages(values, points, shape, theta, appearance, stages, settings, progress):
     """EM fit from ``theta`` through the reference lengths ``stages`` (softest first)."""
+    prior_sd = prior_mean = None
+    if settings.shape_prior:
+        # population prior on the deformable parameters only; the pose is bounded instead
+        prior_mean = np.concatenate([SHAPE_PRIOR_MEAN, theta[4:10], np.ones(len(theta) - 10)])
+        prior_sd = np.concatenate([SHAPE_PRIOR_SD, np.full(6, np.inf), SECTION_PRIOR_SD[:len(theta) - 10]])
     history = []
     # while the shape is still far off (the first, softest stage), the starting mixtures are
     # a safer appearance than mixtures re-estimated from a wrong shape
@@ -416,44 +509,69 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     if points_fit and "center" not in points_fit and len(points_fit) < 2:
         raise CochleaAIError("Give a 'center' point, or 'apex' and 'round window' points.")
     theta0 = initial_theta(points_fit, roi.center)      # the mirror keeps the ROI centre
+    theta0 = np.concatenate([theta0, np.ones(settings.n_params - 10)])
 
     grid = fit_points_of(roi.physical_grid().reshape(-1, 3)).reshape(roi.shape + (3,))
     arr = roi.array.astype(float)
     k = settings.fit_subsample
-    shape = CochleaShape().around(theta0, settings.rotation_range, settings.translation_range)
+    values_fit, points_fit_grid = arr[::k, ::k, ::k].reshape(-1), grid[::k, ::k, ::k].reshape(-1, 3)
+    timings = {}
+    poses = [theta0]
+    if settings.search_orientation and settings.start is None and _free_orientation(points_fit):
+        t1 = time.perf_counter()
+        p(0.015, "orientation search")
+        poses = _search_orientation(values_fit[::ORIENTATION_STRIDE], points_fit_grid[::ORIENTATION_STRIDE],
+                                    points_fit, theta0)
+        timings["orientation_search"] = time.perf_counter() - t1
+    theta0 = poses[0]
     if settings.start is not None:
-        theta0 = np.clip(np.asarray(settings.start, float), shape.lower, shape.upper)
+        bounded = CochleaShape(n_params=settings.n_params).around(theta0, settings.rotation_range,
+                                                                  settings.translation_range)
+        poses = [np.clip(np.asarray(settings.start, float), bounded.lower, bounded.upper)]
 
     # --- EM fit
-    values_fit, points_fit_grid = arr[::k, ::k, ::k].reshape(-1), grid[::k, ::k, ::k].reshape(-1, 3)
     calibration = intensity_calibration(arr.reshape(-1))        # HU -> the image's grey values
-    appearance = settings.appearance or initial_appearance(arr.reshape(-1), calibration=calibration)
+    if settings.appearance is not None:
+        appearance = settings.appearance
+    else:
+        # the starting mixtures come from the image around the starting shape: no HU anchors
+        S0, _ = CochleaShape(n_params=settings.n_params).evaluate(points_fit_grid, poses[0])
+        appearance = appearance_around_shape(values_fit, S0)
     # coarse to fine: softer boundaries first widen the basin of attraction
     stages = [l for l in settings.coarse_to_fine if l > settings.l_ref_fit] + [settings.l_ref_fit]
-    prior_sd = prior_mean = None
-    if settings.shape_prior:
-        # population prior on the deformable parameters only; the pose is bounded instead
-        prior_mean = np.concatenate([SHAPE_PRIOR_MEAN, theta0[4:]])
-        prior_sd = np.concatenate([SHAPE_PRIOR_SD, np.full(6, np.inf)])
-    timings = {"preparation": time.perf_counter() - t0}
+    timings["preparation"] = time.perf_counter() - t0 - timings.get("orientation_search", 0.0)
     t1 = time.perf_counter()
-    starts = [theta0]
-    if settings.search_start:
-        starts = _search_starts(values_fit, points_fit_grid, shape, theta0, appearance, stages[-1],
-                                place=settings.search_placement)
+    # every pose brings its own pose bounds, and its refined starts; poses from the
+    # orientation search were placed by it already
+    candidates = []
+    for pose in poses:
+        bounded = CochleaShape(n_params=settings.n_params).around(pose, settings.rotation_range,
+                                                                  settings.translation_range)
+        starts = [pose]
+        if settings.search_start:
+            starts = _search_starts(values_fit, points_fit_grid, bounded, pose, appearance, stages[-1],
+                                    place=settings.search_placement and len(poses) == 1)
+        candidates += [(bounded, start) for start in starts]
     timings["start_search"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     # each start is fitted with its own copy of the starting mixtures, and the fit with the
     # highest capsule contrast is kept: the fits' own likelihoods cannot be compared, since
-    # each fit's mixtures adapt to its shape (on phantom 1000, wrong fits had the higher one)
-    best_score, fit, history = -np.inf, None, []
-    for n, start in enumerate(starts):
-        candidate, candidate_history = _fit_stages(
-            values_fit, points_fit_grid, shape, start, copy.deepcopy(appearance), stages, settings,
-            prior_mean, prior_sd, p.stage(0.02 + 0.78 * n / len(starts), 0.02 + 0.78 * (n + 1) / len(starts)))
-        score = capsule_contrast(values_fit, candidate.shape_values)
-        if score > best_score:
-            best_score, fit, history = score, candidate, candidate_history
+    # each fit's mixtures adapt to its shape (on phantom 1000, wrong fits had the higher one).
+    # With several starts, each gets a few EM rounds first and only the best is fitted on.
+    rounds = settings.outer_iterations if len(candidates) == 1 else \
+        min(settings.outer_iterations, SCREENING_ROUNDS)
+    fits = []
+    for n, (bounded, start) in enumerate(candidates):
+        fit, history = _fit_stages(values_fit, points_fit_grid, bounded, start, copy.deepcopy(appearance),
+                                   stages, replace(settings, outer_iterations=rounds),
+                                   p.stage(0.02 + 0.6 * n / len(candidates), 0.02 + 0.6 * (n + 1) / len(candidates)))
+        fits.append((capsule_contrast(values_fit, fit.shape_values), n, fit, history, bounded))
+    _, _, fit, history, shape = max(fits, key=lambda f: (f[0], -f[1]))
+    if rounds < settings.outer_iterations:
+        fit, more = _fit_stages(values_fit, points_fit_grid, shape, fit.theta, fit.appearance, stages[-1:],
+                                replace(settings, outer_iterations=settings.outer_iterations - rounds),
+                                p.stage(0.62, 0.8))
+        history += more
     fit.history = history
     timings["em_fit"] = time.perf_counter() - t1
     t1 = time.perf_counter()
@@ -462,11 +580,16 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     p(0.82, "label maps on the full grid")
     flat = grid.reshape(-1, 3)
     S, _ = shape.evaluate(flat, fit.theta)
-    # the mixtures are re-estimated on the fit's subsampled voxels: as good, k**3 times cheaper
-    final_app = fit.appearance if fit.appearance.fixed else \
-        _appearance_of_shape(values_fit, S.reshape(roi.shape)[::k, ::k, ::k].reshape(-1) >= 0, calibration)
-    log_p0, log_p1 = final_app.log_likelihoods(arr.reshape(-1))
-    posterior = expit(S / settings.l_ref_final + log_p1 - log_p0)
+    if settings.label_map == "lumen-wall":
+        posterior, final_app = lumen_wall_map(arr.reshape(-1), S, settings.label_band_mm)
+        posterior = _connected_to_shape(posterior.reshape(roi.shape), S.reshape(roi.shape) >= 0).reshape(-1)
+    else:
+        # the mixtures are re-estimated on the fit's subsampled voxels: as good, k**3 times cheaper
+        app = fit.appearance if fit.appearance.fixed else \
+            _appearance_of_shape(values_fit, S.reshape(roi.shape)[::k, ::k, ::k].reshape(-1) >= 0, calibration)
+        log_p0, log_p1 = app.log_likelihoods(arr.reshape(-1))
+        posterior = expit(S / settings.l_ref_final + log_p1 - log_p0)
+        final_app = app.as_dict()
 
     p(0.88, "shape uncertainty")
     rng = np.random.default_rng(settings.seed)
@@ -504,4 +627,4 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
         covariance=cov, side=settings.side, measures=measures, quality=quality,
         initial_theta=theta0, iterations=len(fit.history), seconds=time.perf_counter() - t0,
         timings={k: round(v, 3) for k, v in timings.items()},
-        appearance={"fit": fit.appearance.as_dict(), "final": final_app.as_dict()}, history=fit.history)
+        appearance={"fit": fit.appearance.as_dict(), "final": final_app}, history=fit.history)
