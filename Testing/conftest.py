@@ -1,7 +1,26 @@
 """Shared pytest fixtures. Keep each fixture small and documented."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+
+#: The real temporal-bone CT development data (layout of cochleaai.realct), beside the
+#: project as ../shared/data/real-ct, or where COCHLEAAI_REAL_CT points; None when absent
+#: (its tests are then skipped, saying so).
+_REAL_CT_CANDIDATES = [os.environ.get("COCHLEAAI_REAL_CT", ""),
+                       str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real-ct")]
+REAL_CT = next((Path(p) for p in _REAL_CT_CANDIDATES if p and any(Path(p).rglob("*_DESC.json"))), None)
+requires_real_ct = pytest.mark.skipif(REAL_CT is None, reason="the real-CT development data "
+                                      "(../shared/data/real-ct or $COCHLEAAI_REAL_CT) is not here")
+
+
+def real_specimen(specimen_id: str):
+    """One development specimen (cochleaai.realct.Specimen) by its id."""
+    from cochleaai import realct
+
+    return next(s for s in realct.find_specimens(REAL_CT) if s.id == specimen_id)
 
 
 @pytest.fixture

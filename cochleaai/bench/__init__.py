@@ -59,9 +59,17 @@ def format_table(name: str, figures: dict) -> str:
         if isinstance(v, float):
             v = f"{v:.6g}"
         elif isinstance(v, dict):
-            v = ", ".join(f"{a}={b:.6g}" if isinstance(b, float) else f"{a}={b}" for a, b in v.items())
+            v = _pairs(v)
+        elif isinstance(v, list) and v and all(isinstance(row, dict) for row in v):
+            lines.append(f"{k}:")            # a table of rows, one line each
+            lines += [f"  {_pairs(row)}" for row in v]
+            continue
         lines.append(f"{k:<{width}}  {v}")
     return "\n".join(lines)
+
+
+def _pairs(row: dict) -> str:
+    return ", ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}" for a, b in row.items())
 
 
 def write_json(path, name: str, figures: dict) -> Path:

@@ -10,7 +10,9 @@ def _settings(args):
 
     return SegmentSettings(side=args.side, l_ref_fit=args.l_ref_fit, l_ref_final=args.l_ref_final,
                            outer_iterations=args.iterations, samples=args.samples, seed=args.seed,
-                           shape_step=args.shape_step, search_placement=not args.no_placement)
+                           shape_step=args.shape_step, search_placement=not args.no_placement,
+                           search_orientation=not args.no_orientation_search, n_params=args.parameters,
+                           label_map=args.label_map, label_band_mm=args.label_band)
 
 
 def read_points(path) -> dict:
@@ -158,10 +160,47 @@ def _common(p) -> None:
     p.add_argument("--no-placement", action="store_true",
                    help="skip the placement search over the whole +-1.5 mm translation range "
                         "(about 0.7 s; a start within about a millimetre of the cochlea does not need it)")
+    p.add_argument("--no-orientation-search", action="store_true",
+                   help="from a centre point alone, or round window and apex, keep the template's "
+                        "orientation instead of searching the one the points leave free")
+    p.add_argument("--parameters", type=int, choices=(10, 12), default=d.n_params,
+                   help="10: the thesis's model; 12: with width and height factors of the duct "
+                        f"(default {d.n_params})")
+    p.add_argument("--label-map", choices=("lumen-wall", "shape-model"), default=d.label_map,
+                   help="final label map: 'lumen-wall' follows the image near the fitted shape (default); "
+                        "'shape-model' is the thesis's posterior at --l-ref-final")
+    p.add_argument("--label-band", type=float, default=d.label_band_mm,
+                   help=f"how far (mm) outside the fitted shape the lumen-wall map may reach (default {d.label_band_mm})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _cmd_calibrate(args) -> int:
+    from ..progress import tqdm_progress
+    from .calibration import calibrate
+
+    with tqdm_progress("calibrate-shape", disable=args.quiet) as progress:
+        table = calibrate(args.data, progress=progress)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(table, indent=1))
+    print(json.dumps({"out": str(out), **table["profile"],
+                      "dice": {f["id"]: round(f["dice"], 3) for f in table["fits"]}}, indent=1))
+    return 0
+
+
 def add_commands(sub) -> None:
+    p = sub.add_parser("calibrate-shape", help="fit the cochlea model to expert labels of real CT; "
+                                               "the cross-section profile table",
+                       description="Fits the 14-parameter model (pose, centreline and the duct's width "
+                                   "and height at base and apex) to the cochlear part of every expert "
+                                   "label under --data (layout of the Wimmer et al. 2019 data set) and "
+                                   "writes the per-specimen fits and the median profile as JSON "
+                                   "(shipped as Resources/shape-calibration.json).")
+    p.add_argument("--data", required=True, help="folder of specimens (<id>/<id>_CT_LABELS.nii.gz, <id>_DESC.json)")
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_calibrate)
+
     p = sub.add_parser("segment", help="fit the cochlea shape model to a CT volume",
                        description="Bayesian logistic shape model fit. Writes labels.seg.nrrd (segments "
                                    "'Cochlea' and 'Cochlea shape model'), probability.nrrd, uncertainty.nrrd, "

@@ -1,0 +1,99 @@
+"""Cochlea segmentation on real temporal-bone CT with expert labels (``--data DIR``).
+
+Any folder in the layout of :mod:`cochleaai.realct` (e.g. the development specimens of
+Wimmer et al. 2019, doi:10.1016/j.dib.2019.104782). For every specimen and every start a
+clinician may give (the expert's centre, apex and round-window points; round window and
+apex; the centre alone), the default segmentation is scored against the cochlear part of
+the expert label: Dice, volume ratio and HD95 (mm) of the label map, Dice of the shape
+model region, errors (mm) of the fitted apex, centre and round window against the expert
+points that the start did not give, the quality-control flag and the seconds per volume.
+Beside the default, on the three-point start: the 12-parameter variant and the thesis's
+shape-model label map. ``--quick`` runs the first specimen from three points only.
+"""
+from __future__ import annotations
+
+NAME = "segment-real"
+DESCRIPTION = "segmentation on real CT with expert labels (--data DIR): Dice, volume, HD95, landmark errors by start"
+
+import time
+
+import numpy as np
+
+from ..progress import Progress
+
+#: Starts (name, the expert points given) in the order of the table.
+STARTS = (("3 points", ("center", "apex", "round window")),
+          ("round window + apex", ("apex", "round window")),
+          ("centre only", ("center",)))
+#: Variants run beside the default on the three-point start: (name, settings changes).
+VARIANTS = (("12 parameters", {"n_params": 12}), ("shape-model label map", {"label_map": "shape-model"}))
+_LANDMARK_KEYS = {"center": "center", "apex": "apex", "round window": "round_window"}
+
+
+def _score(specimen, labels, part, points, **changes) -> dict:
+    from .. import realct
+    from ..segmentation.pipeline import SegmentSettings, segment
+
+    t0 = time.perf_counter()
+    fit = segment(specimen.ct(), specimen.points(points), SegmentSettings(side=specimen.side, **changes))
+    seconds = time.perf_counter() - t0
+    row = realct.score_segmentation(fit.sroi, labels, specimen, part)
+    row["dice_ssi"] = realct.score_segmentation(fit.ssi, labels, specimen, part)["dice"]
+    fitted = fit.landmarks()
+    for role, key in _LANDMARK_KEYS.items():
+        if role not in points:
+            row[f"{role.replace(' ', '_')}_error_mm"] = float(np.linalg.norm(fitted[key] - specimen.landmarks[role]))
+    row.update(seconds=seconds, suspect=bool(fit.quality["suspect"]),
+               capsule_contrast_hu=float(fit.quality.get("capsule_contrast_hu", np.nan)),
+               qc_surface_mm=float(fit.quality["qc_surface_mm"]))
+    return row
+
+
+def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, **_) -> dict:
+    from .. import realct
+    from ..errors import CochleaAIError
+    from ..threads import torch_threads
+
+    if not data:
+        raise CochleaAIError("bench segment-real needs --data DIR: a folder of specimens with expert labels "
+                             "(for example ../shared/data/real-ct).")
+    p = Progress.wrap(progress)
+    specimens = realct.find_specimens(data)
+    if quick:
+        specimens = specimens[:1]
+    starts = STARTS[:1] if quick else STARTS
+    variants = () if quick else VARIANTS
+    jobs = [(s, name, pts, {}) for s in specimens for name, pts in starts] + \
+        [(s, name, STARTS[0][1], changes) for s in specimens for name, changes in variants]
+    rows = []
+    cache = {}
+    with torch_threads(1):
+        for n, (s, name, pts, changes) in enumerate(jobs):
+            p(n / len(jobs), f"{s.id}: {name}")
+            if s.id not in cache:
+                labels = s.labels()
+                cache = {s.id: (labels, realct.cochlear_part(labels, s))}
+            labels, part = cache[s.id]
+            rows.append(dict(_score(s, labels, part, pts, **changes), specimen=s.id, side=s.side, start=name))
+    p(1.0, "done")
+    figures = {"specimens": [s.id for s in specimens], "data": str(data)}
+    for name in [n for n, _ in starts] + [n for n, _ in variants]:
+        sel = [r for r in rows if r["start"] == name]
+        key = name.replace(" + ", "_").replace(" ", "_").replace("-", "_")
+        dice = np.array([r["dice"] for r in sel])
+        figures[f"{key}/dice_mean"] = float(dice.mean())
+        figures[f"{key}/dice_min"] = float(dice.min())
+        figures[f"{key}/dice_ssi_mean"] = float(np.mean([r["dice_ssi"] for r in sel]))
+        figures[f"{key}/volume_ratio_min"] = float(min(r["volume_ratio"] for r in sel))
+        figures[f"{key}/volume_ratio_max"] = float(max(r["volume_ratio"] for r in sel))
+        figures[f"{key}/hd95_mm_mean"] = float(np.mean([r["hd95_mm"] for r in sel]))
+        for role in ("apex", "center", "round_window"):
+            errors = [r[f"{role}_error_mm"] for r in sel if f"{role}_error_mm" in r]
+            if errors:
+                figures[f"{key}/{role}_error_mm_mean"] = float(np.mean(errors))
+                figures[f"{key}/{role}_error_mm_max"] = float(np.max(errors))
+        figures[f"{key}/flagged"] = int(sum(r["suspect"] for r in sel))
+        figures[f"{key}/sec_median"] = float(np.median([r["seconds"] for r in sel]))
+        figures[f"{key}/sec_max"] = float(np.max([r["seconds"] for r in sel]))
+    figures["per_specimen"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+    return figures
