@@ -191,29 +191,32 @@ START_LUMEN_DEPTH_MM = 0.2
 START_WALL_SHELL_MM = (0.3, 0.9)
 
 
-def appearance_around_shape(values: np.ndarray, S: np.ndarray, dof: float = 5.0) -> AppearanceModel:
+#: The lumen (fluid, 0 HU) and the otic capsule (2000 HU) in the HU anchors of the thesis
+#: mixtures; the image's own levels of the two replace them (see appearance_around_shape).
+LUMEN_HU, CAPSULE_HU = 0.0, 2000.0
+
+
+def appearance_around_shape(values: np.ndarray, S: np.ndarray) -> AppearanceModel:
     """Starting mixtures read off the image around a starting shape (signed distance ``S``,
-    mm, positive inside), with no HU anchor: the lumen level (median inside) and the wall
-    level (median of a shell just outside) place the cochlea's components (lumen, and a
-    quarter of the way to the wall for partial volume and the thin partitions); the
-    background's four components sit at the 5th, 35th, 65th and 95th percentiles of the
-    voxels outside the shape. The cochlea may not take a mean past halfway to the wall.
-    So air-filled (about -750 HU) and fluid-filled (about +200 HU) labyrinths, and grey
-    values that are not HU, start alike.
+    mm, positive inside).
+
+    The lumen level (median deeper than ``START_LUMEN_DEPTH_MM`` inside) and the wall level
+    (median of the shell ``START_WALL_SHELL_MM`` outside) are measured on the image, and
+    the thesis mixtures (:func:`initial_appearance`) are mapped onto the image's values by
+    the line through those two points, in place of an HU calibration: fluid-filled (about
+    +200 HU) and air-filled (about -750 HU) labyrinths, and grey values that are not HU,
+    start alike. When the start shows no brighter wall, the image's percentile calibration
+    is used instead.
     """
     values, S = np.asarray(values, float), np.asarray(S, float)
     deep = S > START_LUMEN_DEPTH_MM
     shell = (S < -START_WALL_SHELL_MM[0]) & (S > -START_WALL_SHELL_MM[1])
-    if deep.sum() < 10 or shell.sum() < 10 or (S < 0).sum() < 10:
+    if deep.sum() < 10 or shell.sum() < 10:
         raise CochleaAIError("The starting cochlea lies outside the region of interest; check the points.")
     lumen, wall = float(np.median(values[deep])), float(np.median(values[shell]))
-    step = wall - lumen
-    if step <= 0:
-        # no brighter wall around the start (no cochlea there, or an inverted image): keep the
-        # image's own spread so the fit can still move, and let the quality control judge
-        step = float(np.subtract(*np.percentile(values, [95, 5])))
-    scale = max(0.15 * abs(step), 1e-3 * (abs(lumen) + 1.0))
-    fg = StudentMixture(np.full(2, 0.5), [lumen, lumen + 0.25 * step], np.full(2, scale), np.full(2, dof))
-    bg_means = np.percentile(values[S < 0], [5, 35, 65, 95])
-    bg = StudentMixture(np.full(4, 0.25), bg_means, np.full(4, scale), np.full(4, dof))
-    return AppearanceModel(bg, fg, foreground_ceiling=lumen + 0.5 * step)
+    if wall <= lumen:
+        # no brighter wall around the start (no cochlea there): let the fit move from the
+        # image's own distribution, and the quality control judge the result
+        return initial_appearance(values)
+    scale = (wall - lumen) / (CAPSULE_HU - LUMEN_HU)
+    return initial_appearance(values, calibration=(scale, lumen - scale * LUMEN_HU))

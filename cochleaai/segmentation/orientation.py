@@ -34,6 +34,9 @@ LINE_SPINS = 24
 REFINE_KEEP = 3
 DISTINCT_RAD = 0.35
 REFINE_STEPS_RAD = (0.15, 0.07, 0.035)
+#: Shifts (mm) along the modiolar axis tried with every rotation (the turns repeat about
+#: every 1.5 mm up the axis).
+AXIAL_SHIFTS_MM = (-0.75, 0.0, 0.75)
 
 
 class ModelFrameTable:
@@ -98,46 +101,76 @@ def search(values, points, theta, rotations: List[np.ndarray], place: Callable,
            keep: int = REFINE_KEEP) -> list:
     """The best poses of the shape ``theta`` among ``rotations``, each refined.
 
-    ``place(R)`` gives the translation of a rotation (from the user's points). Returns up
-    to ``keep`` thetas with distinct poses, best first.
+    ``place(R)`` gives the translation of a rotation (from the user's points); each
+    rotation is also tried shifted along its modiolar axis by ``AXIAL_SHIFTS_MM``, because
+    the user's points and the model's landmarks need not sit at the same height, and a
+    spiral half a turn too high or low has lumen in its shell. Returns up to ``keep``
+    thetas with distinct orientations, best first.
     """
     table = ModelFrameTable(theta)
     values = np.asarray(values, float)
 
-    def score(R):
-        return contrast_t(values, table(points, R, place(R)))
+    def score(R, dz):
+        return contrast_t(values, table(points, R, place(R) + dz * R[:, 2]))
 
-    coarse = sorted(((score(R), i) for i, R in enumerate(rotations)), reverse=True)
+    coarse = sorted(((score(R, dz), i, dz) for i, R in enumerate(rotations) for dz in AXIAL_SHIFTS_MM),
+                    key=lambda x: -x[0])
     kept = []
-    for s, i in coarse:
+    for s, i, dz in coarse:
         R = rotations[i]
-        if all(np.linalg.norm(rotation_vector(R.T @ K)) > DISTINCT_RAD for _, K in kept):
-            kept.append((s, R))
+        if all(np.linalg.norm(rotation_vector(R.T @ K)) > DISTINCT_RAD for _, K, _ in kept):
+            kept.append((s, R, dz))
         if len(kept) == keep:
             break
     refined = []
-    for s, R in kept:
+    for s, R, dz in kept:
         for step in REFINE_STEPS_RAD:
-            # the best of small turns about the image axes, kept while it improves
-            trials = [(score(_spin(e, d) @ R), _spin(e, d) @ R) for e in np.eye(3) for d in (-step, step)]
+            # the best of small turns about the image axes and shifts along the axis, kept
+            # while it improves
+            trials = [(score(_spin(e, d) @ R, dz), _spin(e, d) @ R, dz) for e in np.eye(3) for d in (-step, step)]
+            trials += [(score(R, dz + h), R, dz + h) for h in (-step * 2, step * 2)]
             top = max(trials, key=lambda x: x[0])
             if top[0] > s:
-                s, R = top
+                s, R, dz = top
         out = np.asarray(theta, float).copy()
-        out[4:7], out[7:10] = rotation_vector(R), place(R)
+        out[4:7], out[7:10] = rotation_vector(R), place(R) + dz * R[:, 2]
         refined.append((s, out))
     return [t for _, t in sorted(refined, key=lambda x: -x[0])]
 
 
+def sphere_rotations() -> List[np.ndarray]:
+    """Rotations of the coarse search: the modiolar axis over the sphere, the spin about it."""
+    return [_axis_to(v) @ _spin([0, 0, 1], a) for v in fibonacci_directions(AXIS_DIRECTIONS)
+            for a in np.arange(SPINS) * 2 * math.pi / SPINS]
+
+
 def from_centre(values, points, theta, centre, model_centre) -> list:
     """Orientation from one point: the modiolar axis over the sphere, the spin about it."""
-    rotations = [_axis_to(v) @ _spin([0, 0, 1], a) for v in fibonacci_directions(AXIS_DIRECTIONS)
-                 for a in np.arange(SPINS) * 2 * math.pi / SPINS]
-    return search(values, points, theta, rotations, lambda R: centre - R @ model_centre)
+    return search(values, points, theta, sphere_rotations(), lambda R: centre - R @ model_centre)
 
 
-def spins_about(values, points, theta, R0, line, anchor_image, anchor_model) -> list:
-    """Orientation from the round window and apex: ``R0`` maps the model's round window -
-    apex line onto the image's (unit vector ``line``); the spin about it is searched."""
+#: From two points, a rotation is a candidate when it puts the model's points within this
+#: (mm, root mean square) of the user's: the points are clicked and the model's landmarks
+#: are not the expert's (the apex is the duct's end, the cupula lies above it).
+POINTS_TOLERANCE_MM = 1.5
+
+
+def from_points(values, points, theta, model_points: np.ndarray, image_points: np.ndarray) -> list:
+    """Orientation from two points (round window and apex): every rotation of the sphere
+    search and every spin about the line of the two points that puts the model's points
+    near the user's (least-squares translation), ranked by the capsule contrast."""
+    model_points, image_points = np.asarray(model_points, float), np.asarray(image_points, float)
+    m0, i0 = model_points.mean(0), image_points.mean(0)
+
+    def place(R):
+        return i0 - R @ m0
+
+    def rms(R):
+        return float(np.sqrt(np.mean(np.sum((model_points @ R.T + place(R) - image_points) ** 2, axis=1))))
+
+    u, v = model_points[1] - model_points[0], image_points[1] - image_points[0]
+    line = v / np.linalg.norm(v)
+    R0 = _axis_to(line) @ _axis_to(u / np.linalg.norm(u)).T          # model line onto image line
     rotations = [_spin(line, a) @ R0 for a in np.arange(LINE_SPINS) * 2 * math.pi / LINE_SPINS]
-    return search(values, points, theta, rotations, lambda R: anchor_image - R @ anchor_model)
+    rotations += [R for R in sphere_rotations() if rms(R) <= POINTS_TOLERANCE_MM]
+    return search(values, points, theta, rotations, place)

@@ -283,6 +283,15 @@ SCREENING_ROUNDS = 3
 ORIENTATION_STRIDE = 8
 
 
+_LANDMARK_OF = {"center": "center", "apex": "apex", "round window": "round_window"}
+
+
+def _bounded(settings: SegmentSettings, theta) -> CochleaShape:
+    """The cochlea shape with the pose bounded around ``theta``'s."""
+    return CochleaShape(n_params=settings.n_params).around(theta, settings.rotation_range,
+                                                           settings.translation_range)
+
+
 def _free_orientation(points) -> bool:
     """Whether the points leave the orientation free: one centre point, or the round
     window and apex without the centre."""
@@ -296,11 +305,10 @@ def _search_orientation(values, points_grid, points, theta0) -> list:
     ref = CochleaModel(with_pose(theta0, np.zeros(6))).landmarks()     # model frame
     if set(points) == {"center"}:
         return orientation.from_centre(values, points_grid, theta0, points["center"], ref["center"])
-    line = points["apex"] - points["round window"]
-    anchor_model = 0.5 * (ref["apex"] + ref["round_window"])
-    return orientation.spins_about(values, points_grid, theta0, rotation_matrix(theta0[4:7]),
-                                   line / np.linalg.norm(line),
-                                   0.5 * (points["apex"] + points["round window"]), anchor_model)
+    roles = ("round window", "apex")
+    return orientation.from_points(values, points_grid, theta0,
+                                   np.stack([ref[_LANDMARK_OF[r]] for r in roles]),
+                                   np.stack([points[r] for r in roles]))
 
 
 #: Population prior of the deformable parameters (a, b, alpha, phi): mean and sd of the
@@ -329,8 +337,22 @@ SEARCH_GRID_MM = (-1.5, -0.75, 0.0, 0.75, 1.5)
 PLACEMENT_STRIDE = 4
 #: Two starts closer than this (mm) lead to the same fit; only one is refined and fitted.
 SEARCH_DISTINCT_MM = 0.5
-def _search_starts(values, points, shape, theta, appearance, l_ref, place: bool = True,
-                   rounds: int = 1) -> list:
+def _best_placement(values, points, shape, theta) -> tuple:
+    """The population-mean shape placed on a grid over the whole translation range around
+    ``theta``, ranked by :func:`capsule_contrast` on every ``PLACEMENT_STRIDE``-th voxel:
+    ``(best placement, its contrast, the contrast of theta itself)``."""
+    coarse_values, coarse_points = values[::PLACEMENT_STRIDE], points[::PLACEMENT_STRIDE]
+    R = rotation_matrix(theta[4:7])
+    placements = [np.clip(np.concatenate([SHAPE_PRIOR_MEAN, theta[4:7], theta[7:10] + R @ np.asarray(shift),
+                                          theta[10:]]), shape.lower, shape.upper)
+                  for shift in itertools.product(SEARCH_GRID_MM, repeat=3)]
+    contrast = [capsule_contrast(coarse_values, shape.evaluate(coarse_points, c)[0]) for c in placements]
+    own = capsule_contrast(coarse_values, shape.evaluate(coarse_points, theta)[0])
+    best = int(np.argmax(contrast))
+    return placements[best], contrast[best], own
+
+
+def _search_starts(values, points, shape, theta, appearance, l_ref, placed=None, rounds: int = 1) -> list:
     """Better starts than ``theta`` (one or two), by scoring candidates with one
     evaluation each; they stay within the bounds.
 
@@ -340,11 +362,11 @@ def _search_starts(values, points, shape, theta, appearance, l_ref, place: bool 
     the starting mixtures (at softer reference lengths a spiral lying over the vestibule
     or the internal auditory canal can outscore the cochlea itself).
 
-    The first start is ``theta`` refined. With ``place``, the population-mean shape is
-    also placed on a grid over the whole translation range around ``theta``, ranked by
-    :func:`capsule_contrast` (the likelihood picked the vestibule or the internal
-    auditory canal over the cochlea on 4 of 40 phantoms, the contrast on none); when the
-    best placement lies elsewhere, it is refined and returned as a second start.
+    The first start is ``theta`` refined. ``placed`` is the best placement of the
+    population-mean shape over the whole translation range (:func:`_best_placement`,
+    ranked by the capsule contrast: the likelihood picked the vestibule or the internal
+    auditory canal over the cochlea on 4 of 40 phantoms, the contrast on none); when it
+    lies elsewhere, it is refined and returned as a second start.
     """
     log_p0, log_p1 = appearance.log_likelihoods(values)
 
@@ -372,12 +394,7 @@ def _search_starts(values, points, shape, theta, appearance, l_ref, place: bool 
         return t
 
     starts = [refine(theta)]
-    if place:
-        coarse_values, coarse_points = values[::PLACEMENT_STRIDE], points[::PLACEMENT_STRIDE]
-        placements = [np.clip(candidate(theta, SHAPE_PRIOR_MEAN, R @ np.asarray(shift)), shape.lower, shape.upper)
-                      for shift in itertools.product(SEARCH_GRID_MM, repeat=3)]
-        contrast = [capsule_contrast(coarse_values, shape.evaluate(coarse_points, c)[0]) for c in placements]
-        placed = placements[int(np.argmax(contrast))]
+    if placed is not None:
         if np.linalg.norm(placed[7:10] - starts[0][7:10]) > SEARCH_DISTINCT_MM:
             moved = refine(placed)
             if np.linalg.norm(moved[7:10] - starts[0][7:10]) > SEARCH_DISTINCT_MM:
@@ -525,32 +542,38 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
         timings["orientation_search"] = time.perf_counter() - t1
     theta0 = poses[0]
     if settings.start is not None:
-        bounded = CochleaShape(n_params=settings.n_params).around(theta0, settings.rotation_range,
-                                                                  settings.translation_range)
+        bounded = _bounded(settings, theta0)
         poses = [np.clip(np.asarray(settings.start, float), bounded.lower, bounded.upper)]
 
     # --- EM fit
     calibration = intensity_calibration(arr.reshape(-1))        # HU -> the image's grey values
-    if settings.appearance is not None:
-        appearance = settings.appearance
-    else:
-        # the starting mixtures come from the image around the starting shape: no HU anchors
-        S0, _ = CochleaShape(n_params=settings.n_params).evaluate(points_fit_grid, poses[0])
-        appearance = appearance_around_shape(values_fit, S0)
     # coarse to fine: softer boundaries first widen the basin of attraction
     stages = [l for l in settings.coarse_to_fine if l > settings.l_ref_fit] + [settings.l_ref_fit]
     timings["preparation"] = time.perf_counter() - t0 - timings.get("orientation_search", 0.0)
     t1 = time.perf_counter()
-    # every pose brings its own pose bounds, and its refined starts; poses from the
-    # orientation search were placed by it already
+    # a placement over the whole translation range (one pose only: poses from the
+    # orientation search were placed by it)
+    placed, source = None, poses[0]
+    if settings.search_start and settings.search_placement and len(poses) == 1:
+        placed, placed_contrast, own_contrast = _best_placement(
+            values_fit, points_fit_grid, _bounded(settings, poses[0]), poses[0])
+        if placed_contrast > own_contrast:
+            source = placed
+    if settings.appearance is not None:
+        appearance = settings.appearance
+    else:
+        # the starting mixtures come from the image around the start that looks most like a
+        # cochlea in its capsule (the start, or its best placement): no HU anchors
+        S0, _ = CochleaShape(n_params=settings.n_params).evaluate(points_fit_grid, source)
+        appearance = appearance_around_shape(values_fit, S0)
+    # every pose brings its own pose bounds, and its refined starts
     candidates = []
     for pose in poses:
-        bounded = CochleaShape(n_params=settings.n_params).around(pose, settings.rotation_range,
-                                                                  settings.translation_range)
+        bounded = _bounded(settings, pose)
         starts = [pose]
         if settings.search_start:
             starts = _search_starts(values_fit, points_fit_grid, bounded, pose, appearance, stages[-1],
-                                    place=settings.search_placement and len(poses) == 1)
+                                    placed=placed)
         candidates += [(bounded, start) for start in starts]
     timings["start_search"] = time.perf_counter() - t1
     t1 = time.perf_counter()
