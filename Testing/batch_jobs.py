@@ -42,10 +42,13 @@ def wait_for(path, name, folder, out=None):
 
 
 def thread_counts(path, name, folder):
-    """The thread limits the job sees (numba and torch imported here, after the runner set them)."""
+    """The thread limits the job sees (numba and torch imported here, after the runner set them;
+    numpy's BLAS loaded before)."""
     import numba
     import torch
+    from threadpoolctl import threadpool_info
 
-    return {"numba": numba.get_num_threads(), "torch": torch.get_num_threads(),
+    blas = sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+    return {"numba": numba.get_num_threads(), "torch": torch.get_num_threads(), "blas": blas,
             "omp_env": os.environ.get("OMP_NUM_THREADS"), "numba_env": os.environ.get("NUMBA_NUM_THREADS"),
             "pid": os.getpid()}

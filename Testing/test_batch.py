@@ -132,7 +132,17 @@ def test_progress_follows_completion_and_workers_are_capped(tmp_path):
     rows = batch.run(batch_jobs.thread_counts, [batch.Item(f"t{k}", k) for k in range(2)], tmp_path / "t",
                      workers=2, threads=1)
     for r in rows:
-        assert (r["numba"], r["torch"], r["omp_env"], r["numba_env"]) == (1, 1, "1", "1"), r
+        assert (r["numba"], r["torch"], r["blas"], r["omp_env"], r["numba_env"]) == (1, 1, [1], "1", "1"), r
+
+
+def test_threads_in_this_process_are_limited_for_the_batch_and_restored(tmp_path):
+    import numba
+    import torch
+
+    before = numba.get_num_threads(), torch.get_num_threads()
+    row, = batch.run(batch_jobs.thread_counts, [batch.Item("t", 0)], tmp_path / "t", threads=1)
+    assert (row["numba"], row["torch"], row["blas"]) == (1, 1, [1])
+    assert (numba.get_num_threads(), torch.get_num_threads()) == before
 
 
 def test_dask_local_cluster_gives_the_serial_outputs(tmp_path):
@@ -149,7 +159,7 @@ def test_dask_local_cluster_gives_the_serial_outputs(tmp_path):
     # the workers run one item at a time each, with their libraries on one thread
     rows = batch.run(batch_jobs.thread_counts, [batch.Item(f"t{k}", k) for k in range(2)], tmp_path / "t",
                      scheduler="local", workers=2)
-    assert all((r["numba"], r["torch"], r["numba_env"]) == (1, 1, "1") for r in rows), rows
+    assert all((r["numba"], r["torch"], r["blas"], r["numba_env"]) == (1, 1, [1], "1") for r in rows), rows
 
 
 def test_dask_missing_or_unreachable_says_what_to_do(tmp_path, monkeypatch):

@@ -1,5 +1,9 @@
 """CPU threads: the commands' ``--threads`` option, single-threaded blocks, and the limits of
-batch workers (torch, numba and the OpenMP/BLAS pools they start)."""
+batch workers: torch, numba, and numpy's BLAS (through threadpoolctl).
+
+The BLAS thread count changes the rounding of some sums, so a batch gives the same numbers
+in this process, in a pool process and on a Dask worker only with the same limits in all.
+"""
 from __future__ import annotations
 
 import os
@@ -38,15 +42,18 @@ def thread_environment(n: int) -> dict:
 
 
 def limit_threads(n: int) -> None:
-    """Cap this process at ``n`` threads for torch and numba, already imported or not.
+    """Cap this process at ``n`` threads for torch, numba and BLAS, already imported or not.
 
     A pool reads its variable once, when it starts, so the environment covers the
-    libraries imported from now on; torch and numba, if already loaded, are told directly.
-    numba's setting belongs to the calling thread, so call this in the thread that runs
-    the work (a Dask worker runs tasks in a thread of its own).
+    libraries imported from now on; those already loaded are told directly. numba's
+    setting belongs to the calling thread, so call this in the thread that runs the work
+    (a Dask worker runs tasks in a thread of its own).
     """
+    from threadpoolctl import threadpool_limits
+
     n = max(1, int(n))
     os.environ.update(thread_environment(n))
+    threadpool_limits(limits=n)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
     if "numba" in sys.modules:
@@ -56,19 +63,21 @@ def limit_threads(n: int) -> None:
 
 @contextmanager
 def threads_limited(n):
-    """Run a block in this process on at most ``n`` torch and numba threads, then restore
-    them; ``None`` or 0 changes nothing."""
+    """Run a block in this process on at most ``n`` torch, numba and BLAS threads, then
+    restore them; ``None`` or 0 changes nothing."""
     if not n:
         yield
         return
     import numba
     import torch
+    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads(), numba.get_num_threads()
     torch.set_num_threads(int(n))
     numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
     try:
-        yield
+        with threadpool_limits(limits=int(n)):
+            yield
     finally:
         torch.set_num_threads(before[0])
         numba.set_num_threads(before[1])
