@@ -334,7 +334,7 @@ def add_arguments(parser, workers: int = 1, threads: Optional[int] = None) -> No
                         "the number of Dask workers")
     default = "the cores shared among the workers" if threads is None else str(threads)
     g.add_argument("--threads", type=int, default=threads,
-                   help=f"CPU threads per worker for torch, numba and OpenMP (default: {default})")
+                   help=f"CPU threads per worker for torch, numba and BLAS (default: {default})")
     once = g.add_mutually_exclusive_group()
     once.add_argument("--resume", action="store_true", default=True,
                       help="skip the volumes whose outputs are complete (the default)")
