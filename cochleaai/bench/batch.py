@@ -60,7 +60,7 @@ def _runs(quick: bool) -> list:
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **options) -> dict:
     from .. import batch, io
     from ..phantom import make_phantom
-    from ..segmentation.cli import _batch_job
+    from ..segmentation.cli import batch_job
     from ..segmentation.pipeline import SegmentSettings
 
     p = Progress.wrap(progress)
@@ -78,7 +78,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **optio
             io.write_volume(make_phantom(seed=2000 + seed + k, fov="roi").ct, tmp / "in" / f"case{k}.nrrd")
         items = batch.items_from_files(tmp / "in")
         settings = SegmentSettings()
-        job = partial(_batch_job, settings=settings)
+        job = partial(batch_job, settings=settings)
         touches = [batch.Item(f"t{k}", k) for k in range(16)]
         share = 0.9 / len(runs)
         for r, (label, kw) in enumerate(runs):

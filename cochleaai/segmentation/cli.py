@@ -85,9 +85,10 @@ def _cmd_segment(args) -> int:
     return 0
 
 
-def _batch_job(path, name, folder, settings) -> dict:
+def batch_job(path, name, folder, settings) -> dict:
     """One volume of segment-batch: its files in ``folder/<name>/`` (the batch runner moves
-    them into the output folder), its CSV row returned."""
+    them into the output folder), its CSV row returned. From Python:
+    ``cochleaai.batch.run(partial(batch_job, settings=SegmentSettings(...)), items, out)``."""
     return _segment_one(path, Path(folder) / name, settings)["row"]
 
 
@@ -108,7 +109,7 @@ def _cmd_segment_batch(args) -> int:
     out = Path(args.out)
     settings = _settings(args)
     with tqdm_progress("segment-batch", disable=args.quiet) as progress:
-        rows = batch.run(partial(_batch_job, settings=settings), items, out, signature=repr(settings),
+        rows = batch.run(partial(batch_job, settings=settings), items, out, signature=repr(settings),
                          progress=progress, **batch.options(args))
     rows.sort(key=review_order)
     table = batch.write_csv(out / "measures.csv", rows)
