@@ -239,18 +239,30 @@ def _in_process(calls, finished, threads) -> None:
 
 def _in_pool(calls, finished, workers: int, threads: int) -> None:
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # spawned, not forked: torch and numba have OpenMP threads running in this process
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_worker, initargs=(threads,))
+    waiting, running = list(calls), {}
+
+    def submit_next() -> None:
+        k, args = waiting.pop(0)
+        running[pool.submit(run_item, *args, threads)] = (k, args[1])
+
     try:
-        futures = {pool.submit(run_item, *args, threads): (k, args[1]) for k, args in calls}
-        for future in as_completed(futures):            # completion order: no stalled bar
-            k, item = futures[future]
-            finished(k, _outcome(future, item))
+        # one item per worker at a time, so that after Ctrl-C or Cancel no queued item starts
+        for _ in range(min(workers, len(waiting))):
+            submit_next()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)     # completion order
+            for future in done:
+                k, item = running.pop(future)
+                finished(k, _outcome(future, item))
+                if waiting:
+                    submit_next()
     finally:
-        # on Ctrl-C or Cancel nothing new starts; running items finish or die whole
+        # running items finish, or die with Ctrl-C; their outputs are whole or absent
         pool.shutdown(wait=True, cancel_futures=True)
 
 
