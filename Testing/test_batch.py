@@ -174,3 +174,20 @@ def test_dask_missing_or_unreachable_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "2s")
     with pytest.raises(CochleaAIError, match="Cannot reach the Dask scheduler"):
         batch.run(batch_jobs.thread_counts, items, tmp_path / "o", scheduler="tcp://127.0.0.1:9")
+
+
+def test_cancel_starts_no_new_item(tmp_path):
+    from cochleaai.progress import Cancelled
+
+    folder = _inputs(tmp_path / "in", {f"v{k}.nrrd": f"volume {k}" for k in range(6)})
+    log = tmp_path / "calls.log"
+
+    def cancel_at_first_result(fraction, message):
+        if "done" in message:
+            raise Cancelled("stop")
+    with pytest.raises(Cancelled):
+        batch.run(partial(batch_jobs.shout, log=str(log)), [folder], tmp_path / "out", workers=2,
+                  progress=cancel_at_first_result)
+    # the two items in flight ran; none of the four waiting ones started
+    assert len(_calls(log)) == 2
+    assert len(list((tmp_path / "out" / ".cochleaai-batch" / "done").iterdir())) == 2
