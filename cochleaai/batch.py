@@ -200,9 +200,13 @@ def run_item(job: Callable, item: Item, out: str, signature: str = "", threads: 
             result = {}
         if not isinstance(result, dict):
             raise TypeError(f"the batch job returned a {type(result).__name__}, not a dict")
-        outputs = "; ".join(str(layout.out / e) for e in sorted(os.listdir(work)))
-        row = _plain({**base, "status": "done", **result, **base, "output": outputs,
-                      "item_seconds": round(time.perf_counter() - t0, 3)})
+        entries = sorted(os.listdir(work))
+        if RECORDS in entries:
+            raise ValueError(f"the batch job wrote '{RECORDS}', the runner's own folder")
+        row = {**base, "status": "done", **result}
+        row.update(base, status="done", output="; ".join(str(layout.out / e) for e in entries),
+                   item_seconds=round(time.perf_counter() - t0, 3))
+        row = _plain(row)
         layout.commit(item, work, scratch / "replaced", signature, row)
         return row
     except Exception as exc:          # one bad item must not stop the batch
