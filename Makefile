@@ -27,7 +27,7 @@ demo: $(STAMP)
 # MNIST likelihood benchmark needs the data set, which the project does not ship.
 MNIST ?= ../shared/data/mnist/mnist.npz
 bench: $(STAMP)
-	for b in sdf phantom segment simulate mar landmarks vae-cochlea; do \
+	for b in sdf phantom segment batch simulate mar landmarks vae-cochlea; do \
 	  $(PY) -m cochleaai bench $$b --json bench-output/$$b.json --out-dir bench-output || exit 1; done
 	if [ -f $(MNIST) ]; then $(PY) -m cochleaai bench vae-mnist --quick --data $(MNIST) \
 	  --json bench-output/vae-mnist.json --out-dir bench-output; fi

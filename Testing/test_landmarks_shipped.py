@@ -88,6 +88,11 @@ def test_cli_detects_a_held_out_phantom(target, tmp_path):
     assert errors.max() < 1.5, errors
     rows = json.loads((tmp_path / "out" / "detections.json").read_text())
     assert rows[0]["confidence"] > 0.5 and not rows[0]["flagged"]
+    assert rows[0]["file"] == str((tmp_path / "out" / "ct.mrk.json").absolute())
+    # a rerun keeps the finished volume and reports the same row
+    assert main(["landmarks", "detect", str(files["ct"]), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    again = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert again[0]["status"] == "resumed" and again[0]["confidence"] == rows[0]["confidence"]
     # a corrupted model file is refused with a clear message
     bad = tmp_path / "bad.pt"
     bad.write_bytes(default_model_path().read_bytes()[:-100])

@@ -3,6 +3,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 
 from cochleaai import io
 from cochleaai.cli import main
@@ -34,20 +35,40 @@ def test_segment_command_writes_files_that_read_back(tmp_path):
     assert np.linalg.norm(np.array(shape["landmarks_lps"]["center"]) - lm["center"]) < 1.5
 
 
-def test_segment_batch_sorts_by_quality_and_survives_a_bad_file(tmp_path):
+def test_segment_batch_sorts_by_quality_survives_a_bad_file_and_resumes(tmp_path):
     folder = tmp_path / "in"
-    make_phantom(seed=12, fov="roi").save(folder / "p12")
-    (folder / "p12" / "ct.nrrd").rename(folder / "case12.nrrd")
+    for seed, name in ((12, "case.a.nrrd"), (13, "case.b.nrrd")):   # one stem before the first dot
+        io.write_volume(make_phantom(seed=seed, fov="roi").ct, folder / name)
     (folder / "broken.nrrd").write_bytes(b"not an image")
     out = tmp_path / "out"
     assert main(["segment-batch", str(folder), "--out", str(out), "--workers", "1", *FAST]) == 0
     rows = list(csv.DictReader(open(out / "measures.csv")))
-    assert len(rows) == 2
+    assert len(rows) == 3
     good = [r for r in rows if not r.get("error")]
     bad = [r for r in rows if r.get("error")]
-    assert len(good) == 1 and len(bad) == 1 and "broken" in bad[0]["input"]
-    assert float(good[0]["cdl_lateral_wall_mm"]) > 20 and good[0]["qc_surface_mm"]
-    assert (out / "case12" / "labels.seg.nrrd").exists()
+    assert len(good) == 2 and len(bad) == 1 and "broken" in bad[0]["input"] and rows[0] is bad[0]
+    assert all(float(r["cdl_lateral_wall_mm"]) > 20 and r["qc_surface_mm"] for r in good)
+    labels = {n: io.read_seg_nrrd(out / n / "labels.seg.nrrd")[1][0][1] for n in ("case.a", "case.b")}
+    assert not np.array_equal(labels["case.a"], labels["case.b"])      # two volumes, two results
+    assert sorted(r["output"] for r in good) == [str((out / n).absolute()) for n in ("case.a", "case.b")]
+
+    # a rerun keeps the finished volumes and tries the broken file again
+    stamp = (out / "case.a" / "labels.seg.nrrd").stat().st_mtime_ns
+    assert main(["segment-batch", str(folder), "--out", str(out), *FAST]) == 0
+    again = list(csv.DictReader(open(out / "measures.csv")))
+    assert sorted(r["status"] for r in again) == ["failed", "resumed", "resumed"]
+    assert [r["cdl_lateral_wall_mm"] for r in again] == [r["cdl_lateral_wall_mm"] for r in rows]
+    assert (out / "case.a" / "labels.seg.nrrd").stat().st_mtime_ns == stamp
+
+    # two Dask workers write the same results as the serial run
+    pytest.importorskip("distributed")
+    dask = tmp_path / "dask"
+    assert main(["segment-batch", str(folder), "--out", str(dask), "--dask-scheduler", "local",
+                 "--workers", "2", *FAST]) == 0
+    for name in ("case.a", "case.b"):
+        for file in ("probability.nrrd", "uncertainty.nrrd"):
+            assert np.array_equal(io.read_volume(dask / name / file).array, io.read_volume(out / name / file).array)
+        assert np.array_equal(io.read_seg_nrrd(dask / name / "labels.seg.nrrd")[1][0][1], labels[name])
 
 
 def test_settings_options_reach_the_fit_settings():

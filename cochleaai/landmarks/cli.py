@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import batch
 from ..threads import set_torch_threads
 
 
@@ -57,40 +58,62 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _cmd_detect(args) -> int:
-    import csv
+#: Models loaded in this process by (path, checksum): a batch worker reads and checks its
+#: model once, and again if the file was retrained since (Dask workers live on).
+_MODELS: dict = {}
 
-    from .. import io
-    from ..errors import CochleaAIError
-    from ..progress import tqdm_progress
-    from .detect import detect_batch
+
+def _model(path=None, sha256=None):
     from .model_io import load_model
 
-    set_torch_threads(args.threads)
-    model = load_model(args.model)
-    files = io.volume_files(args.inputs)
-    if not files:
-        raise CochleaAIError("No input volumes were found; give image files or folders holding them.")
+    key = (str(path or ""), sha256)
+    if key not in _MODELS:
+        _MODELS[key] = load_model(path)
+    return _MODELS[key]
+
+
+def _detect_job(path, name, folder, model=None, sha256=None, use_localisation=True) -> dict:
+    """One volume of ``landmarks detect``: ``<name>.mrk.json`` in ``folder``, its table row."""
+    from .. import io
+    from .detect import detect_landmarks
+
+    det = detect_landmarks(_model(model, sha256), io.read_volume(path), use_localisation=use_localisation)
+    markups = det.landmarks
+    markups.name = f"{name} landmarks"
+    io.write_markups_json(Path(folder) / f"{name}.mrk.json", markups)
+    return det.row(name)
+
+
+def _table_row(row: dict) -> dict:
+    """A runner row as a line of confidence.csv: a volume that failed (not found, not an
+    image) is flagged with confidence 0 and the reason."""
+    if row["status"] == "failed":
+        return {**row, "volume": row["name"], "confidence": 0.0, "flagged": True, "reason": row["error"]}
+    return {**row, "file": row["output"]} if row.get("output") else dict(row)
+
+
+def _cmd_detect(args) -> int:
+    from functools import partial
+
+    from .. import batch
+    from ..progress import tqdm_progress
+
+    from .model_io import load_model
+
+    model = load_model(args.model)      # a missing or damaged model stops here, before the batch
+    sha256 = model.card.get("sha256")
+    path = str(Path(args.model).absolute()) if args.model else None    # as workers elsewhere see it
+    _MODELS[(str(path or ""), sha256)] = model
+    items = batch.items_from_files(args.inputs)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    names = io.unique_stems(files)
-    loaders = [(lambda f=f: io.read_volume(f)) for f in files]
+    job = partial(_detect_job, model=path, sha256=sha256, use_localisation=not args.baseline)
     with tqdm_progress("landmarks detect", disable=args.quiet) as progress:
-        results = detect_batch(model, loaders, names, progress=progress,
-                               use_localisation=not args.baseline)
-    rows = []
-    for name, det, row in results:
-        if det is not None:
-            markups = det.landmarks
-            markups.name = f"{name} landmarks"
-            row["file"] = str(io.write_markups_json(out / f"{name}.mrk.json", markups))
-        rows.append(row)
+        rows = batch.run(job, items, out, signature=f"{sha256} baseline={args.baseline}",
+                         progress=progress, **batch.options(args))
+    rows = [_table_row(r) for r in rows]
     keys = ["volume", "confidence", "flagged", "reason", "localisation_passes", "converged",
             "ncc_rigid", "ncc_final", "seconds", "file"]
-    with open(out / "confidence.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    batch.write_csv(out / "confidence.csv", rows, keys)
     (out / "detections.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     if not args.quiet:
         for row in rows:
@@ -124,12 +147,13 @@ def add_commands(subparsers) -> None:
 
     d = sub.add_parser("detect", help="place the model's landmarks in one or more volumes",
                        description="Writes <name>.mrk.json per volume, confidence.csv and detections.json. "
-                                   "Exit status 1 when a volume is flagged (low confidence or not found).")
+                                   "Exit status 1 when a volume is flagged (low confidence or not found). "
+                                   "A rerun skips the volumes already done; see docs/batch.md.")
     d.add_argument("inputs", nargs="+", metavar="IN", help="volume files or folders of volumes")
     d.add_argument("--model", default=None, help="model .pt (default: the shipped phantom model)")
     d.add_argument("--out", required=True, help="output folder")
     d.add_argument("--baseline", action="store_true",
                    help="registration only, from the image centres (no CNN localisation)")
-    d.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch.add_arguments(d, workers=1)
     d.set_defaults(func=_cmd_detect)

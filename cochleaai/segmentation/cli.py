@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import batch
+
 
 def _settings(args):
     from .pipeline import SegmentSettings
@@ -85,15 +87,11 @@ def _cmd_segment(args) -> int:
     return 0
 
 
-def _batch_worker(job):
-    path, out, settings = job
-    import torch
-
-    torch.set_num_threads(1)            # one core per worker process
-    try:
-        return _segment_one(path, out, settings)["row"]
-    except Exception as exc:            # one bad file must not stop the batch
-        return {"input": str(path), "output": str(out), "error": str(exc)}
+def batch_job(path, name, folder, settings) -> dict:
+    """One volume of segment-batch: its files in ``folder/<name>/`` (the batch runner moves
+    them into the output folder), its CSV row returned. From Python:
+    ``cochleaai.batch.run(partial(batch_job, settings=SegmentSettings(...)), items, out)``."""
+    return _segment_one(path, Path(folder) / name, settings)["row"]
 
 
 def review_order(row: dict) -> tuple:
@@ -105,40 +103,21 @@ def review_order(row: dict) -> tuple:
 
 
 def _cmd_segment_batch(args) -> int:
-    import csv
-    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
 
-    from ..errors import CochleaAIError
     from ..progress import tqdm_progress
 
-    folder = Path(args.input_dir)
-    suffixes = (".nrrd", ".nii", ".nii.gz", ".mha", ".mhd")
-    files = sorted(f for f in folder.iterdir() if f.name.lower().endswith(suffixes)
-                   and not f.name.lower().endswith(".seg.nrrd")) if folder.is_dir() else []
-    if not files:
-        raise CochleaAIError(f"No volumes ({', '.join(suffixes)}) in {folder}.")
+    items = batch.items_from_files(args.inputs)
     out = Path(args.out)
     settings = _settings(args)
-    jobs = [(f, out / f.name.split(".")[0], settings) for f in files]
-    rows = []
     with tqdm_progress("segment-batch", disable=args.quiet) as progress:
-        # spawned, not forked: torch and numba have OpenMP threads running in this process
-        import multiprocessing
-
-        with ProcessPoolExecutor(max_workers=max(1, args.workers),
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            for k, row in enumerate(pool.map(_batch_worker, jobs)):
-                rows.append(row)
-                progress((k + 1) / len(jobs), f"{k + 1}/{len(jobs)} volumes")
+        rows = batch.run(partial(batch_job, settings=settings), items, out, signature=repr(settings),
+                         progress=progress, **batch.options(args))
     rows.sort(key=review_order)
-    out.mkdir(parents=True, exist_ok=True)
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(out / "measures.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
+    table = batch.write_csv(out / "measures.csv", rows)
     failed = [r for r in rows if "error" in r]
-    print(json.dumps({"csv": str(out / "measures.csv"), "volumes": len(rows), "failed": len(failed)}, indent=2))
+    print(json.dumps({"csv": str(table), "volumes": len(rows), "failed": len(failed),
+                      "resumed": sum(r["status"] == "resumed" for r in rows)}, indent=2))
     return 1 if failed and len(failed) == len(rows) else 0
 
 
@@ -215,11 +194,13 @@ def add_commands(sub) -> None:
     p.set_defaults(func=_cmd_segment)
 
     p = sub.add_parser("segment-batch", help="segment every volume of a folder; CSV of measures and QC",
-                       description="Segment every volume in a folder in parallel; writes one result folder "
-                                   "per volume and measures.csv sorted by quality-control score "
-                                   "(suspected failures first).")
-    p.add_argument("input_dir", help="folder of CT volumes (ROI-template crops)")
+                       description="Segment every volume in folders in parallel; writes one result folder "
+                                   "per volume (named after the file) and measures.csv sorted by "
+                                   "quality-control score (failed files and suspected failures first). "
+                                   "A rerun skips the volumes already done; see docs/batch.md.")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="folders of CT volumes (ROI-template crops) or volume files")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     _common(p)
+    # one thread per worker: the fit is many small evaluations, faster on one core each
+    batch.add_arguments(p, workers=2, threads=1)
     p.set_defaults(func=_cmd_segment_batch)

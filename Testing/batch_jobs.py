@@ -1,0 +1,54 @@
+"""Cheap batch jobs for the runner's tests, in a module of their own so that spawned pool
+processes and Dask workers import them by name."""
+from __future__ import annotations
+
+import os
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from cochleaai.errors import CochleaAIError
+
+
+def shout(path, name, folder, log=None, suffix=""):
+    """Write the input's text in capitals to ``<name>/result.txt``, with a draw seeded by the
+    text (what an item's seed does in a real job); ``log`` counts the calls."""
+    text = Path(path).read_text()
+    if log:
+        with open(log, "a") as handle:
+            handle.write(name + "\n")
+    if "corrupt" in text:
+        raise CochleaAIError(f"{Path(path).name} is damaged")
+    if "interrupt" in text:
+        (Path(folder) / name).mkdir()
+        (Path(folder) / name / "result.txt").write_text("half")
+        raise KeyboardInterrupt
+    draw = float(np.random.default_rng(zlib.crc32(text.encode())).random())
+    (Path(folder) / name).mkdir()
+    (Path(folder) / name / "result.txt").write_text(f"{text.upper()}{suffix} {draw!r}")
+    return {"chars": len(text), "draw": np.float64(draw)}
+
+
+def wait_for(path, name, folder, out=None):
+    """The item named 'slow' ends only once 'fast' is recorded as complete in ``out``."""
+    if name == "slow":
+        deadline = time.time() + 60
+        while not (Path(out) / ".cochleaai-batch" / "done" / "fast.json").exists() and time.time() < deadline:
+            time.sleep(0.05)
+    (Path(folder) / f"{name}.txt").write_text(name)
+    return {"pid": os.getpid()}
+
+
+def thread_counts(path, name, folder):
+    """The thread limits the job sees (numba and torch imported here, after the runner set them;
+    numpy's BLAS loaded before)."""
+    import numba
+    import torch
+    from threadpoolctl import threadpool_info
+
+    blas = sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+    return {"numba": numba.get_num_threads(), "torch": torch.get_num_threads(), "blas": blas,
+            "omp_env": os.environ.get("OMP_NUM_THREADS"), "numba_env": os.environ.get("NUMBA_NUM_THREADS"),
+            "pid": os.getpid()}
