@@ -79,7 +79,20 @@ def test_settings_options_reach_the_fit_settings():
                                       "--l-ref-final", "0.25", "--shape-step", "bfgs"])
     s = _settings(args)
     assert (s.side, s.search_placement, s.l_ref_final, s.shape_step) == ("left", False, 0.25, "bfgs")
-    assert _settings(build_parser().parse_args(["segment", "ct.nrrd", "--out", "o"])).search_placement
+    default = _settings(build_parser().parse_args(["segment", "ct.nrrd", "--out", "o"]))
+    assert default.search_placement and default.search_orientation
+    assert (default.n_params, default.label_map) == (10, "lumen-wall")
+    args = build_parser().parse_args(["segment", "ct.nrrd", "--out", "o", "--no-orientation-search",
+                                      "--parameters", "12", "--label-map", "shape-model", "--label-band", "0.5"])
+    s = _settings(args)
+    assert (s.search_orientation, s.n_params, s.label_map, s.label_band_mm) == (False, 12, "shape-model", 0.5)
+
+
+def test_calibrate_shape_command_is_registered():
+    from cochleaai.cli import build_parser
+
+    args = build_parser().parse_args(["calibrate-shape", "--data", "d", "--out", "t.json"])
+    assert args.func.__name__ == "_cmd_calibrate" and args.data == "d"
 
 
 def test_batch_rows_are_ordered_for_review():

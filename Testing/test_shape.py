@@ -232,3 +232,42 @@ def test_angular_position_reads_back_the_centreline_angles():
     assert dist.max() < 0.01          # within the 0.1 degree sampling of the centreline
     far, _ = model.angular_position(points[:1] + 50.0)
     assert np.isnan(far).all()
+
+
+def test_default_cross_section_is_the_shipped_calibration():
+    """The profile in geometry.py is the one `calibrate-shape` wrote (Resources/), and the
+    12-parameter prior is its spread: neither may drift from the table."""
+    import json
+    from pathlib import Path
+
+    from cochleaai.segmentation.pipeline import SECTION_PRIOR_SD
+    from cochleaai.shape import geometry as G
+
+    table = json.loads((Path(__file__).parents[1] / "Resources" / "shape-calibration.json").read_text())
+    profile = table["profile"]
+    np.testing.assert_allclose(G.WIDTH, profile["width_mm"], atol=0.006)
+    np.testing.assert_allclose(G.HEIGHT, profile["height_mm"], atol=0.006)
+    np.testing.assert_allclose(SECTION_PRIOR_SD, [profile["width_factor_sd"], profile["height_factor_sd"]], atol=6e-4)
+    assert len(table["fits"]) == 6 and all(f["dice"] > 0.7 for f in table["fits"])
+
+
+@pytest.mark.parametrize("extra", [[1.2, 0.9], [1.1, 1.3, 0.9, 1.2]])
+def test_cross_section_scale_jacobian_matches_finite_differences(extra):
+    from cochleaai.shape import ShapeFunction
+
+    sf = ShapeFunction()
+    theta = np.concatenate([default_params(rotation=(0.1, 0.2, 0.05), translation=(1, 2, 3)), extra])
+    pts = theta[7:10] + np.random.default_rng(0).normal(0, 3, (400, 3))
+    S, J = sf.evaluate(pts, theta, jacobian=True)
+    near = np.abs(S) < 1.0
+    assert J.shape == (400, theta.size)
+    for q in range(10, theta.size):
+        up, down = theta.copy(), theta.copy()
+        up[q] += 1e-5
+        down[q] -= 1e-5
+        numeric = (sf(pts, up) - sf(pts, down)) / 2e-5
+        assert np.median(np.abs(numeric - J[:, q])[near]) < 1e-5
+        assert np.abs(numeric[near]).mean() > 0.01          # the scale does move the surface
+    # unit scales are the 10-parameter model
+    base = theta[:10]
+    np.testing.assert_allclose(sf(pts, np.concatenate([base, np.ones(len(extra))])), sf(pts, base), atol=1e-9)

@@ -8,7 +8,11 @@ the expert label: Dice, volume ratio and HD95 (mm) of the label map, Dice of the
 model region, errors (mm) of the fitted apex, centre and round window against the expert
 points that the start did not give, the quality-control flag and the seconds per volume.
 Beside the default, on the three-point start: the 12-parameter variant and the thesis's
-shape-model label map. ``--quick`` runs the first specimen from three points only.
+shape-model label map. The quality control is scored on starts that should fail: the
+expert points with the wrong side, the three points moved 3 mm (a seeded random direction
+per specimen), and the centre point put on the vestibule landmark; the figures count how
+many of those and how many of the default fits it flags. ``--quick`` runs the first
+specimen from three points only.
 """
 from __future__ import annotations
 
@@ -28,14 +32,27 @@ STARTS = (("3 points", ("center", "apex", "round window")),
 #: Variants run beside the default on the three-point start: (name, settings changes).
 VARIANTS = (("12 parameters", {"n_params": 12}), ("shape-model label map", {"label_map": "shape-model"}))
 _LANDMARK_KEYS = {"center": "center", "apex": "apex", "round window": "round_window"}
+#: Starts that should fail, for the quality control: name -> (points, side) of a specimen.
+FAILING = ("wrong side", "points 3 mm off", "centre on the vestibule")
+FAILED_DICE = 0.75
 
 
-def _score(specimen, labels, part, points, **changes) -> dict:
+def _failing_start(specimen, name, rng):
+    if name == "wrong side":
+        return specimen.points(), {"left": "right", "right": "left"}[specimen.side]
+    if name == "points 3 mm off":
+        d = rng.normal(size=3)
+        return {k: v + 3.0 * d / np.linalg.norm(d) for k, v in specimen.points().items()}, specimen.side
+    return {"center": specimen.landmarks["vestibule"]}, specimen.side
+
+
+def _score(specimen, labels, part, points, side=None, **changes) -> dict:
     from .. import realct
     from ..segmentation.pipeline import SegmentSettings, segment
 
     t0 = time.perf_counter()
-    fit = segment(specimen.ct(), specimen.points(points), SegmentSettings(side=specimen.side, **changes))
+    given = points if isinstance(points, dict) else specimen.points(points)
+    fit = segment(specimen.ct(), given, SegmentSettings(side=side or specimen.side, **changes))
     seconds = time.perf_counter() - t0
     row = realct.score_segmentation(fit.sroi, labels, specimen, part)
     row["dice_ssi"] = realct.score_segmentation(fit.ssi, labels, specimen, part)["dice"]
@@ -45,6 +62,7 @@ def _score(specimen, labels, part, points, **changes) -> dict:
             row[f"{role.replace(' ', '_')}_error_mm"] = float(np.linalg.norm(fitted[key] - specimen.landmarks[role]))
     row.update(seconds=seconds, suspect=bool(fit.quality["suspect"]),
                capsule_contrast_hu=float(fit.quality.get("capsule_contrast_hu", np.nan)),
+               capsule_contrast_ratio=float(fit.quality.get("capsule_contrast_ratio", np.nan)),
                qc_surface_mm=float(fit.quality["qc_surface_mm"]))
     return row
 
@@ -65,6 +83,12 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     variants = () if quick else VARIANTS
     jobs = [(s, name, pts, {}) for s in specimens for name, pts in starts] + \
         [(s, name, STARTS[0][1], changes) for s in specimens for name, changes in variants]
+    if not quick:
+        rng = np.random.default_rng(seed)
+        for s in specimens:
+            for name in FAILING:
+                points, side = _failing_start(s, name, rng)
+                jobs.append((s, name, points, {"side": side}))
     rows = []
     cache = {}
     with torch_threads(1):
@@ -77,7 +101,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
             rows.append(dict(_score(s, labels, part, pts, **changes), specimen=s.id, side=s.side, start=name))
     p(1.0, "done")
     figures = {"specimens": [s.id for s in specimens], "data": str(data)}
-    for name in [n for n, _ in starts] + [n for n, _ in variants]:
+    for name in [n for n, _ in starts] + [n for n, _ in variants] + ([] if quick else list(FAILING)):
         sel = [r for r in rows if r["start"] == name]
         key = name.replace(" + ", "_").replace(" ", "_").replace("-", "_")
         dice = np.array([r["dice"] for r in sel])
@@ -95,5 +119,15 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
         figures[f"{key}/flagged"] = int(sum(r["suspect"] for r in sel))
         figures[f"{key}/sec_median"] = float(np.median([r["seconds"] for r in sel]))
         figures[f"{key}/sec_max"] = float(np.max([r["seconds"] for r in sel]))
+    if not quick:
+        tried = [r for r in rows if r["start"] in FAILING]
+        failed = [r for r in tried if r["dice"] < FAILED_DICE]
+        good = [r for r in rows if r["start"] in [n for n, _ in starts] and r["dice"] >= FAILED_DICE]
+        figures["qc/failing_starts"] = len(tried)
+        figures["qc/failing_starts_failed"] = len(failed)
+        figures["qc/failed_fits_flagged"] = int(sum(r["suspect"] for r in failed))
+        figures["qc/failing_starts_flagged"] = int(sum(r["suspect"] for r in tried))
+        figures["qc/good_default_fits"] = len(good)
+        figures["qc/good_default_fits_flagged"] = int(sum(r["suspect"] for r in good))
     figures["per_specimen"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
     return figures

@@ -317,7 +317,7 @@ SHAPE_PRIOR_MEAN = np.array([3.99, 0.150, 0.56, 0.2])
 SHAPE_PRIOR_SD = np.array([0.33, 0.010, 0.35, 0.3])
 #: Prior sd of the width and height factors of the 12-parameter variant (mean 1): their
 #: spread across the six real specimens of the calibration (Resources/shape-calibration.json).
-SECTION_PRIOR_SD = np.array([0.051, 0.032])
+SECTION_PRIOR_SD = np.array([0.055, 0.036])
 
 
 #: Candidate radial scales (mm) and longitudinal amplitudes (mm) of the start search: the
@@ -640,8 +640,8 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     sroi = as_volume(posterior >= 0.5, np.uint8)
     ssi = as_volume(S >= 0, np.uint8)
     p(0.96, "quality control")
-    quality = quality_score(roi, sroi, ssi, shape_values=S,
-                            hu_scale=calibration[0])
+    levels = (final_app["lumen"], final_app["wall"]) if settings.label_map == "lumen-wall" else None
+    quality = quality_score(roi, sroi, ssi, shape_values=S, hu_scale=calibration[0], levels=levels)
     timings["maps_uncertainty_measures_qc"] = time.perf_counter() - t1
     p(1.0, "done")
     return CochleaSegmentation(

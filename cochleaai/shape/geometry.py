@@ -48,8 +48,8 @@ THETA1 = THETA_MAX - math.pi      # start of the flattened last half turn
 # CT resolution the labelled lumen is wider than the histological scalae (about 1.5 mm
 # basally, Wysocki 1999), and the upper turns merge into one space, which is why the
 # apical height sits at the bound of the calibration fit.
-WIDTH = (2.41, 1.49)
-HEIGHT = (1.86, 1.80)
+WIDTH = (2.45, 1.47)
+HEIGHT = (1.83, 1.80)
 #: The profile the calibration's cross-section factors multiply (the model's profile
 #: before calibration), so that rerunning it reproduces the shipped table.
 REFERENCE_WIDTH = (1.5, 0.8)
