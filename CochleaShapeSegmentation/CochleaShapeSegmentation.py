@@ -66,19 +66,14 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
     SIDE_PARAMETER = "Side"
 
     def setup(self):
-        from cochleaai.segmentation.pipeline import SegmentSettings
-
+        # The spin boxes start at the .ui file's values, the pipeline's defaults (a packaging
+        # test keeps them equal): importing the pipeline here would need torch.
         CochleaAIModuleWidget.setup(self)
         self._restoringSettings = False
         self.ui.sideComboBox.clear()
         self.ui.sideComboBox.addItem("Right ear", "right")
         self.ui.sideComboBox.addItem("Left ear", "left")
-        defaults = SegmentSettings()
-        self.ui.lRefFitSpinBox.value = defaults.l_ref_fit
-        self.ui.lRefFinalSpinBox.value = defaults.l_ref_final
-        self.ui.iterationsSpinBox.value = defaults.outer_iterations
-        self.ui.samplesSpinBox.value = defaults.samples
-        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.applyButton.connect("clicked(bool)", self.runner.guard(self.onApply))
         self.ui.volumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateApplyButton)
         self.ui.sideComboBox.connect("currentIndexChanged(int)", self.saveSettings)
         for name in self.SETTING_PARAMETERS.values():

@@ -25,7 +25,7 @@ class LangevinVAEExplorer(ScriptedLoadableModule):
             "autoencoder whose approximate posterior is refined by a quasi-symplectic "
             "Langevin flow that follows the gradient of the likelihood.</p>"
             "<ul><li><b>Model</b>: the shipped default model (trained on synthetic roi phantoms, "
-            "2D latent space) loads on start; load another .pt (with its .json card) here.</li>"
+            "2D latent space) loads on first use; load another .pt (with its .json card) here.</li>"
             "<li><b>Explore</b>: the z1/z2 sliders regenerate the <i>Generated cochlea</i> volume "
             "as you move them; <b>Random sample</b> draws from the prior; <b>Latent map</b> shows "
             "decoded middle slices over a grid of (z1, z2) in the red slice view; <b>Encode</b> "
@@ -56,17 +56,18 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
         self.runner.busyWidgets.extend([self.ui.loadModelButton, self.ui.trainButton,
                                         self.ui.encodeButton, self.ui.interpolateButton])
         self.ui.modelPathLineEdit.currentPath = str(self.logic.default_model_path())
-        self.ui.loadModelButton.connect("clicked(bool)", self.onLoadModel)
+        self.ui.modelInfoLabel.text = "The model loads on first use (Load model, Random sample, Encode...)."
+        self.ui.loadModelButton.connect("clicked(bool)", self.runner.guard(self.onLoadModel))
         for slider in (self.ui.latent1Slider, self.ui.latent2Slider):
             slider.minimum, slider.maximum, slider.singleStep = -3.0, 3.0, 0.05
             slider.value = 0.0
             slider.connect("valueChanged(double)", self.onLatentChanged)
-        self.ui.randomSampleButton.connect("clicked(bool)", self.onRandomSample)
-        self.ui.latentMapButton.connect("clicked(bool)", self.onLatentMap)
-        self.ui.encodeButton.connect("clicked(bool)", self.onEncode)
-        self.ui.interpolateButton.connect("clicked(bool)", self.onInterpolate)
-        self.ui.trainButton.connect("clicked(bool)", self.onTrain)
-        self.onLoadModel()
+        for button, slot in ((self.ui.randomSampleButton, self.onRandomSample),
+                             (self.ui.latentMapButton, self.onLatentMap),
+                             (self.ui.encodeButton, self.onEncode),
+                             (self.ui.interpolateButton, self.onInterpolate),
+                             (self.ui.trainButton, self.onTrain)):
+            button.connect("clicked(bool)", self.runner.guard(slot))
 
     # ----------------------------------------------------------------- helpers
     def _call(self, description, function, *args, **kwargs):
@@ -105,8 +106,17 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
                 f"{summary['spacing_mm']} mm")
             self.ui.latent2Slider.enabled = summary["latent_dim"] > 1
 
+    def _ensureModel(self):
+        """The model on first use (the one in the path box, else the shipped one); None if it failed."""
+        if self.logic.model is None:
+            self.onLoadModel()
+        return self.logic.model
+
     def onLatentChanged(self, *_unused):
-        if self._settingSliders or self.logic.model is None:
+        if self._settingSliders:
+            return
+        if self.logic.model is None:    # loading needs the dependency check: a button does it
+            self.runner.setStatus("Load a model first (Load model or Random sample).")
             return
         z = [self.ui.latent1Slider.value, self.ui.latent2Slider.value][:self.logic.latent_dim]
         node = self._call("Generate", self.logic.generate, slicer.mrmlScene, z)
@@ -115,6 +125,8 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
             self._showGenerated(node)
 
     def onRandomSample(self, *_unused):
+        if self._ensureModel() is None:
+            return
         result = self._call("Random sample", self.logic.random_sample, slicer.mrmlScene,
                             int(self.ui.sampleSeedSpinBox.value))
         if result:
@@ -124,6 +136,8 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
             self.ui.sampleSeedSpinBox.value = int(self.ui.sampleSeedSpinBox.value) + 1
 
     def onLatentMap(self, *_unused):
+        if self._ensureModel() is None:
+            return
         result = self._call("Latent map", self.logic.latent_map, slicer.mrmlScene,
                             int(self.ui.latentMapSizeSpinBox.value))
         if result and result["node"] is not None:
@@ -133,6 +147,8 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
                 red.sliceLogic().FitSliceToAll()
 
     def onEncode(self, *_unused):
+        if self._ensureModel() is None:
+            return
         result = self.runner.run("Encode", self.logic.encode, slicer.mrmlScene,
                                  self.ui.volumeSelector.currentNode())
         if result:
@@ -142,6 +158,8 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
             self.runner.setStatus("Encoded: z = " + ", ".join(f"{v:.3f}" for v in z))
 
     def onInterpolate(self, *_unused):
+        if self._ensureModel() is None:
+            return
         nodes = self.runner.run("Interpolate", self.logic.interpolate, slicer.mrmlScene,
                                 self.ui.interpolateFromSelector.currentNode(),
                                 self.ui.interpolateToSelector.currentNode(),

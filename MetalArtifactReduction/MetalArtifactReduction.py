@@ -72,8 +72,8 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
 
         fillComboBox(self.ui.methodComboBox, METHODS, DEFAULT_METHOD)
         fillComboBox(self.ui.arrayComboBox, {key: array.name for key, array in ARRAYS.items()}, DEFAULT_ARRAY)
-        self.ui.reduceButton.connect("clicked(bool)", self.onReduce)
-        self.ui.simulateButton.connect("clicked(bool)", self.onSimulate)
+        self.ui.reduceButton.connect("clicked(bool)", self.runner.guard(self.onReduce))
+        self.ui.simulateButton.connect("clicked(bool)", self.runner.guard(self.onSimulate))
         self.runner.busyWidgets.extend([self.ui.reduceButton, self.ui.simulateButton])
 
     def onReduce(self, *_unused):

@@ -51,8 +51,8 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
 
     def setup(self):
         CochleaAIModuleWidget.setup(self)
-        self.ui.trainButton.connect("clicked(bool)", self.onTrain)
-        self.ui.detectButton.connect("clicked(bool)", self.onDetect)
+        self.ui.trainButton.connect("clicked(bool)", self.runner.guard(self.onTrain))
+        self.ui.detectButton.connect("clicked(bool)", self.runner.guard(self.onDetect))
         self.runner.busyWidgets.extend([self.ui.trainButton, self.ui.detectButton])
 
     def onTrain(self, *_unused):

@@ -30,9 +30,10 @@ RAW_PREFIX = "https://raw.githubusercontent.com/cochleaai/SlicerCochleaAI/main/"
 CATEGORY = "Cochlea AI"
 ICON_SIZE = (128, 128)
 
-# Files of the common library allowed to touch Slicer: the MRML bridge and the two
+# Files of the common library allowed to touch Slicer: the MRML bridge and the
 # Slicer-side helpers shared by the module shells.
-SLICER_BRIDGES = {"mrml.py", "slicer_widgets.py", "slicer_logic.py", "slicer_module.py"}
+SLICER_BRIDGES = {"mrml.py", "slicer_widgets.py", "slicer_logic.py", "slicer_module.py",
+                  "slicer_dependencies.py"}
 SLICER_ONLY_PACKAGES = {"slicer", "qt", "ctk", "PythonQt", "mrml", "slicer_core", "MRMLCore",
                         "vtkSlicerSegmentationsModuleMRML", "vtkSegmentationCore", "vtkITK",
                         "vtkTeem", "vtkAddon"}
@@ -280,7 +281,7 @@ def test_top_level_installs_the_cochleaai_package(top_cmake):
         destination = keyword_values(call.args, "DESTINATION_DIR", keywords)
         assert destination and destination[0].endswith("${Slicer_QTSCRIPTEDMODULES_LIB_DIR}")
         assert "NO_INSTALL_SUBDIR" in call.args
-    for folder in ("Resources/Models", "Resources/Physics"):
+    for folder in ("Resources/Models", "Resources/Physics", "Resources/Dependencies"):
         if (ROOT / folder).is_dir():
             assert folder in text, f"{folder} exists but is not installed"
 
@@ -619,12 +620,15 @@ def test_logic_layer_has_no_gui():
     assert not offences, "\n".join(offences)
 
 
-def test_widget_helper_imports_slicer_lazily():
-    path = ROOT / "cochleaai" / "slicer_widgets.py"
+@pytest.mark.parametrize("helper", ["slicer_widgets", "slicer_dependencies"])
+def test_widget_helpers_import_slicer_lazily(helper):
+    import importlib
+
+    path = ROOT / "cochleaai" / f"{helper}.py"
     eager = [name for name, _ in _imports(path, top_level_only=True)
              if name.split(".")[0] in SLICER_ONLY_PACKAGES]
-    assert not eager, f"slicer_widgets.py imports {eager} at module level; import inside functions"
-    import cochleaai.slicer_widgets  # noqa: F401  (must import outside Slicer)
+    assert not eager, f"{helper}.py imports {eager} at module level; import inside functions"
+    importlib.import_module(f"cochleaai.{helper}")  # must import outside Slicer
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -30,7 +30,6 @@ from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
 
 from cochleaai import mrml  # noqa: E402
 from cochleaai.errors import CochleaAIError  # noqa: E402
-from qt_stand_ins import ComboBox, NodeSelector, Widget  # noqa: E402
 from cochleaai.io import Markups  # noqa: E402
 from cochleaai.metrics import dice  # noqa: E402
 from cochleaai.progress import Cancelled  # noqa: E402
@@ -361,12 +360,12 @@ def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitt
 
     module, calls = widget_module
     parameters = {}
-    names = ("progressBar", "cancelButton", "statusLabel", "inputVolumeNameLabel", "applyButton",
-             "lRefFitSpinBox", "lRefFinalSpinBox", "iterationsSpinBox", "samplesSpinBox")
     import types
 
-    ui = types.SimpleNamespace(**{n: Widget() for n in names}, sideComboBox=ComboBox(),
-                               volumeSelector=NodeSelector(), pointsSelector=NodeSelector())
+    from slicer_stand_in import load_ui    # stand-in widgets with the .ui file's values
+
+    ui = types.SimpleNamespace(**load_ui(ROOT / "CochleaShapeSegmentation" / "Resources" / "UI" /
+                                         "CochleaShapeSegmentation.ui").children)
 
     def base_setup(self):           # what CochleaAIModuleWidget.setup does, minus loading the .ui
         self.ui = ui
@@ -380,8 +379,11 @@ def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitt
     widget = module.CochleaShapeSegmentationWidget(types.SimpleNamespace(isEntered=True))
     widget.setup()
     assert [d for _, d in ui.sideComboBox.items] == ["right", "left"]
+    # the panel starts at the pipeline's defaults (set in the .ui file: setup() imports no torch)
     assert (ui.lRefFitSpinBox.value, ui.lRefFinalSpinBox.value) == (SegmentSettings().l_ref_fit,
                                                                     SegmentSettings().l_ref_final)
+    assert (ui.iterationsSpinBox.value, ui.samplesSpinBox.value) == (SegmentSettings().outer_iterations,
+                                                                     SegmentSettings().samples)
     assert not ui.applyButton.enabled                      # no volume yet
     assert parameters["Side"] == "right" and float(parameters["Iterations"]) == SegmentSettings().outer_iterations
 

@@ -3,13 +3,23 @@
 A module's widget names its Logic class and its .ui file; everything common (loading the
 UI, the job runner with progress and Cancel, the phantom panel, scene observers) is here
 once. Imported only by the module scripts inside Slicer: it needs Slicer's Qt.
+
+Building a panel imports nothing beyond numpy, vtk and Slicer itself: torch, numba,
+scikit-image and pynrrd may not be installed yet. Every action is connected through
+``self.runner.guard(slot)``, which runs the dependency check first (it offers to install
+what is missing), so models and the heavy packages load on first use.
 """
 import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
+from .slicer_dependencies import DependencyCheck
 from .slicer_logic import self_test_phantom_logic
 from .slicer_widgets import JobRunner, PhantomPanel
+
+
+#: One check for all four modules: once the packages are there, no module asks again.
+_DEPENDENCIES = DependencyCheck()
 
 
 class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -33,7 +43,8 @@ class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
 
         self.logic = self.logic_class()
-        self.runner = JobRunner(self.ui.progressBar, self.ui.cancelButton, self.ui.statusLabel)
+        self.runner = JobRunner(self.ui.progressBar, self.ui.cancelButton, self.ui.statusLabel,
+                                dependencies=_DEPENDENCIES)
         self.phantomPanel = PhantomPanel(self.logic, self.runner, self.ui.phantomSeedSpinBox,
                                          self.ui.phantomFieldOfViewComboBox,
                                          self.ui.generatePhantomButton, self.ui.volumeSelector)
@@ -42,7 +53,7 @@ class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self):
         if self.runner is not None:
-            self.runner.requestCancel()
+            self.runner.requestCancel(reason="the module was closed")
         self.removeObservers()
 
     def enter(self):
