@@ -9,17 +9,16 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from LangevinVAEExplorerLib.logic import LangevinVAEExplorerLogic
 from cochleaai.errors import CochleaAIError
-from cochleaai.slicer_module import CochleaAIModuleTest, CochleaAIModuleWidget
+from cochleaai.slicer_module import CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget
 
 
 class LangevinVAEExplorer(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "Langevin VAE Explorer"
-        self.parent.categories = ["Cochlea AI"]
+        self.parent.categories = CATEGORIES
         self.parent.dependencies = []
-        self.parent.contributors = [
-            "CochleaAI developers (methods: Zihao Wang and Herv\u00e9 Delingette, Inria)"]
+        self.parent.contributors = CONTRIBUTORS
         self.parent.helpText = (
             "<p>Explores a compact learned representation of inner-ear CT: a variational "
             "autoencoder whose approximate posterior is refined by a quasi-symplectic "

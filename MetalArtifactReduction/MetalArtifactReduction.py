@@ -8,17 +8,16 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from MetalArtifactReductionLib.logic import MetalArtifactReductionLogic
-from cochleaai.slicer_module import CochleaAIModuleTest, CochleaAIModuleWidget
+from cochleaai.slicer_module import CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget
 
 
 class MetalArtifactReduction(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "Metal Artifact Reduction"
-        self.parent.categories = ["Cochlea AI"]
+        self.parent.categories = CATEGORIES
         self.parent.dependencies = []
-        self.parent.contributors = [
-            "CochleaAI developers (methods: Zihao Wang and Herv\u00e9 Delingette, Inria)"]
+        self.parent.contributors = CONTRIBUTORS
         self.parent.helpText = (
             "<p>Reduces the bright streaks and dark shadows that the electrode array of a "
             "cochlear implant leaves in post-operative CT of the inner ear, so that the "

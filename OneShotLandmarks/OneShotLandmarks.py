@@ -8,17 +8,16 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from OneShotLandmarksLib.logic import OneShotLandmarksLogic
-from cochleaai.slicer_module import CochleaAIModuleTest, CochleaAIModuleWidget
+from cochleaai.slicer_module import CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget
 
 
 class OneShotLandmarks(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "One-Shot Landmarks"
-        self.parent.categories = ["Cochlea AI"]
+        self.parent.categories = CATEGORIES
         self.parent.dependencies = []
-        self.parent.contributors = [
-            "CochleaAI developers (methods: Zihao Wang and Herv\u00e9 Delingette, Inria)"]
+        self.parent.contributors = CONTRIBUTORS
         self.parent.helpText = (
             "<p>Places landmarks in many CT volumes after learning from a single annotated "
             "reference. A shallow 2D network, trained on randomly rotated and shifted slices of "

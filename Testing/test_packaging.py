@@ -2,7 +2,7 @@
 
 What is checked: the CMake files (every listed file exists, every module file is
 listed, the extension metadata and the install of the ``cochleaai`` package), the
-catalog files (``.s4ext`` and ``.json``), the Qt Designer ``.ui`` files and the
+catalog entry (``.json``; ``test_catalog_entry.py`` applies the index's rules), the Qt Designer ``.ui`` files and the
 widget names the module scripts use, the module scripts' Module/Widget/Test classes
 (read with ``ast``, never imported), the icons, and the layering rules of DESIGN.md
 (which files may import Slicer, Qt or CTK).
@@ -27,7 +27,7 @@ MODULES = ("MetalArtifactReduction", "CochleaShapeSegmentation", "LangevinVAEExp
            "OneShotLandmarks")
 HOME = "https://github.com/cochleaai/SlicerCochleaAI"
 RAW_PREFIX = "https://raw.githubusercontent.com/cochleaai/SlicerCochleaAI/main/"
-CATEGORY = "Cochlea AI"
+CATEGORY = "Otolaryngology"
 ICON_SIZE = (128, 128)
 
 # Files of the common library allowed to touch Slicer: the MRML bridge and the
@@ -418,6 +418,17 @@ def _literal(node):
         return None
 
 
+def _module_constants(path: Path) -> Dict[str, object]:
+    """The literal values assigned at the top level of ``path`` (e.g. CATEGORIES)."""
+    constants = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            value = _literal(node.value)
+            if value is not None:
+                constants[node.targets[0].id] = value
+    return constants
+
+
 def _classes(path: Path) -> Dict[str, ast.ClassDef]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     return {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
@@ -452,7 +463,9 @@ def test_module_class_describes_the_module(module):
     classes = _classes(ROOT / module / f"{module}.py")
     assert module in classes, f"{module}.py must define class {module}"
     assert "ScriptedLoadableModule" in _base_names(classes[module])
-    values = {k: _literal(v) for k, v in _parent_assignments(classes[module]).items()}
+    shared = _module_constants(ROOT / "cochleaai" / "slicer_module.py")
+    values = {k: _literal(v) if not isinstance(v, ast.Name) else shared.get(v.id)
+              for k, v in _parent_assignments(classes[module]).items()}
     assert isinstance(values.get("title"), str) and values["title"].strip()
     assert values.get("categories") == [CATEGORY]
     assert isinstance(values.get("contributors"), list) and values["contributors"]
@@ -513,55 +526,16 @@ def test_icons_are_distinct_128px_pngs():
     assert len(set(contents)) == len(contents), "two icons are identical"
 
 
-# ----------------------------------------------------------------- catalog files
-def read_s4ext() -> Dict[str, str]:
-    entries = {}
-    for line in (ROOT / "CochleaAI.s4ext").read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.partition(" ")
-        assert key not in entries, f"{key} appears twice in CochleaAI.s4ext"
-        entries[key] = value.strip()
-    return entries
-
-
-def test_s4ext_has_the_required_fields(top_cmake):
-    s4ext = read_s4ext()
-    required = ("scm", "scmurl", "depends", "build_subdirectory", "homepage", "contributors",
-                "category", "iconurl", "status", "description", "screenshoturls", "enabled")
-    missing = [k for k in required if not s4ext.get(k)]
-    assert not missing, f"CochleaAI.s4ext lacks {missing}"
-    assert s4ext["scm"] == "git"
-    assert s4ext["scmurl"].startswith(HOME)
-    assert "PyTorch" in s4ext["depends"].split()
-    assert s4ext["build_subdirectory"] == "."
-    assert s4ext["enabled"] == "1"
-    assert s4ext["homepage"] == _set_value(top_cmake, "EXTENSION_HOMEPAGE")[0]
-    assert s4ext["category"] == _set_value(top_cmake, "EXTENSION_CATEGORY")[0]
-    assert s4ext["iconurl"] == _set_value(top_cmake, "EXTENSION_ICONURL")[0]
-    assert s4ext["description"] == _set_value(top_cmake, "EXTENSION_DESCRIPTION")[0]
-    assert s4ext["screenshoturls"].split() == _set_value(top_cmake, "EXTENSION_SCREENSHOTURLS")
-
-
-def test_catalog_json_follows_the_v1_0_1_schema(top_cmake):
+# ----------------------------------------------------------------- catalog entry
+def test_catalog_json_matches_the_build(top_cmake):
+    """What the catalog entry and the top-level CMakeLists.txt both say must agree (the
+    index's own rules are in test_catalog_entry.py)."""
     entry = json.loads((ROOT / "CochleaAI.json").read_text(encoding="utf-8"))
-    schema = ("https://raw.githubusercontent.com/Slicer/Slicer/main/Schemas/"
-              "slicer-extension-catalog-entry-schema-v1.0.1.json#")
-    assert entry["$schema"] == schema
-    allowed = {"$schema", "category", "scm_url", "scm_revision", "scm_type", "build_dependencies",
-               "build_subdirectory", "enabled", "tier"}
-    assert set(entry) <= allowed, f"keys the schema forbids: {set(entry) - allowed}"
-    for key in ("category", "scm_url", "scm_revision", "build_subdirectory"):
-        assert isinstance(entry.get(key), str) and entry[key], key
     assert entry["category"] == _set_value(top_cmake, "EXTENSION_CATEGORY")[0]
-    assert entry["build_dependencies"] == ["PyTorch"]
-    assert entry["tier"] in (1, 3, 5)
-    assert entry.get("scm_type", "git") == "git"
-    assert isinstance(entry.get("enabled", True), bool)
-    s4ext = read_s4ext()
-    assert entry["scm_url"] == s4ext["scmurl"]
-    assert entry["build_subdirectory"] == s4ext["build_subdirectory"]
+    assert entry["build_dependencies"] == _set_value(top_cmake, "EXTENSION_DEPENDS") == ["PyTorch"]
+    assert entry["scm_url"].startswith(_set_value(top_cmake, "EXTENSION_HOMEPAGE")[0])
+    assert entry["build_subdirectory"] == "."
+    assert entry.get("scm_type", "git") == "git" and isinstance(entry.get("enabled", True), bool)
 
 
 # ------------------------------------------------------------------- layering
@@ -643,7 +617,7 @@ def test_module_does_not_reach_into_other_modules(module):
 def test_catalogue_images_ship_with_the_repository():
     """The icon and screenshot URLs of the catalogue entries point at files of this repository."""
     prefix = "https://raw.githubusercontent.com/cochleaai/SlicerCochleaAI/main/"
-    text = (ROOT / "CochleaAI.s4ext").read_text() + (ROOT / "CMakeLists.txt").read_text()
+    text = (ROOT / "CMakeLists.txt").read_text()
     urls = set(re.findall(re.escape(prefix) + r"[^\s\")]+", text))
     assert urls, "no icon or screenshot URL found"
     for url in urls:

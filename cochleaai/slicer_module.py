@@ -18,6 +18,12 @@ from .slicer_logic import self_test_phantom_logic
 from .slicer_widgets import JobRunner, PhantomPanel
 
 
+#: The modules' place in Slicer's module menu (the catalog category of the extension too).
+CATEGORIES = ["Otolaryngology"]
+#: Who made the methods the modules implement, as "First Last (Organisation)".
+CONTRIBUTORS = ["Zihao Wang (Inria, Universit\u00e9 C\u00f4te d'Azur)",
+                "Herv\u00e9 Delingette (Inria, Universit\u00e9 C\u00f4te d'Azur)"]
+
 #: One check for all four modules: once the packages are there, no module asks again.
 _DEPENDENCIES = DependencyCheck()
 
