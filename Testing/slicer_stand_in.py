@@ -21,6 +21,7 @@ import json
 import sys
 import traceback
 import types
+import unittest
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -195,7 +196,7 @@ def _scripted_module_classes(slicer):
         def getParameterNode(self):
             return self._parameterNode
 
-    class ScriptedLoadableModuleTest:
+    class ScriptedLoadableModuleTest(unittest.TestCase):
         def delayDisplay(self, message, msec=0):
             pass
 
@@ -318,6 +319,16 @@ def click_every_button(widget):
     return clicked
 
 
+def run_self_test(name):
+    """The module's self-test as Slicer's "Reload and Test" runs it; what became of it."""
+    test = getattr(sys.modules[name], f"{name}Test")()
+    try:
+        test.runTest()
+    except unittest.SkipTest as skipped:
+        return f"skipped: {skipped}"
+    return "ran"
+
+
 def main(names):
     finder = block_imports()
     slicer = install()
@@ -338,6 +349,7 @@ def main(names):
             entry["asked"] = dialogs.asked
             entry["status_after_clicks"] = widget.ui.statusLabel.text
             entry["blocked_imports_on_click"] = sorted(set(finder.attempts))
+            entry["self_test"] = run_self_test(name)
             widget.cleanup()
         except BaseException:   # reported to the test, which shows it
             entry["built"] = entry.get("built", False)

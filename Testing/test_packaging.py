@@ -234,6 +234,23 @@ def test_top_level_cmake_declares_the_extension(top_cmake):
     assert (ROOT / icon_url[len(RAW_PREFIX):]).is_file(), f"the icon URL {icon_url} names no file here"
 
 
+def test_ctest_runs_the_pytest_suite_under_slicers_python(top_cmake, monkeypatch):
+    tests = [c for c in _find(top_cmake, "add_test") if "NAME" in c.args]
+    assert len(tests) == 1 and "BUILD_TESTING" in " ".join(tests[0].conditions)
+    args = tests[0].args
+    command = args[args.index("COMMAND") + 1:]
+    assert command[:2] == ["${PYTHON_EXECUTABLE}", str(ROOT / "Testing" / "run_pytest.py")]
+    name = args[args.index("NAME") + 1]
+    properties = [c.args for c in _find(top_cmake, "set_tests_properties") if c.args[0] == name]
+    assert properties and properties[0][-2:] == ["SKIP_RETURN_CODE", "77"]
+    import run_pytest
+
+    monkeypatch.setattr(run_pytest, "missing_packages", lambda: ["pytest"])
+    assert run_pytest.main([]) == run_pytest.SKIP == 77
+    monkeypatch.undo()
+    assert run_pytest.missing_packages() == []          # this Python has everything
+
+
 def test_top_level_cmake_order(top_cmake):
     def index(name, first_arg=None):
         for i, c in enumerate(top_cmake):

@@ -3,7 +3,8 @@ are not installed yet: the module script is imported and its widget's setup() ru
 the stand-in ``slicer``/``qt``/``ctk`` of ``slicer_stand_in.py``, in a subprocess whose
 imports of those packages fail (this test process keeps them). Then every button of the
 panel is clicked while the dependency check sees them as missing and the user declines to
-install them: each click asks first, and nothing tries to import them."""
+install them: each click asks first, and nothing tries to import them. The self-tests are
+then skipped, saying which packages are missing."""
 from __future__ import annotations
 
 import json
@@ -46,6 +47,13 @@ def test_every_action_checks_the_dependencies_first(panels, module):
     assert all("torch" in names and "numba" in names for names in entry["asked"])
     assert entry["blocked_imports_on_click"] == []
     assert entry["status_after_clicks"].startswith("Nothing was installed")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_self_test_is_skipped_with_a_clear_message(panels, module):
+    message = panels[module]["self_test"]
+    assert message.startswith("skipped: CochleaAI self-test skipped")
+    assert "torch>=2.1" in message and "install them" in message
 
 
 def test_nothing_optional_was_loaded_and_no_error_was_shown(panels):

@@ -13,7 +13,7 @@ import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
-from .slicer_dependencies import DependencyCheck
+from .slicer_dependencies import DependencyCheck, describe
 from .slicer_logic import self_test_phantom_logic
 from .slicer_widgets import JobRunner, PhantomPanel
 
@@ -73,12 +73,21 @@ class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 class CochleaAIModuleTest(ScriptedLoadableModuleTest):
     """Self-test through the module's Logic on a fresh scene; subclasses set ``logic_class``
     and ``method_test``, the text shown while ``logic_class().self_test(scene)`` (the
-    module's own method on a phantom; it returns the problems found) runs."""
+    module's own method on a phantom; it returns the problems found) runs.
+
+    Without the Python packages the modules install on first use, the tests are skipped
+    (``unittest.SkipTest``) with a message that names them: a self-test never installs.
+    """
 
     logic_class = None
     method_test = None
 
     def setUp(self):
+        missing = _DEPENDENCIES.missing()
+        if missing:
+            self.skipTest(f"CochleaAI self-test skipped: the Python packages {describe(missing)} are not "
+                          "installed. Open a CochleaAI module and press one of its buttons to install "
+                          "them, then run the test again.")
         slicer.mrmlScene.Clear()
 
     def runTest(self):
