@@ -4,6 +4,7 @@ Everything this file does goes through MetalArtifactReductionLogic and the share
 ``cochleaai.slicer_module``; no algorithm lives here.
 """
 import slicer
+from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
@@ -14,11 +15,11 @@ from cochleaai.slicer_module import CATEGORIES, CONTRIBUTORS, CochleaAIModuleTes
 class MetalArtifactReduction(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Metal Artifact Reduction"
+        self.parent.title = _("Metal Artifact Reduction")
         self.parent.categories = CATEGORIES
         self.parent.dependencies = []
         self.parent.contributors = CONTRIBUTORS
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "<p>Reduces the bright streaks and dark shadows that the electrode array of a "
             "cochlear implant leaves in post-operative CT of the inner ear, so that the "
             "electrodes can be seen against the cochlea.</p>"
@@ -38,7 +39,7 @@ class MetalArtifactReduction(ScriptedLoadableModule):
             "can be tried without patient data.</p>"
             "<p>Not in this version yet: the MARGAN artifact reduction network.</p>"
             "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>.</p>")
-        self.parent.acknowledgementText = (
+        self.parent.acknowledgementText = _(
             "Method from the PhD thesis of Z. Wang, <i>Deep Learning and Bayesian inference for "
             "the analysis of inner-ear CT</i>, Universit\u00e9 C\u00f4te d'Azur / Inria (2022), and "
             "Z. Wang, J. Vandersteen, T. Demarcy, D. Gnansia, C. Raffaelli, N. Guevara and H. "
@@ -78,7 +79,7 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
     def onReduce(self, *_unused):
         volume = self.ui.inputVolumeSelector.currentNode()
         method = currentKey(self.ui.methodComboBox)
-        result = self.runner.run("Reduce metal artifacts", self.logic.reduce_artifacts, slicer.mrmlScene,
+        result = self.runner.run(_("Reduce metal artifacts"), self.logic.reduce_artifacts, slicer.mrmlScene,
                                  volume, method=method, output_node=self.ui.outputVolumeSelector.currentNode(),
                                  roi_node=self.ui.roiSelector.currentNode(),
                                  threshold_hu=float(self.ui.thresholdSpinBox.value))
@@ -86,14 +87,14 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
             self.ui.outputVolumeSelector.setCurrentNode(result["volume"])
             slicer.util.setSliceViewerLayers(background=result["volume"], fit=True)
             found = result["contacts"].GetNumberOfControlPoints() if result["contacts"] else 0
-            done = (f"Artifacts reduced ({method.upper()}); {found} contacts marked."
-                    if result["metal_voxels"] else "")
+            done = (_("Artifacts reduced ({method}); {count} contacts marked.").format(
+                method=method.upper(), count=found) if result["metal_voxels"] else "")
             self.runner.setStatus(" ".join([done] + result["messages"]).strip())
 
     def onSimulate(self, *_unused):
         depth = float(self.ui.depthSpinBox.value) or None
         array = currentKey(self.ui.arrayComboBox)
-        result = self.runner.run("Simulate implant", self.logic.simulate_implant, slicer.mrmlScene,
+        result = self.runner.run(_("Simulate implant"), self.logic.simulate_implant, slicer.mrmlScene,
                                  self.ui.preopVolumeSelector.currentNode(), array=array, depth_deg=depth,
                                  seed=int(self.ui.simulationSeedSpinBox.value),
                                  model_table_node=self.ui.shapeTableSelector.currentNode())
@@ -101,8 +102,9 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
             self.ui.inputVolumeSelector.setCurrentNode(result["volume"])
             slicer.util.setSliceViewerLayers(background=result["volume"], fit=True)
             summary = result["summary"]
-            self.runner.setStatus(f"Simulated {summary['array']} at {summary['depth_deg']:.0f} deg: "
-                                  f"{summary['intracochlear_contacts']} contacts inside the cochlea.")
+            self.runner.setStatus(_("Simulated {array} at {depth:.0f} deg: {inside} contacts inside the "
+                                    "cochlea.").format(array=summary["array"], depth=summary["depth_deg"],
+                                                       inside=summary["intracochlear_contacts"]))
 
 
 class MetalArtifactReductionTest(CochleaAIModuleTest):

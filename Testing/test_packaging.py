@@ -429,6 +429,10 @@ def test_phantom_controls_and_no_idle_buttons(module):
 
 # ------------------------------------------------------------------ module scripts
 def _literal(node):
+    """The value of a literal, also inside the translation call ``_("...")``."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_"
+            and len(node.args) == 1 and not node.keywords):
+        node = node.args[0]
     try:
         return ast.literal_eval(node)
     except ValueError:
@@ -492,6 +496,21 @@ def test_module_class_describes_the_module(module):
     ack = values.get("acknowledgementText")
     assert isinstance(ack, str) and "Wang" in ack and "thesis" in ack.lower()
     assert "Delingette" in ack and re.search(r"20(20|21|22)", ack)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_texts_are_marked_for_translation(module):
+    """As Slicer's module template does: title, help and acknowledgement go through ``_()``
+    (``slicer.i18n.tr``), and so do the texts the widget shows."""
+    tree = ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
+    assert any(isinstance(n, ast.ImportFrom) and n.module == "slicer.i18n"
+               and any(a.name == "tr" and a.asname == "_" for a in n.names) for n in tree.body)
+    for name, value in _parent_assignments(_classes(ROOT / module / f"{module}.py")[module]).items():
+        if name in ("title", "helpText", "acknowledgementText"):
+            assert isinstance(value, ast.Call) and getattr(value.func, "id", "") == "_", name
+    for node in ast.walk(tree):     # no f-string shown to the user: "...{x}...".format(x=...) inside _()
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "setStatus" and node.args:
+            assert not isinstance(node.args[0], ast.JoinedStr), f"{module}.py:{node.lineno}"
 
 
 def test_module_titles_are_distinct():

@@ -337,6 +337,9 @@ def widget_module(monkeypatch, fitted):
 
     base.ScriptedLoadableModule = base.ScriptedLoadableModuleWidget = base.ScriptedLoadableModuleTest = _Base
     monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", base)
+    i18n = types.ModuleType("slicer.i18n")          # slicer-core has no translations
+    i18n.tr = i18n.translate = lambda *texts: texts[-1]
+    monkeypatch.setitem(sys.modules, "slicer.i18n", i18n)
     monkeypatch.setattr(slicer_util, "VTKObservationMixin", type("Mixin", (), {"__init__": lambda self: None,
                                                                                  "removeObservers": lambda self: None}),
                         raising=False)

@@ -222,12 +222,21 @@ class DependencyCheck:
 
 
 # ------------------------------------------------------------------ inside Slicer
-def _tr(text: str) -> str:
-    try:
-        from slicer.i18n import tr
-    except ImportError:
-        return text
-    return tr(text)
+def translator(context: str) -> Callable[[str], str]:
+    """A ``_()`` for a helper file that imports outside Slicer too: Slicer's ``translate``
+    with the context ``slicer.i18n.tr`` would give that file ("cochleaai.<file name>"), or
+    the text itself where Slicer's translations are not available."""
+    def _(text: str) -> str:
+        try:
+            from slicer.i18n import translate
+
+            return translate(context, text)
+        except (ImportError, AttributeError):
+            return text
+    return _
+
+
+_ = translator("cochleaai.slicer_dependencies")
 
 
 class SlicerInstaller:
@@ -296,22 +305,22 @@ class SlicerDialogs:
 
         box = qt.QMessageBox(slicer.util.mainWindow())
         box.setIcon(qt.QMessageBox.Question)
-        box.setWindowTitle(_tr("CochleaAI: install Python packages"))
-        text = _tr("The CochleaAI modules need Python packages that this Slicer does not have yet. "
+        box.setWindowTitle(_("CochleaAI: install Python packages"))
+        text = _("The CochleaAI modules need Python packages that this Slicer does not have yet. "
                    "They are downloaded and installed now (a few minutes and a network connection "
                    "are needed; torch alone is several hundred megabytes).")
         box.setDetailedText("\n".join(str(r) for r in missing))
         if offer_torch_builds:
-            text += "\n\n" + _tr("torch: choose the build with NVIDIA GPU (CUDA) support, used when a "
+            text += "\n\n" + _("torch: choose the build with NVIDIA GPU (CUDA) support, used when a "
                                  "compatible GPU and driver are found, or the CPU-only build. Every "
                                  "feature works on the CPU.")
             box.setStandardButtons(qt.QMessageBox.Yes | qt.QMessageBox.No | qt.QMessageBox.Cancel)
-            box.button(qt.QMessageBox.Yes).text = _tr("Install (GPU if available)")
-            box.button(qt.QMessageBox.No).text = _tr("Install (CPU only)")
+            box.button(qt.QMessageBox.Yes).text = _("Install (GPU if available)")
+            box.button(qt.QMessageBox.No).text = _("Install (CPU only)")
             answers = {int(qt.QMessageBox.Yes): GPU_BUILD, int(qt.QMessageBox.No): CPU_BUILD}
         else:
             box.setStandardButtons(qt.QMessageBox.Ok | qt.QMessageBox.Cancel)
-            box.button(qt.QMessageBox.Ok).text = _tr("Install")
+            box.button(qt.QMessageBox.Ok).text = _("Install")
             answers = {int(qt.QMessageBox.Ok): NO_BUILD_CHOICE}
         box.setText(text)
         return answers.get(int(box.exec_()))
@@ -322,7 +331,7 @@ class SlicerDialogs:
         import slicer
 
         dialog = slicer.util.createProgressDialog(
-            windowTitle=_tr("CochleaAI: installing Python packages"), maximum=len(steps), value=0,
+            windowTitle=_("CochleaAI: installing Python packages"), maximum=len(steps), value=0,
             labelText=steps[0] if steps else "", autoClose=False)
         dialog.setCancelButton(None)    # pip cannot be stopped half way without damage
         done = [0]
@@ -343,6 +352,6 @@ class SlicerDialogs:
         import slicer
 
         return bool(slicer.util.confirmYesNoDisplay(
-            _tr("The packages are installed. Slicer must restart before the CochleaAI modules can use "
+            _("The packages are installed. Slicer must restart before the CochleaAI modules can use "
                 "them, because an older copy is already loaded. Restart now?"),
-            windowTitle=_tr("CochleaAI: restart Slicer"), detailedText="\n".join(packages)))
+            windowTitle=_("CochleaAI: restart Slicer"), detailedText="\n".join(packages)))

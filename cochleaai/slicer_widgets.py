@@ -55,7 +55,10 @@ from typing import Any, Callable, List, Optional
 
 from .errors import CochleaAIError
 from .progress import Cancelled
+from .slicer_dependencies import translator
 from .slicer_logic import DEFAULT_SEED, FIELDS_OF_VIEW, MAX_SEED
+
+_ = translator("cochleaai.slicer_widgets")
 
 _STEPS = 1000             # progress bar resolution
 _REFRESH_SECONDS = 0.05   # how often a report (or the background wait loop) lets Qt process events
@@ -160,21 +163,21 @@ class JobRunner:
             self._cancelReason = reason
             self._cancel.set()
             self.cancelButton.enabled = False
-            self.setStatus("Cancelling...")
+            self.setStatus(_("Cancelling..."))
 
     def ready(self) -> bool:
         """Whether an action may start now: no CochleaAI job is running (in any module), and
         the Python packages are installed (the first time, the dependency check offers to
         install them). When not, the status line or an error dialog says why."""
         if _JOBS.runner is not None:
-            self.setStatus(f"{_JOBS.description} is running; wait for it or cancel it.")
+            self.setStatus(_("{job} is running; wait for it or cancel it.").format(job=_JOBS.description))
             return False
         if self.dependencies is None:
             return True
         try:
             ok = self.dependencies.ensure()
         except Exception as error:      # shown like a failed job
-            self.showFailure("Install Python packages", error)
+            self.showFailure(_("Install Python packages"), error)
             return False
         if not ok:
             self.setStatus(self.dependencies.message)
@@ -316,7 +319,7 @@ class JobRunner:
         """Take the shared job slot and set the widgets up; None when another job runs."""
         if self._running or not _JOBS.take(self, description):
             if not self._running:
-                self.setStatus(f"{_JOBS.description} is running; wait for it or cancel it.")
+                self.setStatus(_("{job} is running; wait for it or cancel it.").format(job=_JOBS.description))
             return None
         self._running = True
         self._cancel = threading.Event()
@@ -324,11 +327,11 @@ class JobRunner:
         self._lastRefresh = 0.0
         self._pending = None
         savedStates = [(w, bool(w.enabled)) for w in self.busyWidgets]
-        for widget, _ in savedStates:
+        for widget, _enabled in savedStates:
             widget.enabled = False
         self.cancelButton.enabled = True
         self.progressBar.setValue(0)
-        self.setStatus(f"{description}...")
+        self.setStatus(_("{job}...").format(job=description))
         self._watches = self._watch()
         return savedStates
 
@@ -351,7 +354,7 @@ class JobRunner:
             return str(error), None
         if isinstance(error, Exception):  # an unexpected bug: log it and show the traceback
             logging.error("%s failed\n%s", description, details)
-            return f"Unexpected error: {error}", details
+            return _("Unexpected error: {error}").format(error=error), details
         return None, None
 
     def showFailure(self, description: str, error: BaseException) -> None:
@@ -371,7 +374,7 @@ class JobRunner:
         if failure is None:
             self._cancelReason = ""
             self.progressBar.setValue(_STEPS)
-            self.setStatus(f"{description}: done.")
+            self.setStatus(_("{job}: done.").format(job=description))
             return result
         self._tell(description, failure, details)
         return None
@@ -380,14 +383,16 @@ class JobRunner:
         reason, self._cancelReason = self._cancelReason, ""
         self.progressBar.setValue(0)
         if failure is _CANCELLED:
-            because = f" because {reason}" if reason else ""
-            self.setStatus(f"{description}: cancelled{because}. The scene was left as it was.")
+            text = (_("{job}: cancelled because {reason}. The scene was left as it was.") if reason else
+                    _("{job}: cancelled. The scene was left as it was."))
+            self.setStatus(text.format(job=description, reason=reason))
             return
-        self.setStatus(f"{description}: failed.")
+        self.setStatus(_("{job}: failed.").format(job=description))
         import slicer
 
         extra = {"detailedText": details} if details else {}
-        slicer.util.errorDisplay(f"{description} failed.\n\n{failure}", windowTitle=description, **extra)
+        slicer.util.errorDisplay(_("{job} failed.").format(job=description) + f"\n\n{failure}",
+                                 windowTitle=description, **extra)
 
 
 class PhantomPanel:
@@ -469,12 +474,13 @@ class PhantomPanel:
         import slicer
 
         seed, fov = self.seed, self.fieldOfView
-        nodes = self.runner.run("Generate phantom", self.logic.generate_phantom,
+        nodes = self.runner.run(_("Generate phantom"), self.logic.generate_phantom,
                                 slicer.mrmlScene, seed=seed, fov=fov)
         if nodes:
             self.showNodes(nodes)
             self.runner.setStatus(
-                f"Phantom (seed {seed}, {fov}) added: volume, segmentation and landmarks.")
+                _("Phantom (seed {seed}, {fov}) added: volume, segmentation and landmarks.").format(
+                    seed=seed, fov=fov))
 
     def showNodes(self, nodes: dict) -> None:
         volume = nodes.get("volume")
