@@ -11,6 +11,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 from CochleaShapeSegmentationLib.logic import FIT_SHARE, CochleaShapeSegmentationLogic
 from cochleaai.progress import Progress
 from cochleaai.slicer_module import CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget
+from cochleaai.slicer_widgets import show_table
 
 
 class CochleaShapeSegmentation(ScriptedLoadableModule):
@@ -168,7 +169,7 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         background = volumeNode if volumeNode is not None else self.ui.volumeSelector.currentNode()
         slicer.util.setSliceViewerLayers(background=background,
                                          foreground=nodes["probability"], foregroundOpacity=0.35)
-        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(nodes["table"].GetID())
+        show_table(nodes["table"])
         result = self.logic.last_result
         if result is None:
             return

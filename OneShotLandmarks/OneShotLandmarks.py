@@ -10,6 +10,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from OneShotLandmarksLib.logic import OneShotLandmarksLogic
 from cochleaai.slicer_module import CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget
+from cochleaai.slicer_widgets import show_table
 
 
 class OneShotLandmarks(ScriptedLoadableModule):
@@ -116,7 +117,7 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
             self.runner.setStatus(_("Landmarks placed in {good} of {total} volume(s) without a flag; see "
                                     "the table '{table}'.").format(good=len(rows) - flagged, total=len(rows),
                                                                    table=result["table"].GetName()))
-            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(result["table"].GetID())
+            show_table(result["table"])
 
 
 class OneShotLandmarksTest(CochleaAIModuleTest):

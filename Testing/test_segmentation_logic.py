@@ -126,6 +126,30 @@ def test_output_nodes_names_and_contents(fitted):
         assert np.linalg.norm(point - fitted["phantom"]["truth_points"][label]) < 1.5, label
 
 
+def test_results_fit_slicer(fitted):
+    """Standard terminology, the input volume as reference geometry, one folder in the Data
+    tree beside the input, the centreline's point labels hidden."""
+    import slicer
+
+    from cochleaai.terminology import COCHLEA
+
+    nodes, scene, volume = fitted["nodes"], fitted["scene"], fitted["phantom"]["volume"]
+    segmentation = nodes["segmentation"]
+    tag = slicer.vtkSegment.GetTerminologyEntryTagName()
+    for index in range(segmentation.GetSegmentation().GetNumberOfSegments()):
+        segment = segmentation.GetSegmentation().GetNthSegment(index)
+        entry = mrml._get_tag(segment, tag)
+        parts = entry.split("~")
+        assert len(parts) == 7 and parts[2] == "^".join(COCHLEA), entry
+        assert parts[3] == "SCT^7771000^Left"                   # a left ear
+    assert segmentation.GetNodeReferenceID(segmentation.GetReferenceImageGeometryReferenceRole()) == volume.GetID()
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    folders = {hierarchy.GetItemParent(hierarchy.GetItemByDataNode(node)) for node in nodes.values()}
+    assert len(folders) == 1 and hierarchy.GetItemName(folders.pop()).endswith(NODE_NAMES["segmentation"])
+    assert not nodes["centerline"].GetDisplayNode().GetPointLabelsVisibility()
+    assert nodes["landmarks"].GetDisplayNode().GetPointLabelsVisibility()
+
+
 def test_table_has_parameters_measures_and_quality(fitted):
     table = mrml.table_to_dict(fitted["nodes"]["table"])
     assert list(table) == ["Name", "Kind", "Value", "Std"]
@@ -346,8 +370,9 @@ def widget_module(monkeypatch, fitted):
     monkeypatch.setattr(slicer_util, "setSliceViewerLayers", lambda **kw: calls["layers"].append(kw), raising=False)
     monkeypatch.setattr(slicer_util, "errorDisplay", lambda text, **kw: calls["errors"].append(text), raising=False)
     selection = types.SimpleNamespace(SetActiveTableID=calls["tables"].append)
-    app = types.SimpleNamespace(processEvents=lambda: None,
-                                applicationLogic=lambda: types.SimpleNamespace(GetSelectionNode=lambda: selection))
+    app = types.SimpleNamespace(processEvents=lambda: None, layoutManager=lambda: None,
+                                applicationLogic=lambda: types.SimpleNamespace(
+                                    GetSelectionNode=lambda: selection, PropagateTableSelection=lambda: None))
     monkeypatch.setattr(slicer, "app", app, raising=False)
     monkeypatch.setattr(slicer, "mrmlScene", fitted["scene"], raising=False)
     for name in ("cochleaai.slicer_module", "CochleaShapeSegmentation"):

@@ -491,3 +491,20 @@ def test_guarded_actions_run_only_after_the_dependency_check(fake_slicer):
     assert "Install the PyTorch extension." in fake_slicer["errors"][-1][0]
     declined = JobRunner(Widget(), Widget(), Widget(), dependencies=FakeDependencies(False))
     assert not declined.ready() and declined.statusLabel.text == "Nothing was installed."
+
+
+def test_show_table_switches_to_a_layout_with_a_table_view(fake_slicer, monkeypatch):
+    from cochleaai.slicer_widgets import show_table
+
+    slicer = sys.modules["slicer"]
+    seen = []
+    layout = types.SimpleNamespace(tableWidget=lambda index: None, setLayout=seen.append)
+    selection = types.SimpleNamespace(SetActiveTableID=seen.append)
+    monkeypatch.setattr(slicer.app, "layoutManager", lambda: layout)
+    monkeypatch.setattr(slicer.app, "applicationLogic", lambda: types.SimpleNamespace(
+        GetSelectionNode=lambda: selection, PropagateTableSelection=lambda: seen.append("shown")),
+        raising=False)
+    monkeypatch.setattr(slicer, "vtkMRMLLayoutNode", types.SimpleNamespace(SlicerLayoutFourUpTableView=42),
+                        raising=False)
+    show_table(types.SimpleNamespace(GetID=lambda: "vtkMRMLTableNode1"))
+    assert seen == [42, "vtkMRMLTableNode1", "shown"]

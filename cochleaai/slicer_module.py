@@ -15,7 +15,7 @@ from slicer.util import VTKObservationMixin
 
 from .slicer_dependencies import DependencyCheck, describe
 from .slicer_logic import self_test_phantom_logic
-from .slicer_widgets import JobRunner, PhantomPanel
+from .slicer_widgets import JobRunner, PhantomPanel, load_terminology
 
 
 #: The modules' place in Slicer's module menu (the catalog category of the extension too).
@@ -56,6 +56,7 @@ class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                          self.ui.generatePhantomButton, self.ui.volumeSelector)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.phantomPanel.restore()
+        load_terminology()
 
     def cleanup(self):
         if self.runner is not None:

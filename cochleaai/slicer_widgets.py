@@ -395,6 +395,33 @@ class JobRunner:
                                  windowTitle=description, **extra)
 
 
+def show_table(table_node) -> None:
+    """Show ``table_node`` in the table view, switching to a layout that has one if needed."""
+    import slicer
+
+    if table_node is None:
+        return
+    layoutManager = slicer.app.layoutManager()
+    if layoutManager is not None and layoutManager.tableWidget(0) is None:
+        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+    applicationLogic = slicer.app.applicationLogic()
+    applicationLogic.GetSelectionNode().SetActiveTableID(table_node.GetID())
+    applicationLogic.PropagateTableSelection()
+
+
+def load_terminology() -> None:
+    """Give Slicer's Terminologies module the codes of the cochlea segments (once per session)."""
+    import slicer
+
+    from .terminology import TERMINOLOGY_FILE
+
+    terminologies = getattr(slicer.modules, "terminologies", None)
+    if terminologies is None or getattr(load_terminology, "done", False):
+        return
+    terminologies.logic().LoadTerminologyFromFile(str(TERMINOLOGY_FILE))
+    load_terminology.done = True
+
+
 class PhantomPanel:
     """The "Generate phantom" group: seed, field of view, button and volume selector.
 

@@ -165,9 +165,9 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         names = [n.GetName() if n is not None else "(none)" for n in nodes]
         # read each volume only when its turn comes (a long list stays light)
         loaders = [(lambda n=n: _volume(n, "target volume")) for n in nodes]
-        return self._detect_loaded(scene, loaders, names, model, progress, baseline)
+        return self._detect_loaded(scene, loaders, names, model, progress, baseline, beside=nodes[0])
 
-    def _detect_loaded(self, scene, loaders, names, model, progress, baseline) -> Dict:
+    def _detect_loaded(self, scene, loaders, names, model, progress, baseline, beside=None) -> Dict:
         from cochleaai import mrml
         from cochleaai.landmarks.detect import detect_batch
 
@@ -194,6 +194,7 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
                        "Localisation passes": [int(r.get("localisation_passes", 0)) for r in rows],
                        "Seconds": [float(r.get("seconds", 0.0)) for r in rows]}
             table = mrml.table_from_dict(scene, columns, TABLE_NAME)
+            mrml.put_in_folder(scene, points + [table], TABLE_NAME, beside=beside)   # one folder per run
             p(1.0, f"Landmarks placed in {sum(pt is not None for pt in points)} of {len(names)} volume(s)")
         return {"points": points, "table": table, "rows": rows}
 
