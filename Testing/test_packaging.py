@@ -298,7 +298,7 @@ def test_top_level_installs_the_cochleaai_package(top_cmake):
         destination = keyword_values(call.args, "DESTINATION_DIR", keywords)
         assert destination and destination[0].endswith("${Slicer_QTSCRIPTEDMODULES_LIB_DIR}")
         assert "NO_INSTALL_SUBDIR" in call.args
-    for folder in ("Resources/Models", "Resources/Physics", "Resources/Dependencies"):
+    for folder in ("Resources/Models", "Resources/Physics", "Resources/Dependencies", "Resources/Terminology"):
         if (ROOT / folder).is_dir():
             assert folder in text, f"{folder} exists but is not installed"
 
