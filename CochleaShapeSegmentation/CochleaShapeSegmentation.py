@@ -11,7 +11,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 from CochleaShapeSegmentationLib.logic import FIT_SHARE, CochleaShapeSegmentationLogic
 from cochleaai.progress import Progress
 from cochleaai.slicer_module import CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget
-from cochleaai.slicer_widgets import show_table
+from cochleaai.slicer_widgets import PointPlacer, show_table
 
 
 class CochleaShapeSegmentation(ScriptedLoadableModule):
@@ -29,7 +29,8 @@ class CochleaShapeSegmentation(ScriptedLoadableModule):
             "the fitted shape is.</p>"
             "<p><b>Segment the cochlea</b>: choose the CT volume in the Data section and, "
             "optionally, a point list whose points are labelled <i>center</i>, or <i>apex</i> and "
-            "<i>round window</i> (they tell where the cochlea is and how it is turned; without "
+            "<i>round window</i>; <b>Place points</b> makes one and names the points as you click "
+            "them in the views (they tell where the cochlea is and how it is turned; without "
             "them the cochlea must lie near the centre of the volume, as in a crop around the "
             "ear). Choose the side and press <b>Segment cochlea</b>; the fit runs in the "
             "background (Slicer stays responsive) and Cancel stops it and leaves the scene as it "
@@ -75,6 +76,9 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         self.ui.sideComboBox.addItem(_("Right ear"), "right")
         self.ui.sideComboBox.addItem(_("Left ear"), "left")
         self.ui.applyButton.connect("clicked(bool)", self.runner.guard(self.onApply))
+        self.pointPlacer = PointPlacer(self.runner, self.ui.placePointsButton, self.ui.pointsSelector,
+                                       self.ui.pointsPlaceWidget, lambda node: self.logic.points_node(
+                                           slicer.mrmlScene, self.ui.volumeSelector.currentNode(), node))
         self.ui.volumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateApplyButton)
         self.ui.sideComboBox.connect("currentIndexChanged(int)", self.saveSettings)
         for name in self.SETTING_PARAMETERS.values():

@@ -10,7 +10,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from OneShotLandmarksLib.logic import OneShotLandmarksLogic
 from cochleaai.slicer_module import CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget
-from cochleaai.slicer_widgets import show_table
+from cochleaai.slicer_widgets import PointPlacer, show_table
 
 
 class OneShotLandmarks(ScriptedLoadableModule):
@@ -33,7 +33,8 @@ class OneShotLandmarks(ScriptedLoadableModule):
             "flagged for review). Without a model of your own, the model trained on a synthetic "
             "phantom is used: it works on the module's phantoms.</p>"
             "<p><b>Reference and training</b>: choose the reference volume, the segmentation of "
-            "the structure, the landmark point list, and a second (validation) volume with its "
+            "the structure, the landmark point list (<b>Place landmarks</b> makes one and names "
+            "apex, center and round_window as you click them), and a second (validation) volume with its "
             "segmentation, then Train. Progress and Cancel are in the Data section.</p>"
             "<p><b>Generate phantom</b> builds a synthetic temporal-bone CT with its ground-truth "
             "segmentation and landmarks (reproducible from its seed).</p>"
@@ -55,6 +56,10 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
         self.ui.trainButton.connect("clicked(bool)", self.runner.guard(self.onTrain))
         self.ui.detectButton.connect("clicked(bool)", self.runner.guard(self.onDetect))
         self.runner.busyWidgets.extend([self.ui.trainButton, self.ui.detectButton])
+        self.landmarkPlacer = PointPlacer(
+            self.runner, self.ui.placeLandmarksButton, self.ui.referenceLandmarksSelector,
+            self.ui.referenceLandmarksPlaceWidget, lambda node: self.logic.reference_landmarks_node(
+                slicer.mrmlScene, self.ui.referenceVolumeSelector.currentNode(), node))
 
     def onTrain(self, *_unused):
         """Read the training nodes here, train in a worker thread (minutes), keep the model here."""

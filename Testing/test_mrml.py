@@ -490,3 +490,18 @@ def test_point_labels_can_be_hidden(scene):
                                                        kind="curve", name="c"), show_labels=False)
     assert not curve.GetDisplayNode().GetPointLabelsVisibility()
     assert mrml.points_from_markups(curve).labels == ["0 deg", "1 deg", "2 deg"]
+
+
+def test_named_point_list_waits_for_its_points_in_order(scene):
+    node = mrml.named_point_list(scene, ["center", "apex", "round window"], "cochlea points")
+    assert scene.IsNodePresent(node) and node.GetName() == "cochlea points"
+    assert [node.GetNthControlPointLabel(i) for i in range(3)] == ["center", "apex", "round window"]
+    assert node.GetFixedNumberOfControlPoints() and node.GetControlPointPlacementStartIndex() == 0
+    assert mrml.points_from_markups(node).labels == []            # nothing placed yet
+    node.SetNthControlPointPosition(0, 1.0, 2.0, 3.0)            # the first click
+    again = mrml.named_point_list(scene, ["center", "apex", "round window"], "ignored", node=node)
+    assert again is node and node.GetNumberOfControlPoints() == 3
+    assert node.GetControlPointPlacementStartIndex() == 1
+    assert mrml.points_from_markups(node).labels == ["center"]
+    with pytest.raises(CochleaAIError, match="not a point list"):
+        mrml.named_point_list(scene, ["a"], "x", node=mrml.table_from_dict(scene, {"a": [1.0]}, "t"))

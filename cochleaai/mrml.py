@@ -37,7 +37,7 @@ __all__ = [
     "new_scene", "prepare_scene", "ijk_to_ras_matrix",
     "volume_to_node", "node_to_volume",
     "segmentation_from_masks", "masks_from_segmentation", "segmentation_reference_geometry",
-    "markups_from_points", "points_from_markups",
+    "markups_from_points", "points_from_markups", "named_point_list",
     "table_from_dict", "table_to_dict",
     "model_from_polydata", "polydata_from_model",
     "add_phantom_to_scene", "save_scene", "put_in_folder",
@@ -538,6 +538,38 @@ def markups_from_points(scene, markups: Markups, node=None, show_labels: bool = 
     return node
 
 
+def named_point_list(scene, names: Sequence[str], name: str, node=None):
+    """A point list to place by clicking: one control point per name in ``names``.
+
+    Names the list lacks are added as points still to be placed, in this order, and the
+    number of points is fixed: each click in a view then places the next of them, so the
+    points are named as they are clicked (placed points keep their place). Returns the node
+    (``node`` when given, else a new one called ``name``).
+    """
+    import vtk
+
+    slicer = _slicer()
+    scene = _check_scene(scene)
+    if node is not None and not node.IsA("vtkMRMLMarkupsFiducialNode"):
+        raise CochleaAIError(f"'{node.GetName()}' is not a point list; choose a point list or none.")
+    with _rollback(scene) as created:
+        if node is None:
+            node = slicer.vtkMRMLMarkupsFiducialNode()
+            _place(scene, node, name, created)
+        labels = [node.GetNthControlPointLabel(i) for i in range(node.GetNumberOfControlPoints())]
+        node.SetFixedNumberOfControlPoints(False)
+        for label in names:
+            if label not in labels:
+                index = node.AddControlPoint(vtk.vtkVector3d(0.0, 0.0, 0.0), str(label))
+                node.UnsetNthControlPointPosition(index)
+        node.SetFixedNumberOfControlPoints(True)
+        unplaced = [i for i in range(node.GetNumberOfControlPoints())
+                    if node.GetNthControlPointPositionStatus(i) == node.PositionUndefined]
+        if unplaced:
+            node.SetControlPointPlacementStartIndex(unplaced[0])
+    return node
+
+
 def points_from_markups(node) -> Markups:
     """Markups (LPS, world coordinates) from a point list or curve node; unplaced points are skipped."""
     slicer = _slicer()
@@ -545,10 +577,12 @@ def points_from_markups(node) -> Markups:
         raise CochleaAIError("No markups selected; choose a point list.")
     if not node.IsA("vtkMRMLMarkupsNode"):
         raise CochleaAIError(f"'{node.GetName()}' is a {node.GetClassName()}, not a markups node.")
-    missing = getattr(slicer.vtkMRMLMarkupsNode, "PositionMissing", None)
+    # skipped: points marked missing, and points still to be placed (named_point_list)
+    unplaced = {getattr(slicer.vtkMRMLMarkupsNode, status, None)
+                for status in ("PositionMissing", "PositionUndefined")} - {None}
     points, labels, descriptions = [], [], []
     for i in range(node.GetNumberOfControlPoints()):
-        if missing is not None and node.GetNthControlPointPositionStatus(i) == missing:
+        if node.GetNthControlPointPositionStatus(i) in unplaced:
             continue
         p = [0.0, 0.0, 0.0]
         node.GetNthControlPointPositionWorld(i, p)

@@ -395,6 +395,43 @@ class JobRunner:
                                  windowTitle=description, **extra)
 
 
+class PointPlacer:
+    """A "Place points" button beside a point-list selector and a Slicer place widget.
+
+    Clicking the button asks ``prepare(currentNode)`` for the point list (the Logic creates
+    or completes it with named points still to be placed), selects it, and starts placing:
+    each click in a view places the next named point, so the points are named as clicked.
+    """
+
+    def __init__(self, runner: JobRunner, button, selector, placeWidget, prepare: Callable[[Any], Any]):
+        import slicer
+
+        self.runner, self.selector, self.placeWidget, self.prepare = runner, selector, placeWidget, prepare
+        placeWidget.setMRMLScene(slicer.mrmlScene)
+        button.connect("clicked(bool)", self.onPlace)
+        selector.connect("currentNodeChanged(vtkMRMLNode*)", placeWidget.setCurrentNode)
+        runner.busyWidgets.append(button)
+
+    def onPlace(self, *_unused) -> None:
+        import slicer
+
+        try:
+            node = self.prepare(self.selector.currentNode())
+        except Exception as error:      # e.g. a node of the wrong kind: shown like a failed job
+            self.runner.showFailure(_("Place points"), error)
+            return
+        self.selector.setCurrentNode(node)
+        self.placeWidget.setCurrentNode(node)
+        force = getattr(getattr(slicer, "qSlicerMarkupsPlaceWidget", None), "ForcePlaceMultipleMarkups", None)
+        if force is not None:
+            self.placeWidget.placeMultipleMarkups = force
+        self.placeWidget.setPlaceModeEnabled(True)
+        todo = [node.GetNthControlPointLabel(i) for i in range(node.GetNumberOfControlPoints())
+                if node.GetNthControlPointPositionStatus(i) == node.PositionUndefined]
+        self.runner.setStatus(_("Click in the views, in this order: {names}.").format(names=", ".join(todo))
+                              if todo else _("All points are placed; drag them to move them."))
+
+
 def show_table(table_node) -> None:
     """Show ``table_node`` in the table view, switching to a layout that has one if needed."""
     import slicer

@@ -26,6 +26,9 @@ from cochleaai.slicer_logic import CochleaAIModuleLogic, scene_unchanged_on_fail
 
 #: Name of the confidence table node written by :meth:`OneShotLandmarksLogic.detect`.
 TABLE_NAME = "Landmark detection confidence"
+#: The reference landmarks the panel has the user click, in this order (the phantom's
+#: landmarks, which the shipped model was trained with).
+REFERENCE_LANDMARK_NAMES = ("apex", "center", "round_window")
 #: Node attribute holding the detection confidence on each output point list.
 CONFIDENCE_ATTRIBUTE = "CochleaAI.LandmarkConfidence"
 
@@ -68,6 +71,15 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
     def __init__(self):
         super().__init__()
         self.model = None
+
+    @staticmethod
+    def reference_landmarks_node(scene, reference_node=None, node=None):
+        """The point list to click the reference landmarks into: ``node`` completed, or a new
+        list "<reference> landmarks", with :data:`REFERENCE_LANDMARK_NAMES` still to be placed."""
+        from cochleaai import mrml
+
+        prefix = reference_node.GetName() if reference_node is not None else "Reference"
+        return mrml.named_point_list(scene, REFERENCE_LANDMARK_NAMES, f"{prefix} landmarks", node)
 
     # ------------------------------------------------------------------ model
     def load_model(self, path=None):
