@@ -83,7 +83,7 @@ def load_ui(path):
         values = {p.get("name"): _property_value(p) for p in element.findall("property")}
         values = {k: v for k, v in values.items() if v is not None and k in (
             "value", "minimum", "maximum", "text", "checked", "enabled", "toolTip", "decimals",
-            "singleStep")}
+            "singleStep", "SlicerParameterName")}
         widget = BY_CLASS.get(element.get("class"), Widget)()
         widget.__dict__.update(values)
         widget.className = element.get("class")
@@ -207,6 +207,47 @@ def _scripted_module_classes(slicer):
     return module
 
 
+def _node_class(name):
+    if name.startswith("vtkMRML"):
+        return type(name, (), {})
+    raise AttributeError(name)
+
+
+def _parameter_node_wrapper(slicer):
+    """slicer.parameterNodeWrapper: the class it makes records which widgets it connects."""
+    import typing
+
+    module = types.ModuleType("slicer.parameterNodeWrapper")
+    slicer.calls["parameters"] = []
+
+    class WithinRange:
+        def __init__(self, minimum, maximum):
+            self.minimum, self.maximum = minimum, maximum
+
+    def parameterNodeWrapper(cls):
+        hints = typing.get_type_hints(cls, include_extras=True)
+
+        def __init__(self, node):
+            self.parameterNode = node
+
+        def connectGui(self, gui):
+            widgets = {w.SlicerParameterName: w for w in vars(gui).values()
+                       if getattr(w, "SlicerParameterName", None)}
+            missing = set(hints) - set(widgets)
+            if missing:
+                raise RuntimeError(f"no widget for the parameters {sorted(missing)}")
+            slicer.calls["parameters"].append(sorted(widgets))
+            return len(slicer.calls["parameters"])
+
+        cls.__init__, cls.connectGui = __init__, connectGui
+        cls.disconnectGui = lambda self, tag: None
+        cls.allParameters = hints
+        return cls
+
+    module.parameterNodeWrapper, module.WithinRange = parameterNodeWrapper, WithinRange
+    return module
+
+
 class VTKObservationMixin:
     def __init__(self):
         self.Observations = []
@@ -248,10 +289,15 @@ def install():
     torch_utils.PyTorchUtilsLogic = lambda: types.SimpleNamespace(installTorch=lambda **kw: None)
     sys.modules["PyTorchUtils"] = torch_utils
 
+    slicer.parameterNodeWrapper = _parameter_node_wrapper(slicer)
+    # node classes named in annotations (parameter node types): empty stand-ins
+    slicer.__getattr__ = _node_class
+
     scripted = _scripted_module_classes(slicer)
     slicer.ScriptedLoadableModule = scripted
     slicer.modules = types.SimpleNamespace()
     for name, module in (("slicer", slicer), ("slicer.util", util), ("slicer.i18n", i18n),
+                         ("slicer.parameterNodeWrapper", slicer.parameterNodeWrapper),
                          ("slicer.ScriptedLoadableModule", scripted),
                          ("qt", types.ModuleType("qt")), ("ctk", types.ModuleType("ctk"))):
         sys.modules[name] = module
@@ -347,6 +393,7 @@ def main(names):
             entry["categories"] = parent.categories
             entry["status"] = getattr(widget.ui.statusLabel, "text", "")
             entry["built"] = True
+            entry["parameters"] = slicer.calls["parameters"][-1] if slicer.calls["parameters"] else []
             entry["blocked_imports"] = sorted(set(finder.attempts))
             finder.attempts.clear()
             dialogs = as_if_not_installed(widget.runner.dependencies)

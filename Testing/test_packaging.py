@@ -33,7 +33,7 @@ ICON_SIZE = (128, 128)
 # Files of the common library allowed to touch Slicer: the MRML bridge and the
 # Slicer-side helpers shared by the module shells.
 SLICER_BRIDGES = {"mrml.py", "slicer_widgets.py", "slicer_logic.py", "slicer_module.py",
-                  "slicer_dependencies.py"}
+                  "slicer_dependencies.py", "slicer_parameters.py"}
 SLICER_ONLY_PACKAGES = {"slicer", "qt", "ctk", "PythonQt", "mrml", "slicer_core", "MRMLCore",
                         "vtkSlicerSegmentationsModuleMRML", "vtkSegmentationCore", "vtkITK",
                         "vtkTeem", "vtkAddon"}
@@ -630,7 +630,7 @@ def test_logic_layer_has_no_gui():
     assert not offences, "\n".join(offences)
 
 
-@pytest.mark.parametrize("helper", ["slicer_widgets", "slicer_dependencies"])
+@pytest.mark.parametrize("helper", ["slicer_widgets", "slicer_dependencies", "slicer_parameters"])
 def test_widget_helpers_import_slicer_lazily(helper):
     import importlib
 
@@ -658,3 +658,43 @@ def test_catalogue_images_ship_with_the_repository():
     assert urls, "no icon or screenshot URL found"
     for url in urls:
         assert (ROOT / url[len(prefix):]).is_file(), f"{url} names a file the repository lacks"
+
+
+# ------------------------------------------------------------------ parameter nodes
+@pytest.mark.parametrize("module", MODULES)
+def test_ui_declares_the_saved_parameters(module):
+    """Node selections and the settings no other code keeps are parameters of the .ui file
+    (``SlicerParameterName``); defaults and ranges come from the same widgets."""
+    from cochleaai.slicer_parameters import ui_parameters
+
+    parameters = ui_parameters(ROOT / module / "Resources" / "UI" / f"{module}.ui")
+    _, widgets = ui_widgets(module)
+    selectors = {name for name, cls in widgets.items() if cls == "qMRMLNodeComboBox"}
+    assert {p.widget for p in parameters.values() if p.kind == "node"} == selectors
+    for p in parameters.values():
+        if p.range is not None:
+            assert p.range[0] <= p.default <= p.range[1], p
+
+
+def test_ui_parameters_refuse_what_they_cannot_hold(tmp_path):
+    from cochleaai.slicer_parameters import ui_parameters
+
+    def ui(*widgets):
+        path = tmp_path / "x.ui"
+        path.write_text('<ui version="4.0"><widget class="qMRMLWidget" name="x">' + "".join(widgets)
+                        + "</widget></ui>")
+        return path
+
+    def widget(cls, name, parameter, extra=""):
+        return (f'<widget class="{cls}" name="{name}"><property name="SlicerParameterName" stdset="0">'
+                f'<string>{parameter}</string></property>{extra}</widget>')
+
+    spin = widget("QSpinBox", "s", "steps", '<property name="maximum"><number>50</number></property>'
+                                            '<property name="value"><number>7</number></property>')
+    assert ui_parameters(ui(spin))["steps"].range == (0, 50)
+    with pytest.raises(ValueError, match="two widgets"):
+        ui_parameters(ui(spin, widget("QSpinBox", "t", "steps")))
+    with pytest.raises(ValueError, match="cannot hold"):
+        ui_parameters(ui(widget("QComboBox", "c", "side")))
+    with pytest.raises(ValueError, match="exactly one node type"):
+        ui_parameters(ui(widget("qMRMLNodeComboBox", "n", "volume")))

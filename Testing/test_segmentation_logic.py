@@ -404,6 +404,8 @@ def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitt
         self.phantomPanel = types.SimpleNamespace(restore=lambda: None)
 
     monkeypatch.setattr(module.CochleaAIModuleWidget, "setup", base_setup)
+    # the parameter node wrapper needs Slicer itself (test_slicer_panels.py checks its wiring)
+    monkeypatch.setattr(module.CochleaAIModuleWidget, "initializeParameterNode", lambda self: None)
     widget = module.CochleaShapeSegmentationWidget(types.SimpleNamespace(isEntered=True))
     widget.setup()
     assert [d for _, d in ui.sideComboBox.items] == ["right", "left"]

@@ -15,6 +15,7 @@ from slicer.util import VTKObservationMixin
 
 from .slicer_dependencies import DependencyCheck, describe
 from .slicer_logic import self_test_phantom_logic
+from .slicer_parameters import parameter_node_class
 from .slicer_widgets import JobRunner, PhantomPanel, load_terminology
 
 
@@ -29,10 +30,16 @@ _DEPENDENCIES = DependencyCheck()
 
 
 class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Subclasses set ``logic_class`` and ``ui_file`` (relative to the module's Resources)."""
+    """Subclasses set ``logic_class`` and ``ui_file`` (relative to the module's Resources).
+
+    The widgets of the .ui file that have a ``SlicerParameterName`` (node selections and
+    settings) are kept in the module's parameter node by a ``parameterNodeWrapper`` class
+    made from the .ui file (:mod:`cochleaai.slicer_parameters`), so they are saved with the
+    scene and come back when it is loaded."""
 
     logic_class = None
     ui_file = None
+    parameter_node_class = None
 
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -40,6 +47,8 @@ class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self.runner = None
         self.phantomPanel = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -54,21 +63,50 @@ class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.phantomPanel = PhantomPanel(self.logic, self.runner, self.ui.phantomSeedSpinBox,
                                          self.ui.phantomFieldOfViewComboBox,
                                          self.ui.generatePhantomButton, self.ui.volumeSelector)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.phantomPanel.restore()
+        self.initializeParameterNode()
         load_terminology()
 
     def cleanup(self):
         if self.runner is not None:
             self.runner.requestCancel(reason="the module was closed")
         self.removeObservers()
+        self.setParameterNode(None)
 
     def enter(self):
         self.phantomPanel.restore()
+        self.initializeParameterNode()
+
+    def exit(self):
+        self.setParameterNode(None)     # the GUI stops following the node while hidden
+
+    def onSceneStartClose(self, caller, event):
+        self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event):
         if self.parent.isEntered:
             self.phantomPanel.restore()
+            self.initializeParameterNode()
+
+    # ------------------------------------------------------------ parameter node
+    def initializeParameterNode(self):
+        """Connect the panel to the scene's parameter node (made on first use)."""
+        if self.logic is None:
+            return
+        cls = type(self)
+        if cls.parameter_node_class is None:     # made once per module, from its .ui file
+            cls.parameter_node_class = parameter_node_class(self.resourcePath(self.ui_file),
+                                                            f"{cls.__name__[:-len('Widget')]}ParameterNode")
+        self.setParameterNode(cls.parameter_node_class(self.logic.getParameterNode()))
+
+    def setParameterNode(self, parameterNode):
+        if self._parameterNode is not None and self._parameterNodeGuiTag is not None:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        self._parameterNode, self._parameterNodeGuiTag = parameterNode, None
+        if parameterNode is not None:
+            self._parameterNodeGuiTag = parameterNode.connectGui(self.ui)
 
 
 class CochleaAIModuleTest(ScriptedLoadableModuleTest):
