@@ -10,7 +10,8 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from CochleaShapeSegmentationLib.logic import FIT_SHARE, CochleaShapeSegmentationLogic
 from cochleaai.progress import Progress
-from cochleaai.slicer_module import CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget
+from cochleaai.slicer_module import (CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget,
+                                     register_sample_data_on_startup)
 from cochleaai.slicer_widgets import PointPlacer, show_table
 
 
@@ -21,6 +22,7 @@ class CochleaShapeSegmentation(ScriptedLoadableModule):
         self.parent.categories = CATEGORIES
         self.parent.dependencies = []
         self.parent.contributors = CONTRIBUTORS
+        register_sample_data_on_startup()
         self.parent.helpText = _(
             "<p>Segments the cochlea in CT by fitting a parametric model of cochlear shape to the "
             "image with Bayesian inference. An expectation-maximisation loop alternates between "

@@ -10,7 +10,8 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from LangevinVAEExplorerLib.logic import LangevinVAEExplorerLogic
 from cochleaai.errors import CochleaAIError
-from cochleaai.slicer_module import CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget
+from cochleaai.slicer_module import (CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget,
+                                     register_sample_data_on_startup)
 
 
 class LangevinVAEExplorer(ScriptedLoadableModule):
@@ -20,6 +21,7 @@ class LangevinVAEExplorer(ScriptedLoadableModule):
         self.parent.categories = CATEGORIES
         self.parent.dependencies = []
         self.parent.contributors = CONTRIBUTORS
+        register_sample_data_on_startup()
         self.parent.helpText = _(
             "<p>Explores a compact learned representation of inner-ear CT: a variational "
             "autoencoder whose approximate posterior is refined by a quasi-symplectic "

@@ -9,7 +9,8 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from MetalArtifactReductionLib.logic import MetalArtifactReductionLogic
-from cochleaai.slicer_module import CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget
+from cochleaai.slicer_module import (CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget,
+                                     register_sample_data_on_startup)
 
 
 class MetalArtifactReduction(ScriptedLoadableModule):
@@ -19,6 +20,7 @@ class MetalArtifactReduction(ScriptedLoadableModule):
         self.parent.categories = CATEGORIES
         self.parent.dependencies = []
         self.parent.contributors = CONTRIBUTORS
+        register_sample_data_on_startup()
         self.parent.helpText = _(
             "<p>Reduces the bright streaks and dark shadows that the electrode array of a "
             "cochlear implant leaves in post-operative CT of the inner ear, so that the "

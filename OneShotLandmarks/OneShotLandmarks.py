@@ -9,7 +9,8 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from OneShotLandmarksLib.logic import OneShotLandmarksLogic
-from cochleaai.slicer_module import CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget
+from cochleaai.slicer_module import (CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget,
+                                     register_sample_data_on_startup)
 from cochleaai.slicer_widgets import PointPlacer, show_table
 
 
@@ -20,6 +21,7 @@ class OneShotLandmarks(ScriptedLoadableModule):
         self.parent.categories = CATEGORIES
         self.parent.dependencies = []
         self.parent.contributors = CONTRIBUTORS
+        register_sample_data_on_startup()
         self.parent.helpText = _(
             "<p>Places landmarks in many CT volumes after learning from a single annotated "
             "reference. A shallow 2D network, trained on randomly rotated and shifted slices of "

@@ -278,12 +278,19 @@ def install():
     util.mainWindow = lambda: None
     util.confirmOkCancelDisplay = lambda text, *a, **kw: slicer.calls["confirm"].append(text) or False
     util.confirmYesNoDisplay = lambda text, *a, **kw: slicer.calls["confirm"].append(text) or False
+    util.infoDisplay = lambda text, **kw: slicer.calls.setdefault("info", []).append(text)
     slicer.util = util
 
     i18n = types.ModuleType("slicer.i18n")
     i18n.tr = lambda text: text
     i18n.translate = lambda context, text: text
     slicer.i18n = i18n
+
+    sample_data = types.ModuleType("SampleData")     # Slicer's Sample Data module
+    slicer.calls["samples"] = []
+    sample_data.SampleDataLogic = types.SimpleNamespace(
+        registerCustomSampleDataSource=lambda **kw: slicer.calls["samples"].append(kw))
+    sys.modules["SampleData"] = sample_data
 
     torch_utils = types.ModuleType("PyTorchUtils")    # the PyTorch extension is installed
     torch_utils.PyTorchUtilsLogic = lambda: types.SimpleNamespace(installTorch=lambda **kw: None)
@@ -398,7 +405,7 @@ def main(names):
             finder.attempts.clear()
             dialogs = as_if_not_installed(widget.runner.dependencies)
             entry["clicked"] = click_every_button(widget)
-            entry["asked"] = dialogs.asked
+            entry["asked"] = list(dialogs.asked)
             entry["status_after_clicks"] = widget.ui.statusLabel.text
             entry["blocked_imports_on_click"] = sorted(set(finder.attempts))
             entry["self_test"] = run_self_test(name)
@@ -409,6 +416,14 @@ def main(names):
         entry.setdefault("blocked_imports", sorted(set(finder.attempts)))
         finder.attempts.clear()
         report[name] = entry
+    slicer.app.emit("startupCompleted()")           # the modules' sample data are registered
+    samples = slicer.calls["samples"]
+    report["samples"] = [{k: v for k, v in kw.items() if k != "customDownloader"} for kw in samples]
+    for kw in samples:
+        if kw.get("customDownloader"):                   # clicked, with the packages missing
+            kw["customDownloader"](None)
+    report["sample_info"] = slicer.calls.get("info", [])
+    report["blocked_imports_by_samples"] = sorted(set(finder.attempts))
     report["loaded_optional_packages"] = sorted(
         n for n in sys.modules if n.split(".")[0] in OPTIONAL_PACKAGES)
     report["errors_shown"] = [text for text, _ in slicer.calls["errors"]]

@@ -64,6 +64,16 @@ def test_self_test_is_skipped_with_a_clear_message(panels, module):
     assert "torch>=2.1" in message and "install them" in message
 
 
+def test_sample_data_are_registered_once(panels):
+    real, phantom = panels["samples"]
+    assert real["category"] == phantom["category"] == "CochleaAI"
+    assert real["checksums"][0].startswith("SHA256:") and len(real["checksums"][0]) == 7 + 64
+    assert real["uris"][0].endswith(real["fileNames"][0]) and "uris" not in phantom
+    # the phantom is made on click, after the dependency check (declined here: nothing imported)
+    assert panels["sample_info"] and panels["sample_info"][0].startswith("Nothing was installed")
+    assert panels["blocked_imports_by_samples"] == []
+
+
 def test_nothing_optional_was_loaded_and_no_error_was_shown(panels):
     assert panels["loaded_optional_packages"] == []
     assert panels["errors_shown"] == []

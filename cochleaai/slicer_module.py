@@ -27,6 +27,48 @@ CONTRIBUTORS = ["Zihao Wang (Inria, Universit\u00e9 C\u00f4te d'Azur)",
 
 #: One check for all four modules: once the packages are there, no module asks again.
 _DEPENDENCIES = DependencyCheck()
+_SAMPLES_REGISTERED = []
+
+
+def register_sample_data_on_startup() -> None:
+    """Offer the CochleaAI data sets in the Sample Data module once Slicer has started (each
+    module's ``__init__`` calls this; the data sets are registered once)."""
+    if not _SAMPLES_REGISTERED:
+        _SAMPLES_REGISTERED.append(True)
+        slicer.app.connect("startupCompleted()", register_sample_data)
+
+
+def register_sample_data() -> None:
+    """The real specimen (downloaded, its SHA-256 checked by the Sample Data module) and the
+    phantom (made when clicked, after the dependency check)."""
+    import os
+
+    import SampleData
+
+    from .sample_data import PHANTOM, REAL_SPECIMEN, registration
+
+    icon = os.path.join(os.path.dirname(__file__), os.pardir, "Resources", "Icons", "CochleaAI.png")
+    thumbnail = icon if os.path.isfile(icon) else None
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(**registration(REAL_SPECIMEN, thumbnail))
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category=registration(REAL_SPECIMEN)["category"], sampleName=PHANTOM.name, thumbnailFileName=thumbnail,
+        customDownloader=lambda source: _load_phantom_sample(PHANTOM))
+
+
+def _load_phantom_sample(sample):
+    from .slicer_logic import generate_phantom_nodes
+
+    try:
+        if not _DEPENDENCIES.ensure():
+            slicer.util.infoDisplay(_DEPENDENCIES.message, windowTitle=sample.name)
+            return None
+        with slicer.util.tryWithErrorDisplay(f"{sample.name} could not be made.", waitCursor=True):
+            nodes = generate_phantom_nodes(slicer.mrmlScene, seed=sample.seed, fov=sample.fov)
+            slicer.util.setSliceViewerLayers(background=nodes["volume"], fit=True)
+            return nodes["volume"]
+    except Exception as error:      # a failed installation: said in a dialog, as elsewhere
+        slicer.util.errorDisplay(str(error), windowTitle=sample.name)
+    return None
 
 
 class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
