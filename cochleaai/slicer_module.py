@@ -62,13 +62,12 @@ def _load_phantom_sample(sample):
         if not _DEPENDENCIES.ensure():
             slicer.util.infoDisplay(_DEPENDENCIES.message, windowTitle=sample.name)
             return None
-        with slicer.util.tryWithErrorDisplay(f"{sample.name} could not be made.", waitCursor=True):
-            nodes = generate_phantom_nodes(slicer.mrmlScene, seed=sample.seed, fov=sample.fov)
-            slicer.util.setSliceViewerLayers(background=nodes["volume"], fit=True)
-            return nodes["volume"]
-    except Exception as error:      # a failed installation: said in a dialog, as elsewhere
-        slicer.util.errorDisplay(str(error), windowTitle=sample.name)
-    return None
+        nodes = generate_phantom_nodes(slicer.mrmlScene, seed=sample.seed, fov=sample.fov)
+    except Exception as error:      # a failed installation or build: said in a dialog, as elsewhere
+        slicer.util.errorDisplay(f"{sample.name} could not be made.\n\n{error}", windowTitle=sample.name)
+        return None
+    slicer.util.setSliceViewerLayers(background=nodes["volume"], fit=True)
+    return nodes["volume"]
 
 
 class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):

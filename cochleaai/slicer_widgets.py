@@ -84,19 +84,9 @@ class _JobSlot:
         self.runner, self.description = None, ""
         self._lock.release()
 
-    def cancel(self, reason: str) -> None:
-        runner = self.runner
-        if runner is not None:
-            runner.requestCancel(reason=reason)
-
 
 _JOBS = _JobSlot()
 _QUIT_SIGNALS = ("aboutToQuit()", "lastWindowClosed()")
-
-
-def cancel_running_job(reason: str = "") -> None:
-    """Cancel the CochleaAI job that is running, in whichever module (no-op when none)."""
-    _JOBS.cancel(reason)
 
 
 class _Worker(threading.Thread):
