@@ -4,23 +4,26 @@ Everything this file does goes through CochleaShapeSegmentationLogic and the sha
 ``cochleaai.slicer_module``; no algorithm lives here.
 """
 import slicer
+from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from CochleaShapeSegmentationLib.logic import FIT_SHARE, CochleaShapeSegmentationLogic
 from cochleaai.progress import Progress
-from cochleaai.slicer_module import CochleaAIModuleTest, CochleaAIModuleWidget
+from cochleaai.slicer_module import (CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget,
+                                     register_sample_data_on_startup)
+from cochleaai.slicer_widgets import PointPlacer, show_table
 
 
 class CochleaShapeSegmentation(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Cochlea Shape Segmentation"
-        self.parent.categories = ["Cochlea AI"]
+        self.parent.title = _("Cochlea Shape Segmentation")
+        self.parent.categories = CATEGORIES
         self.parent.dependencies = []
-        self.parent.contributors = [
-            "CochleaAI developers (methods: Zihao Wang and Herv\u00e9 Delingette, Inria)"]
-        self.parent.helpText = (
+        self.parent.contributors = CONTRIBUTORS
+        register_sample_data_on_startup()
+        self.parent.helpText = _(
             "<p>Segments the cochlea in CT by fitting a parametric model of cochlear shape to the "
             "image with Bayesian inference. An expectation-maximisation loop alternates between "
             "intensity models of the tissues (mixtures of Student-t distributions) and the shape "
@@ -28,7 +31,8 @@ class CochleaShapeSegmentation(ScriptedLoadableModule):
             "the fitted shape is.</p>"
             "<p><b>Segment the cochlea</b>: choose the CT volume in the Data section and, "
             "optionally, a point list whose points are labelled <i>center</i>, or <i>apex</i> and "
-            "<i>round window</i> (they tell where the cochlea is and how it is turned; without "
+            "<i>round window</i>; <b>Place points</b> makes one and names the points as you click "
+            "them in the views (they tell where the cochlea is and how it is turned; without "
             "them the cochlea must lie near the centre of the volume, as in a crop around the "
             "ear). Choose the side and press <b>Segment cochlea</b>; the fit runs in the "
             "background (Slicer stays responsive) and Cancel stops it and leaves the scene as it "
@@ -47,7 +51,7 @@ class CochleaShapeSegmentation(ScriptedLoadableModule):
             "without patient data: the landmark point list of a phantom can be used as the "
             "points.</p>"
             "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>.</p>")
-        self.parent.acknowledgementText = (
+        self.parent.acknowledgementText = _(
             "Method from the PhD thesis of Z. Wang, <i>Deep Learning and Bayesian inference for "
             "the analysis of inner-ear CT</i>, Universit\u00e9 C\u00f4te d'Azur / Inria (2022), and "
             "Z. Wang, T. Demarcy, J. Vandersteen, D. Gnansia, C. Raffaelli, N. Guevara and H. "
@@ -66,19 +70,17 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
     SIDE_PARAMETER = "Side"
 
     def setup(self):
-        from cochleaai.segmentation.pipeline import SegmentSettings
-
+        # The spin boxes start at the .ui file's values, the pipeline's defaults (a packaging
+        # test keeps them equal): importing the pipeline here would need torch.
         CochleaAIModuleWidget.setup(self)
         self._restoringSettings = False
         self.ui.sideComboBox.clear()
-        self.ui.sideComboBox.addItem("Right ear", "right")
-        self.ui.sideComboBox.addItem("Left ear", "left")
-        defaults = SegmentSettings()
-        self.ui.lRefFitSpinBox.value = defaults.l_ref_fit
-        self.ui.lRefFinalSpinBox.value = defaults.l_ref_final
-        self.ui.iterationsSpinBox.value = defaults.outer_iterations
-        self.ui.samplesSpinBox.value = defaults.samples
-        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.sideComboBox.addItem(_("Right ear"), "right")
+        self.ui.sideComboBox.addItem(_("Left ear"), "left")
+        self.ui.applyButton.connect("clicked(bool)", self.runner.guard(self.onApply))
+        self.pointPlacer = PointPlacer(self.runner, self.ui.placePointsButton, self.ui.pointsSelector,
+                                       self.ui.pointsPlaceWidget, lambda node: self.logic.points_node(
+                                           slicer.mrmlScene, self.ui.volumeSelector.currentNode(), node))
         self.ui.volumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateApplyButton)
         self.ui.sideComboBox.connect("currentIndexChanged(int)", self.saveSettings)
         for name in self.SETTING_PARAMETERS.values():
@@ -134,7 +136,7 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
 
     def updateApplyButton(self, *_unused):
         volume = self.ui.volumeSelector.currentNode()
-        self.ui.inputVolumeNameLabel.text = volume.GetName() if volume is not None else "(select a volume above)"
+        self.ui.inputVolumeNameLabel.text = volume.GetName() if volume is not None else _("(select a volume above)")
         self.ui.applyButton.enabled = volume is not None and not self.runner.running
 
     def settings(self):
@@ -147,7 +149,7 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
 
     def onApply(self, *_unused):
         """Read the inputs here, fit in a worker thread, add the nodes back here (MRML is not thread-safe)."""
-        description = "Segment cochlea"
+        description = _("Segment cochlea")
         if self.runner.running:
             return
         try:
@@ -173,21 +175,23 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         background = volumeNode if volumeNode is not None else self.ui.volumeSelector.currentNode()
         slicer.util.setSliceViewerLayers(background=background,
                                          foreground=nodes["probability"], foregroundOpacity=0.35)
-        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(nodes["table"].GetID())
+        show_table(nodes["table"])
         result = self.logic.last_result
         if result is None:
             return
         measures = result.measures
         lateral = measures.get("cdl_lateral_wall_mm", {})
         a_value = measures.get("a_value_mm", {})
-        text = (f"Cochlear duct length (lateral wall) {lateral.get('mean', float('nan')):.1f} "
-                f"\u00b1 {lateral.get('std', float('nan')):.1f} mm; A-value {a_value.get('mean', float('nan')):.2f} "
-                f"\u00b1 {a_value.get('std', float('nan')):.2f} mm; fit in {result.seconds:.0f} s. "
-                f"See the table '{nodes['table'].GetName()}'.")
+        nan = float("nan")
+        text = _("Cochlear duct length (lateral wall) {cdl:.1f} \u00b1 {cdl_sd:.1f} mm; A-value {a:.2f} "
+                 "\u00b1 {a_sd:.2f} mm; fit in {seconds:.0f} s. See the table '{table}'.").format(
+            cdl=lateral.get("mean", nan), cdl_sd=lateral.get("std", nan), a=a_value.get("mean", nan),
+            a_sd=a_value.get("std", nan), seconds=result.seconds, table=nodes["table"].GetName())
         if result.quality.get("suspect"):
             from cochleaai.segmentation.quality import suspect_reasons
 
-            text = f"Check this result: {'; '.join(suspect_reasons(result.quality))}. " + text
+            text = _("Check this result: {reasons}.").format(
+                reasons="; ".join(suspect_reasons(result.quality))) + " " + text
         self.runner.setStatus(text)
 
 

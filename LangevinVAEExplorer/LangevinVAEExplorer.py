@@ -4,28 +4,30 @@ Everything this file does goes through LangevinVAEExplorerLogic and the shared h
 ``cochleaai.slicer_module``; no algorithm lives here.
 """
 import slicer
+from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from LangevinVAEExplorerLib.logic import LangevinVAEExplorerLogic
 from cochleaai.errors import CochleaAIError
-from cochleaai.slicer_module import CochleaAIModuleTest, CochleaAIModuleWidget
+from cochleaai.slicer_module import (CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget,
+                                     register_sample_data_on_startup)
 
 
 class LangevinVAEExplorer(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Langevin VAE Explorer"
-        self.parent.categories = ["Cochlea AI"]
+        self.parent.title = _("Langevin VAE Explorer")
+        self.parent.categories = CATEGORIES
         self.parent.dependencies = []
-        self.parent.contributors = [
-            "CochleaAI developers (methods: Zihao Wang and Herv\u00e9 Delingette, Inria)"]
-        self.parent.helpText = (
+        self.parent.contributors = CONTRIBUTORS
+        register_sample_data_on_startup()
+        self.parent.helpText = _(
             "<p>Explores a compact learned representation of inner-ear CT: a variational "
             "autoencoder whose approximate posterior is refined by a quasi-symplectic "
             "Langevin flow that follows the gradient of the likelihood.</p>"
             "<ul><li><b>Model</b>: the shipped default model (trained on synthetic roi phantoms, "
-            "2D latent space) loads on start; load another .pt (with its .json card) here.</li>"
+            "2D latent space) loads on first use; load another .pt (with its .json card) here.</li>"
             "<li><b>Explore</b>: the z1/z2 sliders regenerate the <i>Generated cochlea</i> volume "
             "as you move them; <b>Random sample</b> draws from the prior; <b>Latent map</b> shows "
             "decoded middle slices over a grid of (z1, z2) in the red slice view; <b>Encode</b> "
@@ -37,7 +39,7 @@ class LangevinVAEExplorer(ScriptedLoadableModule):
             "<p><b>Generate phantom</b> builds a synthetic CT to try it without patient data.</p>"
             "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>, "
             "docs/vae.md.</p>")
-        self.parent.acknowledgementText = (
+        self.parent.acknowledgementText = _(
             "Method from the PhD thesis of Z. Wang, <i>Deep Learning and Bayesian inference for "
             "the analysis of inner-ear CT</i>, Universit\u00e9 C\u00f4te d'Azur / Inria (2022), and "
             "Z. Wang and H. Delingette, \"Quasi-symplectic Langevin variational autoencoder\", "
@@ -56,17 +58,18 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
         self.runner.busyWidgets.extend([self.ui.loadModelButton, self.ui.trainButton,
                                         self.ui.encodeButton, self.ui.interpolateButton])
         self.ui.modelPathLineEdit.currentPath = str(self.logic.default_model_path())
-        self.ui.loadModelButton.connect("clicked(bool)", self.onLoadModel)
+        self.ui.modelInfoLabel.text = _("The model loads on first use (Load model, Random sample, Encode...).")
+        self.ui.loadModelButton.connect("clicked(bool)", self.runner.guard(self.onLoadModel))
         for slider in (self.ui.latent1Slider, self.ui.latent2Slider):
             slider.minimum, slider.maximum, slider.singleStep = -3.0, 3.0, 0.05
             slider.value = 0.0
             slider.connect("valueChanged(double)", self.onLatentChanged)
-        self.ui.randomSampleButton.connect("clicked(bool)", self.onRandomSample)
-        self.ui.latentMapButton.connect("clicked(bool)", self.onLatentMap)
-        self.ui.encodeButton.connect("clicked(bool)", self.onEncode)
-        self.ui.interpolateButton.connect("clicked(bool)", self.onInterpolate)
-        self.ui.trainButton.connect("clicked(bool)", self.onTrain)
-        self.onLoadModel()
+        for button, slot in ((self.ui.randomSampleButton, self.onRandomSample),
+                             (self.ui.latentMapButton, self.onLatentMap),
+                             (self.ui.encodeButton, self.onEncode),
+                             (self.ui.interpolateButton, self.onInterpolate),
+                             (self.ui.trainButton, self.onTrain)):
+            button.connect("clicked(bool)", self.runner.guard(slot))
 
     # ----------------------------------------------------------------- helpers
     def _call(self, description, function, *args, **kwargs):
@@ -74,7 +77,7 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
         try:
             return function(*args, **kwargs)
         except CochleaAIError as error:
-            self.runner.setStatus(f"{description}: {error}")
+            self.runner.setStatus(_("{action}: {error}").format(action=description, error=error))
             return None
 
     def _showGenerated(self, node):
@@ -96,26 +99,37 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
 
     # ----------------------------------------------------------------- actions
     def onLoadModel(self, *_unused):
-        summary = self.runner.run("Load model", lambda progress: self.logic.load_model(
+        summary = self.runner.run(_("Load model"), lambda progress: self.logic.load_model(
             self.ui.modelPathLineEdit.currentPath or None))
         if summary:
-            self.ui.modelInfoLabel.text = (
-                f"{summary['name']}: {summary['kind']}, latent dimension {summary['latent_dim']}, "
-                f"grid {'x'.join(str(n) for n in summary['grid'][::-1])} voxels of "
-                f"{summary['spacing_mm']} mm")
+            self.ui.modelInfoLabel.text = _(
+                "{name}: {kind}, latent dimension {dim}, grid {grid} voxels of {spacing} mm").format(
+                name=summary["name"], kind=summary["kind"], dim=summary["latent_dim"],
+                grid="x".join(str(n) for n in summary["grid"][::-1]), spacing=summary["spacing_mm"])
             self.ui.latent2Slider.enabled = summary["latent_dim"] > 1
 
+    def _ensureModel(self):
+        """The model on first use (the one in the path box, else the shipped one); None if it failed."""
+        if self.logic.model is None:
+            self.onLoadModel()
+        return self.logic.model
+
     def onLatentChanged(self, *_unused):
-        if self._settingSliders or self.logic.model is None:
+        if self._settingSliders:
+            return
+        if self.logic.model is None:    # loading needs the dependency check: a button does it
+            self.runner.setStatus(_("Load a model first (Load model or Random sample)."))
             return
         z = [self.ui.latent1Slider.value, self.ui.latent2Slider.value][:self.logic.latent_dim]
-        node = self._call("Generate", self.logic.generate, slicer.mrmlScene, z)
+        node = self._call(_("Generate"), self.logic.generate, slicer.mrmlScene, z)
         if node is not None and not self._generatedShown:
             self._generatedShown = True
             self._showGenerated(node)
 
     def onRandomSample(self, *_unused):
-        result = self._call("Random sample", self.logic.random_sample, slicer.mrmlScene,
+        if self._ensureModel() is None:
+            return
+        result = self._call(_("Random sample"), self.logic.random_sample, slicer.mrmlScene,
                             int(self.ui.sampleSeedSpinBox.value))
         if result:
             node, z = result
@@ -124,7 +138,9 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
             self.ui.sampleSeedSpinBox.value = int(self.ui.sampleSeedSpinBox.value) + 1
 
     def onLatentMap(self, *_unused):
-        result = self._call("Latent map", self.logic.latent_map, slicer.mrmlScene,
+        if self._ensureModel() is None:
+            return
+        result = self._call(_("Latent map"), self.logic.latent_map, slicer.mrmlScene,
                             int(self.ui.latentMapSizeSpinBox.value))
         if result and result["node"] is not None:
             red = slicer.app.layoutManager().sliceWidget("Red")
@@ -133,16 +149,20 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
                 red.sliceLogic().FitSliceToAll()
 
     def onEncode(self, *_unused):
-        result = self.runner.run("Encode", self.logic.encode, slicer.mrmlScene,
+        if self._ensureModel() is None:
+            return
+        result = self.runner.run(_("Encode"), self.logic.encode, slicer.mrmlScene,
                                  self.ui.volumeSelector.currentNode())
         if result:
             z, node = result
             self._setSliders(z)
             self._showGenerated(node)
-            self.runner.setStatus("Encoded: z = " + ", ".join(f"{v:.3f}" for v in z))
+            self.runner.setStatus(_("Encoded: z = {z}").format(z=", ".join(f"{v:.3f}" for v in z)))
 
     def onInterpolate(self, *_unused):
-        nodes = self.runner.run("Interpolate", self.logic.interpolate, slicer.mrmlScene,
+        if self._ensureModel() is None:
+            return
+        nodes = self.runner.run(_("Interpolate"), self.logic.interpolate, slicer.mrmlScene,
                                 self.ui.interpolateFromSelector.currentNode(),
                                 self.ui.interpolateToSelector.currentNode(),
                                 int(self.ui.interpolationStepsSpinBox.value))
@@ -151,11 +171,11 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
             sequences = getattr(slicer.modules, "sequences", None)
             if sequences is not None and hasattr(sequences, "setToolBarActiveBrowserNode"):
                 sequences.setToolBarActiveBrowserNode(nodes["browser"])   # play button ready
-            self.runner.setStatus("Interpolation ready: play it with the Sequences toolbar.")
+            self.runner.setStatus(_("Interpolation ready: play it with the Sequences toolbar."))
 
     def onTrain(self, *_unused):
         """Check the inputs here, train in a worker thread, load the trained model here."""
-        description = "Train"
+        description = _("Train")
         if self.runner.running:
             return
         try:
@@ -170,7 +190,8 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
             self.logic.load_model)
         if summary:
             self.ui.modelPathLineEdit.currentPath = summary["path"]
-            self.ui.modelInfoLabel.text = f"Trained and loaded {summary['name']} ({summary['kind']})."
+            self.ui.modelInfoLabel.text = _("Trained and loaded {name} ({kind}).").format(
+                name=summary["name"], kind=summary["kind"])
 
 
 class LangevinVAEExplorerTest(CochleaAIModuleTest):

@@ -4,22 +4,24 @@ Everything this file does goes through MetalArtifactReductionLogic and the share
 ``cochleaai.slicer_module``; no algorithm lives here.
 """
 import slicer
+from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from MetalArtifactReductionLib.logic import MetalArtifactReductionLogic
-from cochleaai.slicer_module import CochleaAIModuleTest, CochleaAIModuleWidget
+from cochleaai.slicer_module import (CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget,
+                                     register_sample_data_on_startup)
 
 
 class MetalArtifactReduction(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Metal Artifact Reduction"
-        self.parent.categories = ["Cochlea AI"]
+        self.parent.title = _("Metal Artifact Reduction")
+        self.parent.categories = CATEGORIES
         self.parent.dependencies = []
-        self.parent.contributors = [
-            "CochleaAI developers (methods: Zihao Wang and Herv\u00e9 Delingette, Inria)"]
-        self.parent.helpText = (
+        self.parent.contributors = CONTRIBUTORS
+        register_sample_data_on_startup()
+        self.parent.helpText = _(
             "<p>Reduces the bright streaks and dark shadows that the electrode array of a "
             "cochlear implant leaves in post-operative CT of the inner ear, so that the "
             "electrodes can be seen against the cochlea.</p>"
@@ -39,7 +41,7 @@ class MetalArtifactReduction(ScriptedLoadableModule):
             "can be tried without patient data.</p>"
             "<p>Not in this version yet: the MARGAN artifact reduction network.</p>"
             "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>.</p>")
-        self.parent.acknowledgementText = (
+        self.parent.acknowledgementText = _(
             "Method from the PhD thesis of Z. Wang, <i>Deep Learning and Bayesian inference for "
             "the analysis of inner-ear CT</i>, Universit\u00e9 C\u00f4te d'Azur / Inria (2022), and "
             "Z. Wang, J. Vandersteen, T. Demarcy, D. Gnansia, C. Raffaelli, N. Guevara and H. "
@@ -72,14 +74,14 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
 
         fillComboBox(self.ui.methodComboBox, METHODS, DEFAULT_METHOD)
         fillComboBox(self.ui.arrayComboBox, {key: array.name for key, array in ARRAYS.items()}, DEFAULT_ARRAY)
-        self.ui.reduceButton.connect("clicked(bool)", self.onReduce)
-        self.ui.simulateButton.connect("clicked(bool)", self.onSimulate)
+        self.ui.reduceButton.connect("clicked(bool)", self.runner.guard(self.onReduce))
+        self.ui.simulateButton.connect("clicked(bool)", self.runner.guard(self.onSimulate))
         self.runner.busyWidgets.extend([self.ui.reduceButton, self.ui.simulateButton])
 
     def onReduce(self, *_unused):
         volume = self.ui.inputVolumeSelector.currentNode()
         method = currentKey(self.ui.methodComboBox)
-        result = self.runner.run("Reduce metal artifacts", self.logic.reduce_artifacts, slicer.mrmlScene,
+        result = self.runner.run(_("Reduce metal artifacts"), self.logic.reduce_artifacts, slicer.mrmlScene,
                                  volume, method=method, output_node=self.ui.outputVolumeSelector.currentNode(),
                                  roi_node=self.ui.roiSelector.currentNode(),
                                  threshold_hu=float(self.ui.thresholdSpinBox.value))
@@ -87,14 +89,14 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
             self.ui.outputVolumeSelector.setCurrentNode(result["volume"])
             slicer.util.setSliceViewerLayers(background=result["volume"], fit=True)
             found = result["contacts"].GetNumberOfControlPoints() if result["contacts"] else 0
-            done = (f"Artifacts reduced ({method.upper()}); {found} contacts marked."
-                    if result["metal_voxels"] else "")
+            done = (_("Artifacts reduced ({method}); {count} contacts marked.").format(
+                method=method.upper(), count=found) if result["metal_voxels"] else "")
             self.runner.setStatus(" ".join([done] + result["messages"]).strip())
 
     def onSimulate(self, *_unused):
         depth = float(self.ui.depthSpinBox.value) or None
         array = currentKey(self.ui.arrayComboBox)
-        result = self.runner.run("Simulate implant", self.logic.simulate_implant, slicer.mrmlScene,
+        result = self.runner.run(_("Simulate implant"), self.logic.simulate_implant, slicer.mrmlScene,
                                  self.ui.preopVolumeSelector.currentNode(), array=array, depth_deg=depth,
                                  seed=int(self.ui.simulationSeedSpinBox.value),
                                  model_table_node=self.ui.shapeTableSelector.currentNode())
@@ -102,8 +104,9 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
             self.ui.inputVolumeSelector.setCurrentNode(result["volume"])
             slicer.util.setSliceViewerLayers(background=result["volume"], fit=True)
             summary = result["summary"]
-            self.runner.setStatus(f"Simulated {summary['array']} at {summary['depth_deg']:.0f} deg: "
-                                  f"{summary['intracochlear_contacts']} contacts inside the cochlea.")
+            self.runner.setStatus(_("Simulated {array} at {depth:.0f} deg: {inside} contacts inside the "
+                                    "cochlea.").format(array=summary["array"], depth=summary["depth_deg"],
+                                                       inside=summary["intracochlear_contacts"]))
 
 
 class MetalArtifactReductionTest(CochleaAIModuleTest):

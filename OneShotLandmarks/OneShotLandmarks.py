@@ -4,22 +4,25 @@ Everything this file does goes through OneShotLandmarksLogic and the shared help
 ``cochleaai.slicer_module``; no algorithm lives here.
 """
 import slicer
+from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from OneShotLandmarksLib.logic import OneShotLandmarksLogic
-from cochleaai.slicer_module import CochleaAIModuleTest, CochleaAIModuleWidget
+from cochleaai.slicer_module import (CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget,
+                                     register_sample_data_on_startup)
+from cochleaai.slicer_widgets import PointPlacer, show_table
 
 
 class OneShotLandmarks(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "One-Shot Landmarks"
-        self.parent.categories = ["Cochlea AI"]
+        self.parent.title = _("One-Shot Landmarks")
+        self.parent.categories = CATEGORIES
         self.parent.dependencies = []
-        self.parent.contributors = [
-            "CochleaAI developers (methods: Zihao Wang and Herv\u00e9 Delingette, Inria)"]
-        self.parent.helpText = (
+        self.parent.contributors = CONTRIBUTORS
+        register_sample_data_on_startup()
+        self.parent.helpText = _(
             "<p>Places landmarks in many CT volumes after learning from a single annotated "
             "reference. A shallow 2D network, trained on randomly rotated and shifted slices of "
             "the reference, finds the structure of interest (the cochlea) in each new volume "
@@ -32,12 +35,13 @@ class OneShotLandmarks(ScriptedLoadableModule):
             "flagged for review). Without a model of your own, the model trained on a synthetic "
             "phantom is used: it works on the module's phantoms.</p>"
             "<p><b>Reference and training</b>: choose the reference volume, the segmentation of "
-            "the structure, the landmark point list, and a second (validation) volume with its "
+            "the structure, the landmark point list (<b>Place landmarks</b> makes one and names "
+            "apex, center and round_window as you click them), and a second (validation) volume with its "
             "segmentation, then Train. Progress and Cancel are in the Data section.</p>"
             "<p><b>Generate phantom</b> builds a synthetic temporal-bone CT with its ground-truth "
             "segmentation and landmarks (reproducible from its seed).</p>"
             "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>.</p>")
-        self.parent.acknowledgementText = (
+        self.parent.acknowledgementText = _(
             "Method from the PhD thesis of Z. Wang, <i>Deep Learning and Bayesian inference for "
             "the analysis of inner-ear CT</i>, Universit\u00e9 C\u00f4te d'Azur / Inria (2022), and "
             "Z. Wang, J. Vandersteen, C. Raffaelli, N. Guevara and H. Delingette, \"One-shot "
@@ -51,13 +55,17 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
 
     def setup(self):
         CochleaAIModuleWidget.setup(self)
-        self.ui.trainButton.connect("clicked(bool)", self.onTrain)
-        self.ui.detectButton.connect("clicked(bool)", self.onDetect)
+        self.ui.trainButton.connect("clicked(bool)", self.runner.guard(self.onTrain))
+        self.ui.detectButton.connect("clicked(bool)", self.runner.guard(self.onDetect))
         self.runner.busyWidgets.extend([self.ui.trainButton, self.ui.detectButton])
+        self.landmarkPlacer = PointPlacer(
+            self.runner, self.ui.placeLandmarksButton, self.ui.referenceLandmarksSelector,
+            self.ui.referenceLandmarksPlaceWidget, lambda node: self.logic.reference_landmarks_node(
+                slicer.mrmlScene, self.ui.referenceVolumeSelector.currentNode(), node))
 
     def onTrain(self, *_unused):
         """Read the training nodes here, train in a worker thread (minutes), keep the model here."""
-        description = "Train one-shot model"
+        description = _("Train one-shot model")
         if self.runner.running:
             return
         path = self.ui.saveModelPathLineEdit.currentPath.strip() or None
@@ -77,8 +85,9 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
             self._useModel)
         if model is not None:
             training = model.card.get("training", {})
-            self.runner.setStatus(f"Trained in {training.get('train_sec', 0):.0f} s "
-                                  f"({training.get('steps', 0)} steps). Detect now uses this model.")
+            self.runner.setStatus(_("Trained in {seconds:.0f} s ({steps} steps). Detect now uses this "
+                                    "model.").format(seconds=training.get("train_sec", 0),
+                                                     steps=training.get("steps", 0)))
 
     def _useModel(self, model):
         self.logic.model = model
@@ -92,8 +101,8 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
     def _model(self):
         path = self.ui.modelPathLineEdit.currentPath.strip()
         if path:
-            return self.runner.run("Load model", lambda progress=None: self.logic.load_model(path))
-        return self.logic.model or self.runner.run("Load model", lambda progress=None: self.logic.load_model())
+            return self.runner.run(_("Load model"), lambda progress=None: self.logic.load_model(path))
+        return self.logic.model or self.runner.run(_("Load model"), lambda progress=None: self.logic.load_model())
 
     def onDetect(self, *_unused):
         model = self._model()
@@ -101,20 +110,21 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
             return
         folder = self.ui.targetFolderPathLineEdit.currentPath.strip()
         if folder:
-            result = self.runner.run("Detect landmarks", self.logic.detect_files, slicer.mrmlScene,
+            result = self.runner.run(_("Detect landmarks"), self.logic.detect_files, slicer.mrmlScene,
                                      [folder], model=model)
         else:
             nodes = list(self.ui.targetVolumesSelector.checkedNodes())
             if not nodes and self.ui.volumeSelector.currentNode() is not None:
                 nodes = [self.ui.volumeSelector.currentNode()]
-            result = self.runner.run("Detect landmarks", self.logic.detect, slicer.mrmlScene, nodes,
+            result = self.runner.run(_("Detect landmarks"), self.logic.detect, slicer.mrmlScene, nodes,
                                      model=model)
         if result:
             rows = result["rows"]
             flagged = sum(1 for r in rows if r["flagged"])
-            self.runner.setStatus(f"Landmarks placed in {len(rows) - flagged} of {len(rows)} volume(s) "
-                                  f"without a flag; see the table '{result['table'].GetName()}'.")
-            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(result["table"].GetID())
+            self.runner.setStatus(_("Landmarks placed in {good} of {total} volume(s) without a flag; see "
+                                    "the table '{table}'.").format(good=len(rows) - flagged, total=len(rows),
+                                                                   table=result["table"].GetName()))
+            show_table(result["table"])
 
 
 class OneShotLandmarksTest(CochleaAIModuleTest):

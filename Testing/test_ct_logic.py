@@ -48,6 +48,12 @@ def test_simulated_implant_nodes(shared):
     pre = mrml.node_to_volume(phantom["volume"])
     assert post.same_geometry(pre) and post.array.max() >= 3000 and pre.array.max() < 3000
     assert sim["summary"]["depth_deg"] == 420.0
+    import slicer
+
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    folders = {hierarchy.GetItemParent(hierarchy.GetItemByDataNode(sim[k]))
+               for k in ("volume", "target", "metal", "contacts")}
+    assert len(folders) == 1 and hierarchy.GetItemName(folders.pop()).endswith(" CI")   # one folder per run
 
 
 def test_reduce_artifacts_gives_volume_and_numbered_contacts(shared):

@@ -380,3 +380,18 @@ def test_markups_default_labels_and_lookup():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(Markups(np.zeros((0, 3)))) == 0
+
+
+@pytest.mark.filterwarnings("ignore:'Dataset.is_:DeprecationWarning")   # pydicom 3 playing 2.4
+def test_dicom_files_are_written_with_pydicom_2_keywords_too(tmp_path, ct, monkeypatch):
+    """Slicer 5.8 ships pydicom 2.4, whose save_as knows write_like_original, not
+    enforce_file_format (checked here with a stand-in save_as; a run of this file with a real
+    pydicom 2.4.4 on the path passes the round trips above)."""
+    from pydicom.dataset import Dataset
+
+    calls = []
+    monkeypatch.setattr(pydicom, "__version__", "2.4.4")
+    monkeypatch.setattr(Dataset, "save_as", lambda self, path, **kw: calls.append(
+        (kw, self.is_little_endian, self.is_implicit_VR)), raising=True)
+    files = write_dicom_series(ct, tmp_path / "dcm")
+    assert calls == [({"write_like_original": False}, True, False)] * len(files)

@@ -427,3 +427,81 @@ def test_save_scene_writes_files_io_and_slicer_can_read(scene, tmp_path, ct, ove
     landmark_node = reloaded.GetFirstNodeByName("Ear landmarks")
     assert mrml.points_from_markups(landmark_node).labels == landmarks.labels
     reloaded.Clear(1)
+
+
+# ------------------------------------------------------------------ results that fit Slicer
+def test_cochlea_segments_carry_standard_terminology(scene):
+    from cochleaai.terminology import terminology_entry
+
+    volume = Volume(np.zeros((6, 6, 6), np.int16), (0.5, 0.5, 0.5))
+    mask = np.zeros(volume.shape, bool)
+    mask[2:4, 2:4, 2:4] = True
+    other = COCHLEA.__class__(9, "Something else", (0.5, 0.5, 0.5))
+    node = mrml.segmentation_from_masks(scene, [(COCHLEA, mask), (SCALA_TYMPANI, mask), (other, mask)],
+                                        volume, "seg", side="right")
+    tag = slicer.vtkSegment.GetTerminologyEntryTagName()
+    segmentation = node.GetSegmentation()
+    entries = [mrml._get_tag(segmentation.GetNthSegment(i), tag) for i in range(3)]
+    assert entries[0] == terminology_entry("Cochlea", "right")
+    assert "~SCT^80169004^Cochlear structure~SCT^24028007^Right~" in entries[0]
+    assert entries[1] == terminology_entry("Scala tympani")
+    assert "CochleaAI" not in entries[2]                  # Slicer's default entry, untouched
+
+
+def test_terminology_file_holds_every_code_used():
+    import json
+
+    from cochleaai import terminology as t
+
+    data = json.loads(t.TERMINOLOGY_FILE.read_text(encoding="utf-8"))
+    assert data["SegmentationCategoryTypeContextName"] == t.CONTEXT
+    category, = data["SegmentationCodes"]["Category"]
+
+    def code(entry):
+        return entry["CodingSchemeDesignator"], entry["CodeValue"], entry["CodeMeaning"]
+
+    assert code(category) == t.ANATOMICAL_STRUCTURE
+    types = {code(entry): entry for entry in category["Type"]}
+    assert set(t.SEGMENT_TYPES.values()) <= set(types)
+    assert {code(m) for m in types[t.COCHLEA]["Modifier"]} == set(t.SIDES.values())
+    assert t.terminology_entry("Vestibule") is None
+    assert t.terminology_entry("Cochlea", "left").split("~")[3] == "SCT^7771000^Left"
+
+
+def test_a_run_goes_into_one_folder_beside_its_input(scene):
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    study = hierarchy.CreateStudyItem(hierarchy.CreateSubjectItem(hierarchy.GetSceneItemID(), "Patient"), "CT study")
+    volume = mrml.volume_to_node(scene, Volume(np.zeros((4, 4, 4), np.int16), (1.0, 1.0, 1.0)), "input")
+    if not hierarchy.GetItemByDataNode(volume):        # headless: no module logic makes the items
+        hierarchy.CreateItem(study, volume)
+    hierarchy.SetItemParent(hierarchy.GetItemByDataNode(volume), study)
+    outputs = [mrml.table_from_dict(scene, {"a": [1.0]}, "t"),
+               mrml.markups_from_points(scene, io.Markups(np.zeros((1, 3)), ["p"], name="points"))]
+    folder = mrml.put_in_folder(scene, outputs + [None], "input results", beside=volume)
+    assert folder and hierarchy.GetItemParent(folder) == study
+    assert hierarchy.GetItemName(folder) == "input results"
+    assert [hierarchy.GetItemParent(hierarchy.GetItemByDataNode(n)) for n in outputs] == [folder, folder]
+    second = mrml.put_in_folder(scene, [], "input results")           # no input: under the scene
+    assert hierarchy.GetItemParent(second) == hierarchy.GetSceneItemID() and second != folder
+
+
+def test_point_labels_can_be_hidden(scene):
+    curve = mrml.markups_from_points(scene, io.Markups(np.zeros((3, 3)), ["0 deg", "1 deg", "2 deg"],
+                                                       kind="curve", name="c"), show_labels=False)
+    assert not curve.GetDisplayNode().GetPointLabelsVisibility()
+    assert mrml.points_from_markups(curve).labels == ["0 deg", "1 deg", "2 deg"]
+
+
+def test_named_point_list_waits_for_its_points_in_order(scene):
+    node = mrml.named_point_list(scene, ["center", "apex", "round window"], "cochlea points")
+    assert scene.IsNodePresent(node) and node.GetName() == "cochlea points"
+    assert [node.GetNthControlPointLabel(i) for i in range(3)] == ["center", "apex", "round window"]
+    assert node.GetFixedNumberOfControlPoints() and node.GetControlPointPlacementStartIndex() == 0
+    assert mrml.points_from_markups(node).labels == []            # nothing placed yet
+    node.SetNthControlPointPosition(0, 1.0, 2.0, 3.0)            # the first click
+    again = mrml.named_point_list(scene, ["center", "apex", "round window"], "ignored", node=node)
+    assert again is node and node.GetNumberOfControlPoints() == 3
+    assert node.GetControlPointPlacementStartIndex() == 1
+    assert mrml.points_from_markups(node).labels == ["center"]
+    with pytest.raises(CochleaAIError, match="not a point list"):
+        mrml.named_point_list(scene, ["a"], "x", node=mrml.table_from_dict(scene, {"a": [1.0]}, "t"))

@@ -2,7 +2,7 @@
 
 What is checked: the CMake files (every listed file exists, every module file is
 listed, the extension metadata and the install of the ``cochleaai`` package), the
-catalog files (``.s4ext`` and ``.json``), the Qt Designer ``.ui`` files and the
+catalog entry (``.json``; ``test_catalog_entry.py`` applies the index's rules), the Qt Designer ``.ui`` files and the
 widget names the module scripts use, the module scripts' Module/Widget/Test classes
 (read with ``ast``, never imported), the icons, and the layering rules of DESIGN.md
 (which files may import Slicer, Qt or CTK).
@@ -27,12 +27,13 @@ MODULES = ("MetalArtifactReduction", "CochleaShapeSegmentation", "LangevinVAEExp
            "OneShotLandmarks")
 HOME = "https://github.com/cochleaai/SlicerCochleaAI"
 RAW_PREFIX = "https://raw.githubusercontent.com/cochleaai/SlicerCochleaAI/main/"
-CATEGORY = "Cochlea AI"
+CATEGORY = "Otolaryngology"
 ICON_SIZE = (128, 128)
 
-# Files of the common library allowed to touch Slicer: the MRML bridge and the two
+# Files of the common library allowed to touch Slicer: the MRML bridge and the
 # Slicer-side helpers shared by the module shells.
-SLICER_BRIDGES = {"mrml.py", "slicer_widgets.py", "slicer_logic.py", "slicer_module.py"}
+SLICER_BRIDGES = {"mrml.py", "slicer_widgets.py", "slicer_logic.py", "slicer_module.py",
+                  "slicer_dependencies.py", "slicer_parameters.py"}
 SLICER_ONLY_PACKAGES = {"slicer", "qt", "ctk", "PythonQt", "mrml", "slicer_core", "MRMLCore",
                         "vtkSlicerSegmentationsModuleMRML", "vtkSegmentationCore", "vtkITK",
                         "vtkTeem", "vtkAddon"}
@@ -233,6 +234,23 @@ def test_top_level_cmake_declares_the_extension(top_cmake):
     assert (ROOT / icon_url[len(RAW_PREFIX):]).is_file(), f"the icon URL {icon_url} names no file here"
 
 
+def test_ctest_runs_the_pytest_suite_under_slicers_python(top_cmake, monkeypatch):
+    tests = [c for c in _find(top_cmake, "add_test") if "NAME" in c.args]
+    assert len(tests) == 1 and "BUILD_TESTING" in " ".join(tests[0].conditions)
+    args = tests[0].args
+    command = args[args.index("COMMAND") + 1:]
+    assert command[:2] == ["${PYTHON_EXECUTABLE}", str(ROOT / "Testing" / "run_pytest.py")]
+    name = args[args.index("NAME") + 1]
+    properties = [c.args for c in _find(top_cmake, "set_tests_properties") if c.args[0] == name]
+    assert properties and properties[0][-2:] == ["SKIP_RETURN_CODE", "77"]
+    import run_pytest
+
+    monkeypatch.setattr(run_pytest, "missing_packages", lambda: ["pytest"])
+    assert run_pytest.main([]) == run_pytest.SKIP == 77
+    monkeypatch.undo()
+    assert run_pytest.missing_packages() == []          # this Python has everything
+
+
 def test_top_level_cmake_order(top_cmake):
     def index(name, first_arg=None):
         for i, c in enumerate(top_cmake):
@@ -280,7 +298,7 @@ def test_top_level_installs_the_cochleaai_package(top_cmake):
         destination = keyword_values(call.args, "DESTINATION_DIR", keywords)
         assert destination and destination[0].endswith("${Slicer_QTSCRIPTEDMODULES_LIB_DIR}")
         assert "NO_INSTALL_SUBDIR" in call.args
-    for folder in ("Resources/Models", "Resources/Physics"):
+    for folder in ("Resources/Models", "Resources/Physics", "Resources/Dependencies", "Resources/Terminology"):
         if (ROOT / folder).is_dir():
             assert folder in text, f"{folder} exists but is not installed"
 
@@ -411,10 +429,25 @@ def test_phantom_controls_and_no_idle_buttons(module):
 
 # ------------------------------------------------------------------ module scripts
 def _literal(node):
+    """The value of a literal, also inside the translation call ``_("...")``."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_"
+            and len(node.args) == 1 and not node.keywords):
+        node = node.args[0]
     try:
         return ast.literal_eval(node)
     except ValueError:
         return None
+
+
+def _module_constants(path: Path) -> Dict[str, object]:
+    """The literal values assigned at the top level of ``path`` (e.g. CATEGORIES)."""
+    constants = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            value = _literal(node.value)
+            if value is not None:
+                constants[node.targets[0].id] = value
+    return constants
 
 
 def _classes(path: Path) -> Dict[str, ast.ClassDef]:
@@ -451,7 +484,9 @@ def test_module_class_describes_the_module(module):
     classes = _classes(ROOT / module / f"{module}.py")
     assert module in classes, f"{module}.py must define class {module}"
     assert "ScriptedLoadableModule" in _base_names(classes[module])
-    values = {k: _literal(v) for k, v in _parent_assignments(classes[module]).items()}
+    shared = _module_constants(ROOT / "cochleaai" / "slicer_module.py")
+    values = {k: _literal(v) if not isinstance(v, ast.Name) else shared.get(v.id)
+              for k, v in _parent_assignments(classes[module]).items()}
     assert isinstance(values.get("title"), str) and values["title"].strip()
     assert values.get("categories") == [CATEGORY]
     assert isinstance(values.get("contributors"), list) and values["contributors"]
@@ -461,6 +496,21 @@ def test_module_class_describes_the_module(module):
     ack = values.get("acknowledgementText")
     assert isinstance(ack, str) and "Wang" in ack and "thesis" in ack.lower()
     assert "Delingette" in ack and re.search(r"20(20|21|22)", ack)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_module_texts_are_marked_for_translation(module):
+    """As Slicer's module template does: title, help and acknowledgement go through ``_()``
+    (``slicer.i18n.tr``), and so do the texts the widget shows."""
+    tree = ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
+    assert any(isinstance(n, ast.ImportFrom) and n.module == "slicer.i18n"
+               and any(a.name == "tr" and a.asname == "_" for a in n.names) for n in tree.body)
+    for name, value in _parent_assignments(_classes(ROOT / module / f"{module}.py")[module]).items():
+        if name in ("title", "helpText", "acknowledgementText"):
+            assert isinstance(value, ast.Call) and getattr(value.func, "id", "") == "_", name
+    for node in ast.walk(tree):     # no f-string shown to the user: "...{x}...".format(x=...) inside _()
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "setStatus" and node.args:
+            assert not isinstance(node.args[0], ast.JoinedStr), f"{module}.py:{node.lineno}"
 
 
 def test_module_titles_are_distinct():
@@ -512,55 +562,16 @@ def test_icons_are_distinct_128px_pngs():
     assert len(set(contents)) == len(contents), "two icons are identical"
 
 
-# ----------------------------------------------------------------- catalog files
-def read_s4ext() -> Dict[str, str]:
-    entries = {}
-    for line in (ROOT / "CochleaAI.s4ext").read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.partition(" ")
-        assert key not in entries, f"{key} appears twice in CochleaAI.s4ext"
-        entries[key] = value.strip()
-    return entries
-
-
-def test_s4ext_has_the_required_fields(top_cmake):
-    s4ext = read_s4ext()
-    required = ("scm", "scmurl", "depends", "build_subdirectory", "homepage", "contributors",
-                "category", "iconurl", "status", "description", "screenshoturls", "enabled")
-    missing = [k for k in required if not s4ext.get(k)]
-    assert not missing, f"CochleaAI.s4ext lacks {missing}"
-    assert s4ext["scm"] == "git"
-    assert s4ext["scmurl"].startswith(HOME)
-    assert "PyTorch" in s4ext["depends"].split()
-    assert s4ext["build_subdirectory"] == "."
-    assert s4ext["enabled"] == "1"
-    assert s4ext["homepage"] == _set_value(top_cmake, "EXTENSION_HOMEPAGE")[0]
-    assert s4ext["category"] == _set_value(top_cmake, "EXTENSION_CATEGORY")[0]
-    assert s4ext["iconurl"] == _set_value(top_cmake, "EXTENSION_ICONURL")[0]
-    assert s4ext["description"] == _set_value(top_cmake, "EXTENSION_DESCRIPTION")[0]
-    assert s4ext["screenshoturls"].split() == _set_value(top_cmake, "EXTENSION_SCREENSHOTURLS")
-
-
-def test_catalog_json_follows_the_v1_0_1_schema(top_cmake):
+# ----------------------------------------------------------------- catalog entry
+def test_catalog_json_matches_the_build(top_cmake):
+    """What the catalog entry and the top-level CMakeLists.txt both say must agree (the
+    index's own rules are in test_catalog_entry.py)."""
     entry = json.loads((ROOT / "CochleaAI.json").read_text(encoding="utf-8"))
-    schema = ("https://raw.githubusercontent.com/Slicer/Slicer/main/Schemas/"
-              "slicer-extension-catalog-entry-schema-v1.0.1.json#")
-    assert entry["$schema"] == schema
-    allowed = {"$schema", "category", "scm_url", "scm_revision", "scm_type", "build_dependencies",
-               "build_subdirectory", "enabled", "tier"}
-    assert set(entry) <= allowed, f"keys the schema forbids: {set(entry) - allowed}"
-    for key in ("category", "scm_url", "scm_revision", "build_subdirectory"):
-        assert isinstance(entry.get(key), str) and entry[key], key
     assert entry["category"] == _set_value(top_cmake, "EXTENSION_CATEGORY")[0]
-    assert entry["build_dependencies"] == ["PyTorch"]
-    assert entry["tier"] in (1, 3, 5)
-    assert entry.get("scm_type", "git") == "git"
-    assert isinstance(entry.get("enabled", True), bool)
-    s4ext = read_s4ext()
-    assert entry["scm_url"] == s4ext["scmurl"]
-    assert entry["build_subdirectory"] == s4ext["build_subdirectory"]
+    assert entry["build_dependencies"] == _set_value(top_cmake, "EXTENSION_DEPENDS") == ["PyTorch"]
+    assert entry["scm_url"].startswith(_set_value(top_cmake, "EXTENSION_HOMEPAGE")[0])
+    assert entry["build_subdirectory"] == "."
+    assert entry.get("scm_type", "git") == "git" and isinstance(entry.get("enabled", True), bool)
 
 
 # ------------------------------------------------------------------- layering
@@ -619,12 +630,15 @@ def test_logic_layer_has_no_gui():
     assert not offences, "\n".join(offences)
 
 
-def test_widget_helper_imports_slicer_lazily():
-    path = ROOT / "cochleaai" / "slicer_widgets.py"
+@pytest.mark.parametrize("helper", ["slicer_widgets", "slicer_dependencies", "slicer_parameters"])
+def test_widget_helpers_import_slicer_lazily(helper):
+    import importlib
+
+    path = ROOT / "cochleaai" / f"{helper}.py"
     eager = [name for name, _ in _imports(path, top_level_only=True)
              if name.split(".")[0] in SLICER_ONLY_PACKAGES]
-    assert not eager, f"slicer_widgets.py imports {eager} at module level; import inside functions"
-    import cochleaai.slicer_widgets  # noqa: F401  (must import outside Slicer)
+    assert not eager, f"{helper}.py imports {eager} at module level; import inside functions"
+    importlib.import_module(f"cochleaai.{helper}")  # must import outside Slicer
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -639,8 +653,48 @@ def test_module_does_not_reach_into_other_modules(module):
 def test_catalogue_images_ship_with_the_repository():
     """The icon and screenshot URLs of the catalogue entries point at files of this repository."""
     prefix = "https://raw.githubusercontent.com/cochleaai/SlicerCochleaAI/main/"
-    text = (ROOT / "CochleaAI.s4ext").read_text() + (ROOT / "CMakeLists.txt").read_text()
+    text = (ROOT / "CMakeLists.txt").read_text()
     urls = set(re.findall(re.escape(prefix) + r"[^\s\")]+", text))
     assert urls, "no icon or screenshot URL found"
     for url in urls:
         assert (ROOT / url[len(prefix):]).is_file(), f"{url} names a file the repository lacks"
+
+
+# ------------------------------------------------------------------ parameter nodes
+@pytest.mark.parametrize("module", MODULES)
+def test_ui_declares_the_saved_parameters(module):
+    """Node selections and the settings no other code keeps are parameters of the .ui file
+    (``SlicerParameterName``); defaults and ranges come from the same widgets."""
+    from cochleaai.slicer_parameters import ui_parameters
+
+    parameters = ui_parameters(ROOT / module / "Resources" / "UI" / f"{module}.ui")
+    _, widgets = ui_widgets(module)
+    selectors = {name for name, cls in widgets.items() if cls == "qMRMLNodeComboBox"}
+    assert {p.widget for p in parameters.values() if p.kind == "node"} == selectors
+    for p in parameters.values():
+        if p.range is not None:
+            assert p.range[0] <= p.default <= p.range[1], p
+
+
+def test_ui_parameters_refuse_what_they_cannot_hold(tmp_path):
+    from cochleaai.slicer_parameters import ui_parameters
+
+    def ui(*widgets):
+        path = tmp_path / "x.ui"
+        path.write_text('<ui version="4.0"><widget class="qMRMLWidget" name="x">' + "".join(widgets)
+                        + "</widget></ui>")
+        return path
+
+    def widget(cls, name, parameter, extra=""):
+        return (f'<widget class="{cls}" name="{name}"><property name="SlicerParameterName" stdset="0">'
+                f'<string>{parameter}</string></property>{extra}</widget>')
+
+    spin = widget("QSpinBox", "s", "steps", '<property name="maximum"><number>50</number></property>'
+                                            '<property name="value"><number>7</number></property>')
+    assert ui_parameters(ui(spin))["steps"].range == (0, 50)
+    with pytest.raises(ValueError, match="two widgets"):
+        ui_parameters(ui(spin, widget("QSpinBox", "t", "steps")))
+    with pytest.raises(ValueError, match="cannot hold"):
+        ui_parameters(ui(widget("QComboBox", "c", "side")))
+    with pytest.raises(ValueError, match="exactly one node type"):
+        ui_parameters(ui(widget("qMRMLNodeComboBox", "n", "volume")))

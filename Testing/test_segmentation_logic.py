@@ -30,7 +30,6 @@ from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
 
 from cochleaai import mrml  # noqa: E402
 from cochleaai.errors import CochleaAIError  # noqa: E402
-from qt_stand_ins import ComboBox, NodeSelector, Widget  # noqa: E402
 from cochleaai.io import Markups  # noqa: E402
 from cochleaai.metrics import dice  # noqa: E402
 from cochleaai.progress import Cancelled  # noqa: E402
@@ -125,6 +124,30 @@ def test_output_nodes_names_and_contents(fitted):
     assert sorted(landmarks.labels) == ["apex", "center", "round_window"]
     for label, point in zip(landmarks.labels, landmarks.points):    # in the image frame, not mirrored
         assert np.linalg.norm(point - fitted["phantom"]["truth_points"][label]) < 1.5, label
+
+
+def test_results_fit_slicer(fitted):
+    """Standard terminology, the input volume as reference geometry, one folder in the Data
+    tree beside the input, the centreline's point labels hidden."""
+    import slicer
+
+    from cochleaai.terminology import COCHLEA
+
+    nodes, scene, volume = fitted["nodes"], fitted["scene"], fitted["phantom"]["volume"]
+    segmentation = nodes["segmentation"]
+    tag = slicer.vtkSegment.GetTerminologyEntryTagName()
+    for index in range(segmentation.GetSegmentation().GetNumberOfSegments()):
+        segment = segmentation.GetSegmentation().GetNthSegment(index)
+        entry = mrml._get_tag(segment, tag)
+        parts = entry.split("~")
+        assert len(parts) == 7 and parts[2] == "^".join(COCHLEA), entry
+        assert parts[3] == "SCT^7771000^Left"                   # a left ear
+    assert segmentation.GetNodeReferenceID(segmentation.GetReferenceImageGeometryReferenceRole()) == volume.GetID()
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    folders = {hierarchy.GetItemParent(hierarchy.GetItemByDataNode(node)) for node in nodes.values()}
+    assert len(folders) == 1 and hierarchy.GetItemName(folders.pop()).endswith(NODE_NAMES["segmentation"])
+    assert not nodes["centerline"].GetDisplayNode().GetPointLabelsVisibility()
+    assert nodes["landmarks"].GetDisplayNode().GetPointLabelsVisibility()
 
 
 def test_table_has_parameters_measures_and_quality(fitted):
@@ -338,14 +361,18 @@ def widget_module(monkeypatch, fitted):
 
     base.ScriptedLoadableModule = base.ScriptedLoadableModuleWidget = base.ScriptedLoadableModuleTest = _Base
     monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", base)
+    i18n = types.ModuleType("slicer.i18n")          # slicer-core has no translations
+    i18n.tr = i18n.translate = lambda *texts: texts[-1]
+    monkeypatch.setitem(sys.modules, "slicer.i18n", i18n)
     monkeypatch.setattr(slicer_util, "VTKObservationMixin", type("Mixin", (), {"__init__": lambda self: None,
                                                                                  "removeObservers": lambda self: None}),
                         raising=False)
     monkeypatch.setattr(slicer_util, "setSliceViewerLayers", lambda **kw: calls["layers"].append(kw), raising=False)
     monkeypatch.setattr(slicer_util, "errorDisplay", lambda text, **kw: calls["errors"].append(text), raising=False)
     selection = types.SimpleNamespace(SetActiveTableID=calls["tables"].append)
-    app = types.SimpleNamespace(processEvents=lambda: None,
-                                applicationLogic=lambda: types.SimpleNamespace(GetSelectionNode=lambda: selection))
+    app = types.SimpleNamespace(processEvents=lambda: None, layoutManager=lambda: None,
+                                applicationLogic=lambda: types.SimpleNamespace(
+                                    GetSelectionNode=lambda: selection, PropagateTableSelection=lambda: None))
     monkeypatch.setattr(slicer, "app", app, raising=False)
     monkeypatch.setattr(slicer, "mrmlScene", fitted["scene"], raising=False)
     for name in ("cochleaai.slicer_module", "CochleaShapeSegmentation"):
@@ -361,12 +388,12 @@ def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitt
 
     module, calls = widget_module
     parameters = {}
-    names = ("progressBar", "cancelButton", "statusLabel", "inputVolumeNameLabel", "applyButton",
-             "lRefFitSpinBox", "lRefFinalSpinBox", "iterationsSpinBox", "samplesSpinBox")
     import types
 
-    ui = types.SimpleNamespace(**{n: Widget() for n in names}, sideComboBox=ComboBox(),
-                               volumeSelector=NodeSelector(), pointsSelector=NodeSelector())
+    from slicer_stand_in import load_ui    # stand-in widgets with the .ui file's values
+
+    ui = types.SimpleNamespace(**load_ui(ROOT / "CochleaShapeSegmentation" / "Resources" / "UI" /
+                                         "CochleaShapeSegmentation.ui").children)
 
     def base_setup(self):           # what CochleaAIModuleWidget.setup does, minus loading the .ui
         self.ui = ui
@@ -377,11 +404,16 @@ def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitt
         self.phantomPanel = types.SimpleNamespace(restore=lambda: None)
 
     monkeypatch.setattr(module.CochleaAIModuleWidget, "setup", base_setup)
+    # the parameter node wrapper needs Slicer itself (test_slicer_panels.py checks its wiring)
+    monkeypatch.setattr(module.CochleaAIModuleWidget, "initializeParameterNode", lambda self: None)
     widget = module.CochleaShapeSegmentationWidget(types.SimpleNamespace(isEntered=True))
     widget.setup()
     assert [d for _, d in ui.sideComboBox.items] == ["right", "left"]
+    # the panel starts at the pipeline's defaults (set in the .ui file: setup() imports no torch)
     assert (ui.lRefFitSpinBox.value, ui.lRefFinalSpinBox.value) == (SegmentSettings().l_ref_fit,
                                                                     SegmentSettings().l_ref_final)
+    assert (ui.iterationsSpinBox.value, ui.samplesSpinBox.value) == (SegmentSettings().outer_iterations,
+                                                                     SegmentSettings().samples)
     assert not ui.applyButton.enabled                      # no volume yet
     assert parameters["Side"] == "right" and float(parameters["Iterations"]) == SegmentSettings().outer_iterations
 

@@ -407,3 +407,104 @@ def test_an_error_in_the_event_loop_stops_the_worker(runner, fake_slicer, monkey
     assert runner.runInBackground("Next", lambda progress: progress(1.0) or "next") == "next"
     go.set()
     assert stopped.wait(WAIT)
+
+
+# ------------------------------------------------------------------ one job at a time, everywhere
+def test_one_job_at_a_time_across_modules(runner, fake_slicer):
+    other = JobRunner(Widget(), Widget(), Widget())     # another module's runner
+    inside = {}
+
+    def job(progress):
+        inside["run"] = other.run("Other job", lambda progress: "ran")
+        inside["background"] = other.runInBackground("Other job", lambda progress: "ran")
+        inside["ready"] = other.ready()
+        inside["status"] = other.statusLabel.text
+        return "first"
+
+    assert runner.run("Segment cochlea", job) == "first"
+    assert inside["run"] is None and inside["background"] is None and inside["ready"] is False
+    assert "Segment cochlea is running" in inside["status"]
+    assert other.run("Other job", lambda progress: "ran") == "ran"      # free again afterwards
+
+
+def test_closing_the_scene_cancels_a_gui_thread_job(runner, fake_slicer, monkeypatch):
+    scene = FakeScene()
+    monkeypatch.setattr(sys.modules["slicer"], "mrmlScene", scene)
+    steps = []
+
+    def job(progress):
+        for k in range(5):
+            progress(k / 5)
+            steps.append(k)
+            if k == 1:
+                scene.close()
+        return "stale"
+
+    assert runner.run("Generate phantom", job) is None
+    assert steps == [0, 1] and not scene.observers
+    assert "scene was closed" in runner.statusLabel.text
+
+
+@pytest.mark.parametrize("signal", ["aboutToQuit()", "lastWindowClosed()"])
+def test_quitting_slicer_cancels_the_job(runner, fake_slicer, monkeypatch, signal):
+    slots = {}
+    app = sys.modules["slicer"].app
+    monkeypatch.setattr(app, "connect", lambda s, slot: slots.setdefault(s, []).append(slot), raising=False)
+    monkeypatch.setattr(app, "disconnect", lambda s, slot: slots[s].remove(slot), raising=False)
+    quit_now = threading.Event()
+
+    def job(progress):
+        progress(0.1)
+        for slot in list(slots[signal]):    # Slicer is closing while the job runs
+            slot()
+        quit_now.set()
+        progress(0.2)
+        return "too late"
+
+    assert runner.runInBackground("Train", job) is None
+    assert quit_now.is_set() and "Slicer is closing" in runner.statusLabel.text
+    assert all(not connected for connected in slots.values())       # disconnected again
+    assert runner.run("Train", job) is None and "Slicer is closing" in runner.statusLabel.text
+
+
+class FakeDependencies:
+    def __init__(self, outcome):
+        self.outcome, self.calls, self.message = outcome, 0, "Nothing was installed."
+
+    def ensure(self):
+        self.calls += 1
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+def test_guarded_actions_run_only_after_the_dependency_check(fake_slicer):
+    ran = []
+    for outcome, expected in ((True, ["ran"]), (False, []), (CochleaAIError("Install the PyTorch extension."), [])):
+        ran.clear()
+        runner = JobRunner(Widget(), Widget(), Widget(), dependencies=FakeDependencies(outcome))
+        button = Widget()
+        button.connect("clicked(bool)", runner.guard(lambda checked: ran.append("ran")))
+        button.emit("clicked(bool)", False)
+        assert ran == expected and runner.dependencies.calls == 1
+    assert runner.statusLabel.text.endswith("failed.")
+    assert "Install the PyTorch extension." in fake_slicer["errors"][-1][0]
+    declined = JobRunner(Widget(), Widget(), Widget(), dependencies=FakeDependencies(False))
+    assert not declined.ready() and declined.statusLabel.text == "Nothing was installed."
+
+
+def test_show_table_switches_to_a_layout_with_a_table_view(fake_slicer, monkeypatch):
+    from cochleaai.slicer_widgets import show_table
+
+    slicer = sys.modules["slicer"]
+    seen = []
+    layout = types.SimpleNamespace(tableWidget=lambda index: None, setLayout=seen.append)
+    selection = types.SimpleNamespace(SetActiveTableID=seen.append)
+    monkeypatch.setattr(slicer.app, "layoutManager", lambda: layout)
+    monkeypatch.setattr(slicer.app, "applicationLogic", lambda: types.SimpleNamespace(
+        GetSelectionNode=lambda: selection, PropagateTableSelection=lambda: seen.append("shown")),
+        raising=False)
+    monkeypatch.setattr(slicer, "vtkMRMLLayoutNode", types.SimpleNamespace(SlicerLayoutFourUpTableView=42),
+                        raising=False)
+    show_table(types.SimpleNamespace(GetID=lambda: "vtkMRMLTableNode1"))
+    assert seen == [42, "vtkMRMLTableNode1", "shown"]

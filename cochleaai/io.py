@@ -199,6 +199,18 @@ def _ds(value: float) -> str:
     return format_number_as_ds(value)
 
 
+def _save_dicom_file(ds, path: Path) -> None:
+    """Write ``ds`` as a DICOM file (128-byte preamble, file meta header), with pydicom 3 and
+    with the pydicom 2.4 that Slicer 5.8 ships, whose ``save_as`` has other keywords."""
+    import pydicom
+
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        ds.save_as(str(path), enforce_file_format=True)
+    else:   # pydicom 2: the encoding must be on the dataset; write_like_original=False adds the header
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.save_as(str(path), write_like_original=False)
+
+
 def write_dicom_series(volume: Volume, folder, patient_name: str = "CochleaAI^Phantom",
                        series_description: str = "CochleaAI synthetic CT",
                        patient_id: str = "COCHLEAAI", series_number: int = 1,
@@ -311,7 +323,7 @@ def write_dicom_series(volume: Volume, folder, patient_name: str = "CochleaAI^Ph
 
         path = folder / f"slice_{k:04d}.dcm"
         try:
-            ds.save_as(str(path), enforce_file_format=True)
+            _save_dicom_file(ds, path)
         except OSError as exc:
             raise CochleaAIError(f"Cannot write '{path}' ({exc}); check the folder is writable.") from exc
         paths.append(path)

@@ -37,10 +37,10 @@ __all__ = [
     "new_scene", "prepare_scene", "ijk_to_ras_matrix",
     "volume_to_node", "node_to_volume",
     "segmentation_from_masks", "masks_from_segmentation", "segmentation_reference_geometry",
-    "markups_from_points", "points_from_markups",
+    "markups_from_points", "points_from_markups", "named_point_list",
     "table_from_dict", "table_to_dict",
     "model_from_polydata", "polydata_from_model",
-    "add_phantom_to_scene", "save_scene",
+    "add_phantom_to_scene", "save_scene", "put_in_folder",
 ]
 
 _FLIP4 = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -340,7 +340,7 @@ def segmentation_reference_geometry(node) -> Optional[Volume]:
 
 def segmentation_from_masks(scene, segments, reference: Volume, name: str,
                             reference_volume_node=None, node=None,
-                            create_closed_surface: bool = False):
+                            create_closed_surface: bool = False, side: Optional[str] = None):
     """A segmentation node with one named, coloured segment per ``(Segment, mask)``.
 
     Masks (non-zero = inside, shaped like ``reference.array``, overlaps allowed) become the
@@ -348,8 +348,11 @@ def segmentation_from_masks(scene, segments, reference: Volume, name: str,
     from the names ("Scala tympani" -> "Scala_tympani"); each segment keeps its
     ``Segment.value`` in the tag ``CochleaAI.LabelValue``. ``reference_volume_node``, if
     given, becomes the segmentation's reference geometry volume (as in the Segment Editor).
-    ``create_closed_surface`` also builds the 3D surfaces.
+    ``create_closed_surface`` also builds the 3D surfaces. Segments of the cochlea get their
+    standard terminology (:mod:`cochleaai.terminology`; ``side`` "left" or "right", if known).
     """
+    from .terminology import terminology_entry
+
     slicer = _slicer()
     scene = _check_scene(scene)
     if not isinstance(reference, Volume):
@@ -369,6 +372,9 @@ def segmentation_from_masks(scene, segments, reference: Volume, name: str,
         segment.SetColor(*(min(max(float(c), 0.0), 1.0) for c in seg.color))
         segment.SetLabelValue(1)
         segment.SetTag(_LABEL_TAG, str(int(seg.value)))
+        entry = terminology_entry(str(seg.name), side)
+        if entry is not None:
+            segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), entry)
         segment.AddRepresentation(labelmap_name, image)
         seg_id = segment_id_from_name(seg.name, taken)
         taken.append(seg_id)
@@ -496,8 +502,12 @@ def _get_tag(segment, key: str) -> str:
 
 # --------------------------------------------------------------------------- markups
 
-def markups_from_points(scene, markups: Markups, node=None):
-    """A point list (``kind="point"``) or curve node holding ``markups`` (LPS -> RAS), with labels."""
+def markups_from_points(scene, markups: Markups, node=None, show_labels: bool = True):
+    """A point list (``kind="point"``) or curve node holding ``markups`` (LPS -> RAS), with labels.
+
+    ``show_labels=False`` hides the point labels in the views (they stay in the node: a curve
+    of 60 labelled points is unreadable with them shown).
+    """
     import vtk
 
     slicer = _slicer()
@@ -523,6 +533,40 @@ def markups_from_points(scene, markups: Markups, node=None):
         finally:
             node.EndModify(was_modifying)
         _place(scene, node, markups.name, created)
+        if node.GetDisplayNode() is not None:
+            node.GetDisplayNode().SetPointLabelsVisibility(bool(show_labels))
+    return node
+
+
+def named_point_list(scene, names: Sequence[str], name: str, node=None):
+    """A point list to place by clicking: one control point per name in ``names``.
+
+    Names the list lacks are added as points still to be placed, in this order, and the
+    number of points is fixed: each click in a view then places the next of them, so the
+    points are named as they are clicked (placed points keep their place). Returns the node
+    (``node`` when given, else a new one called ``name``).
+    """
+    import vtk
+
+    slicer = _slicer()
+    scene = _check_scene(scene)
+    if node is not None and not node.IsA("vtkMRMLMarkupsFiducialNode"):
+        raise CochleaAIError(f"'{node.GetName()}' is not a point list; choose a point list or none.")
+    with _rollback(scene) as created:
+        if node is None:
+            node = slicer.vtkMRMLMarkupsFiducialNode()
+            _place(scene, node, name, created)
+        labels = [node.GetNthControlPointLabel(i) for i in range(node.GetNumberOfControlPoints())]
+        node.SetFixedNumberOfControlPoints(False)
+        for label in names:
+            if label not in labels:
+                index = node.AddControlPoint(vtk.vtkVector3d(0.0, 0.0, 0.0), str(label))
+                node.UnsetNthControlPointPosition(index)
+        node.SetFixedNumberOfControlPoints(True)
+        unplaced = [i for i in range(node.GetNumberOfControlPoints())
+                    if node.GetNthControlPointPositionStatus(i) == node.PositionUndefined]
+        if unplaced:
+            node.SetControlPointPlacementStartIndex(unplaced[0])
     return node
 
 
@@ -533,10 +577,12 @@ def points_from_markups(node) -> Markups:
         raise CochleaAIError("No markups selected; choose a point list.")
     if not node.IsA("vtkMRMLMarkupsNode"):
         raise CochleaAIError(f"'{node.GetName()}' is a {node.GetClassName()}, not a markups node.")
-    missing = getattr(slicer.vtkMRMLMarkupsNode, "PositionMissing", None)
+    # skipped: points marked missing, and points still to be placed (named_point_list)
+    unplaced = {getattr(slicer.vtkMRMLMarkupsNode, status, None)
+                for status in ("PositionMissing", "PositionUndefined")} - {None}
     points, labels, descriptions = [], [], []
     for i in range(node.GetNumberOfControlPoints()):
-        if missing is not None and node.GetNthControlPointPositionStatus(i) == missing:
+        if node.GetNthControlPointPositionStatus(i) in unplaced:
             continue
         p = [0.0, 0.0, 0.0]
         node.GetNthControlPointPositionWorld(i, p)
@@ -741,6 +787,31 @@ def add_phantom_to_scene(scene, phantom, prefix: str = "Phantom") -> Dict[str, o
         landmarks_node = markups_from_points(scene, landmarks)
         created.extend([landmarks_node, landmarks_node.GetDisplayNode()])
     return {"volume": volume_node, "segmentation": segmentation_node, "landmarks": landmarks_node}
+
+
+def put_in_folder(scene, nodes, folder_name: str, beside=None) -> int:
+    """Group ``nodes`` in a new folder of the Data module's tree, next to ``beside`` (under its
+    study when it came from DICOM, else under the scene); returns the folder's item ID (0
+    when the scene has no subject hierarchy). Nodes that have no item yet (a headless scene)
+    get one in the folder."""
+    slicer = _slicer()
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(_check_scene(scene))
+    if hierarchy is None:
+        return 0
+    parent = hierarchy.GetSceneItemID()
+    item = hierarchy.GetItemByDataNode(beside) if beside is not None else 0
+    if item:
+        parent = hierarchy.GetItemParent(item) or parent
+    folder = hierarchy.CreateFolderItem(parent, hierarchy.GenerateUniqueItemName(str(folder_name)))
+    for node in nodes:
+        if node is None:
+            continue
+        item = hierarchy.GetItemByDataNode(node)
+        if item:
+            hierarchy.SetItemParent(item, folder)
+        else:
+            hierarchy.CreateItem(folder, node)
+    return folder
 
 
 # --------------------------------------------------------------------------- saving

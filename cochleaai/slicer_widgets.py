@@ -1,8 +1,8 @@
 """GUI helpers shared by the four CochleaAI module widgets (usable only inside Slicer).
 
-This is the one ``cochleaai`` file that talks to Qt. ``qt`` and ``slicer`` are imported
-inside the functions that need them, so importing this file elsewhere does not fail,
-but nothing in it works outside the Slicer application.
+With ``slicer_dependencies.py``, this is where ``cochleaai`` talks to Qt. ``qt`` and
+``slicer`` are imported inside the functions that need them, so importing this file
+elsewhere does not fail, but nothing in it works outside the Slicer application.
 
 * :class:`JobRunner` runs a Logic call with a progress bar, a Cancel button, a status
   label and error pop-ups, in one of two ways:
@@ -18,15 +18,20 @@ but nothing in it works outside the Slicer application.
     ``compute`` touches neither MRML nor Qt, and ``finish`` creates the result nodes.
 
   Either way clicking Cancel makes the job's next progress report raise
-  :class:`~cochleaai.progress.Cancelled`, a second job cannot start while one runs, and
-  errors are shown the same way. A background job is also cancelled, and its result
-  dropped, when the scene is closed while it runs.
+  :class:`~cochleaai.progress.Cancelled`, and errors are shown the same way. One job runs
+  at a time in all four modules together (they share one job slot), and a job is also
+  cancelled, its result dropped, when the scene is closed or Slicer quits while it runs.
+* ``runner.guard(slot)`` wraps an action's slot: it runs only when no job is running and
+  the Python packages are there (``dependencies``, a
+  :class:`~cochleaai.slicer_dependencies.DependencyCheck`, offers to install them first).
 * :class:`PhantomPanel` wires the "Generate phantom" controls (seed, field of view,
   button, optional volume selector) to ``logic.generate_phantom`` and shows the result.
 
 A module widget then needs only::
 
-    self.runner = JobRunner(self.ui.progressBar, self.ui.cancelButton, self.ui.statusLabel)
+    self.runner = JobRunner(self.ui.progressBar, self.ui.cancelButton, self.ui.statusLabel,
+                            dependencies=DependencyCheck())
+    self.ui.reduceButton.connect("clicked(bool)", self.runner.guard(self.onReduce))
     self.phantomPanel = PhantomPanel(self.logic, self.runner, self.ui.phantomSeedSpinBox,
                                      self.ui.phantomFieldOfViewComboBox,
                                      self.ui.generatePhantomButton, self.ui.volumeSelector)
@@ -50,11 +55,38 @@ from typing import Any, Callable, List, Optional
 
 from .errors import CochleaAIError
 from .progress import Cancelled
+from .slicer_dependencies import translator
 from .slicer_logic import DEFAULT_SEED, FIELDS_OF_VIEW, MAX_SEED
+
+_ = translator("cochleaai.slicer_widgets")
 
 _STEPS = 1000             # progress bar resolution
 _REFRESH_SECONDS = 0.05   # how often a report (or the background wait loop) lets Qt process events
 _CANCELLED = object()   # the "failure" of a cancelled job (never a message to show)
+
+
+class _JobSlot:
+    """The one CochleaAI job that may run at a time, whichever module's runner started it:
+    jobs share torch's threads, the numba kernel and the scene."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.runner: Optional["JobRunner"] = None
+        self.description = ""
+
+    def take(self, runner: "JobRunner", description: str) -> bool:
+        if not self._lock.acquire(blocking=False):
+            return False
+        self.runner, self.description = runner, description
+        return True
+
+    def release(self) -> None:
+        self.runner, self.description = None, ""
+        self._lock.release()
+
+
+_JOBS = _JobSlot()
+_QUIT_SIGNALS = ("aboutToQuit()", "lastWindowClosed()")
 
 
 class _Worker(threading.Thread):
@@ -86,8 +118,9 @@ class JobRunner:
     restored afterwards), so a job cannot be started twice.
     """
 
-    def __init__(self, progressBar, cancelButton, statusLabel=None, busyWidgets=()):
+    def __init__(self, progressBar, cancelButton, statusLabel=None, busyWidgets=(), dependencies=None):
         self.progressBar = progressBar
+        self.dependencies = dependencies    # has ensure() -> bool and message; None: nothing to check
         self.cancelButton = cancelButton
         self.statusLabel = statusLabel
         self.busyWidgets: List[Any] = list(busyWidgets)
@@ -100,6 +133,7 @@ class JobRunner:
         # Latest (fraction, message) reported by a background worker, shown by the GUI thread.
         self._pendingLock = threading.Lock()
         self._pending = None
+        self._watches: List[Callable[[], None]] = []
         self.progressBar.setRange(0, _STEPS)
         self.progressBar.setValue(0)
         self.cancelButton.enabled = False
@@ -119,7 +153,32 @@ class JobRunner:
             self._cancelReason = reason
             self._cancel.set()
             self.cancelButton.enabled = False
-            self.setStatus("Cancelling...")
+            self.setStatus(_("Cancelling..."))
+
+    def ready(self) -> bool:
+        """Whether an action may start now: no CochleaAI job is running (in any module), and
+        the Python packages are installed (the first time, the dependency check offers to
+        install them). When not, the status line or an error dialog says why."""
+        if _JOBS.runner is not None:
+            self.setStatus(_("{job} is running; wait for it or cancel it.").format(job=_JOBS.description))
+            return False
+        if self.dependencies is None:
+            return True
+        try:
+            ok = self.dependencies.ensure()
+        except Exception as error:      # shown like a failed job
+            self.showFailure(_("Install Python packages"), error)
+            return False
+        if not ok:
+            self.setStatus(self.dependencies.message)
+        return ok
+
+    def guard(self, slot: Callable[..., Any]) -> Callable[..., None]:
+        """``slot`` wrapped to run only when :meth:`ready` (connect the wrapper to the button)."""
+        def guarded(*args):
+            if self.ready():
+                slot(*args)
+        return guarded
 
     def _showProgress(self, fraction: float, message: str) -> None:
         self.progressBar.setValue(int(round(min(max(float(fraction), 0.0), 1.0) * _STEPS)))
@@ -162,9 +221,9 @@ class JobRunner:
         Returns its result, or ``None`` when it was cancelled or failed (the user has
         then been told why) or when another job is already running.
         """
-        if self._running:
-            return None
         savedStates = self._start(description)
+        if savedStates is None:
+            return None
         result, failure, details = None, None, None
         try:
             result = function(*args, progress=self.report, **kwargs)
@@ -190,12 +249,11 @@ class JobRunner:
         or ``None`` when the job was cancelled or failed (the user has then been told
         why) or when another job is already running.
         """
-        if self._running:
-            return None
         import slicer
 
         savedStates = self._start(description)
-        scene, observer = self._observeSceneClose(slicer)
+        if savedStates is None:
+            return None
         worker = _Worker(compute, self._workerReport(self._cancel))
         result, failure, details = None, None, None
         try:
@@ -224,36 +282,55 @@ class JobRunner:
         finally:
             if worker.is_alive():       # left early (an error in the event loop): let it stop
                 self._cancel.set()
-            if observer is not None:
-                scene.RemoveObserver(observer)
             self._stop(savedStates)
         return self._conclude(description, result, failure, details)
 
-    def _observeSceneClose(self, slicer):
-        """Cancel the background job when the scene is closed: its result belongs to the old scene."""
+    def _watch(self):
+        """Cancel the job when the scene is closed (its result belongs to the old scene) or
+        Slicer quits; returns what :meth:`_unwatch` needs to stop watching."""
+        import slicer
+
+        watches = []
         scene = getattr(slicer, "mrmlScene", None)
-        if scene is None or not hasattr(scene, "AddObserver"):
-            return None, None
-        observer = scene.AddObserver(scene.StartCloseEvent, lambda *_unused: self.requestCancel(
-            reason="the scene was closed"))
-        return scene, observer
+        if scene is not None and hasattr(scene, "AddObserver"):
+            tag = scene.AddObserver(scene.StartCloseEvent, lambda *_unused: self.requestCancel(
+                reason="the scene was closed"))
+            watches.append(lambda: scene.RemoveObserver(tag))
+        app = getattr(slicer, "app", None)
+        if app is not None and hasattr(app, "connect"):
+            def quitting(*_unused):
+                self.requestCancel(reason="Slicer is closing")
+            for signal in _QUIT_SIGNALS:
+                app.connect(signal, quitting)
+                watches.append(lambda signal=signal: app.disconnect(signal, quitting))
+        return watches
 
     def _start(self, description: str):
+        """Take the shared job slot and set the widgets up; None when another job runs."""
+        if self._running or not _JOBS.take(self, description):
+            if not self._running:
+                self.setStatus(_("{job} is running; wait for it or cancel it.").format(job=_JOBS.description))
+            return None
         self._running = True
         self._cancel = threading.Event()
         self._cancelReason = ""
         self._lastRefresh = 0.0
         self._pending = None
         savedStates = [(w, bool(w.enabled)) for w in self.busyWidgets]
-        for widget, _ in savedStates:
+        for widget, _enabled in savedStates:
             widget.enabled = False
         self.cancelButton.enabled = True
         self.progressBar.setValue(0)
-        self.setStatus(f"{description}...")
+        self.setStatus(_("{job}...").format(job=description))
+        self._watches = self._watch()
         return savedStates
 
     def _stop(self, savedStates) -> None:
+        for unwatch in self._watches:
+            unwatch()
+        self._watches = []
         self._running = False
+        _JOBS.release()
         self.cancelButton.enabled = False
         for widget, enabled in savedStates:
             widget.enabled = enabled
@@ -267,7 +344,7 @@ class JobRunner:
             return str(error), None
         if isinstance(error, Exception):  # an unexpected bug: log it and show the traceback
             logging.error("%s failed\n%s", description, details)
-            return f"Unexpected error: {error}", details
+            return _("Unexpected error: {error}").format(error=error), details
         return None, None
 
     def showFailure(self, description: str, error: BaseException) -> None:
@@ -287,7 +364,7 @@ class JobRunner:
         if failure is None:
             self._cancelReason = ""
             self.progressBar.setValue(_STEPS)
-            self.setStatus(f"{description}: done.")
+            self.setStatus(_("{job}: done.").format(job=description))
             return result
         self._tell(description, failure, details)
         return None
@@ -296,14 +373,80 @@ class JobRunner:
         reason, self._cancelReason = self._cancelReason, ""
         self.progressBar.setValue(0)
         if failure is _CANCELLED:
-            because = f" because {reason}" if reason else ""
-            self.setStatus(f"{description}: cancelled{because}. The scene was left as it was.")
+            text = (_("{job}: cancelled because {reason}. The scene was left as it was.") if reason else
+                    _("{job}: cancelled. The scene was left as it was."))
+            self.setStatus(text.format(job=description, reason=reason))
             return
-        self.setStatus(f"{description}: failed.")
+        self.setStatus(_("{job}: failed.").format(job=description))
         import slicer
 
         extra = {"detailedText": details} if details else {}
-        slicer.util.errorDisplay(f"{description} failed.\n\n{failure}", windowTitle=description, **extra)
+        slicer.util.errorDisplay(_("{job} failed.").format(job=description) + f"\n\n{failure}",
+                                 windowTitle=description, **extra)
+
+
+class PointPlacer:
+    """A "Place points" button beside a point-list selector and a Slicer place widget.
+
+    Clicking the button asks ``prepare(currentNode)`` for the point list (the Logic creates
+    or completes it with named points still to be placed), selects it, and starts placing:
+    each click in a view places the next named point, so the points are named as clicked.
+    """
+
+    def __init__(self, runner: JobRunner, button, selector, placeWidget, prepare: Callable[[Any], Any]):
+        import slicer
+
+        self.runner, self.selector, self.placeWidget, self.prepare = runner, selector, placeWidget, prepare
+        placeWidget.setMRMLScene(slicer.mrmlScene)
+        button.connect("clicked(bool)", self.onPlace)
+        selector.connect("currentNodeChanged(vtkMRMLNode*)", placeWidget.setCurrentNode)
+        runner.busyWidgets.append(button)
+
+    def onPlace(self, *_unused) -> None:
+        import slicer
+
+        try:
+            node = self.prepare(self.selector.currentNode())
+        except Exception as error:      # e.g. a node of the wrong kind: shown like a failed job
+            self.runner.showFailure(_("Place points"), error)
+            return
+        self.selector.setCurrentNode(node)
+        self.placeWidget.setCurrentNode(node)
+        force = getattr(getattr(slicer, "qSlicerMarkupsPlaceWidget", None), "ForcePlaceMultipleMarkups", None)
+        if force is not None:
+            self.placeWidget.placeMultipleMarkups = force
+        self.placeWidget.setPlaceModeEnabled(True)
+        todo = [node.GetNthControlPointLabel(i) for i in range(node.GetNumberOfControlPoints())
+                if node.GetNthControlPointPositionStatus(i) == node.PositionUndefined]
+        self.runner.setStatus(_("Click in the views, in this order: {names}.").format(names=", ".join(todo))
+                              if todo else _("All points are placed; drag them to move them."))
+
+
+def show_table(table_node) -> None:
+    """Show ``table_node`` in the table view, switching to a layout that has one if needed."""
+    import slicer
+
+    if table_node is None:
+        return
+    layoutManager = slicer.app.layoutManager()
+    if layoutManager is not None and layoutManager.tableWidget(0) is None:
+        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+    applicationLogic = slicer.app.applicationLogic()
+    applicationLogic.GetSelectionNode().SetActiveTableID(table_node.GetID())
+    applicationLogic.PropagateTableSelection()
+
+
+def load_terminology() -> None:
+    """Give Slicer's Terminologies module the codes of the cochlea segments (once per session)."""
+    import slicer
+
+    from .terminology import TERMINOLOGY_FILE
+
+    terminologies = getattr(slicer.modules, "terminologies", None)
+    if terminologies is None or getattr(load_terminology, "done", False):
+        return
+    terminologies.logic().LoadTerminologyFromFile(str(TERMINOLOGY_FILE))
+    load_terminology.done = True
 
 
 class PhantomPanel:
@@ -335,7 +478,7 @@ class PhantomPanel:
             fieldOfViewComboBox.addItem(label, key)
         runner.busyWidgets.extend([generateButton, seedSpinBox, fieldOfViewComboBox])
 
-        generateButton.connect("clicked(bool)", self.onGenerate)
+        generateButton.connect("clicked(bool)", runner.guard(self.onGenerate))
         seedSpinBox.connect("valueChanged(int)", self.save)
         fieldOfViewComboBox.connect("currentIndexChanged(int)", self.save)
         if volumeSelector is not None:
@@ -385,12 +528,13 @@ class PhantomPanel:
         import slicer
 
         seed, fov = self.seed, self.fieldOfView
-        nodes = self.runner.run("Generate phantom", self.logic.generate_phantom,
+        nodes = self.runner.run(_("Generate phantom"), self.logic.generate_phantom,
                                 slicer.mrmlScene, seed=seed, fov=fov)
         if nodes:
             self.showNodes(nodes)
             self.runner.setStatus(
-                f"Phantom (seed {seed}, {fov}) added: volume, segmentation and landmarks.")
+                _("Phantom (seed {seed}, {fov}) added: volume, segmentation and landmarks.").format(
+                    seed=seed, fov=fov))
 
     def showNodes(self, nodes: dict) -> None:
         volume = nodes.get("volume")

@@ -1,6 +1,12 @@
 """CPU threads: the commands' ``--threads`` option, single-threaded blocks, and the limits of
 batch workers: torch, numba, and numpy's BLAS (through threadpoolctl).
 
+torch's thread count is one setting for the whole process, and in Slicer a worker thread
+(a segmentation) and the GUI thread (the VAE sliders) may each run a block at the same
+time. Blocks are therefore counted under a lock: the count the process had before the
+first block began comes back when the last one ends, whatever the order they end in; in
+between, the most recent block still running decides.
+
 The BLAS thread count changes the rounding of some sums, so a batch gives the same numbers
 in this process, in a pool process and on a Dask worker only with the same limits in all.
 """
@@ -8,7 +14,13 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from contextlib import contextmanager
+from typing import Dict, Optional
+
+_lock = threading.Lock()
+_active: Dict[object, int] = {}   # running block -> its thread count, oldest first
+_before: Optional[int] = None     # the count to restore when the last block ends
 
 #: Read by the thread pools when they start: OpenMP (torch), MKL, OpenBLAS, Accelerate, numba.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -16,24 +28,38 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 
 def set_torch_threads(n) -> None:
-    """Use ``n`` torch CPU threads; ``None`` or 0 keeps torch's choice."""
+    """Use ``n`` torch CPU threads from now on; ``None`` or 0 keeps torch's choice.
+
+    Inside a :func:`torch_threads` block, ``n`` is also what comes back after the blocks.
+    """
+    global _before
     if n:
         import torch
 
-        torch.set_num_threads(int(n))
+        with _lock:
+            torch.set_num_threads(int(n))
+            if _active:
+                _before = int(n)
 
 
 @contextmanager
 def torch_threads(n: int):
     """Run a block on ``n`` torch CPU threads, then restore the previous number."""
+    global _before
     import torch
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(int(n))
+    block = object()
+    with _lock:
+        if not _active:
+            _before = torch.get_num_threads()
+        _active[block] = int(n)
+        torch.set_num_threads(int(n))
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        with _lock:
+            del _active[block]
+            torch.set_num_threads(next(reversed(_active.values())) if _active else _before)
 
 
 def thread_environment(n: int) -> dict:

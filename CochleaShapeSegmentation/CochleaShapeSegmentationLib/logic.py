@@ -40,6 +40,9 @@ from cochleaai.slicer_logic import CochleaAIModuleLogic, scene_unchanged_on_fail
 
 #: Share of the progress bar spent in the fit (``compute``); the rest is building the nodes.
 FIT_SHARE = 0.9
+#: The points the panel has the user click, in this order: the pipeline's point roles
+#: (``pipeline.POINT_ROLES``; not imported here, since it needs torch, and a test keeps them equal).
+POINT_NAMES = ("center", "apex", "round window")
 
 
 def _input_volume(volume_node):
@@ -110,6 +113,16 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
         super().__init__()
         #: The last :class:`cochleaai.segmentation.pipeline.CochleaSegmentation` added to a scene.
         self.last_result = None
+
+    @staticmethod
+    def points_node(scene, volume_node=None, node=None):
+        """The point list to click the cochlea's points into: ``node`` completed, or a new list
+        "<volume> cochlea points", with the points of :data:`POINT_NAMES` still to be placed
+        (``cochleaai.mrml.named_point_list``)."""
+        from cochleaai import mrml
+
+        prefix = volume_node.GetName() if volume_node is not None else "Cochlea"
+        return mrml.named_point_list(scene, POINT_NAMES, f"{prefix} cochlea points", node)
 
     def segment(self, volume_node, points_node=None, side: str = "right", settings=None,
                 progress=None, scene=None, prefix: Optional[str] = None) -> Dict[str, object]:

@@ -112,6 +112,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
                 found = find_contacts(volume, result.metal_mask, max_contacts=max_contacts)
                 found.name = f"{volume_node.GetName()} contacts"
                 contacts = mrml.markups_from_points(scene, found)
+            mrml.put_in_folder(scene, [out, contacts], name, beside=volume_node)
             p(1.0, "done")
         return {"volume": out, "contacts": contacts, "messages": list(result.messages),
                 "metal_voxels": int(result.metal_mask.sum())}
@@ -168,6 +169,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
             for node in nodes.values():
                 if node is not None:
                     node.SetAttribute("CochleaAI.SimulationSeed", str(seed))
+            mrml.put_in_folder(scene, nodes.values(), prefix, beside=preop_node)
             p(1.0, "done")
         nodes["summary"] = sim.summary()
         nodes["warnings"] = list(sim.warnings)

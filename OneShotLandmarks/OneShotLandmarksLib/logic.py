@@ -26,6 +26,9 @@ from cochleaai.slicer_logic import CochleaAIModuleLogic, scene_unchanged_on_fail
 
 #: Name of the confidence table node written by :meth:`OneShotLandmarksLogic.detect`.
 TABLE_NAME = "Landmark detection confidence"
+#: The reference landmarks the panel has the user click, in this order (the phantom's
+#: landmarks, which the shipped model was trained with).
+REFERENCE_LANDMARK_NAMES = ("apex", "center", "round_window")
 #: Node attribute holding the detection confidence on each output point list.
 CONFIDENCE_ATTRIBUTE = "CochleaAI.LandmarkConfidence"
 
@@ -68,6 +71,15 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
     def __init__(self):
         super().__init__()
         self.model = None
+
+    @staticmethod
+    def reference_landmarks_node(scene, reference_node=None, node=None):
+        """The point list to click the reference landmarks into: ``node`` completed, or a new
+        list "<reference> landmarks", with :data:`REFERENCE_LANDMARK_NAMES` still to be placed."""
+        from cochleaai import mrml
+
+        prefix = reference_node.GetName() if reference_node is not None else "Reference"
+        return mrml.named_point_list(scene, REFERENCE_LANDMARK_NAMES, f"{prefix} landmarks", node)
 
     # ------------------------------------------------------------------ model
     def load_model(self, path=None):
@@ -165,9 +177,9 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         names = [n.GetName() if n is not None else "(none)" for n in nodes]
         # read each volume only when its turn comes (a long list stays light)
         loaders = [(lambda n=n: _volume(n, "target volume")) for n in nodes]
-        return self._detect_loaded(scene, loaders, names, model, progress, baseline)
+        return self._detect_loaded(scene, loaders, names, model, progress, baseline, beside=nodes[0])
 
-    def _detect_loaded(self, scene, loaders, names, model, progress, baseline) -> Dict:
+    def _detect_loaded(self, scene, loaders, names, model, progress, baseline, beside=None) -> Dict:
         from cochleaai import mrml
         from cochleaai.landmarks.detect import detect_batch
 
@@ -194,6 +206,7 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
                        "Localisation passes": [int(r.get("localisation_passes", 0)) for r in rows],
                        "Seconds": [float(r.get("seconds", 0.0)) for r in rows]}
             table = mrml.table_from_dict(scene, columns, TABLE_NAME)
+            mrml.put_in_folder(scene, points + [table], TABLE_NAME, beside=beside)   # one folder per run
             p(1.0, f"Landmarks placed in {sum(pt is not None for pt in points)} of {len(names)} volume(s)")
         return {"points": points, "table": table, "rows": rows}
 

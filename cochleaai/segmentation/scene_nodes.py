@@ -91,7 +91,9 @@ def add_result_nodes(scene, result, prefix: str, progress=None, source_volume_no
     p(0.0, "Adding the segmentation")
     segments = [(Segment(1, SEGMENT_POSTERIOR, _SEGMENT_COLORS[SEGMENT_POSTERIOR]), result.sroi.array > 0),
                 (Segment(2, SEGMENT_SHAPE, _SEGMENT_COLORS[SEGMENT_SHAPE]), result.ssi.array > 0)]
-    seg = mrml.segmentation_from_masks(scene, segments, result.roi, name("segmentation"))
+    # the input volume is the reference geometry (the Segment Editor edits on its grid)
+    seg = mrml.segmentation_from_masks(scene, segments, result.roi, name("segmentation"),
+                                       reference_volume_node=source_volume_node, side=result.side)
     seg.SetAttribute(QUALITY_ATTRIBUTE, f"{float(result.quality.get('qc_surface_mm', np.nan)):.4f}")
     seg.SetAttribute(SUSPECT_ATTRIBUTE, "yes" if result.quality.get("suspect") else "no")
     seg.SetAttribute(SIDE_ATTRIBUTE, result.side)
@@ -110,7 +112,8 @@ def add_result_nodes(scene, result, prefix: str, progress=None, source_volume_no
     p(0.7, "Adding the centreline, landmarks and measures")
     points, degrees = result.scala_tympani_centerline(CENTERLINE_POINTS)
     nodes["centerline"] = mrml.markups_from_points(
-        scene, io.Markups(points, [f"{d:.0f} deg" for d in degrees], kind="curve", name=name("centerline")))
+        scene, io.Markups(points, [f"{d:.0f} deg" for d in degrees], kind="curve", name=name("centerline")),
+        show_labels=False)
     landmarks = result.landmarks()
     nodes["landmarks"] = mrml.markups_from_points(
         scene, io.Markups(np.stack(list(landmarks.values())), list(landmarks), name=name("landmarks")))
@@ -118,6 +121,7 @@ def add_result_nodes(scene, result, prefix: str, progress=None, source_volume_no
     if source_volume_node is not None:
         for node in nodes.values():
             node.SetAttribute("CochleaAI.SourceVolume", source_volume_node.GetID() or "")
+    mrml.put_in_folder(scene, nodes.values(), name("segmentation"), beside=source_volume_node)
     p(1.0, "Cochlea segmented" + (" (quality flagged: check the result)"
                                   if result.quality.get("suspect") else ""))
     return nodes

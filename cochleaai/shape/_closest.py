@@ -8,10 +8,16 @@ point's polar direction (several directions near the modiolar axis) and the two 
 ranked by a cheap distance estimate; a turn is refined only while it could beat the best
 distance found; the cross-section angle starts at the lowest minima of a scan around the
 ellipse (and, on a cap, along it).
+
+The kernel releases the GIL while it runs (``nogil``), so other Python threads, Slicer's
+GUI among them, keep running during a fit in a worker thread. Calls are serialised by a
+lock: numba's default "workqueue" threading layer must not be entered from two threads at
+once.
 """
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from numba import njit, prange
@@ -197,10 +203,20 @@ def _foot(F, s, x, y, w, orientation):
     return -dist, nx, ny, nz, ct, st, cs, sn
 
 
-@njit(cache=True, parallel=True)
-def closest_points(points, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base, cap_apex,
-                   orientation, max_steps, second_margin, axis_radius, param_table, rot, rot_derivs,
-                   out_sdf, out_normal, out_jac, out_ts):
+_KERNEL_LOCK = threading.Lock()
+
+
+def closest_points(*args) -> None:
+    """:func:`_closest_points` (same arguments, results written into the ``out_*`` arrays),
+    one call at a time in the process."""
+    with _KERNEL_LOCK:
+        _closest_points(*args)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _closest_points(points, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base, cap_apex,
+                    orientation, max_steps, second_margin, axis_radius, param_table, rot, rot_derivs,
+                    out_sdf, out_normal, out_jac, out_ts):
     """Signed distance (positive inside), outward normal and closest (tau, s) of model-frame
     points; when ``param_table`` has rows, also the Jacobian (N, 10) w.r.t. the shape
     parameters: n . dS/dp for a, b, alpha, phi (envelope theorem), then the rotation vector

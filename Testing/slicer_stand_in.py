@@ -1,0 +1,434 @@
+"""A stand-in for the parts of the Slicer application the module scripts touch.
+
+``install()`` puts modules named ``slicer``, ``slicer.util``, ``slicer.ScriptedLoadableModule``,
+``slicer.i18n``, ``qt`` and ``ctk`` into ``sys.modules``. ``slicer.util.loadUI`` reads the
+module's real ``.ui`` file and gives one stand-in widget (see ``qt_stand_ins``) per
+objectName, with the numbers, texts and check states the file sets. Nothing of Qt runs:
+this checks what the Python side of the module does while its panel is built and used.
+
+``block_imports(names)`` makes packages unimportable (an import raises ImportError, and
+the attempt is recorded), to show what a fresh Slicer without them would do.
+
+Run as a script (``python slicer_stand_in.py MODULE...``), it builds each module's panel
+with torch, numba, scikit-image, pynrrd, matplotlib and tqdm unimportable and prints a
+JSON report; ``test_slicer_panels.py`` runs it in a subprocess.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import json
+import sys
+import traceback
+import types
+import unittest
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from qt_stand_ins import BY_CLASS, Widget
+
+ROOT = Path(__file__).resolve().parents[1]
+#: What Slicer's own Python lacks and the extension installs on first use (or never needs).
+OPTIONAL_PACKAGES = ("torch", "numba", "skimage", "nrrd", "matplotlib", "tqdm")
+
+
+class _Unimportable(importlib.abc.MetaPathFinder):
+    def __init__(self, names):
+        self.names = set(names)
+        self.attempts = []
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in self.names:
+            self.attempts.append(fullname)
+            raise ImportError(f"{fullname} is not installed (made unimportable for this check)")
+        return None
+
+
+def block_imports(names=OPTIONAL_PACKAGES) -> _Unimportable:
+    for name in list(sys.modules):
+        if name.split(".")[0] in names:
+            del sys.modules[name]
+    finder = _Unimportable(names)
+    sys.meta_path.insert(0, finder)
+    return finder
+
+
+# ------------------------------------------------------------------ the .ui file
+def _property_value(prop):
+    value = next(iter(prop), None)
+    if value is None:
+        return None
+    if value.tag == "number":
+        return int(value.text)
+    if value.tag == "double":
+        return float(value.text)
+    if value.tag == "bool":
+        return value.text == "true"
+    if value.tag == "string":
+        return value.text or ""
+    return None
+
+
+class _Panel(Widget):
+    """The widget loadUI returns: it holds the named children."""
+
+    def __init__(self, children):
+        super().__init__()
+        self.children = children
+
+
+def load_ui(path):
+    children = {}
+    for element in ET.parse(path).getroot().iter("widget"):
+        values = {p.get("name"): _property_value(p) for p in element.findall("property")}
+        values = {k: v for k, v in values.items() if v is not None and k in (
+            "value", "minimum", "maximum", "text", "checked", "enabled", "toolTip", "decimals",
+            "singleStep", "SlicerParameterName")}
+        widget = BY_CLASS.get(element.get("class"), Widget)()
+        widget.__dict__.update(values)
+        widget.className = element.get("class")
+        children[element.get("name")] = widget
+    return _Panel(children)
+
+
+# ------------------------------------------------------------------ slicer itself
+class Scene:
+    """slicer.mrmlScene for a panel: observers, and the events the modules watch."""
+
+    StartCloseEvent, EndCloseEvent, NodeAddedEvent = 100, 101, 102
+
+    def __init__(self):
+        self.observers = {}
+
+    def AddObserver(self, event, callback, priority=0.0):
+        tag = len(self.observers) + 1
+        self.observers[tag] = (event, callback)
+        return tag
+
+    def RemoveObserver(self, tag):
+        self.observers.pop(tag, None)
+
+    def fire(self, event):
+        for observed, callback in list(self.observers.values()):
+            if observed == event:
+                callback(self, event)
+
+    def GetNumberOfNodes(self):
+        return 0
+
+
+class ParameterNode:
+    def __init__(self):
+        self.values = {}
+
+    def GetParameter(self, name):
+        return self.values.get(name, "")
+
+    def SetParameter(self, name, value):
+        self.values[name] = str(value)
+
+
+class App:
+    """slicer.app: event processing (counted, with a hook for tests), signals, settings."""
+
+    def __init__(self):
+        self.events = 0
+        self.on_events = None
+        self.signals = {}
+        self.testing = False
+
+    def processEvents(self, *flags):
+        self.events += 1
+        if self.on_events is not None:
+            self.on_events()
+
+    def connect(self, signal, slot):
+        self.signals.setdefault(signal, []).append(slot)
+
+    def disconnect(self, signal, slot):
+        if slot in self.signals.get(signal, []):
+            self.signals[signal].remove(slot)
+
+    def emit(self, signal):
+        for slot in list(self.signals.get(signal, [])):
+            slot()
+
+    def testingEnabled(self):
+        return self.testing
+
+    def layoutManager(self):
+        return None
+
+    def applicationLogic(self):
+        selection = types.SimpleNamespace(SetActiveTableID=lambda *_: None,
+                                          SetReferenceActivePlaceNodeID=lambda *_: None)
+        return types.SimpleNamespace(GetSelectionNode=lambda: selection,
+                                     PropagateTableSelection=lambda: None)
+
+
+def _scripted_module_classes(slicer):
+    module = types.ModuleType("slicer.ScriptedLoadableModule")
+
+    class ScriptedLoadableModule:
+        def __init__(self, parent):
+            self.parent = parent
+
+    class ScriptedLoadableModuleWidget:
+        def __init__(self, parent=None):
+            self.parent = parent if parent is not None else types.SimpleNamespace(isEntered=False)
+            self.layout = types.SimpleNamespace(addWidget=lambda w: None, addStretch=lambda *a: None)
+            self.moduleName = type(self).__name__[:-len("Widget")]
+
+        def resourcePath(self, filename):
+            script = Path(sys.modules[type(self).__module__].__file__)
+            return str(script.parent / "Resources" / filename)
+
+        def setup(self):
+            pass
+
+        def cleanup(self):
+            pass
+
+    class ScriptedLoadableModuleLogic:
+        def __init__(self, parent=None):
+            self._parameterNode = ParameterNode()
+
+        def getParameterNode(self):
+            return self._parameterNode
+
+    class ScriptedLoadableModuleTest(unittest.TestCase):
+        def delayDisplay(self, message, msec=0):
+            pass
+
+    module.ScriptedLoadableModule = ScriptedLoadableModule
+    module.ScriptedLoadableModuleWidget = ScriptedLoadableModuleWidget
+    module.ScriptedLoadableModuleLogic = ScriptedLoadableModuleLogic
+    module.ScriptedLoadableModuleTest = ScriptedLoadableModuleTest
+    return module
+
+
+def _node_class(name):
+    if name.startswith("vtkMRML"):
+        return type(name, (), {})
+    raise AttributeError(name)
+
+
+def _parameter_node_wrapper(slicer):
+    """slicer.parameterNodeWrapper: the class it makes records which widgets it connects."""
+    import typing
+
+    module = types.ModuleType("slicer.parameterNodeWrapper")
+    slicer.calls["parameters"] = []
+
+    class WithinRange:
+        def __init__(self, minimum, maximum):
+            self.minimum, self.maximum = minimum, maximum
+
+    def parameterNodeWrapper(cls):
+        hints = typing.get_type_hints(cls, include_extras=True)
+
+        def __init__(self, node):
+            self.parameterNode = node
+
+        def connectGui(self, gui):
+            widgets = {w.SlicerParameterName: w for w in vars(gui).values()
+                       if getattr(w, "SlicerParameterName", None)}
+            missing = set(hints) - set(widgets)
+            if missing:
+                raise RuntimeError(f"no widget for the parameters {sorted(missing)}")
+            slicer.calls["parameters"].append(sorted(widgets))
+            return len(slicer.calls["parameters"])
+
+        cls.__init__, cls.connectGui = __init__, connectGui
+        cls.disconnectGui = lambda self, tag: None
+        cls.allParameters = hints
+        return cls
+
+    module.parameterNodeWrapper, module.WithinRange = parameterNodeWrapper, WithinRange
+    return module
+
+
+class VTKObservationMixin:
+    def __init__(self):
+        self.Observations = []
+
+    def addObserver(self, obj, event, callback, priority=0.0):
+        self.Observations.append((obj, event, obj.AddObserver(event, callback)))
+
+    def removeObservers(self, method=None):
+        for obj, _, tag in self.Observations:
+            obj.RemoveObserver(tag)
+        self.Observations = []
+
+
+def install():
+    """Put the stand-in ``slicer``, ``qt`` and ``ctk`` modules in ``sys.modules``; returns slicer."""
+    slicer = types.ModuleType("slicer")
+    slicer.__path__ = []          # a package, so that ``import slicer.util`` works
+    slicer.app = App()
+    slicer.mrmlScene = Scene()
+    slicer.calls = {"errors": [], "layers": [], "confirm": []}
+
+    util = types.ModuleType("slicer.util")
+    util.loadUI = load_ui
+    util.childWidgetVariables = lambda panel: types.SimpleNamespace(**panel.children)
+    util.VTKObservationMixin = VTKObservationMixin
+    util.errorDisplay = lambda text, **kw: slicer.calls["errors"].append((text, kw))
+    util.setSliceViewerLayers = lambda **kw: slicer.calls["layers"].append(kw)
+    util.mainWindow = lambda: None
+    util.confirmOkCancelDisplay = lambda text, *a, **kw: slicer.calls["confirm"].append(text) or False
+    util.confirmYesNoDisplay = lambda text, *a, **kw: slicer.calls["confirm"].append(text) or False
+    util.infoDisplay = lambda text, **kw: slicer.calls.setdefault("info", []).append(text)
+    slicer.util = util
+
+    i18n = types.ModuleType("slicer.i18n")
+    i18n.tr = lambda text: text
+    i18n.translate = lambda context, text: text
+    slicer.i18n = i18n
+
+    sample_data = types.ModuleType("SampleData")     # Slicer's Sample Data module
+    slicer.calls["samples"] = []
+    sample_data.SampleDataLogic = types.SimpleNamespace(
+        registerCustomSampleDataSource=lambda **kw: slicer.calls["samples"].append(kw))
+    sys.modules["SampleData"] = sample_data
+
+    torch_utils = types.ModuleType("PyTorchUtils")    # the PyTorch extension is installed
+    torch_utils.PyTorchUtilsLogic = lambda: types.SimpleNamespace(installTorch=lambda **kw: None)
+    sys.modules["PyTorchUtils"] = torch_utils
+
+    slicer.parameterNodeWrapper = _parameter_node_wrapper(slicer)
+    # node classes named in annotations (parameter node types): empty stand-ins
+    slicer.__getattr__ = _node_class
+
+    scripted = _scripted_module_classes(slicer)
+    slicer.ScriptedLoadableModule = scripted
+    slicer.modules = types.SimpleNamespace()
+    for name, module in (("slicer", slicer), ("slicer.util", util), ("slicer.i18n", i18n),
+                         ("slicer.parameterNodeWrapper", slicer.parameterNodeWrapper),
+                         ("slicer.ScriptedLoadableModule", scripted),
+                         ("qt", types.ModuleType("qt")), ("ctk", types.ModuleType("ctk"))):
+        sys.modules[name] = module
+    return slicer
+
+
+def import_module_script(name):
+    """Import ``<name>/<name>.py`` as Slicer does (its folder on sys.path)."""
+    folder = str(ROOT / name)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
+
+
+def build_panel(name, slicer):
+    """Module(parent) and Widget(parent).setup(), as Slicer does when the module is opened."""
+    script = import_module_script(name)
+    parent = types.SimpleNamespace(isEntered=True)
+    getattr(script, name)(parent)
+    widget = getattr(script, f"{name}Widget")(parent)
+    widget.setup()
+    widget.enter()
+    slicer.mrmlScene.fire(slicer.mrmlScene.EndCloseEvent)   # the scene is closed once
+    return script, parent, widget
+
+
+#: Distribution names of the blocked packages, as the dependency check knows them.
+_DISTRIBUTIONS = {"torch": "torch", "numba": "numba", "scikit-image": "skimage", "pynrrd": "nrrd",
+                  "matplotlib": "matplotlib", "tqdm": "tqdm"}
+
+
+class DeclineDialogs:
+    """The dependency check's dialogs: the user says no to installing (and is counted)."""
+
+    def __init__(self):
+        self.asked = []
+
+    def testing(self):
+        return False
+
+    def ask_install(self, missing, offer_torch_builds):
+        self.asked.append(sorted(r.name for r in missing))
+        return None
+
+
+def as_if_not_installed(check):
+    """Make ``check`` (a DependencyCheck) see the blocked packages as not installed."""
+    real = check.version_of
+    check.version_of = lambda name: None if name in _DISTRIBUTIONS else real(name)
+    check.dialogs = DeclineDialogs()
+    return check.dialogs
+
+
+#: Buttons that start no computation, so need no optional package: Cancel, and placing points
+#: (tested on real MRML in test_point_placing.py; the stand-in has no MRML).
+NOT_ACTIONS = {"cancelButton", "placePointsButton", "placeLandmarksButton"}
+
+
+def click_every_button(widget):
+    """Click each push button of the panel that starts a computation, and move each slider;
+    returns the names of the buttons clicked."""
+    clicked = []
+    for name, child in sorted(vars(widget.ui).items()):
+        kind = getattr(child, "className", "")
+        if kind == "QPushButton" and name not in NOT_ACTIONS:
+            child.emit("clicked(bool)", False)
+            clicked.append(name)
+        elif kind == "ctkSliderWidget":
+            child.emit("valueChanged(double)", 0.5)
+    return clicked
+
+
+def run_self_test(name):
+    """The module's self-test as Slicer's "Reload and Test" runs it; what became of it."""
+    test = getattr(sys.modules[name], f"{name}Test")()
+    try:
+        test.runTest()
+    except unittest.SkipTest as skipped:
+        return f"skipped: {skipped}"
+    return "ran"
+
+
+def main(names):
+    finder = block_imports()
+    slicer = install()
+    sys.path.insert(0, str(ROOT))
+    report = {}
+    for name in names:
+        entry = {}
+        try:
+            _, parent, widget = build_panel(name, slicer)
+            entry["title"] = parent.title
+            entry["categories"] = parent.categories
+            entry["status"] = getattr(widget.ui.statusLabel, "text", "")
+            entry["built"] = True
+            entry["parameters"] = slicer.calls["parameters"][-1] if slicer.calls["parameters"] else []
+            entry["blocked_imports"] = sorted(set(finder.attempts))
+            finder.attempts.clear()
+            dialogs = as_if_not_installed(widget.runner.dependencies)
+            entry["clicked"] = click_every_button(widget)
+            entry["asked"] = list(dialogs.asked)
+            entry["status_after_clicks"] = widget.ui.statusLabel.text
+            entry["blocked_imports_on_click"] = sorted(set(finder.attempts))
+            entry["self_test"] = run_self_test(name)
+            widget.cleanup()
+        except BaseException:   # reported to the test, which shows it
+            entry["built"] = entry.get("built", False)
+            entry["error"] = traceback.format_exc()
+        entry.setdefault("blocked_imports", sorted(set(finder.attempts)))
+        finder.attempts.clear()
+        report[name] = entry
+    slicer.app.emit("startupCompleted()")           # the modules' sample data are registered
+    samples = slicer.calls["samples"]
+    report["samples"] = [{k: v for k, v in kw.items() if k != "customDownloader"} for kw in samples]
+    for kw in samples:
+        if kw.get("customDownloader"):                   # clicked, with the packages missing
+            kw["customDownloader"](None)
+    report["sample_info"] = slicer.calls.get("info", [])
+    report["blocked_imports_by_samples"] = sorted(set(finder.attempts))
+    report["loaded_optional_packages"] = sorted(
+        n for n in sys.modules if n.split(".")[0] in OPTIONAL_PACKAGES)
+    report["errors_shown"] = [text for text, _ in slicer.calls["errors"]]
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
