@@ -266,7 +266,8 @@ def test_default_intensities_are_textbook_values():
     assert INTENSITIES["temporal_bone"][0] == 600.0
     assert INTENSITIES["cochlear_fluid"][0] == 0.0 and INTENSITIES["bony_partition"][0] == 500.0
     model = CochleaModel()
-    assert model.signed_distance(model.landmarks()["apex"][None])[0] > 0   # apex inside the duct
+    # the apex (cupula, on the modiolar axis) at the duct's apical end
+    assert abs(model.signed_distance(model.landmarks()["apex"][None])[0]) < 0.3
 
 
 def test_fluid_space_labels_do_not_overlap():

@@ -202,7 +202,9 @@ def test_landmarks_are_where_they_belong():
     model = CochleaModel()
     lm = model.landmarks()
     sdf = model.signed_distance(np.stack([lm["apex"], lm["round_window"], lm["center"]]))
-    assert sdf[0] > 0 and sdf[1] > 0        # apex and round window inside the duct ends
+    assert sdf[1] > 0                        # the round window inside the duct's basal end
+    # the apex (the cupula) on the modiolar axis, at the duct's apical end
+    assert np.allclose(model.to_model(lm["apex"])[:2], 0.0, atol=1e-9) and abs(sdf[0]) < 0.3
     assert sdf[2] < 0                        # the modiolar axis is outside the lumen
     assert np.linalg.norm(lm["round_window"] - lm["center"]) > 4.0
 
