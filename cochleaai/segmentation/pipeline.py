@@ -431,7 +431,7 @@ LUMEN_DEPTH_MM = 0.2
 WALL_SHELL_MM = (0.3, 0.9)
 
 
-def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float):
+def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float, reach=None):
     """Posterior label probability of the lumen near a fitted shape, and its appearance.
 
     The scanner blurs the step from the lumen (fluid or air) to the dense bone of the otic
@@ -441,7 +441,8 @@ def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float):
     so nothing assumes HU: fluid- and air-filled labyrinths, CT and cone-beam CT alike. The
     classes are equal-variance Gaussians at the two levels (sd: the robust spread of the
     lumen voxels), which puts the decision at the halfway value; the prior is flat within
-    ``band_mm`` outside the fitted surface and inside it, and zero beyond. The band lets
+    ``band_mm`` outside the fitted surface (where ``reach`` is true, if given) and inside
+    it, and zero beyond. The band lets
     the map follow the image where the model's tube cannot: the spaces between the upper
     turns, which expert labels of clinical CT count as lumen.
     """
@@ -455,7 +456,8 @@ def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float):
     spread = 1.4826 * float(np.median(np.abs(values[deep] - lumen))) + 1e-6 * (abs(wall - lumen) + 1.0)
     # log-odds of lumen against wall for equal-variance Gaussians: linear in the value
     log_odds = (values - 0.5 * (lumen + wall)) * (lumen - wall) / spread ** 2
-    posterior = np.where(S > -band_mm, expit(np.clip(log_odds, -50, 50)), 0.0)
+    allowed = S > -band_mm if reach is None else (S >= 0) | ((S > -band_mm) & reach)
+    posterior = np.where(allowed, expit(np.clip(log_odds, -50, 50)), 0.0)
     return posterior, {"lumen": lumen, "wall": wall, "threshold": 0.5 * (lumen + wall), "sd": spread,
                        "band_mm": band_mm}
 
@@ -606,9 +608,12 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     # --- full-resolution maps
     p(0.82, "label maps on the full grid")
     flat = grid.reshape(-1, 3)
-    S, _ = shape.evaluate(flat, fit.theta)
+    S, _, feet = shape.sf.closest(flat, fit.theta)
     if settings.label_map == "lumen-wall":
-        posterior, final_app = lumen_wall_map(arr.reshape(-1), S, settings.label_band_mm)
+        # beyond the duct's basal end lie the vestibule and the round-window niche, which
+        # are not cochlea: the band does not reach past it
+        posterior, final_app = lumen_wall_map(arr.reshape(-1), S, settings.label_band_mm,
+                                              reach=feet[:, 0] >= 0.0)
         posterior = _connected_to_shape(posterior.reshape(roi.shape), S.reshape(roi.shape) >= 0).reshape(-1)
     else:
         # the mixtures are re-estimated on the fit's subsampled voxels: as good, k**3 times cheaper
