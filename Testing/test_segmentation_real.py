@@ -100,3 +100,21 @@ def test_centre_point_alone_on_an_air_filled_right_ear():
     score = realct.score_segmentation(fit.sroi, labels, s)
     assert score["dice"] >= 0.80
     assert np.linalg.norm(fit.landmarks()["apex"] - s.landmarks["apex"]) <= 1.5
+
+
+def test_air_filled_phantom_is_segmented_like_the_fluid_filled_one():
+    """The drained-labyrinth variant of the phantom (-750 HU lumen): the same cochlea, found
+    as well, from the image's own levels."""
+    from cochleaai.metrics import dice
+    from cochleaai.phantom import make_phantom
+    from cochleaai.segmentation.pipeline import SegmentSettings, segment
+
+    fluid, air = make_phantom(seed=3, fov="roi"), make_phantom(seed=3, fov="roi", labyrinth="air")
+    cochlea = fluid.mask("Cochlea")
+    assert np.array_equal(cochlea, air.mask("Cochlea")) and air.truth["labyrinth"] == "air"
+    assert np.median(air.ct.array[cochlea]) < np.median(fluid.ct.array[cochlea]) - 500
+    for ph in (fluid, air):
+        fit = segment(ph.ct, settings=SegmentSettings(samples=0))
+        truth = ph.ct.copy(cochlea.astype(np.uint8)).resample_like(fit.roi, "nearest").array > 0
+        assert dice(fit.sroi.array > 0, truth) > 0.9
+        assert not fit.quality["suspect"]

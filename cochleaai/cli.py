@@ -20,7 +20,7 @@ def _cmd_phantom(args) -> int:
     from .phantom import make_phantom
 
     with tqdm_progress("phantom", disable=args.quiet) as progress:
-        phantom = make_phantom(seed=args.seed, fov=args.fov, progress=progress)
+        phantom = make_phantom(seed=args.seed, fov=args.fov, progress=progress, labyrinth=args.labyrinth)
         files = phantom.save(args.out)
     if not args.quiet:
         print(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--fov", choices=("roi", "temporal"), default="roi",
                    help="roi: 60x50x50 voxels at 0.2 mm around the cochlea; temporal: a wide field of view")
+    p.add_argument("--labyrinth", choices=("fluid", "air"), default="fluid",
+                   help="fluid-filled (as in patients, default) or air-filled (a drained cadaver specimen)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_phantom)

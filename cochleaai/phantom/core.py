@@ -44,6 +44,11 @@ INTENSITIES: Dict[str, Tuple[float, float]] = {
     "vestibular_fluid": (0.0, 10.0),
     "iac_content": (30.0, 10.0),
 }
+#: The drained (air-filled) labyrinth of cadaver specimens: median HU inside the expert
+#: labels of the three air-filled specimens of Wimmer et al. (2019, Data in Brief 27,
+#: 104782): -719, -741 and -792 HU.
+AIR_FILLED_FLUID: Tuple[float, float] = (-750.0, 40.0)
+LABYRINTHS = ("fluid", "air")
 #: Standard deviation (HU) and feature size (mm) of the smooth texture of the temporal bone.
 BONE_TEXTURE_SD_HU = 60.0
 BONE_TEXTURE_MM = 2.0
@@ -206,7 +211,7 @@ def _place_in_temporal(ear_points_model: np.ndarray, R: np.ndarray, grid: Grid, 
 
 
 def make_phantom(seed: int = 0, fov: str = "roi", progress=None, theta=None, noise_hu=None,
-                 psf_fwhm_mm=None) -> Phantom:
+                 psf_fwhm_mm=None, labyrinth: str = "fluid") -> Phantom:
     """Generate a synthetic temporal-bone CT with ground truth.
 
     ``seed``: non-negative int; the same seed gives the identical phantom.
@@ -216,9 +221,13 @@ def make_phantom(seed: int = 0, fov: str = "roi", progress=None, theta=None, noi
     ``progress``: callable(fraction, message) or :class:`cochleaai.progress.Progress`.
     ``theta``: 4 deformable parameters (the pose is drawn) or all 10 (used as given)
     instead of a draw from the shape prior. ``noise_hu`` / ``psf_fwhm_mm``: override the
-    drawn noise sigma / point-spread FWHM (0 disables them).
+    drawn noise sigma / point-spread FWHM (0 disables them). ``labyrinth``: ``"fluid"``
+    (as in patients) or ``"air"`` (a drained cadaver labyrinth, about -750 HU); everything
+    else is the same phantom.
     """
     seed = _check_seed(seed)
+    if labyrinth not in LABYRINTHS:
+        raise CochleaAIError(f"The labyrinth is 'fluid' or 'air', got {labyrinth!r}.")
     fov = _check_fov(fov)
     theta = _check_theta(theta)
     noise_override = _check_nonnegative(noise_hu, "noise_hu")
@@ -238,7 +247,10 @@ def make_phantom(seed: int = 0, fov: str = "roi", progress=None, theta=None, noi
         ear.model = model
         report(0.05, "Placing the surrounding anatomy")
         sur = build_surroundings(ear, head_axes, r_scene)
-        values = {k: float(v + (r_intensity.uniform(-j, j) if j > 0 else 0.0)) for k, (v, j) in INTENSITIES.items()}
+        levels = dict(INTENSITIES)
+        if labyrinth == "air":
+            levels.update(cochlear_fluid=AIR_FILLED_FLUID, vestibular_fluid=AIR_FILLED_FLUID)
+        values = {k: float(v + (r_intensity.uniform(-j, j) if j > 0 else 0.0)) for k, (v, j) in levels.items()}
         psf, noise = prior.sample_imaging(r_imaging)
         psf = psf if psf_override is None else psf_override
         noise = noise if noise_override is None else noise_override
@@ -259,6 +271,7 @@ def make_phantom(seed: int = 0, fov: str = "roi", progress=None, theta=None, noi
         "version": PHANTOM_VERSION,
         "seed": seed,
         "fov": fov,
+        "labyrinth": labyrinth,
         "coordinate_system": "LPS",
         "shape": as_dict(full_theta),
         "theta": [float(v) for v in full_theta],
