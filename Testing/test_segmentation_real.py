@@ -118,3 +118,16 @@ def test_air_filled_phantom_is_segmented_like_the_fluid_filled_one():
         truth = ph.ct.copy(cochlea.astype(np.uint8)).resample_like(fit.roi, "nearest").array > 0
         assert dice(fit.sroi.array > 0, truth) > 0.9
         assert not fit.quality["suspect"]
+
+
+@requires_real_ct
+def test_no_point_on_a_real_crop_in_any_orientation():
+    from cochleaai import realct
+    from cochleaai.segmentation.pipeline import SegmentSettings, segment
+
+    s = real_specimen("T03")
+    crop = s.ct().crop_mm(s.landmarks["center"] + 1.5 * s.axes[2], (13, 13, 13), spacing=0.2,
+                          direction=np.eye(3), default_value=-1024)
+    fit = segment(crop, None, SegmentSettings(side=s.side, samples=0, any_orientation=True))
+    assert realct.score_segmentation(fit.sroi, s.labels(), s)["dice"] >= 0.8
+    assert "orientation_search" in fit.timings

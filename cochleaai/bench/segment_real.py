@@ -3,7 +3,8 @@
 Any folder in the layout of :mod:`cochleaai.realct` (e.g. the development specimens of
 Wimmer et al. 2019, doi:10.1016/j.dib.2019.104782). For every specimen and every start a
 clinician may give (the expert's centre, apex and round-window points; round window and
-apex; the centre alone), the default segmentation is scored against the cochlear part of
+apex; the centre alone; no point, on a 13 mm crop around the cochlea in any orientation),
+the default segmentation is scored against the cochlear part of
 the expert label: Dice, volume ratio and HD95 (mm) of the label map, Dice of the shape
 model region, errors (mm) of the fitted apex, centre and round window against the expert
 points that the start did not give, the quality-control flag and the seconds per volume.
@@ -28,7 +29,11 @@ from ..progress import Progress
 #: Starts (name, the expert points given) in the order of the table.
 STARTS = (("3 points", ("center", "apex", "round window")),
           ("round window + apex", ("apex", "round window")),
-          ("centre only", ("center",)))
+          ("centre only", ("center",)),
+          ("no point", ()))
+#: The "no point" start segments a crop of this size (mm) around the cochlea (centred
+#: 1.5 mm up the modiolar axis from the expert centre), in any orientation.
+CROP_MM = 13.0
 #: Variants run beside the default on the three-point start: (name, settings changes).
 VARIANTS = (("12 parameters", {"n_params": 12}), ("shape-model label map", {"label_map": "shape-model"}))
 _LANDMARK_KEYS = {"center": "center", "apex": "apex", "round window": "round_window"}
@@ -50,9 +55,15 @@ def _score(specimen, labels, part, points, side=None, **changes) -> dict:
     from .. import realct
     from ..segmentation.pipeline import SegmentSettings, segment
 
+    ct = specimen.ct()
+    if points == ():
+        # no point: a crop where the cochlea dominates, its orientation unknown
+        ct = ct.crop_mm(specimen.landmarks["center"] + 1.5 * specimen.axes[2], [CROP_MM] * 3,
+                        spacing=0.2, direction=np.eye(3), default_value=float(ct.array.min()))
+        changes = dict(changes, any_orientation=True)
     t0 = time.perf_counter()
     given = points if isinstance(points, dict) else specimen.points(points)
-    fit = segment(specimen.ct(), given, SegmentSettings(side=side or specimen.side, **changes))
+    fit = segment(ct, given, SegmentSettings(side=side or specimen.side, **changes))
     seconds = time.perf_counter() - t0
     row = realct.score_segmentation(fit.sroi, labels, specimen, part)
     row["dice_ssi"] = realct.score_segmentation(fit.ssi, labels, specimen, part)["dice"]

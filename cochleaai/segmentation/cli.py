@@ -14,7 +14,8 @@ def _settings(args):
                            outer_iterations=args.iterations, samples=args.samples, seed=args.seed,
                            shape_step=args.shape_step, search_placement=not args.no_placement,
                            search_orientation=not args.no_orientation_search, n_params=args.parameters,
-                           label_map=args.label_map, label_band_mm=args.label_band)
+                           label_map=args.label_map, label_band_mm=args.label_band,
+                           any_orientation=args.any_orientation)
 
 
 def read_points(path) -> dict:
@@ -142,6 +143,9 @@ def _common(p) -> None:
     p.add_argument("--no-orientation-search", action="store_true",
                    help="from a centre point alone, or round window and apex, keep the template's "
                         "orientation instead of searching the one the points leave free")
+    p.add_argument("--any-orientation", action="store_true",
+                   help="without points: the volume is a crop around the cochlea in any orientation "
+                        "(real scans); search the orientation instead of assuming the template's")
     p.add_argument("--parameters", type=int, choices=(10, 12), default=d.n_params,
                    help="10: the thesis's model; 12: with width and height factors of the duct "
                         f"(default {d.n_params})")

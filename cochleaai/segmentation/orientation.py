@@ -98,7 +98,7 @@ def contrast_t(values, S, shell_mm: float = CAPSULE_SHELL_MM) -> float:
 
 
 def search(values, points, theta, rotations: List[np.ndarray], place: Callable,
-           keep: int = REFINE_KEEP) -> list:
+           keep: int = REFINE_KEEP, across_mm=(0.0,)) -> list:
     """The best poses of the shape ``theta`` among ``rotations``, each refined.
 
     ``place(R)`` gives the translation of a rotation (from the user's points); each
@@ -111,29 +111,32 @@ def search(values, points, theta, rotations: List[np.ndarray], place: Callable,
     values = np.asarray(values, float)
 
     def score(R, dz):
-        return contrast_t(values, table(points, R, place(R) + dz * R[:, 2]))
+        return contrast_t(values, table(points, R, place(R) + R @ dz))
 
-    coarse = sorted(((score(R, dz), i, dz) for i, R in enumerate(rotations) for dz in AXIAL_SHIFTS_MM),
+    shifts = [np.array([u, v, w]) for u in across_mm for v in across_mm for w in AXIAL_SHIFTS_MM]
+    coarse = sorted(((score(R, dz), i, k) for i, R in enumerate(rotations) for k, dz in enumerate(shifts)),
                     key=lambda x: -x[0])
     kept = []
-    for s, i, dz in coarse:
-        R = rotations[i]
+    for s, i, k in coarse:
+        R, dz = rotations[i], shifts[k]
         if all(np.linalg.norm(rotation_vector(R.T @ K)) > DISTINCT_RAD for _, K, _ in kept):
             kept.append((s, R, dz))
         if len(kept) == keep:
             break
+    # refined shifts: along the axis, and across it too when the search went across
+    moves = np.eye(3) if len(across_mm) > 1 else np.eye(3)[2:]
     refined = []
     for s, R, dz in kept:
         for step in REFINE_STEPS_RAD:
             # the best of small turns about the image axes and shifts along the axis, kept
             # while it improves
             trials = [(score(_spin(e, d) @ R, dz), _spin(e, d) @ R, dz) for e in np.eye(3) for d in (-step, step)]
-            trials += [(score(R, dz + h), R, dz + h) for h in (-step * 2, step * 2)]
+            trials += [(score(R, dz + h * e), R, dz + h * e) for e in moves for h in (-step * 2, step * 2)]
             top = max(trials, key=lambda x: x[0])
             if top[0] > s:
                 s, R, dz = top
         out = np.asarray(theta, float).copy()
-        out[4:7], out[7:10] = rotation_vector(R), place(R) + dz * R[:, 2]
+        out[4:7], out[7:10] = rotation_vector(R), place(R) + R @ dz
         refined.append((s, out))
     return [t for _, t in sorted(refined, key=lambda x: -x[0])]
 
@@ -147,6 +150,18 @@ def sphere_rotations() -> List[np.ndarray]:
 def from_centre(values, points, theta, centre, model_centre) -> list:
     """Orientation from one point: the modiolar axis over the sphere, the spin about it."""
     return search(values, points, theta, sphere_rotations(), lambda R: centre - R @ model_centre)
+
+
+#: Shifts (mm, along the model's x and y) tried without any point, where only the crop's
+#: centre says where the cochlea is.
+ACROSS_MM = (-1.0, 0.0, 1.0)
+
+
+def from_crop(values, points, theta, centre, model_box_centre) -> list:
+    """Orientation and position without points, on a crop where the cochlea dominates: the
+    centre of the cochlea's bounding box near the crop's centre, in any orientation."""
+    return search(values, points, theta, sphere_rotations(), lambda R: centre - R @ model_box_centre,
+                  across_mm=ACROSS_MM)
 
 
 #: From two points, a rotation is a candidate when it puts the model's points within this

@@ -84,6 +84,8 @@ class SegmentSettings:
     search_start: bool = True         # search over position along the axis, size and profile
     search_orientation: bool = True   # from one point or two: search the orientation the points
                                       # leave free, ranked by the capsule contrast
+    any_orientation: bool = False     # without points: the crop may hold the cochlea in any
+                                      # orientation (real scans); search it instead of the template's
     search_placement: bool = True     # also place the mean shape on a grid over the whole
                                       # translation range (for starts far off; see docs)
     start: Optional[np.ndarray] = None  # start here instead of the initial pose (fit frame);
@@ -298,10 +300,12 @@ def _free_orientation(points) -> bool:
     return set(points) == {"center"} or ({"apex", "round window"} <= set(points) and "center" not in points)
 
 
-def _search_orientation(values, points_grid, points, theta0) -> list:
+def _search_orientation(values, points_grid, points, theta0, roi_centre) -> list:
     """The best few poses of ``theta0``'s shape for the orientation the points leave free."""
     from . import orientation
 
+    if not points:
+        return orientation.from_crop(values, points_grid, theta0, roi_centre, np.asarray(_default_box_centre()))
     ref = CochleaModel(with_pose(theta0, np.zeros(6))).landmarks()     # model frame
     if set(points) == {"center"}:
         return orientation.from_centre(values, points_grid, theta0, points["center"], ref["center"])
@@ -523,7 +527,8 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
         roi_size = POINTS_ROI_MM
     else:
         centre = volume.center
-        roi_size = TEMPLATE_ROI_MM
+        # a cochlea in any orientation needs the room it needs around points
+        roi_size = POINTS_ROI_MM if settings.any_orientation else TEMPLATE_ROI_MM
     values = volume.copy(volume.numeric_array().astype(np.float32))
     roi = values.crop_mm(centre, roi_size, spacing=ROI_SPACING_MM, direction=np.eye(3),
                          default_value=float(np.percentile(values.array, 1)))
@@ -540,11 +545,12 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     values_fit, points_fit_grid = arr[::k, ::k, ::k].reshape(-1), grid[::k, ::k, ::k].reshape(-1, 3)
     timings = {}
     poses = [theta0]
-    if settings.search_orientation and settings.start is None and _free_orientation(points_fit):
+    free = _free_orientation(points_fit) or (not points_fit and settings.any_orientation)
+    if settings.search_orientation and settings.start is None and free:
         t1 = time.perf_counter()
         p(0.015, "orientation search")
         poses = _search_orientation(values_fit[::ORIENTATION_STRIDE], points_fit_grid[::ORIENTATION_STRIDE],
-                                    points_fit, theta0)
+                                    points_fit, theta0, roi.center)
         timings["orientation_search"] = time.perf_counter() - t1
     theta0 = poses[0]
     if settings.start is not None:
