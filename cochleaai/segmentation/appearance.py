@@ -185,8 +185,9 @@ def initial_appearance(values: np.ndarray, cochlea_hu: Sequence[float] = HU_COCH
                            foreground_ceiling=a * HU_COCHLEA_CEILING + b)
 
 
-#: Where the starting levels are read around a starting shape (mm): the lumen deeper than
-#: the first inside it, the wall in the shell between the other two outside it.
+#: Where the lumen and wall levels are read around a shape (mm): the lumen deeper than the
+#: first inside it, the wall in the shell between the other two outside it (the starting
+#: mixtures around the start, the lumen-wall label map around the fit).
 START_LUMEN_DEPTH_MM = 0.2
 START_WALL_SHELL_MM = (0.3, 0.9)
 

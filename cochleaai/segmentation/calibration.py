@@ -26,7 +26,6 @@ from .. import realct
 from ..progress import Progress
 from ..shape import geometry as G
 from ..shape.params import SECTION_NAMES
-from ..volume import Volume
 from .appearance import AppearanceModel, StudentMixture
 from .logistic import FitSettings, fit_logistic_shape
 from .pipeline import POINTS_ROI_MM, _mirror, initial_theta

@@ -40,7 +40,8 @@ from ..shape.measures import summarize
 from ..shape.params import param_names, with_pose
 from ..shape.rotation import rotation_matrix, rotation_vector
 from ..volume import Volume
-from .appearance import AppearanceModel, appearance_around_shape, initial_appearance, intensity_calibration
+from .appearance import (START_LUMEN_DEPTH_MM, START_WALL_SHELL_MM, AppearanceModel, appearance_around_shape,
+                         initial_appearance, intensity_calibration)
 from .logistic import FitSettings, _log_joint, fit_logistic_shape
 from .quality import capsule_contrast, quality_score
 from .shapes import CochleaShape
@@ -429,19 +430,14 @@ def _appearance_of_shape(values: np.ndarray, inside: np.ndarray, calibration, st
     return app
 
 
-#: Where the lumen and wall levels of the lumen-wall map are measured: deeper than this
-#: inside the fitted surface (mm), and in this shell outside it (mm).
-LUMEN_DEPTH_MM = 0.2
-WALL_SHELL_MM = (0.3, 0.9)
-
-
 def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float, reach=None):
     """Posterior label probability of the lumen near a fitted shape, and its appearance.
 
     The scanner blurs the step from the lumen (fluid or air) to the dense bone of the otic
     capsule; the edge of a blurred step lies where the grey value is halfway between the
-    two levels. Both levels are measured on the image around the fitted shape (median
-    deeper than ``LUMEN_DEPTH_MM`` inside it; median in the ``WALL_SHELL_MM`` shell outside),
+    two levels. Both levels are measured on the image around the fitted shape, where the
+    starting mixtures read them around the start (median deeper than
+    ``START_LUMEN_DEPTH_MM`` inside; median of the ``START_WALL_SHELL_MM`` shell outside),
     so nothing assumes HU: fluid- and air-filled labyrinths, CT and cone-beam CT alike. The
     classes are equal-variance Gaussians at the two levels (sd: the robust spread of the
     lumen voxels), which puts the decision at the halfway value; the prior is flat within
@@ -451,7 +447,8 @@ def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float, reach=None
     turns, which expert labels of clinical CT count as lumen.
     """
     values = np.asarray(values, float)
-    deep, shell = S > LUMEN_DEPTH_MM, (S < -WALL_SHELL_MM[0]) & (S > -WALL_SHELL_MM[1])
+    deep = S > START_LUMEN_DEPTH_MM
+    shell = (S < -START_WALL_SHELL_MM[0]) & (S > -START_WALL_SHELL_MM[1])
     if not deep.any():
         deep = S >= 0
     if not deep.any() or not shell.any():
