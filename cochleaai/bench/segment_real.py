@@ -36,7 +36,6 @@ STARTS = (("3 points", ("center", "apex", "round window")),
 CROP_MM = 13.0
 #: Variants run beside the default on the three-point start: (name, settings changes).
 VARIANTS = (("12 parameters", {"n_params": 12}), ("shape-model label map", {"label_map": "shape-model"}))
-_LANDMARK_KEYS = {"center": "center", "apex": "apex", "round window": "round_window"}
 #: Starts that should fail, for the quality control: name -> (points, side) of a specimen.
 FAILING = ("wrong side", "points 3 mm off", "centre on the vestibule")
 FAILED_DICE = 0.75
@@ -53,7 +52,7 @@ def _failing_start(specimen, name, rng):
 
 def _score(specimen, labels, part, points, side=None, **changes) -> dict:
     from .. import realct
-    from ..segmentation.pipeline import SegmentSettings, segment
+    from ..segmentation.pipeline import LANDMARK_OF_ROLE, SegmentSettings, segment
 
     ct = specimen.ct()
     if points == ():
@@ -68,7 +67,7 @@ def _score(specimen, labels, part, points, side=None, **changes) -> dict:
     row = realct.score_segmentation(fit.sroi, labels, specimen, part)
     row["dice_ssi"] = realct.score_segmentation(fit.ssi, labels, specimen, part)["dice"]
     fitted = fit.landmarks()
-    for role, key in _LANDMARK_KEYS.items():
+    for role, key in LANDMARK_OF_ROLE.items():
         if role not in points:
             row[f"{role.replace(' ', '_')}_error_mm"] = float(np.linalg.norm(fitted[key] - specimen.landmarks[role]))
     row.update(seconds=seconds, suspect=bool(fit.quality["suspect"]),

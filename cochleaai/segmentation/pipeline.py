@@ -56,6 +56,8 @@ ROI_SPACING_MM = 0.2
 SIDES = ("right", "left")
 LABEL_MAPS = ("lumen-wall", "shape-model")
 POINT_ROLES = ("center", "apex", "round window")
+#: The model landmark (CochleaModel.landmarks) each point role stands for.
+LANDMARK_OF_ROLE = {"center": "center", "apex": "apex", "round window": "round_window"}
 #: A mirror of the left-right (LPS x) axis turns a left cochlea into a right one.
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
 _MAX_VOXELS = 60_000_000          # about 0.5 GB of float64 for one copy of the input
@@ -262,9 +264,8 @@ def initial_theta(points: Optional[Dict[str, np.ndarray]], centre) -> np.ndarray
         return theta
     ref = CochleaModel(default_params()).landmarks()        # model frame (zero pose)
     roles = [r for r in POINT_ROLES if r in points]
-    key = {"center": "center", "apex": "apex", "round window": "round_window"}
     if len(roles) == 3:
-        R, t = _kabsch(np.stack([ref[key[r]] for r in roles]), np.stack([points[r] for r in roles]))
+        R, t = _kabsch(np.stack([ref[LANDMARK_OF_ROLE[r]] for r in roles]), np.stack([points[r] for r in roles]))
     elif "apex" in points and "round window" in points:
         # the spin about the apex-round window line is taken from the template orientation
         u = ref["apex"] - ref["round_window"]
@@ -286,13 +287,10 @@ SCREENING_ROUNDS = 3
 ORIENTATION_STRIDE = 8
 
 
-_LANDMARK_OF = {"center": "center", "apex": "apex", "round window": "round_window"}
-
-
-def _bounded(settings: SegmentSettings, theta) -> CochleaShape:
-    """The cochlea shape with the pose bounded around ``theta``'s."""
-    return CochleaShape(n_params=settings.n_params).around(theta, settings.rotation_range,
-                                                           settings.translation_range)
+def _bounded(settings: SegmentSettings, base: CochleaShape, theta) -> CochleaShape:
+    """``base`` with the pose bounded around ``theta``'s (sharing its shape function, so
+    the tables of the shapes already seen are reused)."""
+    return base.around(theta, settings.rotation_range, settings.translation_range)
 
 
 def _free_orientation(points) -> bool:
@@ -312,7 +310,7 @@ def _search_orientation(values, points_grid, points, theta0, roi_centre) -> list
         return orientation.from_centre(values, points_grid, theta0, points["center"], ref["center"])
     roles = ("round window", "apex")
     return orientation.from_points(values, points_grid, theta0,
-                                   np.stack([ref[_LANDMARK_OF[r]] for r in roles]),
+                                   np.stack([ref[LANDMARK_OF_ROLE[r]] for r in roles]),
                                    np.stack([points[r] for r in roles]))
 
 
@@ -541,6 +539,7 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     k = settings.fit_subsample
     values_fit, points_fit_grid = arr[::k, ::k, ::k].reshape(-1), grid[::k, ::k, ::k].reshape(-1, 3)
     timings = {}
+    base = CochleaShape(n_params=settings.n_params)      # one shape function (and table cache) per call
     poses = [theta0]
     free = _free_orientation(points_fit) or (not points_fit and settings.any_orientation)
     if settings.search_orientation and settings.start is None and free:
@@ -551,7 +550,7 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
         timings["orientation_search"] = time.perf_counter() - t1
     theta0 = poses[0]
     if settings.start is not None:
-        bounded = _bounded(settings, theta0)
+        bounded = _bounded(settings, base, theta0)
         poses = [np.clip(np.asarray(settings.start, float), bounded.lower, bounded.upper)]
 
     # --- EM fit
@@ -565,7 +564,7 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     placed, source = None, poses[0]
     if settings.search_start and settings.search_placement and len(poses) == 1:
         placed, placed_contrast, own_contrast = _best_placement(
-            values_fit, points_fit_grid, _bounded(settings, poses[0]), poses[0])
+            values_fit, points_fit_grid, _bounded(settings, base, poses[0]), poses[0])
         if placed_contrast > own_contrast:
             source = placed
     if settings.appearance is not None:
@@ -573,12 +572,12 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     else:
         # the starting mixtures come from the image around the start that looks most like a
         # cochlea in its capsule (the start, or its best placement): no HU anchors
-        S0, _ = CochleaShape(n_params=settings.n_params).evaluate(points_fit_grid, source)
+        S0, _ = base.evaluate(points_fit_grid, source)
         appearance = appearance_around_shape(values_fit, S0)
     # every pose brings its own pose bounds, and its refined starts
     candidates = []
     for pose in poses:
-        bounded = _bounded(settings, pose)
+        bounded = _bounded(settings, base, pose)
         starts = [pose]
         if settings.search_start:
             starts = _search_starts(values_fit, points_fit_grid, bounded, pose, appearance, stages[-1],
