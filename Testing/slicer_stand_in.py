@@ -10,7 +10,7 @@ this checks what the Python side of the module does while its panel is built and
 the attempt is recorded), to show what a fresh Slicer without them would do.
 
 Run as a script (``python slicer_stand_in.py MODULE...``), it builds each module's panel
-with torch, numba, scikit-image, pynrrd, matplotlib and tqdm unimportable and prints a
+with torch, numba, scikit-image, pynrrd, slicerio, matplotlib and tqdm unimportable and prints a
 JSON report; ``test_slicer_panels.py`` runs it in a subprocess.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from qt_stand_ins import BY_CLASS, Widget
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What Slicer's own Python lacks and the extension installs on first use (or never needs).
-OPTIONAL_PACKAGES = ("torch", "numba", "skimage", "nrrd", "matplotlib", "tqdm")
+OPTIONAL_PACKAGES = ("torch", "numba", "skimage", "nrrd", "slicerio", "matplotlib", "tqdm")
 
 
 class _Unimportable(importlib.abc.MetaPathFinder):
@@ -333,7 +333,7 @@ def build_panel(name, slicer):
 
 #: Distribution names of the blocked packages, as the dependency check knows them.
 _DISTRIBUTIONS = {"torch": "torch", "numba": "numba", "scikit-image": "skimage", "pynrrd": "nrrd",
-                  "matplotlib": "matplotlib", "tqdm": "tqdm"}
+                  "slicerio": "slicerio", "matplotlib": "matplotlib", "tqdm": "tqdm"}
 
 
 class DeclineDialogs:

@@ -23,7 +23,7 @@ TORCH, NUMBA, SKIMAGE = Requirement("torch", "2.1"), Requirement("numba", "0.58"
 def test_the_shipped_list_names_what_slicer_lacks_with_the_pyproject_minimums():
     shipped = {r.name: r.minimum for r in read_requirements()}
     assert REQUIREMENTS_FILE.is_relative_to(ROOT / "Resources")
-    assert set(shipped) == {"torch", "numba", "scikit-image", "pynrrd"}
+    assert set(shipped) == {"torch", "numba", "scikit-image", "pynrrd", "slicerio"}
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     for name, minimum in shipped.items():
         assert re.search(rf'"{re.escape(name)}>={re.escape(minimum)}"', text), (

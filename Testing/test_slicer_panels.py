@@ -1,5 +1,5 @@
-"""Every module panel builds in a fresh Slicer, where torch, numba, scikit-image and pynrrd
-are not installed yet: the module script is imported and its widget's setup() runs against
+"""Every module panel builds in a fresh Slicer, where torch, numba, scikit-image, pynrrd and
+slicerio are not installed yet: the module script is imported and its widget's setup() runs against
 the stand-in ``slicer``/``qt``/``ctk`` of ``slicer_stand_in.py``, in a subprocess whose
 imports of those packages fail (this test process keeps them). Then every button of the
 panel is clicked while the dependency check sees them as missing and the user declines to

@@ -5,12 +5,12 @@ Nothing here imports Slicer. Every reader returns core types in **LPS** millimet
 * :func:`read_volume` / :func:`write_volume`: scalar 3D images through SimpleITK.
 * :func:`read_dicom_series` / :func:`write_dicom_series`: a CT series (one file per slice).
 * :func:`read_seg_nrrd` / :func:`write_seg_nrrd`: Slicer's ``.seg.nrrd`` segmentation file,
-  segments possibly overlapping (stored as several *layers* of a 4D NRRD).
+  segments possibly overlapping (stored as several *layers* of a 4D NRRD), through slicerio.
 * :func:`read_markups` / :func:`write_markups_json`: Slicer markups (``.mrk.json``, legacy
   ``.fcsv``) as a :class:`Markups` point list.
 
 Array order: ``Volume.array`` is ``(z, y, x)``; NRRD files list their axes ``x, y, z``
-(pynrrd's default ``index_order="F"`` keeps that order), so arrays are transposed on the way
+(pynrrd's default ``index_order="F"``, which slicerio uses, keeps that order), so arrays are transposed on the way
 in and out. Errors the user can cause raise :class:`CochleaAIError`; inputs are never modified.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ UI, the job runner with progress and Cancel, the phantom panel, scene observers)
 once. Imported only by the module scripts inside Slicer: it needs Slicer's Qt.
 
 Building a panel imports nothing beyond numpy, vtk and Slicer itself: torch, numba,
-scikit-image and pynrrd may not be installed yet. Every action is connected through
+scikit-image, pynrrd and slicerio may not be installed yet. Every action is connected through
 ``self.runner.guard(slot)``, which runs the dependency check first (it offers to install
 what is missing), so models and the heavy packages load on first use.
 """

@@ -47,7 +47,7 @@ def write_result(result, out) -> dict:
     io.write_seg_nrrd(files["labels"],
                       [(Segment(1, "Cochlea", (0.89, 0.35, 0.30)), result.sroi.array > 0),
                        (Segment(2, "Cochlea shape model", (0.3, 0.6, 0.95)), result.ssi.array > 0)],
-                      result.roi)
+                      result.roi, side=result.side)
     io.write_volume(result.probability, files["probability"])
     io.write_volume(result.uncertainty, files["uncertainty"])
     files["shape"].write_text(json.dumps(result.summary(), indent=2))
