@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import nrrd
 import numpy as np
@@ -15,7 +16,10 @@ from cochleaai.io import (MARKUPS_SCHEMA, Markups, pack_segments_into_layers, re
                           read_markups, read_seg_nrrd, read_volume, segment_id_from_name,
                           write_dicom_series, write_markups_json, write_seg_nrrd, write_volume)
 from cochleaai.segments import COCHLEA, SCALA_TYMPANI, SCALA_VESTIBULI, Segment
+from cochleaai.terminology import terminology_entry
 from cochleaai.volume import Volume
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def rotation(axis, degrees) -> np.ndarray:
@@ -273,6 +277,122 @@ def test_plain_labelmap_nrrd_reads_as_segments(tmp_path, ct):
     assert [(s.value, s.name) for s, _ in segments] == [(4, "Segment_4"), (7, "Segment_7")]
     assert segments[0][1].sum() == 8 and segments[1][1].sum() == 1
     assert_same_geometry(reference, ct, 1e-12)
+
+
+def _box(shape, z, y, x) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[z, y, x] = True
+    return mask
+
+
+def test_seg_nrrd_known_header_and_round_trip(tmp_path):
+    """A grid whose steps are axis permutations, so every header number is known by hand."""
+    import slicerio
+
+    # columns: the i, j, k unit steps in LPS (i -> -S, j -> +L, k -> -P)
+    direction = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, -1.0], [-1.0, 0.0, 0.0]])
+    grid = Volume(np.zeros((3, 4, 5), np.int16), spacing=(0.5, 0.25, 2.0), origin=(1.0, 2.0, 3.0),
+                  direction=direction)
+    shape = grid.shape
+    otic = Segment(9, "Otic capsule", (0.1, 0.2, 0.3))
+    segments = [(COCHLEA, _box(shape, slice(0, 2), slice(0, 2), slice(0, 3))),
+                (SCALA_TYMPANI, _box(shape, 1, 1, slice(1, 3))),         # inside the cochlea
+                (otic, _box(shape, 2, 3, 4)),                            # apart from everything
+                (SCALA_VESTIBULI, _box(shape, 0, 0, 0))]                 # in the cochlea, not the tympani
+    path = write_seg_nrrd(tmp_path / "known.seg.nrrd", segments, grid, side="left")
+
+    data, header = nrrd.read(str(path))
+    assert header["sizes"].tolist() == [2, 5, 4, 3] and header["type"] == "uint8"
+    assert header["kinds"] == ["list", "domain", "domain", "domain"]
+    assert header["space"] == "left-posterior-superior"
+    np.testing.assert_array_equal(header["space directions"][1:],
+                                  [[0.0, 0.0, -0.5], [0.25, 0.0, 0.0], [0.0, -2.0, 0.0]])
+    np.testing.assert_array_equal(header["space origin"], [1.0, 2.0, 3.0])
+    assert header["Segmentation_ConversionParameters"] == (
+        "Reference image geometry|0;-0.25;0;-1.0;0;0;2.0;-2.0;-0.5;0;0;3.0;0;0;0;1.0;0;4;0;3;0;2;"
+        "|Geometry (IJK-to-RAS matrix and extent) of the labelmaps made by conversion.&")
+    assert header["Segmentation_ContainedRepresentationNames"] == "Binary labelmap|Closed surface|"
+    expected = [("Cochlea", "Cochlea", "1", "0", "0 2 0 1 0 1"),
+                ("Scala_tympani", "Scala tympani", "2", "1", "1 2 1 1 1 1"),
+                ("Otic_capsule", "Otic capsule", "9", "0", "4 4 3 3 2 2"),
+                ("Scala_vestibuli", "Scala vestibuli", "3", "1", "0 0 0 0 0 0")]
+    for n, (seg_id, name, value, layer, extent) in enumerate(expected):
+        fields = [header[f"Segment{n}_{k}"] for k in ("ID", "Name", "LabelValue", "Layer", "Extent")]
+        assert fields == [seg_id, name, value, layer, extent]
+    assert header["Segment2_Color"] == "0.1 0.2 0.3"
+    assert data[0, 4, 3, 2] == 9 and data[1, 0, 0, 0] == 3 and data[0, 0, 0, 0] == 1
+    assert header["Segment0_Tags"] == ("CochleaAI.LabelValue:1|Segmentation.Status:completed|TerminologyEntry:"
+                                       + terminology_entry("Cochlea", "left") + "|")
+    assert header["Segment2_Tags"] == "CochleaAI.LabelValue:9|Segmentation.Status:completed|"
+
+    # slicerio sees the standard codes (the side as the cochlea's type modifier)
+    codes = [s.get("terminology") for s in slicerio.read_segmentation(str(path), skip_voxels=True)["segments"]]
+    assert codes[0]["type"] == ["SCT", "80169004", "Cochlear structure"]
+    assert codes[0]["typeModifier"] == ["SCT", "7771000", "Left"]
+    assert codes[1]["type"] == ["CochleaAI", "scala-tympani", "Scala tympani"] and "typeModifier" not in codes[1]
+    assert codes[2] is None and codes[3]["type"] == ["SCT", "4394008", "Scala vestibuli structure"]
+
+    reference, back = read_seg_nrrd(path)
+    assert reference.shape == (3, 4, 5)
+    np.testing.assert_array_equal(reference.spacing, [0.5, 0.25, 2.0])
+    np.testing.assert_array_equal(reference.origin, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(reference.direction, direction)
+    assert [s for s, _ in back] == [COCHLEA, SCALA_TYMPANI, otic, SCALA_VESTIBULI]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(back, segments))
+
+
+def test_seg_nrrd_of_the_hand_written_writer_still_reads_the_same(tmp_path):
+    """``data/hand_written_writer.seg.nrrd`` was written by the NRRD writer io had before slicerio,
+    from the segments below; reading it, and writing them again, give the same answers."""
+    fixture = ROOT / "Testing" / "data" / "hand_written_writer.seg.nrrd"
+    grid = Volume(np.zeros((4, 5, 6), np.int16), spacing=(0.31, 0.47, 0.83), origin=(12.5, -40.25, 7.125),
+                  direction=OBLIQUE)
+    shape = grid.shape
+    window = Segment(7, "Round window: niche\n(left)", (1.2, -0.1, 0.5))
+    segments = [(COCHLEA, _box(shape, slice(0, 3), slice(1, 4), slice(1, 5))),
+                (SCALA_TYMPANI, _box(shape, slice(1, 2), slice(2, 3), slice(2, 4))),
+                (window, _box(shape, 3, 4, 5)),
+                (Segment(3, "Nothing", (0.0, 0.0, 1.0)), np.zeros(shape, bool))]
+
+    reference, back = read_seg_nrrd(fixture)
+    assert_same_geometry(reference, grid, 1e-12)
+    assert [s for s, _ in back] == [COCHLEA, SCALA_TYMPANI,                    # name cleaned, colour clamped
+                                    Segment(7, "Round window: niche (left)", (1.0, 0.0, 0.5)),
+                                    Segment(3, "Nothing", (0.0, 0.0, 1.0))]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(back, segments))
+
+    old_data, old = nrrd.read(str(fixture))
+    new_data, new = nrrd.read(str(write_seg_nrrd(tmp_path / "again.seg.nrrd", segments, grid)))
+    assert np.array_equal(new_data, old_data) and new_data.dtype == old_data.dtype
+    np.testing.assert_array_equal(new["space directions"], old["space directions"])
+    np.testing.assert_array_equal(new["space origin"], old["space origin"])
+    assert set(new) == set(old)
+    for key in set(old) - {"space directions", "space origin", "sizes"}:
+        if key.endswith("_Color"):                    # "0" was written "0.0": the same numbers
+            assert [float(v) for v in new[key].split()] == [float(v) for v in old[key].split()]
+        elif key in ("Segment0_Tags", "Segment1_Tags"):                   # now with their terminology
+            assert new[key].startswith(old[key]) and "|TerminologyEntry:" in new[key]
+        else:
+            assert new[key] == old[key], key
+
+
+def test_seg_nrrd_damaged_or_inconsistent_files_are_refused_clearly(tmp_path, ct, overlapping):
+    path = write_seg_nrrd(tmp_path / "ear.seg.nrrd", overlapping, ct)
+    whole = path.read_bytes()
+    (tmp_path / "cut.seg.nrrd").write_bytes(whole[:len(whole) - 40])        # gzip data cut short
+    with pytest.raises(CochleaAIError, match="'cut.seg.nrrd'.*damaged"):
+        read_seg_nrrd(tmp_path / "cut.seg.nrrd")
+    with pytest.raises(CochleaAIError, match="folder"):
+        read_seg_nrrd(tmp_path)
+    data, header = nrrd.read(str(path))
+    header["Segment1_Layer"] = "5"
+    nrrd.write(str(tmp_path / "layer.seg.nrrd"), data, header)
+    with pytest.raises(CochleaAIError, match="layer 5.*has 2; the file is inconsistent"):
+        read_seg_nrrd(tmp_path / "layer.seg.nrrd")
+    header["Segment1_Layer"], header["space"] = "1", "left-anterior-superior"
+    nrrd.write(str(tmp_path / "las.seg.nrrd"), data, header)
+    with pytest.raises(CochleaAIError, match="'las.seg.nrrd'.*space"):
+        read_seg_nrrd(tmp_path / "las.seg.nrrd")
 
 
 def test_seg_nrrd_errors(tmp_path, ct, overlapping):

@@ -14,6 +14,7 @@ import pytest
 from cochleaai import io
 from cochleaai.errors import CochleaAIError
 from cochleaai.segments import COCHLEA, SCALA_TYMPANI, SCALA_VESTIBULI
+from cochleaai.terminology import terminology_entry
 from cochleaai.volume import Volume
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (MRML without Qt) is not installed")
@@ -242,6 +243,11 @@ def test_slicer_reads_io_seg_nrrd_and_io_reads_slicer_seg_nrrd(scene, tmp_path, 
              for i in range(segmentation.GetNumberOfSegments())]
     assert names == [s.name for s, _ in overlapping]
     assert list(internal_counts(node).values()) == [int(m.sum()) for _, m in overlapping]
+    # Slicer found the reference geometry (it drops an unterminated last conversion parameter)
+    assert mrml.segmentation_reference_geometry(node).same_geometry(ct, 1e-9)
+    tag = slicer.vtkSegment.GetTerminologyEntryTagName()
+    assert mrml._get_tag(segmentation.GetSegment("Cochlea"), tag) == terminology_entry("Cochlea")
+    assert mrml._get_tag(segmentation.GetSegment("Scala_vestibuli"), tag) == terminology_entry("Scala vestibuli")
     loaded = mrml.masks_from_segmentation(node, reference=ct)
     assert [s for s, _ in loaded] == [s for s, _ in overlapping]
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(loaded, overlapping))
@@ -431,8 +437,6 @@ def test_save_scene_writes_files_io_and_slicer_can_read(scene, tmp_path, ct, ove
 
 # ------------------------------------------------------------------ results that fit Slicer
 def test_cochlea_segments_carry_standard_terminology(scene):
-    from cochleaai.terminology import terminology_entry
-
     volume = Volume(np.zeros((6, 6, 6), np.int16), (0.5, 0.5, 0.5))
     mask = np.zeros(volume.shape, bool)
     mask[2:4, 2:4, 2:4] = True
