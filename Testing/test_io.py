@@ -321,15 +321,17 @@ def test_seg_nrrd_known_header_and_round_trip(tmp_path):
         assert fields == [seg_id, name, value, layer, extent]
     assert header["Segment2_Color"] == "0.1 0.2 0.3"
     assert data[0, 4, 3, 2] == 9 and data[1, 0, 0, 0] == 3 and data[0, 0, 0, 0] == 1
-    assert header["Segment0_Tags"] == ("CochleaAI.LabelValue:1|Segmentation.Status:completed|TerminologyEntry:"
-                                       + terminology_entry("Cochlea", "left") + "|")
+    assert header["Segment0_Tags"] == ("CochleaAI.LabelValue:1|Segmentation.Status:completed|"
+                                       f"TerminologyEntry:{terminology_entry('Cochlea', 'left')}|")
     assert header["Segment2_Tags"] == "CochleaAI.LabelValue:9|Segmentation.Status:completed|"
 
     # slicerio sees the standard codes (the side as the cochlea's type modifier)
-    codes = [s.get("terminology") for s in slicerio.read_segmentation(str(path), skip_voxels=True)["segments"]]
+    records = slicerio.read_segmentation(str(path), skip_voxels=True)["segments"]
+    codes = [s.get("terminology") for s in records]
     assert codes[0]["type"] == ["SCT", "80169004", "Cochlear structure"]
     assert codes[0]["typeModifier"] == ["SCT", "7771000", "Left"]
-    assert codes[1]["type"] == ["CochleaAI", "scala-tympani", "Scala tympani"] and "typeModifier" not in codes[1]
+    assert codes[1]["type"] == ["CochleaAI", "scala-tympani", "Scala tympani"]
+    assert "typeModifier" not in codes[1]
     assert codes[2] is None and codes[3]["type"] == ["SCT", "4394008", "Scala vestibuli structure"]
 
     reference, back = read_seg_nrrd(path)
@@ -339,6 +341,12 @@ def test_seg_nrrd_known_header_and_round_trip(tmp_path):
     np.testing.assert_array_equal(reference.direction, direction)
     assert [s for s, _ in back] == [COCHLEA, SCALA_TYMPANI, otic, SCALA_VESTIBULI]
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(back, segments))
+
+    detached = write_seg_nrrd(tmp_path / "known.seg.nhdr", segments, grid, compress=False)
+    assert (tmp_path / "known.seg.raw").stat().st_size == 2 * 5 * 4 * 3      # uint8 layers, no gzip
+    _, again = read_seg_nrrd(detached)
+    assert [s for s, _ in again] == [s for s, _ in back]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(again, segments))
 
 
 def test_seg_nrrd_of_the_hand_written_writer_still_reads_the_same(tmp_path):

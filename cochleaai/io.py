@@ -10,8 +10,9 @@ Nothing here imports Slicer. Every reader returns core types in **LPS** millimet
   ``.fcsv``) as a :class:`Markups` point list.
 
 Array order: ``Volume.array`` is ``(z, y, x)``; NRRD files list their axes ``x, y, z``
-(pynrrd's default ``index_order="F"``, which slicerio uses, keeps that order), so arrays are transposed on the way
-in and out. Errors the user can cause raise :class:`CochleaAIError`; inputs are never modified.
+(pynrrd's default ``index_order="F"``, which slicerio uses, keeps that order), so arrays are
+transposed on the way in and out. Errors the user can cause raise :class:`CochleaAIError`;
+inputs are never modified.
 """
 from __future__ import annotations
 
