@@ -54,7 +54,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **optio
 
     from ..landmarks.detect import detect_landmarks
     from ..landmarks.localise import StructureNotFound
-    from ..landmarks.model_io import default_model_path, load_model
+    from ..landmarks.model_io import load_model, phantom_model_path
     from ..landmarks.training import TrainConfig, train_oneshot
     from ..phantom import make_phantom
 
@@ -65,9 +65,9 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **optio
     ref_seed = REFERENCE_SEED + 10 * seed
     p(0.0, "Reference phantom")
     reference = make_phantom(ref_seed, fov="temporal")
-    if quick and seed == 0 and default_model_path().is_file():
-        model = load_model()
-        figures["model"] = "shipped " + default_model_path().name
+    if quick and seed == 0 and phantom_model_path().is_file():
+        model = load_model(phantom_model_path())
+        figures["model"] = "shipped " + phantom_model_path().name
         figures["train_sec"] = float(model.card["training"]["train_sec"])
         figures["train_sec_source"] = "model card"
         p(0.2, "Using the shipped model")
