@@ -51,8 +51,10 @@ def model_region(model) -> np.ndarray:
     return region_mask(model.patch_mask, model.patch_spacing)
 
 
-def rigid_register(fixed, fixed_region, moving, initial, iterations: int = 120, seed: int = 0):
-    """Multi-resolution rigid (Euler 3D) registration, correlation metric in the region."""
+def rigid_register(fixed, fixed_region, moving, initial, iterations: int = 120, seed: int = 0,
+                   shrink=(2, 1), smoothing_mm=(0.6, 0.0)):
+    """Multi-resolution rigid (Euler 3D) registration, correlation metric in the region.
+    ``shrink``/``smoothing_mm``: the pyramid (a coarse one screens many starts cheaply)."""
     import SimpleITK as sitk
 
     reg = sitk.ImageRegistrationMethod()
@@ -65,8 +67,8 @@ def rigid_register(fixed, fixed_region, moving, initial, iterations: int = 120, 
                                                  numberOfIterations=iterations,
                                                  relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6)
     reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([2, 1])
-    reg.SetSmoothingSigmasPerLevel([0.6, 0.0])
+    reg.SetShrinkFactorsPerLevel([int(v) for v in shrink])
+    reg.SetSmoothingSigmasPerLevel([float(v) for v in smoothing_mm])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(sitk.Euler3DTransform(initial), inPlace=False)
     out = reg.Execute(fixed, moving)
@@ -128,9 +130,11 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
     moving = _normalised_target(model, target_image)
     f_arr = sitk.GetArrayFromImage(fixed)
     starts = list(initial) if isinstance(initial, (list, tuple)) else [initial]
+    order = list(range(len(starts)))
     best = None
-    for k, start in enumerate(starts):
-        p(0.5 * k / len(starts), "Rigid registration" + (f" (start {k + 1}/{len(starts)})" if len(starts) > 1 else ""))
+    for n, k in enumerate(order):
+        start = starts[k]
+        p(0.5 * n / len(order), "Rigid registration" + (f" (start {n + 1}/{len(order)})" if len(order) > 1 else ""))
         if rigid:
             pose, metric = rigid_register(fixed, fixed_region, moving, start)
         else:

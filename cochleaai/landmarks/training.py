@@ -26,8 +26,9 @@ import numpy as np
 
 from ..errors import CochleaAIError
 from ..progress import Progress
-from .align import mask_frame
+from .align import inertia_frame, mask_frame
 from .inputs import check_landmarks, check_landmarks_near, check_mask, check_volume
+from .localise import StructureNotFound, localise
 from .model_io import OneShotModel, check_side
 from .patches import (BONE_WINDOW, as_sitk, intensity_anchors, normalise, orthogonal_stacks,
                       random_rotation, sample_patch)
@@ -220,19 +221,35 @@ def train_oneshot(reference, reference_mask, landmarks, validation=None, validat
         net.load_state_dict(best_state)
     net.eval()
 
-    p(0.96, "Sampling the reference registration patch")
+    p(0.96, "Locating the reference as detection will see a target")
+    # Detection aligns the target's axes of inertia, taken from the network's product map,
+    # with the reference's: take the reference's from that same map (not from its mask), so
+    # that a structure the network sees only in part (a cropped canal, a thin wall) is
+    # seen in part on both sides alike.
     m = int(round(cfg.patch_mm / cfg.patch_spacing))
-    patch, patch_mask = _image_and_mask(ref_image, ref_seg, centre, axes, m, cfg.patch_spacing, cfg.window[0])
+    model = OneShotModel(net=net, slice_size=n, slice_spacing=cfg.slice_spacing, window=tuple(cfg.window),
+                         centre=centre, axes=axes, eigenvalues=values, image_centre=reference.center,
+                         landmarks=points, labels=labels, patch=np.zeros((m, m, m), np.float32),
+                         patch_mask=np.zeros((m, m, m), bool), patch_spacing=cfg.patch_spacing,
+                         structure=structure, card={}, side=side,
+                         anchors=intensity_anchors(reference.numeric_array("reference volume")))
+    frame = "network"
+    try:
+        loc = localise(model, ref_image, reference, start=centre)
+        frame_points = loc.probability.index_to_physical(np.argwhere(loc.weights > 0)[:, ::-1].astype(float))
+        _, model.axes, model.eigenvalues = inertia_frame(frame_points, loc.weights[loc.weights > 0])
+        model.centre = loc.centre
+    except StructureNotFound:       # an undertrained network: the mask's frame, said in the card
+        frame = "mask (the network did not find the structure in its own reference: train longer)"
+    p(0.98, "Sampling the reference registration patch")
+    patch, patch_mask = _image_and_mask(ref_image, ref_seg, model.centre, model.axes, m, cfg.patch_spacing,
+                                        cfg.window[0])
+    model.patch, model.patch_mask = patch.astype(np.float32), patch_mask
     seconds = time.perf_counter() - t0
     training = {"config": cfg.as_dict(), "seed": int(seed), "steps": int(step),
                 "best_step": int(best_step), "best_validation_bce": float(best_loss),
                 "stopped": stopped, "train_sec": round(seconds, 1),
-                "history_step_train_val": history}
-    model = OneShotModel(net=net, slice_size=n, slice_spacing=cfg.slice_spacing, window=tuple(cfg.window),
-                         centre=centre, axes=axes, eigenvalues=values, image_centre=reference.center,
-                         landmarks=points, labels=labels, patch=patch.astype(np.float32),
-                         patch_mask=patch_mask, patch_spacing=cfg.patch_spacing, structure=structure,
-                         card={"training": training}, side=side,
-                         anchors=intensity_anchors(reference.numeric_array("reference volume")))
+                "history_step_train_val": history, "reference_frame": frame}
+    model.card = {"training": training}
     p(1.0, f"Trained in {seconds:.0f} s ({step} steps, {stopped})")
     return model
