@@ -38,33 +38,20 @@ import numpy as np
 from ..errors import CochleaAIError
 from ..progress import Progress
 
-#: The data set's five landmarks (keys C, A, RW, OW, V), as models trained on it name them.
-KEYS = ("C", "A", "RW", "OW", "V")
-LABELS = ("center", "apex", "round_window", "oval_window", "vestibule")
+from ..realct import LANDMARK_LABELS as LABELS  # noqa: E402
+
 SUCCESS_MM = 2.0
 QUICK_STEPS = 250
 
 
-def specimen_inputs(specimen, structure: str = "labyrinth"):
-    """``(ct, mask, Markups)`` of a specimen for training: its label as the structure."""
-    from .. import realct
-    from ..io import Markups
-
-    ct, labels = specimen.ct(), specimen.labels()
-    if structure == "cochlea":
-        mask = realct.cochlear_part(labels, specimen)
-    else:
-        mask = labels.array > 0
-    if not labels.same_geometry(ct):
-        mask = labels.copy(mask.astype(np.uint8)).resample_like(ct, "nearest").array > 0
-    points = np.array([specimen.landmarks[realct.LANDMARK_ROLES[k]] for k in KEYS])
-    return ct, mask, Markups(points, list(LABELS), name=f"{specimen.id} landmarks")
-
-
 def truth(specimen) -> np.ndarray:
-    from .. import realct
+    return specimen.landmark_array()
 
-    return np.array([specimen.landmarks[realct.LANDMARK_ROLES[k]] for k in KEYS])
+
+def specimen_inputs(specimen, structure: str = "labyrinth"):
+    """``(ct, mask, Markups)`` of a specimen for training: its expert label as the structure."""
+    ct = specimen.ct()
+    return ct, specimen.structure_mask(structure, ct), specimen.markups()
 
 
 def train_reference(specimen, validation=None, structure="labyrinth", max_steps=None, seed=0, progress=None):

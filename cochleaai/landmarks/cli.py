@@ -10,8 +10,11 @@ from ..threads import set_torch_threads
 
 def _train_command(args) -> str:
     """The command line that repeats this training (recorded in the model card)."""
-    parts = ["python -m cochleaai landmarks train", f"--reference {args.reference}", f"--mask {args.mask}",
-             f"--landmarks {args.landmarks}"]
+    parts = ["python -m cochleaai landmarks train"]
+    if args.specimen:
+        parts += [f"--specimen {args.specimen}", f"--structure {args.structure}"]
+    else:
+        parts += [f"--reference {args.reference}", f"--mask {args.mask}", f"--landmarks {args.landmarks}"]
     if args.validation:
         parts += [f"--validation {args.validation}", f"--validation-mask {args.validation_mask}"]
     parts += [f"--segment {args.segment}", f"--side {args.side}", f"--seed {args.seed}",
@@ -37,23 +40,46 @@ def _cmd_train(args) -> int:
         raise CochleaAIError("Give --validation and --validation-mask together, or neither.")
     if args.max_steps < 1:
         raise CochleaAIError("--max-steps must be at least 1.")
-    reference = io.read_volume(args.reference)
-    ref_mask = read_structure_mask(args.mask, reference, args.segment)
+    specimen = None
+    if args.specimen:                  # a specimen folder of the real-CT data set layout
+        from .. import realct
+
+        specimen = realct.read_specimen(args.specimen)
+        reference = specimen.ct()
+        ref_mask = specimen.structure_mask(args.structure, reference)
+        landmarks = specimen.markups()
+        if args.side == "auto":
+            args.side = specimen.side
+        if args.segment == "Cochlea":
+            args.segment = "Labyrinth" if args.structure == "labyrinth" else "Cochlea"
+    elif not (args.reference and args.mask and args.landmarks):
+        raise CochleaAIError("Give --reference, --mask and --landmarks, or --specimen DIR.")
+    else:
+        reference = io.read_volume(args.reference)
+        ref_mask = read_structure_mask(args.mask, reference, args.segment)
+        landmarks = io.read_markups(args.landmarks)
     validation = val_mask = None
     if args.validation:
         validation = io.read_volume(args.validation)
         val_mask = read_structure_mask(args.validation_mask, validation, args.segment)
-    landmarks = io.read_markups(args.landmarks)
     cfg = TrainConfig(max_steps=args.max_steps, max_seconds=args.max_seconds)
     with tqdm_progress("landmarks train", disable=args.quiet) as progress:
         model = train_oneshot(reference, ref_mask, landmarks, validation, val_mask, cfg, seed=args.seed,
                               structure=args.segment or "structure", progress=progress, side=args.side)
     training = dict(model.card["training"])
     training["command"] = _train_command(args)
-    training["data"] = {"reference": str(args.reference), "reference_mask": str(args.mask),
-                        "landmarks": str(args.landmarks), "validation": str(args.validation or ""),
-                        "validation_mask": str(args.validation_mask or ""), "segment": args.segment,
-                        "side": args.side}
+    if specimen is not None:
+        from .. import realct
+
+        training["data"] = {"specimen": specimen.id, "structure": args.structure, "side": args.side,
+                            "reference": str(specimen.ct_path.name), "reference_mask": str(specimen.label_path.name),
+                            "landmarks": f"{specimen.id}_DESC.json (RAS in the file, converted to LPS)",
+                            "citation": realct.CITATION, "licence": realct.LICENCE}
+    else:
+        training["data"] = {"reference": str(args.reference), "reference_mask": str(args.mask),
+                            "landmarks": str(args.landmarks), "side": args.side}
+    training["data"].update({"validation": str(args.validation or ""),
+                             "validation_mask": str(args.validation_mask or ""), "segment": args.segment})
     if args.data_note:
         training["data"]["note"] = args.data_note
     pt = save_model(model, args.out, training=training)
@@ -146,9 +172,14 @@ def add_commands(subparsers) -> None:
     sub = p.add_subparsers(dest="landmarks_command", required=True, metavar="<train|detect>")
 
     t = sub.add_parser("train", help="train a model from one annotated reference and one validation volume")
-    t.add_argument("--reference", required=True, help="reference CT volume (.nrrd, .nii.gz, ...)")
-    t.add_argument("--mask", required=True, help="structure of interest on the reference (.seg.nrrd or label volume)")
-    t.add_argument("--landmarks", required=True, help="reference landmarks (.mrk.json or .fcsv)")
+    t.add_argument("--reference", help="reference CT volume (.nrrd, .nii.gz, ...)")
+    t.add_argument("--mask", help="structure of interest on the reference (.seg.nrrd or label volume)")
+    t.add_argument("--landmarks", help="reference landmarks (.mrk.json or .fcsv)")
+    t.add_argument("--specimen", help="instead of the three above: a specimen folder of the real temporal-bone "
+                                      "CT data set (<id>_CT_RAW, <id>_CT_LABELS, <id>_DESC.json): its CT, expert "
+                                      "label, five landmarks and side")
+    t.add_argument("--structure", default="labyrinth", choices=("labyrinth", "cochlea"),
+                   help="with --specimen: the whole labelled bony labyrinth (default) or its cochlear part")
     t.add_argument("--validation", default=None,
                    help="validation CT volume (optional; default: the reference under an unseen pose)")
     t.add_argument("--validation-mask", default=None, help="structure of interest on the validation volume")
