@@ -102,6 +102,11 @@ def _summarise(results: list, prefix: str) -> dict:
     """Mean/p95 per landmark, success rate, s/volume and the flag's separation."""
     if not results:
         return {}
+    with np.errstate(invalid="ignore"):      # a volume not found counts as an infinite error
+        return _summary(results, prefix)
+
+
+def _summary(results: list, prefix: str) -> dict:
     e = np.array([r["errors_mm"] for r in results], float)          # (volumes, landmarks)
     ok = np.all(e <= SUCCESS_MM, axis=1)
     finite = np.where(np.isfinite(e), e, np.nan)
