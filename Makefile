@@ -26,9 +26,12 @@ demo: $(STAMP)
 # Every benchmark in cochleaai/bench/ (quick variants where a full run takes hours); the
 # MNIST likelihood benchmark needs the data set, which the project does not ship.
 MNIST ?= ../shared/data/mnist/mnist.npz
+REAL_CT ?= ../shared/data/real-ct
 bench: $(STAMP)
 	for b in sdf phantom segment batch simulate mar landmarks vae-cochlea; do \
 	  $(PY) -m cochleaai bench $$b --json bench-output/$$b.json --out-dir bench-output || exit 1; done
+	if [ -d $(REAL_CT) ]; then $(PY) -m cochleaai bench landmarks-real --data $(REAL_CT) --reference T02 \
+	  --json bench-output/landmarks-real.json; fi
 	if [ -f $(MNIST) ]; then $(PY) -m cochleaai bench vae-mnist --quick --data $(MNIST) \
 	  --json bench-output/vae-mnist.json --out-dir bench-output; fi
 

@@ -32,11 +32,15 @@ class OneShotLandmarks(ScriptedLoadableModule):
             "<p><b>Detect landmarks</b>: check one or more volumes (or pick a folder of files) and "
             "press the button. Each volume gets a labelled point list, and the table "
             "<i>Landmark detection confidence</i> lists a confidence per volume (low values are "
-            "flagged for review). Without a model of your own, the model trained on a synthetic "
-            "phantom is used: it works on the module's phantoms.</p>"
+            "flagged for review). Without a model of your own, the shipped model is used: it was "
+            "trained on one real temporal-bone CT (its bony labyrinth and five landmarks) and "
+            "serves both ears. <b>Target ear</b> says which ear the volumes show; on Auto both "
+            "are tried. <b>More references</b>: a folder of models trained on other references; "
+            "the landmarks are then the median of all, flagged where they disagree.</p>"
             "<p><b>Reference and training</b>: choose the reference volume, the segmentation of "
             "the structure, the landmark point list (<b>Place landmarks</b> makes one and names "
-            "apex, center and round_window as you click them), and a second (validation) volume with its "
+            "center, apex, round_window, oval_window and vestibule as you click them), the "
+            "reference's ear and, optionally, a second (validation) volume with its "
             "segmentation, then Train. Progress and Cancel are in the Data section.</p>"
             "<p><b>Generate phantom</b> builds a synthetic temporal-bone CT with its ground-truth "
             "segmentation and landmarks (reproducible from its seed).</p>"
@@ -49,6 +53,14 @@ class OneShotLandmarks(ScriptedLoadableModule):
             "(DGM4MICCAI), 2021.")
 
 
+#: The ear choices of the two combo boxes: (label, key; None = unknown / try both).
+SIDE_CHOICES = ((_("Auto (try both)"), None), (_("Left"), "left"), (_("Right"), "right"))
+
+
+def _side(combo):
+    return combo.itemData(combo.currentIndex)
+
+
 class OneShotLandmarksWidget(CochleaAIModuleWidget):
     logic_class = OneShotLandmarksLogic
     ui_file = "UI/OneShotLandmarks.ui"
@@ -58,6 +70,10 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
         self.ui.trainButton.connect("clicked(bool)", self.runner.guard(self.onTrain))
         self.ui.detectButton.connect("clicked(bool)", self.runner.guard(self.onDetect))
         self.runner.busyWidgets.extend([self.ui.trainButton, self.ui.detectButton])
+        for combo in (self.ui.referenceSideComboBox, self.ui.targetSideComboBox):
+            combo.clear()
+            for label, key in SIDE_CHOICES:
+                combo.addItem(label, key)
         self.landmarkPlacer = PointPlacer(
             self.runner, self.ui.placeLandmarksButton, self.ui.referenceLandmarksSelector,
             self.ui.referenceLandmarksPlaceWidget, lambda node: self.logic.reference_landmarks_node(
@@ -74,7 +90,8 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
                 self.ui.referenceVolumeSelector.currentNode(), self.ui.referenceSegmentationSelector.currentNode(),
                 self.ui.referenceLandmarksSelector.currentNode(), self.ui.validationVolumeSelector.currentNode(),
                 self.ui.validationSegmentationSelector.currentNode(),
-                segment_name=self.ui.segmentNameLineEdit.text.strip() or None)
+                segment_name=self.ui.segmentNameLineEdit.text.strip() or None,
+                side=_side(self.ui.referenceSideComboBox))
             config = self._trainConfig()
         except Exception as error:  # refused inputs: shown like a failed job, nothing started
             self.runner.showFailure(description, error)
@@ -101,23 +118,31 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
     def _model(self):
         path = self.ui.modelPathLineEdit.currentPath.strip()
         if path:
-            return self.runner.run(_("Load model"), lambda progress=None: self.logic.load_model(path))
-        return self.logic.model or self.runner.run(_("Load model"), lambda progress=None: self.logic.load_model())
+            model = self.runner.run(_("Load model"), lambda progress=None: self.logic.load_model(path))
+        else:
+            model = self.logic.model or self.runner.run(_("Load model"),
+                                                        lambda progress=None: self.logic.load_model())
+        folder = self.ui.referenceModelsPathLineEdit.currentPath.strip()
+        if model is None or not folder:
+            return model
+        more = self.runner.run(_("Load models"), lambda progress=None: self.logic.load_models(folder))
+        return None if more is None else [model] + more
 
     def onDetect(self, *_unused):
         model = self._model()
         if model is None:
             return
+        side = _side(self.ui.targetSideComboBox)
         folder = self.ui.targetFolderPathLineEdit.currentPath.strip()
         if folder:
             result = self.runner.run(_("Detect landmarks"), self.logic.detect_files, slicer.mrmlScene,
-                                     [folder], model=model)
+                                     [folder], model=model, side=side)
         else:
             nodes = list(self.ui.targetVolumesSelector.checkedNodes())
             if not nodes and self.ui.volumeSelector.currentNode() is not None:
                 nodes = [self.ui.volumeSelector.currentNode()]
             result = self.runner.run(_("Detect landmarks"), self.logic.detect, slicer.mrmlScene, nodes,
-                                     model=model)
+                                     model=model, side=side)
         if result:
             rows = result["rows"]
             flagged = sum(1 for r in rows if r["flagged"])
@@ -129,4 +154,4 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
 
 class OneShotLandmarksTest(CochleaAIModuleTest):
     logic_class = OneShotLandmarksLogic
-    method_test = "Detecting the landmarks of a phantom with the shipped model"
+    method_test = "Detecting the landmarks of a phantom with the shipped phantom model"

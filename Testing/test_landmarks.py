@@ -199,7 +199,9 @@ def test_training_lowers_the_validation_loss_and_round_trips(tmp_path):
     assert hist[0][0] == 0                                                   # the untrained start
     assert model.card["training"]["best_validation_bce"] < 0.8 * hist[0][2]
     assert fractions[-1] == 1.0 and all(b >= a for a, b in zip(fractions, fractions[1:]))
-    np.testing.assert_allclose(model.centre, ref.index_to_physical(np.argwhere(ref_mask)[:, ::-1].mean(0)))
+    # the reference frame: the network's product map, else (undertrained) the mask's
+    mask_centre = ref.index_to_physical(np.argwhere(ref_mask)[:, ::-1].mean(0))
+    assert np.linalg.norm(model.centre - mask_centre) < 1.0
     pt = model_io.save_model(model, tmp_path / "tiny")
     card = json.loads(pt.with_suffix(".json").read_text())
     assert card["sha256"] == model_io.sha256_of(pt) and card["reference"]["landmark_labels"] == ["top", "knob"]

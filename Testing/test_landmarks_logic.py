@@ -37,7 +37,7 @@ def test_training_in_two_steps_matches_one_call(tmp_path, in_worker_thread):
     logic = OneShotLandmarksLogic()
     inputs = logic.read_training_inputs(*nodes)
     assert inputs.data == {"reference": "Reference", "validation": "Validation",
-                           "landmarks": nodes[2].GetName(), "segment": "Cochlea"}
+                           "landmarks": nodes[2].GetName(), "segment": "Cochlea", "side": "unknown"}
     np.testing.assert_array_equal(inputs.reference_mask, ref_mask)
     np.testing.assert_allclose(inputs.landmarks.points, lm.points, atol=1e-6)
     two_steps = in_worker_thread(lambda: logic.compute_training(inputs, output_path=tmp_path / "split.pt",

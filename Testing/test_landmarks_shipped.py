@@ -12,14 +12,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from cochleaai.errors import CochleaAIError  # noqa: E402
-from cochleaai.landmarks.model_io import default_model_path, load_model  # noqa: E402
+from cochleaai.landmarks.model_io import load_model, phantom_model_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 for _folder in (ROOT, ROOT / "OneShotLandmarks"):
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
 
-pytestmark = pytest.mark.skipif(not default_model_path().is_file(), reason="the shipped model is missing")
+pytestmark = pytest.mark.skipif(not phantom_model_path().is_file(), reason="the shipped phantom model is missing")
 
 TARGET_SEED = 3                # not the reference (1000) nor the validation phantom (1001)
 
@@ -27,7 +27,7 @@ TARGET_SEED = 3                # not the reference (1000) nor the validation pha
 @pytest.fixture(scope="module")
 def model():
     torch.set_num_threads(1)
-    return load_model()
+    return load_model(phantom_model_path())
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_shipped_card_describes_the_model(model):
     card = model.card
     assert card["sha256"] and card["training"]["command"].startswith("python -m cochleaai")
     assert model.labels == ["apex", "center", "round_window"]
-    assert default_model_path().stat().st_size < 5e6
+    assert phantom_model_path().stat().st_size < 5e6
 
 
 def test_known_rigid_motion_of_the_reference_gives_its_landmarks_back_within_a_voxel(model, reference):
@@ -80,7 +80,8 @@ def test_cli_detects_a_held_out_phantom(target, tmp_path):
     from cochleaai.cli import main
 
     files = target.save(tmp_path / "ph")
-    rc = main(["landmarks", "detect", str(files["ct"]), "--out", str(tmp_path / "out"), "--quiet"])
+    phantom_model = ["--model", str(phantom_model_path())]
+    rc = main(["landmarks", "detect", str(files["ct"]), *phantom_model, "--out", str(tmp_path / "out"), "--quiet"])
     assert rc == 0
     found = io.read_markups(tmp_path / "out" / "ct.mrk.json")
     assert found.labels == target.landmarks.labels
@@ -90,18 +91,19 @@ def test_cli_detects_a_held_out_phantom(target, tmp_path):
     assert rows[0]["confidence"] > 0.5 and not rows[0]["flagged"]
     assert rows[0]["file"] == str((tmp_path / "out" / "ct.mrk.json").absolute())
     # a rerun keeps the finished volume and reports the same row
-    assert main(["landmarks", "detect", str(files["ct"]), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert main(["landmarks", "detect", str(files["ct"]), *phantom_model, "--out", str(tmp_path / "out"),
+                 "--quiet"]) == 0
     again = json.loads((tmp_path / "out" / "detections.json").read_text())
     assert again[0]["status"] == "resumed" and again[0]["confidence"] == rows[0]["confidence"]
     # a corrupted model file is refused with a clear message
     bad = tmp_path / "bad.pt"
-    bad.write_bytes(default_model_path().read_bytes()[:-100])
-    (tmp_path / "bad.json").write_text(default_model_path().with_suffix(".json").read_text())
+    bad.write_bytes(phantom_model_path().read_bytes()[:-100])
+    (tmp_path / "bad.json").write_text(phantom_model_path().with_suffix(".json").read_text())
     assert main(["landmarks", "detect", str(files["ct"]), "--model", str(bad), "--out",
                  str(tmp_path / "o2"), "--quiet"]) == 2
 
 
-def test_logic_detects_on_mrml_nodes_and_leaves_the_scene_alone_on_cancel(target):
+def test_logic_detects_on_mrml_nodes_and_leaves_the_scene_alone_on_cancel(model, target):
     pytest.importorskip("slicer")
     from cochleaai import mrml
     from cochleaai.progress import Cancelled
@@ -110,6 +112,7 @@ def test_logic_detects_on_mrml_nodes_and_leaves_the_scene_alone_on_cancel(target
     scene = mrml.new_scene()
     nodes = mrml.add_phantom_to_scene(scene, target, prefix="Target")
     logic = OneShotLandmarksLogic()
+    logic.model = model
     count = scene.GetNumberOfNodes()
 
     def cancel(fraction, message):

@@ -35,6 +35,12 @@ RADIUS_MM = 5.5
 BASE_MM = 0.5
 #: Landmark keys of the data set and the roles they play in this library.
 LANDMARK_ROLES = {"C": "center", "A": "apex", "RW": "round window", "OW": "oval window", "V": "vestibule"}
+#: The five landmarks as point labels (the data set's keys C, A, RW, OW, V, in that order).
+LANDMARK_KEYS = ("C", "A", "RW", "OW", "V")
+LANDMARK_LABELS = tuple(LANDMARK_ROLES[k].replace(" ", "_") for k in LANDMARK_KEYS)
+#: The data set's licence (open access), recorded with models and figures made from it.
+LICENCE = ("open-access data set whose licence allows redistribution and derived works with its "
+           "citation (Data in Brief 27 (2019) 104782)")
 CITATION = ("W. Wimmer, L. Anschuetz, S. Weder, F. Wagner, H. Delingette, M. Caversaccio, "
             "Human bony labyrinth dataset: Co-registered CT and micro-CT images, surface models and "
             "anatomical landmarks, Data in Brief 27 (2019) 104782, doi:10.1016/j.dib.2019.104782")
@@ -71,6 +77,26 @@ class Specimen:
 
     def points(self, roles=("center", "apex", "round window")) -> Dict[str, np.ndarray]:
         return {r: self.landmarks[r].copy() for r in roles}
+
+    def landmark_array(self) -> np.ndarray:
+        """The five landmarks (LPS), in the order of :data:`LANDMARK_LABELS`."""
+        return np.array([self.landmarks[LANDMARK_ROLES[k]] for k in LANDMARK_KEYS])
+
+    def markups(self):
+        """The five landmarks as a point list labelled :data:`LANDMARK_LABELS`."""
+        from .io import Markups
+
+        return Markups(self.landmark_array(), list(LANDMARK_LABELS), name=f"{self.id} landmarks")
+
+    def structure_mask(self, structure: str = "labyrinth", ct: Volume = None) -> np.ndarray:
+        """The expert label as a bool mask on the CT's grid: the whole bony labyrinth, or
+        (``"cochlea"``) its cochlear part."""
+        labels = self.labels()
+        mask = cochlear_part(labels, self) if structure == "cochlea" else labels.array > 0
+        ct = self.ct() if ct is None else ct
+        if not labels.same_geometry(ct):
+            mask = labels.copy(mask.astype(np.uint8)).resample_like(ct, "nearest").array > 0
+        return mask
 
 
 def _vector(values, what: str) -> np.ndarray:

@@ -7,10 +7,12 @@ headless on ``slicer-core`` (the tests run it on a real ``vtkMRMLScene``).
   segmentation, ...)``: one-shot training; the model is kept (``self.model``) and saved
   when a path is given. In two steps, so that training can run off the GUI thread:
   ``read_training_inputs`` (MRML -> plain data) and ``compute_training`` (no MRML).
-* ``load_model(path=None)``: a saved model, by default the shipped phantom model.
-* ``detect(scene, volume node(s))``: one labelled point list per volume and a table of
-  confidences (one row per volume; a volume where the structure is not found gets a
-  row with confidence 0 and the reason).
+* ``load_model(path=None)``: a saved model, by default the shipped real-CT model
+  (``load_models(folder)``: every model of a folder, for several references).
+* ``detect(scene, volume node(s), side=...)``: one labelled point list per volume and a
+  table of confidences (one row per volume; a volume where the structure is not found
+  gets a row with confidence 0 and the reason). A list of models (several references)
+  is fused: the median landmarks, flagged when the references disagree.
 * ``generate_phantom`` (inherited) and ``self_test`` on phantoms.
 """
 from __future__ import annotations
@@ -26,9 +28,9 @@ from cochleaai.slicer_logic import CochleaAIModuleLogic, scene_unchanged_on_fail
 
 #: Name of the confidence table node written by :meth:`OneShotLandmarksLogic.detect`.
 TABLE_NAME = "Landmark detection confidence"
-#: The reference landmarks the panel has the user click, in this order (the phantom's
-#: landmarks, which the shipped model was trained with).
-REFERENCE_LANDMARK_NAMES = ("apex", "center", "round_window")
+#: The reference landmarks the panel has the user click, in this order (those of the
+#: shipped real-CT model; the phantom model has the first three).
+REFERENCE_LANDMARK_NAMES = ("center", "apex", "round_window", "oval_window", "vestibule")
 #: Node attribute holding the detection confidence on each output point list.
 CONFIDENCE_ATTRIBUTE = "CochleaAI.LandmarkConfidence"
 
@@ -60,9 +62,10 @@ class TrainingInputs:
     reference_mask: np.ndarray
     landmarks: object            # cochleaai.io.Markups placed on the reference
     validation: object
-    validation_mask: np.ndarray
+    validation_mask: Optional[np.ndarray]
     segment_name: Optional[str]
     data: Dict[str, str]         # node names, recorded in the model card
+    side: Optional[str] = None   # the reference's ear, None when unknown
 
 
 class OneShotLandmarksLogic(CochleaAIModuleLogic):
@@ -89,38 +92,57 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         self.model = load_model(path)
         return self.model
 
+    @staticmethod
+    def load_models(folder) -> list:
+        """Every model (``.pt`` with its card) in ``folder``, sorted by name."""
+        from pathlib import Path
+
+        from cochleaai.landmarks.model_io import load_model
+
+        folder = Path(folder)
+        files = sorted(folder.glob("*.pt")) if folder.is_dir() else []
+        if not files:
+            raise CochleaAIError(f"No model (.pt with its .json card) was found in '{folder}'.")
+        return [load_model(f) for f in files]
+
     def train(self, scene, reference_node, reference_segmentation_node, landmarks_node,
-              validation_node, validation_segmentation_node, segment_name: str = "Cochlea",
-              output_path=None, config=None, seed: int = 0, progress=None):
+              validation_node=None, validation_segmentation_node=None, segment_name: str = "Cochlea",
+              output_path=None, config=None, seed: int = 0, progress=None, side=None):
         """One-shot training from nodes. Returns the model (also kept as ``self.model``).
 
         The scene is only read. ``output_path`` (optional): where to save ``.pt`` + ``.json``.
         The same as :meth:`read_training_inputs` then :meth:`compute_training`.
         """
         inputs = self.read_training_inputs(reference_node, reference_segmentation_node, landmarks_node,
-                                           validation_node, validation_segmentation_node, segment_name)
+                                           validation_node, validation_segmentation_node, segment_name, side)
         self.model = self.compute_training(inputs, output_path=output_path, config=config, seed=seed,
                                            progress=progress)
         return self.model
 
     def read_training_inputs(self, reference_node, reference_segmentation_node, landmarks_node,
-                             validation_node, validation_segmentation_node,
-                             segment_name: str = "Cochlea") -> "TrainingInputs":
-        """Check the training nodes of :meth:`train` and copy their contents out of MRML."""
+                             validation_node=None, validation_segmentation_node=None,
+                             segment_name: str = "Cochlea", side=None) -> "TrainingInputs":
+        """Check the training nodes of :meth:`train` and copy their contents out of MRML.
+        The validation volume and its segmentation are optional (both or neither)."""
         from cochleaai import mrml
+        from cochleaai.landmarks.model_io import check_side
 
         reference = _volume(reference_node, "reference volume")
-        validation = _volume(validation_node, "validation volume")
         ref_mask = _structure_mask(reference_segmentation_node, reference, segment_name,
                                    "reference segmentation")
-        val_mask = _structure_mask(validation_segmentation_node, validation, segment_name,
-                                   "validation segmentation")
+        validation = val_mask = None
+        if validation_node is not None or validation_segmentation_node is not None:
+            validation = _volume(validation_node, "validation volume")
+            val_mask = _structure_mask(validation_segmentation_node, validation, segment_name,
+                                       "validation segmentation")
         if landmarks_node is None:
             raise CochleaAIError("No reference landmarks selected; choose the point list placed on the reference.")
         landmarks = mrml.points_from_markups(landmarks_node)
-        data = {"reference": reference_node.GetName(), "validation": validation_node.GetName(),
-                "landmarks": landmarks_node.GetName(), "segment": segment_name}
-        return TrainingInputs(reference, ref_mask, landmarks, validation, val_mask, segment_name, data)
+        side = check_side(side, "reference side")
+        data = {"reference": reference_node.GetName(),
+                "validation": validation_node.GetName() if validation_node is not None else "",
+                "landmarks": landmarks_node.GetName(), "segment": segment_name, "side": side or "unknown"}
+        return TrainingInputs(reference, ref_mask, landmarks, validation, val_mask, segment_name, data, side)
 
     @staticmethod
     def compute_training(inputs: "TrainingInputs", output_path=None, config=None, seed: int = 0,
@@ -136,7 +158,8 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         p = Progress.wrap(progress)
         model = train_oneshot(inputs.reference, inputs.reference_mask, inputs.landmarks, inputs.validation,
                               inputs.validation_mask, config=config, seed=seed,
-                              structure=inputs.segment_name or "structure", progress=p.stage(0.0, 0.98))
+                              structure=inputs.segment_name or "structure", progress=p.stage(0.0, 0.98),
+                              side=inputs.side)
         training = dict(model.card["training"])
         training["data"] = dict(inputs.data)
         training["command"] = "OneShotLandmarks module: Train"
@@ -148,7 +171,7 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         return model
 
     # ------------------------------------------------------------------ detect
-    def detect_files(self, scene, paths, model=None, progress=None) -> Dict:
+    def detect_files(self, scene, paths, model=None, progress=None, side=None) -> Dict:
         """Like :meth:`detect` for volume files (or folders of them), read one at a time and
         never added to the scene: only the point lists and the table are."""
         from cochleaai import io
@@ -158,10 +181,14 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
             raise CochleaAIError("No volume files were found there; pick a folder holding .nrrd/.nii files.")
         loaders = [(lambda f=f: io.read_volume(f)) for f in files]
         # the same names as the CLI: two inputs with one stem get their folder's name in front
-        return self._detect_loaded(scene, loaders, io.unique_stems(files), model, progress, False)
+        return self._detect_loaded(scene, loaders, io.unique_stems(files), model, progress, False, side=side)
 
-    def detect(self, scene, volume_nodes, model=None, progress=None, baseline: bool = False) -> Dict:
+    def detect(self, scene, volume_nodes, model=None, progress=None, baseline: bool = False,
+               side=None) -> Dict:
         """Detect the landmarks in one volume node or a list of them.
+
+        ``model``: one model or a list (several references, fused). ``side``: the targets'
+        ear ("left"/"right"; None: both ears are tried).
 
         Adds one point list "<volume> landmarks" per volume (labels from the reference;
         the confidence is in the node's description attribute) and a table
@@ -177,9 +204,9 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         names = [n.GetName() if n is not None else "(none)" for n in nodes]
         # read each volume only when its turn comes (a long list stays light)
         loaders = [(lambda n=n: _volume(n, "target volume")) for n in nodes]
-        return self._detect_loaded(scene, loaders, names, model, progress, baseline, beside=nodes[0])
+        return self._detect_loaded(scene, loaders, names, model, progress, baseline, beside=nodes[0], side=side)
 
-    def _detect_loaded(self, scene, loaders, names, model, progress, baseline, beside=None) -> Dict:
+    def _detect_loaded(self, scene, loaders, names, model, progress, baseline, beside=None, side=None) -> Dict:
         from cochleaai import mrml
         from cochleaai.landmarks.detect import detect_batch
 
@@ -188,7 +215,7 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         model = model or self.model or self.load_model()
         p = Progress.wrap(progress)
         results = detect_batch(model, loaders, names, progress=p.stage(0.0, 0.95),
-                               use_localisation=not baseline)
+                               use_localisation=not baseline, side=side)
         with scene_unchanged_on_failure(scene):
             points = []
             for name, det, row in results:
@@ -204,6 +231,9 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
                        "Flagged": ["yes" if r["flagged"] else "no" for r in rows],
                        "Reason": [r.get("reason", "") for r in rows],
                        "Localisation passes": [int(r.get("localisation_passes", 0)) for r in rows],
+                       "Ear": [r.get("side", "") for r in rows],
+                       "References": [int(r.get("references", 1)) for r in rows],
+                       "Spread (mm)": [float(r.get("spread_mm", 0.0)) for r in rows],
                        "Seconds": [float(r.get("seconds", 0.0)) for r in rows]}
             table = mrml.table_from_dict(scene, columns, TABLE_NAME)
             mrml.put_in_folder(scene, points + [table], TABLE_NAME, beside=beside)   # one folder per run
@@ -212,15 +242,17 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
 
     # ---------------------------------------------------------------- self-test
     def self_test(self, scene, seed: int = 3, progress=None, tolerance_mm: float = 2.0) -> List[str]:
-        """Generate a temporal phantom, detect with the shipped model, compare with its truth.
-        Returns the problems found (an empty list when all is well)."""
+        """Generate a temporal phantom, detect with the shipped phantom model, compare with its
+        truth. Returns the problems found (an empty list when all is well)."""
         from cochleaai import mrml
+        from cochleaai.landmarks.model_io import load_model, phantom_model_path
 
         p = Progress.wrap(progress)
         problems = []
         nodes = self.generate_phantom(scene, seed=seed, fov="temporal", progress=p.stage(0.0, 0.3))
         truth = mrml.points_from_markups(nodes["landmarks"])
-        result = self.detect(scene, nodes["volume"], progress=p.stage(0.3, 1.0))
+        result = self.detect(scene, nodes["volume"], model=load_model(phantom_model_path()),
+                             progress=p.stage(0.3, 1.0))
         node = result["points"][0]
         if node is None:
             return [f"no landmarks were found: {result['rows'][0]['reason']}"]

@@ -20,6 +20,7 @@ from ..progress import Progress
 
 REFERENCE_SEED = 1000      # the shipped model's reference; validation is REFERENCE_SEED + 1
 TARGET_SEED = 2000
+from ..phantom import SIDE as PHANTOM_SIDE  # noqa: E402  (the generator builds right ears)
 
 
 def known_rigid_target(phantom, angles_deg=(8.0, -6.0, 10.0), shift_mm=(2.0, -1.5, 1.0)):
@@ -54,7 +55,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **optio
 
     from ..landmarks.detect import detect_landmarks
     from ..landmarks.localise import StructureNotFound
-    from ..landmarks.model_io import default_model_path, load_model
+    from ..landmarks.model_io import load_model, phantom_model_path
     from ..landmarks.training import TrainConfig, train_oneshot
     from ..phantom import make_phantom
 
@@ -65,9 +66,9 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **optio
     ref_seed = REFERENCE_SEED + 10 * seed
     p(0.0, "Reference phantom")
     reference = make_phantom(ref_seed, fov="temporal")
-    if quick and seed == 0 and default_model_path().is_file():
-        model = load_model()
-        figures["model"] = "shipped " + default_model_path().name
+    if quick and seed == 0 and phantom_model_path().is_file():
+        model = load_model(phantom_model_path())
+        figures["model"] = "shipped " + phantom_model_path().name
         figures["train_sec"] = float(model.card["training"]["train_sec"])
         figures["train_sec_source"] = "model card"
         p(0.2, "Using the shipped model")
@@ -76,7 +77,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **optio
         t0 = time.perf_counter()
         model = train_oneshot(reference.ct, reference.mask("Cochlea"), reference.landmarks, validation.ct,
                               validation.mask("Cochlea"), TrainConfig(), seed=seed,
-                              progress=p.stage(0.02, 0.3))
+                              progress=p.stage(0.02, 0.3), side=PHANTOM_SIDE)
         figures["model"] = f"trained here (reference seed {ref_seed}, validation {ref_seed + 1})"
         figures["train_sec"] = time.perf_counter() - t0
         figures["train_steps"] = int(model.card["training"]["steps"])
@@ -96,7 +97,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **optio
         for prefix, loc in (("", True), ("baseline_", False)):
             t0 = time.perf_counter()
             try:
-                det = detect_landmarks(model, target.ct, use_localisation=loc)
+                det = detect_landmarks(model, target.ct, use_localisation=loc, side=PHANTOM_SIDE)
             except StructureNotFound:
                 not_found[prefix] += 1
                 errs[prefix].append(np.full(len(labels), np.inf))
@@ -123,7 +124,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **optio
     figures["flagged"] = flagged
     p(1 - (1 - start) / (n_targets + 1), "Known rigid motion of the reference")
     moved, truth = known_rigid_target(reference)
-    det = detect_landmarks(model, moved)
+    det = detect_landmarks(model, moved, side=PHANTOM_SIDE)
     e = np.linalg.norm(det.landmarks.points - truth, axis=1)
     figures["rigid_check_max_error_mm"] = float(e.max())
     figures["rigid_check_voxel_mm"] = float(reference.ct.spacing.min())

@@ -10,10 +10,15 @@ from ..threads import set_torch_threads
 
 def _train_command(args) -> str:
     """The command line that repeats this training (recorded in the model card)."""
-    parts = ["python -m cochleaai landmarks train", f"--reference {args.reference}", f"--mask {args.mask}",
-             f"--landmarks {args.landmarks}", f"--validation {args.validation}",
-             f"--validation-mask {args.validation_mask}", f"--segment {args.segment}",
-             f"--seed {args.seed}", f"--max-steps {args.max_steps}"]
+    parts = ["python -m cochleaai landmarks train"]
+    if args.specimen:
+        parts += [f"--specimen {args.specimen}", f"--structure {args.structure}"]
+    else:
+        parts += [f"--reference {args.reference}", f"--mask {args.mask}", f"--landmarks {args.landmarks}"]
+    if args.validation:
+        parts += [f"--validation {args.validation}", f"--validation-mask {args.validation_mask}"]
+    parts += [f"--segment {args.segment}", f"--side {args.side}", f"--seed {args.seed}",
+              f"--max-steps {args.max_steps}"]
     if args.max_seconds is not None:
         parts.append(f"--max-seconds {args.max_seconds}")
     if args.threads:
@@ -31,22 +36,50 @@ def _cmd_train(args) -> int:
     from .training import TrainConfig, train_oneshot
 
     set_torch_threads(args.threads)
-    reference = io.read_volume(args.reference)
-    validation = io.read_volume(args.validation)
-    ref_mask = read_structure_mask(args.mask, reference, args.segment)
-    val_mask = read_structure_mask(args.validation_mask, validation, args.segment)
-    landmarks = io.read_markups(args.landmarks)
+    if bool(args.validation) != bool(args.validation_mask):
+        raise CochleaAIError("Give --validation and --validation-mask together, or neither.")
     if args.max_steps < 1:
         raise CochleaAIError("--max-steps must be at least 1.")
+    specimen = None
+    if args.specimen:                  # a specimen folder of the real-CT data set layout
+        from .. import realct
+
+        specimen = realct.read_specimen(args.specimen)
+        reference = specimen.ct()
+        ref_mask = specimen.structure_mask(args.structure, reference)
+        landmarks = specimen.markups()
+        if args.side == "auto":
+            args.side = specimen.side
+        if args.segment == "Cochlea":
+            args.segment = "Labyrinth" if args.structure == "labyrinth" else "Cochlea"
+    elif not (args.reference and args.mask and args.landmarks):
+        raise CochleaAIError("Give --reference, --mask and --landmarks, or --specimen DIR.")
+    else:
+        reference = io.read_volume(args.reference)
+        ref_mask = read_structure_mask(args.mask, reference, args.segment)
+        landmarks = io.read_markups(args.landmarks)
+    validation = val_mask = None
+    if args.validation:
+        validation = io.read_volume(args.validation)
+        val_mask = read_structure_mask(args.validation_mask, validation, args.segment)
     cfg = TrainConfig(max_steps=args.max_steps, max_seconds=args.max_seconds)
     with tqdm_progress("landmarks train", disable=args.quiet) as progress:
         model = train_oneshot(reference, ref_mask, landmarks, validation, val_mask, cfg, seed=args.seed,
-                              structure=args.segment or "structure", progress=progress)
+                              structure=args.segment or "structure", progress=progress, side=args.side)
     training = dict(model.card["training"])
     training["command"] = _train_command(args)
-    training["data"] = {"reference": str(args.reference), "reference_mask": str(args.mask),
-                        "landmarks": str(args.landmarks), "validation": str(args.validation),
-                        "validation_mask": str(args.validation_mask), "segment": args.segment}
+    if specimen is not None:
+        from .. import realct
+
+        training["data"] = {"specimen": specimen.id, "structure": args.structure, "side": args.side,
+                            "reference": str(specimen.ct_path.name), "reference_mask": str(specimen.label_path.name),
+                            "landmarks": f"{specimen.id}_DESC.json (RAS in the file, converted to LPS)",
+                            "citation": realct.CITATION, "licence": realct.LICENCE}
+    else:
+        training["data"] = {"reference": str(args.reference), "reference_mask": str(args.mask),
+                            "landmarks": str(args.landmarks), "side": args.side}
+    training["data"].update({"validation": str(args.validation or ""),
+                             "validation_mask": str(args.validation_mask or ""), "segment": args.segment})
     if args.data_note:
         training["data"]["note"] = args.data_note
     pt = save_model(model, args.out, training=training)
@@ -72,12 +105,14 @@ def _model(path=None, sha256=None):
     return _MODELS[key]
 
 
-def _detect_job(path, name, folder, model=None, sha256=None, use_localisation=True) -> dict:
-    """One volume of ``landmarks detect``: ``<name>.mrk.json`` in ``folder``, its table row."""
+def _detect_job(path, name, folder, models=(None,), sha256s=(None,), use_localisation=True, side=None) -> dict:
+    """One volume of ``landmarks detect``: ``<name>.mrk.json`` in ``folder``, its table row.
+    Several models (one per reference) are fused."""
     from .. import io
-    from .detect import detect_landmarks
+    from .detect import detect_with_references
 
-    det = detect_landmarks(_model(model, sha256), io.read_volume(path), use_localisation=use_localisation)
+    det = detect_with_references([_model(m, h) for m, h in zip(models, sha256s)], io.read_volume(path),
+                                 use_localisation=use_localisation, side=side)
     markups = det.landmarks
     markups.name = f"{name} landmarks"
     io.write_markups_json(Path(folder) / f"{name}.mrk.json", markups)
@@ -100,19 +135,26 @@ def _cmd_detect(args) -> int:
 
     from .model_io import load_model
 
-    model = load_model(args.model)      # a missing or damaged model stops here, before the batch
-    sha256 = model.card.get("sha256")
-    path = str(Path(args.model).absolute()) if args.model else None    # as workers elsewhere see it
-    _MODELS[(str(path or ""), sha256)] = model
+    from .model_io import check_side
+
+    side = check_side(args.side, "--side")
+    paths, sha256s = [], []
+    for given in (args.model or [None]):
+        model = load_model(given)      # a missing or damaged model stops here, before the batch
+        sha256s.append(model.card.get("sha256"))
+        paths.append(str(Path(given).absolute()) if given else None)    # as workers elsewhere see it
+        _MODELS[(str(paths[-1] or ""), sha256s[-1])] = model
     items = batch.items_from_files(args.inputs)
     out = Path(args.out)
-    job = partial(_detect_job, model=path, sha256=sha256, use_localisation=not args.baseline)
+    job = partial(_detect_job, models=tuple(paths), sha256s=tuple(sha256s), use_localisation=not args.baseline,
+                  side=side)
     with tqdm_progress("landmarks detect", disable=args.quiet) as progress:
-        rows = batch.run(job, items, out, signature=f"{sha256} baseline={args.baseline}",
+        rows = batch.run(job, items, out, signature=f"{','.join(map(str, sha256s))} baseline={args.baseline} "
+                                                    f"side={side}",
                          progress=progress, **batch.options(args))
     rows = [_table_row(r) for r in rows]
     keys = ["volume", "confidence", "flagged", "reason", "localisation_passes", "converged",
-            "ncc_rigid", "ncc_final", "seconds", "file"]
+            "ncc_rigid", "ncc_final", "side", "mirrored", "references", "spread_mm", "seconds", "file"]
     batch.write_csv(out / "confidence.csv", rows, keys)
     (out / "detections.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
     if not args.quiet:
@@ -130,11 +172,19 @@ def add_commands(subparsers) -> None:
     sub = p.add_subparsers(dest="landmarks_command", required=True, metavar="<train|detect>")
 
     t = sub.add_parser("train", help="train a model from one annotated reference and one validation volume")
-    t.add_argument("--reference", required=True, help="reference CT volume (.nrrd, .nii.gz, ...)")
-    t.add_argument("--mask", required=True, help="structure of interest on the reference (.seg.nrrd or label volume)")
-    t.add_argument("--landmarks", required=True, help="reference landmarks (.mrk.json or .fcsv)")
-    t.add_argument("--validation", required=True, help="validation CT volume")
-    t.add_argument("--validation-mask", required=True, help="structure of interest on the validation volume")
+    t.add_argument("--reference", help="reference CT volume (.nrrd, .nii.gz, ...)")
+    t.add_argument("--mask", help="structure of interest on the reference (.seg.nrrd or label volume)")
+    t.add_argument("--landmarks", help="reference landmarks (.mrk.json or .fcsv)")
+    t.add_argument("--specimen", help="instead of the three above: a specimen folder of the real temporal-bone "
+                                      "CT data set (<id>_CT_RAW, <id>_CT_LABELS, <id>_DESC.json): its CT, expert "
+                                      "label, five landmarks and side")
+    t.add_argument("--structure", default="labyrinth", choices=("labyrinth", "cochlea"),
+                   help="with --specimen: the whole labelled bony labyrinth (default) or its cochlear part")
+    t.add_argument("--validation", default=None,
+                   help="validation CT volume (optional; default: the reference under an unseen pose)")
+    t.add_argument("--validation-mask", default=None, help="structure of interest on the validation volume")
+    t.add_argument("--side", default="auto", choices=("left", "right", "auto"),
+                   help="the reference's ear (default auto: unknown; detection then tries both ears)")
     t.add_argument("--segment", default="Cochlea", help="segment name in .seg.nrrd masks (default Cochlea)")
     t.add_argument("--out", required=True, help="model path without extension (writes .pt and .json)")
     t.add_argument("--seed", type=int, default=0)
@@ -150,7 +200,11 @@ def add_commands(subparsers) -> None:
                                    "Exit status 1 when a volume is flagged (low confidence or not found). "
                                    "A rerun skips the volumes already done; see docs/batch.md.")
     d.add_argument("inputs", nargs="+", metavar="IN", help="volume files or folders of volumes")
-    d.add_argument("--model", default=None, help="model .pt (default: the shipped phantom model)")
+    d.add_argument("--model", action="append", default=None,
+                   help="model .pt (default: the shipped real-CT model); repeat it to fuse several "
+                        "references (median; their spread flags disagreement)")
+    d.add_argument("--side", default="auto", choices=("left", "right", "auto"),
+                   help="the targets' ear; default auto: both ears are tried and the better match kept")
     d.add_argument("--out", required=True, help="output folder")
     d.add_argument("--baseline", action="store_true",
                    help="registration only, from the image centres (no CNN localisation)")

@@ -1,4 +1,5 @@
-"""``make demo`` step: detect the demo phantom's landmarks with the shipped model."""
+"""``make demo`` step: detect the demo phantom's landmarks with the shipped phantom model
+(the phantom's truth scores it; the real-CT model is scored by ``bench landmarks-real``)."""
 from __future__ import annotations
 
 import json
@@ -14,12 +15,13 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     ``<out_dir>/landmarks/detected.mrk.json`` and ``summary.json``, report the errors."""
     from .. import io, mrml
     from .detect import detect_landmarks
-    from .model_io import load_model
+    from ..phantom import SIDE as PHANTOM_SIDE
+    from .model_io import load_model, phantom_model_path
 
     p = Progress.wrap(progress)
     p(0.0, "Loading the one-shot landmark model")
-    model = load_model()
-    det = detect_landmarks(model, phantom.ct, progress=p.stage(0.05, 0.9))
+    model = load_model(phantom_model_path())
+    det = detect_landmarks(model, phantom.ct, progress=p.stage(0.05, 0.9), side=PHANTOM_SIDE)
     markups = det.point_list("Detected landmarks")
     node = mrml.markups_from_points(scene, markups)
     truth = phantom.landmarks.as_dict()

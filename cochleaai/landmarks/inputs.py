@@ -74,3 +74,29 @@ def check_landmarks(landmarks, volume: Volume, labels=None):
         raise CochleaAIError(f"Reference landmarks {bad} lie outside the reference image; place them "
                              "on the reference volume (check the coordinate system: LPS vs RAS).")
     return points, labels
+
+
+#: A reference landmark farther than this from every voxel of the structure mask means that
+#: mask and landmarks do not belong together (another image, another side, a shifted mask).
+MAX_LANDMARK_DISTANCE_MM = 5.0
+
+
+def check_landmarks_near(points, labels, volume: Volume, mask: np.ndarray, patch_mm: float) -> None:
+    """Refuse reference landmarks that the registration patch cannot carry: farther than
+    :data:`MAX_LANDMARK_DISTANCE_MM` from the structure mask, or outside the patch of
+    ``patch_mm`` around the structure's centre."""
+    from scipy import ndimage
+
+    dist = ndimage.distance_transform_edt(~mask, sampling=volume.spacing[::-1])
+    idx = np.rint(volume.physical_to_index(np.asarray(points, float))).astype(int)
+    idx = np.clip(idx, 0, np.asarray(volume.size) - 1)
+    far = [labels[i] for i, (x, y, z) in enumerate(idx) if dist[z, y, x] > MAX_LANDMARK_DISTANCE_MM]
+    centre = volume.index_to_physical(np.argwhere(mask)[:, ::-1].mean(0))
+    outside = [labels[i] for i, p in enumerate(points) if np.linalg.norm(p - centre) > patch_mm * 0.5 * np.sqrt(3)]
+    if far or outside:
+        raise CochleaAIError(
+            "The reference landmarks and the structure mask do not agree: "
+            + (f"{far} lie more than {MAX_LANDMARK_DISTANCE_MM:g} mm from the structure" if far else "")
+            + ("; " if far and outside else "")
+            + (f"{outside} lie outside the {patch_mm:g} mm registration patch around it" if outside else "")
+            + ". Check that mask and landmarks belong to this reference image (and that the points are LPS).")

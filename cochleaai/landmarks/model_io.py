@@ -11,6 +11,7 @@ On disk a model is two files side by side:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,11 @@ from .patches import DEFAULT_WINDOW, patch_grid
 from .unet import SliceUNet, UNetConfig
 
 FORMAT = "cochleaai.oneshot-landmarks/1"
-DEFAULT_MODEL_NAME = "oneshot_cochlea_phantom"
+#: The shipped default model: trained on a real temporal-bone CT (see its card).
+DEFAULT_MODEL_NAME = "oneshot_labyrinth_real"
+#: The model trained on the built-in phantom, still shipped (the module self-test uses it).
+PHANTOM_MODEL_NAME = "oneshot_cochlea_phantom"
+SIDES = ("left", "right")
 
 
 def models_folder() -> Path:
@@ -35,6 +40,26 @@ def models_folder() -> Path:
 
 def default_model_path() -> Path:
     return models_folder() / f"{DEFAULT_MODEL_NAME}.pt"
+
+
+def phantom_model_path() -> Path:
+    return models_folder() / f"{PHANTOM_MODEL_NAME}.pt"
+
+
+def check_side(side, what: str = "side") -> Optional[str]:
+    """``"left"``, ``"right"`` or None (unknown) from what a user typed."""
+    if side is None or str(side).strip().lower() in ("", "auto", "unknown", "none"):
+        return None
+    value = str(side).strip().lower()
+    if value not in SIDES:
+        raise CochleaAIError(f"The {what} must be left, right or auto, got {side!r}.")
+    return value
+
+
+def _reflect(points, centre, normal) -> np.ndarray:
+    """Mirror points through the plane through ``centre`` normal to the unit ``normal``."""
+    d = np.asarray(points, float) - centre
+    return centre + d - 2.0 * np.outer(d @ normal, normal).reshape(d.shape)
 
 
 @dataclass
@@ -61,6 +86,34 @@ class OneShotModel:
     patch_spacing: float
     structure: str = "structure"
     card: dict = field(default_factory=dict)
+    side: Optional[str] = None    # the reference's ear: "left", "right" or None (unknown)
+    anchors: Optional[list] = None  # the reference's grey-value anchors (patches.intensity_anchors)
+    mirror: bool = False          # True for the mirror image made by :meth:`mirrored`
+
+    def mirrored(self) -> "OneShotModel":
+        """The model of the other ear: the reference mirrored through the plane through its
+        centre normal to its first axis of inertia. In the patch frame that plane is
+        ``x = const``, so the patch and its mask are flipped along x; the landmarks and the
+        image centre are reflected; the network (trained with mirrored slices too) is shared."""
+        normal = np.asarray(self.axes, float)[:, 0]
+        other = {"left": "right", "right": "left"}.get(self.side)
+        return dataclasses.replace(
+            self, patch=np.ascontiguousarray(self.patch[:, :, ::-1]),
+            patch_mask=np.ascontiguousarray(self.patch_mask[:, :, ::-1]),
+            landmarks=_reflect(self.landmarks, self.centre, normal),
+            image_centre=_reflect(self.image_centre, self.centre, normal),
+            side=other, mirror=not self.mirror)
+
+    def for_side(self, side: Optional[str]) -> "OneShotModel":
+        """This model, or its mirror image when ``side`` is the other ear. Needs the
+        reference's side when a target side is given."""
+        side = check_side(side, "target side")
+        if side is None or side == self.side:
+            return self
+        if self.side is None:
+            raise CochleaAIError("The model does not record which ear its reference is, so a target "
+                                 "side cannot be used; pass side 'auto' to try both.")
+        return self.mirrored()
 
     @property
     def patch_size(self) -> int:
@@ -88,6 +141,8 @@ class OneShotModel:
                 "landmarks_lps": np.asarray(self.landmarks, float).tolist(),
                 "patch_size": self.patch_size,
                 "patch_spacing_mm": float(self.patch_spacing),
+                "side": self.side,
+                "intensity_anchors": None if self.anchors is None else [float(v) for v in self.anchors],
             },
         }
 
@@ -136,7 +191,7 @@ def save_model(model: OneShotModel, path, training: Optional[dict] = None,
 
 
 def load_model(path=None) -> OneShotModel:
-    """Read a model (default: the shipped phantom model), refusing a bad checksum."""
+    """Read a model (default: the shipped real-CT model), refusing a bad checksum."""
     import torch
 
     pt = default_model_path() if path is None else _pt_path(path)
@@ -176,7 +231,8 @@ def load_model(path=None) -> OneShotModel:
             landmarks=np.array(ref["landmarks_lps"], float).reshape(-1, 3),
             labels=[str(v) for v in ref["landmark_labels"]], patch=patch, patch_mask=mask,
             patch_spacing=float(ref["patch_spacing_mm"]), structure=str(ref.get("structure", "structure")),
-            card=card)
+            card=card, side=check_side(ref.get("side"), "reference side in the card"),
+            anchors=ref.get("intensity_anchors"))
     except CochleaAIError:
         raise
     except Exception as exc:  # wrong keys, shapes or types: the pair does not belong together

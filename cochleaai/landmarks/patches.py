@@ -12,8 +12,16 @@ import numpy as np
 
 from ..volume import Volume
 
-#: CT window mapped to [-1, 1] for the network: air -> -1, dense otic-capsule bone -> +1.
+#: CT window mapped to [-1, 1] for the network: air -> -1, dense otic-capsule bone -> +1
+#: (the window of models made before :data:`BONE_WINDOW`, still read from their cards).
 DEFAULT_WINDOW = (-1000.0, 3000.0)
+#: Bone window (HU) of new models. Air, soft tissue and the labyrinth's lumen all lie
+#: below it (a drained labyrinth at about -750 HU and a fluid-filled one at about +200 HU
+#: both map to -1), while the otic capsule (1500-2500 HU) spans it: the network and the
+#: registration then see the bony walls only, whatever fills them.
+BONE_WINDOW = (400.0, 2400.0)
+#: Percentiles that anchor the grey scale of a scan that is not in HU (cone-beam CT).
+ANCHOR_PERCENTILES = (0.5, 99.5)
 
 
 def as_sitk(volume: Volume, what: str = "volume"):
@@ -57,6 +65,33 @@ def normalise(array: np.ndarray, window=DEFAULT_WINDOW) -> np.ndarray:
     lo, hi = float(window[0]), float(window[1])
     out = (np.asarray(array, dtype=np.float32) - lo) * np.float32(2.0 / (hi - lo)) - np.float32(1.0)
     return np.clip(out, -1.0, 1.0, out=out)
+
+
+def intensity_anchors(array: np.ndarray) -> list:
+    """The :data:`ANCHOR_PERCENTILES` of an image's voxels (from at most ~2 million)."""
+    a = np.asarray(array).reshape(-1)
+    step = max(1, a.size // 2_000_000)
+    return [float(v) for v in np.percentile(a[::step], ANCHOR_PERCENTILES)]
+
+
+def looks_like_hu(anchors) -> bool:
+    """Whether an image's anchors read as CT in Hounsfield units: its darkest voxels are air
+    (about -1000 HU) and its brightest are bone, not metal-free values of another scale."""
+    low, high = anchors
+    return -1150.0 <= low <= -850.0 and 600.0 <= high <= 4000.0
+
+
+def hu_mapping(anchors, reference_anchors):
+    """``(gain, offset)`` turning an image's grey values into the reference's scale: the
+    identity for CT in HU (a physical scale, kept as it is); otherwise the linear map that
+    sends the image's anchor percentiles onto the reference's."""
+    if looks_like_hu(anchors) or reference_anchors is None:
+        return 1.0, 0.0
+    (lo, hi), (rlo, rhi) = anchors, reference_anchors
+    if not hi > lo:
+        return 1.0, 0.0
+    gain = (rhi - rlo) / (hi - lo)
+    return float(gain), float(rlo - gain * lo)
 
 
 def orthogonal_stacks(cube: np.ndarray) -> list:

@@ -27,6 +27,7 @@ class RegistrationResult:
     rigid_metric: float
     ncc_before: float        # masked NCC after the rigid stage
     ncc_after: float         # masked NCC after demons
+    start: int = 0           # which of the starts given won
 
     def map_points(self, points: np.ndarray) -> np.ndarray:
         out = []
@@ -50,8 +51,10 @@ def model_region(model) -> np.ndarray:
     return region_mask(model.patch_mask, model.patch_spacing)
 
 
-def rigid_register(fixed, fixed_region, moving, initial, iterations: int = 120, seed: int = 0):
-    """Multi-resolution rigid (Euler 3D) registration, correlation metric in the region."""
+def rigid_register(fixed, fixed_region, moving, initial, iterations: int = 120, seed: int = 0,
+                   shrink=(2, 1), smoothing_mm=(0.6, 0.0)):
+    """Multi-resolution rigid (Euler 3D) registration, correlation metric in the region.
+    ``shrink``/``smoothing_mm``: the pyramid (a coarse one screens many starts cheaply)."""
     import SimpleITK as sitk
 
     reg = sitk.ImageRegistrationMethod()
@@ -64,8 +67,8 @@ def rigid_register(fixed, fixed_region, moving, initial, iterations: int = 120, 
                                                  numberOfIterations=iterations,
                                                  relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6)
     reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([2, 1])
-    reg.SetSmoothingSigmasPerLevel([0.6, 0.0])
+    reg.SetShrinkFactorsPerLevel([int(v) for v in shrink])
+    reg.SetSmoothingSigmasPerLevel([float(v) for v in smoothing_mm])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(sitk.Euler3DTransform(initial), inPlace=False)
     out = reg.Execute(fixed, moving)
@@ -97,13 +100,25 @@ def demons_register(fixed, moving, iterations=(30, 20), smoothing: float = 1.5):
     return field
 
 
+def _normalised_target(model, target_image):
+    """The target on the network's [-1, 1] scale (the model's window, clipped)."""
+    import SimpleITK as sitk
+
+    moving = sitk.Cast(target_image, sitk.sitkFloat32)
+    lo, hi = model.window
+    return sitk.ShiftScale(sitk.Clamp(moving, sitk.sitkFloat32, lo, hi), -lo - (hi - lo) / 2.0, 2.0 / (hi - lo))
+
+
 def register_patch(model, target_image, initial, deformable: bool = True, progress=None,
-                   region=None) -> RegistrationResult:
+                   region=None, rigid: bool = True) -> RegistrationResult:
     """Rigid then demons registration of the model's reference patch to the target.
 
     ``target_image``: SimpleITK float image of the target (HU). ``initial``:
-    ``sitk.Euler3DTransform`` reference -> target from the localisation and alignment.
-    ``region``: :func:`model_region` when the caller has it already.
+    ``sitk.Euler3DTransform`` reference -> target from the localisation and alignment, or
+    a list of them: each start is registered rigidly and the best masked NCC is kept
+    (a start a quarter turn off converges to a wrong pose that another start avoids).
+    ``region``: :func:`model_region` when the caller has it already. ``rigid=False`` takes
+    ``initial`` as the finished rigid pose (demons only).
     """
     import SimpleITK as sitk
     from .align import ncc
@@ -112,21 +127,30 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
     region = model_region(model) if region is None else region
     fixed = model.patch_volume(normalise(model.patch, model.window)).to_sitk()
     fixed_region = model.patch_volume(region).to_sitk()          # bool -> uint8 mask image
-    moving = sitk.Cast(target_image, sitk.sitkFloat32)
-    lo, hi = model.window
-    moving = sitk.ShiftScale(sitk.Clamp(moving, sitk.sitkFloat32, lo, hi), -lo - (hi - lo) / 2.0, 2.0 / (hi - lo))
-    p(0.0, "Rigid registration")
-    rigid, metric = rigid_register(fixed, fixed_region, moving, initial)
-    warped = sitk.Resample(moving, fixed, rigid, sitk.sitkLinear, -1.0, sitk.sitkFloat32)
+    moving = _normalised_target(model, target_image)
     f_arr = sitk.GetArrayFromImage(fixed)
-    ncc_rigid = ncc(f_arr, sitk.GetArrayFromImage(warped), region)
+    starts = list(initial) if isinstance(initial, (list, tuple)) else [initial]
+    order = list(range(len(starts)))
+    best = None
+    for n, k in enumerate(order):
+        start = starts[k]
+        p(0.5 * n / len(order), "Rigid registration" + (f" (start {n + 1}/{len(order)})" if len(order) > 1 else ""))
+        if rigid:
+            pose, metric = rigid_register(fixed, fixed_region, moving, start)
+        else:
+            pose, metric = sitk.Euler3DTransform(start), float("nan")
+        warped = sitk.Resample(moving, fixed, pose, sitk.sitkLinear, -1.0, sitk.sitkFloat32)
+        score = ncc(f_arr, sitk.GetArrayFromImage(warped), region)
+        if best is None or score > best[2]:
+            best = (pose, metric, score, warped, k)
+    pose, metric, ncc_rigid, warped, best_start = best
     field_tf, ncc_final = None, ncc_rigid
     if deformable:
         p(0.5, "Diffeomorphic demons registration")
         field = demons_register(fixed, warped)
         field_tf = sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
-        final = sitk.Resample(moving, fixed, sitk.CompositeTransform([rigid, field_tf]),
+        final = sitk.Resample(moving, fixed, sitk.CompositeTransform([pose, field_tf]),
                               sitk.sitkLinear, -1.0, sitk.sitkFloat32)
         ncc_final = ncc(f_arr, sitk.GetArrayFromImage(final), region)
     p(1.0, "Registered")
-    return RegistrationResult(rigid, field_tf, metric, ncc_rigid, ncc_final)
+    return RegistrationResult(pose, field_tf, metric, ncc_rigid, ncc_final, best_start)

@@ -8,6 +8,12 @@ cross-entropy). Every ``validate_every`` steps the loss on the validation volume
 orthogonal slice stacks (a cube on its structure, in its own image axes) is measured;
 training stops when it has not improved for ``patience`` checks and the best weights
 are kept. The reference registration patch and landmarks go into the model too.
+
+Two augmentations make one reference serve other scans: half of the cubes are mirrored
+(the other ear), and the grey values get a random gain and offset (other scanners and
+reconstruction kernels). Without a validation volume, the validation slices come from
+the reference itself under a fixed rotation and mirroring that training never draws
+exactly.
 """
 from __future__ import annotations
 
@@ -20,11 +26,12 @@ import numpy as np
 
 from ..errors import CochleaAIError
 from ..progress import Progress
-from .align import mask_frame
-from .inputs import check_landmarks, check_mask, check_volume
-from .model_io import OneShotModel
-from .patches import (DEFAULT_WINDOW, as_sitk, normalise, orthogonal_stacks, random_rotation,
-                      sample_patch)
+from .align import inertia_frame, mask_frame
+from .inputs import check_landmarks, check_landmarks_near, check_mask, check_volume
+from .localise import StructureNotFound, localise
+from .model_io import OneShotModel, check_side
+from .patches import (BONE_WINDOW, as_sitk, intensity_anchors, normalise, orthogonal_stacks,
+                      random_rotation, sample_patch)
 from .unet import SliceUNet, UNetConfig
 
 
@@ -43,10 +50,13 @@ class TrainConfig:
     patience: int = 8                # validations without improvement before stopping
     learning_rate: float = 3e-3      # Adam (the thesis: 0.1, decreasing)
     noise_hu: float = 20.0           # extra Gaussian noise, sd drawn in [0, noise_hu]
+    mirror: bool = True              # mirror half of the cubes (both ears from one reference)
+    gain_jitter: float = 0.1         # grey values times a gain drawn in 1 +- gain_jitter
+    offset_jitter_hu: float = 100.0  # ... plus an offset drawn in +- offset_jitter_hu
     patch_mm: float = 16.0           # registration patch edge (mm)
     patch_spacing: float = 0.3       # registration patch voxel (mm)
     max_seconds: Optional[float] = None
-    window: tuple = DEFAULT_WINDOW
+    window: tuple = BONE_WINDOW
     network: UNetConfig = field(default_factory=UNetConfig)
 
     def as_dict(self) -> dict:
@@ -69,9 +79,15 @@ def _image_and_mask(image, mask_image, centre, axes, n: int, spacing: float, def
     return cube.array, seg.array > 0.5
 
 
-def _validation_stacks(image, mask_image, centre, axes, cfg: TrainConfig):
+#: The fixed pose of the reference's own validation cube (no validation volume given).
+_SELF_VALIDATION_DEG = (25.0, -20.0, 30.0)
+
+
+def _validation_stacks(image, mask_image, centre, axes, cfg: TrainConfig, mirror: bool = False):
     cube, seg = _image_and_mask(image, mask_image, centre, axes, cfg.slice_size, cfg.slice_spacing,
                                 cfg.window[0])
+    if mirror:
+        cube, seg = cube[:, :, ::-1], seg[:, :, ::-1]
     x = np.concatenate(orthogonal_stacks(normalise(cube, cfg.window)))
     y = np.concatenate(orthogonal_stacks(seg)).astype(np.float32)
     return _to_tensor(x), _to_tensor(y)
@@ -92,15 +108,23 @@ def validation_loss(net, x, y, chunk: int = 64) -> float:
     return total / y.numel()
 
 
-def train_oneshot(reference, reference_mask, landmarks, validation, validation_mask,
+def _rotation_deg(angles) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_euler("xyz", angles, degrees=True).as_matrix()
+
+
+def train_oneshot(reference, reference_mask, landmarks, validation=None, validation_mask=None,
                   config: Optional[TrainConfig] = None, seed: int = 0, labels=None,
-                  structure: str = "Cochlea", progress=None) -> OneShotModel:
-    """Train a one-shot model from one annotated reference and one validation volume.
+                  structure: str = "Cochlea", progress=None, side: Optional[str] = None) -> OneShotModel:
+    """Train a one-shot model from one annotated reference (and an optional validation volume).
 
     ``reference``/``validation``: Volumes (HU for CT). ``*_mask``: bool arrays on their
     grids (or mask Volumes). ``landmarks``: :class:`~cochleaai.io.Markups` or ``(N, 3)``
-    LPS points with ``labels``. Returns the :class:`OneShotModel`; its ``card["training"]``
-    records the settings, seed, steps, losses and seconds.
+    LPS points with ``labels``. ``side``: the reference's ear ("left"/"right"; None when
+    unknown: detection then tries both ears). Without ``validation``, early stopping
+    watches the reference under a fixed unseen pose. Returns the :class:`OneShotModel`; its
+    ``card["training"]`` records the settings, seed, steps, losses and seconds.
     """
     import torch
     import torch.nn.functional as F
@@ -110,22 +134,32 @@ def train_oneshot(reference, reference_mask, landmarks, validation, validation_m
         raise CochleaAIError("slice_size must be an even number of at least 16 pixels.")
     p = Progress.wrap(progress)
     reference = check_volume(reference, "reference volume")
-    validation = check_volume(validation, "validation volume")
     ref_mask = check_mask(reference_mask, reference, "reference structure mask")
-    val_mask = check_mask(validation_mask, validation, "validation structure mask")
+    if (validation is None) != (validation_mask is None):
+        raise CochleaAIError("Give the validation volume together with its structure mask, or neither.")
+    if validation is not None:
+        validation = check_volume(validation, "validation volume")
+        val_mask = check_mask(validation_mask, validation, "validation structure mask")
     points, labels = check_landmarks(landmarks, reference, labels)
+    side = check_side(side, "reference side")
 
     p(0.0, "Preparing the reference and validation volumes")
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     centre, axes, values = mask_frame(reference, ref_mask)
-    val_centre, _, _ = mask_frame(validation, val_mask)
+    check_landmarks_near(points, labels, reference, ref_mask, cfg.patch_mm)
     ref_image = as_sitk(reference, "reference volume")
     ref_seg = as_sitk(reference.copy(ref_mask.astype(np.uint8)))
-    val_image = as_sitk(validation, "validation volume")
-    val_seg = as_sitk(validation.copy(val_mask.astype(np.uint8)))
-    x_val, y_val = _validation_stacks(val_image, val_seg, val_centre, validation.direction, cfg)
+    if validation is not None:
+        val_centre, _, _ = mask_frame(validation, val_mask)
+        x_val, y_val = _validation_stacks(as_sitk(validation, "validation volume"),
+                                          as_sitk(validation.copy(val_mask.astype(np.uint8))),
+                                          val_centre, validation.direction, cfg)
+    else:
+        x_val, y_val = _validation_stacks(ref_image, ref_seg, centre,
+                                          reference.direction @ _rotation_deg(_SELF_VALIDATION_DEG), cfg,
+                                          mirror=cfg.mirror)
 
     net = SliceUNet(cfg.network)
     net.train()
@@ -139,10 +173,14 @@ def train_oneshot(reference, reference_mask, landmarks, validation, validation_m
         R = random_rotation(rng, cfg.max_rotation_deg)
         shift = rng.uniform(-cfg.max_shift_mm, cfg.max_shift_mm, 3)
         img, seg = _image_and_mask(ref_image, ref_seg, centre + shift, R, n, cfg.slice_spacing, cfg.window[0])
+        if cfg.mirror and rng.random() < 0.5:
+            img, seg = img[:, :, ::-1], seg[:, :, ::-1]
         for _ in range(cfg.steps_per_resample):
             sd = rng.uniform(0, cfg.noise_hu)
-            noisy = normalise(img + rng.standard_normal(img.shape).astype(np.float32) * np.float32(sd),
-                              cfg.window)
+            gain = np.float32(1.0 + rng.uniform(-cfg.gain_jitter, cfg.gain_jitter))
+            offset = np.float32(rng.uniform(-cfg.offset_jitter_hu, cfg.offset_jitter_hu))
+            noisy = normalise(img * gain + offset
+                              + rng.standard_normal(img.shape).astype(np.float32) * np.float32(sd), cfg.window)
             stacks_x, stacks_y = orthogonal_stacks(noisy), orthogonal_stacks(seg)
             # half of each batch from slices that cut the structure, so it is not drowned
             # by empty slices; the rest anywhere in the cube
@@ -183,18 +221,35 @@ def train_oneshot(reference, reference_mask, landmarks, validation, validation_m
         net.load_state_dict(best_state)
     net.eval()
 
-    p(0.96, "Sampling the reference registration patch")
+    p(0.96, "Locating the reference as detection will see a target")
+    # Detection aligns the target's axes of inertia, taken from the network's product map,
+    # with the reference's: take the reference's from that same map (not from its mask), so
+    # that a structure the network sees only in part (a cropped canal, a thin wall) is
+    # seen in part on both sides alike.
     m = int(round(cfg.patch_mm / cfg.patch_spacing))
-    patch, patch_mask = _image_and_mask(ref_image, ref_seg, centre, axes, m, cfg.patch_spacing, cfg.window[0])
+    model = OneShotModel(net=net, slice_size=n, slice_spacing=cfg.slice_spacing, window=tuple(cfg.window),
+                         centre=centre, axes=axes, eigenvalues=values, image_centre=reference.center,
+                         landmarks=points, labels=labels, patch=np.zeros((m, m, m), np.float32),
+                         patch_mask=np.zeros((m, m, m), bool), patch_spacing=cfg.patch_spacing,
+                         structure=structure, card={}, side=side,
+                         anchors=intensity_anchors(reference.numeric_array("reference volume")))
+    frame = "network"
+    try:
+        loc = localise(model, ref_image, reference, start=centre)
+        frame_points = loc.probability.index_to_physical(np.argwhere(loc.weights > 0)[:, ::-1].astype(float))
+        _, model.axes, model.eigenvalues = inertia_frame(frame_points, loc.weights[loc.weights > 0])
+        model.centre = loc.centre
+    except StructureNotFound:       # an undertrained network: the mask's frame, said in the card
+        frame = "mask (the network did not find the structure in its own reference: train longer)"
+    p(0.98, "Sampling the reference registration patch")
+    patch, patch_mask = _image_and_mask(ref_image, ref_seg, model.centre, model.axes, m, cfg.patch_spacing,
+                                        cfg.window[0])
+    model.patch, model.patch_mask = patch.astype(np.float32), patch_mask
     seconds = time.perf_counter() - t0
     training = {"config": cfg.as_dict(), "seed": int(seed), "steps": int(step),
                 "best_step": int(best_step), "best_validation_bce": float(best_loss),
                 "stopped": stopped, "train_sec": round(seconds, 1),
-                "history_step_train_val": history}
-    model = OneShotModel(net=net, slice_size=n, slice_spacing=cfg.slice_spacing, window=tuple(cfg.window),
-                         centre=centre, axes=axes, eigenvalues=values, image_centre=reference.center,
-                         landmarks=points, labels=labels, patch=patch.astype(np.float32),
-                         patch_mask=patch_mask, patch_spacing=cfg.patch_spacing, structure=structure,
-                         card={"training": training})
+                "history_step_train_val": history, "reference_frame": frame}
+    model.card = {"training": training}
     p(1.0, f"Trained in {seconds:.0f} s ({step} steps, {stopped})")
     return model

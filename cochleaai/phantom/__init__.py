@@ -59,5 +59,8 @@ from .core import (FOVS, INTENSITIES, PARTITION_THICKNESS_MM, PHANTOM_VERSION, P
                    drawn_theta, make_phantom)
 from .prior import PROFILE_CLASSES, sample_shape
 
-__all__ = ["make_phantom", "drawn_theta", "Phantom", "sample_shape", "FOVS", "INTENSITIES",
+#: The ear the generator builds (a right ear, in LPS).
+SIDE = "right"
+
+__all__ = ["SIDE", "make_phantom", "drawn_theta", "Phantom", "sample_shape", "FOVS", "INTENSITIES",
            "PARTITION_THICKNESS_MM", "PHANTOM_VERSION", "PROFILE_CLASSES", "R_REF", "InnerEar", "Surroundings"]
