@@ -70,9 +70,9 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
     def setup(self):
         CochleaAIModuleWidget.setup(self)
         from cochleaai.ct.electrodes import ARRAYS, DEFAULT_ARRAY
-        from cochleaai.ct.mar import DEFAULT_METHOD, METHODS
+        from cochleaai.ct.mar import METHODS, default_method
 
-        fillComboBox(self.ui.methodComboBox, METHODS, DEFAULT_METHOD)
+        fillComboBox(self.ui.methodComboBox, METHODS, default_method())
         fillComboBox(self.ui.arrayComboBox, {key: array.name for key, array in ARRAYS.items()}, DEFAULT_ARRAY)
         self.ui.reduceButton.connect("clicked(bool)", self.runner.guard(self.onReduce))
         self.ui.simulateButton.connect("clicked(bool)", self.runner.guard(self.onSimulate))

@@ -70,11 +70,13 @@ def _cmd_mar(args) -> int:
     from .. import io
     from ..progress import tqdm_progress
     from .contacts import detect_contacts
-    from .mar import reduce_metal_artifacts
+    from .mar import default_method, reduce_metal_artifacts
 
+    if args.method is None:
+        args.method = "margan" if args.model else default_method()
     post = io.read_volume(args.postop)
     with tqdm_progress(f"mar {args.method}", disable=args.quiet) as progress:
-        res = reduce_metal_artifacts(post, args.method, args.threshold, progress=progress)
+        res = reduce_metal_artifacts(post, args.method, args.threshold, progress=progress, model=args.model)
     out = Path(args.out)
     io.write_volume(res.image.rounded_int16(), out)
     summary = {"method": res.method, "metal_voxels": int(res.metal_mask.sum()), "seconds": round(res.seconds, 2),
@@ -103,7 +105,7 @@ def _cmd_simulate_pairs(args) -> int:
 
 def add_commands(subparsers) -> None:
     from .electrodes import ARRAYS, DEFAULT_ARRAY
-    from .mar import DEFAULT_METHOD, DEFAULT_THRESHOLD_HU, METHODS
+    from .mar import DEFAULT_THRESHOLD_HU, METHODS
 
     p = subparsers.add_parser(
         "simulate-ci", help="simulate a cochlear-implant CT from a pre-operative volume (X-ray physics)",
@@ -150,12 +152,16 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=_cmd_simulate_pairs)
 
     p = subparsers.add_parser(
-        "mar", help="reduce metal artifacts in a post-operative CT (NMAR, LI, BHC)",
-        description="Classic sinogram-inpainting metal artifact reduction from the image alone: "
-                    + "; ".join(f"{k}: {v}" for k, v in METHODS.items()) + ".")
+        "mar", help="reduce metal artifacts in a post-operative CT (MARGAN, NMAR, LI, BHC)",
+        description="Metal artifact reduction from the image alone: "
+                    + "; ".join(f"{k}: {v}" for k, v in METHODS.items())
+                    + ". Default: margan when its model is installed, else nmar. Without metal the "
+                      "volume is returned unchanged.")
     p.add_argument("postop", help="post-operative CT volume in HU")
     p.add_argument("--out", required=True, help="output volume file (.nrrd, .nii.gz)")
-    p.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS))
+    p.add_argument("--method", default=None, choices=sorted(METHODS),
+                   help="default: margan when its model is installed, else nmar")
+    p.add_argument("--model", default=None, help="MARGAN model (.pt with its .json card; default: the shipped one)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_HU, help="metal threshold in HU")
     p.add_argument("--contacts", default=None, help="also write detected contacts to this .mrk.json")
     p.add_argument("--max-contacts", type=int, default=None, help="at most this many contacts")
