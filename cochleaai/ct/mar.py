@@ -32,7 +32,7 @@ from ..progress import Progress
 from ..volume import Volume
 from .projector import FanBeamGeometry, RoiGrid, roi_projector
 
-METHODS = {"margan": "MARGAN, 3D GAN trained on simulated pairs (Wang 2021 thesis, ch. 2)",
+METHODS = {"margan": "MARGAN, 3D GAN trained on simulated pairs (Wang et al. 2021)",
            "nmar": "Normalized MAR (Meyer 2010)", "li": "Linear interpolation (Kalender 1987)",
            "bhc": "Metal beam-hardening correction (after Verburg & Seco 2012)"}
 #: The classic default, used when no MARGAN model is installed.
