@@ -145,3 +145,19 @@ def test_cli_end_to_end_on_a_tiny_set(tmp_path, one_torch_thread, monkeypatch):
     # a second run resumes every pair instead of simulating it again
     assert main(["simulate-pairs", "--out", str(pairs), "--n", "2", "--seed", "3", "--quiet"]) == 0
     assert (pairs / "manifest.csv").read_text().count("resumed") == 2
+
+
+def test_shipped_model_loads_and_is_the_default():
+    from cochleaai.ct.mar import default_method
+    from cochleaai.margan.model_io import default_model_available, default_model_path, load_model
+
+    if not default_model_available():
+        assert default_method() == "nmar"
+        pytest.skip("no MARGAN model in Resources/Models")
+    assert default_method() == "margan"
+    model = load_model()
+    card = model.card
+    assert default_model_path().stat().st_size < 8_000_000
+    assert card["training"]["command"].startswith("python -m cochleaai margan train")
+    assert card["training"]["val_rmse_hu"] < card["training"]["val_rmse_hu_input"]
+    assert tuple(card["grid_zyx"]) == (50, 50, 60) and card["spacing_mm"] == 0.2

@@ -19,12 +19,11 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import numpy as np
 
 from ..errors import CochleaAIError
-from ..volume import Volume
 
 #: The training grid (x, y, z voxels) and its spacing, that of the thesis.
 GRID_XYZ = (60, 50, 50)

@@ -6,14 +6,11 @@ fall linearly towards each tile's border, so their seams do not show.
 """
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 import numpy as np
 
-from ..errors import CochleaAIError
 from ..progress import Progress
-from ..volume import Volume
 from .network import from_unit, pad_to_multiple, to_unit
 
 #: Metal farther than this (mm) from every tile is not expected: tiles cover the metal's

@@ -7,7 +7,7 @@ runs on batches of one whole volume, where batch statistics are those of one ima
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
