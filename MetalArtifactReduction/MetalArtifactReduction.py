@@ -25,11 +25,12 @@ class MetalArtifactReduction(ScriptedLoadableModule):
             "<p>Reduces the bright streaks and dark shadows that the electrode array of a "
             "cochlear implant leaves in post-operative CT of the inner ear, so that the "
             "electrodes can be seen against the cochlea.</p>"
-            "<p><b>Reduce artifacts</b>: classic sinogram methods that need only the image: NMAR "
-            "(default), linear interpolation (LI) and a metal beam-hardening correction (BHC). "
-            "The electrode contacts are found and numbered from the apex (E1). Expect modest "
-            "gains: on simulated pairs these methods barely improve on the input, as in the "
-            "thesis.</p>"
+            "<p><b>Reduce artifacts</b>: MARGAN, a 3D generative adversarial network trained on "
+            "simulated implant scans (the default when its model is installed), or classic "
+            "sinogram methods that need only the image: NMAR, linear interpolation (LI) and a "
+            "metal beam-hardening correction (BHC). The electrode contacts are found and numbered "
+            "from the apex (E1). The classic methods barely improve on the input, as in the "
+            "thesis. An image without metal is returned unchanged.</p>"
             "<p><b>Simulate implant</b>: inserts an electrode array (FLEX28, Slim 22, HiFocus 1J; "
             "approximate public geometry) along the scala tympani of a cochlea shape (a fitted "
             "shape table, or the truth of a phantom) to a chosen angular depth, and simulates the "
@@ -39,7 +40,8 @@ class MetalArtifactReduction(ScriptedLoadableModule):
             "<p><b>Generate phantom</b> builds a synthetic temporal-bone CT with its "
             "ground-truth segmentation and landmarks (reproducible from its seed), so the module "
             "can be tried without patient data.</p>"
-            "<p>Not in this version yet: the MARGAN artifact reduction network.</p>"
+            "<p>Training MARGAN on your own scans is done on the command line "
+            "(<code>simulate-pairs</code>, then <code>margan train</code>).</p>"
             "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>.</p>")
         self.parent.acknowledgementText = _(
             "Method from the PhD thesis of Z. Wang, <i>Deep Learning and Bayesian inference for "
@@ -70,9 +72,9 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
     def setup(self):
         CochleaAIModuleWidget.setup(self)
         from cochleaai.ct.electrodes import ARRAYS, DEFAULT_ARRAY
-        from cochleaai.ct.mar import DEFAULT_METHOD, METHODS
+        from cochleaai.ct.mar import METHODS, default_method
 
-        fillComboBox(self.ui.methodComboBox, METHODS, DEFAULT_METHOD)
+        fillComboBox(self.ui.methodComboBox, METHODS, default_method())
         fillComboBox(self.ui.arrayComboBox, {key: array.name for key, array in ARRAYS.items()}, DEFAULT_ARRAY)
         self.ui.reduceButton.connect("clicked(bool)", self.runner.guard(self.onReduce))
         self.ui.simulateButton.connect("clicked(bool)", self.runner.guard(self.onSimulate))

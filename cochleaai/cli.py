@@ -92,7 +92,7 @@ def _cmd_demo(args) -> int:
 #: Method packages add their own commands through a module ``cochleaai/<package>/cli.py``
 #: with ``add_commands(subparsers)``, which registers parsers whose ``func(args) -> int``
 #: does the work (heavy imports kept inside ``func`` so that ``--help`` stays instant).
-METHOD_PACKAGES = ("segmentation", "ct", "landmarks", "vae")
+METHOD_PACKAGES = ("segmentation", "ct", "landmarks", "vae", "margan")
 
 
 def _method_modules(leaf: str) -> list:

@@ -70,11 +70,13 @@ def _cmd_mar(args) -> int:
     from .. import io
     from ..progress import tqdm_progress
     from .contacts import detect_contacts
-    from .mar import reduce_metal_artifacts
+    from .mar import default_method, reduce_metal_artifacts
 
+    if args.method is None:
+        args.method = "margan" if args.model else default_method()
     post = io.read_volume(args.postop)
     with tqdm_progress(f"mar {args.method}", disable=args.quiet) as progress:
-        res = reduce_metal_artifacts(post, args.method, args.threshold, progress=progress)
+        res = reduce_metal_artifacts(post, args.method, args.threshold, progress=progress, model=args.model)
     out = Path(args.out)
     io.write_volume(res.image.rounded_int16(), out)
     summary = {"method": res.method, "metal_voxels": int(res.metal_mask.sum()), "seconds": round(res.seconds, 2),
@@ -88,9 +90,22 @@ def _cmd_mar(args) -> int:
     return 0
 
 
+def _cmd_simulate_pairs(args) -> int:
+    from .. import batch
+    from ..progress import tqdm_progress
+    from .pairs import simulate_pairs
+
+    ids = tuple(i.strip() for i in args.real_ids.split(",") if i.strip())
+    with tqdm_progress("simulate-pairs", disable=args.quiet) as progress:
+        summary = simulate_pairs(args.out, args.n, args.seed, args.real, ids, args.augmented,
+                                 progress=progress, **batch.options(args))
+    print(json.dumps(summary, indent=2))
+    return 1 if summary["pairs"] == 0 else 0
+
+
 def add_commands(subparsers) -> None:
     from .electrodes import ARRAYS, DEFAULT_ARRAY
-    from .mar import DEFAULT_METHOD, DEFAULT_THRESHOLD_HU, METHODS
+    from .mar import DEFAULT_THRESHOLD_HU, METHODS
 
     p = subparsers.add_parser(
         "simulate-ci", help="simulate a cochlear-implant CT from a pre-operative volume (X-ray physics)",
@@ -112,13 +127,41 @@ def add_commands(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_simulate)
 
+    from .. import batch
+    from .pairs import TRAIN_SPECIMENS
+
     p = subparsers.add_parser(
-        "mar", help="reduce metal artifacts in a post-operative CT (NMAR, LI, BHC)",
-        description="Classic sinogram-inpainting metal artifact reduction from the image alone: "
-                    + "; ".join(f"{k}: {v}" for k, v in METHODS.items()) + ".")
+        "simulate-pairs", help="simulate a training set of pre-op / post-op pairs for MARGAN",
+        description="Each pair (pair_NNNNN/): preop.nrrd (the target: the same simulated scanner without "
+                    "metal), postop.nrrd (the input, with an implant), metal.nrrd, contacts.mrk.json, "
+                    "pair.json (source, array, depth, scanner settings) and, with --augmented, "
+                    "target_augmented.nrrd (contact centres marked). manifest.csv and manifest.json list "
+                    "the set; every pair has its own seed, so the same --seed gives the same set and an "
+                    "interrupted run resumes.")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--n", type=int, required=True, help="number of pairs")
+    p.add_argument("--seed", type=int, default=0, help="seed of the set (default 0)")
+    p.add_argument("--real", default=None, metavar="DIR",
+                   help="also use real pre-op CTs from this folder (layout of the Wimmer 2019 data set)")
+    p.add_argument("--real-ids", default=",".join(TRAIN_SPECIMENS),
+                   help=f"specimens of --real to train on (default {','.join(TRAIN_SPECIMENS)}; keep the "
+                        "others for evaluation)")
+    p.add_argument("--augmented", action="store_true", help="also write the target with contact centres marked")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch.add_arguments(p)
+    p.set_defaults(func=_cmd_simulate_pairs)
+
+    p = subparsers.add_parser(
+        "mar", help="reduce metal artifacts in a post-operative CT (MARGAN, NMAR, LI, BHC)",
+        description="Metal artifact reduction from the image alone: "
+                    + "; ".join(f"{k}: {v}" for k, v in METHODS.items())
+                    + ". Default: margan when its model is installed, else nmar. Without metal the "
+                      "volume is returned unchanged.")
     p.add_argument("postop", help="post-operative CT volume in HU")
     p.add_argument("--out", required=True, help="output volume file (.nrrd, .nii.gz)")
-    p.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS))
+    p.add_argument("--method", default=None, choices=sorted(METHODS),
+                   help="default: margan when its model is installed, else nmar")
+    p.add_argument("--model", default=None, help="MARGAN model (.pt with its .json card; default: the shipped one)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_HU, help="metal threshold in HU")
     p.add_argument("--contacts", default=None, help="also write detected contacts to this .mrk.json")
     p.add_argument("--max-contacts", type=int, default=None, help="at most this many contacts")

@@ -3,8 +3,8 @@
 The temporal-bone phantom is cropped to a 15-mm cube around the cochlea (the simulation is of
 a region of interest: :func:`~cochleaai.ct.simulation.simulation_roi`), a FLEX28 array is
 inserted to 540 degrees along the true scala tympani, the post-operative scan is simulated,
-and NMAR corrects it. The nodes go into the demo scene; ``ct/ct_mar.png`` compares pre-op,
-post-op and NMAR.
+and NMAR (and MARGAN, when its model is installed) corrects it. The nodes go into the demo
+scene; ``ct/ct_mar.png`` compares pre-op, post-op, NMAR and MARGAN.
 """
 from __future__ import annotations
 
@@ -19,14 +19,17 @@ ARRAY = "flex28"
 DEPTH_DEG = 540.0
 
 
-def comparison_png(preop, postop, corrected, metal, path, title="") -> Path:
+def comparison_png(preop, postop, corrected, metal, path, title="", extra=()) -> Path:
+    """Pre-op, post-op and NMAR side by side on the slice with the most metal; ``extra``:
+    further ``(name, array)`` panels (MARGAN)."""
     from ..io import pyplot, save_figure
 
     plt = pyplot()
 
     k = int(np.argmax(metal.reshape(metal.shape[0], -1).sum(1)))
     panels = [("pre-op", preop[k]), ("simulated post-op", postop[k]), ("NMAR", corrected[k])]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
+    panels += [(name, arr[k]) for name, arr in extra]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.4))
     for ax, (name, img) in zip(axes, panels):
         ax.imshow(img, cmap="gray", vmin=-1000, vmax=3000, interpolation="nearest")
         ax.set_title(f"{name} (axial slice {k})")
@@ -54,6 +57,9 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     p(0.7, "NMAR")
     res = reduce_metal_artifacts(sim.postop, "nmar", progress=p.stage(0.7, 0.9))
     found = detect_contacts(sim.postop, res.metal_mask, max_contacts=sim.insertion.array.n_contacts)
+    from ..margan.model_io import default_model_available
+
+    margan = reduce_metal_artifacts(sim.postop, "margan") if default_model_available() else None
     p(0.9, "adding nodes and writing files")
     nodes = {"preop": mrml.volume_to_node(scene, pre, "CI pre-op ROI"),
              "postop": mrml.volume_to_node(scene, sim.postop, "CI post-op (simulated)"),
@@ -70,8 +76,10 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     io.write_markups_json(out / "contacts_truth.mrk.json", truth)
     io.write_markups_json(out / "contacts_found.mrk.json", found)
     metal = sim.metal.array.astype(bool)
+    extra = [("MARGAN", margan.image.array)] if margan is not None else []
     png = comparison_png(pre.array, sim.postop.array, res.image.array, metal, out / "ct_mar.png",
-                         f"{sim.insertion.array.name} at {DEPTH_DEG:.0f} deg: pre-op, simulated post-op, NMAR")
+                         f"{sim.insertion.array.name} at {DEPTH_DEG:.0f} deg: pre-op, simulated post-op, NMAR"
+                         + (", MARGAN" if extra else ""), extra)
     from scipy.spatial import cKDTree
 
     inside = sim.insertion.contacts[sim.insertion.intracochlear & pre.contains(sim.insertion.contacts)]
@@ -84,5 +92,7 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
             "simulation_seconds": round(sim.seconds["total"], 2),
             "blooming_factor": round(blooming_factor(sim.postop, sim.insertion), 2),
             "rmse_hu_postop_vs_preop": round(before["rmse"], 1), "rmse_hu_nmar_vs_preop": round(after["rmse"], 1),
+            "rmse_hu_margan_vs_preop": (round(similarity(pre.array, margan.image.array, metal)["rmse"], 1)
+                                        if margan is not None else None),
             "contacts_found": len(found), "contact_error_mm_median": round(float(np.median(err)), 3),
             "png": str(png), "seconds": round(time.perf_counter() - t0, 2)}

@@ -97,6 +97,9 @@ class Insertion:
     path: np.ndarray                    # (M, 3) array axis from the tip to the lead's end
     metal_fraction: Volume              # float32 in [0, 1]: share of each voxel that is metal
     metal_mask: np.ndarray = field(repr=False, default=None)   # bool: inside a contact or the lead
+    contact_axes: np.ndarray = field(repr=False, default=None)   # (N, 3) unit tangents at the contacts
+    contact_radii: np.ndarray = field(repr=False, default=None)  # (N,) outer radius of each band (mm)
+    lead_points: np.ndarray = field(repr=False, default=None)    # (M, 3) the lead's axis, basal of the contacts
 
     def labels(self):
         return [f"E{k + 1}" + ("" if inside else " (extracochlear)")
@@ -189,7 +192,62 @@ def insert_array(model_or_theta, reference: Volume, array=DEFAULT_ARRAY,
     frac_volume = reference.copy(fraction)
     return Insertion(arr, depth_deg, contacts, contact_deg, intracochlear,
                      points[u <= (u_contacts[-1] if not lead else np.inf)], frac_volume,
-                     fraction >= 0.5 * min(arr.contact_fill, arr.lead_fill))
+                     fraction >= 0.5 * min(arr.contact_fill, arr.lead_fill),
+                     tangents, radii, lead_points)
+
+
+#: Length (mm) of the straight cylinders that stand in for the curved lead.
+LEAD_SEGMENT_MM = 0.25
+
+
+def metal_cylinders(ins: Insertion):
+    """The array's metal as finite cylinders in LPS mm: each contact a hollow band whose wall
+    holds the contact's platinum (outer radius of the carrier, inner radius chosen so that the
+    band fills ``contact_fill`` of the cylinder), the lead a chain of solid cylinders of metal
+    share ``lead_fill``. Returns ``(centre, axis, half_length, outer, inner, share)``."""
+    arr = ins.array
+    n = len(ins.contacts)
+    centre = [ins.contacts]
+    axis = [ins.contact_axes]
+    half = [np.full(n, arr.contact_length_mm / 2.0)]
+    outer = [ins.contact_radii]
+    inner = [ins.contact_radii * np.sqrt(1.0 - arr.contact_fill)]
+    share = [np.ones(n)]
+    lead = ins.lead_points if ins.lead_points is not None else np.zeros((0, 3))
+
+    def chain(points, fill):
+        if len(points) < 2:
+            return
+        step = max(1, int(round(LEAD_SEGMENT_MM / max(np.linalg.norm(points[1] - points[0]), 1e-6))))
+        knots = np.concatenate([points[::step], points[-1:]])
+        a, b = knots[:-1], knots[1:]
+        seg = b - a
+        length = np.linalg.norm(seg, axis=1)
+        keep = length > 1e-9
+        fill = np.broadcast_to(np.asarray(fill, float), (len(a),))[keep]
+        centre.append(0.5 * (a + b)[keep])
+        axis.append(seg[keep] / length[keep, None])
+        half.append(length[keep] / 2.0)
+        outer.append(np.full(int(keep.sum()), arr.lead_radius_mm))
+        inner.append(np.zeros(int(keep.sum())))
+        share.append(fill)
+
+    chain(lead, arr.lead_fill)
+    if len(lead) and ins.path is not None and len(ins.path) > 1:
+        # inside the carrier the wires run on to their contacts: the bundle thins towards the
+        # tip (one wire less past each contact), which also fills the bands' hollow centres
+        d = np.linalg.norm(ins.path[:, None, :] - ins.contacts[None, :, :], axis=2)
+        along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(ins.path, axis=0), axis=1))])
+        u_contact = along[np.argmin(d, axis=0)]
+        u_lead = along[np.argmin(np.linalg.norm(ins.path - lead[0], axis=1))]
+        inside = (along >= u_contact.min()) & (along <= u_lead)
+        pts = ins.path[inside]
+        if len(pts) > 1:
+            u = along[inside]
+            wires = (u[:, None] >= u_contact[None, :]).sum(1) / float(n)
+            step = max(1, int(round(LEAD_SEGMENT_MM / max(np.linalg.norm(pts[1] - pts[0]), 1e-6))))
+            chain(pts, arr.lead_fill * np.concatenate([wires[::step], wires[-1:]])[:-1])
+    return tuple(np.concatenate(x) for x in (centre, axis, half, outer, inner, share))
 
 
 def _voxelise(reference: Volume, centres, tangents, radii, length, lead_points, lead_radius,

@@ -32,9 +32,21 @@ from ..progress import Progress
 from ..volume import Volume
 from .projector import FanBeamGeometry, RoiGrid, roi_projector
 
-METHODS = {"nmar": "Normalized MAR (Meyer 2010)", "li": "Linear interpolation (Kalender 1987)",
+METHODS = {"margan": "MARGAN, 3D GAN trained on simulated pairs (Wang et al. 2021)",
+           "nmar": "Normalized MAR (Meyer 2010)", "li": "Linear interpolation (Kalender 1987)",
            "bhc": "Metal beam-hardening correction (after Verburg & Seco 2012)"}
-DEFAULT_METHOD = "nmar"
+#: The classic default, used when no MARGAN model is installed.
+CLASSIC_DEFAULT = "nmar"
+
+
+def default_method() -> str:
+    """``margan`` when its shipped model is present, else NMAR."""
+    from ..margan.model_io import default_model_available
+
+    return "margan" if default_model_available() else CLASSIC_DEFAULT
+
+
+DEFAULT_METHOD = CLASSIC_DEFAULT
 DEFAULT_THRESHOLD_HU = 3000.0
 #: A lighter virtual scanner than the simulation's: enough views for a 15-mm ROI.
 MAR_GEOMETRY = FanBeamGeometry(n_views=360, fan_radius_mm=20.0)
@@ -103,13 +115,37 @@ def _check_roi_border(mask: np.ndarray, roi) -> None:
                              "contains the whole electrode array, or use no ROI.")
 
 
+_LOADED = {}
+
+
+def _margan_model(model):
+    """A loaded MARGAN model: ``model`` itself, or read (once) from its path or the default."""
+    from ..margan.model_io import MarganModel, default_model_path, load_model
+
+    if isinstance(model, MarganModel):
+        return model
+    from pathlib import Path
+
+    key = str(Path(model if model is not None else default_model_path()).absolute())
+    from ..model_files import model_paths
+
+    pt = model_paths(key)[0]
+    stamp = (key, pt.stat().st_mtime_ns if pt.is_file() else None)
+    if stamp not in _LOADED:
+        _LOADED.clear()
+        _LOADED[stamp] = load_model(key)
+    return _LOADED[stamp]
+
+
 def reduce_metal_artifacts(volume: Volume, method: str = DEFAULT_METHOD,
                            threshold_hu: float = DEFAULT_THRESHOLD_HU, roi=None,
-                           geometry: FanBeamGeometry = MAR_GEOMETRY, progress=None) -> MarResult:
+                           geometry: FanBeamGeometry = MAR_GEOMETRY, progress=None,
+                           model=None) -> MarResult:
     """Reduce metal artifacts in a post-operative CT volume (HU).
 
     ``roi``: optional ``((k0, k1), (j0, j1), (i0, i1))`` index box; only it is corrected and
-    the rest of the volume is copied. The input is never modified.
+    the rest of the volume is copied. ``model``: for ``margan``, a loaded model or a model
+    path (default: the shipped one). The input is never modified.
     """
     from .simulation import check_hu_volume
 
@@ -141,6 +177,20 @@ def reduce_metal_artifacts(volume: Volume, method: str = DEFAULT_METHOD,
                         or metal[:, :, 0].any() or metal[:, :, -1].any()):
         messages.append("Metal touches the border of the volume (for example the lead wire); metal "
                         "outside the volume cannot be corrected.")
+
+    if key == "margan":
+        from ..margan.inference import check_spacing, correct
+
+        net = _margan_model(model)
+        note = check_spacing(net, volume.spacing)
+        if note:
+            messages.append(note)
+        result = correct(net, img, metal, volume.spacing, progress=p.stage(0.05, 0.95))
+        result = np.where(metal, img, result)                           # metal back in
+        out[box] = result
+        p(1.0, "done")
+        return MarResult(volume.copy(out.astype(np.float32)), mask_all, key, messages,
+                         time.perf_counter() - t_start)
 
     from scipy.ndimage import binary_dilation
 

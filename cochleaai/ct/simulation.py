@@ -18,8 +18,14 @@ For every axial slice of the ROI (x, y in-plane, slices along z):
    read it in photons, where it only matters for nearly starved rays);
 6. log transform against the blank scan (readings floored at half a photon, as scanners
    clamp), the scanner's water beam-hardening pre-correction, filtered back-projection
-   (equiangular fan, Shepp-Logan window) and HU calibration with the water reference,
+   (equiangular fan, Hann window by default) and HU calibration with the water reference,
    clipped to the scanner range [-1024, 3071] HU.
+
+The electrode metal does not go through the voxel projector: its path lengths are exact
+chords through the contact bands and the lead, per sub-ray across the channel and along
+the slice profile (:mod:`cochleaai.ct.chords`), and the detector averages the sub-rays'
+intensities, so edge-gradient streaks and photon starvation appear. Tissue is blurred
+along z by the same slice profile (``slice_fwhm_mm``).
 """
 from __future__ import annotations
 
@@ -55,9 +61,18 @@ class ScanConfig:
     scatter_range: Tuple[float, float] = (0.001, 0.02)
     scatter_sigma_mm: float = 40.0
     water_correction: bool = True
-    window: str = "shepp-logan"
+    window: str = "hann"             # FBP kernel (cochleaai.ct.projector.WINDOWS)
     metal: str = "platinum_iridium"
     clip: bool = True
+    #: FWHM (mm) of the slice sensitivity profile along z; 0 = an ideal thin slice.
+    slice_fwhm_mm: float = 0.3
+    #: "chords": exact path lengths through the contact bands and the lead, per sub-ray;
+    #: "voxels": the voxelised metal share projected like tissue (the older, coarser model).
+    metal_model: str = "chords"
+    #: Sub-rays across each channel (detector aperture) for the metal.
+    channel_subrays: int = 3
+    #: Samples of the slice profile along z for the metal.
+    z_subrays: int = 3
 
     def without(self, *effects: str) -> "ScanConfig":
         """A copy with "noise" and/or "scatter" switched off."""
@@ -73,6 +88,12 @@ class ScanResult:
 
 
 METAL_SEGMENT_COLOR = (0.75, 0.75, 0.85)
+
+
+def torch_from(array):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
 
 def check_hu_volume(volume: Volume, what: str = "CT volume") -> list:
@@ -93,6 +114,42 @@ def _grid_of(volume: Volume, config: ScanConfig) -> RoiGrid:
     nz, ny, nx = volume.shape
     sx, sy = float(volume.spacing[0]), float(volume.spacing[1])
     return RoiGrid(ny, nx, sy, sx, float(config.roi_center_mm[0]), float(config.roi_center_mm[1]))
+
+
+def _along_z(maps: dict, config: ScanConfig, sz: float) -> dict:
+    """Tissue maps blurred by the slice profile (tissue varies slowly enough at this scale
+    that blurring its attenuation equals blurring its intensity)."""
+    if config.slice_fwhm_mm <= 0:
+        return maps
+    from scipy.ndimage import gaussian_filter1d
+
+    sigma = config.slice_fwhm_mm / 2.3548 / sz
+    return {k: gaussian_filter1d(v, sigma, axis=0, mode="nearest") for k, v in maps.items()}
+
+
+def scanner_cylinders(volume: Volume, parts, grid: RoiGrid):
+    """Metal cylinders ``(centre, axis, half, outer, inner, share)`` in LPS mm -> the scanner
+    frame of ``grid`` (x, y in the scanner plane, z = slice index x spacing), keeping those
+    that reach into the volume."""
+    from .chords import Cylinders
+
+    centre, axis, half, outer, inner, share = (np.asarray(x, float) for x in parts)
+    sx, sy, sz = (float(v) for v in volume.spacing)
+
+    def frame(points):
+        ijk = volume.physical_to_index(points)
+        return np.stack([grid.lo[0] + (ijk[:, 0] + 0.5) * sx, grid.lo[1] + (ijk[:, 1] + 0.5) * sy,
+                         ijk[:, 2] * sz], axis=1)
+
+    c = frame(centre)
+    a = frame(centre + axis) - c
+    a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    reach = np.hypot(half, outer)
+    nz = volume.shape[0]
+    keep = ((c[:, 0] + reach > grid.lo[0]) & (c[:, 0] - reach < grid.hi[0])
+            & (c[:, 1] + reach > grid.lo[1]) & (c[:, 1] - reach < grid.hi[1])
+            & (c[:, 2] + reach > -sz) & (c[:, 2] - reach < nz * sz))
+    return Cylinders(c[keep], a[keep], half[keep], outer[keep], inner[keep], share[keep])
 
 
 def _scatter_shape(primary: np.ndarray, config: ScanConfig) -> np.ndarray:
@@ -132,9 +189,14 @@ def _noisy(expected: np.ndarray, rng: np.random.Generator, variance: float) -> n
 
 
 def simulate_scan(volume: Volume, metal_fraction: Optional[np.ndarray] = None,
-                  config: ScanConfig = ScanConfig(), seed=0, progress=None) -> ScanResult:
+                  config: ScanConfig = ScanConfig(), seed=0, progress=None,
+                  metal_parts=None) -> ScanResult:
     """Simulate the CT scan of ``volume`` (HU) with an optional metal fraction array (same
-    shape, values in [0, 1]) and return the reconstructed image on the same grid."""
+    shape, values in [0, 1]) and return the reconstructed image on the same grid.
+
+    ``metal_parts``: the array's metal as cylinders (:func:`~cochleaai.ct.electrodes.metal_cylinders`);
+    with ``config.metal_model == "chords"`` their exact sub-ray path lengths replace the
+    projection of ``metal_fraction``, which then only displaces the tissue it overlaps."""
     p = Progress.wrap(progress)
     warns = check_hu_volume(volume)
     if config.metal not in METALS:
@@ -157,6 +219,9 @@ def simulate_scan(volume: Volume, metal_fraction: Optional[np.ndarray] = None,
     beam = make_beam(config.kvp, config.n_bins)
     fractions = decompose_hu(volume.array.astype(np.float32), beam)
     maps = {"water": fractions["water"], "bone": fractions["bone"]}
+    if config.metal_model not in ("chords", "voxels"):
+        raise CochleaAIError(f"Unknown metal model {config.metal_model!r}; use 'chords' or 'voxels'.")
+    chords = config.metal_model == "chords" and metal_parts is not None
     metal_slices = np.zeros(0, dtype=int)
     if metal_fraction is not None:
         m = np.asarray(metal_fraction, dtype=np.float32)
@@ -164,7 +229,9 @@ def simulate_scan(volume: Volume, metal_fraction: Optional[np.ndarray] = None,
             raise CochleaAIError("The metal fraction must be a finite array of the volume's shape.")
         m = np.clip(m, 0.0, 1.0)
         maps = {k: v * (1.0 - m) for k, v in maps.items()}
-        metal_slices = np.flatnonzero(m.reshape(m.shape[0], -1).max(1) > 0)
+        if not chords:
+            metal_slices = np.flatnonzero(m.reshape(m.shape[0], -1).max(1) > 0)
+    maps = _along_z(maps, config, float(volume.spacing[2]))
     seconds["materials"] = time.perf_counter() - t
     t = time.perf_counter()
 
@@ -178,6 +245,17 @@ def simulate_scan(volume: Volume, metal_fraction: Optional[np.ndarray] = None,
     else:
         body_full = {k: np.zeros((g.n_views, g.n_channels), np.float32) for k in ("water", "bone")}
     body_win = {k: proj.gather(v, "in") for k, v in body_full.items()}
+    hit_flat, hit_len, sub_w = None, None, None
+    if chords:
+        from .chords import SubRays, metal_subray_lengths, slice_profile
+
+        cyl = scanner_cylinders(volume, metal_parts, grid)
+        zs, zw = slice_profile(config.slice_fwhm_mm, config.z_subrays)
+        nc = max(1, int(config.channel_subrays))
+        sub = SubRays(tuple(((np.arange(nc) + 0.5) / nc - 0.5).tolist()), zs, zw)
+        hit_flat, hit_len = metal_subray_lengths(cyl, g, grid, volume.shape[0], float(volume.spacing[2]),
+                                                 proj.in_window_channels(), sub)
+        sub_w = torch_from(sub.weights())
     seconds["projection"] = time.perf_counter() - t
     t = time.perf_counter()
 
@@ -191,13 +269,27 @@ def simulate_scan(volume: Volume, metal_fraction: Optional[np.ndarray] = None,
     idx = torch.from_numpy(metal_slices)
     primary = torch.zeros(water_len.shape, dtype=torch.float32)
     common = np.zeros((g.n_views, g.n_channels), np.float32)
+    if hit_flat is not None and hit_flat.size:
+        hit_idx = torch.from_numpy(hit_flat)
+        hit_water, hit_bone = water_len.reshape(-1)[hit_idx], bone_len.reshape(-1)[hit_idx]
+        hit_metal = torch.from_numpy(hit_len)
+        hit_primary = torch.zeros(hit_idx.shape, dtype=torch.float32)
+    else:
+        hit_idx = None
     for w, mw, mb, mm in zip(beam.weights, beam.mu["water"], beam.mu["bone"], beam.mu[config.metal]):
         att = water_len * float(mw)
         att.add_(bone_len, alpha=float(mb))
         if metal_len is not None:
             att[idx] += float(mm) * metal_len
         primary.add_(torch.exp_(att.neg_()), alpha=float(w * config.photons))
+        if hit_idx is not None:
+            # the detector adds the intensities of its sub-rays (edge-gradient effect)
+            tissue = torch.exp(-(hit_water * float(mw) + hit_bone * float(mb)))
+            through = torch.exp(hit_metal * (-float(mm))) @ sub_w
+            hit_primary.add_(tissue * through, alpha=float(w * config.photons))
         common += np.float32(w * config.photons) * np.exp(-(mw * body_full["water"] + mb * body_full["bone"]))
+    if hit_idx is not None:
+        primary.reshape(-1)[hit_idx] = hit_primary
     primary = primary.numpy()
     spr = 0.0
     if config.scatter:
@@ -319,7 +411,7 @@ def simulate_postop(preop: Volume, model, array: str = "flex28", depth_deg: Opti
     ``depth_deg=None`` draws the insertion depth from the array's typical range; the same
     seed gives the same depth, scatter ratio and noise.
     """
-    from .electrodes import insert_array
+    from .electrodes import insert_array, metal_cylinders
 
     p = Progress.wrap(progress)
     warns = check_hu_volume(preop, "pre-operative volume")
@@ -335,7 +427,8 @@ def simulate_postop(preop: Volume, model, array: str = "flex28", depth_deg: Opti
     if not preop.contains(ins.contacts).all():
         warns.append("Some contacts lie outside the volume; they are not in the simulated image.")
     seconds["electrodes"] = time.perf_counter() - t
-    scan = simulate_scan(preop, ins.metal_fraction.array, config, seed=s_scan, progress=p.stage(0.05, 0.95))
+    scan = simulate_scan(preop, ins.metal_fraction.array, config, seed=s_scan, progress=p.stage(0.05, 0.95),
+                         metal_parts=metal_cylinders(ins))
     seconds.update(scan.seconds)
     t = time.perf_counter()
     postop = scan.image.rounded_int16()

@@ -1,0 +1,163 @@
+"""MARGAN: networks, losses, model files, inference and the command line (cochleaai.margan)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cochleaai import CochleaAIError
+from cochleaai.volume import Volume
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def tiny_model(tmp_path, one_torch_thread):
+    from cochleaai.margan.model_io import load_model, save_model
+    from cochleaai.margan.network import GeneratorConfig, build_generator
+
+    config = GeneratorConfig((4, 8))
+    torch.manual_seed(0)
+    g = build_generator(config)
+    with torch.no_grad():
+        g.head.weight.normal_(0, 0.1)        # a non-trivial artifact, so that changes show
+    pt, _ = save_model(g, tmp_path / "tiny", config, {"training": {"note": "test"}}, grid_zyx=(12, 12, 16))
+    return load_model(pt)
+
+
+def _metal_volume(shape=(12, 12, 16), metal=True):
+    arr = np.zeros(shape, np.float32)
+    arr[:, :, : shape[2] // 2] = 1500.0
+    if metal:
+        arr[5:7, 5:7, 7:9] = 3071.0
+    return Volume(arr, (0.2, 0.2, 0.2))
+
+
+def test_unet_keeps_shape_and_starts_as_identity(one_torch_thread):
+    from cochleaai.margan.network import GeneratorConfig, build_discriminator, build_generator, pad_to_multiple
+
+    g = build_generator(GeneratorConfig((4, 8, 16)))
+    x, crop = pad_to_multiple(np.random.default_rng(0).random((50, 50, 60), dtype=np.float32), 4, 0.0)
+    assert x.shape == (52, 52, 60) and crop == (slice(0, 50), slice(0, 50), slice(0, 60))
+    t = torch.from_numpy(x)[None, None]
+    with torch.no_grad():
+        y = g(t)
+        score = build_discriminator()(t)
+    assert y.shape == t.shape
+    torch.testing.assert_close(y, t)                         # zero head: no artifact predicted yet
+    assert score.shape[:2] == (1, 1) and score.shape[2] == 52 // 8
+
+
+def test_losses_on_analytic_cases():
+    from cochleaai.margan.losses import (discriminator_loss, gaussian_blur3d, generator_adversarial, mse_loss,
+                                         retinex_loss)
+
+    c = torch.full((1, 1, 9, 9, 9), 0.5)
+    torch.testing.assert_close(gaussian_blur3d(c), c)          # a constant stays constant
+    # constant output: reflectance 1, so |0.5 - 1| / mean|input| = 0.5 / 1
+    assert float(retinex_loss(c, torch.ones_like(c))) == pytest.approx(0.5, abs=1e-6)
+    assert float(retinex_loss(torch.ones_like(c), torch.ones_like(c))) == pytest.approx(0.0, abs=1e-6)
+    assert float(mse_loss(c, torch.zeros_like(c))) == pytest.approx(0.25)
+    assert float(generator_adversarial(torch.zeros(3))) == pytest.approx(0.5)
+    assert float(discriminator_loss(torch.ones(3), torch.zeros(3))) == pytest.approx(0.0)
+    assert float(discriminator_loss(torch.zeros(3), torch.ones(3))) == pytest.approx(1.0)
+
+
+def test_model_file_checksum_and_corrupt_file(tiny_model, tmp_path):
+    from cochleaai.io import sha256_of
+    from cochleaai.margan.model_io import load_model
+
+    pt = tmp_path / "tiny.pt"
+    card = json.loads((tmp_path / "tiny.json").read_text())
+    assert card["sha256"] == sha256_of(pt) and card["format"] == "cochleaai.margan/1"
+    pt.write_bytes(pt.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(CochleaAIError, match="checksum"):
+        load_model(pt)
+    with pytest.raises(CochleaAIError, match="does not exist.*nmar"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_missing_model_is_a_clear_error_and_nmar_still_works(tmp_path):
+    from cochleaai.ct.mar import reduce_metal_artifacts
+
+    vol = _metal_volume((8, 24, 24))
+    with pytest.raises(CochleaAIError, match="does not exist"):
+        reduce_metal_artifacts(vol, "margan", model=tmp_path / "none.pt")
+    assert reduce_metal_artifacts(vol, "nmar").has_metal
+
+
+def test_no_metal_returns_the_input(tiny_model):
+    from cochleaai.ct.mar import reduce_metal_artifacts
+
+    vol = _metal_volume(metal=False)
+    before = vol.array.copy()
+    res = reduce_metal_artifacts(vol, "margan", model=tiny_model)
+    np.testing.assert_array_equal(res.image.array, before)
+    assert "No metal" in res.messages[-1]
+
+
+def test_inference_on_a_tiny_volume_and_in_tiles(tiny_model):
+    from cochleaai.ct.mar import reduce_metal_artifacts
+    from cochleaai.margan.inference import correct
+
+    vol = _metal_volume()
+    before = vol.array.copy()
+    res = reduce_metal_artifacts(vol, "margan", model=tiny_model)
+    np.testing.assert_array_equal(vol.array, before)           # input untouched
+    metal = res.metal_mask
+    np.testing.assert_array_equal(res.image.array[metal], before[metal])   # metal put back
+    assert np.abs(res.image.array - before)[~metal].max() > 0.1
+    # a volume much larger than the tile: only the metal's surroundings change, no seams
+    big = np.full((40, 40, 48), 1500.0, np.float32)
+    mask = np.zeros(big.shape, bool)
+    mask[20:22, 20:22, 24:26] = True
+    big[mask] = 3071.0
+    out = correct(tiny_model, big, mask, (0.2, 0.2, 0.2))
+    assert out.shape == big.shape
+    np.testing.assert_array_equal(out[:5], big[:5])              # far from the metal: copied
+    assert np.isfinite(out).all()
+
+
+def test_cli_end_to_end_on_a_tiny_set(tmp_path, one_torch_thread, monkeypatch):
+    from cochleaai.cli import main
+    from cochleaai.ct import scanner_draw
+
+    monkeypatch.setattr(scanner_draw, "VIEWS", (360,))          # one small projector keeps it quick
+    pairs = tmp_path / "pairs"
+    assert main(["simulate-pairs", "--out", str(pairs), "--n", "2", "--seed", "3", "--quiet", "--threads", "1"]) == 0
+    manifest = json.loads((pairs / "manifest.json").read_text())
+    assert manifest["pairs"] == ["pair_00000", "pair_00001"] and not manifest["failed"]
+    assert (pairs / "manifest.csv").read_text().count("done") == 2
+    for name in manifest["pairs"]:
+        assert {"preop.nrrd", "postop.nrrd", "metal.nrrd", "contacts.mrk.json", "pair.json"} <= \
+            {p.name for p in (pairs / name).iterdir()}
+    model = tmp_path / "m"
+    assert main(["margan", "train", "--pairs", str(pairs), "--out", str(model), "--steps", "2",
+                 "--channels", "4,8", "--val-every", "1", "--adv-start", "1", "--quiet"]) == 0
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert card["training"]["steps_done"] == 2 and card["training"]["n_val"] == 1
+    assert (tmp_path / "m.checkpoint.pt").is_file()
+    out = tmp_path / "corrected.nrrd"
+    assert main(["mar", str(pairs / "pair_00000" / "postop.nrrd"), "--out", str(out), "--model", str(model),
+                 "--quiet"]) == 0
+    assert out.is_file()
+    # a second run resumes every pair instead of simulating it again
+    assert main(["simulate-pairs", "--out", str(pairs), "--n", "2", "--seed", "3", "--quiet"]) == 0
+    assert (pairs / "manifest.csv").read_text().count("resumed") == 2
+
+
+def test_shipped_model_loads_and_is_the_default():
+    from cochleaai.ct.mar import default_method
+    from cochleaai.margan.model_io import default_model_available, default_model_path, load_model
+
+    if not default_model_available():
+        assert default_method() == "nmar"
+        pytest.skip("no MARGAN model in Resources/Models")
+    assert default_method() == "margan"
+    model = load_model()
+    card = model.card
+    assert default_model_path().stat().st_size < 8_000_000
+    assert card["training"]["command"].startswith("python -m cochleaai margan train")
+    assert card["training"]["val_rmse_hu"] < card["training"]["val_rmse_hu_input"]
+    assert tuple(card["grid_zyx"]) == (50, 50, 60) and card["spacing_mm"] == 0.2
