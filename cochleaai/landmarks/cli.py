@@ -72,6 +72,13 @@ def _model(path=None, sha256=None):
     return _MODELS[key]
 
 
+def _warm_up(model=None, sha256=None) -> None:
+    """A batch worker imports the detector and reads and checks its model before its first volume."""
+    from . import detect  # noqa: F401
+
+    _model(model, sha256)
+
+
 def _detect_job(path, name, folder, model=None, sha256=None, use_localisation=True) -> dict:
     """One volume of ``landmarks detect``: ``<name>.mrk.json`` in ``folder``, its table row."""
     from .. import io
@@ -109,7 +116,7 @@ def _cmd_detect(args) -> int:
     job = partial(_detect_job, model=path, sha256=sha256, use_localisation=not args.baseline)
     with tqdm_progress("landmarks detect", disable=args.quiet) as progress:
         rows = batch.run(job, items, out, signature=f"{sha256} baseline={args.baseline}",
-                         progress=progress, **batch.options(args))
+                         progress=progress, warm_up=partial(_warm_up, path, sha256), **batch.options(args))
     rows = [_table_row(r) for r in rows]
     keys = ["volume", "confidence", "flagged", "reason", "localisation_passes", "converged",
             "ncc_rigid", "ncc_final", "seconds", "file"]
