@@ -240,7 +240,7 @@ def test_bench_timing_separates_start_up_from_steady_state():
             for w, s, d, c in [("a", 2, 4, 2), ("b", 3, 5, 5), ("a", 6, 4, 2), ("b", 8, 5, 5)]]
     rows.append({"name": "lost", "status": "failed", "error": "the worker running it stopped"})
     f = _timing(rows, wall=14.0, epoch0=t0)
-    assert f["startup_sec"] == 3.0                                  # b's first item
+    assert f["startup_sec"] == 3.0 and f["teardown_sec"] == 1.0     # b's first item; 14 - 13
     assert f["steady_volumes_per_min"] == 27.0                      # 60 (2/8 + 2/10)
     assert f["busy_sec"] == 18.0 and f["wall_sec"] == 14.0
     assert f["volumes_per_min"] == round(60 * 5 / 14, 2)

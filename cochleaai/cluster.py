@@ -37,10 +37,15 @@ def client(scheduler: str, workers: int = 2, threads: int = 1):
     if scheduler == "local":
         from .threads import thread_environment
 
-        # processes, one task each: the GIL and numba's per-thread setting rule out threads
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=logging.ERROR,
-                                           env=thread_environment(threads))
+        import dask
+
+        # processes, one task each: the GIL and numba's per-thread setting rule out threads.
+        # No sampling profiler in the workers: its thread takes the GIL every 10 ms, and
+        # costs a volume several percent of CPU time; nobody reads its profiles here
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                               dashboard_address=None, silence_logs=logging.ERROR,
+                                               env=thread_environment(threads))
         try:
             with distributed.Client(cluster) as c:
                 c.wait_for_workers(workers)        # all of them there to be warmed up

@@ -13,7 +13,8 @@ and ``item_cpu_seconds``:
 - ``steady_volumes_per_min``: the sum over workers of the volumes each did divided by the
   time from its first start to its last end, in steady state: start-up and a worker idle
   at the end of a short batch excluded, as they are in a long cohort;
-- ``wall_sec`` and ``volumes_per_min``: end to end, start-up included;
+- ``teardown_sec``: from the end of the last volume until the call returns (a cluster closed);
+- ``wall_sec`` and ``volumes_per_min``: end to end, start-up and teardown included;
 - ``steady_speedup_vs_serial`` and ``speedup_vs_serial``: the two ratios to the serial run;
 - ``overhead_sec_per_job``: ``wall x workers / volumes`` minus the serial run's steady
   seconds per volume: what a volume costs beyond its serial work, end to end;
@@ -77,6 +78,7 @@ def _timing(rows, wall: float, epoch0: float) -> dict:
     item, cpu = ([float(row[k]) for row in rows if k in row] for k in ("item_seconds", "item_cpu_seconds"))
     return {"wall_sec": round(wall, 2), "volumes_per_min": round(60.0 * len(rows) / wall, 2),
             "startup_sec": round(max(first for first, _, _ in spans.values()) - epoch0, 2),
+            "teardown_sec": round(epoch0 + wall - max(last for _, last, _ in spans.values()), 2),
             "steady_volumes_per_min": round(60.0 * sum(c / (b - a) for a, b, c in spans.values()), 2),
             "busy_sec": busy, "item_sec_median": round(float(np.median(item)), 2),
             "item_cpu_sec_median": round(float(np.median(cpu)), 2), "cpu_share": round(sum(cpu) / sum(item), 3)}
