@@ -11,6 +11,9 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 
+#: Warm-ups run in this process (see warm_up).
+WARMED = []
+
 
 def shout(path, name, folder, log=None, suffix=""):
     """Write the input's text in capitals to ``<name>/result.txt``, with a draw seeded by the
@@ -41,6 +44,13 @@ def wait_for(path, name, folder, out=None):
     return {"pid": os.getpid()}
 
 
+def nap(path, name, folder, seconds=0.0):
+    """Sleep, then write one file: wall time without CPU time."""
+    time.sleep(seconds)
+    (Path(folder) / f"{name}.txt").write_text(name)
+    return {}
+
+
 def thread_counts(path, name, folder):
     """The thread limits the job sees (numba and torch imported here, after the runner set them;
     numpy's BLAS loaded before)."""
@@ -51,4 +61,14 @@ def thread_counts(path, name, folder):
     blas = sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
     return {"numba": numba.get_num_threads(), "torch": torch.get_num_threads(), "blas": blas,
             "omp_env": os.environ.get("OMP_NUM_THREADS"), "numba_env": os.environ.get("NUMBA_NUM_THREADS"),
-            "pid": os.getpid()}
+            "pid": os.getpid(), "warmed": len(WARMED)}
+
+
+def warm_up(log=None, fail=False):
+    """A worker's warm-up: counted in WARMED, its process id appended to ``log``."""
+    WARMED.append(os.getpid())
+    if log:
+        with open(log, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+    if fail:
+        raise RuntimeError("the warm-up failed")

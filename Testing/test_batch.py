@@ -1,11 +1,16 @@
 """The batch runner: unique names, resume and --force, failures reported, no half-written
-outputs, completion-order progress, worker thread limits, and Dask giving the serial outputs.
+outputs, completion-order progress, worker thread limits and warm-ups, the timing columns,
+and Dask giving the serial outputs.
 
 The jobs are cheap text jobs (``batch_jobs.py``); the segmentation goes through the same
 runner in ``test_segmentation_cli.py``.
 """
 import csv
+import os
+import socket
 import sys
+import time
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -129,10 +134,35 @@ def test_progress_follows_completion_and_workers_are_capped(tmp_path):
     assert messages[1:] == ["1/2 fast done", "2/2 slow done"]
     assert [r["name"] for r in rows] == ["slow", "fast"] and rows[0]["pid"] != rows[1]["pid"]
 
-    rows = batch.run(batch_jobs.thread_counts, [batch.Item(f"t{k}", k) for k in range(2)], tmp_path / "t",
-                     workers=2, threads=1)
+    # every worker is capped, and warm (once) before its first item
+    log = tmp_path / "warm.log"
+    rows = batch.run(batch_jobs.thread_counts, [batch.Item(f"t{k}", k) for k in range(4)], tmp_path / "t",
+                     workers=2, threads=1, warm_up=partial(batch_jobs.warm_up, log=str(log)))
     for r in rows:
         assert (r["numba"], r["torch"], r["blas"], r["omp_env"], r["numba_env"]) == (1, 1, [1], "1", "1"), r
+        assert r["warmed"] == 1 and r["worker"] == f"{socket.gethostname()}:{r['pid']}"
+    warmed = log.read_text().split()
+    assert len(warmed) == len(set(warmed)) == 2 and {str(r["pid"]) for r in rows} <= set(warmed)
+
+
+def test_warm_up_runs_once_per_process_and_a_failing_one_stops_nothing(tmp_path):
+    warm_up = partial(batch_jobs.warm_up, log=str(tmp_path / "warm.log"))
+    count = len(batch_jobs.WARMED)
+    for k in range(2):                 # this process: warmed by the first batch only
+        row, = batch.run(batch_jobs.thread_counts, [batch.Item("t", k)], tmp_path / f"o{k}", warm_up=warm_up)
+        assert row["warmed"] == count + 1
+    rows = batch.run(batch_jobs.shout, [_inputs(tmp_path / "in", {"a.nrrd": "one"})], tmp_path / "o",
+                     warm_up=partial(batch_jobs.warm_up, fail=True))
+    assert [r["status"] for r in rows] == ["done"]
+
+
+def test_rows_tell_when_where_and_how_long(tmp_path):
+    row, = batch.run(partial(batch_jobs.nap, seconds=0.3), [batch.Item("n", 0)], tmp_path / "o")
+    # asleep, the job took wall time but (almost) no CPU time
+    assert row["item_seconds"] >= 0.3 and 0 <= row["item_cpu_seconds"] < 0.1
+    assert row["worker"] == f"{socket.gethostname()}:{os.getpid()}"
+    started = datetime.fromisoformat(row["started"])
+    assert started.tzinfo is not None and abs(time.time() - 0.3 - started.timestamp()) < 10
 
 
 def test_threads_in_this_process_are_limited_for_the_batch_and_restored(tmp_path):
@@ -151,15 +181,20 @@ def test_dask_local_cluster_gives_the_serial_outputs(tmp_path):
                      | {"broken.nrrd": "corrupt"})
     serial = batch.run(batch_jobs.shout, [folder], tmp_path / "serial")
     dask = batch.run(batch_jobs.shout, [folder], tmp_path / "dask", scheduler="local", workers=2)
-    same = lambda rows: [{k: v for k, v in r.items() if k not in ("output", "item_seconds")} for r in rows]
+    varying = ("output", "item_seconds", "item_cpu_seconds", "started", "worker")
+    same = lambda rows: [{k: v for k, v in r.items() if k not in varying} for r in rows]
     assert same(dask) == same(serial)
     assert [r["status"] for r in dask] == ["failed"] + ["done"] * 4
     for k in range(4):
         assert _result(tmp_path / "dask", f"case{k}") == _result(tmp_path / "serial", f"case{k}")
-    # the workers run one item at a time each, with their libraries on one thread
+    # the workers run one item at a time each, with their libraries on one thread, warm
+    log = tmp_path / "warm.log"
     rows = batch.run(batch_jobs.thread_counts, [batch.Item(f"t{k}", k) for k in range(2)], tmp_path / "t",
-                     scheduler="local", workers=2)
-    assert all((r["numba"], r["torch"], r["blas"], r["numba_env"]) == (1, 1, [1], "1") for r in rows), rows
+                     scheduler="local", workers=2, warm_up=partial(batch_jobs.warm_up, log=str(log)))
+    assert all((r["numba"], r["torch"], r["blas"], r["numba_env"], r["warmed"]) == (1, 1, [1], "1", 1)
+               for r in rows), rows
+    warmed = log.read_text().split()
+    assert len(warmed) == len(set(warmed)) == 2 and {str(r["pid"]) for r in rows} <= set(warmed)
 
 
 def test_dask_missing_or_unreachable_says_what_to_do(tmp_path, monkeypatch):
@@ -191,3 +226,22 @@ def test_cancel_starts_no_new_item(tmp_path):
     # the two items in flight ran; none of the four waiting ones started
     assert len(_calls(log)) == 2
     assert len(list((tmp_path / "out" / ".cochleaai-batch" / "done").iterdir())) == 2
+
+
+def test_bench_timing_separates_start_up_from_steady_state():
+    from datetime import timezone
+
+    from cochleaai.bench.batch import _timing
+
+    t0 = 1_700_000_000.0
+    at = lambda s: datetime.fromtimestamp(t0 + s, timezone.utc).isoformat(timespec="milliseconds")
+    # worker a busy from 2 s to 10 s (2 items), worker b from 3 s to 13 s (2 items); the batch took 14 s
+    rows = [{"worker": w, "started": at(s), "item_seconds": d, "item_cpu_seconds": c}
+            for w, s, d, c in [("a", 2, 4, 2), ("b", 3, 5, 5), ("a", 6, 4, 2), ("b", 8, 5, 5)]]
+    rows.append({"name": "lost", "status": "failed", "error": "the worker running it stopped"})
+    f = _timing(rows, wall=14.0, epoch0=t0)
+    assert f["startup_sec"] == 3.0 and f["teardown_sec"] == 1.0     # b's first item; 14 - 13
+    assert f["steady_volumes_per_min"] == 27.0                      # 60 (2/8 + 2/10)
+    assert f["busy_sec"] == 18.0 and f["wall_sec"] == 14.0
+    assert f["volumes_per_min"] == round(60 * 5 / 14, 2)
+    assert (f["item_sec_median"], f["item_cpu_sec_median"], f["cpu_share"]) == (4.5, 3.5, round(14 / 18, 3))

@@ -15,20 +15,28 @@ while the batch goes on. With ``workers > 1`` the items run in separate processe
 (spawned), and with ``scheduler`` on a Dask cluster (:mod:`cochleaai.cluster`); ``job``
 must then be picklable: a module-level function, or a ``functools.partial`` of one.
 Every item gets the same arguments wherever it runs, so results do not depend on where.
+``warm_up()``, when given, runs once in every worker before its first item (imports,
+compiled kernels, a model read from disk), so that the first item costs what the others do
+and a worker's start-up is not counted in any item's time.
 
 Rows come back in the order of the items, each with ``name``, ``input``, ``status``
 (``done``, ``resumed`` or ``failed``), the job's own fields, ``output`` (the paths it
-wrote, ``; ``-separated), ``item_seconds`` and, for a failure, ``error``.
+wrote, ``; ``-separated), ``item_seconds`` (wall time), ``item_cpu_seconds`` (CPU time of
+the worker process: well below ``item_seconds`` means the worker waited for a core),
+``started`` (UTC), ``worker`` (host:process) and, for a failure, ``error``.
 """
 from __future__ import annotations
 
 import csv
 import json
 import os
+import pickle
 import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional, Sequence
 
@@ -181,16 +189,53 @@ def _describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, CochleaAIError) else f"{type(exc).__name__}: {exc}"
 
 
-def run_item(job: Callable, item: Item, out: str, signature: str = "", threads: Optional[int] = None) -> dict:
-    """Do one item where it runs (this process, a pool process or a Dask worker) and return
-    its row; an exception becomes a row with ``error``. ``threads`` caps this process first."""
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _times(t0: float, c0: float) -> dict:
+    return {"item_seconds": round(time.perf_counter() - t0, 3),
+            "item_cpu_seconds": round(time.process_time() - c0, 3)}
+
+
+#: The warm-ups this process has run (by their pickled form: each task brings a new copy).
+_WARMED: set = set()
+
+
+def _warm_key(warm_up) -> Any:
+    try:
+        return pickle.dumps(warm_up)
+    except Exception:
+        return id(warm_up)
+
+
+def warm(warm_up: Optional[Callable], threads: Optional[int] = None) -> None:
+    """Cap this process's threads, then run ``warm_up()`` unless this process already has.
+    A failing warm-up is left to the items, which then fail with rows of their own instead
+    of the whole batch stopping here."""
     if threads:
         from .threads import limit_threads
 
-        limit_threads(threads)
+        limit_threads(threads)      # before the warm-up imports torch or numba: their pools start small
+    if warm_up is None or _warm_key(warm_up) in _WARMED:
+        return
+    _WARMED.add(_warm_key(warm_up))
+    try:
+        warm_up()
+    except Exception:
+        pass
+
+
+def run_item(job: Callable, item: Item, out: str, signature: str = "", threads: Optional[int] = None,
+             warm_up: Optional[Callable] = None) -> dict:
+    """Do one item where it runs (this process, a pool process or a Dask worker) and return
+    its row; an exception becomes a row with ``error``. ``threads`` caps this process first,
+    and ``warm_up`` runs first if it has not in this process (outside the item's time)."""
+    warm(warm_up, threads)
     layout = _Layout(out)
     base = {"name": item.name, "input": str(item.input)}
-    t0 = time.perf_counter()
+    when = {"started": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "worker": _worker_name()}
+    t0, c0 = time.perf_counter(), time.process_time()
     scratch = Path(tempfile.mkdtemp(prefix=f"{item.name}.", dir=layout.staging))
     try:
         work = scratch / "out"
@@ -205,13 +250,12 @@ def run_item(job: Callable, item: Item, out: str, signature: str = "", threads: 
             raise ValueError(f"the batch job wrote '{RECORDS}', the runner's own folder")
         row = {**base, "status": "done", **result}
         row.update(base, status="done", output="; ".join(str(layout.out / e) for e in entries),
-                   item_seconds=round(time.perf_counter() - t0, 3))
+                   **_times(t0, c0), **when)
         row = _plain(row)
         layout.commit(item, work, scratch / "replaced", signature, row)
         return row
     except Exception as exc:          # one bad item must not stop the batch
-        return {**base, "status": "failed", "error": _describe(exc),
-                "item_seconds": round(time.perf_counter() - t0, 3)}
+        return {**base, "status": "failed", "error": _describe(exc), **_times(t0, c0), **when}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -226,28 +270,27 @@ def _outcome(future, item: Item) -> dict:
                 "error": f"the worker running it stopped: {_describe(exc)}"}
 
 
-def _start_worker(threads: int) -> None:
-    """Pool initializer: before the job imports torch or numba, so their pools start small."""
-    from .threads import limit_threads
-
-    limit_threads(threads)
+def _start_worker(threads: int, warm_up: Optional[Callable] = None) -> None:
+    """Pool initializer: every worker is capped and warm before it takes its first item."""
+    warm(warm_up, threads)
 
 
-def _in_process(calls, finished, threads) -> None:
+def _in_process(calls, finished, threads, warm_up=None) -> None:
     from .threads import threads_limited
 
     with threads_limited(threads):
+        warm(warm_up)
         for k, args in calls:
             finished(k, run_item(*args))
 
 
-def _in_pool(calls, finished, workers: int, threads: int) -> None:
+def _in_pool(calls, finished, workers: int, threads: int, warm_up=None) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # spawned, not forked: torch and numba have OpenMP threads running in this process
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(threads,))
+                               initializer=_start_worker, initargs=(threads, warm_up))
     waiting, running = list(calls), {}
 
     def submit_next() -> None:
@@ -274,7 +317,7 @@ def _in_pool(calls, finished, workers: int, threads: int) -> None:
 
 def run(job: Callable, items: Iterable, out, *, workers: int = 1, threads: Optional[int] = None,
         force: bool = False, scheduler: Optional[str] = None, signature: str = "",
-        progress=None) -> List[dict]:
+        progress=None, warm_up: Optional[Callable[[], Any]] = None) -> List[dict]:
     """Run ``job(input, name, folder) -> dict`` on every item; returns one row per item.
 
     ``items``: :class:`Item` objects, or file and folder paths (see :func:`items_from_files`).
@@ -285,7 +328,8 @@ def run(job: Callable, items: Iterable, out, *, workers: int = 1, threads: Optio
     (a Dask LocalCluster of ``workers`` processes) or the address of a Dask scheduler.
     ``signature``: text that changes when the settings do; an item done with another
     signature is redone. ``progress(fraction, message)`` is called as items finish and may
-    raise :class:`~cochleaai.progress.Cancelled` to stop the batch.
+    raise :class:`~cochleaai.progress.Cancelled` to stop the batch. ``warm_up()`` (picklable,
+    no arguments) runs once per worker before its first item; see the module's description.
     """
     if not callable(job):
         raise CochleaAIError("The batch job must be a function job(input, name, folder) -> dict.")
@@ -317,12 +361,12 @@ def run(job: Callable, items: Iterable, out, *, workers: int = 1, threads: Optio
     if calls and scheduler:
         from . import cluster
 
-        cluster.run_calls(calls, finished, scheduler, int(workers), int(threads or 1), _outcome)
+        cluster.run_calls(calls, finished, scheduler, int(workers), int(threads or 1), _outcome, warm_up)
     elif calls and int(workers) > 1 and len(calls) > 1:
         n = min(int(workers), len(calls))
-        _in_pool(calls, finished, n, int(threads or max(1, (os.cpu_count() or 1) // n)))
+        _in_pool(calls, finished, n, int(threads or max(1, (os.cpu_count() or 1) // n)), warm_up)
     elif calls:
-        _in_process(calls, finished, threads)
+        _in_process(calls, finished, threads, warm_up)
     return rows
 
 

@@ -37,12 +37,18 @@ def client(scheduler: str, workers: int = 2, threads: int = 1):
     if scheduler == "local":
         from .threads import thread_environment
 
-        # processes, one task each: the GIL and numba's per-thread setting rule out threads
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=logging.ERROR,
-                                           env=thread_environment(threads))
+        import dask
+
+        # processes, one task each: the GIL and numba's per-thread setting rule out threads.
+        # No sampling profiler in the workers: its thread takes the GIL every 10 ms, and
+        # costs a volume several percent of CPU time; nobody reads its profiles here
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                               dashboard_address=None, silence_logs=logging.ERROR,
+                                               env=thread_environment(threads))
         try:
             with distributed.Client(cluster) as c:
+                c.wait_for_workers(workers)        # all of them there to be warmed up
                 yield c
         finally:
             cluster.close()
@@ -57,15 +63,29 @@ def client(scheduler: str, workers: int = 2, threads: int = 1):
         yield c
 
 
-def run_calls(calls, finished, scheduler: str, workers: int, threads: int, outcome) -> None:
+def _warm_workers(c, warm_up, threads: int, run: str) -> list:
+    """One warm-up task pinned to each worker present now, submitted before the items so
+    that every worker is warm before it takes one."""
+    from .batch import warm
+
+    if warm_up is None:
+        return []
+    return [c.submit(warm, warm_up, threads, workers=[address], allow_other_workers=False, pure=False,
+                     key=f"cochleaai-warm-up-{k}-{run}") for k, address in enumerate(sorted(c.nthreads()))]
+
+
+def run_calls(calls, finished, scheduler: str, workers: int, threads: int, outcome, warm_up=None) -> None:
     """Submit ``run_item(*args, threads)`` for each ``(k, args)`` of ``calls`` and call
-    ``finished(k, outcome(future, item))`` as they complete."""
+    ``finished(k, outcome(future, item))`` as they complete; ``warm_up()`` runs once on
+    each worker first."""
     from .batch import run_item
 
     distributed = _distributed()
     with client(scheduler, workers, threads) as c:
         run = uuid.uuid4().hex[:8]
-        futures = {c.submit(run_item, *args, threads, pure=False, key=f"cochleaai-{args[1].name}-{run}"):
+        warming = _warm_workers(c, warm_up, threads, run)
+        # the items bring the warm-up too: a worker that joins later warms up before its first one
+        futures = {c.submit(run_item, *args, threads, warm_up, pure=False, key=f"cochleaai-{args[1].name}-{run}"):
                    (k, args[1]) for k, args in calls}
         try:
             for future in distributed.as_completed(list(futures)):
@@ -73,5 +93,5 @@ def run_calls(calls, finished, scheduler: str, workers: int, threads: int, outco
                 finished(k, outcome(future, item))
         except BaseException:
             # on Ctrl-C or Cancel: queued items never start; a running one writes whole or not at all
-            c.cancel(list(futures))
+            c.cancel(list(futures) + warming)
             raise

@@ -1,15 +1,33 @@
 """Batch runner throughput: the same roi phantoms segmented (segment-batch's job, default
-settings) serially in this process, by 2 local worker processes, and by a 2-worker Dask
-LocalCluster, each on one thread per worker; then serially on every core, for comparison.
+settings, its warm-up) serially in this process, by 2 local worker processes, and by a
+2-worker Dask LocalCluster, each on one thread per worker; then serially on every core.
 
-Figures per run: wall time, volumes per minute, the ratio to the serial run, the time to
-the first finished volume, and the overhead per job, ``(wall x workers - sum of item
-times) / volumes``: what a volume costs beyond its own work (worker start-up, imports,
-scheduling, an idle worker at the end). The serial run starts warm: this process has
-already imported the libraries and run the shape function while making the phantoms.
-A second measure of the runner alone: 16 items that write one small file each. Every run
-is checked against the serial one: the label map and probability volume of each volume
-must be equal, value for value.
+The serial run is the baseline of the 2 workers on 2 cores: one volume at a time on one
+thread, as each worker runs them, so a ratio of 2 would be perfect scaling.
+
+Figures per run (``<run>_...``), from the rows' ``started``, ``worker``, ``item_seconds``
+and ``item_cpu_seconds``:
+
+- ``startup_sec``: from the call until the last worker starts its first volume (processes
+  or cluster started, libraries imported, kernels loaded: the warm-up);
+- ``steady_volumes_per_min``: the sum over workers of the volumes each did divided by the
+  time from its first start to its last end, in steady state: start-up and a worker idle
+  at the end of a short batch excluded, as they are in a long cohort;
+- ``teardown_sec``: from the end of the last volume until the call returns (a cluster closed);
+- ``wall_sec`` and ``volumes_per_min``: end to end, start-up and teardown included;
+- ``steady_speedup_vs_serial`` and ``speedup_vs_serial``: the two ratios to the serial run;
+- ``overhead_sec_per_job``: ``wall x workers / volumes`` minus the serial run's steady
+  seconds per volume: what a volume costs beyond its serial work, end to end;
+  ``steady_overhead_sec_per_job``: the same with the workers' busy time instead of
+  ``wall x workers``;
+- ``item_sec_median`` and ``item_cpu_sec_median``: one volume's wall and CPU time, and
+  ``cpu_share``: CPU over wall time summed over the volumes, the share of the time the
+  workers had a core (below 1 on a machine that others use too);
+- ``first_result_sec``, ``load_average_after`` (1 min), and ``runner_ms_per_item``: 16
+  items that write one small file each, the runner's own cost per item.
+
+Every run is checked against the serial one: the label map and probability volume of each
+volume must be equal, value for value.
 """
 from __future__ import annotations
 
@@ -46,6 +64,26 @@ def _same_outputs(a: Path, b: Path, names) -> int:
     return int(same)
 
 
+def _timing(rows, wall: float, epoch0: float) -> dict:
+    """Start-up, steady-state throughput and per-volume times of one run (see above);
+    ``epoch0``: the time of the call, on the clock of ``started``."""
+    from datetime import datetime
+
+    spans = {}
+    for row in [row for row in rows if "started" in row]:     # not those of a worker that died
+        start = datetime.fromisoformat(row["started"]).timestamp()
+        first, last, count = spans.get(row["worker"], (start, start, 0))
+        spans[row["worker"]] = (min(first, start), max(last, start + row["item_seconds"]), count + 1)
+    busy = sum(last - first for first, last, _ in spans.values())
+    item, cpu = ([float(row[k]) for row in rows if k in row] for k in ("item_seconds", "item_cpu_seconds"))
+    return {"wall_sec": round(wall, 2), "volumes_per_min": round(60.0 * len(rows) / wall, 2),
+            "startup_sec": round(max(first for first, _, _ in spans.values()) - epoch0, 2),
+            "teardown_sec": round(epoch0 + wall - max(last for _, last, _ in spans.values()), 2),
+            "steady_volumes_per_min": round(60.0 * sum(c / (b - a) for a, b, c in spans.values()), 2),
+            "busy_sec": busy, "item_sec_median": round(float(np.median(item)), 2),
+            "item_cpu_sec_median": round(float(np.median(cpu)), 2), "cpu_share": round(sum(cpu) / sum(item), 3)}
+
+
 def _runs(quick: bool) -> list:
     from importlib.util import find_spec
 
@@ -60,7 +98,7 @@ def _runs(quick: bool) -> list:
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **options) -> dict:
     from .. import batch, io
     from ..phantom import make_phantom
-    from ..segmentation.cli import batch_job
+    from ..segmentation.cli import batch_job, warm_up
     from ..segmentation.pipeline import SegmentSettings
 
     p = Progress.wrap(progress)
@@ -89,25 +127,33 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **optio
                 marks.append(time.perf_counter())
                 report(fraction, message)
 
-            t0 = time.perf_counter()
+            t0, epoch0 = time.perf_counter(), time.time()
             rows = batch.run(job, items, tmp / label, force=True, signature=repr(settings),
-                             progress=timed, **kw)
+                             progress=timed, warm_up=warm_up, **kw)
             wall = time.perf_counter() - t0
             failed = [row for row in rows if row["status"] != "done"]
             if failed:
                 figures[f"{label}_failed"] = f"{len(failed)}: {failed[0].get('error')}"
-            work = sum(float(row.get("item_seconds") or 0) for row in rows)
-            figures[f"{label}_wall_sec"] = round(wall, 2)
-            figures[f"{label}_volumes_per_min"] = round(60.0 * n / wall, 2)
-            figures[f"{label}_overhead_sec_per_job"] = round((wall * kw["workers"] - work) / n, 2)
+            figures.update({f"{label}_{k}": v for k, v in _timing(rows, wall, epoch0).items()})
             # the first call reports the start, the second the first volume done
             figures[f"{label}_first_result_sec"] = round(marks[1] - t0, 2)
+            if hasattr(os, "getloadavg"):
+                figures[f"{label}_load_average_after"] = round(os.getloadavg()[0], 2)
             t0 = time.perf_counter()
             batch.run(_touch, touches, tmp / f"{label}_touch", force=True, progress=stage.stage(0.9, 1.0), **kw)
             figures[f"{label}_runner_ms_per_item"] = round(1000 * (time.perf_counter() - t0) / len(touches), 1)
-        base = figures["serial_wall_sec"]
+        serial_per_job = figures["serial_busy_sec"] / n
+        for label, kw in runs:
+            workers = kw["workers"]
+            figures[f"{label}_overhead_sec_per_job"] = round(
+                figures[f"{label}_wall_sec"] * workers / n - serial_per_job, 2)
+            figures[f"{label}_steady_overhead_sec_per_job"] = round(
+                figures.pop(f"{label}_busy_sec") / n - serial_per_job, 2)
         for label, _ in runs[1:]:
-            figures[f"{label}_speedup_vs_serial"] = round(base / figures[f"{label}_wall_sec"], 3)
+            figures[f"{label}_speedup_vs_serial"] = round(
+                figures["serial_wall_sec"] / figures[f"{label}_wall_sec"], 3)
+            figures[f"{label}_steady_speedup_vs_serial"] = round(
+                figures[f"{label}_steady_volumes_per_min"] / figures["serial_steady_volumes_per_min"], 3)
             figures[f"{label}_identical_to_serial"] = (
                 f"{_same_outputs(tmp / 'serial', tmp / label, [i.name for i in items])}/{n}")
     if hasattr(os, "getloadavg"):

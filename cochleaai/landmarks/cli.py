@@ -105,6 +105,14 @@ def _model(path=None, sha256=None):
     return _MODELS[key]
 
 
+def _warm_up(models=(None,), sha256s=(None,)) -> None:
+    """A batch worker imports the detector and reads and checks its models before its first volume."""
+    from . import detect  # noqa: F401
+
+    for m, h in zip(models, sha256s):
+        _model(m, h)
+
+
 def _detect_job(path, name, folder, models=(None,), sha256s=(None,), use_localisation=True, side=None) -> dict:
     """One volume of ``landmarks detect``: ``<name>.mrk.json`` in ``folder``, its table row.
     Several models (one per reference) are fused."""
@@ -151,7 +159,8 @@ def _cmd_detect(args) -> int:
     with tqdm_progress("landmarks detect", disable=args.quiet) as progress:
         rows = batch.run(job, items, out, signature=f"{','.join(map(str, sha256s))} baseline={args.baseline} "
                                                     f"side={side}",
-                         progress=progress, **batch.options(args))
+                         progress=progress, warm_up=partial(_warm_up, tuple(paths), tuple(sha256s)),
+                         **batch.options(args))
     rows = [_table_row(r) for r in rows]
     keys = ["volume", "confidence", "flagged", "reason", "localisation_passes", "converged",
             "ncc_rigid", "ncc_final", "side", "mirrored", "references", "spread_mm", "seconds", "file"]

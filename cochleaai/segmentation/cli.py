@@ -54,9 +54,9 @@ def write_result(result, out) -> dict:
     points, degrees = result.scala_tympani_centerline(60)
     io.write_markups_json(files["centerline"], io.Markups(points, [f"{d:.0f} deg" for d in degrees],
                                                           kind="curve", name="Scala tympani centerline"))
-    import vtk
+    from vtkmodules.vtkIOLegacy import vtkPolyDataWriter
 
-    writer = vtk.vtkPolyDataWriter()
+    writer = vtkPolyDataWriter()
     writer.SetFileName(str(files["surface"]))
     writer.SetHeader("SPACE=LPS")        # Slicer reads a .vtk model's coordinate system here
     writer.SetInputData(result.mesh(0.15))
@@ -95,6 +95,30 @@ def batch_job(path, name, folder, settings) -> dict:
     return _segment_one(path, Path(folder) / name, settings)["row"]
 
 
+def warm_up() -> None:
+    """What a batch worker does once, before its first volume: import what a volume needs,
+    load numba's compiled kernel (from its cache, or compile it) and evaluate the shape
+    function, so that the first volume takes as long as the others."""
+    import importlib
+
+    import numpy as np
+
+    from ..shape import ShapeFunction, default_params
+    from ..shape.mesh import arrays_to_polydata, surface_arrays
+
+    # what reading a volume, the fit, the quality control and the files import on the way
+    for module in ("SimpleITK", "skimage.filters", "nrrd", "slicerio", "vtkmodules.vtkIOLegacy",
+                   "cochleaai.io", "cochleaai.terminology", "cochleaai.segmentation.pipeline"):
+        importlib.import_module(module)
+
+    theta = default_params()
+    points = np.random.default_rng(0).normal(0.0, 2.0, (64, 3)) + theta[7:10]
+    sf = ShapeFunction()
+    sf.evaluate(points, theta)
+    sf.evaluate(points, theta, jacobian=True)
+    arrays_to_polydata(*surface_arrays(theta, 0.5))
+
+
 def review_order(row: dict) -> tuple:
     """Sort key of a batch's rows, reviewed from the top: failed files, then flagged cases,
     then the rest, each by decreasing quality-control surface error."""
@@ -113,7 +137,7 @@ def _cmd_segment_batch(args) -> int:
     settings = _settings(args)
     with tqdm_progress("segment-batch", disable=args.quiet) as progress:
         rows = batch.run(partial(batch_job, settings=settings), items, out, signature=repr(settings),
-                         progress=progress, **batch.options(args))
+                         progress=progress, warm_up=warm_up, **batch.options(args))
     rows.sort(key=review_order)
     table = batch.write_csv(out / "measures.csv", rows)
     failed = [r for r in rows if "error" in r]

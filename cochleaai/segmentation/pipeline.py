@@ -148,12 +148,12 @@ class CochleaSegmentation:
         """Fitted surface as vtkPolyData in image LPS coordinates, normals outward."""
         poly = self.model.mesh(edge_mm)
         if self.side == "left":
-            import vtk
-            from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+            from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+            from vtkmodules.vtkFiltersCore import vtkReverseSense
 
             pts = vtk_to_numpy(poly.GetPoints().GetData())
             poly.GetPoints().SetData(numpy_to_vtk(self.to_image(pts), deep=True))
-            flip = vtk.vtkReverseSense()          # a mirror turns the triangles inside out
+            flip = vtkReverseSense()          # a mirror turns the triangles inside out
             flip.SetInputData(poly)
             flip.ReverseCellsOn()
             flip.Update()

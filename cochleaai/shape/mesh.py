@@ -69,19 +69,22 @@ def _surface_arrays(theta, edge_mm: float):
 
 def arrays_to_polydata(vertices: np.ndarray, triangles: np.ndarray):
     """vtkPolyData from vertex and triangle arrays (with point normals)."""
-    import vtk
-    from vtk.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
+    # the three modules needed, not all of vtk (a second less at every batch worker's start)
+    from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
+    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+    from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
 
-    pts = vtk.vtkPoints()
+    pts = vtkPoints()
     pts.SetData(numpy_to_vtk(np.ascontiguousarray(vertices, dtype=np.float64), deep=True))
     offsets = np.arange(0, 3 * len(triangles) + 1, 3, dtype=np.int64)
-    cells = vtk.vtkCellArray()
+    cells = vtkCellArray()
     cells.SetData(numpy_to_vtkIdTypeArray(offsets, deep=True),
                   numpy_to_vtkIdTypeArray(np.ascontiguousarray(triangles, dtype=np.int64).ravel(), deep=True))
-    poly = vtk.vtkPolyData()
+    poly = vtkPolyData()
     poly.SetPoints(pts)
     poly.SetPolys(cells)
-    normals = vtk.vtkPolyDataNormals()
+    normals = vtkPolyDataNormals()
     normals.SetInputData(poly)
     normals.ConsistencyOff()
     normals.AutoOrientNormalsOff()
