@@ -131,20 +131,24 @@ def _summary(results: list, prefix: str) -> dict:
 
 
 def fuse_targets(pair_rows: list, specimens) -> list:
-    """For each target, the median of its detections by all the other references."""
+    """For each target, its detections by all the other references fused as the product
+    fuses them (:func:`~cochleaai.landmarks.detect.fuse_detections`)."""
+    from ..io import Markups
+    from ..landmarks.detect import Detection, fuse_detections
+
     by_id = {s.id: s for s in specimens}
     out = []
     for tid in sorted({r["target"] for r in pair_rows}):
-        dets = [r["given"] for r in pair_rows if r["target"] == tid and "points" in r["given"]]
+        dets = [Detection(landmarks=Markups(np.array(r["given"]["points"]), list(LABELS)),
+                          confidence=r["given"]["confidence"], flagged=r["given"]["flagged"], centre=np.zeros(3))
+                for r in pair_rows if r["target"] == tid and "points" in r["given"]]
         if not dets:
             continue
-        pts = np.median(np.array([d["points"] for d in dets]), axis=0)
-        spread = float(np.max(np.median(np.linalg.norm(np.array([d["points"] for d in dets]) - pts, axis=2),
-                                        axis=0)))
-        out.append({"target": tid, "references": len(dets), "points": pts.tolist(),
-                    "errors_mm": _errors(pts, by_id[tid]).tolist(), "spread_mm": spread,
-                    "confidence": float(np.median([d["confidence"] for d in dets])),
-                    "flagged": spread > 1.0})
+        fused = fuse_detections(dets)
+        out.append({"target": tid, "references": len(dets), "points": fused.landmarks.points.tolist(),
+                    "errors_mm": _errors(fused.landmarks.points, by_id[tid]).tolist(),
+                    "spread_mm": fused.details["spread_mm"], "confidence": fused.confidence,
+                    "flagged": fused.flagged})
     return out
 
 

@@ -167,9 +167,12 @@ def detect_landmarks(model, volume: Volume, use_localisation: bool = True, defor
         centre = volume.center
         iterations, converged = 0, True
     best = None
+    reference_region = model_region(model)
     for k, cand in enumerate(candidates):
         stage = p.stage(0.4 + 0.58 * k / len(candidates), 0.4 + 0.58 * (k + 1) / len(candidates))
-        region = model_region(cand)
+        # the mirror's region is the reference's flipped like its patch: no second distance map
+        region = np.ascontiguousarray(reference_region[:, :, ::-1]) if cand.mirror != model.mirror \
+            else reference_region
         if use_localisation:
             stage(0.0, "Aligning the axes of inertia" + (" (mirrored reference)" if cand.mirror else ""))
             ranked = alignment_scores(cand, image, centre, axes, values, region)
