@@ -20,7 +20,8 @@ from typing import List, Optional
 import numpy as np
 
 from ..errors import CochleaAIError
-from ..io import sha256_of
+from ..io import sha256_of  # noqa: F401  (the checksum models are written with, for callers)
+from ..model_files import load_tensors, model_paths, models_folder, save_tensors
 from ..volume import Volume
 from .patches import DEFAULT_WINDOW, patch_grid
 from .unet import SliceUNet, UNetConfig
@@ -31,11 +32,6 @@ DEFAULT_MODEL_NAME = "oneshot_labyrinth_real"
 #: The model trained on the built-in phantom, still shipped (the module self-test uses it).
 PHANTOM_MODEL_NAME = "oneshot_cochlea_phantom"
 SIDES = ("left", "right")
-
-
-def models_folder() -> Path:
-    """``Resources/Models`` beside the ``cochleaai`` package (source tree and Slicer install)."""
-    return Path(__file__).resolve().parents[2] / "Resources" / "Models"
 
 
 def default_model_path() -> Path:
@@ -147,73 +143,28 @@ class OneShotModel:
         }
 
 
-def card_path_for(pt_path) -> Path:
-    pt_path = Path(pt_path)
-    return pt_path.with_suffix(".json")
-
-
-def _pt_path(path) -> Path:
-    path = Path(path)
-    if path.suffix == ".json":
-        path = path.with_suffix(".pt")
-    elif path.suffix != ".pt":
-        path = path.with_name(path.name + ".pt")
-    return path
-
-
 def save_model(model: OneShotModel, path, training: Optional[dict] = None,
                figures: Optional[dict] = None) -> Path:
     """Write ``<path>.pt`` and its card ``<path>.json``; returns the ``.pt`` path."""
     import torch
 
-    pt = _pt_path(path)
-    try:
-        pt.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CochleaAIError(f"Cannot create '{pt.parent}' ({exc}); choose a writable folder.") from exc
-    tensors = {f"net.{k}": v.detach().cpu().clone() for k, v in model.net.state_dict().items()}
+    tensors = {f"net.{k}": v for k, v in model.net.state_dict().items()}
     tensors["reference_patch"] = torch.from_numpy(np.ascontiguousarray(model.patch, dtype=np.float32))
     tensors["reference_mask"] = torch.from_numpy(np.ascontiguousarray(model.patch_mask, dtype=np.uint8))
-    try:
-        torch.save(tensors, pt)
-    except OSError as exc:
-        raise CochleaAIError(f"Cannot write '{pt}' ({exc}); check that the folder is writable.") from exc
     card = dict(model.describe())
-    card["name"] = pt.stem
-    card["weights_file"] = pt.name
-    card["sha256"] = sha256_of(pt)
-    card["size_bytes"] = pt.stat().st_size
     card["training"] = dict(training if training is not None else model.card.get("training", {}))
     card["figures"] = dict(figures if figures is not None else model.card.get("figures", {}))
-    card_path_for(pt).write_text(json.dumps(card, indent=2), encoding="utf-8")
-    model.card = card
+    pt, js = save_tensors(tensors, path, card)
+    model.card = json.loads(js.read_text(encoding="utf-8"))
     return pt
 
 
 def load_model(path=None) -> OneShotModel:
     """Read a model (default: the shipped real-CT model), refusing a bad checksum."""
-    import torch
-
-    pt = default_model_path() if path is None else _pt_path(path)
-    card_file = card_path_for(pt)
-    if not pt.is_file():
-        raise CochleaAIError(f"The model file '{pt}' does not exist; train one with "
-                             "'python -m cochleaai landmarks train' or pick another file.")
-    if not card_file.is_file():
-        raise CochleaAIError(f"The model card '{card_file}' is missing; a model needs its .json card "
-                             "beside the .pt file.")
+    pt = default_model_path() if path is None else model_paths(path)[0]
+    tensors, card = load_tensors(pt, FORMAT, "one-shot landmark model",
+                                 "train one with 'python -m cochleaai landmarks train' or pick another file")
     try:
-        card = json.loads(card_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CochleaAIError(f"The model card '{card_file.name}' is not valid JSON ({exc}).") from None
-    if not isinstance(card, dict) or card.get("format") != FORMAT:
-        raise CochleaAIError(f"'{card_file.name}' is not a one-shot landmark model card "
-                             f"(expected format {FORMAT!r}).")
-    if sha256_of(pt) != card.get("sha256"):
-        raise CochleaAIError(f"The checksum of '{pt.name}' does not match its card: the file is "
-                             "damaged or was replaced. Restore it or retrain the model.")
-    try:
-        tensors = torch.load(pt, map_location="cpu", weights_only=True)
         arch = card["architecture"]
         inp = card["input"]
         ref = card["reference"]
