@@ -287,3 +287,57 @@ def test_logic_trains_from_mrml_nodes_and_leaves_the_scene_alone(tmp_path):
     assert scene.GetNumberOfNodes() == count and logic.model is model
     assert model.labels == ["top", "knob"] and (tmp_path / "m.json").is_file()
     np.testing.assert_allclose(model.landmarks, lm.points, atol=1e-6)
+
+
+# ------------------------------------------------------------- translation search, refill
+def test_the_translation_search_recovers_a_shift_beyond_the_rigid_capture_range():
+    """The same blobs 4 mm away from where the start pose puts them: the FFT search finds
+    the shift to within its grid (0.6 mm) and scores the match near 1."""
+    import SimpleITK as sitk
+
+    from cochleaai.landmarks.register import search_translation
+
+    grid = Volume.empty((70, 70, 70), 0.4, (-14, -14, -14))
+    centres = np.array([[-3.0, 0, 0], [0.0, 1.0, 0], [3.0, -1.0, 1.0], [1.0, 2.5, -2.0]])
+    radii = [1.8, 1.5, 1.2, 1.0]
+    shift = np.array([4.0, -2.5, 3.0])
+    ref, _ = _blobs(grid, centres, radii)
+    tgt, _ = _blobs(grid, centres + shift, radii)
+    fixed = patches.sample_patch(patches.as_sitk(ref), np.zeros(3), np.eye(3), 36, 0.3, -1000.0)
+    norm = lambda v: v.copy(patches.normalise(v.array)).to_sitk()  # noqa: E731
+    start = sitk.Euler3DTransform()
+    pose, score = search_translation(norm(fixed), norm(tgt), start, search_mm=6.0)
+    np.testing.assert_allclose(pose.GetTranslation(), shift, atol=0.61)
+    assert score > 0.85
+    # with the rotation part of a start pose, the found shift is taken along the turned axes
+    R = _rotation((0, 0, 1), 90)
+    turned, _ = _blobs(grid, centres @ R.T + shift, radii)
+    start = sitk.Euler3DTransform()
+    start.SetMatrix([float(v) for v in R.reshape(-1)])
+    start.SetTranslation([float(v) for v in shift + [1.5, 1.0, -1.0]])     # 2 mm off
+    pose, score = search_translation(norm(fixed), norm(turned), start, search_mm=6.0)
+    np.testing.assert_allclose(pose.GetTranslation(), shift, atol=0.61)
+    assert score > 0.85
+
+
+def test_refilling_the_structure_turns_a_drained_lumen_into_a_fluid_filled_one():
+    """A drained lumen (-750 HU) in bone: the refill map changes its core to the drawn
+    grey value, leaves the bone away from it alone and keeps a smooth edge."""
+    from cochleaai.landmarks.training import _fill_map
+    from cochleaai.landmarks.patches import sample_patch
+
+    grid = Volume.empty((40, 40, 40), 0.2, (-4, -4, -4))
+    pts = grid.physical_grid()
+    r = np.linalg.norm(pts, axis=-1)
+    mask = r <= 2.0
+    image = grid.copy(np.where(mask, -750.0, 1800.0).astype(np.float32))
+    before = image.array.copy()
+    fill, lumen = _fill_map(image, mask)
+    np.testing.assert_array_equal(image.array, before)
+    assert lumen == pytest.approx(-750.0)
+    soft = sample_patch(fill, grid.center, grid.direction, 40, 0.2, 0.0).array
+    refilled = image.array + (200.0 - lumen) * soft
+    assert np.median(refilled[r <= 1.0]) == pytest.approx(200.0, abs=5.0)
+    np.testing.assert_allclose(refilled[r >= 3.5], 1800.0, atol=1.0)
+    edge = refilled[(r > 1.9) & (r < 2.1)]
+    assert 200.0 < edge.mean() < 1800.0                                 # partial volume kept

@@ -112,10 +112,56 @@ def pose_prior(model) -> np.ndarray:
     return np.diag([-1.0, 1.0, 1.0]) @ (np.eye(3) - 2.0 * np.outer(a, a))
 
 
-#: Rigid starts per reference: the pose prior and this many inertia alignments, best
-#: patch match first (the patch match before registration ranks a wrong turn first now
-#: and then; after the rigid registration the right one scores clearly higher).
+#: Rigid starts per reference: the pose prior and this many more candidate rotations, best
+#: patch match (after the translation search) first.
 ALIGNMENT_STARTS = 2
+#: When the best rigid match stays below this, up to this many more starts get a rigid
+#: registration: the next candidates of the ranking, then every candidate as the axes of
+#: inertia place it, without the translation search. A structure seen in part (a cropped
+#: field of view, a thin canal the network misses) can rank the right turn far down the
+#: list, and the search, matching the whole patch, can move a right turn to a wrong place.
+RETRY_BELOW = 0.55
+RETRY_STARTS = 8
+
+
+def ranked_starts(model, image, centre, axes, values) -> list:
+    """Every start pose for the rigid registration, best first: the pose prior, then each
+    candidate rotation of the axes of inertia, each moved by the translation search and
+    ranked by that search's correlation (the pose prior always first).
+
+    Returns ``[(score, searched, unsearched, name)]``: Euler transforms reference -> target
+    with and without the search."""
+    from .register import _normalised_target, search_translation
+
+    fixed = model.patch_volume(normalise(model.patch, model.window)).to_sitk()
+    moving = _normalised_target(model, image)
+    rotations = [("pose prior", pose_prior(model))] + [
+        (f"inertia alignment {k + 1}", axes @ q @ model.axes.T)
+        for k, q in enumerate(candidate_rotations(model.eigenvalues, values))]
+    out = []
+    for name, matrix in rotations:
+        start = _euler(model.centre, matrix, centre - model.centre)
+        pose, score = search_translation(fixed, moving, start)
+        out.append((score, pose, start, name))
+    return out[:1] + sorted(out[1:], key=lambda s: -s[0])
+
+
+def _first_starts(ranked):
+    return [(pose, name) for _, pose, _, name in ranked[:1 + ALIGNMENT_STARTS]]
+
+
+def _retry_starts(ranked):
+    more = [(pose, name) for _, pose, _, name in ranked[1 + ALIGNMENT_STARTS:]]
+    more += [(start, name + " without the translation search") for _, _, start, name in ranked]
+    return more[:RETRY_STARTS]
+
+
+def _rigid(model, image, starts, region, progress):
+    """The best rigid registration from ``[(pose, name)]``; ``start_name`` says which won."""
+    reg = register_patch(model, image, [pose for pose, _ in starts], deformable=False, progress=progress,
+                         region=region)
+    reg.start_name = starts[reg.start][1]
+    return reg
 
 
 def _target_image(model, volume: Volume):
@@ -166,30 +212,39 @@ def detect_landmarks(model, volume: Volume, use_localisation: bool = True, defor
     else:
         centre = volume.center
         iterations, converged = 0, True
-    best = None
     reference_region = model_region(model)
+    tried = []              # [cand, region, ranking, registration, ncc_aligned, scores]
     for k, cand in enumerate(candidates):
-        stage = p.stage(0.4 + 0.58 * k / len(candidates), 0.4 + 0.58 * (k + 1) / len(candidates))
+        stage = p.stage(0.4 + 0.4 * k / len(candidates), 0.4 + 0.4 * (k + 1) / len(candidates))
         # the mirror's region is the reference's flipped like its patch: no second distance map
         region = np.ascontiguousarray(reference_region[:, :, ::-1]) if cand.mirror != model.mirror \
             else reference_region
         if use_localisation:
             stage(0.0, "Aligning the axes of inertia" + (" (mirrored reference)" if cand.mirror else ""))
-            ranked = alignment_scores(cand, image, centre, axes, values, region)
-            matrices = [pose_prior(cand)] + [m for _, m in ranked[:ALIGNMENT_STARTS]]
-            initial = [_euler(cand.centre, m, centre - cand.centre) for m in matrices]
-            ncc_aligned, scores = float(ranked[0][0]), [round(v, 4) for v, _ in ranked]
+            ranked = ranked_starts(cand, image, centre, axes, values)
+            reg = _rigid(cand, image, _first_starts(ranked), region, stage.stage(0.1, 1.0))
+            tried.append([cand, region, ranked, reg, float(max(r[0] for r in ranked)),
+                          [round(r[0], 4) for r in ranked]])
         else:
             initial = _euler(cand.image_centre, pose_prior(cand), centre - cand.image_centre)
-            ncc_aligned, scores = float("nan"), []
-        reg = register_patch(cand, image, initial, deformable=False, progress=stage.stage(0.1, 0.7),
-                             region=region)
-        if best is None or reg.ncc_before > best[1].ncc_before:
-            best = (cand, reg, ncc_aligned, scores, region)
+            reg = _rigid(cand, image, [(initial, "image centres")], region, stage.stage(0.1, 1.0))
+            tried.append([cand, region, [], reg, float("nan"), []])
+    if max(t[3].ncc_before for t in tried) < RETRY_BELOW:
+        for k, t in enumerate(tried):
+            starts = _retry_starts(t[2])
+            if starts:
+                stage = p.stage(0.8 + 0.1 * k / len(tried), 0.8 + 0.1 * (k + 1) / len(tried))
+                stage(0.0, "A poor match: registering from more starts")
+                again = _rigid(t[0], image, starts, t[1], stage)
+                if again.ncc_before > t[3].ncc_before:
+                    t[3] = again
+    for cand, _, _, reg, _, _ in tried:
         details.setdefault("rigid_ncc_by_side", {})["mirrored" if cand.mirror else "as reference"] = \
             round(float(reg.ncc_before), 4)
+    cand, region, _, reg, ncc_aligned, scores = max(tried, key=lambda t: t[3].ncc_before)
+    best = cand, reg, ncc_aligned, scores, region
     cand, reg, ncc_aligned, scores, region = best
-    details["rigid_start"] = "pose prior" if reg.start == 0 else f"inertia alignment {reg.start}"
+    details["rigid_start"] = reg.start_name
     if deformable:      # demons once, from the best rigid pose
         reg = register_patch(cand, image, reg.rigid, deformable=True, progress=p.stage(0.9, 0.98), region=region,
                              rigid=False)

@@ -47,12 +47,15 @@ class TrainConfig:
     steps_per_resample: int = 4      # optimiser steps on each randomly resampled cube
     max_steps: int = 800
     validate_every: int = 25
-    patience: int = 8                # validations without improvement before stopping
+    patience: int = 16               # validations without improvement before stopping
     learning_rate: float = 3e-3      # Adam (the thesis: 0.1, decreasing)
     noise_hu: float = 20.0           # extra Gaussian noise, sd drawn in [0, noise_hu]
     mirror: bool = True              # mirror half of the cubes (both ears from one reference)
     gain_jitter: float = 0.1         # grey values times a gain drawn in 1 +- gain_jitter
     offset_jitter_hu: float = 100.0  # ... plus an offset drawn in +- offset_jitter_hu
+    lumen_fill: float = 0.5          # share of cubes whose structure is refilled (drained <-> fluid)
+    lumen_fill_hu: tuple = (-1000.0, 300.0)   # ... with a grey value drawn in this range
+    dice_weight: float = 1.0         # soft Dice added to the BCE (fuller maps of thin structures)
     patch_mm: float = 16.0           # registration patch edge (mm)
     patch_spacing: float = 0.3       # registration patch voxel (mm)
     max_seconds: Optional[float] = None
@@ -62,6 +65,7 @@ class TrainConfig:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["window"] = list(self.window)
+        d["lumen_fill_hu"] = list(self.lumen_fill_hu)
         return d
 
 
@@ -77,6 +81,20 @@ def _image_and_mask(image, mask_image, centre, axes, n: int, spacing: float, def
     cube = sample_patch(image, centre, axes, n, spacing, default)
     seg = sample_patch(mask_image, centre, axes, n, spacing, 0, "nearest")
     return cube.array, seg.array > 0.5
+
+
+def _fill_map(reference, mask):
+    """What refilling the structure changes: its mask blurred like the scan (a Gaussian of
+    about two voxels), as a SimpleITK image, and the median grey value inside it now. A
+    cube plus ``(v - median) * map`` shows the structure filled with ``v`` instead: a
+    drained labyrinth as fluid-filled or the other way round, with the scan's own
+    partial-volume edge."""
+    from scipy import ndimage
+
+    sigma = 2.0 * float(np.min(reference.spacing)) / np.asarray(reference.spacing, float)[::-1]
+    soft = ndimage.gaussian_filter(mask.astype(np.float32), sigma)
+    lumen = float(np.median(reference.numeric_array("reference volume")[mask]))
+    return as_sitk(reference.copy(soft)), lumen
 
 
 #: The fixed pose of the reference's own validation cube (no validation volume given).
@@ -151,6 +169,8 @@ def train_oneshot(reference, reference_mask, landmarks, validation=None, validat
     check_landmarks_near(points, labels, reference, ref_mask, cfg.patch_mm)
     ref_image = as_sitk(reference, "reference volume")
     ref_seg = as_sitk(reference.copy(ref_mask.astype(np.uint8)))
+    if cfg.lumen_fill > 0:
+        fill_image, lumen_hu = _fill_map(reference, ref_mask)
     if validation is not None:
         val_centre, _, _ = mask_frame(validation, val_mask)
         x_val, y_val = _validation_stacks(as_sitk(validation, "validation volume"),
@@ -173,6 +193,9 @@ def train_oneshot(reference, reference_mask, landmarks, validation=None, validat
         R = random_rotation(rng, cfg.max_rotation_deg)
         shift = rng.uniform(-cfg.max_shift_mm, cfg.max_shift_mm, 3)
         img, seg = _image_and_mask(ref_image, ref_seg, centre + shift, R, n, cfg.slice_spacing, cfg.window[0])
+        if cfg.lumen_fill > 0 and rng.random() < cfg.lumen_fill:
+            fill = sample_patch(fill_image, centre + shift, R, n, cfg.slice_spacing, 0.0).array
+            img = img + np.float32(rng.uniform(*cfg.lumen_fill_hu) - lumen_hu) * fill
         if cfg.mirror and rng.random() < 0.5:
             img, seg = img[:, :, ::-1], seg[:, :, ::-1]
         for _ in range(cfg.steps_per_resample):
@@ -193,7 +216,11 @@ def train_oneshot(reference, reference_mask, landmarks, validation=None, validat
                 yb.append(stacks_y[o][k])
             x, y = _to_tensor(np.stack(xb)), _to_tensor(np.stack(yb).astype(np.float32))
             optimiser.zero_grad()
-            loss = F.binary_cross_entropy_with_logits(net(x), y)
+            logits = net(x)
+            loss = F.binary_cross_entropy_with_logits(logits, y)
+            if cfg.dice_weight > 0:
+                prob = torch.sigmoid(logits)
+                loss = loss + cfg.dice_weight * (1.0 - (2.0 * (prob * y).sum() + 1.0) / (prob.sum() + y.sum() + 1.0))
             loss.backward()
             optimiser.step()
             scheduler.step()
