@@ -165,3 +165,27 @@ def test_shipped_model_loads_and_is_the_default():
     assert card["training"]["command"].startswith("python -m cochleaai margan train")
     assert card["training"]["val_rmse_hu"] < card["training"]["val_rmse_hu_input"]
     assert tuple(card["grid_zyx"]) == (50, 50, 60) and card["spacing_mm"] == 0.2
+
+
+def test_pixel_losses_of_the_ablation(tmp_path):
+    from cochleaai.margan.losses import l1_loss, mse_loss
+    from cochleaai.margan.train import TrainSettings, train
+
+    a, b = torch.zeros(1, 1, 2, 2, 2), torch.full((1, 1, 2, 2, 2), 0.5)
+    b[0, 0, 0, 0, 0] = -1.5
+    assert float(l1_loss(a, b)) == pytest.approx((7 * 0.5 + 1.5) / 8)
+    assert float(mse_loss(a, b)) == pytest.approx((7 * 0.25 + 2.25) / 8)
+    with pytest.raises(CochleaAIError, match="Unknown pixel loss"):
+        train(tmp_path, tmp_path / "m", TrainSettings(pixel_loss="huber"))
+
+
+def test_clean_pairs_have_no_scatter(monkeypatch):
+    from cochleaai.ct import scanner_draw
+    from cochleaai.ct.pairs import PairSpec, make_pair
+
+    monkeypatch.setattr(scanner_draw, "VIEWS", (360,))
+    spec = PairSpec(0, 11, "phantom:7")
+    *_, full = make_pair(spec)
+    *_, clean = make_pair(spec, clean=True)
+    assert full["scatter_to_primary"] > 0 and clean["scatter_to_primary"] == 0
+    assert clean["array"] == full["array"] and clean["depth_deg"] == full["depth_deg"]   # same draws otherwise

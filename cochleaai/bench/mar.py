@@ -13,7 +13,8 @@ downstream measure of the clinical MAR literature: the input, NMAR and MARGAN ou
 segmented with the shape model (no points: the phantoms sit at the template pose) and
 scored against the segmentation of the metal-free target (Dice). With ``--data DIR`` (real pre-op CTs in
 the layout of :mod:`cochleaai.realct`), the held-out specimens get simulated implants and
-each output is compared with the *real* pre-op crop (PSNR, metal excluded).
+each output is compared with the *real* pre-op crop (PSNR, metal excluded). ``--ablation``:
+the thesis's loss and simulation ablation instead (:mod:`cochleaai.bench.mar_ablation`).
 """
 from __future__ import annotations
 
@@ -24,7 +25,12 @@ OPTIONS = [("--mar-model", {"help": "MARGAN model for bench mar (default: the sh
            ("--mar-segment", {"action": "store_true",
                               "help": "bench mar: also segment each output (input, NMAR, MARGAN) with the "
                                       "shape model and score it against the segmentation of the target "
-                                      "(Dice); slow"})]
+                                      "(Dice); slow"}),
+           ("--ablation", {"action": "store_true",
+                           "help": "bench mar: instead, the ablation of MARGAN's losses and simulation "
+                                   "(L1, L2, L2 + Retinex, L2 + Retinex without scatter and noise): four "
+                                   "short trainings on a small set, about 15 min on one CPU thread "
+                                   "(--quick: about 3 min)"})]
 
 import time
 
@@ -77,11 +83,23 @@ def _segmentation(volume):
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, mar_model=None,
-        mar_segment: bool = False, **_) -> dict:
+        mar_segment: bool = False, ablation: bool = False, threads=None, **_) -> dict:
+    """The figures (see the module's docstring); ``threads``: torch, numba and BLAS threads."""
+    from ..threads import threads_limited
+
+    with threads_limited(threads):
+        return _run(quick, seed, progress, data, mar_model, mar_segment, ablation)
+
+
+def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
     from ..ct.mar import reduce_metal_artifacts
     from ..ct.pairs import EVAL_SPECIMENS, PairSpec, make_pair, training_specimens
     from ..ct.quality import similarity
 
+    if ablation:
+        from .mar_ablation import run_ablation
+
+        return run_ablation(quick=quick, seed=seed, progress=progress)
     p = Progress.wrap(progress)
     methods = _methods(mar_model)
     n = 6 if quick else 12

@@ -147,9 +147,12 @@ def crop_around_cochlea(volume, model, rng=None, jitter_mm: float = REAL_JITTER_
     return roi.copy(np.clip(np.rint(np.asarray(roi.array, np.float32)), -1024, 3071).astype(np.int16))
 
 
-def simulate_pair(anatomy, model, seed: int, info: dict):
+def simulate_pair(anatomy, model, seed: int, info: dict, clean: bool = False):
     """One pair of ``anatomy`` (HU, training grid) with the implant guided by ``model``: the
-    array, scanner and noise drawn from ``seed``. Returns ``(preop_target, postop, simulation, info)``."""
+    array, scanner and noise drawn from ``seed``; ``clean``: without scatter and noise (beam
+    hardening only, the thesis's ablation). Returns ``(preop_target, postop, simulation, info)``."""
+    from .simulation import ScanConfig
+
     from .electrodes import ARRAYS
     from .scanner_draw import describe, draw_scan_config
     from .simulation import simulate_postop, simulate_scan
@@ -157,7 +160,7 @@ def simulate_pair(anatomy, model, seed: int, info: dict):
     _, s_array, s_scan, s_sim = np.random.SeedSequence(seed).spawn(4)
     rng = np.random.default_rng(s_array)
     array = str(rng.choice(sorted(ARRAYS)))
-    config = draw_scan_config(s_scan)
+    config = draw_scan_config(s_scan, ScanConfig(noise=False, scatter=False) if clean else ScanConfig())
     sim = simulate_postop(anatomy, model, array, None, seed=int(s_sim.generate_state(1)[0]), config=config)
     # the target: the same scanner and the same draws, without the implant
     scan_seed = np.random.SeedSequence(int(s_sim.generate_state(1)[0])).spawn(2)[1]
@@ -167,8 +170,9 @@ def simulate_pair(anatomy, model, seed: int, info: dict):
     return target, sim.postop, sim, info
 
 
-def make_pair(spec: PairSpec):
-    """Simulate one pair. Returns ``(preop_target, postop, simulation, info)``."""
+def make_pair(spec: PairSpec, clean: bool = False):
+    """Simulate one pair (``clean``: see :func:`simulate_pair`). Returns ``(preop_target,
+    postop, simulation, info)``."""
     s_anat = np.random.SeedSequence(spec.seed).spawn(4)[0]
     kind, _, value = spec.source.partition(":")
     if kind == "phantom":
@@ -180,7 +184,7 @@ def make_pair(spec: PairSpec):
         info["source"] = "real"
     else:
         raise CochleaAIError(f"Unknown pair source {spec.source!r}.")
-    return simulate_pair(anatomy, model, spec.seed, info)
+    return simulate_pair(anatomy, model, spec.seed, info, clean)
 
 
 def write_pair(folder, target, postop, sim, info: dict, augmented: bool = False) -> dict:
