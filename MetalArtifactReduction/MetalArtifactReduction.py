@@ -146,7 +146,8 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
         if self.runner.running:
             return
         folder = self._pairsFolder()
-        path = self.ui.trainModelPathLineEdit.currentPath.strip() or os.path.join(folder, "margan_user.pt")
+        path = self.ui.trainModelPathLineEdit.currentPath.strip() or (
+            os.path.join(folder, "margan_user.pt") if folder else "")
         steps = int(self.ui.trainStepsSpinBox.value)
         model = self.runner.runInBackground(
             description, lambda progress: self.logic.compute_training(folder, path, steps, progress), self._useModel)

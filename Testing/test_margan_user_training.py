@@ -94,5 +94,9 @@ def test_bad_input_is_refused_clearly(tmp_path, scan):
         simulate_user_pairs([UserScan("far", scan.volume, far)], tmp_path / "c", 2)
     with pytest.raises(CochleaAIError, match="simulated pairs"):
         train_user_model(tmp_path / "full", tmp_path / "m.pt", steps=1)
+    with pytest.raises(CochleaAIError, match="Choose a folder"):
+        simulate_user_pairs([scan], "  ", 2)
+    with pytest.raises(CochleaAIError, match="Choose the folder"):
+        train_user_model("", tmp_path / "m.pt", steps=1)
     with pytest.raises(CochleaAIError, match="at least 1 step"):
         train_user_model(tmp_path / "full", tmp_path / "m.pt", steps=0)

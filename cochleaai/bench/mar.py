@@ -29,8 +29,8 @@ OPTIONS = [("--mar-model", {"help": "MARGAN model for bench mar (default: the sh
            ("--ablation", {"action": "store_true",
                            "help": "bench mar: instead, the ablation of MARGAN's losses and simulation "
                                    "(L1, L2, L2 + Retinex, L2 + Retinex without scatter and noise): four "
-                                   "short trainings on a small set, about 15 min on one CPU thread "
-                                   "(--quick: about 3 min)"})]
+                                   "short trainings on a small set, about 5 min on one CPU thread "
+                                   "(--quick: about 2 min)"})]
 
 import time
 

@@ -49,6 +49,12 @@ def check_scans(scans: Sequence[UserScan]) -> List[UserScan]:
     return scans
 
 
+def _folder(path, what: str) -> Path:
+    if path is None or not str(path).strip():
+        raise CochleaAIError(f"Choose {what}.")
+    return Path(path)
+
+
 def simulate_user_pairs(scans: Sequence[UserScan], out, n: int = DEFAULT_PAIRS, seed: int = 0,
                         progress=None) -> dict:
     """``n`` pairs from ``scans`` (in turn) into the new or empty folder ``out``, with
@@ -58,7 +64,7 @@ def simulate_user_pairs(scans: Sequence[UserScan], out, n: int = DEFAULT_PAIRS, 
     scans = check_scans(scans)
     if int(n) < 2:
         raise CochleaAIError("Simulate at least 2 pairs (one is held out for validation).")
-    out = Path(out)
+    out = _folder(out, "a folder for the training pairs")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CochleaAIError(f"{out} is not an empty folder; choose a new folder for the pairs.")
     p = Progress.wrap(progress)
@@ -93,6 +99,8 @@ def train_user_model(pairs_dir, model_path, steps: int = DEFAULT_STEPS, max_minu
 
     if int(steps) < 1:
         raise CochleaAIError("Train for at least 1 step.")
+    pairs_dir = _folder(pairs_dir, "the folder of training pairs")
+    model_path = _folder(model_path, "where to save the model")
     settings = TrainSettings(steps=int(steps), adv_start=min(TrainSettings.adv_start, int(steps) // 3),
                              val_every=max(1, min(TrainSettings.val_every, int(steps) // 4)),
                              checkpoint_every=max(1, min(TrainSettings.checkpoint_every, int(steps) // 4)),
