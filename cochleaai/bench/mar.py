@@ -60,7 +60,7 @@ def _contact_errors(image, mask, insertion):
 
     from ..ct.contacts import detect_contacts
 
-    found = detect_contacts(image, mask, max_contacts=insertion.array.n_contacts)
+    found = detect_contacts(image, mask, max_contacts=insertion.array.n_contacts, array=insertion.array)
     inside = insertion.contacts[insertion.intracochlear & image.contains(insertion.contacts)]
     if not len(found) or not len(inside):
         return []

@@ -83,7 +83,7 @@ def _cmd_mar(args) -> int:
     summary = {"method": res.method, "metal_voxels": int(res.metal_mask.sum()), "seconds": round(res.seconds, 2),
                "messages": res.messages, "output": str(out)}
     if args.contacts:
-        contacts = detect_contacts(post, res.metal_mask, max_contacts=args.max_contacts)
+        contacts = detect_contacts(post, res.metal_mask, max_contacts=args.max_contacts, array=args.array)
         summary["contacts"] = str(io.write_markups_json(args.contacts, contacts))
         summary["n_contacts"] = len(contacts)
     if not args.quiet:
@@ -169,5 +169,8 @@ def add_commands(subparsers) -> None:
                         "by default; the sinogram methods always keep it)")
     p.add_argument("--contacts", default=None, help="also write detected contacts to this .mrk.json")
     p.add_argument("--max-contacts", type=int, default=None, help="at most this many contacts")
+    p.add_argument("--array", default=None, choices=sorted(ARRAYS),
+                   help="the implanted array: its contacts are set at its pitch along the metal "
+                        "(fine-pitch arrays), its count caps the contacts found")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_mar)
