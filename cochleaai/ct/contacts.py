@@ -5,6 +5,10 @@ smoothed image at least ``min_distance_mm`` apart. They are numbered along the a
 points are chained through their minimum spanning tree's longest path, and the end nearer
 to the points' centroid is the apex (the array spirals inwards), so contact 1 is the most
 apical, as the manufacturers number them.
+
+When the implanted array is given and its pitch is fine (0.9 mm), its contacts are instead
+set at that pitch along the metal (:mod:`cochleaai.ct.contact_comb`): blooming joins such
+contacts into one saturated plateau whose brightest voxels fall anywhere on it.
 """
 from __future__ import annotations
 
