@@ -7,7 +7,8 @@ volume, and PSNR and RMSE within 2 mm of the metal, the metal itself excluded; P
 the threshold segmentation (the metal with its blooming, where the sinogram methods keep the
 input's values); seconds per
 volume; contact localisation on each output (median and p95 distance in mm from each true
-intracochlear contact to the nearest contact found; MARGAN's output is metal-free, so its
+intracochlear contact to the nearest contact found, overall and per array; the implanted
+array is given to the detector; MARGAN's output is metal-free, so its
 contacts are sought in it with the segmented metal copied back, as the module shows it). With ``--mar-segment``, the
 downstream measure of the clinical MAR literature: the input, NMAR and MARGAN outputs are
 segmented with the shape model (no points: the phantoms sit at the template pose) and
@@ -117,6 +118,7 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
     rescan_vs_real = []                 # the metal-free rescan itself: a ceiling
     seconds = {m: [] for m in methods}
     contacts = {m: [] for m in keys}
+    contacts_by_array = {m: {} for m in keys}
     seg_keys = [m for m in ("input", "nmar", "margan") if m in keys]
     dice_scores = {m: [] for m in seg_keys}
     total = len(cases) + len(real)
@@ -157,7 +159,9 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
             sim_scores[m]["psnr_near"].append(pn)
             sim_scores[m]["rmse_near"].append(rn)
             shown = img.copy(np.where(mask, post_f.array, arr))
-            contacts[m].extend(_contact_errors(shown, mask, sim.insertion))
+            errors = _contact_errors(shown, mask, sim.insertion)
+            contacts[m].extend(errors)
+            contacts_by_array[m].setdefault(sim.insertion.array.key, []).extend(errors)
         if mar_segment and not is_real:
             from ..metrics import dice
 
@@ -180,6 +184,10 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
            "contact_error_mm_median": {m: round(float(np.median(v)), 3) if v else None for m, v in contacts.items()},
            "contact_error_mm_p95": {m: round(float(np.percentile(v, 95)), 3) if v else None
                                     for m, v in contacts.items()},
+           # per array: [median, p95, contacts]
+           "contact_error_mm_by_array": {m: {a: [round(float(np.median(v)), 3), round(float(np.percentile(v, 95)), 3),
+                                                 len(v)] for a, v in sorted(per.items()) if v}
+                                         for m, per in contacts_by_array.items()},
            "data_range_hu": 4095}
     if mar_segment:
         out["segmentation_dice_vs_target"] = {m: mean(v) for m, v in dice_scores.items()}
