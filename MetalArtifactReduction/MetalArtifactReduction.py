@@ -40,8 +40,11 @@ class MetalArtifactReduction(ScriptedLoadableModule):
             "<p><b>Generate phantom</b> builds a synthetic temporal-bone CT with its "
             "ground-truth segmentation and landmarks (reproducible from its seed), so the module "
             "can be tried without patient data.</p>"
-            "<p>Training MARGAN on your own scans is done on the command line "
-            "(<code>simulate-pairs</code>, then <code>margan train</code>).</p>"
+            "<p><b>Train MARGAN on your scans</b>: simulates training pairs (implant and "
+            "metal-free scans) from the pre-op volume and cochlea shape of Simulate implant, then "
+            "trains a model on them, both with progress and Cancel; Reduce artifacts then uses it. "
+            "The command line does the same for many scans (<code>simulate-pairs</code>, "
+            "<code>margan train</code>).</p>"
             "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>.</p>")
         self.parent.acknowledgementText = _(
             "Method from the PhD thesis of Z. Wang, <i>Deep Learning and Bayesian inference for "
@@ -78,7 +81,10 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
         fillComboBox(self.ui.arrayComboBox, {key: array.name for key, array in ARRAYS.items()}, DEFAULT_ARRAY)
         self.ui.reduceButton.connect("clicked(bool)", self.runner.guard(self.onReduce))
         self.ui.simulateButton.connect("clicked(bool)", self.runner.guard(self.onSimulate))
-        self.runner.busyWidgets.extend([self.ui.reduceButton, self.ui.simulateButton])
+        self.ui.simulatePairsButton.connect("clicked(bool)", self.runner.guard(self.onSimulatePairs))
+        self.ui.trainButton.connect("clicked(bool)", self.runner.guard(self.onTrain))
+        self.runner.busyWidgets.extend([self.ui.reduceButton, self.ui.simulateButton, self.ui.simulatePairsButton,
+                                        self.ui.trainButton])
 
     def onReduce(self, *_unused):
         volume = self.ui.inputVolumeSelector.currentNode()
@@ -109,6 +115,52 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
             self.runner.setStatus(_("Simulated {array} at {depth:.0f} deg: {inside} contacts inside the "
                                     "cochlea.").format(array=summary["array"], depth=summary["depth_deg"],
                                                        inside=summary["intracochlear_contacts"]))
+
+
+    def _pairsFolder(self):
+        return self.ui.pairsFolderPathLineEdit.currentPath.strip()
+
+    def onSimulatePairs(self, *_unused):
+        """Read the scan here, simulate the pairs in a worker thread (minutes)."""
+        description = _("Simulate training pairs")
+        if self.runner.running:
+            return
+        try:
+            scans = self.logic.read_training_scans(self.ui.preopVolumeSelector.currentNode(),
+                                                   self.ui.shapeTableSelector.currentNode())
+        except Exception as error:  # refused inputs: shown like a failed job, nothing started
+            self.runner.showFailure(description, error)
+            return
+        folder, n = self._pairsFolder(), int(self.ui.trainPairsSpinBox.value)
+        seed = int(self.ui.simulationSeedSpinBox.value)
+        done = self.runner.runInBackground(
+            description, lambda progress: self.logic.compute_training_pairs(scans, folder, n, seed, progress))
+        if done:
+            self.runner.setStatus(_("{count} training pairs written to {folder}.").format(
+                count=done["pairs"], folder=done["pairs_dir"]))
+
+    def onTrain(self, *_unused):
+        import os
+
+        description = _("Train MARGAN")
+        if self.runner.running:
+            return
+        folder = self._pairsFolder()
+        path = self.ui.trainModelPathLineEdit.currentPath.strip() or (
+            os.path.join(folder, "margan_user.pt") if folder else "")
+        steps = int(self.ui.trainStepsSpinBox.value)
+        model = self.runner.runInBackground(
+            description, lambda progress: self.logic.compute_training(folder, path, steps, progress), self._useModel)
+        if model is not None:
+            training = model.card.get("training", {})
+            self.runner.setStatus(_("Trained in {seconds:.0f} s; validation RMSE {rmse} HU (input {before} HU). "
+                                    "MARGAN now uses this model.").format(
+                seconds=training.get("seconds", 0), rmse=training.get("val_rmse_hu"),
+                before=training.get("val_rmse_hu_input")))
+
+    def _useModel(self, model):
+        self.logic.model = model
+        return model
 
 
 class MetalArtifactReductionTest(CochleaAIModuleTest):

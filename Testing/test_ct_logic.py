@@ -122,3 +122,17 @@ def test_module_self_test_checks():
         assert self_test_mar_logic(MetalArtifactReductionLogic(), scene) == []
     finally:
         scene.Clear(1)
+
+
+def test_training_scans_are_read_from_the_scene(shared):
+    scene, logic, phantom, sim = shared
+    count = scene.GetNumberOfNodes()
+    scans = logic.read_training_scans(phantom["volume"])         # a phantom: its truth guides the array
+    assert len(scans) == 1 and scans[0].name == phantom["volume"].GetName()
+    np.testing.assert_allclose(scans[0].model.theta, model_from_phantom_node(phantom["volume"]).theta)
+    assert scans[0].volume.array.shape == mrml.node_to_volume(phantom["volume"]).array.shape
+    with pytest.raises(CochleaAIError, match="pre-operative"):
+        logic.read_training_scans(None)
+    with pytest.raises(CochleaAIError, match="No cochlea model"):
+        logic.read_training_scans(sim["volume"])                 # a simulated scan has no phantom seed
+    assert scene.GetNumberOfNodes() == count                      # the scene is only read

@@ -9,6 +9,10 @@ headless on ``slicer-core`` (the tests run it on a real ``vtkMRMLScene``).
 * ``simulate_implant(scene, preop_node, array, depth_deg, ...)`` -> ``{"volume", "metal",
   "contacts", "target", "preop"}``: an electrode array inserted along the scala tympani of a
   cochlea model and the post-operative CT simulated from X-ray physics;
+* training MARGAN on the user's pre-op scans: ``read_training_scans`` (MRML -> plain data),
+  then ``compute_training_pairs`` and ``compute_training`` (no MRML, worker-thread safe;
+  :mod:`cochleaai.margan.user_training`); the trained model is kept as ``model`` and used
+  by ``reduce_artifacts``;
 * ``generate_phantom`` (inherited): the synthetic temporal-bone CT.
 
 On cancellation or error the scene is left exactly as it was.
@@ -79,13 +83,17 @@ def roi_index_box(roi_node, volume) -> Optional[tuple]:
 class MetalArtifactReductionLogic(CochleaAIModuleLogic):
     """Logic of the Metal Artifact Reduction module."""
 
+    #: A MARGAN model trained in this session (else the shipped one is used).
+    model = None
+
     # ------------------------------------------------------------------ reduce
     def reduce_artifacts(self, scene, volume_node, method: str = "nmar", output_node=None,
                          roi_node=None, threshold_hu: Optional[float] = None, detect_contacts: bool = True,
-                         max_contacts: Optional[int] = None, progress=None) -> Dict[str, Any]:
+                         max_contacts: Optional[int] = None, progress=None, model=None) -> Dict[str, Any]:
         """Reduce metal artifacts in ``volume_node``; returns the output volume node, the
         contacts markups node (or None) and the messages (e.g. "no metal found").
-        ``threshold_hu``: metal threshold (default ``cochleaai.ct.mar.DEFAULT_THRESHOLD_HU``)."""
+        ``threshold_hu``: metal threshold (default ``cochleaai.ct.mar.DEFAULT_THRESHOLD_HU``).
+        ``model``: the MARGAN model (default: the one trained in this session, else the shipped one)."""
         from cochleaai import mrml
         from cochleaai.ct.contacts import detect_contacts as find_contacts
         from cochleaai.ct.mar import DEFAULT_THRESHOLD_HU, reduce_metal_artifacts
@@ -100,7 +108,8 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         roi = roi_index_box(roi_node, volume)
         if threshold_hu is None:
             threshold_hu = DEFAULT_THRESHOLD_HU
-        result = reduce_metal_artifacts(volume, method, threshold_hu, roi=roi, progress=p.stage(0.02, 0.85))
+        result = reduce_metal_artifacts(volume, method, threshold_hu, roi=roi, progress=p.stage(0.02, 0.85),
+                                        model=model if model is not None else self.model)
         with scene_unchanged_on_failure(scene):
             p(0.87, "adding the result to the scene")
             name = f"{volume_node.GetName()} {method.upper()}"
@@ -174,6 +183,38 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         nodes["summary"] = sim.summary()
         nodes["warnings"] = list(sim.warnings)
         return nodes
+
+    # ---------------------------------------------------------------- training
+    def read_training_scans(self, preop_node, model_table_node=None) -> list:
+        """The pre-op scan of ``preop_node`` with its cochlea model (from the shape table, else
+        the phantom's truth), copied out of MRML for :meth:`compute_training_pairs`."""
+        from cochleaai import mrml
+        from cochleaai.margan.user_training import UserScan, check_scans
+
+        if preop_node is None:
+            raise CochleaAIError("Select the pre-operative CT volume to train on.")
+        model = model_from_table(model_table_node) if model_table_node is not None else None
+        if model is None:
+            model = model_from_phantom_node(preop_node)
+        if model is None:
+            raise CochleaAIError("No cochlea model: choose the cochlea shape table fitted to the pre-operative "
+                                 "scan (Cochlea Shape Segmentation), or use a phantom volume.")
+        return check_scans([UserScan(preop_node.GetName(), mrml.node_to_volume(preop_node), model)])
+
+    @staticmethod
+    def compute_training_pairs(scans, pairs_dir, n: int, seed: int = 0, progress=None) -> dict:
+        """Simulated pairs of ``scans`` into the new folder ``pairs_dir`` (no MRML)."""
+        from cochleaai.margan.user_training import simulate_user_pairs
+
+        return simulate_user_pairs(scans, pairs_dir, n, seed=seed, progress=progress)
+
+    @staticmethod
+    def compute_training(pairs_dir, model_path, steps: int, progress=None):
+        """A MARGAN model trained on ``pairs_dir`` and saved as ``model_path`` (no MRML); a run
+        stopped earlier resumes from its checkpoint."""
+        from cochleaai.margan.user_training import train_user_model
+
+        return train_user_model(pairs_dir, model_path, steps=steps, progress=progress)
 
     def self_test(self, scene) -> list:
         """The Slicer self-test's checks (:func:`self_test_mar_logic`); the problems found."""

@@ -3,14 +3,19 @@ is installed, or ``--mar-model``).
 
 Simulated held-out pairs (phantoms no training set uses, scanner settings drawn per pair as
 for training): PSNR, SSIM and RMSE against the same scanner's metal-free scan over the whole
-volume, and PSNR and RMSE within 2 mm of the metal, the metal itself excluded; seconds per
+volume, and PSNR and RMSE within 2 mm of the metal, the metal itself excluded; PSNR outside
+the threshold segmentation (the metal with its blooming, where the sinogram methods keep the
+input's values); seconds per
 volume; contact localisation on each output (median and p95 distance in mm from each true
-intracochlear contact to the nearest contact found). With ``--mar-segment``, the
+intracochlear contact to the nearest contact found, overall and per array; the implanted
+array is given to the detector; MARGAN's output is metal-free, so its
+contacts are sought in it with the segmented metal copied back, as the module shows it). With ``--mar-segment``, the
 downstream measure of the clinical MAR literature: the input, NMAR and MARGAN outputs are
 segmented with the shape model (no points: the phantoms sit at the template pose) and
 scored against the segmentation of the metal-free target (Dice). With ``--data DIR`` (real pre-op CTs in
 the layout of :mod:`cochleaai.realct`), the held-out specimens get simulated implants and
-each output is compared with the *real* pre-op crop (PSNR, metal excluded).
+each output is compared with the *real* pre-op crop (PSNR, metal excluded). ``--ablation``:
+the thesis's loss and simulation ablation instead (:mod:`cochleaai.bench.mar_ablation`).
 """
 from __future__ import annotations
 
@@ -21,7 +26,12 @@ OPTIONS = [("--mar-model", {"help": "MARGAN model for bench mar (default: the sh
            ("--mar-segment", {"action": "store_true",
                               "help": "bench mar: also segment each output (input, NMAR, MARGAN) with the "
                                       "shape model and score it against the segmentation of the target "
-                                      "(Dice); slow"})]
+                                      "(Dice); slow"}),
+           ("--ablation", {"action": "store_true",
+                           "help": "bench mar: instead, the ablation of MARGAN's losses and simulation "
+                                   "(L1, L2, L2 + Retinex, L2 + Retinex without scatter and noise): four "
+                                   "short trainings on a small set, about 5 min on one CPU thread "
+                                   "(--quick: about 2 min)"})]
 
 import time
 
@@ -51,7 +61,7 @@ def _contact_errors(image, mask, insertion):
 
     from ..ct.contacts import detect_contacts
 
-    found = detect_contacts(image, mask, max_contacts=insertion.array.n_contacts)
+    found = detect_contacts(image, mask, max_contacts=insertion.array.n_contacts, array=insertion.array)
     inside = insertion.contacts[insertion.intracochlear & image.contains(insertion.contacts)]
     if not len(found) or not len(inside):
         return []
@@ -74,11 +84,23 @@ def _segmentation(volume):
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, mar_model=None,
-        mar_segment: bool = False, **_) -> dict:
+        mar_segment: bool = False, ablation: bool = False, threads=None, **_) -> dict:
+    """The figures (see the module's docstring); ``threads``: torch, numba and BLAS threads."""
+    from ..threads import threads_limited
+
+    with threads_limited(threads):
+        return _run(quick, seed, progress, data, mar_model, mar_segment, ablation)
+
+
+def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
     from ..ct.mar import reduce_metal_artifacts
     from ..ct.pairs import EVAL_SPECIMENS, PairSpec, make_pair, training_specimens
     from ..ct.quality import similarity
 
+    if ablation:
+        from .mar_ablation import run_ablation
+
+        return run_ablation(quick=quick, seed=seed, progress=progress)
     p = Progress.wrap(progress)
     methods = _methods(mar_model)
     n = 6 if quick else 12
@@ -90,11 +112,13 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
         real = [PairSpec(100 + k, HELD_OUT_SEED + seed * 1000 + 500 + k, "real:" + str(folder))
                 for folder in training_specimens(data, EVAL_SPECIMENS) for k in range(per)]
     keys = ("input",) + tuple(methods)
-    sim_scores = {m: {"psnr": [], "ssim": [], "rmse": [], "psnr_near": [], "rmse_near": []} for m in keys}
+    sim_scores = {m: {"psnr": [], "ssim": [], "rmse": [], "psnr_near": [], "rmse_near": [], "psnr_outside": []}
+                  for m in keys}
     real_scores = {m: {"psnr_vs_real": [], "psnr_vs_rescan": []} for m in keys}
     rescan_vs_real = []                 # the metal-free rescan itself: a ceiling
     seconds = {m: [] for m in methods}
     contacts = {m: [] for m in keys}
+    contacts_by_array = {m: {} for m in keys}
     seg_keys = [m for m in ("input", "nmar", "margan") if m in keys]
     dice_scores = {m: [] for m in seg_keys}
     total = len(cases) + len(real)
@@ -128,10 +152,16 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
             s = similarity(tgt, arr, metal)
             for key in ("psnr", "ssim", "rmse"):
                 sim_scores[m][key].append(s[key])
+            # outside the threshold segmentation (metal and blooming), which the sinogram methods
+            # fill with the input's values by design
+            sim_scores[m]["psnr_outside"].append(_psnr_rmse(tgt, arr, ~(metal | outputs["input"][1]))[0])
             pn, rn = _psnr_rmse(tgt, arr, near)
             sim_scores[m]["psnr_near"].append(pn)
             sim_scores[m]["rmse_near"].append(rn)
-            contacts[m].extend(_contact_errors(img, mask, sim.insertion))
+            shown = img.copy(np.where(mask, post_f.array, arr))
+            errors = _contact_errors(shown, mask, sim.insertion)
+            contacts[m].extend(errors)
+            contacts_by_array[m].setdefault(sim.insertion.array.key, []).extend(errors)
         if mar_segment and not is_real:
             from ..metrics import dice
 
@@ -149,10 +179,15 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
            "rmse": {m: mean(v["rmse"]) for m, v in sim_scores.items()},
            "psnr_within_2mm": {m: mean(v["psnr_near"]) for m, v in sim_scores.items()},
            "rmse_within_2mm": {m: mean(v["rmse_near"]) for m, v in sim_scores.items()},
+           "psnr_outside_metal_segmentation": {m: mean(v["psnr_outside"]) for m, v in sim_scores.items()},
            "sec_per_volume": {m: round(float(np.median(v)), 3) for m, v in seconds.items()},
            "contact_error_mm_median": {m: round(float(np.median(v)), 3) if v else None for m, v in contacts.items()},
            "contact_error_mm_p95": {m: round(float(np.percentile(v, 95)), 3) if v else None
                                     for m, v in contacts.items()},
+           # per array: [median, p95, contacts]
+           "contact_error_mm_by_array": {m: {a: [round(float(np.median(v)), 3), round(float(np.percentile(v, 95)), 3),
+                                                 len(v)] for a, v in sorted(per.items()) if v}
+                                         for m, per in contacts_by_array.items()},
            "data_range_hu": 4095}
     if mar_segment:
         out["segmentation_dice_vs_target"] = {m: mean(v) for m, v in dice_scores.items()}

@@ -76,13 +76,14 @@ def _cmd_mar(args) -> int:
         args.method = "margan" if args.model else default_method()
     post = io.read_volume(args.postop)
     with tqdm_progress(f"mar {args.method}", disable=args.quiet) as progress:
-        res = reduce_metal_artifacts(post, args.method, args.threshold, progress=progress, model=args.model)
+        res = reduce_metal_artifacts(post, args.method, args.threshold, progress=progress, model=args.model,
+                                     keep_metal=True if args.keep_metal else None)
     out = Path(args.out)
     io.write_volume(res.image.rounded_int16(), out)
     summary = {"method": res.method, "metal_voxels": int(res.metal_mask.sum()), "seconds": round(res.seconds, 2),
                "messages": res.messages, "output": str(out)}
     if args.contacts:
-        contacts = detect_contacts(post, res.metal_mask, max_contacts=args.max_contacts)
+        contacts = detect_contacts(post, res.metal_mask, max_contacts=args.max_contacts, array=args.array)
         summary["contacts"] = str(io.write_markups_json(args.contacts, contacts))
         summary["n_contacts"] = len(contacts)
     if not args.quiet:
@@ -163,7 +164,13 @@ def add_commands(subparsers) -> None:
                    help="default: margan when its model is installed, else nmar")
     p.add_argument("--model", default=None, help="MARGAN model (.pt with its .json card; default: the shipped one)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_HU, help="metal threshold in HU")
+    p.add_argument("--keep-metal", action="store_true",
+                   help="copy the segmented metal back into the output (MARGAN's output is metal-free "
+                        "by default; the sinogram methods always keep it)")
     p.add_argument("--contacts", default=None, help="also write detected contacts to this .mrk.json")
     p.add_argument("--max-contacts", type=int, default=None, help="at most this many contacts")
+    p.add_argument("--array", default=None, choices=sorted(ARRAYS),
+                   help="the implanted array: its contacts are set at its pitch along the metal "
+                        "(fine-pitch arrays), its count caps the contacts found")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_mar)

@@ -5,6 +5,10 @@ smoothed image at least ``min_distance_mm`` apart. They are numbered along the a
 points are chained through their minimum spanning tree's longest path, and the end nearer
 to the points' centroid is the apex (the array spirals inwards), so contact 1 is the most
 apical, as the manufacturers number them.
+
+When the implanted array is given and its pitch is fine (0.9 mm), its contacts are instead
+set at that pitch along the metal (:mod:`cochleaai.ct.contact_comb`): blooming joins such
+contacts into one saturated plateau whose brightest voxels fall anywhere on it.
 """
 from __future__ import annotations
 
@@ -12,8 +16,14 @@ from typing import Optional
 
 import numpy as np
 
+from ..errors import CochleaAIError
 from ..io import Markups
 from ..volume import Volume
+
+
+#: Arrays this closely spaced read as one plateau of metal: their contacts are set at the pitch
+#: along its centreline. Wider ones show a peak per contact, which the bright spots find better.
+COMB_MAX_PITCH_MM = 1.0
 
 
 def _order_along_chain(points: np.ndarray) -> np.ndarray:
@@ -60,21 +70,47 @@ def _refine(img: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     return out
 
 
-def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: float = 0.5,
-                    max_contacts: Optional[int] = None) -> Markups:
-    """Numbered contact centres (LPS mm) found in ``volume`` within ``metal_mask``."""
+def _bright_spots(volume: Volume, mask: np.ndarray, min_distance_mm: float, max_contacts) -> np.ndarray:
+    """Local maxima of the lightly smoothed image inside ``mask``, sub-voxel, LPS mm."""
     from scipy.ndimage import gaussian_filter
     from skimage.feature import peak_local_max
 
-    mask = np.asarray(metal_mask, dtype=bool)
-    if not mask.any():
-        return Markups(np.zeros((0, 3)), [], name="Electrode contacts")
     img = gaussian_filter(np.asarray(volume.array, dtype=np.float32), 0.6)
     dist = max(1, int(round(min_distance_mm / float(np.min(volume.spacing)))))
     peaks = peak_local_max(np.where(mask, img, img.min()), min_distance=dist, labels=mask.astype(np.int32),
                            num_peaks=max_contacts if max_contacts else np.inf, exclude_border=False)
     if len(peaks) == 0:
         peaks = np.argwhere(mask)[:1]
-    points = volume.index_to_physical(_refine(img, peaks)[:, ::-1])
+    return volume.index_to_physical(_refine(img, peaks)[:, ::-1])
+
+
+def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: float = 0.5,
+                    max_contacts: Optional[int] = None, array=None) -> Markups:
+    """Numbered contact centres (LPS mm) found in ``volume`` within ``metal_mask``.
+
+    ``array`` (a key of :data:`~cochleaai.ct.electrodes.ARRAYS` or an ElectrodeArray): the
+    implanted array. A closely spaced one has its contacts set at its pitch along the metal's
+    centreline (:mod:`cochleaai.ct.contact_comb`); the bright spots below are the fallback
+    where no centreline can be traced, and the method for the other arrays."""
+    mask = np.asarray(metal_mask, dtype=bool)
+    if mask.shape != tuple(volume.shape):
+        raise CochleaAIError(f"The metal mask's shape {mask.shape} differs from the volume's {tuple(volume.shape)}.")
+    if not mask.any():
+        return Markups(np.zeros((0, 3)), [], name="Electrode contacts")
+    arr = None
+    if array is not None:
+        from .electrodes import get_array
+
+        arr = get_array(array)
+    if arr is not None and arr.pitch_mm <= COMB_MAX_PITCH_MM:
+        from .contact_comb import contacts_along_centreline
+
+        spots = _bright_spots(volume, mask, min_distance_mm, None)
+        points = contacts_along_centreline(volume, mask, arr, spots)
+        if points is not None and len(points):
+            if max_contacts:
+                points = points[:int(max_contacts)]
+            return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
+    points = _bright_spots(volume, mask, min_distance_mm, max_contacts)
     points = points[_order_along_chain(points)]
     return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")

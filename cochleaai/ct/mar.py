@@ -18,12 +18,18 @@ The corrected image is the input plus the filtered back-projection of the sinogr
 regions the correction does not touch keep their own resolution and noise (reconstructing
 the whole reprojection would blur them); the metal voxels are put back at the end. An
 image without metal comes back unchanged.
+
+MARGAN returns the network's metal-free estimate everywhere: the threshold segmentation
+holds the metal *and* its blooming (two to three times the metal's volume, over the lumen
+around the array), and copying it back would restore the worst of the artifact. The
+contacts come as markups instead; ``keep_metal=True`` copies the segmented metal back, for
+a picture that shows the array.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -140,12 +146,14 @@ def _margan_model(model):
 def reduce_metal_artifacts(volume: Volume, method: str = DEFAULT_METHOD,
                            threshold_hu: float = DEFAULT_THRESHOLD_HU, roi=None,
                            geometry: FanBeamGeometry = MAR_GEOMETRY, progress=None,
-                           model=None) -> MarResult:
+                           model=None, keep_metal: Optional[bool] = None) -> MarResult:
     """Reduce metal artifacts in a post-operative CT volume (HU).
 
     ``roi``: optional ``((k0, k1), (j0, j1), (i0, i1))`` index box; only it is corrected and
     the rest of the volume is copied. ``model``: for ``margan``, a loaded model or a model
-    path (default: the shipped one). The input is never modified.
+    path (default: the shipped one). ``keep_metal``: copy the segmented metal back into the
+    output (default: yes for the sinogram methods, no for MARGAN, see above). The input is
+    never modified.
     """
     from .simulation import check_hu_volume
 
@@ -186,7 +194,8 @@ def reduce_metal_artifacts(volume: Volume, method: str = DEFAULT_METHOD,
         if note:
             messages.append(note)
         result = correct(net, img, metal, volume.spacing, progress=p.stage(0.05, 0.95))
-        result = np.where(metal, img, result)                           # metal back in
+        if keep_metal:
+            result = np.where(metal, img, result)
         out[box] = result
         p(1.0, "done")
         return MarResult(volume.copy(out.astype(np.float32)), mask_all, key, messages,
@@ -230,7 +239,8 @@ def reduce_metal_artifacts(volume: Volume, method: str = DEFAULT_METHOD,
     p(0.75, "filtered back-projection")
     change = 1000.0 * proj.fbp_windows((corrected - sino).astype(np.float32))
     result = work + change
-    result = np.where(metal[slices], work, result)                    # metal back in
+    if keep_metal is None or keep_metal:
+        result = np.where(metal[slices], work, result)
     sub = out[box]
     sub[slices] = result
     out[box] = sub

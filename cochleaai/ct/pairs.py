@@ -130,13 +130,50 @@ def real_preop(folder, rng=None, jitter_mm: float = REAL_JITTER_MM):
                         "centre_lps": np.round(centre, 3).tolist()}
 
 
-def make_pair(spec: PairSpec):
-    """Simulate one pair. Returns ``(preop_target, postop, simulation, info)``."""
+def crop_around_cochlea(volume, model, rng=None, jitter_mm: float = REAL_JITTER_MM):
+    """``volume`` cropped to the training grid (axis-aligned, 0.2 mm) about the middle of the
+    cochlea of ``model`` (1.5 mm from the centre of its base towards the apex), the centre
+    moved by up to ``jitter_mm`` per axis; int16 HU, air outside the image."""
+    from ..shape import CochleaModel
+
+    model = model if isinstance(model, CochleaModel) else CochleaModel(np.asarray(model, float))
+    marks = model.landmarks()
+    up = marks["apex"] - marks["center"]
+    centre = marks["center"] + 1.5 * up / max(float(np.linalg.norm(up)), 1e-9)
+    if jitter_mm > 0:
+        centre = centre + np.random.default_rng(rng).uniform(-jitter_mm, jitter_mm, 3)
+    size = np.array(GRID_XYZ, float) * SPACING_MM
+    roi = volume.crop_mm(centre, size, spacing=SPACING_MM, direction=np.eye(3), default_value=-1000.0)
+    return roi.copy(np.clip(np.rint(np.asarray(roi.array, np.float32)), -1024, 3071).astype(np.int16))
+
+
+def simulate_pair(anatomy, model, seed: int, info: dict, clean: bool = False):
+    """One pair of ``anatomy`` (HU, training grid) with the implant guided by ``model``: the
+    array, scanner and noise drawn from ``seed``; ``clean``: without scatter and noise (beam
+    hardening only, the thesis's ablation). Returns ``(preop_target, postop, simulation, info)``."""
+    from .simulation import ScanConfig
+
     from .electrodes import ARRAYS
     from .scanner_draw import describe, draw_scan_config
     from .simulation import simulate_postop, simulate_scan
 
-    s_anat, s_array, s_scan, s_sim = np.random.SeedSequence(spec.seed).spawn(4)
+    _, s_array, s_scan, s_sim = np.random.SeedSequence(seed).spawn(4)
+    rng = np.random.default_rng(s_array)
+    array = str(rng.choice(sorted(ARRAYS)))
+    config = draw_scan_config(s_scan, ScanConfig(noise=False, scatter=False) if clean else ScanConfig())
+    sim = simulate_postop(anatomy, model, array, None, seed=int(s_sim.generate_state(1)[0]), config=config)
+    # the target: the same scanner and the same draws, without the implant
+    scan_seed = np.random.SeedSequence(int(s_sim.generate_state(1)[0])).spawn(2)[1]
+    target = simulate_scan(anatomy, None, config, seed=scan_seed).image.rounded_int16()
+    info = dict(info, array=array, depth_deg=round(float(sim.insertion.depth_deg), 1), scanner=describe(config),
+                scatter_to_primary=round(sim.scatter_to_primary, 5))
+    return target, sim.postop, sim, info
+
+
+def make_pair(spec: PairSpec, clean: bool = False):
+    """Simulate one pair (``clean``: see :func:`simulate_pair`). Returns ``(preop_target,
+    postop, simulation, info)``."""
+    s_anat = np.random.SeedSequence(spec.seed).spawn(4)[0]
     kind, _, value = spec.source.partition(":")
     if kind == "phantom":
         ph = _phantom(int(value))
@@ -147,39 +184,35 @@ def make_pair(spec: PairSpec):
         info["source"] = "real"
     else:
         raise CochleaAIError(f"Unknown pair source {spec.source!r}.")
-    rng = np.random.default_rng(s_array)
-    array = str(rng.choice(sorted(ARRAYS)))
-    config = draw_scan_config(s_scan)
-    sim = simulate_postop(anatomy, model, array, None, seed=int(s_sim.generate_state(1)[0]), config=config)
-    # the target: the same scanner and the same draws, without the implant
-    scan_seed = np.random.SeedSequence(int(s_sim.generate_state(1)[0])).spawn(2)[1]
-    target = simulate_scan(anatomy, None, config, seed=scan_seed).image.rounded_int16()
-    info.update({"array": array, "depth_deg": round(float(sim.insertion.depth_deg), 1),
-                 "scanner": describe(config), "scatter_to_primary": round(sim.scatter_to_primary, 5)})
-    return target, sim.postop, sim, info
+    return simulate_pair(anatomy, model, spec.seed, info, clean)
 
 
-def pair_job(spec_text: str, name: str, folder) -> dict:
-    """Batch job: one pair into ``folder/name/``."""
+def write_pair(folder, target, postop, sim, info: dict, augmented: bool = False) -> dict:
+    """One pair's files into the new folder ``folder``; returns its flat manifest row."""
     from .. import io
     from .simulation import mark_contacts
 
-    spec = PairSpec.parse(spec_text)
-    target, postop, sim, info = make_pair(spec)
-    out = Path(folder) / name
+    out = Path(folder)
     out.mkdir(parents=True)
     io.write_volume(target, out / "preop.nrrd")
     io.write_volume(postop, out / "postop.nrrd")
     io.write_volume(sim.metal, out / "metal.nrrd")
     io.write_markups_json(out / "contacts.mrk.json", sim.contacts_markups())
-    if spec.augmented:
+    if augmented:
         io.write_volume(mark_contacts(target, sim.insertion.contacts).rounded_int16(), out / "target_augmented.nrrd")
-    info.update({"index": spec.index, "seed": spec.seed, "n_contacts": int(len(sim.insertion.contacts)),
-                 "metal_voxels": int(sim.metal.array.sum())})
+    info = dict(info, n_contacts=int(len(sim.insertion.contacts)), metal_voxels=int(sim.metal.array.sum()))
     (out / "pair.json").write_text(json.dumps(info, indent=1))
     flat = {k: v for k, v in info.items() if not isinstance(v, (dict, list))}
     flat.update({f"scanner_{k}": v for k, v in info["scanner"].items()})
     return flat
+
+
+def pair_job(spec_text: str, name: str, folder) -> dict:
+    """Batch job: one pair into ``folder/name/``."""
+    spec = PairSpec.parse(spec_text)
+    target, postop, sim, info = make_pair(spec)
+    info.update({"index": spec.index, "seed": spec.seed})
+    return write_pair(Path(folder) / name, target, postop, sim, info, spec.augmented)
 
 
 def simulate_pairs(out, n: int, seed: int = 0, real_dir=None, real_ids: Sequence[str] = TRAIN_SPECIMENS,

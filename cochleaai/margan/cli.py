@@ -16,6 +16,7 @@ def _cmd_train(args) -> int:
     except ValueError:
         raise CochleaAIError("--channels takes whole numbers separated by commas, e.g. 16,32,64.") from None
     settings = TrainSettings(steps=args.steps, channels=channels, alpha=args.alpha, sigma_voxels=args.sigma,
+                             pixel_loss=args.pixel_loss,
                              adv_weight=args.adv_weight, adv_start=args.adv_start, optimizer=args.optimizer,
                              lr_g=args.lr_g, lr_d=args.lr_d, val_every=args.val_every,
                              checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
@@ -53,6 +54,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--channels", default=",".join(map(str, d.channels)), help="U-Net channels per level")
     p.add_argument("--alpha", type=float, default=ALPHA, help=f"Retinex weight (default {ALPHA})")
     p.add_argument("--sigma", type=float, default=SIGMA_VOXELS, help=f"Retinex Gaussian sigma in voxels (default {SIGMA_VOXELS})")
+    p.add_argument("--pixel-loss", choices=("mse", "l1"), default=d.pixel_loss,
+                   help="pixel loss (default mse, the thesis's; l1 for the ablation)")
     p.add_argument("--adv-weight", type=float, default=d.adv_weight, help=f"adversarial weight (default {d.adv_weight})")
     p.add_argument("--adv-start", type=int, default=d.adv_start, help=f"first step with the adversarial terms (default {d.adv_start})")
     p.add_argument("--optimizer", choices=("rmsprop", "adam"), default=d.optimizer)

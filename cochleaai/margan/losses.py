@@ -57,6 +57,14 @@ def mse_loss(output, target):
     return ((output - target) ** 2).mean()
 
 
+def l1_loss(output, target):
+    """The ablation's alternative to the MSE (thesis table 2.5)."""
+    return (output - target).abs().mean()
+
+
+PIXEL_LOSSES = {"mse": mse_loss, "l1": l1_loss}
+
+
 def generator_adversarial(fake_score):
     return 0.5 * ((fake_score - 1.0) ** 2).mean()
 

@@ -27,7 +27,8 @@ import numpy as np
 
 from ..errors import CochleaAIError
 from ..progress import Progress
-from .losses import ALPHA, SIGMA_VOXELS, discriminator_loss, generator_adversarial, mse_loss, retinex_loss
+from .losses import (ALPHA, PIXEL_LOSSES, SIGMA_VOXELS, discriminator_loss, generator_adversarial, mse_loss,
+                     retinex_loss)
 from .network import GeneratorConfig, build_discriminator, build_generator, pad_to_multiple, to_unit
 
 
@@ -36,6 +37,7 @@ class TrainSettings:
     steps: int = 600
     channels: Tuple[int, ...] = (16, 32, 64)
     alpha: float = ALPHA
+    pixel_loss: str = "mse"            # or "l1" (the ablation)
     sigma_voxels: float = SIGMA_VOXELS
     adv_weight: float = 1e-3
     adv_start: int = 100
@@ -104,6 +106,9 @@ def train(pairs_dir, out, settings: TrainSettings = TrainSettings(), resume: boo
     p = Progress.wrap(progress)
     if settings.steps < 1:
         raise CochleaAIError("--steps must be at least 1.")
+    if settings.pixel_loss not in PIXEL_LOSSES:
+        raise CochleaAIError(f"Unknown pixel loss {settings.pixel_loss!r}; choose one of: {', '.join(PIXEL_LOSSES)}.")
+    pixel_loss = PIXEL_LOSSES[settings.pixel_loss]
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     p(0.0, "reading the pairs")
@@ -181,9 +186,8 @@ def train(pairs_dir, out, settings: TrainSettings = TrainSettings(), resume: boo
             loss_d.backward()
             opt_d.step()
         opt_g.zero_grad()
-        l_mse = mse_loss(out_v, y)
-        l_ret = retinex_loss(out_v, x, settings.sigma_voxels)
-        loss = l_mse + settings.alpha * l_ret
+        l_mse = pixel_loss(out_v, y)
+        loss = l_mse + settings.alpha * retinex_loss(out_v, x, settings.sigma_voxels) if settings.alpha else l_mse
         if adv:
             loss = loss + settings.adv_weight * generator_adversarial(d(out_v))
         loss.backward()
