@@ -79,6 +79,8 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
 
         fillComboBox(self.ui.methodComboBox, METHODS, default_method())
         fillComboBox(self.ui.arrayComboBox, {key: array.name for key, array in ARRAYS.items()}, DEFAULT_ARRAY)
+        fillComboBox(self.ui.implantedArrayComboBox,
+                     {"": _("Unknown"), **{key: array.name for key, array in ARRAYS.items()}}, "")
         self.ui.reduceButton.connect("clicked(bool)", self.runner.guard(self.onReduce))
         self.ui.simulateButton.connect("clicked(bool)", self.runner.guard(self.onSimulate))
         self.ui.simulatePairsButton.connect("clicked(bool)", self.runner.guard(self.onSimulatePairs))
@@ -92,7 +94,8 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
         result = self.runner.run(_("Reduce metal artifacts"), self.logic.reduce_artifacts, slicer.mrmlScene,
                                  volume, method=method, output_node=self.ui.outputVolumeSelector.currentNode(),
                                  roi_node=self.ui.roiSelector.currentNode(),
-                                 threshold_hu=float(self.ui.thresholdSpinBox.value))
+                                 threshold_hu=float(self.ui.thresholdSpinBox.value),
+                                 array=currentKey(self.ui.implantedArrayComboBox) or None)
         if result:
             self.ui.outputVolumeSelector.setCurrentNode(result["volume"])
             slicer.util.setSliceViewerLayers(background=result["volume"], fit=True)

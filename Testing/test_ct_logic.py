@@ -70,6 +70,25 @@ def test_reduce_artifacts_gives_volume_and_numbered_contacts(shared):
     assert np.median(d) < 0.5
 
 
+def test_the_implanted_array_reaches_the_contact_detector(shared):
+    """HiFocus 1J (1.1 mm pitch) keeps the bright spots, so naming it changes nothing; a
+    closely spaced array named instead is placed at its own pitch; an unknown one is refused
+    and leaves no node behind."""
+    scene, logic, phantom, sim = shared
+    plain = mrml.points_from_markups(logic.reduce_artifacts(scene, sim["volume"], "li")["contacts"]).points
+    named = mrml.points_from_markups(
+        logic.reduce_artifacts(scene, sim["volume"], "li", array="hifocus16")["contacts"]).points
+    np.testing.assert_allclose(named, plain)
+    slim = mrml.points_from_markups(
+        logic.reduce_artifacts(scene, sim["volume"], "li", array="slim22")["contacts"]).points
+    steps = np.linalg.norm(np.diff(slim, axis=0), axis=1)
+    assert len(slim) > 2 and np.median(steps) == pytest.approx(0.9, abs=0.25)
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(CochleaAIError):
+        logic.reduce_artifacts(scene, sim["volume"], "li", array="no-such-array")
+    assert scene.GetNumberOfNodes() == count
+
+
 def test_no_metal_is_reported_and_returned_unchanged(shared):
     scene, logic, phantom, sim = shared
     out = logic.reduce_artifacts(scene, phantom["volume"], "nmar")

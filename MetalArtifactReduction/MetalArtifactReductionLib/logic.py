@@ -89,11 +89,14 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
     # ------------------------------------------------------------------ reduce
     def reduce_artifacts(self, scene, volume_node, method: str = "nmar", output_node=None,
                          roi_node=None, threshold_hu: Optional[float] = None, detect_contacts: bool = True,
-                         max_contacts: Optional[int] = None, progress=None, model=None) -> Dict[str, Any]:
+                         max_contacts: Optional[int] = None, progress=None, model=None,
+                         array: Optional[str] = None) -> Dict[str, Any]:
         """Reduce metal artifacts in ``volume_node``; returns the output volume node, the
         contacts markups node (or None) and the messages (e.g. "no metal found").
         ``threshold_hu``: metal threshold (default ``cochleaai.ct.mar.DEFAULT_THRESHOLD_HU``).
-        ``model``: the MARGAN model (default: the one trained in this session, else the shipped one)."""
+        ``model``: the MARGAN model (default: the one trained in this session, else the shipped one).
+        ``array``: the implanted array's key when known (closely spaced contacts are then set at
+        its pitch along the metal); None finds the contacts as bright spots."""
         from cochleaai import mrml
         from cochleaai.ct.contacts import detect_contacts as find_contacts
         from cochleaai.ct.mar import DEFAULT_THRESHOLD_HU, reduce_metal_artifacts
@@ -118,7 +121,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
             contacts = None
             if detect_contacts and result.has_metal:
                 p(0.92, "finding the electrode contacts")
-                found = find_contacts(volume, result.metal_mask, max_contacts=max_contacts)
+                found = find_contacts(volume, result.metal_mask, max_contacts=max_contacts, array=array or None)
                 found.name = f"{volume_node.GetName()} contacts"
                 contacts = mrml.markups_from_points(scene, found)
             mrml.put_in_folder(scene, [out, contacts], name, beside=volume_node)
