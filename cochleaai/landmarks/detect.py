@@ -19,12 +19,12 @@ from ..errors import CochleaAIError
 from ..io import Markups
 from ..progress import Progress
 from ..volume import Volume
-from .align import candidate_rotations, inertia_frame, ncc
+from .align import candidate_rotations, inertia_frame
 from .inputs import check_volume
 from .localise import localise
 from .model_io import check_side
-from .patches import as_sitk, hu_mapping, intensity_anchors, normalise, sample_patch
-from .register import model_region, register_patch
+from .patches import as_sitk, hu_mapping, intensity_anchors, normalise
+from .register import _normalised_target, coarse_template, model_region, register_patch, search_translation
 
 #: Below this confidence a detection is flagged for review. On the real development CT
 #: (leave one reference out, bench landmarks-real) every failure scored at most 0.41 and
@@ -79,28 +79,6 @@ def _euler(centre_ref, matrix, translation):
     return tf
 
 
-def alignment_scores(model, image, centre, axes, values, region=None) -> list:
-    """Every candidate rotation (reference axes -> target axes), best patch match first.
-
-    Returns ``[(ncc, matrix)]`` with ``matrix`` mapping reference LPS directions to
-    target LPS directions. ``region``: :func:`model_region` when the caller has it already.
-    """
-    ref = normalise(model.patch, model.window)
-    region = model_region(model) if region is None else region
-    scores = []
-    for q in candidate_rotations(model.eigenvalues, values):
-        t_axes = axes @ q
-        patch = sample_patch(image, centre, t_axes, model.patch_size, model.patch_spacing, model.window[0])
-        scores.append((ncc(ref, normalise(patch.array, model.window), region), t_axes @ model.axes.T))
-    return sorted(scores, key=lambda s: -s[0])
-
-
-def choose_alignment(model, image, centre, axes, values, region=None):
-    """The best rotation of :func:`alignment_scores`: ``(matrix, best_ncc, scores)``."""
-    scores = alignment_scores(model, image, centre, axes, values, region)
-    return scores[0][1], float(scores[0][0]), [round(s[0], 4) for s in scores]
-
-
 def pose_prior(model) -> np.ndarray:
     """The rotation (reference -> target directions) of a target scanned in the reference's
     patient orientation: the identity, or for the mirrored reference the turn that brings
@@ -131,9 +109,8 @@ def ranked_starts(model, image, centre, axes, values) -> list:
 
     Returns ``[(score, searched, unsearched, name)]``: Euler transforms reference -> target
     with and without the search."""
-    from .register import _normalised_target, search_translation
-
-    fixed = model.patch_volume(normalise(model.patch, model.window)).to_sitk()
+    fixed = model.patch_volume(normalise(model.patch, model.window))
+    template = coarse_template(fixed)
     moving = _normalised_target(model, image)
     rotations = [("pose prior", pose_prior(model))] + [
         (f"inertia alignment {k + 1}", axes @ q @ model.axes.T)
@@ -141,9 +118,20 @@ def ranked_starts(model, image, centre, axes, values) -> list:
     out = []
     for name, matrix in rotations:
         start = _euler(model.centre, matrix, centre - model.centre)
-        pose, score = search_translation(fixed, moving, start)
+        pose, score = search_translation(fixed, moving, start, template=template)
         out.append((score, pose, start, name))
     return out[:1] + sorted(out[1:], key=lambda s: -s[0])
+
+
+@dataclass
+class _Trial:
+    """One reference (or its mirror image) registered to the target."""
+    model: object
+    region: np.ndarray
+    ranked: list                # ranked_starts, empty for the baseline
+    reg: object                 # the best RegistrationResult so far
+    ncc_aligned: float
+    scores: list
 
 
 def _first_starts(ranked):
@@ -213,7 +201,7 @@ def detect_landmarks(model, volume: Volume, use_localisation: bool = True, defor
         centre = volume.center
         iterations, converged = 0, True
     reference_region = model_region(model)
-    tried = []              # [cand, region, ranking, registration, ncc_aligned, scores]
+    tried = []
     for k, cand in enumerate(candidates):
         stage = p.stage(0.4 + 0.4 * k / len(candidates), 0.4 + 0.4 * (k + 1) / len(candidates))
         # the mirror's region is the reference's flipped like its patch: no second distance map
@@ -223,27 +211,26 @@ def detect_landmarks(model, volume: Volume, use_localisation: bool = True, defor
             stage(0.0, "Aligning the axes of inertia" + (" (mirrored reference)" if cand.mirror else ""))
             ranked = ranked_starts(cand, image, centre, axes, values)
             reg = _rigid(cand, image, _first_starts(ranked), region, stage.stage(0.1, 1.0))
-            tried.append([cand, region, ranked, reg, float(max(r[0] for r in ranked)),
-                          [round(r[0], 4) for r in ranked]])
+            tried.append(_Trial(cand, region, ranked, reg, float(max(r[0] for r in ranked)),
+                                [round(r[0], 4) for r in ranked]))
         else:
             initial = _euler(cand.image_centre, pose_prior(cand), centre - cand.image_centre)
             reg = _rigid(cand, image, [(initial, "image centres")], region, stage.stage(0.1, 1.0))
-            tried.append([cand, region, [], reg, float("nan"), []])
-    if max(t[3].ncc_before for t in tried) < RETRY_BELOW:
+            tried.append(_Trial(cand, region, [], reg, float("nan"), []))
+    if max(t.reg.ncc_before for t in tried) < RETRY_BELOW:
         for k, t in enumerate(tried):
-            starts = _retry_starts(t[2])
+            starts = _retry_starts(t.ranked)
             if starts:
                 stage = p.stage(0.8 + 0.1 * k / len(tried), 0.8 + 0.1 * (k + 1) / len(tried))
                 stage(0.0, "A poor match: registering from more starts")
-                again = _rigid(t[0], image, starts, t[1], stage)
-                if again.ncc_before > t[3].ncc_before:
-                    t[3] = again
-    for cand, _, _, reg, _, _ in tried:
-        details.setdefault("rigid_ncc_by_side", {})["mirrored" if cand.mirror else "as reference"] = \
-            round(float(reg.ncc_before), 4)
-    cand, region, _, reg, ncc_aligned, scores = max(tried, key=lambda t: t[3].ncc_before)
-    best = cand, reg, ncc_aligned, scores, region
-    cand, reg, ncc_aligned, scores, region = best
+                again = _rigid(t.model, image, starts, t.region, stage)
+                if again.ncc_before > t.reg.ncc_before:
+                    t.reg = again
+    for t in tried:
+        details.setdefault("rigid_ncc_by_side", {})["mirrored" if t.model.mirror else "as reference"] = \
+            round(float(t.reg.ncc_before), 4)
+    t = max(tried, key=lambda t: t.reg.ncc_before)
+    cand, reg, ncc_aligned, scores, region = t.model, t.reg, t.ncc_aligned, t.scores, t.region
     details["rigid_start"] = reg.start_name
     if deformable:      # demons once, from the best rigid pose
         reg = register_patch(cand, image, reg.rigid, deformable=True, progress=p.stage(0.9, 0.98), region=region,

@@ -45,8 +45,9 @@ def patch_grid(centre, axes, size, spacing: float) -> Volume:
 
 
 def sample_patch(image, centre, axes, size, spacing: float, default: float,
-                 interpolation: str = "linear") -> Volume:
-    """Resample ``image`` (SimpleITK) on the box :func:`patch_grid` describes."""
+                 interpolation: str = "linear", transform=None) -> Volume:
+    """Resample ``image`` (SimpleITK) on the box :func:`patch_grid` describes; with
+    ``transform`` (SimpleITK, box points -> image points), through it."""
     import SimpleITK as sitk
 
     grid = patch_grid(centre, axes, size, spacing)
@@ -56,7 +57,8 @@ def sample_patch(image, centre, axes, size, spacing: float, default: float,
     ref.SetOrigin([float(v) for v in grid.origin])
     ref.SetDirection([float(v) for v in grid.direction.reshape(-1)])
     interp = sitk.sitkNearestNeighbor if interpolation == "nearest" else sitk.sitkLinear
-    out = sitk.Resample(image, ref, sitk.Transform(), interp, float(default), sitk.sitkFloat32)
+    out = sitk.Resample(image, ref, transform if transform is not None else sitk.Transform(), interp,
+                        float(default), sitk.sitkFloat32)
     return grid.copy(sitk.GetArrayFromImage(out))
 
 

@@ -86,49 +86,43 @@ SEARCH_MM = 6.0
 SEARCH_SPACING_MM = 0.6
 
 
-def _grid_like(fixed, size, spacing: float):
-    """An empty image with ``fixed``'s centre and axes, ``size`` voxels of ``spacing`` mm."""
+def coarse_template(fixed, spacing: float = SEARCH_SPACING_MM) -> np.ndarray:
+    """The normalised reference patch ``fixed`` (a Volume) smoothed and resampled on the
+    translation search's grid (same centre and axes)."""
     import SimpleITK as sitk
 
-    direction = np.array(fixed.GetDirection(), float).reshape(3, 3)
-    n_f = np.array(fixed.GetSize(), float)
-    centre = np.array(fixed.GetOrigin(), float) + direction @ (np.array(fixed.GetSpacing()) * (n_f - 1) / 2.0)
-    size = np.asarray(size, int)
-    out = sitk.Image([int(v) for v in size], sitk.sitkFloat32)
-    out.SetSpacing([float(spacing)] * 3)
-    out.SetDirection([float(v) for v in direction.reshape(-1)])
-    out.SetOrigin([float(v) for v in centre - direction @ (spacing * (size - 1) / 2.0)])
-    return out
+    from .patches import sample_patch
+
+    n = np.maximum(4, np.round(np.array(fixed.size) * float(fixed.spacing[0]) / spacing)).astype(int)
+    smooth = sitk.SmoothingRecursiveGaussian(fixed.to_sitk(), 0.5 * spacing)
+    return sample_patch(smooth, fixed.center, fixed.direction, n, spacing, -1.0).array
 
 
 def search_translation(fixed, moving, pose, search_mm: float = SEARCH_MM,
-                       spacing: float = SEARCH_SPACING_MM):
+                       spacing: float = SEARCH_SPACING_MM, template=None):
     """``pose`` (reference -> target, ``sitk.Euler3DTransform``) shifted by the translation
-    of the reference patch ``fixed`` that best matches the target ``moving`` (both
-    normalised SimpleITK images) within +-``search_mm``, and that best normalised
-    cross-correlation. All shifts are scored at once by FFT
-    (``skimage.feature.match_template``) on a coarse grid; the rigid registration refines."""
+    of the reference patch ``fixed`` (a normalised patch Volume) that best matches the
+    target ``moving`` (normalised SimpleITK image) within +-``search_mm``, and that best
+    normalised cross-correlation. All shifts are scored at once by FFT
+    (``skimage.feature.match_template``) on a coarse grid; the rigid registration refines.
+    ``template``: :func:`coarse_template` of ``fixed`` when the caller searches many poses."""
     import SimpleITK as sitk
     from skimage.feature import match_template
 
-    sigma = 0.5 * spacing
-    n = np.maximum(4, np.round(np.array(fixed.GetSize()) * fixed.GetSpacing()[0] / spacing)).astype(int)
-    m = int(np.ceil(search_mm / spacing))
-    small = _grid_like(fixed, n, spacing)
-    big = _grid_like(fixed, n + 2 * m, spacing)
-    template = sitk.Resample(sitk.SmoothingRecursiveGaussian(fixed, sigma), small, sitk.Transform(),
-                             sitk.sitkLinear, -1.0, sitk.sitkFloat32)
-    search = sitk.Resample(moving, big, pose, sitk.sitkLinear, -1.0, sitk.sitkFloat32)
-    t = sitk.GetArrayFromImage(template)
-    if float(t.std()) == 0.0:
+    from .patches import sample_patch
+
+    template = coarse_template(fixed, spacing) if template is None else template
+    if float(template.std()) == 0.0:
         return sitk.Euler3DTransform(pose), 0.0
-    score = match_template(sitk.GetArrayFromImage(search), t)        # (z, y, x) shifts 0..2m
+    m = int(np.ceil(search_mm / spacing))
+    size = np.array(template.shape[::-1]) + 2 * m
+    search = sample_patch(moving, fixed.center, fixed.direction, size, spacing, -1.0, transform=pose).array
+    score = match_template(search, template)                        # (z, y, x) shifts 0..2m
     k = np.unravel_index(int(np.argmax(score)), score.shape)
     shift_xyz = (np.array(k[::-1], float) - m) * spacing
-    direction = np.array(fixed.GetDirection(), float).reshape(3, 3)
     rot = np.array(pose.GetMatrix(), float).reshape(3, 3)
     out = sitk.Euler3DTransform(pose)
-    out.SetTranslation([float(v) for v in np.array(pose.GetTranslation()) + rot @ direction @ shift_xyz])
+    out.SetTranslation([float(v) for v in np.array(pose.GetTranslation()) + rot @ fixed.direction @ shift_xyz])
     return out, float(score[k])
 
 
@@ -165,7 +159,7 @@ def _normalised_target(model, target_image):
 
 
 def register_patch(model, target_image, initial, deformable: bool = True, progress=None,
-                   region=None, rigid: bool = True, search_mm: float = 0.0) -> RegistrationResult:
+                   region=None, rigid: bool = True) -> RegistrationResult:
     """Rigid then demons registration of the model's reference patch to the target.
 
     ``target_image``: SimpleITK float image of the target (HU). ``initial``:
@@ -173,8 +167,7 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
     a list of them: each start is registered rigidly and the best masked NCC is kept
     (a start a quarter turn off converges to a wrong pose that another start avoids).
     ``region``: :func:`model_region` when the caller has it already. ``rigid=False`` takes
-    ``initial`` as the finished rigid pose (demons only). ``search_mm`` > 0 first moves
-    each start by :func:`search_translation`.
+    ``initial`` as the finished rigid pose (demons only).
     """
     import SimpleITK as sitk
     from .align import ncc
@@ -192,8 +185,6 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
         start = starts[k]
         p(0.5 * n / len(order), "Rigid registration" + (f" (start {n + 1}/{len(order)})" if len(order) > 1 else ""))
         if rigid:
-            if search_mm > 0:
-                start, _ = search_translation(fixed, moving, start, search_mm)
             pose, metric = rigid_register(fixed, fixed_region, moving, start)
         else:
             pose, metric = sitk.Euler3DTransform(start), float("nan")
