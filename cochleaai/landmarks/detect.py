@@ -93,8 +93,8 @@ def pose_prior(model) -> np.ndarray:
 #: Rigid starts per reference: the pose prior and this many more candidate rotations, best
 #: patch match (after the translation search) first.
 ALIGNMENT_STARTS = 2
-#: When the best rigid match stays below this, up to this many more starts get a rigid
-#: registration: the next candidates of the ranking, then every candidate as the axes of
+#: When the best rigid match stays below this, or carries a landmark out of the image, up to
+#: this many more starts get a rigid registration: the next candidates of the ranking, then every candidate as the axes of
 #: inertia place it, without the translation search. A structure seen in part (a cropped
 #: field of view, a thin canal the network misses) can rank the right turn far down the
 #: list, and the search, matching the whole patch, can move a right turn to a wrong place.
@@ -144,10 +144,26 @@ def _retry_starts(ranked):
     return more[:RETRY_STARTS]
 
 
-def _rigid(model, image, starts, region, progress):
-    """The best rigid registration from ``[(pose, name)]``; ``start_name`` says which won."""
+def _keeps_landmarks_inside(model, volume: Volume):
+    """The admissibility test of a rigid pose: every reference landmark lands in the target."""
+    def test(pose) -> bool:
+        points = np.array([pose.TransformPoint([float(v) for v in x]) for x in model.landmarks])
+        return bool(volume.contains(points).all())
+    return test
+
+
+def _rank(reg):
+    """How registrations compare: an admissible pose first, then the rigid match."""
+    return (bool(reg.admissible), float(reg.ncc_before))
+
+
+def _rigid(model, image, starts, region, progress, volume=None):
+    """The best rigid registration from ``[(pose, name)]``; ``start_name`` says which won.
+    With ``volume`` (the target) a pose that keeps every landmark inside it wins over one that
+    does not."""
     reg = register_patch(model, image, [pose for pose, _ in starts], deformable=False, progress=progress,
-                         region=region)
+                         region=region,
+                         admissible=_keeps_landmarks_inside(model, volume) if volume is not None else None)
     reg.start_name = starts[reg.start][1]
     return reg
 
@@ -210,26 +226,27 @@ def detect_landmarks(model, volume: Volume, use_localisation: bool = True, defor
         if use_localisation:
             stage(0.0, "Aligning the axes of inertia" + (" (mirrored reference)" if cand.mirror else ""))
             ranked = ranked_starts(cand, image, centre, axes, values)
-            reg = _rigid(cand, image, _first_starts(ranked), region, stage.stage(0.1, 1.0))
+            reg = _rigid(cand, image, _first_starts(ranked), region, stage.stage(0.1, 1.0), volume)
             tried.append(_Trial(cand, region, ranked, reg, float(max(r[0] for r in ranked)),
                                 [round(r[0], 4) for r in ranked]))
         else:
             initial = _euler(cand.image_centre, pose_prior(cand), centre - cand.image_centre)
-            reg = _rigid(cand, image, [(initial, "image centres")], region, stage.stage(0.1, 1.0))
+            reg = _rigid(cand, image, [(initial, "image centres")], region, stage.stage(0.1, 1.0), volume)
             tried.append(_Trial(cand, region, [], reg, float("nan"), []))
-    if max(t.reg.ncc_before for t in tried) < RETRY_BELOW:
+    leader = max((t.reg for t in tried), key=_rank)
+    if leader.ncc_before < RETRY_BELOW or not leader.admissible:
         for k, t in enumerate(tried):
             starts = _retry_starts(t.ranked)
             if starts:
                 stage = p.stage(0.8 + 0.1 * k / len(tried), 0.8 + 0.1 * (k + 1) / len(tried))
                 stage(0.0, "A poor match: registering from more starts")
-                again = _rigid(t.model, image, starts, t.region, stage)
-                if again.ncc_before > t.reg.ncc_before:
+                again = _rigid(t.model, image, starts, t.region, stage, volume)
+                if _rank(again) > _rank(t.reg):
                     t.reg = again
     for t in tried:
         details.setdefault("rigid_ncc_by_side", {})["mirrored" if t.model.mirror else "as reference"] = \
             round(float(t.reg.ncc_before), 4)
-    t = max(tried, key=lambda t: t.reg.ncc_before)
+    t = max(tried, key=lambda t: _rank(t.reg))
     cand, reg, ncc_aligned, scores, region = t.model, t.reg, t.ncc_aligned, t.scores, t.region
     details["rigid_start"] = reg.start_name
     if deformable:      # demons once, from the best rigid pose

@@ -29,6 +29,7 @@ class RegistrationResult:
     ncc_after: float         # masked NCC after demons
     start: int = 0           # which of the starts given won
     start_name: str = ""     # what that start was (set by the caller)
+    admissible: bool = True  # the winning rigid pose passed the caller's test (see register_patch)
 
     def map_points(self, points: np.ndarray) -> np.ndarray:
         out = []
@@ -159,7 +160,7 @@ def _normalised_target(model, target_image):
 
 
 def register_patch(model, target_image, initial, deformable: bool = True, progress=None,
-                   region=None, rigid: bool = True) -> RegistrationResult:
+                   region=None, rigid: bool = True, admissible=None) -> RegistrationResult:
     """Rigid then demons registration of the model's reference patch to the target.
 
     ``target_image``: SimpleITK float image of the target (HU). ``initial``:
@@ -167,7 +168,10 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
     a list of them: each start is registered rigidly and the best masked NCC is kept
     (a start a quarter turn off converges to a wrong pose that another start avoids).
     ``region``: :func:`model_region` when the caller has it already. ``rigid=False`` takes
-    ``initial`` as the finished rigid pose (demons only).
+    ``initial`` as the finished rigid pose (demons only). ``admissible``: a test of a rigid
+    pose (``pose -> bool``); a pose that fails it loses to every pose that passes, whatever
+    their correlations (a pose that carries landmarks out of the image is wrong however well
+    the part of the patch left inside matches).
     """
     import SimpleITK as sitk
     from .align import ncc
@@ -180,7 +184,7 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
     f_arr = sitk.GetArrayFromImage(fixed)
     starts = list(initial) if isinstance(initial, (list, tuple)) else [initial]
     order = list(range(len(starts)))
-    best = None
+    best, best_key = None, None
     for n, k in enumerate(order):
         start = starts[k]
         p(0.5 * n / len(order), "Rigid registration" + (f" (start {n + 1}/{len(order)})" if len(order) > 1 else ""))
@@ -190,8 +194,9 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
             pose, metric = sitk.Euler3DTransform(start), float("nan")
         warped = sitk.Resample(moving, fixed, pose, sitk.sitkLinear, -1.0, sitk.sitkFloat32)
         score = ncc(f_arr, sitk.GetArrayFromImage(warped), region)
-        if best is None or score > best[2]:
-            best = (pose, metric, score, warped, k)
+        key = (bool(admissible(pose)) if admissible is not None else True, score)
+        if best is None or key > best_key:
+            best, best_key = (pose, metric, score, warped, k), key
     pose, metric, ncc_rigid, warped, best_start = best
     field_tf, ncc_final = None, ncc_rigid
     if deformable:
@@ -202,4 +207,5 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
                               sitk.sitkLinear, -1.0, sitk.sitkFloat32)
         ncc_final = ncc(f_arr, sitk.GetArrayFromImage(final), region)
     p(1.0, "Registered")
-    return RegistrationResult(pose, field_tf, metric, ncc_rigid, ncc_final, best_start)
+    return RegistrationResult(pose, field_tf, metric, ncc_rigid, ncc_final, best_start,
+                              admissible=best_key[0])
