@@ -19,7 +19,7 @@ from ..errors import CochleaAIError
 from ..io import Markups
 from ..progress import Progress
 from ..volume import Volume
-from .align import candidate_rotations, inertia_frame
+from .align import candidate_rotations, cube_rotations, inertia_frame
 from .inputs import check_volume
 from .localise import localise
 from .model_io import check_side
@@ -94,27 +94,32 @@ def pose_prior(model) -> np.ndarray:
 #: patch match (after the translation search) first.
 ALIGNMENT_STARTS = 2
 #: When the best rigid match stays below this, or carries a landmark out of the image, up to
-#: this many more starts get a rigid registration: the next candidates of the ranking, then every candidate as the axes of
-#: inertia place it, without the translation search. A structure seen in part (a cropped
-#: field of view, a thin canal the network misses) can rank the right turn far down the
-#: list, and the search, matching the whole patch, can move a right turn to a wrong place.
+#: RETRY_STARTS more starts get a rigid registration: the next candidates of the ranking, then
+#: every candidate as the axes of inertia place it, without the translation search; and where
+#: the candidates were the sign flips only, the CUBE_STARTS best of every quarter turn of the
+#: axes, ranked by the search. A structure seen in part (a cropped field of view, a thin canal
+#: the network misses) can rank the right turn far down the list, a map that takes in more
+#: than the structure can order the axes wrongly, and the search, matching the whole patch,
+#: can move a right turn to a wrong place.
 RETRY_BELOW = 0.55
 RETRY_STARTS = 8
+CUBE_STARTS = 4
 
 
-def ranked_starts(model, image, centre, axes, values) -> list:
+def ranked_starts(model, image, centre, axes, values, every_rotation: bool = False) -> list:
     """Every start pose for the rigid registration, best first: the pose prior, then each
     candidate rotation of the axes of inertia, each moved by the translation search and
-    ranked by that search's correlation (the pose prior always first).
+    ranked by that search's correlation (the pose prior always first). ``every_rotation``:
+    all 24 axis permutations, not only the candidates the moments leave open.
 
     Returns ``[(score, searched, unsearched, name)]``: Euler transforms reference -> target
     with and without the search."""
     fixed = model.patch_volume(normalise(model.patch, model.window))
     template = coarse_template(fixed)
     moving = _normalised_target(model, image)
+    turns = cube_rotations() if every_rotation else candidate_rotations(model.eigenvalues, values)
     rotations = [("pose prior", pose_prior(model))] + [
-        (f"inertia alignment {k + 1}", axes @ q @ model.axes.T)
-        for k, q in enumerate(candidate_rotations(model.eigenvalues, values))]
+        (f"inertia alignment {k + 1}", axes @ q @ model.axes.T) for k, q in enumerate(turns)]
     out = []
     for name, matrix in rotations:
         start = _euler(model.centre, matrix, centre - model.centre)
@@ -138,10 +143,18 @@ def _first_starts(ranked):
     return [(pose, name) for _, pose, _, name in ranked[:1 + ALIGNMENT_STARTS]]
 
 
-def _retry_starts(ranked):
-    more = [(pose, name) for _, pose, _, name in ranked[1 + ALIGNMENT_STARTS:]]
-    more += [(start, name + " without the translation search") for _, _, start, name in ranked]
-    return more[:RETRY_STARTS]
+def _same_pose(a, b, tol_mm: float = 0.3) -> bool:
+    return (np.allclose(a.GetMatrix(), b.GetMatrix(), atol=1e-3)
+            and np.linalg.norm(np.subtract(a.GetTranslation(), b.GetTranslation())) < tol_mm)
+
+
+def _retry_starts(ranked, tried, n: int, search_only: bool = False):
+    """The next ``n`` starts: the ranking's searched poses, then (unless ``search_only``) its
+    unsearched ones, leaving out the poses in ``tried``."""
+    more = [(pose, name) for _, pose, _, name in ranked]
+    if not search_only:
+        more += [(start, name + " without the translation search") for _, _, start, name in ranked]
+    return [s for s in more if not any(_same_pose(s[0], t) for t in tried)][:n]
 
 
 def _keeps_landmarks_inside(model, volume: Volume):
@@ -236,7 +249,16 @@ def detect_landmarks(model, volume: Volume, use_localisation: bool = True, defor
     leader = max((t.reg for t in tried), key=_rank)
     if leader.ncc_before < RETRY_BELOW or not leader.admissible:
         for k, t in enumerate(tried):
-            starts = _retry_starts(t.ranked)
+            if not t.ranked:
+                continue
+            # the moments can mislead (a map that takes in more than the structure is
+            # elongated the wrong way): rank every quarter turn, not only the sign flips
+            done = [pose for pose, _ in _first_starts(t.ranked)]
+            starts = _retry_starts(t.ranked, done, RETRY_STARTS)
+            if len(t.ranked) < 1 + len(cube_rotations()):
+                cube = [r for r in ranked_starts(t.model, image, centre, axes, values, every_rotation=True)
+                        if r[3] != "pose prior"]
+                starts += _retry_starts(cube, done + [pose for pose, _ in starts], CUBE_STARTS, search_only=True)
             if starts:
                 stage = p.stage(0.8 + 0.1 * k / len(tried), 0.8 + 0.1 * (k + 1) / len(tried))
                 stage(0.0, "A poor match: registering from more starts")
