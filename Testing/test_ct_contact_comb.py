@@ -47,12 +47,12 @@ def test_fine_pitch_contacts_are_set_at_the_pitch_along_the_plateau():
     d = np.linalg.norm(found.points - truth, axis=1)             # numbered from the apex
     assert np.median(d) < 0.15 and d[1:].max() < 0.25, d
     # the first contact's distance from the metal's end is set for the simulator's blooming,
-    # which this blur exceeds; the bright spots correct the rest
+    # which this blur exceeds; the deep spots correct the rest
     assert d[0] < 0.45, d
     assert found.labels[0] == "E1"
 
 
-def test_the_comb_beats_the_bright_spots_on_a_plateau():
+def test_the_comb_beats_the_deep_spots_on_a_plateau():
     from scipy.spatial import cKDTree
 
     vol, mask, truth = _spiral_array()
@@ -61,7 +61,7 @@ def test_the_comb_beats_the_bright_spots_on_a_plateau():
     assert np.percentile(comb, 95) < np.percentile(spots, 95)
 
 
-def test_a_wide_pitch_array_keeps_the_bright_spots_and_a_speck_falls_back():
+def test_a_wide_pitch_array_keeps_the_deep_spots_and_a_speck_falls_back():
     vol, mask, truth = _spiral_array()
     spots = detect_contacts(vol, mask, max_contacts=len(truth)).points
     wide = detect_contacts(vol, mask, array="flex28", max_contacts=len(truth)).points

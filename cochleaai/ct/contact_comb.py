@@ -5,8 +5,8 @@ its brightest voxels say little about where each contact is. The array's geometr
 contacts sit one pitch apart along its axis, the first one a known distance from the apical
 end of the metal. So the metal's skeleton is chained from end to end (bridging the gaps
 between the thin apical contacts), smoothed into a curve, moved across itself onto the
-bright spots near it, extended to the metal's apical end, and the contacts are walked off
-along it one pitch at a time, each taking a bright spot close by where there is one.
+deep spots near it, extended to the metal's apical end, and the contacts are walked off
+along it one pitch at a time, each taking a deep spot close by where there is one.
 """
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ BRIDGE_PITCHES = 1.4
 MIN_PIECE_VOXELS = 8
 #: The apical end is sought among metal voxels this close to the curve's end (mm).
 END_RADIUS_MM = 1.0
-#: A contact takes a bright spot up to this share of the pitch away.
+#: A contact takes a deep spot up to this share of the pitch away.
 SNAP_PITCHES = 0.5
-#: The most a bright spot moves the rest of the comb, as a share of the pitch.
+#: The most a deep spot moves the rest of the comb, as a share of the pitch.
 CARRY_PITCHES = 0.1
 
 
@@ -90,8 +90,8 @@ def _resample(points: np.ndarray, step: float, smooth_mm: float) -> np.ndarray:
 
 
 def _towards_spots(curve, spots, radius_mm=0.6, along_mm=1.0):
-    """The curve moved across itself onto the bright spots near it: the skeleton of a bloomed
-    plateau wanders within it, its brightest spots keep closer to the array's axis."""
+    """The curve moved across itself onto the deep spots near it: the skeleton of a bloomed
+    plateau wanders within it, its deepest spots keep closer to the array's axis."""
     from scipy.ndimage import gaussian_filter1d
     from scipy.spatial import cKDTree
 
@@ -113,7 +113,7 @@ def _towards_spots(curve, spots, radius_mm=0.6, along_mm=1.0):
 
 def contacts_along_centreline(volume, mask: np.ndarray, array, spots=None) -> Optional[np.ndarray]:
     """Contact centres (LPS mm, contact 1 first) of ``array`` (an ElectrodeArray) in the
-    metal ``mask`` of ``volume``; ``spots``: bright spots inside the metal (LPS mm). None
+    metal ``mask`` of ``volume``; ``spots``: deep spots inside the metal (LPS mm). None
     where no centreline can be traced."""
     ske = _longest_skeleton_path(mask, volume.spacing, BRIDGE_PITCHES * array.pitch_mm)
     if ske is None:
@@ -150,7 +150,7 @@ def contacts_along_centreline(volume, mask: np.ndarray, array, spots=None) -> Op
 
 def _walk(line, s, u0, array, spots):
     """Contacts from arc length ``u0`` on, one pitch apart along ``line`` (arc length ``s``).
-    Each takes the nearest unused bright spot within SNAP_PITCHES of a pitch, and part of
+    Each takes the nearest unused deep spot within SNAP_PITCHES of a pitch, and part of
     that spot's offset along the curve carries on to the next contacts, so that a local
     correction does not drift; bounded, so that a spot between two contacts cannot make
     the comb skip one."""

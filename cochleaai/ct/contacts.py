@@ -1,14 +1,17 @@
 """Electrode contacts found in a (post-operative or artifact-reduced) CT volume.
 
-Contacts are the brightest spots inside the metal segmentation: local maxima of the lightly
-smoothed image at least ``min_distance_mm`` apart. They are numbered along the array: the
-points are chained through their minimum spanning tree's longest path, and the end nearer
+Contacts are the deepest spots inside the metal segmentation: local maxima, at least
+``min_distance_mm`` apart, of the (lightly smoothed) distance from the segmentation's border.
+Clinical CT stores at most 3071 HU, so platinum saturates and the inside of the segmentation
+is one flat plateau: its brightest voxels fall anywhere on it, while its depth peaks on the
+axis of each contact band, where the blooming of the contact is widest. They are numbered
+along the array: the points are chained through their minimum spanning tree's longest path, and the end nearer
 to the points' centroid is the apex (the array spirals inwards), so contact 1 is the most
 apical, as the manufacturers number them.
 
 When the implanted array is given and its pitch is fine (0.9 mm), its contacts are instead
 set at that pitch along the metal (:mod:`cochleaai.ct.contact_comb`): blooming joins such
-contacts into one saturated plateau whose brightest voxels fall anywhere on it.
+contacts into one plateau whose depth hardly varies from one contact to the next.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from ..volume import Volume
 
 
 #: Arrays this closely spaced read as one plateau of metal: their contacts are set at the pitch
-#: along its centreline. Wider ones show a peak per contact, which the bright spots find better.
+#: along its centreline. Wider ones show a peak per contact, which the deep spots find better.
 COMB_MAX_PITCH_MM = 1.0
 
 
@@ -70,12 +73,24 @@ def _refine(img: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bright_spots(volume: Volume, mask: np.ndarray, min_distance_mm: float, max_contacts) -> np.ndarray:
-    """Local maxima of the lightly smoothed image inside ``mask``, sub-voxel, LPS mm."""
-    from scipy.ndimage import gaussian_filter
+#: Smoothing (voxels) of the depth map: irons out the distance transform's voxel steps.
+DEPTH_SMOOTHING_VOXELS = 0.7
+#: The image's brightness (relative to the brightest metal) adds up to this depth (mm).
+BRIGHTNESS_MM = 0.2
+
+
+def _deep_spots(volume: Volume, mask: np.ndarray, min_distance_mm: float, max_contacts) -> np.ndarray:
+    """Local maxima inside ``mask`` of its smoothed depth (mm from its border) plus a little
+    of the image's brightness; sub-voxel, LPS mm."""
+    from scipy.ndimage import distance_transform_edt, gaussian_filter
     from skimage.feature import peak_local_max
 
-    img = gaussian_filter(np.asarray(volume.array, dtype=np.float32), 0.6)
+    depth = distance_transform_edt(mask, sampling=np.asarray(volume.spacing, float)[::-1])
+    # where the image is not saturated its peaks part contacts that the segmentation joins
+    bright = gaussian_filter(np.asarray(volume.array, dtype=np.float32), 0.6)
+    top = float(bright[mask].max())
+    shade = np.clip(bright / top, 0.0, 1.0) if top > 0 else np.zeros_like(bright)
+    img = gaussian_filter(depth.astype(np.float32), DEPTH_SMOOTHING_VOXELS) + BRIGHTNESS_MM * shade
     dist = max(1, int(round(min_distance_mm / float(np.min(volume.spacing)))))
     peaks = peak_local_max(np.where(mask, img, img.min()), min_distance=dist, labels=mask.astype(np.int32),
                            num_peaks=max_contacts if max_contacts else np.inf, exclude_border=False)
@@ -90,7 +105,7 @@ def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: flo
 
     ``array`` (a key of :data:`~cochleaai.ct.electrodes.ARRAYS` or an ElectrodeArray): the
     implanted array. A closely spaced one has its contacts set at its pitch along the metal's
-    centreline (:mod:`cochleaai.ct.contact_comb`); the bright spots below are the fallback
+    centreline (:mod:`cochleaai.ct.contact_comb`); the deep spots below are the fallback
     where no centreline can be traced, and the method for the other arrays."""
     mask = np.asarray(metal_mask, dtype=bool)
     if mask.shape != tuple(volume.shape):
@@ -105,12 +120,12 @@ def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: flo
     if arr is not None and arr.pitch_mm <= COMB_MAX_PITCH_MM:
         from .contact_comb import contacts_along_centreline
 
-        spots = _bright_spots(volume, mask, min_distance_mm, None)
+        spots = _deep_spots(volume, mask, min_distance_mm, None)
         points = contacts_along_centreline(volume, mask, arr, spots)
         if points is not None and len(points):
             if max_contacts:
                 points = points[:int(max_contacts)]
             return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
-    points = _bright_spots(volume, mask, min_distance_mm, max_contacts)
+    points = _deep_spots(volume, mask, min_distance_mm, max_contacts)
     points = points[_order_along_chain(points)]
     return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
