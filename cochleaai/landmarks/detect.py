@@ -104,6 +104,8 @@ ALIGNMENT_STARTS = 2
 RETRY_BELOW = 0.55
 RETRY_STARTS = 8
 CUBE_STARTS = 4
+#: Of the retry's starts, this many (the best after a coarse pass) get the full registration.
+RETRY_FULL = 3
 
 
 def ranked_starts(model, image, centre, axes, values, every_rotation: bool = False) -> list:
@@ -170,13 +172,14 @@ def _rank(reg):
     return (bool(reg.admissible), float(reg.ncc_before))
 
 
-def _rigid(model, image, starts, region, progress, volume=None):
+def _rigid(model, image, starts, region, progress, volume=None, screen: int = 0):
     """The best rigid registration from ``[(pose, name)]``; ``start_name`` says which won.
     With ``volume`` (the target) a pose that keeps every landmark inside it wins over one that
     does not."""
     reg = register_patch(model, image, [pose for pose, _ in starts], deformable=False, progress=progress,
                          region=region,
-                         admissible=_keeps_landmarks_inside(model, volume) if volume is not None else None)
+                         admissible=_keeps_landmarks_inside(model, volume) if volume is not None else None,
+                         screen=screen)
     reg.start_name = starts[reg.start][1]
     return reg
 
@@ -262,7 +265,7 @@ def detect_landmarks(model, volume: Volume, use_localisation: bool = True, defor
             if starts:
                 stage = p.stage(0.8 + 0.1 * k / len(tried), 0.8 + 0.1 * (k + 1) / len(tried))
                 stage(0.0, "A poor match: registering from more starts")
-                again = _rigid(t.model, image, starts, t.region, stage, volume)
+                again = _rigid(t.model, image, starts, t.region, stage, volume, screen=RETRY_FULL)
                 if _rank(again) > _rank(t.reg):
                     t.reg = again
     for t in tried:

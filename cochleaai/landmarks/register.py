@@ -127,6 +127,10 @@ def search_translation(fixed, moving, pose, search_mm: float = SEARCH_MM,
     return out, float(score[k])
 
 
+#: Iterations of the coarse pass that screens many starts (see register_patch).
+SCREEN_ITERATIONS = 40
+
+
 def demons_register(fixed, moving, iterations=(30, 20), smoothing: float = 1.5):
     """Two-level diffeomorphic demons; returns the displacement field on ``fixed``'s grid."""
     import SimpleITK as sitk
@@ -160,7 +164,7 @@ def _normalised_target(model, target_image):
 
 
 def register_patch(model, target_image, initial, deformable: bool = True, progress=None,
-                   region=None, rigid: bool = True, admissible=None) -> RegistrationResult:
+                   region=None, rigid: bool = True, admissible=None, screen: int = 0) -> RegistrationResult:
     """Rigid then demons registration of the model's reference patch to the target.
 
     ``target_image``: SimpleITK float image of the target (HU). ``initial``:
@@ -171,7 +175,9 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
     ``initial`` as the finished rigid pose (demons only). ``admissible``: a test of a rigid
     pose (``pose -> bool``); a pose that fails it loses to every pose that passes, whatever
     their correlations (a pose that carries landmarks out of the image is wrong however well
-    the part of the patch left inside matches).
+    the part of the patch left inside matches). ``screen``: with more starts than this, each
+    start first gets a coarse, short registration and only this many of the best go on to
+    the full one.
     """
     import SimpleITK as sitk
     from .align import ncc
@@ -183,7 +189,26 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
     moving = _normalised_target(model, target_image)
     f_arr = sitk.GetArrayFromImage(fixed)
     starts = list(initial) if isinstance(initial, (list, tuple)) else [initial]
+
+    def judge(pose):
+        warped = sitk.Resample(moving, fixed, pose, sitk.sitkLinear, -1.0, sitk.sitkFloat32)
+        score = ncc(f_arr, sitk.GetArrayFromImage(warped), region)
+        return (bool(admissible(pose)) if admissible is not None else True, score), warped
+
     order = list(range(len(starts)))
+    if rigid and screen and len(starts) > screen:
+        # a coarse pass over every start, the full registration from the best few of them
+        coarse = []
+        for n, k in enumerate(order):
+            p(0.25 * n / len(order), f"Screening start {n + 1}/{len(order)}")
+            pose, _ = rigid_register(fixed, fixed_region, moving, starts[k], iterations=SCREEN_ITERATIONS,
+                                     shrink=(2,), smoothing_mm=(0.6,))
+            coarse.append((judge(pose)[0], k, pose))
+        coarse.sort(key=lambda c: c[0], reverse=True)
+        order = [k for _, k, _ in coarse[:screen]]
+        starts = list(starts)
+        for _, k, pose in coarse[:screen]:
+            starts[k] = pose
     best, best_key = None, None
     for n, k in enumerate(order):
         start = starts[k]
@@ -192,11 +217,9 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
             pose, metric = rigid_register(fixed, fixed_region, moving, start)
         else:
             pose, metric = sitk.Euler3DTransform(start), float("nan")
-        warped = sitk.Resample(moving, fixed, pose, sitk.sitkLinear, -1.0, sitk.sitkFloat32)
-        score = ncc(f_arr, sitk.GetArrayFromImage(warped), region)
-        key = (bool(admissible(pose)) if admissible is not None else True, score)
+        key, warped = judge(pose)
         if best is None or key > best_key:
-            best, best_key = (pose, metric, score, warped, k), key
+            best, best_key = (pose, metric, key[1], warped, k), key
     pose, metric, ncc_rigid, warped, best_start = best
     field_tf, ncc_final = None, ncc_rigid
     if deformable:
