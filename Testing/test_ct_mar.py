@@ -86,6 +86,27 @@ def test_bad_requests():
         reduce_metal_artifacts(Volume(np.zeros((1, 5, 5), np.float32)))
 
 
+def test_a_saturated_contact_is_found_at_the_centre_of_its_plateau():
+    """Blooming clipped at the top of the CT scale (3071 HU), on a bone ramp: the plateau is
+    flat, so its brightest voxel says nothing, but its deepest point is the contact."""
+    from scipy.ndimage import gaussian_filter
+
+    n, sp = 32, 0.2
+    vol = Volume.empty((n, n, n), sp, origin=(-(n - 1) * sp / 2,) * 3)
+    grid = vol.physical_grid()
+    centre = np.array([0.13, -0.27, 0.09])
+    metal = (np.linalg.norm(grid - centre, axis=-1) <= 0.25).astype(np.float32)
+    bloom = gaussian_filter(metal, 2.0) * 4.0e5
+    ramp = 800.0 + 300.0 * grid[..., 0]                  # denser bone towards +x
+    img = np.minimum(bloom + ramp, 3071.0).astype(np.float32)
+    vol = vol.copy(img)
+    mask = img >= 3000.0
+    assert mask.sum() > 100 and (img[mask] >= 3070).mean() > 0.5      # a plateau
+    found = detect_contacts(vol, mask)
+    assert len(found) == 1
+    assert np.linalg.norm(found.points[0] - centre) < 0.1, found.points
+
+
 def test_contacts_are_found_and_numbered_from_the_apex():
     """Bright blobs along a spiral: found at their centres and numbered from the inner end."""
     n, sp = 40, 0.2

@@ -320,6 +320,79 @@ def test_the_translation_search_recovers_a_shift_beyond_the_rigid_capture_range(
     assert score > 0.85
 
 
+def _blob_pair_model():
+    """A reference patch of asymmetric blobs, and a target holding them shifted by 1.5 mm."""
+    import SimpleITK as sitk
+
+    grid = Volume.empty((56, 56, 56), 0.4, (-11, -11, -11))
+    centres = np.array([[-3.0, 0, 0], [0.0, 1.0, 0], [3.0, -1.0, 1.0], [1.0, 2.5, -2.0]])
+    radii = [1.8, 1.5, 1.2, 1.0]
+    shift = np.array([1.5, -1.0, 0.5])
+    ref, ref_mask = _blobs(grid, centres, radii)
+    tgt, _ = _blobs(grid, centres + shift, radii)
+    n, h = 40, 0.3
+    patch = patches.sample_patch(patches.as_sitk(ref), np.zeros(3), np.eye(3), n, h, -1000.0)
+    mask = patches.sample_patch(patches.as_sitk(ref.copy(ref_mask.astype(np.float32))), np.zeros(3), np.eye(3),
+                                n, h, 0.0).array > 0.5
+    model = SimpleNamespace(patch=patch.array, patch_volume=patch.copy, window=patches.DEFAULT_WINDOW,
+                            patch_mask=mask, patch_spacing=h)
+    truth = sitk.Euler3DTransform()
+    truth.SetTranslation([float(v) for v in shift])
+    wrong = sitk.Euler3DTransform()
+    wrong.SetRotation(0.0, 0.0, float(np.pi))       # a half turn: converges elsewhere
+    return model, patches.as_sitk(tgt), truth, wrong, shift
+
+
+def test_an_inadmissible_pose_loses_to_an_admissible_one_whatever_the_match():
+    from cochleaai.landmarks.register import register_patch
+
+    model, target, truth, wrong, shift = _blob_pair_model()
+    best = register_patch(model, target, [wrong, truth], deformable=False)
+    np.testing.assert_allclose(best.rigid.GetTranslation(), shift, atol=0.2)
+    assert best.start == 1 and best.admissible and best.ncc_before > 0.9
+    # the right pose declared inadmissible (as if it put a landmark out of the image)
+    near_truth = lambda pose: np.linalg.norm(np.subtract(pose.GetTranslation(), shift)) < 0.5  # noqa: E731
+    other = register_patch(model, target, [wrong, truth], deformable=False, admissible=lambda p: not near_truth(p))
+    assert other.start == 0 and other.admissible and other.ncc_before < best.ncc_before
+    # nothing admissible: the best match is kept and says so
+    none = register_patch(model, target, [wrong, truth], deformable=False, admissible=lambda p: False)
+    assert none.start == 1 and not none.admissible
+
+
+def test_screening_many_starts_keeps_the_right_one():
+    import SimpleITK as sitk
+
+    from cochleaai.landmarks.register import register_patch
+
+    model, target, truth, wrong, shift = _blob_pair_model()
+    starts = []
+    for k, angle in enumerate((0.5 * np.pi, np.pi, 1.5 * np.pi)):
+        tf = sitk.Euler3DTransform()
+        tf.SetRotation(float(angle), 0.0, 0.0) if k % 2 else tf.SetRotation(0.0, 0.0, float(angle))
+        starts.append(tf)
+    starts.insert(2, truth)
+    reg = register_patch(model, target, starts, deformable=False, screen=1)
+    assert reg.start == 2
+    np.testing.assert_allclose(reg.rigid.GetTranslation(), shift, atol=0.2)
+
+
+def test_retry_starts_leave_out_the_poses_already_tried():
+    import SimpleITK as sitk
+
+    from cochleaai.landmarks.detect import _retry_starts
+
+    def pose(x):
+        tf = sitk.Euler3DTransform()
+        tf.SetTranslation([float(x), 0.0, 0.0])
+        return tf
+
+    ranked = [(0.9, pose(0), pose(10), "a"), (0.8, pose(1), pose(11), "b"), (0.7, pose(2), pose(12), "c")]
+    names = [n for _, n in _retry_starts(ranked, [pose(0), pose(12)], 10)]
+    assert names == ["b", "c", "a without the translation search", "b without the translation search"]
+    assert [n for _, n in _retry_starts(ranked, [pose(1.1)], 10, search_only=True)] == ["a", "c"]
+    assert len(_retry_starts(ranked, [], 2)) == 2
+
+
 def test_refilling_the_structure_turns_a_drained_lumen_into_a_fluid_filled_one():
     """A drained lumen (-750 HU) in bone: the refill map changes its core to the drawn
     grey value, leaves the bone away from it alone and keeps a smooth edge."""
