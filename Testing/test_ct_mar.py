@@ -124,3 +124,17 @@ def test_contacts_are_found_and_numbered_from_the_apex():
     assert d.max() < 0.15
     assert found.labels[0] == "E1"
     assert len(detect_contacts(vol, np.zeros(vol.shape, bool))) == 0
+
+
+def test_contacts_move_out_of_the_bend_and_a_straight_run_stays():
+    from cochleaai.ct.contacts import out_of_the_bend
+
+    t = np.linspace(0.0, 2.5, 10)
+    arc = np.stack([2.0 * np.cos(t), 2.0 * np.sin(t), 0.1 * t], 1)
+    moved = out_of_the_bend(arc, 0.06)
+    radius = np.linalg.norm(moved[:, :2], axis=1)
+    np.testing.assert_allclose(radius, 2.06, atol=0.005)
+    np.testing.assert_allclose(moved[:, 2], arc[:, 2], atol=0.005)
+    line = np.stack([t, 0.5 * t, np.zeros_like(t)], 1)
+    np.testing.assert_array_equal(out_of_the_bend(line, 0.06), line)
+    np.testing.assert_array_equal(out_of_the_bend(arc[:2], 0.06), arc[:2])
