@@ -290,6 +290,17 @@ def test_logic_trains_from_mrml_nodes_and_leaves_the_scene_alone(tmp_path):
 
 
 # ------------------------------------------------------------- translation search, refill
+#: Four asymmetric blobs (centres, radii in mm) for the registration tests.
+_FOUR_BLOBS = (np.array([[-3.0, 0, 0], [0.0, 1.0, 0], [3.0, -1.0, 1.0], [1.0, 2.5, -2.0]]), [1.8, 1.5, 1.2, 1.0])
+
+
+def _shifted_blobs(grid, shift):
+    """The four blobs on ``grid``, their mask, and the same blobs moved by ``shift``."""
+    centres, radii = _FOUR_BLOBS
+    ref, mask = _blobs(grid, centres, radii)
+    return ref, mask, _blobs(grid, centres + shift, radii)[0]
+
+
 def test_the_translation_search_recovers_a_shift_beyond_the_rigid_capture_range():
     """The same blobs 4 mm away from where the start pose puts them: the FFT search finds
     the shift to within its grid (0.6 mm) and scores the match near 1."""
@@ -298,11 +309,9 @@ def test_the_translation_search_recovers_a_shift_beyond_the_rigid_capture_range(
     from cochleaai.landmarks.register import search_translation
 
     grid = Volume.empty((70, 70, 70), 0.4, (-14, -14, -14))
-    centres = np.array([[-3.0, 0, 0], [0.0, 1.0, 0], [3.0, -1.0, 1.0], [1.0, 2.5, -2.0]])
-    radii = [1.8, 1.5, 1.2, 1.0]
     shift = np.array([4.0, -2.5, 3.0])
-    ref, _ = _blobs(grid, centres, radii)
-    tgt, _ = _blobs(grid, centres + shift, radii)
+    ref, _, tgt = _shifted_blobs(grid, shift)
+    centres, radii = _FOUR_BLOBS
     fixed = patches.sample_patch(patches.as_sitk(ref), np.zeros(3), np.eye(3), 36, 0.3, -1000.0)
     norm = lambda v: v.copy(patches.normalise(v.array))  # noqa: E731
     start = sitk.Euler3DTransform()
@@ -325,11 +334,8 @@ def _blob_pair_model():
     import SimpleITK as sitk
 
     grid = Volume.empty((56, 56, 56), 0.4, (-11, -11, -11))
-    centres = np.array([[-3.0, 0, 0], [0.0, 1.0, 0], [3.0, -1.0, 1.0], [1.0, 2.5, -2.0]])
-    radii = [1.8, 1.5, 1.2, 1.0]
     shift = np.array([1.5, -1.0, 0.5])
-    ref, ref_mask = _blobs(grid, centres, radii)
-    tgt, _ = _blobs(grid, centres + shift, radii)
+    ref, ref_mask, tgt = _shifted_blobs(grid, shift)
     n, h = 40, 0.3
     patch = patches.sample_patch(patches.as_sitk(ref), np.zeros(3), np.eye(3), n, h, -1000.0)
     mask = patches.sample_patch(patches.as_sitk(ref.copy(ref_mask.astype(np.float32))), np.zeros(3), np.eye(3),
