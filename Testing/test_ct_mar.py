@@ -138,3 +138,13 @@ def test_contacts_move_out_of_the_bend_and_a_straight_run_stays():
     line = np.stack([t, 0.5 * t, np.zeros_like(t)], 1)
     np.testing.assert_array_equal(out_of_the_bend(line, 0.06), line)
     np.testing.assert_array_equal(out_of_the_bend(arc[:2], 0.06), arc[:2])
+
+
+def test_a_contact_without_a_maximum_of_its_own_is_set_in_the_gap():
+    from cochleaai.ct.contacts import _fill_gaps
+
+    chain = np.array([[0.0, 0, 0], [1.1, 0, 0], [3.3, 0, 0], [4.4, 0, 0], [9.0, 0, 0]])   # 2.2 missing
+    filled = _fill_gaps(chain, 1.1, 5)
+    np.testing.assert_allclose(filled[:, 0], [0.0, 1.1, 2.2, 3.3, 4.4])   # the lead's maximum drops out
+    # a gap of four pitches is not a run of missing contacts: left as it is
+    np.testing.assert_array_equal(_fill_gaps(chain[[0, 1, 4]], 1.1, 5), chain[[0, 1, 4]])

@@ -9,8 +9,9 @@ along the array: the points are chained through their minimum spanning tree's lo
 to the points' centroid is the apex (the array spirals inwards), so contact 1 is the most
 apical, as the manufacturers number them.
 
-The blooming of neighbours overlaps inside the array's bend, so each contact is finally moved a
-little out of it (:func:`out_of_the_bend`).
+With the array known, a gap along the chain of about two or three pitches gets the contacts
+that blooming left without a maximum of their own. The blooming of neighbours overlaps inside
+the array's bend, so each contact is finally moved a little out of it (:func:`out_of_the_bend`).
 
 When the implanted array is given and its pitch is fine (0.9 mm), its contacts are instead
 set at that pitch along the metal (:mod:`cochleaai.ct.contact_comb`): blooming joins such
@@ -131,8 +132,33 @@ def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: flo
             points = out_of_the_bend(points)
             return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
     points = _deep_spots(volume, mask, min_distance_mm, max_contacts)
-    points = out_of_the_bend(points[_order_along_chain(points)])
+    points = points[_order_along_chain(points)]
+    if arr is not None:
+        points = _fill_gaps(points, arr.pitch_mm, int(max_contacts) if max_contacts else arr.n_contacts)
+    points = out_of_the_bend(points)
     return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
+
+
+#: A gap of more than this many pitches between neighbours along the chain holds contacts
+#: that gave no maximum of their own (blooming joined them into a ridge without a peak) ...
+GAP_PITCHES = 1.6
+#: ... up to this many of them.
+MAX_GAP_CONTACTS = 2
+
+
+def _fill_gaps(points: np.ndarray, pitch_mm: float, n_max: int) -> np.ndarray:
+    """The chain (apex first) with the contacts missing from its gaps set evenly in them, at
+    most ``n_max`` points from the apex: the maxima beyond are then on the lead."""
+    if len(points) < 2:
+        return points
+    out = [points[0]]
+    for a, b in zip(points[:-1], points[1:]):
+        gap = float(np.linalg.norm(b - a))
+        missing = int(round(gap / pitch_mm)) - 1
+        if gap > GAP_PITCHES * pitch_mm and 1 <= missing <= MAX_GAP_CONTACTS:
+            out.extend(a + (b - a) * j / (missing + 1) for j in range(1, missing + 1))
+        out.append(b)
+    return np.asarray(out[:n_max], float)
 
 
 #: The blooming of neighbouring contacts overlaps on the inner side of a bent array, so the
