@@ -7,7 +7,8 @@ volume, and PSNR and RMSE within 2 mm of the metal, the metal itself excluded; P
 the threshold segmentation (the metal with its blooming, where the sinogram methods keep the
 input's values); seconds per
 volume; contact localisation on each output (median and p95 distance in mm from each true
-intracochlear contact to the nearest contact found, overall and per array; the implanted
+intracochlear contact to the nearest contact found, overall and per array, and the matched
+contacts' offsets along the array, across it and into its bend; the implanted
 array is given to the detector; MARGAN's output is metal-free, so its
 contacts are sought in it with the segmented metal copied back, as the module shows it). With ``--mar-segment``, the
 downstream measure of the clinical MAR literature: the input, NMAR and MARGAN outputs are
@@ -56,16 +57,43 @@ def _psnr_rmse(ref, test, region, data_range: float = 4095.0):
     return 10 * np.log10(data_range ** 2 / mse) if mse > 0 else float("inf"), float(np.sqrt(mse))
 
 
-def _contact_errors(image, mask, insertion):
+#: A found contact this close to a true one counts as matched in the offset breakdown.
+MATCHED_MM = 0.4
+
+
+def _contact_errors(image, mask, insertion, offsets=None):
+    """Distances (mm) from each true intracochlear contact to the nearest contact found.
+    ``offsets`` (a dict of lists): the matched ones' offsets split along the array, across
+    it, and into its bend (the signed part towards the true centre of curvature)."""
     from scipy.spatial import cKDTree
 
     from ..ct.contacts import detect_contacts
 
     found = detect_contacts(image, mask, max_contacts=insertion.array.n_contacts, array=insertion.array)
-    inside = insertion.contacts[insertion.intracochlear & image.contains(insertion.contacts)]
+    keep = insertion.intracochlear & image.contains(insertion.contacts)
+    inside = insertion.contacts[keep]
     if not len(found) or not len(inside):
         return []
-    return cKDTree(found.points).query(inside)[0].tolist()
+    dist, j = cKDTree(found.points).query(inside)
+    if offsets is not None:
+        c = insertion.contacts
+        bend = np.zeros_like(c)
+        bend[1:-1] = c[:-2] + c[2:] - 2.0 * c[1:-1]
+        tangent = insertion.contact_axes
+        off_all = np.full_like(c, np.nan)
+        off_all[keep] = found.points[j] - inside
+        for k in np.flatnonzero(keep):
+            if np.linalg.norm(off_all[k]) > MATCHED_MM:
+                continue
+            t = tangent[k]
+            along = float(off_all[k] @ t)
+            across = off_all[k] - along * t
+            offsets.setdefault("along", []).append(abs(along))
+            offsets.setdefault("across", []).append(float(np.linalg.norm(across)))
+            b = bend[k] - (bend[k] @ t) * t
+            if 0 < k < len(c) - 1 and np.linalg.norm(b) > 1e-9:
+                offsets.setdefault("into_bend", []).append(float(across @ (b / np.linalg.norm(b))))
+    return dist.tolist()
 
 
 def _methods(model_path):
@@ -119,6 +147,7 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
     seconds = {m: [] for m in methods}
     contacts = {m: [] for m in keys}
     contacts_by_array = {m: {} for m in keys}
+    offsets = {}                        # per method: the matched contacts' offsets, by direction
     seg_keys = [m for m in ("input", "nmar", "margan") if m in keys]
     dice_scores = {m: [] for m in seg_keys}
     total = len(cases) + len(real)
@@ -159,7 +188,7 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
             sim_scores[m]["psnr_near"].append(pn)
             sim_scores[m]["rmse_near"].append(rn)
             shown = img.copy(np.where(mask, post_f.array, arr))
-            errors = _contact_errors(shown, mask, sim.insertion)
+            errors = _contact_errors(shown, mask, sim.insertion, offsets.setdefault(m, {}))
             contacts[m].extend(errors)
             contacts_by_array[m].setdefault(sim.insertion.array.key, []).extend(errors)
         if mar_segment and not is_real:
@@ -188,6 +217,12 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
            "contact_error_mm_by_array": {m: {a: [round(float(np.median(v)), 3), round(float(np.percentile(v, 95)), 3),
                                                  len(v)] for a, v in sorted(per.items()) if v}
                                          for m, per in contacts_by_array.items()},
+           # matched contacts (within MATCHED_MM): median |offset| along and across the array,
+           # and the mean signed offset into its bend
+           "contact_offset_mm": {m: {"along_median": round(float(np.median(o["along"])), 3),
+                                     "across_median": round(float(np.median(o["across"])), 3),
+                                     "into_bend_mean": round(float(np.mean(o["into_bend"])), 3)}
+                                 for m, o in offsets.items() if o.get("along") and o.get("into_bend")},
            "data_range_hu": 4095}
     if mar_segment:
         out["segmentation_dice_vs_target"] = {m: mean(v) for m, v in dice_scores.items()}
