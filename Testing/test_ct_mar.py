@@ -144,7 +144,22 @@ def test_a_contact_without_a_maximum_of_its_own_is_set_in_the_gap():
     from cochleaai.ct.contacts import _fill_gaps
 
     chain = np.array([[0.0, 0, 0], [1.1, 0, 0], [3.3, 0, 0], [4.4, 0, 0], [9.0, 0, 0]])   # 2.2 missing
-    filled = _fill_gaps(chain, 1.1, 5)
+    depth = np.array([0.4, 0.42, 0.41, 0.39, 0.1])                  # the last on the thin lead
+    filled = _fill_gaps(chain, depth, 1.1, 16)
     np.testing.assert_allclose(filled[:, 0], [0.0, 1.1, 2.2, 3.3, 4.4])   # the lead's maximum drops out
+    # no more than the array holds, and no deep maximum is dropped to make room
+    np.testing.assert_allclose(_fill_gaps(chain[:4], depth[:4], 1.1, 4)[:, 0], [0.0, 1.1, 3.3, 4.4])
     # a gap of four pitches is not a run of missing contacts: left as it is
-    np.testing.assert_array_equal(_fill_gaps(chain[[0, 1, 4]], 1.1, 5), chain[[0, 1, 4]])
+    far = chain[[0, 1, 4]]
+    np.testing.assert_array_equal(_fill_gaps(far, np.array([0.4, 0.4, 0.4]), 1.1, 16), far)
+
+
+def test_the_chain_is_numbered_away_from_the_lead():
+    from cochleaai.ct.contacts import _lead_last
+
+    chain = np.stack([np.arange(6.0), np.zeros(6), np.zeros(6)], 1)
+    lead = np.stack([np.linspace(-2.5, -0.3, 40), np.zeros(40), np.zeros(40)], 1)   # runs on past point 0
+    metal = np.concatenate([chain, lead])
+    order = np.arange(6)
+    np.testing.assert_array_equal(_lead_last(chain, order, metal), order[::-1])
+    np.testing.assert_array_equal(_lead_last(chain, order, chain), order)          # no lead: kept

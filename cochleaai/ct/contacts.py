@@ -9,8 +9,9 @@ along the array: the points are chained through their minimum spanning tree's lo
 to the points' centroid is the apex (the array spirals inwards), so contact 1 is the most
 apical, as the manufacturers number them.
 
-With the array known, a gap along the chain of about two or three pitches gets the contacts
-that blooming left without a maximum of their own. The blooming of neighbours overlaps inside
+With the array known, the shallow maxima at the chain's ends (the thin lead) are dropped and a
+gap of about two or three pitches gets the contacts that blooming left without a maximum of
+their own. The blooming of neighbours overlaps inside
 the array's bend, so each contact is finally moved a little out of it (:func:`out_of_the_bend`).
 
 When the implanted array is given and its pitch is fine (0.9 mm), its contacts are instead
@@ -63,6 +64,31 @@ def _order_along_chain(points: np.ndarray) -> np.ndarray:
     return order
 
 
+#: Metal beyond an end of the chain, out along its tangent (mm: from, to, and the radius
+#: around the tangent), is the lead, which leaves from the basal end.
+LEAD_REACH_MM = (0.5, 2.5, 0.5)
+
+
+def _lead_last(points: np.ndarray, order: np.ndarray, metal: np.ndarray) -> np.ndarray:
+    """``order`` reversed when the metal (LPS mm points) runs on beyond its first point, out
+    along the chain, clearly more than beyond its last: the lead leaves from the basal end,
+    and nothing runs on past the apex. Otherwise ``order`` as it is."""
+    if len(order) < 3:
+        return order
+    lo, hi, radius = LEAD_REACH_MM
+
+    def beyond(end, inner):
+        t = points[end] - points[inner]
+        t /= max(float(np.linalg.norm(t)), 1e-9)
+        d = metal - points[end]
+        along = d @ t
+        across = np.linalg.norm(d - along[:, None] * t, axis=1)
+        return int(np.count_nonzero((along > lo) & (along < hi) & (across < radius)))
+
+    first, last = beyond(order[0], order[1]), beyond(order[-1], order[-2])
+    return order[::-1] if first > 2 * last + 5 else order
+
+
 def _refine(img: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     """Sub-voxel peak positions (k, j, i): the centroid of the 3x3x3 neighbourhood above its minimum."""
     out = peaks.astype(float)
@@ -83,9 +109,10 @@ DEPTH_SMOOTHING_VOXELS = 0.7
 BRIGHTNESS_MM = 0.2
 
 
-def _deep_spots(volume: Volume, mask: np.ndarray, min_distance_mm: float, max_contacts) -> np.ndarray:
+def _deep_spots(volume: Volume, mask: np.ndarray, min_distance_mm: float, max_contacts,
+                with_depth: bool = False):
     """Local maxima inside ``mask`` of its smoothed depth (mm from its border) plus a little
-    of the image's brightness; sub-voxel, LPS mm."""
+    of the image's brightness; sub-voxel, LPS mm (and, ``with_depth``, that score at each)."""
     from scipy.ndimage import distance_transform_edt, gaussian_filter
     from skimage.feature import peak_local_max
 
@@ -100,7 +127,8 @@ def _deep_spots(volume: Volume, mask: np.ndarray, min_distance_mm: float, max_co
                            num_peaks=max_contacts if max_contacts else np.inf, exclude_border=False)
     if len(peaks) == 0:
         peaks = np.argwhere(mask)[:1]
-    return volume.index_to_physical(_refine(img, peaks)[:, ::-1])
+    points = volume.index_to_physical(_refine(img, peaks)[:, ::-1])
+    return (points, img[tuple(peaks.T)].astype(float)) if with_depth else points
 
 
 def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: float = 0.5,
@@ -110,7 +138,8 @@ def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: flo
     ``array`` (a key of :data:`~cochleaai.ct.electrodes.ARRAYS` or an ElectrodeArray): the
     implanted array. A closely spaced one has its contacts set at its pitch along the metal's
     centreline (:mod:`cochleaai.ct.contact_comb`); the deep spots below are the fallback
-    where no centreline can be traced, and the method for the other arrays."""
+    where no centreline can be traced, and the method for the other arrays. A known array
+    also sets ``max_contacts`` to its number of contacts (or fewer, when given)."""
     mask = np.asarray(metal_mask, dtype=bool)
     if mask.shape != tuple(volume.shape):
         raise CochleaAIError(f"The metal mask's shape {mask.shape} differs from the volume's {tuple(volume.shape)}.")
@@ -121,6 +150,8 @@ def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: flo
         from .electrodes import get_array
 
         arr = get_array(array)
+        # a known array has its own number of contacts: the deepest that many maxima
+        max_contacts = min(int(max_contacts), arr.n_contacts) if max_contacts else arr.n_contacts
     if arr is not None and arr.pitch_mm <= COMB_MAX_PITCH_MM:
         from .contact_comb import contacts_along_centreline
 
@@ -131,10 +162,12 @@ def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: flo
                 points = points[:int(max_contacts)]
             points = out_of_the_bend(points)
             return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
-    points = _deep_spots(volume, mask, min_distance_mm, max_contacts)
-    points = points[_order_along_chain(points)]
+    points, depth = _deep_spots(volume, mask, min_distance_mm, max_contacts, with_depth=True)
+    order = _order_along_chain(points)
+    order = _lead_last(points, order, volume.index_to_physical(np.argwhere(mask)[:, ::-1].astype(float)))
+    points, depth = points[order], depth[order]
     if arr is not None:
-        points = _fill_gaps(points, arr.pitch_mm, int(max_contacts) if max_contacts else arr.n_contacts)
+        points = _fill_gaps(points, depth, arr.pitch_mm, max_contacts)
     points = out_of_the_bend(points)
     return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
 
@@ -144,21 +177,35 @@ def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: flo
 GAP_PITCHES = 1.6
 #: ... up to this many of them.
 MAX_GAP_CONTACTS = 2
+#: A maximum at an end of the chain less deep than this share of the median is on the lead.
+SHALLOW_END = 0.6
 
 
-def _fill_gaps(points: np.ndarray, pitch_mm: float, n_max: int) -> np.ndarray:
-    """The chain (apex first) with the contacts missing from its gaps set evenly in them, at
-    most ``n_max`` points from the apex: the maxima beyond are then on the lead."""
+def _fill_gaps(points: np.ndarray, depth: np.ndarray, pitch_mm: float, n_max: int) -> np.ndarray:
+    """The chain of maxima (ordered, ``depth`` their scores) without the shallow maxima at its
+    ends (the thin lead), and with the contacts missing from its gaps set evenly in them,
+    as long as the chain holds fewer than ``n_max``."""
+    keep = np.ones(len(points), bool)
+    if len(points) >= 3:
+        floor = SHALLOW_END * float(np.median(depth))
+        for end in (range(len(points)), range(len(points) - 1, -1, -1)):
+            for k in end:
+                if depth[k] >= floor or keep.sum() <= 2:
+                    break
+                keep[k] = False
+    points = points[keep]
     if len(points) < 2:
         return points
-    out = [points[0]]
+    out, added = [points[0]], 0
     for a, b in zip(points[:-1], points[1:]):
         gap = float(np.linalg.norm(b - a))
         missing = int(round(gap / pitch_mm)) - 1
-        if gap > GAP_PITCHES * pitch_mm and 1 <= missing <= MAX_GAP_CONTACTS:
+        if gap > GAP_PITCHES * pitch_mm and 1 <= missing <= MAX_GAP_CONTACTS \
+                and len(points) + added + missing <= n_max:
             out.extend(a + (b - a) * j / (missing + 1) for j in range(1, missing + 1))
+            added += missing
         out.append(b)
-    return np.asarray(out[:n_max], float)
+    return np.asarray(out, float)
 
 
 #: The blooming of neighbouring contacts overlaps on the inner side of a bent array, so the
