@@ -121,6 +121,7 @@ def _summary(results: list, prefix: str) -> dict:
     secs = [r["seconds"] for r in results if "seconds" in r]
     if secs:
         out[f"{prefix}sec_per_volume"] = float(np.median(secs))
+        out[f"{prefix}sec_per_volume_max"] = float(np.max(secs))    # a hard volume retries
     flagged = np.array([bool(r.get("flagged")) for r in results])
     conf = np.array([float(r.get("confidence", 0.0)) for r in results])
     out[f"{prefix}flag"] = {"successes_flagged": int((ok & flagged).sum()), "successes": int(ok.sum()),
