@@ -141,17 +141,20 @@ def test_contacts_move_out_of_the_bend_and_a_straight_run_stays():
 
 
 def test_a_contact_without_a_maximum_of_its_own_is_set_in_the_gap():
-    from cochleaai.ct.contacts import _fill_gaps
+    from cochleaai.ct.contacts import _drop_shallow_ends, _fill_gaps
+
+    def fill(points, depth, pitch, n):
+        return _fill_gaps(_drop_shallow_ends(points, depth), pitch, n)
 
     chain = np.array([[0.0, 0, 0], [1.1, 0, 0], [3.3, 0, 0], [4.4, 0, 0], [9.0, 0, 0]])   # 2.2 missing
     depth = np.array([0.4, 0.42, 0.41, 0.39, 0.1])                  # the last on the thin lead
-    filled = _fill_gaps(chain, depth, 1.1, 16)
+    filled = fill(chain, depth, 1.1, 16)
     np.testing.assert_allclose(filled[:, 0], [0.0, 1.1, 2.2, 3.3, 4.4])   # the lead's maximum drops out
     # no more than the array holds, and no deep maximum is dropped to make room
-    np.testing.assert_allclose(_fill_gaps(chain[:4], depth[:4], 1.1, 4)[:, 0], [0.0, 1.1, 3.3, 4.4])
+    np.testing.assert_allclose(fill(chain[:4], depth[:4], 1.1, 4)[:, 0], [0.0, 1.1, 3.3, 4.4])
     # a gap of four pitches is not a run of missing contacts: left as it is
     far = chain[[0, 1, 4]]
-    np.testing.assert_array_equal(_fill_gaps(far, np.array([0.4, 0.4, 0.4]), 1.1, 16), far)
+    np.testing.assert_array_equal(fill(far, np.array([0.4, 0.4, 0.4]), 1.1, 16), far)
 
 
 def test_the_chain_is_numbered_away_from_the_lead():

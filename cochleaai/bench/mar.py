@@ -76,23 +76,20 @@ def _contact_errors(image, mask, insertion, offsets=None):
         return []
     dist, j = cKDTree(found.points).query(inside)
     if offsets is not None:
-        c = insertion.contacts
-        bend = np.zeros_like(c)
-        bend[1:-1] = c[:-2] + c[2:] - 2.0 * c[1:-1]
-        tangent = insertion.contact_axes
-        off_all = np.full_like(c, np.nan)
-        off_all[keep] = found.points[j] - inside
-        for k in np.flatnonzero(keep):
-            if np.linalg.norm(off_all[k]) > MATCHED_MM:
+        c, tangent = insertion.contacts, insertion.contact_axes
+        for k, off in zip(np.flatnonzero(keep), found.points[j] - inside):
+            if np.linalg.norm(off) > MATCHED_MM:
                 continue
             t = tangent[k]
-            along = float(off_all[k] @ t)
-            across = off_all[k] - along * t
+            along = float(off @ t)
+            across = off - along * t
             offsets.setdefault("along", []).append(abs(along))
             offsets.setdefault("across", []).append(float(np.linalg.norm(across)))
-            b = bend[k] - (bend[k] @ t) * t
-            if 0 < k < len(c) - 1 and np.linalg.norm(b) > 1e-9:
-                offsets.setdefault("into_bend", []).append(float(across @ (b / np.linalg.norm(b))))
+            if 0 < k < len(c) - 1:          # the true bend: the discrete second difference
+                b = c[k - 1] + c[k + 1] - 2.0 * c[k]
+                b -= (b @ t) * t
+                if np.linalg.norm(b) > 1e-9:
+                    offsets.setdefault("into_bend", []).append(float(across @ b / np.linalg.norm(b)))
     return dist.tolist()
 
 

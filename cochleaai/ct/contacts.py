@@ -4,15 +4,16 @@ Contacts are the deepest spots inside the metal segmentation: local maxima, at l
 ``min_distance_mm`` apart, of the (lightly smoothed) distance from the segmentation's border.
 Clinical CT stores at most 3071 HU, so platinum saturates and the inside of the segmentation
 is one flat plateau: its brightest voxels fall anywhere on it, while its depth peaks on the
-axis of each contact band, where the blooming of the contact is widest. They are numbered
-along the array: the points are chained through their minimum spanning tree's longest path, and the end nearer
-to the points' centroid is the apex (the array spirals inwards), so contact 1 is the most
-apical, as the manufacturers number them.
+axis of each contact band, where the blooming of the contact is widest.
 
-With the array known, the shallow maxima at the chain's ends (the thin lead) are dropped and a
-gap of about two or three pitches gets the contacts that blooming left without a maximum of
-their own. The blooming of neighbours overlaps inside
-the array's bend, so each contact is finally moved a little out of it (:func:`out_of_the_bend`).
+They are numbered along the array: the points are chained through their minimum spanning
+tree's longest path, and the end nearer to the points' centroid is the apex (the array
+spirals inwards), unless the metal runs on clearly further past that end (the lead leaves
+from the basal end); so contact 1 is the most apical, as the manufacturers number them.
+With the array known, the shallow maxima at the chain's ends (the thin lead) are dropped and
+a gap of about two or three pitches gets the contacts that blooming left without a maximum
+of their own. The blooming of neighbours overlaps inside the array's bend, so each contact
+is finally moved a little out of it (:func:`out_of_the_bend`).
 
 When the implanted array is given and its pitch is fine (0.9 mm), its contacts are instead
 set at that pitch along the metal (:mod:`cochleaai.ct.contact_comb`): blooming joins such
@@ -158,16 +159,14 @@ def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: flo
         spots = _deep_spots(volume, mask, min_distance_mm, None)
         points = contacts_along_centreline(volume, mask, arr, spots)
         if points is not None and len(points):
-            if max_contacts:
-                points = points[:int(max_contacts)]
-            points = out_of_the_bend(points)
+            points = out_of_the_bend(points[:max_contacts])
             return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
     points, depth = _deep_spots(volume, mask, min_distance_mm, max_contacts, with_depth=True)
     order = _order_along_chain(points)
     order = _lead_last(points, order, volume.index_to_physical(np.argwhere(mask)[:, ::-1].astype(float)))
     points, depth = points[order], depth[order]
     if arr is not None:
-        points = _fill_gaps(points, depth, arr.pitch_mm, max_contacts)
+        points = _fill_gaps(_drop_shallow_ends(points, depth), arr.pitch_mm, max_contacts)
     points = out_of_the_bend(points)
     return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
 
@@ -181,19 +180,20 @@ MAX_GAP_CONTACTS = 2
 SHALLOW_END = 0.6
 
 
-def _fill_gaps(points: np.ndarray, depth: np.ndarray, pitch_mm: float, n_max: int) -> np.ndarray:
-    """The chain of maxima (ordered, ``depth`` their scores) without the shallow maxima at its
-    ends (the thin lead), and with the contacts missing from its gaps set evenly in them,
-    as long as the chain holds fewer than ``n_max``."""
-    keep = np.ones(len(points), bool)
-    if len(points) >= 3:
-        floor = SHALLOW_END * float(np.median(depth))
-        for end in (range(len(points)), range(len(points) - 1, -1, -1)):
-            for k in end:
-                if depth[k] >= floor or keep.sum() <= 2:
-                    break
-                keep[k] = False
-    points = points[keep]
+def _drop_shallow_ends(points: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """The chain of maxima (ordered, ``depth`` their scores) without the runs of shallow ones
+    at its ends (the thin lead); at least two points stay."""
+    if len(points) < 3:
+        return points
+    shallow = depth < SHALLOW_END * float(np.median(depth))
+    first = int(np.argmin(shallow)) if not shallow.all() else len(points)
+    last = len(points) - int(np.argmin(shallow[::-1])) if not shallow.all() else 0
+    return points[first:last] if last - first >= 2 else points
+
+
+def _fill_gaps(points: np.ndarray, pitch_mm: float, n_max: int) -> np.ndarray:
+    """The chain (ordered) with the contacts missing from its gaps set evenly in them, as
+    long as it holds no more than ``n_max``."""
     if len(points) < 2:
         return points
     out, added = [points[0]], 0

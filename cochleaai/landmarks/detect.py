@@ -109,25 +109,30 @@ CUBE_STARTS = 4
 RETRY_FULL = 3
 
 
-def ranked_starts(model, image, centre, axes, values, every_rotation: bool = False) -> list:
+def ranked_starts(model, image, centre, axes, values, turns=None) -> list:
     """Every start pose for the rigid registration, best first: the pose prior, then each
     candidate rotation of the axes of inertia, each moved by the translation search and
-    ranked by that search's correlation (the pose prior always first). ``every_rotation``:
-    all 24 axis permutations, not only the candidates the moments leave open.
+    ranked by that search's correlation (the pose prior always first). ``turns``: these
+    rotations of the axes instead (named quarter turns), without the pose prior.
 
     Returns ``[(score, searched, unsearched, name)]``: Euler transforms reference -> target
     with and without the search."""
     fixed = model.patch_volume(normalise(model.patch, model.window))
     template = coarse_template(fixed)
     moving = _normalised_target(model, image)
-    turns = cube_rotations() if every_rotation else candidate_rotations(model.eigenvalues, values)
-    rotations = [("pose prior", pose_prior(model))] + [
-        (f"inertia alignment {k + 1}", axes @ q @ model.axes.T) for k, q in enumerate(turns)]
+    if turns is None:
+        rotations = [("pose prior", pose_prior(model))] + [
+            (f"inertia alignment {k + 1}", axes @ q @ model.axes.T)
+            for k, q in enumerate(candidate_rotations(model.eigenvalues, values))]
+    else:
+        rotations = [(f"quarter turn {k + 1}", axes @ q @ model.axes.T) for k, q in enumerate(turns)]
     out = []
     for name, matrix in rotations:
         start = _euler(model.centre, matrix, centre - model.centre)
         pose, score = search_translation(fixed, moving, start, template=template)
         out.append((score, pose, start, name))
+    if turns is not None:
+        return sorted(out, key=lambda s: -s[0])
     return out[:1] + sorted(out[1:], key=lambda s: -s[0])
 
 
@@ -259,9 +264,10 @@ def detect_landmarks(model, volume: Volume, use_localisation: bool = True, defor
             # elongated the wrong way): rank every quarter turn, not only the sign flips
             done = [pose for pose, _ in _first_starts(t.ranked)]
             starts = _retry_starts(t.ranked, done, RETRY_STARTS)
-            if len(t.ranked) < 1 + len(cube_rotations()):
-                cube = [r for r in ranked_starts(t.model, image, centre, axes, values, every_rotation=True)
-                        if r[3] != "pose prior"]
+            ranked_turns = candidate_rotations(t.model.eigenvalues, values)
+            others = [q for q in cube_rotations() if not any(np.array_equal(q, r) for r in ranked_turns)]
+            if others:
+                cube = ranked_starts(t.model, image, centre, axes, values, turns=others)
                 starts += _retry_starts(cube, done + [pose for pose, _ in starts], CUBE_STARTS, search_only=True)
             if starts:
                 stage = p.stage(0.8 + 0.1 * k / len(tried), 0.8 + 0.1 * (k + 1) / len(tried))

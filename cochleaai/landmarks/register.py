@@ -206,7 +206,6 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
             coarse.append((judge(pose)[0], k, pose))
         coarse.sort(key=lambda c: c[0], reverse=True)
         order = [k for _, k, _ in coarse[:screen]]
-        starts = list(starts)
         for _, k, pose in coarse[:screen]:
             starts[k] = pose
     best, best_key = None, None
