@@ -136,6 +136,12 @@ def test_cli_end_to_end_on_a_tiny_set(tmp_path, one_torch_thread, monkeypatch):
     for name in manifest["pairs"]:
         assert {"preop.nrrd", "postop.nrrd", "metal.nrrd", "contacts.mrk.json", "pair.json"} <= \
             {p.name for p in (pairs / name).iterdir()}
+    # the same set trains the contact refiner, whose model then loads and refines
+    from cochleaai.ct.contact_refiner import load_refiner
+
+    assert main(["contacts-train", "--pairs", str(pairs), "--out", str(tmp_path / "refiner"), "--quiet"]) == 0
+    refiner = load_refiner(tmp_path / "refiner.npz")
+    assert refiner.card["pairs"] == 2 and refiner.card["samples"] >= 10 and refiner.card["pairs_seed"] == 3
     model = tmp_path / "m"
     assert main(["margan", "train", "--pairs", str(pairs), "--out", str(model), "--steps", "2",
                  "--channels", "4,8", "--val-every", "1", "--adv-start", "1", "--quiet"]) == 0

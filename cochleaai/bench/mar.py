@@ -9,13 +9,15 @@ input's values); seconds per
 volume; contact localisation on each output (median and p95 distance in mm from each true
 intracochlear contact to the nearest contact found, overall and per array, and the matched
 contacts' offsets along the array, across it and into its bend; the implanted
-array is given to the detector; MARGAN's output is metal-free, so its
-contacts are sought in it with the segmented metal copied back, as the module shows it). With ``--mar-segment``, the
+array is given to the detector; the module and ``mar --contacts`` find the contacts in the
+input's metal whatever the method, so they are scored once per pair, with the same
+contacts without the learned sub-voxel refinement beside them). With ``--mar-segment``, the
 downstream measure of the clinical MAR literature: the input, NMAR and MARGAN outputs are
 segmented with the shape model (no points: the phantoms sit at the template pose) and
 scored against the segmentation of the metal-free target (Dice). With ``--data DIR`` (real pre-op CTs in
 the layout of :mod:`cochleaai.realct`), the held-out specimens get simulated implants and
-each output is compared with the *real* pre-op crop (PSNR, metal excluded). ``--ablation``:
+each output is compared with the *real* pre-op crop (PSNR, metal excluded), and the contacts
+are scored on them as on the phantoms. ``--ablation``:
 the thesis's loss and simulation ablation instead (:mod:`cochleaai.bench.mar_ablation`).
 """
 from __future__ import annotations
@@ -61,15 +63,17 @@ def _psnr_rmse(ref, test, region, data_range: float = 4095.0):
 MATCHED_MM = 0.4
 
 
-def _contact_errors(image, mask, insertion, offsets=None):
-    """Distances (mm) from each true intracochlear contact to the nearest contact found.
-    ``offsets`` (a dict of lists): the matched ones' offsets split along the array, across
-    it, and into its bend (the signed part towards the true centre of curvature)."""
+def _contact_errors(image, mask, insertion, offsets=None, refiner="shipped"):
+    """Distances (mm) from each true intracochlear contact to the nearest contact found
+    (``refiner``: as in :func:`~cochleaai.ct.contacts.detect_contacts`). ``offsets`` (a dict
+    of lists): the matched ones' offsets split along the array, across it, and into its bend
+    (the signed part towards the true centre of curvature)."""
     from scipy.spatial import cKDTree
 
     from ..ct.contacts import detect_contacts
 
-    found = detect_contacts(image, mask, max_contacts=insertion.array.n_contacts, array=insertion.array)
+    found = detect_contacts(image, mask, max_contacts=insertion.array.n_contacts, array=insertion.array,
+                            refiner=refiner)
     keep = insertion.intracochlear & image.contains(insertion.contacts)
     inside = insertion.contacts[keep]
     if not len(found) or not len(inside):
@@ -133,7 +137,7 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
              for k in range(n)]
     real = []
     if data:
-        per = 1 if quick else 2
+        per = 1 if quick else 4
         real = [PairSpec(100 + k, HELD_OUT_SEED + seed * 1000 + 500 + k, "real:" + str(folder))
                 for folder in training_specimens(data, EVAL_SPECIMENS) for k in range(per)]
     keys = ("input",) + tuple(methods)
@@ -142,9 +146,10 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
     real_scores = {m: {"psnr_vs_real": [], "psnr_vs_rescan": []} for m in keys}
     rescan_vs_real = []                 # the metal-free rescan itself: a ceiling
     seconds = {m: [] for m in methods}
-    contacts = {m: [] for m in keys}
-    contacts_by_array = {m: {} for m in keys}
-    offsets = {}                        # per method: the matched contacts' offsets, by direction
+    # contact errors by anatomy ("sim" / "real") and refinement ("refined" / "geometric")
+    contacts = {(a, r): [] for a in ("sim", "real") for r in ("refined", "geometric")}
+    contacts_by_array = {"sim": {}, "real": {}}
+    offsets = {}                        # the matched contacts' offsets, by direction
     seg_keys = [m for m in ("input", "nmar", "margan") if m in keys]
     dice_scores = {m: [] for m in seg_keys}
     total = len(cases) + len(real)
@@ -168,6 +173,12 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
             s_anat = np.random.SeedSequence(spec.seed).spawn(4)[0]
             anatomy = real_preop(spec.source[5:], np.random.default_rng(s_anat))[0].array.astype(np.float32)
             rescan_vs_real.append(_psnr_rmse(anatomy, tgt, ~metal)[0])
+        # the contacts: found in the input's metal, as the module does for every method
+        kind = "real" if is_real else "sim"
+        errors = _contact_errors(post_f, outputs["input"][1], sim.insertion, None if is_real else offsets)
+        contacts[kind, "refined"].extend(errors)
+        contacts[kind, "geometric"].extend(_contact_errors(post_f, outputs["input"][1], sim.insertion, refiner=None))
+        contacts_by_array[kind].setdefault(sim.insertion.array.key, []).extend(errors)
         for m, (img, mask) in outputs.items():
             arr = img.array
             if is_real:
@@ -184,10 +195,6 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
             pn, rn = _psnr_rmse(tgt, arr, near)
             sim_scores[m]["psnr_near"].append(pn)
             sim_scores[m]["rmse_near"].append(rn)
-            shown = img.copy(np.where(mask, post_f.array, arr))
-            errors = _contact_errors(shown, mask, sim.insertion, offsets.setdefault(m, {}))
-            contacts[m].extend(errors)
-            contacts_by_array[m].setdefault(sim.insertion.array.key, []).extend(errors)
         if mar_segment and not is_real:
             from ..metrics import dice
 
@@ -199,6 +206,19 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
     def mean(v):
         return round(float(np.mean(v)), 4) if v else None
 
+    def median(v):
+        return round(float(np.median(v)), 3) if v else None
+
+    def p95(v):
+        return round(float(np.percentile(v, 95)), 3) if v else None
+
+    def by_array(per):
+        return {a: [median(v), p95(v), len(v)] for a, v in sorted(per.items()) if v}
+
+    from ..ct.contact_refiner import shipped_refiner
+
+    refiner = shipped_refiner()
+
     out = {"pairs": n, "methods": list(keys),
            "psnr": {m: mean(v["psnr"]) for m, v in sim_scores.items()},
            "ssim": {m: mean(v["ssim"]) for m, v in sim_scores.items()},
@@ -207,19 +227,19 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
            "rmse_within_2mm": {m: mean(v["rmse_near"]) for m, v in sim_scores.items()},
            "psnr_outside_metal_segmentation": {m: mean(v["psnr_outside"]) for m, v in sim_scores.items()},
            "sec_per_volume": {m: round(float(np.median(v)), 3) for m, v in seconds.items()},
-           "contact_error_mm_median": {m: round(float(np.median(v)), 3) if v else None for m, v in contacts.items()},
-           "contact_error_mm_p95": {m: round(float(np.percentile(v, 95)), 3) if v else None
-                                    for m, v in contacts.items()},
+           "contact_refiner": refiner.card.get("name") if refiner is not None else None,
+           "contact_error_mm_median": median(contacts["sim", "refined"]),
+           "contact_error_mm_p95": p95(contacts["sim", "refined"]),
+           # the same contacts with the geometric correction only (no learned refinement)
+           "contact_error_mm_median_without_refiner": median(contacts["sim", "geometric"]),
+           "contact_error_mm_p95_without_refiner": p95(contacts["sim", "geometric"]),
            # per array: [median, p95, contacts]
-           "contact_error_mm_by_array": {m: {a: [round(float(np.median(v)), 3), round(float(np.percentile(v, 95)), 3),
-                                                 len(v)] for a, v in sorted(per.items()) if v}
-                                         for m, per in contacts_by_array.items()},
+           "contact_error_mm_by_array": by_array(contacts_by_array["sim"]),
            # matched contacts (within MATCHED_MM): median |offset| along and across the array,
            # and the mean signed offset into its bend
-           "contact_offset_mm": {m: {"along_median": round(float(np.median(o["along"])), 3),
-                                     "across_median": round(float(np.median(o["across"])), 3),
-                                     "into_bend_mean": round(float(np.mean(o["into_bend"])), 3)}
-                                 for m, o in offsets.items() if o.get("along") and o.get("into_bend")},
+           "contact_offset_mm": {"along_median": median(offsets.get("along")),
+                                 "across_median": median(offsets.get("across")),
+                                 "into_bend_mean": mean(offsets.get("into_bend"))},
            "data_range_hu": 4095}
     if mar_segment:
         out["segmentation_dice_vs_target"] = {m: mean(v) for m, v in dice_scores.items()}
@@ -229,4 +249,8 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
         out["real_psnr_vs_real_preop"] = {m: mean(v["psnr_vs_real"]) for m, v in real_scores.items()}
         out["real_psnr_vs_rescanned_preop"] = {m: mean(v["psnr_vs_rescan"]) for m, v in real_scores.items()}
         out["real_psnr_rescan_vs_real_preop"] = mean(rescan_vs_real)
+        for kind, suffix in (("refined", ""), ("geometric", "_without_refiner")):
+            out["real_contact_error_mm_median" + suffix] = median(contacts["real", kind])
+            out["real_contact_error_mm_p95" + suffix] = p95(contacts["real", kind])
+        out["real_contact_error_mm_by_array"] = by_array(contacts_by_array["real"])
     return out

@@ -104,6 +104,16 @@ def _cmd_simulate_pairs(args) -> int:
     return 1 if summary["pairs"] == 0 else 0
 
 
+def _cmd_contacts_train(args) -> int:
+    from ..progress import tqdm_progress
+    from .contact_refiner import train_refiner
+
+    with tqdm_progress("contacts-train", disable=args.quiet) as progress:
+        summary = train_refiner(args.pairs, args.out, args.ridge, progress=progress, description=args.description)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def add_commands(subparsers) -> None:
     from .electrodes import ARRAYS, DEFAULT_ARRAY
     from .mar import DEFAULT_THRESHOLD_HU, METHODS
@@ -151,6 +161,21 @@ def add_commands(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     batch.add_arguments(p)
     p.set_defaults(func=_cmd_simulate_pairs)
+
+    from .contact_refiner import RIDGE
+
+    p = subparsers.add_parser(
+        "contacts-train", help="train the sub-voxel refinement of electrode contacts on simulated pairs",
+        description="Detect the contacts in every post-op scan of a set written by simulate-pairs, and fit "
+                    "the ridge regression from the metal around each detection to its true contact. "
+                    "Writes OUT.npz and its card OUT.json (the shipped model is "
+                    "Resources/Models/contact_refiner).")
+    p.add_argument("--pairs", required=True, help="folder of simulate-pairs")
+    p.add_argument("--out", required=True, help="model path (stem, .npz or .json)")
+    p.add_argument("--ridge", type=float, default=RIDGE, help=f"ridge penalty (default {RIDGE:g})")
+    p.add_argument("--description", default="", help="text for the model card")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_contacts_train)
 
     p = subparsers.add_parser(
         "mar", help="reduce metal artifacts in a post-operative CT (MARGAN, NMAR, LI, BHC)",

@@ -12,8 +12,10 @@ spirals inwards), unless the metal runs on clearly further past that end (the le
 from the basal end); so contact 1 is the most apical, as the manufacturers number them.
 With the array known, the shallow maxima at the chain's ends (the thin lead) are dropped and
 a gap of about two or three pitches gets the contacts that blooming left without a maximum
-of their own. The blooming of neighbours overlaps inside the array's bend, so each contact
-is finally moved a little out of it (:func:`out_of_the_bend`).
+of their own. Finally each contact is moved to where the shipped sub-voxel refiner
+(:mod:`cochleaai.ct.contact_refiner`, learned from simulated implants) puts it from the metal
+around it; without that model, it is moved a little out of the array's bend instead, where
+the blooming of neighbours overlaps (:func:`out_of_the_bend`).
 
 When the implanted array is given and its pitch is fine (0.9 mm), its contacts are instead
 set at that pitch along the metal (:mod:`cochleaai.ct.contact_comb`): blooming joins such
@@ -133,19 +135,38 @@ def _deep_spots(volume: Volume, mask: np.ndarray, min_distance_mm: float, max_co
 
 
 def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: float = 0.5,
-                    max_contacts: Optional[int] = None, array=None) -> Markups:
+                    max_contacts: Optional[int] = None, array=None, refiner="shipped") -> Markups:
     """Numbered contact centres (LPS mm) found in ``volume`` within ``metal_mask``.
 
     ``array`` (a key of :data:`~cochleaai.ct.electrodes.ARRAYS` or an ElectrodeArray): the
     implanted array. A closely spaced one has its contacts set at its pitch along the metal's
     centreline (:mod:`cochleaai.ct.contact_comb`); the deep spots below are the fallback
     where no centreline can be traced, and the method for the other arrays. A known array
-    also sets ``max_contacts`` to its number of contacts (or fewer, when given)."""
+    also sets ``max_contacts`` to its number of contacts (or fewer, when given).
+    ``refiner``: the sub-voxel refinement (:mod:`cochleaai.ct.contact_refiner`): "shipped"
+    (the default model; where it is missing or damaged, or with None, the contacts are
+    instead moved :data:`BEND_SHIFT_MM` out of the array's bend) or a ContactRefiner."""
+    points = chain_of_contacts(volume, metal_mask, min_distance_mm, max_contacts, array)
+    if isinstance(refiner, str):
+        from .contact_refiner import shipped_refiner
+
+        refiner = shipped_refiner()
+    if refiner is not None and len(points) >= 3:
+        points = refiner.refine(volume, np.asarray(metal_mask, bool), points)
+    else:
+        points = out_of_the_bend(points)
+    return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
+
+
+def chain_of_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: float = 0.5,
+                      max_contacts: Optional[int] = None, array=None) -> np.ndarray:
+    """The contacts of :func:`detect_contacts` (N, 3) before their sub-voxel correction,
+    numbered from the apex."""
     mask = np.asarray(metal_mask, dtype=bool)
     if mask.shape != tuple(volume.shape):
         raise CochleaAIError(f"The metal mask's shape {mask.shape} differs from the volume's {tuple(volume.shape)}.")
     if not mask.any():
-        return Markups(np.zeros((0, 3)), [], name="Electrode contacts")
+        return np.zeros((0, 3))
     arr = None
     if array is not None:
         from .electrodes import get_array
@@ -159,16 +180,14 @@ def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: flo
         spots = _deep_spots(volume, mask, min_distance_mm, None)
         points = contacts_along_centreline(volume, mask, arr, spots)
         if points is not None and len(points):
-            points = out_of_the_bend(points[:max_contacts])
-            return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
+            return np.asarray(points[:max_contacts], float)
     points, depth = _deep_spots(volume, mask, min_distance_mm, max_contacts, with_depth=True)
     order = _order_along_chain(points)
     order = _lead_last(points, order, volume.index_to_physical(np.argwhere(mask)[:, ::-1].astype(float)))
     points, depth = points[order], depth[order]
     if arr is not None:
         points = _fill_gaps(_drop_shallow_ends(points, depth), arr.pitch_mm, max_contacts)
-    points = out_of_the_bend(points)
-    return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
+    return np.asarray(points, float)
 
 
 #: A gap of more than this many pitches between neighbours along the chain holds contacts
@@ -222,22 +241,15 @@ MIN_CURVATURE = 0.15
 def out_of_the_bend(points: np.ndarray, shift_mm: float = None) -> np.ndarray:
     """Ordered contact points moved ``shift_mm`` (default :data:`BEND_SHIFT_MM`) away from
     the centre of curvature of a quadratic fitted to each point and its neighbours."""
+    from .contact_refiner import chain_geometry
+
     shift_mm = BEND_SHIFT_MM if shift_mm is None else float(shift_mm)
     pts = np.asarray(points, float)
-    n = len(pts)
-    if n < 3 or shift_mm == 0.0:
+    if len(pts) < 3 or shift_mm == 0.0:
         return pts
-    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+    _, bends = chain_geometry(pts, BEND_NEIGHBOURS)
+    kappa = np.linalg.norm(bends, axis=1)
+    bent = kappa >= MIN_CURVATURE
     out = pts.copy()
-    for k in range(n):
-        lo, hi = max(0, k - BEND_NEIGHBOURS), min(n, k + BEND_NEIGHBOURS + 1)
-        t = s[lo:hi] - s[k]
-        coef = np.linalg.lstsq(np.stack([np.ones_like(t), t, 0.5 * t * t], 1), pts[lo:hi], rcond=None)[0]
-        speed2 = float(coef[1] @ coef[1])
-        if speed2 < 1e-12:
-            continue
-        bend = (coef[2] - (coef[2] @ coef[1]) * coef[1] / speed2) / speed2     # curvature vector
-        kappa = float(np.linalg.norm(bend))
-        if kappa >= MIN_CURVATURE:
-            out[k] = pts[k] - shift_mm * bend / kappa
+    out[bent] -= shift_mm * bends[bent] / kappa[bent, None]
     return out
