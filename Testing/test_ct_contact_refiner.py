@@ -83,11 +83,16 @@ def test_a_fitted_refiner_learns_a_known_offset_and_keeps_odd_spots(tmp_path):
     refiner = R.fit_refiner(np.concatenate(feats), np.concatenate(offs), ridge=1e-3)
     R.save_refiner(refiner, tmp_path / "ref")
     loaded = R.load_refiner(tmp_path / "ref.npz")
-    moved = loaded.refine(vol, mask, centres)
+    moved = loaded.refine(vol, mask, centres, iterations=1)
     np.testing.assert_allclose(moved - centres, np.tile([0.0, 0.0, 0.1], (8, 1)), atol=0.02)
     assert loaded.refine(vol, mask, centres[:2]).tolist() == centres[:2].tolist()   # too short a chain
     huge = R.ContactRefiner(loaded.weights * 50.0)                  # shifts beyond MAX_SHIFT_MM
     np.testing.assert_array_equal(huge.refine(vol, mask, centres), centres)
+    # rounds: a constant 0.4 mm step is taken twice, a third would carry it past MAX_MOVE_MM
+    constant = np.zeros_like(loaded.weights)
+    constant[-1] = [0.0, 0.4, 0.0]
+    steps = R.ContactRefiner(constant).refine(vol, mask, centres, iterations=3) - centres
+    np.testing.assert_allclose(np.linalg.norm(steps, axis=1), 0.8, atol=1e-9)
     with pytest.raises(CochleaAIError, match="matched contacts"):
         R.fit_refiner(np.zeros((3, feats[0].shape[1])), np.zeros((3, 3)))
 

@@ -37,6 +37,13 @@ METAL_WINDOW_HU = (2000.0, 3071.0)
 NEIGHBOURS = 3
 #: A predicted offset longer than this (mm) is not trusted: the contact keeps its position.
 MAX_SHIFT_MM = 0.5
+#: ... and a point is not moved further than this (mm) from where it was detected in all.
+MAX_MOVE_MM = 1.0
+#: Rounds of refinement, each from the box around the point's new position: later rounds
+#: mend what the first leaves of a large miss (on simulated pairs that neither the model
+#: nor the benchmark uses, seeds 300000 and 400000: p95 0.88 -> 0.61 and 0.39 -> 0.25 mm
+#: from one round to three, medians about the same).
+ITERATIONS = 3
 #: Training: a detection counts as a sample when a true contact is this close.
 MATCH_MM = 0.6
 #: Ridge penalty of the fit (features are in [0, 1]).
@@ -144,13 +151,21 @@ class ContactRefiner:
         local = contact_features(volume, mask, pts, frames, bends) @ self.weights
         return np.einsum("nij,nj->ni", frames, local)
 
-    def refine(self, volume: Volume, mask: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """``points`` moved by their predicted offsets; an offset over :data:`MAX_SHIFT_MM`
-        (an odd spot, not a contact the model knows) leaves its point where it was."""
-        pts = np.asarray(points, float).reshape(-1, 3)
-        shift = self.offsets(volume, mask, pts)
-        keep = np.linalg.norm(shift, axis=1) <= MAX_SHIFT_MM
-        return pts + shift * keep[:, None]
+    def refine(self, volume: Volume, mask: np.ndarray, points: np.ndarray,
+               iterations: Optional[int] = None) -> np.ndarray:
+        """``points`` moved by their predicted offsets, ``iterations`` times (default
+        :data:`ITERATIONS`), each time from the box around where the point now is. A point
+        whose predicted step exceeds :data:`MAX_SHIFT_MM`, or whose whole move would exceed
+        :data:`MAX_MOVE_MM` (an odd spot, not a contact the model knows), stays where it is."""
+        start = np.asarray(points, float).reshape(-1, 3)
+        pts = start.copy()
+        for _ in range(ITERATIONS if iterations is None else int(iterations)):
+            step = self.offsets(volume, mask, pts)
+            moved = pts + step
+            ok = (np.linalg.norm(step, axis=1) <= MAX_SHIFT_MM) & \
+                 (np.linalg.norm(moved - start, axis=1) <= MAX_MOVE_MM)
+            pts = np.where(ok[:, None], moved, pts)
+        return pts
 
 
 def fit_refiner(features: np.ndarray, offsets: np.ndarray, ridge: float = RIDGE,
