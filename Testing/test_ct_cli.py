@@ -29,6 +29,14 @@ def test_simulate_ci_and_mar_write_their_files(tmp_path, capsys):
     corrected = io.read_volume(out / "nmar.nrrd")
     assert corrected.same_geometry(post) and not np.array_equal(corrected.array, post.array)
     assert len(io.read_markups(out / "found.mrk.json")) >= 6
+    # the geometric correction alone, and a refiner file that is not there
+    assert main(["mar", str(out / "postop.nrrd"), "--out", str(out / "nmar2.nrrd"), "--contacts",
+                 str(out / "geometric.mrk.json"), "--contact-refiner", "none", "--quiet"]) == 0
+    geometric = io.read_markups(out / "geometric.mrk.json")
+    assert len(geometric) == len(io.read_markups(out / "found.mrk.json"))
+    assert main(["mar", str(out / "postop.nrrd"), "--out", str(out / "nmar3.nrrd"), "--contacts",
+                 str(out / "x.mrk.json"), "--contact-refiner", str(out / "none.npz"), "--quiet"]) == 2
+    assert not (out / "nmar3.nrrd").exists()                      # stopped before any work
 
 
 def test_cli_errors_are_sentences(tmp_path, capsys):

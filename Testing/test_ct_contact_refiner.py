@@ -83,6 +83,10 @@ def test_a_fitted_refiner_learns_a_known_offset_and_keeps_odd_spots(tmp_path):
     refiner = R.fit_refiner(np.concatenate(feats), np.concatenate(offs), ridge=1e-3)
     R.save_refiner(refiner, tmp_path / "ref")
     loaded = R.load_refiner(tmp_path / "ref.npz")
+    from cochleaai.ct.contacts import chain_of_contacts, detect_contacts
+
+    by_path = detect_contacts(vol, mask, refiner=str(tmp_path / "ref.npz")).points
+    np.testing.assert_allclose(by_path, loaded.refine(vol, mask, chain_of_contacts(vol, mask)))
     moved = loaded.refine(vol, mask, centres, iterations=1)
     np.testing.assert_allclose(moved - centres, np.tile([0.0, 0.0, 0.1], (8, 1)), atol=0.02)
     assert loaded.refine(vol, mask, centres[:2]).tolist() == centres[:2].tolist()   # too short a chain

@@ -74,6 +74,13 @@ def _cmd_mar(args) -> int:
 
     if args.method is None:
         args.method = "margan" if args.model else default_method()
+    refiner = "shipped"
+    if str(args.contact_refiner).lower() == "none":
+        refiner = None
+    elif args.contacts and args.contact_refiner != "shipped":
+        from .contact_refiner import load_refiner
+
+        refiner = load_refiner(args.contact_refiner)      # a bad file stops before any work
     post = io.read_volume(args.postop)
     with tqdm_progress(f"mar {args.method}", disable=args.quiet) as progress:
         res = reduce_metal_artifacts(post, args.method, args.threshold, progress=progress, model=args.model,
@@ -83,7 +90,8 @@ def _cmd_mar(args) -> int:
     summary = {"method": res.method, "metal_voxels": int(res.metal_mask.sum()), "seconds": round(res.seconds, 2),
                "messages": res.messages, "output": str(out)}
     if args.contacts:
-        contacts = detect_contacts(post, res.metal_mask, max_contacts=args.max_contacts, array=args.array)
+        contacts = detect_contacts(post, res.metal_mask, max_contacts=args.max_contacts, array=args.array,
+                                   refiner=refiner)
         summary["contacts"] = str(io.write_markups_json(args.contacts, contacts))
         summary["n_contacts"] = len(contacts)
     if not args.quiet:
@@ -197,5 +205,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--array", default=None, choices=sorted(ARRAYS),
                    help="the implanted array: its contacts are set at its pitch along the metal "
                         "(fine-pitch arrays), its count caps the contacts found")
+    p.add_argument("--contact-refiner", default="shipped", metavar="MODEL",
+                   help="sub-voxel refinement of the contacts: 'shipped' (default), a model of "
+                        "contacts-train (.npz with its card), or 'none' (a geometric correction only)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_mar)

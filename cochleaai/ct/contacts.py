@@ -23,6 +23,7 @@ contacts into one plateau whose depth hardly varies from one contact to the next
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -145,12 +146,13 @@ def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: flo
     also sets ``max_contacts`` to its number of contacts (or fewer, when given).
     ``refiner``: the sub-voxel refinement (:mod:`cochleaai.ct.contact_refiner`): "shipped"
     (the default model; where it is missing or damaged, or with None, the contacts are
-    instead moved :data:`BEND_SHIFT_MM` out of the array's bend) or a ContactRefiner."""
+    instead moved :data:`BEND_SHIFT_MM` out of the array's bend), a model file's path, or a
+    ContactRefiner."""
     points = chain_of_contacts(volume, metal_mask, min_distance_mm, max_contacts, array)
-    if isinstance(refiner, str):
-        from .contact_refiner import shipped_refiner
+    if isinstance(refiner, (str, Path)):
+        from .contact_refiner import load_refiner, shipped_refiner
 
-        refiner = shipped_refiner()
+        refiner = shipped_refiner() if str(refiner) == "shipped" else load_refiner(refiner)
     if refiner is not None and len(points) >= 3:
         points = refiner.refine(volume, np.asarray(metal_mask, bool), points)
     else:
