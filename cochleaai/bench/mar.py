@@ -63,25 +63,21 @@ def _psnr_rmse(ref, test, region, data_range: float = 4095.0):
 MATCHED_MM = 0.4
 
 
-def _contact_errors(image, mask, insertion, offsets=None, refiner="shipped"):
-    """Distances (mm) from each true intracochlear contact to the nearest contact found
-    (``refiner``: as in :func:`~cochleaai.ct.contacts.detect_contacts`). ``offsets`` (a dict
-    of lists): the matched ones' offsets split along the array, across it, and into its bend
-    (the signed part towards the true centre of curvature)."""
+def _contact_errors(found, image, insertion, offsets=None):
+    """Distances (mm) from each true intracochlear contact to the nearest of the contacts
+    ``found`` (N, 3) in ``image``. ``offsets`` (a dict of lists): the matched ones' offsets
+    split along the array, across it, and into its bend (the signed part towards the true
+    centre of curvature)."""
     from scipy.spatial import cKDTree
 
-    from ..ct.contacts import detect_contacts
-
-    found = detect_contacts(image, mask, max_contacts=insertion.array.n_contacts, array=insertion.array,
-                            refiner=refiner)
     keep = insertion.intracochlear & image.contains(insertion.contacts)
     inside = insertion.contacts[keep]
     if not len(found) or not len(inside):
         return []
-    dist, j = cKDTree(found.points).query(inside)
+    dist, j = cKDTree(found).query(inside)
     if offsets is not None:
         c, tangent = insertion.contacts, insertion.contact_axes
-        for k, off in zip(np.flatnonzero(keep), found.points[j] - inside):
+        for k, off in zip(np.flatnonzero(keep), found[j] - inside):
             if np.linalg.norm(off) > MATCHED_MM:
                 continue
             t = tangent[k]
@@ -122,6 +118,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
 
 
 def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
+    from ..ct.contacts import chain_of_contacts, corrected_chain
     from ..ct.mar import reduce_metal_artifacts
     from ..ct.pairs import EVAL_SPECIMENS, PairSpec, make_pair, training_specimens
     from ..ct.quality import similarity
@@ -175,9 +172,13 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
             rescan_vs_real.append(_psnr_rmse(anatomy, tgt, ~metal)[0])
         # the contacts: found in the input's metal, as the module does for every method
         kind = "real" if is_real else "sim"
-        errors = _contact_errors(post_f, outputs["input"][1], sim.insertion, None if is_real else offsets)
+        chain = chain_of_contacts(post_f, outputs["input"][1], max_contacts=sim.insertion.array.n_contacts,
+                                  array=sim.insertion.array)
+        errors = _contact_errors(corrected_chain(post_f, outputs["input"][1], chain), post_f, sim.insertion,
+                                 None if is_real else offsets)
         contacts[kind, "refined"].extend(errors)
-        contacts[kind, "geometric"].extend(_contact_errors(post_f, outputs["input"][1], sim.insertion, refiner=None))
+        contacts[kind, "geometric"].extend(
+            _contact_errors(corrected_chain(post_f, outputs["input"][1], chain, refiner=None), post_f, sim.insertion))
         contacts_by_array[kind].setdefault(sim.insertion.array.key, []).extend(errors)
         for m, (img, mask) in outputs.items():
             arr = img.array

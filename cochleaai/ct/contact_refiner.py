@@ -93,28 +93,47 @@ def contact_frames(tangents: np.ndarray, slice_axis) -> np.ndarray:
     return out
 
 
+#: Features per contact: two channels on the box, the curvature vector and a constant.
+N_FEATURES = 2 * (2 * HALF + 1) ** 3 + 4
+
+
 def _box_offsets() -> np.ndarray:
     g = np.arange(-HALF, HALF + 1) * STEP_MM
     return np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
 
 
-def contact_features(volume: Volume, mask: np.ndarray, points: np.ndarray, frames: np.ndarray,
-                     bends: np.ndarray) -> np.ndarray:
-    """(N, F) features: the windowed image and the segmentation sampled (linearly) on the box
-    in each contact's frame, the curvature vector in that frame, and a constant."""
-    from scipy.ndimage import map_coordinates
-
+def _channels(volume: Volume, mask: np.ndarray):
+    """The image in the metal window, in [0, 1], and the segmentation, as float arrays."""
     lo, hi = METAL_WINDOW_HU
     image = np.clip((np.asarray(volume.numeric_array(), np.float32) - lo) / (hi - lo), 0.0, 1.0)
-    seg = np.asarray(mask, np.float32)
+    return image, np.asarray(mask, np.float32)
+
+
+def _chain_frames(volume: Volume, points: np.ndarray):
+    """``(frames, bends)`` of an ordered chain in ``volume`` (see :func:`contact_frames`)."""
+    tangents, bends = chain_geometry(points)
+    return contact_frames(tangents, np.asarray(volume.direction, float)[:, 2]), bends
+
+
+def contact_features(volume: Volume, mask: np.ndarray, points: np.ndarray, frames: np.ndarray,
+                     bends: np.ndarray, channels=None) -> np.ndarray:
+    """(N, F) features: the windowed image and the segmentation sampled (linearly) on the box
+    in each contact's frame, the curvature vector in that frame, and a constant.
+    ``channels``: those two arrays (:func:`_channels`) when already made."""
+    from scipy.ndimage import map_coordinates
+
+    image, seg = _channels(volume, mask) if channels is None else channels
+    n = len(points)
+    if n == 0:
+        return np.zeros((0, N_FEATURES))
     box = _box_offsets()
-    rows = []
-    for p, R, b in zip(points, frames, bends):
-        kji = volume.physical_to_index(p + box @ R.T)[:, ::-1].T
-        a = map_coordinates(image, kji, order=1, mode="nearest")
-        m = map_coordinates(seg, kji, order=1, mode="nearest")
-        rows.append(np.concatenate([a, m, b @ R, [1.0]]))
-    return np.asarray(rows, float).reshape(len(rows), -1)
+    # every sample of every box at once: (N, B, 3) physical points -> (3, N * B) indices
+    where = np.asarray(points, float)[:, None, :] + np.einsum("bj,nij->nbi", box, frames)
+    kji = volume.physical_to_index(where.reshape(-1, 3))[:, ::-1].T
+    a = map_coordinates(image, kji, order=1, mode="nearest").reshape(n, -1)
+    m = map_coordinates(seg, kji, order=1, mode="nearest").reshape(n, -1)
+    local_bend = np.einsum("ni,nij->nj", np.asarray(bends, float), frames)
+    return np.concatenate([a, m, local_bend, np.ones((n, 1))], axis=1).astype(float)
 
 
 def _flipped(features: np.ndarray) -> np.ndarray:
@@ -134,21 +153,19 @@ class ContactRefiner:
 
     def __init__(self, weights: np.ndarray, card: Optional[dict] = None):
         weights = np.asarray(weights, float)
-        n_features = 2 * (2 * HALF + 1) ** 3 + 4
-        if weights.shape != (n_features, 3) or not np.isfinite(weights).all():
-            raise CochleaAIError(f"A contact refiner needs finite weights of shape ({n_features}, 3), "
+        if weights.shape != (N_FEATURES, 3) or not np.isfinite(weights).all():
+            raise CochleaAIError(f"A contact refiner needs finite weights of shape ({N_FEATURES}, 3), "
                                  f"got {weights.shape}; {TRAIN_HINT}.")
         self.weights = weights
         self.card = dict(card or {})
 
-    def offsets(self, volume: Volume, mask: np.ndarray, points: np.ndarray) -> np.ndarray:
+    def offsets(self, volume: Volume, mask: np.ndarray, points: np.ndarray, channels=None) -> np.ndarray:
         """Predicted (N, 3) LPS offsets from ``points`` (an ordered chain) to the contacts."""
         pts = np.asarray(points, float).reshape(-1, 3)
         if len(pts) < 3:
             return np.zeros_like(pts)
-        tangents, bends = chain_geometry(pts)
-        frames = contact_frames(tangents, np.asarray(volume.direction, float)[:, 2])
-        local = contact_features(volume, mask, pts, frames, bends) @ self.weights
+        frames, bends = _chain_frames(volume, pts)
+        local = contact_features(volume, mask, pts, frames, bends, channels) @ self.weights
         return np.einsum("nij,nj->ni", frames, local)
 
     def refine(self, volume: Volume, mask: np.ndarray, points: np.ndarray,
@@ -159,8 +176,9 @@ class ContactRefiner:
         :data:`MAX_MOVE_MM` (an odd spot, not a contact the model knows), stays where it is."""
         start = np.asarray(points, float).reshape(-1, 3)
         pts = start.copy()
+        channels = _channels(volume, mask)
         for _ in range(ITERATIONS if iterations is None else int(iterations)):
-            step = self.offsets(volume, mask, pts)
+            step = self.offsets(volume, mask, pts, channels)
             moved = pts + step
             ok = (np.linalg.norm(step, axis=1) <= MAX_SHIFT_MM) & \
                  (np.linalg.norm(moved - start, axis=1) <= MAX_MOVE_MM)
@@ -190,9 +208,8 @@ def training_samples(volume: Volume, mask: np.ndarray, detected: np.ndarray, tru
     pts = np.asarray(detected, float).reshape(-1, 3)
     truth = np.asarray(truth, float).reshape(-1, 3)
     if len(pts) < 3 or len(truth) == 0:
-        return np.zeros((0, 2 * (2 * HALF + 1) ** 3 + 4)), np.zeros((0, 3))
-    tangents, bends = chain_geometry(pts)
-    frames = contact_frames(tangents, np.asarray(volume.direction, float)[:, 2])
+        return np.zeros((0, N_FEATURES)), np.zeros((0, 3))
+    frames, bends = _chain_frames(volume, pts)
     dist, idx = cKDTree(truth).query(pts)
     keep = dist < MATCH_MM
     feats = contact_features(volume, mask, pts[keep], frames[keep], bends[keep])

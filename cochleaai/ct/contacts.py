@@ -149,15 +149,20 @@ def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: flo
     instead moved :data:`BEND_SHIFT_MM` out of the array's bend), a model file's path, or a
     ContactRefiner."""
     points = chain_of_contacts(volume, metal_mask, min_distance_mm, max_contacts, array)
+    points = corrected_chain(volume, metal_mask, points, refiner)
+    return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
+
+
+def corrected_chain(volume: Volume, metal_mask: np.ndarray, points: np.ndarray, refiner="shipped") -> np.ndarray:
+    """The sub-voxel correction of :func:`detect_contacts` applied to a chain of
+    :func:`chain_of_contacts` (``refiner`` as there)."""
     if isinstance(refiner, (str, Path)):
         from .contact_refiner import load_refiner, shipped_refiner
 
         refiner = shipped_refiner() if str(refiner) == "shipped" else load_refiner(refiner)
     if refiner is not None and len(points) >= 3:
-        points = refiner.refine(volume, np.asarray(metal_mask, bool), points)
-    else:
-        points = out_of_the_bend(points)
-    return Markups(points, [f"E{k + 1}" for k in range(len(points))], name="Electrode contacts")
+        return refiner.refine(volume, np.asarray(metal_mask, bool), points)
+    return out_of_the_bend(points)
 
 
 def chain_of_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: float = 0.5,
