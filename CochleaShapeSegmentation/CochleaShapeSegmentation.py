@@ -1,7 +1,7 @@
 """Cochlea Shape Segmentation: the 3D Slicer shell (Module, Widget, Test).
 
 Everything this file does goes through CochleaShapeSegmentationLogic and the shared helpers in
-``cochleaai.slicer_module``; no algorithm lives here.
+``cochleaai.slicer.gui.module``; no algorithm lives here.
 """
 import slicer
 from slicer.i18n import tr as _
@@ -10,9 +10,12 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from CochleaShapeSegmentationLib.logic import FIT_SHARE, CochleaShapeSegmentationLogic
 from cochleaai.progress import Progress
-from cochleaai.slicer_module import (CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget,
-                                     register_sample_data_on_startup)
-from cochleaai.slicer_widgets import PointPlacer, show_table
+from cochleaai.slicer.gui.module import (CATEGORIES,
+                                         CONTRIBUTORS,
+                                         CochleaAIModuleTest,
+                                         CochleaAIModuleWidget,
+                                         register_sample_data_on_startup)
+from cochleaai.slicer.gui.widgets import PointPlacer, show_table
 
 
 class CochleaShapeSegmentation(ScriptedLoadableModule):

@@ -1,7 +1,7 @@
 """Langevin VAE Explorer: the 3D Slicer shell (Module, Widget, Test).
 
 Everything this file does goes through LangevinVAEExplorerLogic and the shared helpers in
-``cochleaai.slicer_module``; no algorithm lives here.
+``cochleaai.slicer.gui.module``; no algorithm lives here.
 """
 import slicer
 from slicer.i18n import tr as _
@@ -10,8 +10,11 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from LangevinVAEExplorerLib.logic import LangevinVAEExplorerLogic
 from cochleaai.errors import CochleaAIError
-from cochleaai.slicer_module import (CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget,
-                                     register_sample_data_on_startup)
+from cochleaai.slicer.gui.module import (CATEGORIES,
+                                         CONTRIBUTORS,
+                                         CochleaAIModuleTest,
+                                         CochleaAIModuleWidget,
+                                         register_sample_data_on_startup)
 
 
 class LangevinVAEExplorer(ScriptedLoadableModule):

@@ -1,7 +1,7 @@
 """Metal Artifact Reduction: the 3D Slicer shell (Module, Widget, Test).
 
 Everything this file does goes through MetalArtifactReductionLogic and the shared helpers in
-``cochleaai.slicer_module``; no algorithm lives here.
+``cochleaai.slicer.gui.module``; no algorithm lives here.
 """
 import slicer
 from slicer.i18n import tr as _
@@ -9,8 +9,11 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from MetalArtifactReductionLib.logic import MetalArtifactReductionLogic
-from cochleaai.slicer_module import (CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget,
-                                     register_sample_data_on_startup)
+from cochleaai.slicer.gui.module import (CATEGORIES,
+                                         CONTRIBUTORS,
+                                         CochleaAIModuleTest,
+                                         CochleaAIModuleWidget,
+                                         register_sample_data_on_startup)
 
 
 class MetalArtifactReduction(ScriptedLoadableModule):
@@ -75,8 +78,8 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
 
     def setup(self):
         CochleaAIModuleWidget.setup(self)
-        from cochleaai.ct.electrodes import ARRAYS, DEFAULT_ARRAY
-        from cochleaai.ct.mar import METHODS, default_method
+        from cochleaai.simulation.electrodes import ARRAYS, DEFAULT_ARRAY
+        from cochleaai.mar.dispatch import METHODS, default_method
 
         fillComboBox(self.ui.methodComboBox, METHODS, default_method())
         fillComboBox(self.ui.arrayComboBox, {key: array.name for key, array in ARRAYS.items()}, DEFAULT_ARRAY)

@@ -1,7 +1,7 @@
 """One-Shot Landmarks: the 3D Slicer shell (Module, Widget, Test).
 
 Everything this file does goes through OneShotLandmarksLogic and the shared helpers in
-``cochleaai.slicer_module``; no algorithm lives here.
+``cochleaai.slicer.gui.module``; no algorithm lives here.
 """
 import slicer
 from slicer.i18n import tr as _
@@ -9,9 +9,12 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from OneShotLandmarksLib.logic import OneShotLandmarksLogic
-from cochleaai.slicer_module import (CATEGORIES, CONTRIBUTORS, CochleaAIModuleTest, CochleaAIModuleWidget,
-                                     register_sample_data_on_startup)
-from cochleaai.slicer_widgets import PointPlacer, show_table
+from cochleaai.slicer.gui.module import (CATEGORIES,
+                                         CONTRIBUTORS,
+                                         CochleaAIModuleTest,
+                                         CochleaAIModuleWidget,
+                                         register_sample_data_on_startup)
+from cochleaai.slicer.gui.widgets import PointPlacer, show_table
 
 
 class OneShotLandmarks(ScriptedLoadableModule):

@@ -27,14 +27,14 @@ def real_specimen(specimen_id: str):
 def scene():
     """A real, headless ``vtkMRMLScene`` from ``slicer-core`` (skipped when it is not installed).
 
-    Set up like the Slicer application's scene by :func:`cochleaai.mrml.new_scene`: the
+    Set up like the Slicer application's scene by :func:`cochleaai.slicer.mrml.new_scene`: the
     application logic with the default colour tables, the Segmentations and Markups module
     logics (which register the markups JSON storage nodes), the segmentation converter rules
     (binary labelmap <-> closed surface, fractional labelmap) and the storage node classes the
     adapters save with. Cleared after the test.
     """
     pytest.importorskip("slicer", reason="slicer-core (MRML without Qt) is not installed")
-    from cochleaai import mrml
+    from cochleaai.slicer import mrml
 
     mrml_scene = mrml.new_scene()
     yield mrml_scene

@@ -17,7 +17,7 @@ SKIP = 77
 def missing_packages():
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from cochleaai.slicer_dependencies import missing_requirements
+    from cochleaai.slicer.gui.dependencies import missing_requirements
 
     missing = [] if importlib.util.find_spec("pytest") else ["pytest"]
     return missing + [str(r) for r in missing_requirements()]

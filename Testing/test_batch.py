@@ -204,7 +204,7 @@ def test_dask_missing_or_unreachable_says_what_to_do(tmp_path, monkeypatch):
         batch.run(batch_jobs.thread_counts, items, tmp_path / "o", scheduler="local")
     monkeypatch.undo()
     pytest.importorskip("distributed")
-    from cochleaai import cluster
+    from cochleaai.batch import cluster
 
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "2s")
     with pytest.raises(CochleaAIError, match="Cannot reach the Dask scheduler"):

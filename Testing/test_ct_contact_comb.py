@@ -1,9 +1,9 @@
-"""Contacts of a fine-pitch array set at its pitch along its metal (cochleaai.ct.contact_comb)."""
+"""Contacts of a fine-pitch array set at its pitch along its metal (cochleaai.contacts.comb)."""
 import numpy as np
 import pytest
 
-from cochleaai.ct.contacts import detect_contacts
-from cochleaai.ct.electrodes import get_array
+from cochleaai.contacts.detect import detect_contacts
+from cochleaai.simulation.electrodes import get_array
 from cochleaai.errors import CochleaAIError
 from cochleaai.volume import Volume
 

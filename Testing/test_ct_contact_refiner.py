@@ -1,4 +1,4 @@
-"""The learned sub-voxel refinement of electrode contacts (cochleaai.ct.contact_refiner)."""
+"""The learned sub-voxel refinement of electrode contacts (cochleaai.contacts.refiner)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from cochleaai.ct import contact_refiner as R
+from cochleaai.contacts import refiner as R
 from cochleaai.errors import CochleaAIError
 from cochleaai.volume import Volume
 
@@ -83,7 +83,7 @@ def test_a_fitted_refiner_learns_a_known_offset_and_keeps_odd_spots(tmp_path):
     refiner = R.fit_refiner(np.concatenate(feats), np.concatenate(offs), ridge=1e-3)
     R.save_refiner(refiner, tmp_path / "ref")
     loaded = R.load_refiner(tmp_path / "ref.npz")
-    from cochleaai.ct.contacts import chain_of_contacts, detect_contacts
+    from cochleaai.contacts.detect import chain_of_contacts, detect_contacts
 
     by_path = detect_contacts(vol, mask, refiner=str(tmp_path / "ref.npz")).points
     np.testing.assert_allclose(by_path, loaded.refine(vol, mask, chain_of_contacts(vol, mask)))
@@ -121,7 +121,7 @@ def test_damaged_or_foreign_model_files_are_refused(tmp_path):
 
 
 def test_shipped_refiner_is_used_and_its_absence_falls_back(monkeypatch):
-    from cochleaai.ct import contacts as C
+    from cochleaai.contacts import detect as C
 
     refiner = R.shipped_refiner()
     if refiner is None:

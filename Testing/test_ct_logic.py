@@ -14,7 +14,8 @@ for _folder in (ROOT, ROOT / "MetalArtifactReduction"):
 
 pytest.importorskip("slicer", reason="slicer-core (real MRML) is not installed")
 
-from cochleaai import CochleaAIError, mrml  # noqa: E402
+from cochleaai import CochleaAIError
+from cochleaai.slicer import mrml  # noqa: E402
 from cochleaai.progress import Cancelled  # noqa: E402
 from MetalArtifactReductionLib.logic import (MetalArtifactReductionLogic, model_from_phantom_node,  # noqa: E402
                                              model_from_table, self_test_mar_logic)
@@ -25,8 +26,8 @@ def shared():
     scene = mrml.new_scene()
     logic = MetalArtifactReductionLogic()
     phantom = logic.generate_phantom(scene, seed=1, fov="roi")
-    from cochleaai.ct.projector import FanBeamGeometry
-    from cochleaai.ct.simulation import ScanConfig
+    from cochleaai.simulation.projector import FanBeamGeometry
+    from cochleaai.simulation.ct import ScanConfig
 
     sim = logic.simulate_implant(scene, phantom["volume"], array="hifocus16", depth_deg=420.0, seed=3,
                                  config=ScanConfig(geometry=FanBeamGeometry(n_views=360)))
@@ -102,8 +103,8 @@ def test_the_refiner_brings_simulated_contacts_closer(shared):
     the truth than the geometric bend shift does (bench mar: about half the median)."""
     from scipy.spatial import cKDTree
 
-    from cochleaai.ct.contact_refiner import shipped_refiner
-    from cochleaai.ct.contacts import detect_contacts
+    from cochleaai.contacts.refiner import shipped_refiner
+    from cochleaai.contacts.detect import detect_contacts
 
     if shipped_refiner() is None:
         pytest.skip("no contact refiner in Resources/Models")

@@ -1,12 +1,13 @@
-"""Classic metal artifact reduction (LI, NMAR, BHC) and contact detection (cochleaai.ct)."""
+"""Classic metal artifact reduction (LI, NMAR, BHC) and contact detection (cochleaai.simulation)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from cochleaai import CochleaAIError
-from cochleaai.ct.contacts import detect_contacts
-from cochleaai.ct.mar import METHODS, interpolate_trace, reduce_metal_artifacts
+from cochleaai.contacts.detect import detect_contacts
+from cochleaai.mar.classic import interpolate_trace
+from cochleaai.mar.dispatch import METHODS, reduce_metal_artifacts
 from cochleaai.volume import Volume
 
 
@@ -128,7 +129,7 @@ def test_contacts_are_found_and_numbered_from_the_apex():
 
 
 def test_contacts_move_out_of_the_bend_and_a_straight_run_stays():
-    from cochleaai.ct.contacts import out_of_the_bend
+    from cochleaai.contacts.detect import out_of_the_bend
 
     t = np.linspace(0.0, 2.5, 10)
     arc = np.stack([2.0 * np.cos(t), 2.0 * np.sin(t), 0.1 * t], 1)
@@ -142,7 +143,7 @@ def test_contacts_move_out_of_the_bend_and_a_straight_run_stays():
 
 
 def test_a_contact_without_a_maximum_of_its_own_is_set_in_the_gap():
-    from cochleaai.ct.contacts import _drop_shallow_ends, _fill_gaps
+    from cochleaai.contacts.detect import _drop_shallow_ends, _fill_gaps
 
     def fill(points, depth, pitch, n):
         return _fill_gaps(_drop_shallow_ends(points, depth), pitch, n)
@@ -159,7 +160,7 @@ def test_a_contact_without_a_maximum_of_its_own_is_set_in_the_gap():
 
 
 def test_the_chain_is_numbered_away_from_the_lead():
-    from cochleaai.ct.contacts import _lead_last
+    from cochleaai.contacts.detect import _lead_last
 
     chain = np.stack([np.arange(6.0), np.zeros(6), np.zeros(6)], 1)
     lead = np.stack([np.linspace(-2.5, -0.3, 40), np.zeros(40), np.zeros(40)], 1)   # runs on past point 0

@@ -1,4 +1,4 @@
-"""X-ray physics of cochleaai.ct against known answers (tables, projector, FBP, cupping)."""
+"""X-ray physics of cochleaai.simulation against known answers (tables, projector, FBP, cupping)."""
 from __future__ import annotations
 
 import shutil
@@ -7,10 +7,14 @@ import numpy as np
 import pytest
 
 from cochleaai import CochleaAIError
-from cochleaai.ct import physics
-from cochleaai.ct.projector import (Body, FanBeamGeometry, RoiGrid, body_line_integrals, ellipse_chord,
-                                    roi_projector)
-from cochleaai.ct.simulation import ScanConfig, simulate_scan
+from cochleaai.simulation import physics
+from cochleaai.simulation.projector import (Body,
+                                            FanBeamGeometry,
+                                            RoiGrid,
+                                            body_line_integrals,
+                                            ellipse_chord,
+                                            roi_projector)
+from cochleaai.simulation.ct import ScanConfig, simulate_scan
 from cochleaai.volume import Volume
 
 # a light scanner for tests: fewer views, a fan just wide enough

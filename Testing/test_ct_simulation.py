@@ -1,4 +1,4 @@
-"""Electrode insertion and post-operative simulation on the phantom (cochleaai.ct)."""
+"""Electrode insertion and post-operative simulation on the phantom (cochleaai.simulation)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from cochleaai import CochleaAIError
-from cochleaai.ct.electrodes import ARRAYS, get_array, insert_array
-from cochleaai.ct.projector import FanBeamGeometry
-from cochleaai.ct.simulation import (SIMULATION_BOX_MM, ScanConfig, simulate_postop, simulate_scan,
-                                    simulation_roi)
+from cochleaai.simulation.electrodes import ARRAYS, get_array, insert_array
+from cochleaai.simulation.projector import FanBeamGeometry
+from cochleaai.simulation.ct import SIMULATION_BOX_MM, ScanConfig, simulate_postop, simulate_scan, simulation_roi
 from cochleaai.phantom import make_phantom
 
 # fewer views than the default scanner keeps the tests quick; the physics is the same
@@ -148,8 +147,8 @@ def test_metal_chords_keep_the_contacts_platinum():
     """The exact chords through a contact band hold its metal: summed over a view's channels
     (times the channel width at the contact) they give the band's cross-section in the slice,
     which integrated over z is the band's volume."""
-    from cochleaai.ct.chords import Cylinders, SubRays, metal_subray_lengths
-    from cochleaai.ct.projector import RoiGrid
+    from cochleaai.simulation.chords import Cylinders, SubRays, metal_subray_lengths
+    from cochleaai.simulation.projector import RoiGrid
 
     g = FanBeamGeometry(n_views=8, fan_radius_mm=20.0)
     grid = RoiGrid(40, 40, 0.2, 0.2)
@@ -185,7 +184,7 @@ def test_exact_metal_chords_make_more_streaks_than_voxelised_metal(phantom):
 
 
 def test_a_pair_without_metal_equals_its_target_and_pairs_repeat_per_seed(phantom):
-    from cochleaai.ct.pairs import make_pair, pair_seed, plan_pairs
+    from cochleaai.simulation.pairs import make_pair, pair_seed, plan_pairs
 
     seq = np.random.SeedSequence(5).spawn(2)[1]
     target = simulate_scan(phantom.ct, None, FAST, seed=seq).image.array

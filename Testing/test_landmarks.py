@@ -263,7 +263,7 @@ def test_logic_trains_from_mrml_nodes_and_leaves_the_scene_alone(tmp_path):
     import sys
     from pathlib import Path
 
-    from cochleaai import mrml
+    from cochleaai.slicer import mrml
     from cochleaai.segments import COCHLEA
 
     folder = str(Path(__file__).resolve().parents[1] / "OneShotLandmarks")

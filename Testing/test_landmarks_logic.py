@@ -17,7 +17,7 @@ for _folder in (ROOT, ROOT / "OneShotLandmarks", ROOT / "Testing"):
 pytest.importorskip("slicer", reason="slicer-core (real MRML) is not installed")
 torch = pytest.importorskip("torch")
 
-from cochleaai import mrml  # noqa: E402
+from cochleaai.slicer import mrml  # noqa: E402
 from cochleaai.errors import CochleaAIError  # noqa: E402
 from cochleaai.segments import COCHLEA  # noqa: E402
 from OneShotLandmarksLib.logic import OneShotLandmarksLogic  # noqa: E402

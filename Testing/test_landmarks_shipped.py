@@ -105,7 +105,7 @@ def test_cli_detects_a_held_out_phantom(target, tmp_path):
 
 def test_logic_detects_on_mrml_nodes_and_leaves_the_scene_alone_on_cancel(model, target):
     pytest.importorskip("slicer")
-    from cochleaai import mrml
+    from cochleaai.slicer import mrml
     from cochleaai.progress import Cancelled
     from OneShotLandmarksLib.logic import TABLE_NAME, OneShotLandmarksLogic
 
@@ -140,7 +140,8 @@ def test_logic_and_cli_name_files_with_equal_stems_alike(tmp_path):
     """Files read by the Logic get the CLI's names: the folder in front where two share a stem.
     (Blank soft-tissue volumes: the structure is not found, so each gets a row quickly.)"""
     pytest.importorskip("slicer")
-    from cochleaai import io, mrml
+    from cochleaai import io
+    from cochleaai.slicer import mrml
     from cochleaai.cli import main
     from cochleaai.volume import Volume
     from OneShotLandmarksLib.logic import OneShotLandmarksLogic

@@ -1,4 +1,4 @@
-"""MARGAN: networks, losses, model files, inference and the command line (cochleaai.margan)."""
+"""MARGAN: networks, losses, model files, inference and the command line (cochleaai.mar.margan)."""
 from __future__ import annotations
 
 import json
@@ -14,8 +14,8 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture
 def tiny_model(tmp_path, one_torch_thread):
-    from cochleaai.margan.model_io import load_model, save_model
-    from cochleaai.margan.network import GeneratorConfig, build_generator
+    from cochleaai.mar.margan.model_io import load_model, save_model
+    from cochleaai.mar.margan.network import GeneratorConfig, build_generator
 
     config = GeneratorConfig((4, 8))
     torch.manual_seed(0)
@@ -35,7 +35,7 @@ def _metal_volume(shape=(12, 12, 16), metal=True):
 
 
 def test_unet_keeps_shape_and_starts_as_identity(one_torch_thread):
-    from cochleaai.margan.network import GeneratorConfig, build_discriminator, build_generator, pad_to_multiple
+    from cochleaai.mar.margan.network import GeneratorConfig, build_discriminator, build_generator, pad_to_multiple
 
     g = build_generator(GeneratorConfig((4, 8, 16)))
     x, crop = pad_to_multiple(np.random.default_rng(0).random((50, 50, 60), dtype=np.float32), 4, 0.0)
@@ -50,8 +50,11 @@ def test_unet_keeps_shape_and_starts_as_identity(one_torch_thread):
 
 
 def test_losses_on_analytic_cases():
-    from cochleaai.margan.losses import (discriminator_loss, gaussian_blur3d, generator_adversarial, mse_loss,
-                                         retinex_loss)
+    from cochleaai.mar.margan.losses import (discriminator_loss,
+                                             gaussian_blur3d,
+                                             generator_adversarial,
+                                             mse_loss,
+                                             retinex_loss)
 
     c = torch.full((1, 1, 9, 9, 9), 0.5)
     torch.testing.assert_close(gaussian_blur3d(c), c)          # a constant stays constant
@@ -66,11 +69,11 @@ def test_losses_on_analytic_cases():
 
 def test_model_file_checksum_and_corrupt_file(tiny_model, tmp_path):
     from cochleaai.io import sha256_of
-    from cochleaai.margan.model_io import load_model
+    from cochleaai.mar.margan.model_io import load_model
 
     pt = tmp_path / "tiny.pt"
     card = json.loads((tmp_path / "tiny.json").read_text())
-    assert card["sha256"] == sha256_of(pt) and card["format"] == "cochleaai.margan/1"
+    assert card["sha256"] == sha256_of(pt) and card["format"] == "cochleaai.mar.margan/1"
     pt.write_bytes(pt.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(CochleaAIError, match="checksum"):
         load_model(pt)
@@ -79,7 +82,7 @@ def test_model_file_checksum_and_corrupt_file(tiny_model, tmp_path):
 
 
 def test_missing_model_is_a_clear_error_and_nmar_still_works(tmp_path):
-    from cochleaai.ct.mar import reduce_metal_artifacts
+    from cochleaai.mar.dispatch import reduce_metal_artifacts
 
     vol = _metal_volume((8, 24, 24))
     with pytest.raises(CochleaAIError, match="does not exist"):
@@ -88,7 +91,7 @@ def test_missing_model_is_a_clear_error_and_nmar_still_works(tmp_path):
 
 
 def test_no_metal_returns_the_input(tiny_model):
-    from cochleaai.ct.mar import reduce_metal_artifacts
+    from cochleaai.mar.dispatch import reduce_metal_artifacts
 
     vol = _metal_volume(metal=False)
     before = vol.array.copy()
@@ -98,8 +101,8 @@ def test_no_metal_returns_the_input(tiny_model):
 
 
 def test_inference_on_a_tiny_volume_and_in_tiles(tiny_model):
-    from cochleaai.ct.mar import reduce_metal_artifacts
-    from cochleaai.margan.inference import correct
+    from cochleaai.mar.dispatch import reduce_metal_artifacts
+    from cochleaai.mar.margan.inference import correct
 
     vol = _metal_volume()
     before = vol.array.copy()
@@ -125,7 +128,7 @@ def test_inference_on_a_tiny_volume_and_in_tiles(tiny_model):
 
 def test_cli_end_to_end_on_a_tiny_set(tmp_path, one_torch_thread, monkeypatch):
     from cochleaai.cli import main
-    from cochleaai.ct import scanner_draw
+    from cochleaai.simulation import scanner_draw
 
     monkeypatch.setattr(scanner_draw, "VIEWS", (360,))          # one small projector keeps it quick
     pairs = tmp_path / "pairs"
@@ -137,7 +140,7 @@ def test_cli_end_to_end_on_a_tiny_set(tmp_path, one_torch_thread, monkeypatch):
         assert {"preop.nrrd", "postop.nrrd", "metal.nrrd", "contacts.mrk.json", "pair.json"} <= \
             {p.name for p in (pairs / name).iterdir()}
     # the same set trains the contact refiner, whose model then loads and refines
-    from cochleaai.ct.contact_refiner import load_refiner
+    from cochleaai.contacts.refiner import load_refiner
 
     assert main(["contacts-train", "--pairs", str(pairs), "--out", str(tmp_path / "refiner"), "--quiet"]) == 0
     refiner = load_refiner(tmp_path / "refiner.npz")
@@ -158,8 +161,8 @@ def test_cli_end_to_end_on_a_tiny_set(tmp_path, one_torch_thread, monkeypatch):
 
 
 def test_shipped_model_loads_and_is_the_default():
-    from cochleaai.ct.mar import default_method
-    from cochleaai.margan.model_io import default_model_available, default_model_path, load_model
+    from cochleaai.mar.dispatch import default_method
+    from cochleaai.mar.margan.model_io import default_model_available, default_model_path, load_model
 
     if not default_model_available():
         assert default_method() == "nmar"
@@ -174,8 +177,8 @@ def test_shipped_model_loads_and_is_the_default():
 
 
 def test_pixel_losses_of_the_ablation(tmp_path):
-    from cochleaai.margan.losses import l1_loss, mse_loss
-    from cochleaai.margan.train import TrainSettings, train
+    from cochleaai.mar.margan.losses import l1_loss, mse_loss
+    from cochleaai.mar.margan.train import TrainSettings, train
 
     a, b = torch.zeros(1, 1, 2, 2, 2), torch.full((1, 1, 2, 2, 2), 0.5)
     b[0, 0, 0, 0, 0] = -1.5
@@ -186,8 +189,8 @@ def test_pixel_losses_of_the_ablation(tmp_path):
 
 
 def test_clean_pairs_have_no_scatter(monkeypatch):
-    from cochleaai.ct import scanner_draw
-    from cochleaai.ct.pairs import PairSpec, make_pair
+    from cochleaai.simulation import scanner_draw
+    from cochleaai.simulation.pairs import PairSpec, make_pair
 
     monkeypatch.setattr(scanner_draw, "VIEWS", (360,))
     spec = PairSpec(0, 11, "phantom:7")

@@ -1,4 +1,4 @@
-"""Training MARGAN on one's own pre-op scans (cochleaai.margan.user_training and the Metal
+"""Training MARGAN on one's own pre-op scans (cochleaai.mar.margan.user_training and the Metal
 Artifact Reduction logic's training steps): pairs, cancellation, bad input, a short training."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def scan():
-    from cochleaai.margan.user_training import UserScan
+    from cochleaai.mar.margan.user_training import UserScan
     from cochleaai.phantom import make_phantom
 
     ph = make_phantom(5, fov="roi")
@@ -24,15 +24,15 @@ def scan():
 
 @pytest.fixture
 def quick_scanner(monkeypatch):
-    from cochleaai.ct import scanner_draw
+    from cochleaai.simulation import scanner_draw
 
     monkeypatch.setattr(scanner_draw, "VIEWS", (360,))          # one small projector keeps it quick
 
 
 def test_pairs_from_a_scan_and_a_short_training(tmp_path, scan, quick_scanner, one_torch_thread):
-    from cochleaai.ct.mar import reduce_metal_artifacts
-    from cochleaai.ct.pairs import GRID_XYZ, pair_folders, read_pair
-    from cochleaai.margan.user_training import simulate_user_pairs, train_user_model
+    from cochleaai.mar.dispatch import reduce_metal_artifacts
+    from cochleaai.simulation.pairs import GRID_XYZ, pair_folders, read_pair
+    from cochleaai.mar.margan.user_training import simulate_user_pairs, train_user_model
 
     before = scan.volume.array.copy()
     seen = []
@@ -61,8 +61,8 @@ def test_pairs_from_a_scan_and_a_short_training(tmp_path, scan, quick_scanner, o
 
 
 def test_cancel_keeps_the_pairs_written(tmp_path, scan, quick_scanner):
-    from cochleaai.ct.pairs import pair_folders
-    from cochleaai.margan.user_training import simulate_user_pairs
+    from cochleaai.simulation.pairs import pair_folders
+    from cochleaai.mar.margan.user_training import simulate_user_pairs
 
     def cancel_at_second(fraction, message=""):
         if 0 < fraction < 1:
@@ -75,7 +75,7 @@ def test_cancel_keeps_the_pairs_written(tmp_path, scan, quick_scanner):
 
 
 def test_bad_input_is_refused_clearly(tmp_path, scan):
-    from cochleaai.margan.user_training import UserScan, simulate_user_pairs, train_user_model
+    from cochleaai.mar.margan.user_training import UserScan, simulate_user_pairs, train_user_model
     from cochleaai.shape import CochleaModel
 
     with pytest.raises(CochleaAIError, match="at least one"):

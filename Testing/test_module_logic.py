@@ -2,7 +2,7 @@
 
 The module folders hold the ``<Module>Lib`` packages, so they go on ``sys.path`` the way
 Slicer puts a module's folder there. Tests that build a real phantom are skipped while
-``cochleaai.phantom.make_phantom`` or ``cochleaai.mrml.add_phantom_to_scene`` are missing;
+``cochleaai.phantom.make_phantom`` or ``cochleaai.slicer.mrml.add_phantom_to_scene`` are missing;
 the rest use a small stand-in phantom so the shared Logic code is always exercised.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ vtk = pytest.importorskip("vtk")
 
 from cochleaai import CochleaAIError  # noqa: E402
 from cochleaai.progress import Cancelled  # noqa: E402
-from cochleaai import slicer_logic  # noqa: E402
+from cochleaai.slicer import logic as slicer_logic  # noqa: E402
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def mrml_scene(request):
         yield shared
         return
     try:  # set up like Slicer's scene when the MRML bridge offers it
-        from cochleaai.mrml import new_scene
+        from cochleaai.slicer.mrml import new_scene
         scene = new_scene()
     except ImportError:
         scene = slicer.vtkMRMLScene()
@@ -78,7 +78,7 @@ def _fake_add_phantom_to_scene(scene, phantom, prefix="Phantom", fail_after_volu
 
 @pytest.fixture
 def stand_in_phantom(monkeypatch):
-    """Replace cochleaai.phantom / cochleaai.mrml by stand-ins; returns a dict of knobs and calls."""
+    """Replace cochleaai.phantom / cochleaai.slicer.mrml by stand-ins; returns a dict of knobs and calls."""
     state = {"calls": [], "fail_after_volume": False}
 
     def make_phantom(seed, fov="roi", progress=None):
@@ -93,10 +93,10 @@ def stand_in_phantom(monkeypatch):
 
     phantom_module = types.ModuleType("cochleaai.phantom")
     phantom_module.make_phantom = make_phantom
-    mrml_module = types.ModuleType("cochleaai.mrml")
+    mrml_module = types.ModuleType("cochleaai.slicer.mrml")
     mrml_module.add_phantom_to_scene = add_phantom_to_scene
     monkeypatch.setitem(sys.modules, "cochleaai.phantom", phantom_module)
-    monkeypatch.setitem(sys.modules, "cochleaai.mrml", mrml_module)
+    monkeypatch.setitem(sys.modules, "cochleaai.slicer.mrml", mrml_module)
     return state
 
 
@@ -185,7 +185,7 @@ def test_small_phantom_through_the_real_mrml_bridge(monkeypatch):
     """Tiny phantom arrays, real ``add_phantom_to_scene`` and a scene set up like Slicer's."""
     from cochleaai import Volume
     from cochleaai.io import Markups
-    from cochleaai.mrml import new_scene
+    from cochleaai.slicer.mrml import new_scene
     from cochleaai.segments import COCHLEA
 
     def make_phantom(seed, fov="roi", progress=None):

@@ -1,4 +1,4 @@
-"""cochleaai.mrml on a real headless MRML scene (slicer-core): geometry, segments, markups,
+"""cochleaai.slicer.mrml on a real headless MRML scene (slicer-core): geometry, segments, markups,
 tables, models, the phantom adapter and saving a scene that Slicer and cochleaai.io can read."""
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from cochleaai.volume import Volume
 slicer = pytest.importorskip("slicer", reason="slicer-core (MRML without Qt) is not installed")
 vtk = pytest.importorskip("vtk")
 
-from cochleaai import mrml  # noqa: E402  (after the skip: needs slicer for everything below)
+from cochleaai.slicer import mrml  # noqa: E402  (after the skip: needs slicer for everything below)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,10 +80,10 @@ def internal_counts(node) -> dict:
 # --------------------------------------------------------------------------- import
 
 def test_module_imports_without_slicer():
-    code = "import sys; sys.modules['slicer'] = None; import cochleaai.mrml as m; print(m.__name__)"
+    code = "import sys; sys.modules['slicer'] = None; import cochleaai.slicer.mrml as m; print(m.__name__)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "cochleaai.mrml" in result.stdout
+    assert "cochleaai.slicer.mrml" in result.stdout
 
 
 # --------------------------------------------------------------------------- volumes

@@ -665,7 +665,7 @@ def test_catalogue_images_ship_with_the_repository():
 def test_ui_declares_the_saved_parameters(module):
     """Node selections and the settings no other code keeps are parameters of the .ui file
     (``SlicerParameterName``); defaults and ranges come from the same widgets."""
-    from cochleaai.slicer_parameters import ui_parameters
+    from cochleaai.slicer.gui.parameters import ui_parameters
 
     parameters = ui_parameters(ROOT / module / "Resources" / "UI" / f"{module}.ui")
     _, widgets = ui_widgets(module)
@@ -677,7 +677,7 @@ def test_ui_declares_the_saved_parameters(module):
 
 
 def test_ui_parameters_refuse_what_they_cannot_hold(tmp_path):
-    from cochleaai.slicer_parameters import ui_parameters
+    from cochleaai.slicer.gui.parameters import ui_parameters
 
     def ui(*widgets):
         path = tmp_path / "x.ui"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.sample_data import CATEGORY, REAL_SPECIMEN, RELEASE_URL, registration, verify
+from cochleaai.slicer.sample_data import CATEGORY, REAL_SPECIMEN, RELEASE_URL, registration, verify
 
 LOCAL_COPY = (Path(__file__).resolve().parents[2] / "shared" / "data" / "real-ct" / "wimmer2019" / "T02" /
               REAL_SPECIMEN.file_name)

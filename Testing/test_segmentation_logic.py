@@ -28,7 +28,7 @@ slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML) is not in
 
 from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
 
-from cochleaai import mrml  # noqa: E402
+from cochleaai.slicer import mrml  # noqa: E402
 from cochleaai.errors import CochleaAIError  # noqa: E402
 from cochleaai.io import Markups  # noqa: E402
 from cochleaai.metrics import dice  # noqa: E402
@@ -36,7 +36,7 @@ from cochleaai.progress import Cancelled  # noqa: E402
 from cochleaai.segmentation import pipeline  # noqa: E402
 from cochleaai.segmentation.pipeline import SegmentSettings  # noqa: E402
 from cochleaai.volume import Volume  # noqa: E402
-from cochleaai.segmentation import scene_nodes  # noqa: E402
+from cochleaai.slicer.results import segmentation as scene_nodes  # noqa: E402
 from CochleaShapeSegmentationLib.logic import (NODE_NAMES, SEGMENT_POSTERIOR, SEGMENT_SHAPE,  # noqa: E402
                                                CochleaShapeSegmentationLogic)
 
@@ -375,16 +375,16 @@ def widget_module(monkeypatch, fitted):
                                     GetSelectionNode=lambda: selection, PropagateTableSelection=lambda: None))
     monkeypatch.setattr(slicer, "app", app, raising=False)
     monkeypatch.setattr(slicer, "mrmlScene", fitted["scene"], raising=False)
-    for name in ("cochleaai.slicer_module", "CochleaShapeSegmentation"):
+    for name in ("cochleaai.slicer.gui.module", "CochleaShapeSegmentation"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     module = importlib.import_module("CochleaShapeSegmentation")
     yield module, calls
-    for name in ("cochleaai.slicer_module", "CochleaShapeSegmentation"):
+    for name in ("cochleaai.slicer.gui.module", "CochleaShapeSegmentation"):
         sys.modules.pop(name, None)
 
 
 def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitted, monkeypatch):
-    from cochleaai.slicer_widgets import JobRunner
+    from cochleaai.slicer.gui.widgets import JobRunner
 
     module, calls = widget_module
     parameters = {}

@@ -1,5 +1,5 @@
 """The dependency check the modules run before their first action
-(``cochleaai.slicer_dependencies``), with stand-in installers and dialogs: nothing is
+(``cochleaai.slicer.gui.dependencies``), with stand-in installers and dialogs: nothing is
 installed, downloaded or shown."""
 from __future__ import annotations
 
@@ -12,9 +12,16 @@ from pathlib import Path
 import pytest
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.slicer_dependencies import (CPU_BUILD, GPU_BUILD, REQUIREMENTS_FILE, DependencyCheck,
-                                           Requirement, SlicerInstaller, changed_and_loaded,
-                                           missing_requirements, read_requirements, release)
+from cochleaai.slicer.gui.dependencies import (CPU_BUILD,
+                                               GPU_BUILD,
+                                               REQUIREMENTS_FILE,
+                                               DependencyCheck,
+                                               Requirement,
+                                               SlicerInstaller,
+                                               changed_and_loaded,
+                                               missing_requirements,
+                                               read_requirements,
+                                               release)
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH, NUMBA, SKIMAGE = Requirement("torch", "2.1"), Requirement("numba", "0.58"), Requirement("scikit-image")

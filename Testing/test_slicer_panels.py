@@ -40,7 +40,7 @@ def test_panel_builds_without_the_optional_packages(panels, module):
 
 @pytest.mark.parametrize("module", MODULES)
 def test_the_panel_is_connected_to_its_parameter_node(panels, module):
-    from cochleaai.slicer_parameters import ui_parameters
+    from cochleaai.slicer.gui.parameters import ui_parameters
 
     declared = ui_parameters(ROOT / module / "Resources" / "UI" / f"{module}.ui")
     assert "volume" in declared and panels[module]["parameters"] == sorted(declared)

@@ -1,4 +1,4 @@
-"""The shared widget helpers (cochleaai.slicer_widgets) driven with stand-in Qt widgets.
+"""The shared widget helpers (cochleaai.slicer.gui.widgets) driven with stand-in Qt widgets.
 
 Slicer's Qt is not available to pytest, so small fakes play the progress bar, buttons,
 spin box, combo box and the few ``slicer`` functions the helpers call. This checks the
@@ -16,8 +16,8 @@ import pytest
 
 from cochleaai import CochleaAIError
 
-from cochleaai.slicer_logic import FIELDS_OF_VIEW
-from cochleaai.slicer_widgets import JobRunner, PhantomPanel
+from cochleaai.slicer.logic import FIELDS_OF_VIEW
+from cochleaai.slicer.gui.widgets import JobRunner, PhantomPanel
 from qt_stand_ins import ComboBox, NodeSelector, Widget
 
 
@@ -494,7 +494,7 @@ def test_guarded_actions_run_only_after_the_dependency_check(fake_slicer):
 
 
 def test_show_table_switches_to_a_layout_with_a_table_view(fake_slicer, monkeypatch):
-    from cochleaai.slicer_widgets import show_table
+    from cochleaai.slicer.gui.widgets import show_table
 
     slicer = sys.modules["slicer"]
     seen = []

@@ -15,7 +15,8 @@ for folder in (ROOT, ROOT / "LangevinVAEExplorer"):
 
 pytest.importorskip("slicer", reason="slicer-core (real MRML) is not installed")
 
-from cochleaai import io, mrml  # noqa: E402
+from cochleaai import io
+from cochleaai.slicer import mrml  # noqa: E402
 from cochleaai.errors import CochleaAIError  # noqa: E402
 from cochleaai.progress import Cancelled  # noqa: E402
 from cochleaai.vae.explore import default_model_path  # noqa: E402
@@ -157,7 +158,7 @@ def test_training_in_steps_off_the_calling_thread_matches_one_call(logic, scene,
 
 def test_put_volume_reuses_the_named_volume_node_and_records_the_latent_point(scene):
     """The one place (used by the Logic and the demo) that writes decoded volumes to nodes."""
-    from cochleaai.vae.nodes import LATENT_ATTRIBUTE, put_volume
+    from cochleaai.slicer.results.vae import LATENT_ATTRIBUTE, put_volume
     from cochleaai.volume import Volume
 
     vol = Volume(np.zeros((4, 5, 6), np.float32), 0.5)

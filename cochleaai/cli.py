@@ -8,17 +8,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CochleaAIError
-from .progress import Cancelled, tqdm_progress
+from cochleaai import __version__, bench, io
+from cochleaai.contacts import cli as contacts_cli
+from cochleaai.errors import CochleaAIError
+from cochleaai.landmarks import cli as landmarks_cli
+from cochleaai.mar import cli as mar_cli
+from cochleaai.mar.margan import cli as margan_cli
+from cochleaai.phantom import make_phantom
+from cochleaai.progress import Cancelled, tqdm_progress
+from cochleaai.segmentation import cli as segmentation_cli
+from cochleaai.shape import PARAM_NAMES, CochleaModel, default_params
+from cochleaai.simulation import cli as simulation_cli
+from cochleaai.vae import cli as vae_cli
 
 
 def _cmd_phantom(args) -> int:
-    from .phantom import make_phantom
-
     with tqdm_progress("phantom", disable=args.quiet) as progress:
         phantom = make_phantom(seed=args.seed, fov=args.fov, progress=progress, labyrinth=args.labyrinth)
         files = phantom.save(args.out)
@@ -28,9 +37,6 @@ def _cmd_phantom(args) -> int:
 
 
 def _cmd_shape(args) -> int:
-    from . import io
-    from .shape import CochleaModel, PARAM_NAMES, default_params
-
     theta = default_params()
     for k, name in enumerate(PARAM_NAMES):
         value = getattr(args, name)
@@ -66,8 +72,6 @@ def _cmd_shape(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from . import bench
-
     fn, _ = bench.registry()[args.name]
     extra = {flag.lstrip("-").replace("-", "_"): getattr(args, flag.lstrip("-").replace("-", "_"))
              for flag, _ in bench.options()}
@@ -80,35 +84,20 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-def _cmd_demo(args) -> int:
-    from .demo import run
-
-    with tqdm_progress("demo", disable=args.quiet) as progress:
-        summary = run(args.out, seed=args.seed, fov=args.fov, progress=progress)
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-#: Method packages add their own commands through a module ``cochleaai/<package>/cli.py``
-#: with ``add_commands(subparsers)``, which registers parsers whose ``func(args) -> int``
-#: does the work (heavy imports kept inside ``func`` so that ``--help`` stays instant).
-METHOD_PACKAGES = ("segmentation", "ct", "landmarks", "vae", "margan")
+#: Each method package owns its commands: ``add_commands(subparsers)`` in its ``cli`` module
+#: registers parsers whose ``func(args) -> int`` does the work.
+METHOD_COMMANDS = (segmentation_cli, simulation_cli, mar_cli, contacts_cli, landmarks_cli, vae_cli, margan_cli)
+#: Commands of layers above the core (the MRML demo of :mod:`cochleaai.slicer`) register
+#: themselves under this entry-point group, so that the core never imports them.
+PLUGIN_GROUP = "cochleaai.commands"
 
 
-def _method_modules(leaf: str) -> list:
-    """The ``cochleaai.<package>.<leaf>`` modules that exist, in METHOD_PACKAGES order."""
-    import importlib
-    import importlib.util
-
-    names = [f"{__package__}.{pkg}.{leaf}" for pkg in METHOD_PACKAGES]
-    return [importlib.import_module(n) for n in names
-            if importlib.util.find_spec(n.rsplit(".", 1)[0]) and importlib.util.find_spec(n)]
+def plugin_commands() -> list:
+    """The ``add_commands`` functions that installed packages declare in :data:`PLUGIN_GROUP`."""
+    return [entry.load() for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name)]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from . import bench
-
     benchmarks = bench.registry()
 
     parser = argparse.ArgumentParser(prog="cochleaai", description="CochleaAI: generative learning for inner-ear CT.")
@@ -125,8 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_phantom)
-
-    from .shape import PARAM_NAMES
 
     p = sub.add_parser("shape", help="write the cochlea shape model surface, centreline and measures",
                        description="Write cochlea_shape.vtk (LPS), scala_tympani_centerline.mrk.json, "
@@ -150,17 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, **kwargs)
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("demo", help="the main job on the built-in phantom (make demo)",
-                       description="Generate a phantom, load it into a real MRML scene, save the scene "
-                                   "and a PNG of orthogonal slices with label contours.")
-    p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fov", choices=("roi", "temporal"), default="temporal")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_demo)
-
-    for module in _method_modules("cli"):
-        module.add_commands(sub)
+    for add_commands in [module.add_commands for module in METHOD_COMMANDS] + plugin_commands():
+        add_commands(sub)
     return parser
 
 

@@ -56,8 +56,8 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 from scipy import ndimage
 
-from .errors import CochleaAIError
-from .volume import Volume
+from cochleaai.errors import CochleaAIError
+from cochleaai.volume import Volume
 
 __all__ = [
     "dice",

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Tuple
 
-from .errors import CochleaAIError
-from .io import sha256_of
+from cochleaai.errors import CochleaAIError
+from cochleaai.io import sha256_of
 
 
 def models_folder() -> Path:

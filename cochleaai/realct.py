@@ -25,8 +25,10 @@ from typing import Dict, List
 import numpy as np
 from scipy import ndimage
 
-from .errors import CochleaAIError
-from .volume import Volume, ras_to_lps
+from cochleaai.errors import CochleaAIError
+from cochleaai.io import Markups, read_volume
+from cochleaai.metrics import dice, hausdorff95
+from cochleaai.volume import Volume, ras_to_lps
 
 #: Radius (mm) of the scoring cylinder around the modiolar axis.
 RADIUS_MM = 5.5
@@ -66,13 +68,9 @@ class Specimen:
         return self.folder / f"{self.id}_CT_LABELS.nii.gz"
 
     def ct(self) -> Volume:
-        from .io import read_volume
-
         return read_volume(self.ct_path)
 
     def labels(self) -> Volume:
-        from .io import read_volume
-
         return read_volume(self.label_path)
 
     def points(self, roles=("center", "apex", "round window")) -> Dict[str, np.ndarray]:
@@ -84,8 +82,6 @@ class Specimen:
 
     def markups(self):
         """The five landmarks as a point list labelled :data:`LANDMARK_LABELS`."""
-        from .io import Markups
-
         return Markups(self.landmark_array(), list(LANDMARK_LABELS), name=f"{self.id} landmarks")
 
     def structure_mask(self, structure: str = "labyrinth", ct: Volume = None) -> np.ndarray:
@@ -170,8 +166,6 @@ def score_segmentation(segmentation: Volume, labels: Volume, specimen: Specimen,
                        reference: np.ndarray = None) -> dict:
     """Dice, volumes, volume ratio and HD95 of a binary segmentation (any grid) against the
     cochlear part, both within the scoring cylinder, on the label grid."""
-    from .metrics import dice, hausdorff95
-
     reference = cochlear_part(labels, specimen) if reference is None else reference
     # linear resampling of the mask, cut at one half: the boundary moves by less than nearest
     # neighbour's half voxel when the grids differ

@@ -7,7 +7,7 @@ Conventions (the one place they are defined):
   ``origin`` is the physical position of voxel (i, j, k) = (0, 0, 0), ``direction`` is the
   3x3 matrix whose columns are the i, j, k axes.
 * Physical coordinates are **LPS** millimetres (the ITK/DICOM convention). MRML uses RAS;
-  :func:`lps_to_ras` / :func:`ras_to_lps` and ``cochleaai.mrml`` convert.
+  :func:`lps_to_ras` / :func:`ras_to_lps` and ``cochleaai.slicer.mrml`` convert.
 * Points are ``(..., 3)`` arrays in ``(x, y, z)`` order; continuous indices are ``(i, j, k)``.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import CochleaAIError
+from cochleaai.errors import CochleaAIError
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 

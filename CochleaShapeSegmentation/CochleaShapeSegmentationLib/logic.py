@@ -34,9 +34,9 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
-from cochleaai.segmentation import scene_nodes
-from cochleaai.segmentation.scene_nodes import CENTERLINE_POINTS, NODE_NAMES, SEGMENT_POSTERIOR, SEGMENT_SHAPE
-from cochleaai.slicer_logic import CochleaAIModuleLogic, scene_unchanged_on_failure
+from cochleaai.slicer.results import segmentation as scene_nodes
+from cochleaai.slicer.results.segmentation import CENTERLINE_POINTS, NODE_NAMES, SEGMENT_POSTERIOR, SEGMENT_SHAPE
+from cochleaai.slicer.logic import CochleaAIModuleLogic, scene_unchanged_on_failure
 
 #: Share of the progress bar spent in the fit (``compute``); the rest is building the nodes.
 FIT_SHARE = 0.9
@@ -46,7 +46,7 @@ POINT_NAMES = ("center", "apex", "round window")
 
 
 def _input_volume(volume_node):
-    from cochleaai import mrml
+    from cochleaai.slicer import mrml
 
     if volume_node is None:
         raise CochleaAIError("No input volume selected; choose the CT volume to segment.")
@@ -58,7 +58,7 @@ def _input_volume(volume_node):
 
 def _input_points(points_node) -> Dict[str, np.ndarray]:
     """Roles -> LPS points from a point list whose points are labelled center / apex / round window."""
-    from cochleaai import mrml
+    from cochleaai.slicer import mrml
     from cochleaai.segmentation.pipeline import POINT_ROLES, parse_points
 
     if points_node is None:
@@ -118,8 +118,8 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
     def points_node(scene, volume_node=None, node=None):
         """The point list to click the cochlea's points into: ``node`` completed, or a new list
         "<volume> cochlea points", with the points of :data:`POINT_NAMES` still to be placed
-        (``cochleaai.mrml.named_point_list``)."""
-        from cochleaai import mrml
+        (``cochleaai.slicer.mrml.named_point_list``)."""
+        from cochleaai.slicer import mrml
 
         prefix = volume_node.GetName() if volume_node is not None else "Cochlea"
         return mrml.named_point_list(scene, POINT_NAMES, f"{prefix} cochlea points", node)
@@ -195,7 +195,7 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
         Returns the problems found (an empty list when all is well). Used by the module's
         Slicer self-test; the same checks run headless in Testing/test_segmentation_logic.py.
         """
-        from cochleaai import mrml
+        from cochleaai.slicer import mrml
         from cochleaai.metrics import dice
         from cochleaai.segmentation.pipeline import SegmentSettings
 

@@ -27,8 +27,8 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
-from cochleaai.slicer_logic import CochleaAIModuleLogic
-from cochleaai.vae.nodes import GENERATED_NAME, LATENT_MAP_NAME, RECONSTRUCTION_NAME, put_volume
+from cochleaai.slicer.logic import CochleaAIModuleLogic
+from cochleaai.slicer.results.vae import GENERATED_NAME, LATENT_MAP_NAME, RECONSTRUCTION_NAME, put_volume
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +118,7 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
 
         The volume is resampled onto the model grid around its centre; the node is not modified.
         """
-        from cochleaai import mrml
+        from cochleaai.slicer import mrml
         from cochleaai.vae.explore import decode_volume, encode_volume
 
         p = Progress.wrap(progress)
@@ -135,7 +135,7 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
 
     def interpolate(self, scene, node_a, node_b, steps: int = 8, progress=None) -> Dict[str, object]:
         """Decode the straight latent path between two volumes as a playable sequence."""
-        from cochleaai import mrml
+        from cochleaai.slicer import mrml
         from cochleaai.vae.explore import decode_volume, encode_volume, interpolate
 
         p = Progress.wrap(progress)
@@ -199,7 +199,7 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
                              kind: str = "lvae", latent_dim: int = 2, seed: int = 0) -> "TrainingInputs":
         """Check the arguments of :meth:`train` and copy the volume nodes' voxels out of MRML
         (a folder is read by :meth:`compute_training`)."""
-        from cochleaai import mrml
+        from cochleaai.slicer import mrml
         from cochleaai.vae.data import VolumeGrid
 
         if not out_path:

@@ -11,7 +11,7 @@ headless on ``slicer-core`` (the tests run it on a real ``vtkMRMLScene``).
   cochlea model and the post-operative CT simulated from X-ray physics;
 * training MARGAN on the user's pre-op scans: ``read_training_scans`` (MRML -> plain data),
   then ``compute_training_pairs`` and ``compute_training`` (no MRML, worker-thread safe;
-  :mod:`cochleaai.margan.user_training`); the trained model is kept as ``model`` and used
+  :mod:`cochleaai.mar.margan.user_training`); the trained model is kept as ``model`` and used
   by ``reduce_artifacts``;
 * ``generate_phantom`` (inherited): the synthetic temporal-bone CT.
 
@@ -23,11 +23,10 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from cochleaai.ct.simulation import SIMULATION_BOX_MM
+from cochleaai.simulation.ct import SIMULATION_BOX_MM
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
-from cochleaai.slicer_logic import (FOV_ATTRIBUTE, SEED_ATTRIBUTE, CochleaAIModuleLogic,
-                                    scene_unchanged_on_failure)
+from cochleaai.slicer.logic import FOV_ATTRIBUTE, SEED_ATTRIBUTE, CochleaAIModuleLogic, scene_unchanged_on_failure
 
 METHOD_ATTRIBUTE = "CochleaAI.MARMethod"
 
@@ -35,7 +34,7 @@ METHOD_ATTRIBUTE = "CochleaAI.MARMethod"
 def model_from_table(table_node):
     """Cochlea shape parameters from a table node: Name/Value rows (as the demo and the shape
     fit write them) or one column per parameter."""
-    from cochleaai import mrml
+    from cochleaai.slicer import mrml
     from cochleaai.shape import PARAM_NAMES, CochleaModel
 
     data = mrml.table_to_dict(table_node)
@@ -93,13 +92,13 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
                          array: Optional[str] = None) -> Dict[str, Any]:
         """Reduce metal artifacts in ``volume_node``; returns the output volume node, the
         contacts markups node (or None) and the messages (e.g. "no metal found").
-        ``threshold_hu``: metal threshold (default ``cochleaai.ct.mar.DEFAULT_THRESHOLD_HU``).
+        ``threshold_hu``: metal threshold (default ``cochleaai.mar.dispatch.DEFAULT_THRESHOLD_HU``).
         ``model``: the MARGAN model (default: the one trained in this session, else the shipped one).
         ``array``: the implanted array's key when known (closely spaced contacts are then set at
         its pitch along the metal); None finds the contacts as bright spots."""
-        from cochleaai import mrml
-        from cochleaai.ct.contacts import detect_contacts as find_contacts
-        from cochleaai.ct.mar import DEFAULT_THRESHOLD_HU, reduce_metal_artifacts
+        from cochleaai.slicer import mrml
+        from cochleaai.contacts.detect import detect_contacts as find_contacts
+        from cochleaai.mar.dispatch import DEFAULT_THRESHOLD_HU, reduce_metal_artifacts
 
         if scene is None:
             raise CochleaAIError("No MRML scene was given.")
@@ -140,10 +139,10 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         from the phantom seed recorded on ``preop_node``. A volume wider than ``crop_mm`` is
         first cropped to a cube of that side around the cochlea (the simulation is of a
         region of interest); the cropped pre-op is added too. ``config``: a
-        :class:`cochleaai.ct.ScanConfig` (default: the clinical scanner of the docs).
+        :class:`cochleaai.simulation.ScanConfig` (default: the clinical scanner of the docs).
         """
-        from cochleaai import mrml
-        from cochleaai.ct.simulation import ScanConfig, simulate_postop, simulation_roi
+        from cochleaai.slicer import mrml
+        from cochleaai.simulation.ct import ScanConfig, simulate_postop, simulation_roi
         from cochleaai.shape import CochleaModel
 
         if scene is None:
@@ -191,8 +190,8 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
     def read_training_scans(self, preop_node, model_table_node=None) -> list:
         """The pre-op scan of ``preop_node`` with its cochlea model (from the shape table, else
         the phantom's truth), copied out of MRML for :meth:`compute_training_pairs`."""
-        from cochleaai import mrml
-        from cochleaai.margan.user_training import UserScan, check_scans
+        from cochleaai.slicer import mrml
+        from cochleaai.mar.margan.user_training import UserScan, check_scans
 
         if preop_node is None:
             raise CochleaAIError("Select the pre-operative CT volume to train on.")
@@ -207,7 +206,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
     @staticmethod
     def compute_training_pairs(scans, pairs_dir, n: int, seed: int = 0, progress=None) -> dict:
         """Simulated pairs of ``scans`` into the new folder ``pairs_dir`` (no MRML)."""
-        from cochleaai.margan.user_training import simulate_user_pairs
+        from cochleaai.mar.margan.user_training import simulate_user_pairs
 
         return simulate_user_pairs(scans, pairs_dir, n, seed=seed, progress=progress)
 
@@ -215,7 +214,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
     def compute_training(pairs_dir, model_path, steps: int, progress=None):
         """A MARGAN model trained on ``pairs_dir`` and saved as ``model_path`` (no MRML); a run
         stopped earlier resumes from its checkpoint."""
-        from cochleaai.margan.user_training import train_user_model
+        from cochleaai.mar.margan.user_training import train_user_model
 
         return train_user_model(pairs_dir, model_path, steps=steps, progress=progress)
 
@@ -228,8 +227,8 @@ def self_test_mar_logic(logic, scene) -> list:
     """Checks run by the Slicer self-test (and the pytest suite): a phantom, a simulated
     implant, artifact reduction; returns the problems found. Uses a scanner with half the
     views to stay quick."""
-    from cochleaai.ct.projector import FanBeamGeometry
-    from cochleaai.ct.simulation import ScanConfig
+    from cochleaai.simulation.projector import FanBeamGeometry
+    from cochleaai.simulation.ct import ScanConfig
 
     quick = ScanConfig(geometry=FanBeamGeometry(n_views=360))
     problems = []

@@ -24,7 +24,7 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
-from cochleaai.slicer_logic import CochleaAIModuleLogic, scene_unchanged_on_failure
+from cochleaai.slicer.logic import CochleaAIModuleLogic, scene_unchanged_on_failure
 
 #: Name of the confidence table node written by :meth:`OneShotLandmarksLogic.detect`.
 TABLE_NAME = "Landmark detection confidence"
@@ -36,7 +36,7 @@ CONFIDENCE_ATTRIBUTE = "CochleaAI.LandmarkConfidence"
 
 
 def _volume(node, what: str):
-    from cochleaai import mrml
+    from cochleaai.slicer import mrml
 
     if node is None or not node.IsA("vtkMRMLScalarVolumeNode"):
         raise CochleaAIError(f"No {what} selected; choose a scalar volume node.")
@@ -44,7 +44,7 @@ def _volume(node, what: str):
 
 
 def _structure_mask(segmentation_node, reference, segment_name: Optional[str], what: str) -> np.ndarray:
-    from cochleaai import mrml
+    from cochleaai.slicer import mrml
     from cochleaai.landmarks.inputs import choose_segment
 
     if segmentation_node is None:
@@ -79,7 +79,7 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
     def reference_landmarks_node(scene, reference_node=None, node=None):
         """The point list to click the reference landmarks into: ``node`` completed, or a new
         list "<reference> landmarks", with :data:`REFERENCE_LANDMARK_NAMES` still to be placed."""
-        from cochleaai import mrml
+        from cochleaai.slicer import mrml
 
         prefix = reference_node.GetName() if reference_node is not None else "Reference"
         return mrml.named_point_list(scene, REFERENCE_LANDMARK_NAMES, f"{prefix} landmarks", node)
@@ -124,7 +124,7 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
                              segment_name: str = "Cochlea", side=None) -> "TrainingInputs":
         """Check the training nodes of :meth:`train` and copy their contents out of MRML.
         The validation volume and its segmentation are optional (both or neither)."""
-        from cochleaai import mrml
+        from cochleaai.slicer import mrml
         from cochleaai.landmarks.model_io import check_side
 
         reference = _volume(reference_node, "reference volume")
@@ -207,7 +207,7 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         return self._detect_loaded(scene, loaders, names, model, progress, baseline, beside=nodes[0], side=side)
 
     def _detect_loaded(self, scene, loaders, names, model, progress, baseline, beside=None, side=None) -> Dict:
-        from cochleaai import mrml
+        from cochleaai.slicer import mrml
         from cochleaai.landmarks.detect import detect_batch
 
         if scene is None:
@@ -244,7 +244,7 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
     def self_test(self, scene, seed: int = 3, progress=None, tolerance_mm: float = 2.0) -> List[str]:
         """Generate a temporal phantom, detect with the shipped phantom model, compare with its
         truth. Returns the problems found (an empty list when all is well)."""
-        from cochleaai import mrml
+        from cochleaai.slicer import mrml
         from cochleaai.landmarks.model_io import load_model, phantom_model_path
 
         p = Progress.wrap(progress)

@@ -1,4 +1,4 @@
-"""Recreate the stored X-ray spectra and attenuation tables of ``cochleaai.ct``.
+"""Recreate the stored X-ray spectra and attenuation tables of ``cochleaai.simulation``.
 
 Needs spekpy (spectra) and xraylib (cross sections), which the project does not need at
 run time:

@@ -31,9 +31,6 @@ volume must be equal, value for value.
 """
 from __future__ import annotations
 
-NAME = "batch"
-DESCRIPTION = "batch runner: 8 roi phantoms serial vs 2 worker processes vs a 2-worker Dask LocalCluster"
-
 import os
 import tempfile
 import time
@@ -42,7 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..progress import Progress
+from cochleaai import batch, io
+from cochleaai.phantom import make_phantom
+from cochleaai.progress import Progress
+from cochleaai.segmentation.cli import batch_job, warm_up
+from cochleaai.segmentation.pipeline import SegmentSettings
+
+NAME = "batch"
+DESCRIPTION = "batch runner: 8 roi phantoms serial vs 2 worker processes vs a 2-worker Dask LocalCluster"
 
 
 def _touch(path, name, folder) -> dict:
@@ -52,8 +56,6 @@ def _touch(path, name, folder) -> dict:
 
 
 def _same_outputs(a: Path, b: Path, names) -> int:
-    from .. import io
-
     same = 0
     for name in names:
         la = [m for _, m in io.read_seg_nrrd(a / name / "labels.seg.nrrd")[1]]
@@ -96,11 +98,6 @@ def _runs(quick: bool) -> list:
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **options) -> dict:
-    from .. import batch, io
-    from ..phantom import make_phantom
-    from ..segmentation.cli import batch_job, warm_up
-    from ..segmentation.pipeline import SegmentSettings
-
     p = Progress.wrap(progress)
     n = 4 if quick else 8
     runs = _runs(quick)

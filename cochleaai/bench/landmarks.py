@@ -9,26 +9,29 @@ back. ``--quick`` uses the shipped model (its card's training time is reported) 
 """
 from __future__ import annotations
 
-NAME = "landmarks"
-DESCRIPTION = "one-shot landmarks on held-out phantoms: error, success, time; registration-only baseline"
-
 import time
 
 import numpy as np
 
-from ..progress import Progress
+from cochleaai.landmarks.detect import detect_landmarks
+from cochleaai.landmarks.localise import StructureNotFound
+from cochleaai.landmarks.model_io import load_model, phantom_model_path
+from cochleaai.landmarks.patches import as_sitk
+from cochleaai.landmarks.training import TrainConfig, train_oneshot
+from cochleaai.phantom import SIDE as PHANTOM_SIDE  # noqa: E402  (the generator builds right ears)
+from cochleaai.phantom import make_phantom
+from cochleaai.progress import Progress
+from cochleaai.volume import Volume
 
+NAME = "landmarks"
+DESCRIPTION = "one-shot landmarks on held-out phantoms: error, success, time; registration-only baseline"
 REFERENCE_SEED = 1000      # the shipped model's reference; validation is REFERENCE_SEED + 1
 TARGET_SEED = 2000
-from ..phantom import SIDE as PHANTOM_SIDE  # noqa: E402  (the generator builds right ears)
 
 
 def known_rigid_target(phantom, angles_deg=(8.0, -6.0, 10.0), shift_mm=(2.0, -1.5, 1.0)):
     """The phantom's CT resampled under a known rigid motion, and where its landmarks go."""
     import SimpleITK as sitk
-
-    from ..landmarks.patches import as_sitk
-    from ..volume import Volume
 
     ct = phantom.ct
     tf = sitk.Euler3DTransform()
@@ -52,12 +55,6 @@ def _summary(errors, times, prefix=""):
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **options) -> dict:
     import torch
-
-    from ..landmarks.detect import detect_landmarks
-    from ..landmarks.localise import StructureNotFound
-    from ..landmarks.model_io import load_model, phantom_model_path
-    from ..landmarks.training import TrainConfig, train_oneshot
-    from ..phantom import make_phantom
 
     torch.set_num_threads(1)      # the machine is shared: one thread is faster than two contended ones
     p = Progress.wrap(progress)

@@ -16,6 +16,18 @@ separates successes from failures.
 """
 from __future__ import annotations
 
+import time
+
+import numpy as np
+
+from cochleaai import realct
+from cochleaai.errors import CochleaAIError
+from cochleaai.io import Markups
+from cochleaai.landmarks.detect import Detection, detect_landmarks, fuse_detections
+from cochleaai.landmarks.training import TrainConfig, train_oneshot
+from cochleaai.progress import Progress
+from cochleaai.realct import LANDMARK_LABELS as LABELS  # noqa: E402
+
 NAME = "landmarks-real"
 DESCRIPTION = ("one-shot landmarks on real CT (--data DIR --reference ID): errors, success, time, "
                "baseline; --all-references for leave-one-reference-out")
@@ -30,15 +42,6 @@ OPTIONS = [
                      "help": "landmarks-real: the reference structure (default labyrinth: the expert label)"}),
     ("--max-steps", {"type": int, "help": "landmarks-real: training steps (default: TrainConfig's)"}),
 ]
-
-import time
-
-import numpy as np
-
-from ..errors import CochleaAIError
-from ..progress import Progress
-
-from ..realct import LANDMARK_LABELS as LABELS  # noqa: E402
 
 SUCCESS_MM = 2.0
 QUICK_STEPS = 250
@@ -55,8 +58,6 @@ def specimen_inputs(specimen, structure: str = "labyrinth"):
 
 
 def train_reference(specimen, validation=None, structure="labyrinth", max_steps=None, seed=0, progress=None):
-    from ..landmarks.training import TrainConfig, train_oneshot
-
     ct, mask, marks = specimen_inputs(specimen, structure)
     cfg = TrainConfig() if max_steps is None else TrainConfig(max_steps=int(max_steps))
     val = (None, None)
@@ -73,8 +74,6 @@ def _errors(points, specimen) -> np.ndarray:
 
 def detect_pairs(model, targets, progress=None) -> list:
     """Detect in every target: side given, side found, registration-only baseline."""
-    from ..landmarks.detect import detect_landmarks
-
     p = Progress.wrap(progress)
     rows = []
     for k, spec in enumerate(targets):
@@ -134,9 +133,6 @@ def _summary(results: list, prefix: str) -> dict:
 def fuse_targets(pair_rows: list, specimens) -> list:
     """For each target, its detections by all the other references fused as the product
     fuses them (:func:`~cochleaai.landmarks.detect.fuse_detections`)."""
-    from ..io import Markups
-    from ..landmarks.detect import Detection, fuse_detections
-
     by_id = {s.id: s for s in specimens}
     out = []
     for tid in sorted({r["target"] for r in pair_rows}):
@@ -156,8 +152,6 @@ def fuse_targets(pair_rows: list, specimens) -> list:
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, reference=None,
         validation=None, all_references=False, structure=None, max_steps=None, **_) -> dict:
     import torch
-
-    from .. import realct
 
     if not data:
         raise CochleaAIError("bench landmarks-real needs --data DIR: a folder of specimens with expert "

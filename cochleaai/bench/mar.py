@@ -22,6 +22,22 @@ the thesis's loss and simulation ablation instead (:mod:`cochleaai.bench.mar_abl
 """
 from __future__ import annotations
 
+import time
+
+import numpy as np
+
+from cochleaai.bench.mar_ablation import run_ablation
+from cochleaai.contacts.detect import chain_of_contacts, corrected_chain
+from cochleaai.contacts.refiner import shipped_refiner
+from cochleaai.mar.dispatch import reduce_metal_artifacts
+from cochleaai.mar.margan.model_io import default_model_available
+from cochleaai.mar.quality import similarity
+from cochleaai.metrics import dice
+from cochleaai.progress import Progress
+from cochleaai.segmentation.pipeline import SegmentSettings, segment
+from cochleaai.simulation.pairs import EVAL_SPECIMENS, PairSpec, make_pair, real_preop, training_specimens
+from cochleaai.threads import threads_limited
+
 NAME = "mar"
 DESCRIPTION = ("MARGAN / LI / NMAR / BHC on held-out simulated implants (and real anatomy with --data DIR): "
                "PSNR, SSIM, RMSE, near-metal figures, contacts, s/volume")
@@ -35,12 +51,6 @@ OPTIONS = [("--mar-model", {"help": "MARGAN model for bench mar (default: the sh
                                    "(L1, L2, L2 + Retinex, L2 + Retinex without scatter and noise): four "
                                    "short trainings on a small set, about 5 min on one CPU thread "
                                    "(--quick: about 2 min)"})]
-
-import time
-
-import numpy as np
-
-from ..progress import Progress
 
 HELD_OUT_SEED = 100_000       # phantoms for this benchmark come from seeds no training set uses
 NEAR_METAL_MM = 2.0
@@ -94,8 +104,6 @@ def _contact_errors(found, image, insertion, offsets=None):
 
 
 def _methods(model_path):
-    from ..margan.model_io import default_model_available
-
     methods = ["li", "nmar", "bhc"]
     if model_path or default_model_available():
         methods.append("margan")
@@ -103,29 +111,18 @@ def _methods(model_path):
 
 
 def _segmentation(volume):
-    from ..segmentation.pipeline import SegmentSettings, segment
-
     return segment(volume, settings=SegmentSettings()).sroi.array > 0
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, mar_model=None,
         mar_segment: bool = False, ablation: bool = False, threads=None, **_) -> dict:
     """The figures (see the module's docstring); ``threads``: torch, numba and BLAS threads."""
-    from ..threads import threads_limited
-
     with threads_limited(threads):
         return _run(quick, seed, progress, data, mar_model, mar_segment, ablation)
 
 
 def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
-    from ..ct.contacts import chain_of_contacts, corrected_chain
-    from ..ct.mar import reduce_metal_artifacts
-    from ..ct.pairs import EVAL_SPECIMENS, PairSpec, make_pair, training_specimens
-    from ..ct.quality import similarity
-
     if ablation:
-        from .mar_ablation import run_ablation
-
         return run_ablation(quick=quick, seed=seed, progress=progress)
     p = Progress.wrap(progress)
     methods = _methods(mar_model)
@@ -165,8 +162,6 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
             outputs[m] = (res.image, res.metal_mask)
         is_real = spec.source.startswith("real:")
         if is_real:
-            from ..ct.pairs import real_preop
-
             s_anat = np.random.SeedSequence(spec.seed).spawn(4)[0]
             anatomy = real_preop(spec.source[5:], np.random.default_rng(s_anat))[0].array.astype(np.float32)
             rescan_vs_real.append(_psnr_rmse(anatomy, tgt, ~metal)[0])
@@ -197,8 +192,6 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
             sim_scores[m]["psnr_near"].append(pn)
             sim_scores[m]["rmse_near"].append(rn)
         if mar_segment and not is_real:
-            from ..metrics import dice
-
             ref = _segmentation(target)
             for m in seg_keys:
                 dice_scores[m].append(float(dice(_segmentation(outputs[m][0]), ref)))
@@ -215,8 +208,6 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
 
     def by_array(per):
         return {a: [median(v), p95(v), len(v)] for a, v in sorted(per.items()) if v}
-
-    from ..ct.contact_refiner import shipped_refiner
 
     refiner = shipped_refiner()
 

@@ -21,7 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..progress import Progress
+from cochleaai.mar.dispatch import reduce_metal_artifacts
+from cochleaai.mar.margan.model_io import load_model
+from cochleaai.mar.margan.train import TrainSettings, train
+from cochleaai.mar.quality import similarity
+from cochleaai.progress import Progress
+from cochleaai.simulation.pairs import PairSpec, make_pair, write_pair
 
 VARIANTS = {"l1": {"pixel_loss": "l1", "alpha": 0.0}, "l2": {"pixel_loss": "mse", "alpha": 0.0},
             "l2_retinex": {"pixel_loss": "mse"}, "l2_retinex_clean_sim": {"pixel_loss": "mse", "clean": True}}
@@ -31,8 +36,6 @@ ABLATION_SEED = 200_000          # phantoms of this set come from seeds no other
 
 
 def _pairs(folder: Path, n: int, seed: int, clean: bool, p) -> Path:
-    from ..ct.pairs import PairSpec, make_pair, write_pair
-
     folder.mkdir(parents=True)
     for k in range(n):
         p(k / n, f"pair {k + 1}/{n}" + (" (no scatter, no noise)" if clean else ""))
@@ -46,12 +49,6 @@ def _pairs(folder: Path, n: int, seed: int, clean: bool, p) -> Path:
 def run_ablation(quick: bool = False, seed: int = 0, progress=None) -> dict:
     """The ablation: ``ablation_psnr``, ``ablation_rmse``, ``ablation_ssim`` (each
     ``{variant: mean}``, the input first) and the set-up."""
-    from ..ct.mar import reduce_metal_artifacts
-    from ..ct.pairs import PairSpec, make_pair
-    from ..ct.quality import similarity
-    from ..margan.model_io import load_model
-    from ..margan.train import TrainSettings, train
-
     p = Progress.wrap(progress)
     n_train, steps, n_test = SIZES[bool(quick)]
     base = ABLATION_SEED + 10_000 * seed

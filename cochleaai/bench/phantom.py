@@ -1,19 +1,18 @@
 """Phantom benchmark: generation time per field of view and what the images contain."""
 from __future__ import annotations
 
-NAME = "phantom"
-DESCRIPTION = "synthetic CT generation time (roi, temporal) and tissue intensities"
-
 import time
 
 import numpy as np
 
-from ..progress import Progress
+from cochleaai.phantom import make_phantom
+from cochleaai.progress import Progress
+
+NAME = "phantom"
+DESCRIPTION = "synthetic CT generation time (roi, temporal) and tissue intensities"
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict:
-    from ..phantom import make_phantom
-
     p = Progress.wrap(progress)
     make_phantom(seed=seed, fov="roi")                       # compile and warm up
     figures = {}

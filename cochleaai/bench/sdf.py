@@ -6,17 +6,17 @@ evaluates ``vtkImplicitPolyDataDistance`` on the whole grid in one call (its C++
 """
 from __future__ import annotations
 
-NAME = "sdf"
-DESCRIPTION = "cochlea shape function and Jacobian vs vtkImplicitPolyDataDistance on a fine mesh"
-
 import time
 
 import numpy as np
 
-from ..progress import Progress
-from ..shape import ShapeFunction, default_params
-from ..shape.mesh import surface_arrays, arrays_to_polydata
-from . import median_time
+from cochleaai.bench import median_time
+from cochleaai.progress import Progress
+from cochleaai.shape import ShapeFunction, default_params
+from cochleaai.shape.mesh import arrays_to_polydata, surface_arrays
+
+NAME = "sdf"
+DESCRIPTION = "cochlea shape function and Jacobian vs vtkImplicitPolyDataDistance on a fine mesh"
 
 
 def roi_grid(theta: np.ndarray, size=(60, 50, 50), spacing: float = 0.2) -> np.ndarray:

@@ -16,16 +16,25 @@ failed fits, SSI Dice below 0.5, and how many of the good ones it flags).
 """
 from __future__ import annotations
 
-NAME = "segment"
-DESCRIPTION = "logistic shape model on held-out roi phantoms: Dice, HD95, time, GN vs BFGS, random starts"
-#: A fit with an SSI Dice below this counts as failed when the quality control is scored.
-FAILED_DICE = 0.5
-
 import time
 
 import numpy as np
 
-from ..progress import Progress
+from cochleaai.metrics import dice, hausdorff95
+from cochleaai.phantom import make_phantom
+from cochleaai.progress import Progress
+from cochleaai.segmentation.pipeline import SegmentSettings, segment
+from cochleaai.segmentation.shapes import CochleaShape
+from cochleaai.shape.measures import clinical_measures
+
+#: A fit with an SSI Dice below this counts as failed when the quality control is scored.
+
+
+
+
+NAME = "segment"
+DESCRIPTION = "logistic shape model on held-out roi phantoms: Dice, HD95, time, GN vs BFGS, random starts"
+FAILED_DICE = 0.5
 
 
 def _truth_on(result, phantom) -> np.ndarray:
@@ -35,12 +44,6 @@ def _truth_on(result, phantom) -> np.ndarray:
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict:
     import torch
-
-    from ..metrics import dice, hausdorff95
-    from ..phantom import make_phantom
-    from ..shape.measures import clinical_measures
-    from ..segmentation.pipeline import SegmentSettings, segment
-    from ..segmentation.shapes import CochleaShape
 
     torch.set_num_threads(1)            # the fit is many small evaluations: one core is faster
     p = Progress.wrap(progress)

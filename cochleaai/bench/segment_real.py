@@ -17,14 +17,18 @@ specimen from three points only.
 """
 from __future__ import annotations
 
-NAME = "segment-real"
-DESCRIPTION = "segmentation on real CT with expert labels (--data DIR): Dice, volume, HD95, landmark errors by start"
-
 import time
 
 import numpy as np
 
-from ..progress import Progress
+from cochleaai import realct
+from cochleaai.errors import CochleaAIError
+from cochleaai.progress import Progress
+from cochleaai.segmentation.pipeline import LANDMARK_OF_ROLE, SegmentSettings, segment
+from cochleaai.threads import torch_threads
+
+NAME = "segment-real"
+DESCRIPTION = "segmentation on real CT with expert labels (--data DIR): Dice, volume, HD95, landmark errors by start"
 
 #: Starts (name, the expert points given) in the order of the table.
 STARTS = (("3 points", ("center", "apex", "round window")),
@@ -51,9 +55,6 @@ def _failing_start(specimen, name, rng):
 
 
 def _score(specimen, labels, part, points, side=None, **changes) -> dict:
-    from .. import realct
-    from ..segmentation.pipeline import LANDMARK_OF_ROLE, SegmentSettings, segment
-
     ct = specimen.ct()
     if points == ():
         # no point: a crop where the cochlea dominates, its orientation unknown
@@ -78,10 +79,6 @@ def _score(specimen, labels, part, points, side=None, **changes) -> dict:
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, **_) -> dict:
-    from .. import realct
-    from ..errors import CochleaAIError
-    from ..threads import torch_threads
-
     if not data:
         raise CochleaAIError("bench segment-real needs --data DIR: a folder of specimens with expert labels "
                              "(for example ../shared/data/real-ct).")

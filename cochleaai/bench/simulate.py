@@ -2,15 +2,20 @@
 and noise on the metal artifacts (the thesis's Fig. 2.6 ablation, as numbers and a PNG)."""
 from __future__ import annotations
 
-NAME = "simulate"
-DESCRIPTION = "cochlear-implant CT simulation: seconds per volume and stage, blooming, scatter/noise ablation"
-
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..progress import Progress
+from cochleaai.io import pyplot, save_figure
+from cochleaai.mar.quality import blooming_factor
+from cochleaai.phantom import make_phantom
+from cochleaai.progress import Progress
+from cochleaai.simulation.ct import ScanConfig, simulate_postop, simulate_scan
+from cochleaai.simulation.electrodes import ARRAYS
+
+NAME = "simulate"
+DESCRIPTION = "cochlear-implant CT simulation: seconds per volume and stage, blooming, scatter/noise ablation"
 
 ABLATION = {"beam_hardening": ("noise", "scatter"), "bh_scatter": ("noise",),
             "bh_noise": ("scatter",), "full": ()}
@@ -18,11 +23,6 @@ ABLATION = {"beam_hardening": ("noise", "scatter"), "bh_scatter": ("noise",),
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict:
     from scipy.ndimage import binary_dilation
-
-    from ..ct.electrodes import ARRAYS
-    from ..ct.quality import blooming_factor
-    from ..ct.simulation import ScanConfig, simulate_postop, simulate_scan
-    from ..phantom import make_phantom
 
     p = Progress.wrap(progress)
     n = 2 if quick else 5
@@ -92,8 +92,6 @@ def _threads() -> int:
 
 
 def _ablation_png(pre, images, metal, path: Path) -> Path:
-    from ..io import pyplot, save_figure
-
     plt = pyplot()
 
     k = int(np.argmax(metal.reshape(metal.shape[0], -1).sum(1)))

@@ -9,6 +9,13 @@ Test volumes are phantoms whose seeds were not used for training.
 """
 from __future__ import annotations
 
+from cochleaai.progress import Progress
+from cochleaai.vae.compare import compare_models, resolve_device
+from cochleaai.vae.configs import volume_model_config
+from cochleaai.vae.data import VolumeGrid, phantom_dataset
+from cochleaai.vae.likelihoods import Gaussian
+from cochleaai.vae.train import TrainConfig, seeded_model, split_train_val
+
 NAME = "vae-cochlea"
 DESCRIPTION = "ELBO/NLL of VAE, HVAE and Langevin-VAE on roi phantom CT volumes (thesis Table 4.2)"
 
@@ -28,13 +35,6 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, device=
 
     import numpy as np
     import torch
-
-    from ..progress import Progress
-    from ..vae.compare import compare_models, resolve_device
-    from ..vae.configs import volume_model_config
-    from ..vae.data import VolumeGrid, phantom_dataset
-    from ..vae.likelihoods import Gaussian
-    from ..vae.train import TrainConfig, seeded_model, split_train_val
 
     p = Progress.wrap(progress)
     s = dict(SETTINGS[bool(quick)])

@@ -9,6 +9,13 @@ IWAE 82.90 nats; pythae's reproductions: HVAE 86.21, IWAE 86.82, VAE 89.78.
 """
 from __future__ import annotations
 
+from cochleaai.errors import CochleaAIError
+from cochleaai.progress import Progress
+from cochleaai.vae.compare import compare_models, resolve_device
+from cochleaai.vae.configs import mnist_model_config
+from cochleaai.vae.data import binarize, load_mnist
+from cochleaai.vae.train import TrainConfig, seeded_model
+
 NAME = "vae-mnist"
 DESCRIPTION = "binarised MNIST NLL/ELBO of VAE, HVAE and Langevin-VAE (needs --data mnist.npz)"
 OPTIONS = [
@@ -43,13 +50,6 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     from pathlib import Path
 
     import torch
-
-    from ..errors import CochleaAIError
-    from ..progress import Progress
-    from ..vae.configs import mnist_model_config
-    from ..vae.compare import compare_models, resolve_device
-    from ..vae.data import binarize, load_mnist
-    from ..vae.train import TrainConfig, seeded_model
 
     if not data:
         raise CochleaAIError("vae-mnist needs --data PATH of mnist.npz (from the project root: "

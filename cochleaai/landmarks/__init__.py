@@ -14,21 +14,20 @@ Heavy imports (torch, SimpleITK) happen when these functions are used.
 """
 from __future__ import annotations
 
+from cochleaai.landmarks import detect, model_io, training
+from cochleaai.landmarks.localise import StructureNotFound
+
 __all__ = ["train_oneshot", "TrainConfig", "detect_landmarks", "detect_batch", "load_model", "save_model",
            "StructureNotFound"]
 
 
 def __getattr__(name):
     if name in ("train_oneshot", "TrainConfig"):
-        from . import training
         return getattr(training, name)
     if name in ("detect_landmarks", "detect_batch"):
-        from . import detect
         return getattr(detect, name)
     if name in ("load_model", "save_model"):
-        from . import model_io
         return getattr(model_io, name)
     if name == "StructureNotFound":
-        from .localise import StructureNotFound
         return StructureNotFound
     raise AttributeError(name)

@@ -15,7 +15,7 @@ import itertools
 
 import numpy as np
 
-from ..errors import CochleaAIError
+from cochleaai.errors import CochleaAIError
 
 #: Two moments closer than this ratio count as "nearly equal": the axes may swap.
 DEGENERATE_RATIO = 1.25

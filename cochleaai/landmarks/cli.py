@@ -4,8 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import batch
-from ..threads import set_torch_threads
+from cochleaai import batch, io, realct
+from cochleaai.errors import CochleaAIError
+from cochleaai.landmarks.detect import detect_with_references
+from cochleaai.landmarks.files import read_structure_mask
+from cochleaai.landmarks.model_io import check_side, load_model, save_model
+from cochleaai.landmarks.training import TrainConfig, train_oneshot
+from cochleaai.progress import tqdm_progress
+from cochleaai.threads import set_torch_threads
 
 
 def _train_command(args) -> str:
@@ -28,13 +34,6 @@ def _train_command(args) -> str:
 
 
 def _cmd_train(args) -> int:
-    from .. import io
-    from ..errors import CochleaAIError
-    from ..progress import tqdm_progress
-    from .files import read_structure_mask
-    from .model_io import save_model
-    from .training import TrainConfig, train_oneshot
-
     set_torch_threads(args.threads)
     if bool(args.validation) != bool(args.validation_mask):
         raise CochleaAIError("Give --validation and --validation-mask together, or neither.")
@@ -42,7 +41,6 @@ def _cmd_train(args) -> int:
         raise CochleaAIError("--max-steps must be at least 1.")
     specimen = None
     if args.specimen:                  # a specimen folder of the real-CT data set layout
-        from .. import realct
 
         specimen = realct.read_specimen(args.specimen)
         reference = specimen.ct()
@@ -69,8 +67,6 @@ def _cmd_train(args) -> int:
     training = dict(model.card["training"])
     training["command"] = _train_command(args)
     if specimen is not None:
-        from .. import realct
-
         training["data"] = {"specimen": specimen.id, "structure": args.structure, "side": args.side,
                             "reference": str(specimen.ct_path.name), "reference_mask": str(specimen.label_path.name),
                             "landmarks": f"{specimen.id}_DESC.json (RAS in the file, converted to LPS)",
@@ -97,8 +93,6 @@ _MODELS: dict = {}
 
 
 def _model(path=None, sha256=None):
-    from .model_io import load_model
-
     key = (str(path or ""), sha256)
     if key not in _MODELS:
         _MODELS[key] = load_model(path)
@@ -107,8 +101,6 @@ def _model(path=None, sha256=None):
 
 def _warm_up(models=(None,), sha256s=(None,)) -> None:
     """A batch worker imports the detector and reads and checks its models before its first volume."""
-    from . import detect  # noqa: F401
-
     for m, h in zip(models, sha256s):
         _model(m, h)
 
@@ -116,9 +108,6 @@ def _warm_up(models=(None,), sha256s=(None,)) -> None:
 def _detect_job(path, name, folder, models=(None,), sha256s=(None,), use_localisation=True, side=None) -> dict:
     """One volume of ``landmarks detect``: ``<name>.mrk.json`` in ``folder``, its table row.
     Several models (one per reference) are fused."""
-    from .. import io
-    from .detect import detect_with_references
-
     det = detect_with_references([_model(m, h) for m, h in zip(models, sha256s)], io.read_volume(path),
                                  use_localisation=use_localisation, side=side)
     markups = det.landmarks
@@ -137,13 +126,6 @@ def _table_row(row: dict) -> dict:
 
 def _cmd_detect(args) -> int:
     from functools import partial
-
-    from .. import batch
-    from ..progress import tqdm_progress
-
-    from .model_io import load_model
-
-    from .model_io import check_side
 
     side = check_side(args.side, "--side")
     paths, sha256s = [], []

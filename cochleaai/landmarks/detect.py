@@ -15,16 +15,17 @@ from typing import Iterable, List, Optional
 
 import numpy as np
 
-from ..errors import CochleaAIError
-from ..io import Markups
-from ..progress import Progress
-from ..volume import Volume
-from .align import candidate_rotations, cube_rotations, inertia_frame
-from .inputs import check_volume
-from .localise import localise
-from .model_io import check_side
-from .patches import as_sitk, hu_mapping, intensity_anchors, normalise
-from .register import _normalised_target, coarse_template, model_region, register_patch, search_translation
+from cochleaai.errors import CochleaAIError
+from cochleaai.io import Markups
+from cochleaai.landmarks.align import candidate_rotations, cube_rotations, inertia_frame
+from cochleaai.landmarks.inputs import check_volume
+from cochleaai.landmarks.localise import localise
+from cochleaai.landmarks.model_io import check_side
+from cochleaai.landmarks.patches import as_sitk, hu_mapping, intensity_anchors, normalise
+from cochleaai.landmarks.register import (_normalised_target, coarse_template, model_region, register_patch,
+                                          search_translation)
+from cochleaai.progress import Progress
+from cochleaai.volume import Volume
 
 #: Below this confidence a detection is flagged for review. On the real development CT
 #: (leave one reference out, bench landmarks-real) every wrong pose the rigid stage settled

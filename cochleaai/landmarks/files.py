@@ -6,15 +6,14 @@ from typing import Optional
 
 import numpy as np
 
-from ..volume import Volume
-from .inputs import choose_segment
+from cochleaai import io
+from cochleaai.landmarks.inputs import choose_segment
+from cochleaai.volume import Volume
 
 
 def read_structure_mask(path, image: Volume, segment: Optional[str] = "Cochlea") -> np.ndarray:
     """A bool mask on ``image``'s grid from a ``.seg.nrrd`` (the named segment, or the only
     one) or a label volume (non-zero voxels)."""
-    from .. import io
-
     name = Path(path).name.lower()
     if name.endswith((".seg.nrrd", ".seg.nhdr")) or name.endswith(".nrrd"):
         reference, segments = io.read_seg_nrrd(path)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CochleaAIError
-from ..io import Markups
-from ..volume import Volume
+from cochleaai.errors import CochleaAIError
+from cochleaai.io import Markups
+from cochleaai.volume import Volume
 
 
 def check_volume(volume, what: str) -> Volume:

@@ -20,10 +20,10 @@ from typing import List
 
 import numpy as np
 
-from ..errors import CochleaAIError
-from ..progress import Progress
-from ..volume import Volume
-from .patches import normalise, orthogonal_stacks, sample_patch
+from cochleaai.errors import CochleaAIError
+from cochleaai.landmarks.patches import normalise, orthogonal_stacks, sample_patch
+from cochleaai.progress import Progress
+from cochleaai.volume import Volume
 
 #: Product-map level that counts as "structure" when picking the connected component.
 FOUND_LEVEL = 0.3

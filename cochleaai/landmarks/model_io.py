@@ -19,12 +19,12 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..errors import CochleaAIError
-from ..io import sha256_of  # noqa: F401  (the checksum models are written with, for callers)
-from ..model_files import load_tensors, model_paths, models_folder, save_tensors
-from ..volume import Volume
-from .patches import DEFAULT_WINDOW, patch_grid
-from .unet import SliceUNet, UNetConfig
+from cochleaai.errors import CochleaAIError
+from cochleaai.io import sha256_of  # noqa: F401  (the checksum models are written with, for callers)
+from cochleaai.landmarks.patches import DEFAULT_WINDOW, patch_grid
+from cochleaai.landmarks.unet import SliceUNet, UNetConfig
+from cochleaai.model_files import load_tensors, model_paths, models_folder, save_tensors
+from cochleaai.volume import Volume
 
 FORMAT = "cochleaai.oneshot-landmarks/1"
 #: The shipped default model: trained on a real temporal-bone CT (see its card).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..volume import Volume
+from cochleaai.volume import Volume
 
 #: CT window mapped to [-1, 1] for the network: air -> -1, dense otic-capsule bone -> +1
 #: (the window of models made before :data:`BONE_WINDOW`, still read from their cards).

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..progress import Progress
-from .patches import normalise
+from cochleaai.landmarks.align import ncc
+from cochleaai.landmarks.patches import normalise, sample_patch
+from cochleaai.progress import Progress
 
 
 @dataclass
@@ -92,8 +93,6 @@ def coarse_template(fixed, spacing: float = SEARCH_SPACING_MM) -> np.ndarray:
     translation search's grid (same centre and axes)."""
     import SimpleITK as sitk
 
-    from .patches import sample_patch
-
     n = np.maximum(4, np.round(np.array(fixed.size) * float(fixed.spacing[0]) / spacing)).astype(int)
     smooth = sitk.SmoothingRecursiveGaussian(fixed.to_sitk(), 0.5 * spacing)
     return sample_patch(smooth, fixed.center, fixed.direction, n, spacing, -1.0).array
@@ -109,8 +108,6 @@ def search_translation(fixed, moving, pose, search_mm: float = SEARCH_MM,
     ``template``: :func:`coarse_template` of ``fixed`` when the caller searches many poses."""
     import SimpleITK as sitk
     from skimage.feature import match_template
-
-    from .patches import sample_patch
 
     template = coarse_template(fixed, spacing) if template is None else template
     if float(template.std()) == 0.0:
@@ -180,7 +177,6 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
     the full one.
     """
     import SimpleITK as sitk
-    from .align import ncc
 
     p = Progress.wrap(progress)
     region = model_region(model) if region is None else region

@@ -24,15 +24,15 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import CochleaAIError
-from ..progress import Progress
-from .align import inertia_frame, mask_frame
-from .inputs import check_landmarks, check_landmarks_near, check_mask, check_volume
-from .localise import StructureNotFound, localise
-from .model_io import OneShotModel, check_side
-from .patches import (BONE_WINDOW, as_sitk, intensity_anchors, normalise, orthogonal_stacks,
-                      random_rotation, sample_patch)
-from .unet import SliceUNet, UNetConfig
+from cochleaai.errors import CochleaAIError
+from cochleaai.landmarks.align import inertia_frame, mask_frame
+from cochleaai.landmarks.inputs import check_landmarks, check_landmarks_near, check_mask, check_volume
+from cochleaai.landmarks.localise import StructureNotFound, localise
+from cochleaai.landmarks.model_io import OneShotModel, check_side
+from cochleaai.landmarks.patches import (BONE_WINDOW, as_sitk, intensity_anchors, normalise, orthogonal_stacks,
+                                         random_rotation, sample_patch)
+from cochleaai.landmarks.unet import SliceUNet, UNetConfig
+from cochleaai.progress import Progress
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..errors import CochleaAIError
+from cochleaai.errors import CochleaAIError
 
 
 @dataclass

@@ -54,10 +54,10 @@ without the fluid spaces and the IAC), internal auditory canal.
 
 The shape prior is documented in :mod:`.prior`.
 """
-from .anatomy import R_REF, InnerEar, Surroundings
-from .core import (FOVS, INTENSITIES, PARTITION_THICKNESS_MM, PHANTOM_VERSION, Phantom,
-                   drawn_theta, make_phantom)
-from .prior import PROFILE_CLASSES, sample_shape
+from cochleaai.phantom.anatomy import R_REF, InnerEar, Surroundings
+from cochleaai.phantom.core import (FOVS, INTENSITIES, PARTITION_THICKNESS_MM, PHANTOM_VERSION, Phantom, drawn_theta,
+                                    make_phantom)
+from cochleaai.phantom.prior import PROFILE_CLASSES, sample_shape
 
 #: The ear the generator builds (a right ear, in LPS).
 SIDE = "right"

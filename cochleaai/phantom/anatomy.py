@@ -41,10 +41,10 @@ from typing import List, Tuple
 
 import numpy as np
 
-from ..shape import CochleaModel
-from ..shape import geometry as G
-from ..shape.rotation import rotation_matrix
-from ..shape.geometry import single_threaded_torch
+from cochleaai.shape import CochleaModel
+from cochleaai.shape import geometry as G
+from cochleaai.shape.geometry import single_threaded_torch
+from cochleaai.shape.rotation import rotation_matrix
 
 #: Model frame -> head frame (LPS axes of a right ear) at the reference orientation.
 #: Columns: model x -> posterior (+y), model y -> inferior (-z), model z -> lateral (-x).

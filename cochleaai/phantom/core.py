@@ -10,19 +10,19 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import CochleaAIError
-from ..io import Markups, write_markups_json, write_seg_nrrd, write_volume
-from ..progress import Progress
-from ..segments import (COCHLEA, INTERNAL_AUDITORY_CANAL, OTIC_CAPSULE, PHANTOM_SEGMENTS,
-                        SCALA_TYMPANI, SCALA_VESTIBULI, VESTIBULE_CANALS, Segment)
-from ..shape import CochleaModel
-from ..shape.params import DEFORMABLE_LOWER, DEFORMABLE_UPPER, PARAM_NAMES, as_dict
-from ..shape.rotation import rotation_matrix, rotation_vector
-from ..volume import Volume
-from . import prior
-from .anatomy import MEDIAL, R_REF, InnerEar, build_surroundings, cochlea_outline
-from ..shape.geometry import single_threaded_torch
-from .render import Grid, blur, coverage, paint, smooth_noise, to_int16
+from cochleaai.errors import CochleaAIError
+from cochleaai.io import Markups, write_markups_json, write_seg_nrrd, write_volume
+from cochleaai.phantom import prior
+from cochleaai.phantom.anatomy import MEDIAL, R_REF, InnerEar, build_surroundings, cochlea_outline
+from cochleaai.phantom.render import Box, Grid, blur, coverage, paint, smooth_noise, subvoxel_offsets, to_int16
+from cochleaai.progress import Progress
+from cochleaai.segments import (COCHLEA, INTERNAL_AUDITORY_CANAL, OTIC_CAPSULE, PHANTOM_SEGMENTS, SCALA_TYMPANI,
+                                SCALA_VESTIBULI, VESTIBULE_CANALS, Segment)
+from cochleaai.shape import CochleaModel
+from cochleaai.shape.geometry import single_threaded_torch
+from cochleaai.shape.params import DEFORMABLE_LOWER, DEFORMABLE_UPPER, PARAM_NAMES, as_dict
+from cochleaai.shape.rotation import rotation_matrix, rotation_vector
+from cochleaai.volume import Volume
 
 PHANTOM_VERSION = "1.0"
 
@@ -302,8 +302,6 @@ def make_phantom(seed: int = 0, fov: str = "roi", progress=None, theta=None, noi
 # ============================================================================ rendering
 
 def _union_box(a, b):
-    from .render import Box
-
     return Box(tuple(min(x, y) for x, y in zip(a.lo, b.lo)), tuple(max(x, y) for x, y in zip(a.hi, b.hi)))
 
 
@@ -447,8 +445,6 @@ def _cochlea_fields(grid: Grid, box, model: CochleaModel):
 def _cochlea_supersample(grid: Grid, box, idx: np.ndarray, model: CochleaModel, half_t: float):
     """Fluid and partition-sheet fractions of the voxels ``idx`` (local to ``box``), sampled at
     4 x 4 x 4 sub-voxel centres; hierarchical like :func:`render.supersampled_fraction`."""
-    from .render import subvoxel_offsets
-
     q = 0.5 * grid.half_diagonal                       # half diagonal of a half-size cell
 
     def sample(i, offsets):

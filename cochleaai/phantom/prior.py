@@ -37,7 +37,7 @@ from typing import Tuple
 
 import numpy as np
 
-from ..shape.params import DEFORMABLE_LOWER, DEFORMABLE_UPPER, PARAM_NAMES
+from cochleaai.shape.params import DEFORMABLE_LOWER, DEFORMABLE_UPPER, PARAM_NAMES
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import digamma, gammaln
 
-from ..errors import CochleaAIError
+from cochleaai.errors import CochleaAIError
 
 #: Component means (HU) that start the fit on calibrated CT, after thesis Table 3.7:
 #: cochlea = fluid and bony partitions; background = fluid, dense bone, air, temporal bone.

@@ -22,14 +22,14 @@ from typing import Optional
 
 import numpy as np
 
-from .. import realct
-from ..progress import Progress
-from ..shape import geometry as G
-from ..shape.params import SECTION_NAMES
-from .appearance import AppearanceModel, StudentMixture
-from .logistic import FitSettings, fit_logistic_shape
-from .pipeline import POINTS_ROI_MM, _mirror, initial_theta
-from .shapes import CochleaShape
+from cochleaai import realct
+from cochleaai.progress import Progress
+from cochleaai.segmentation.appearance import AppearanceModel, StudentMixture
+from cochleaai.segmentation.logistic import FitSettings, fit_logistic_shape
+from cochleaai.segmentation.pipeline import POINTS_ROI_MM, _mirror, initial_theta
+from cochleaai.segmentation.shapes import CochleaShape
+from cochleaai.shape import geometry as G
+from cochleaai.shape.params import SECTION_NAMES
 
 #: Grid (mm) on which each label is fitted: finer than the clinical scans' 0.16-0.2 mm
 #: would only interpolate the label.

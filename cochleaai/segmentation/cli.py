@@ -4,12 +4,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import batch
+from cochleaai import batch, io
+from cochleaai.errors import CochleaAIError
+from cochleaai.progress import tqdm_progress
+from cochleaai.segmentation.calibration import calibrate
+from cochleaai.segmentation.pipeline import SegmentSettings, parse_points, segment
+from cochleaai.segments import Segment
+from cochleaai.shape import ShapeFunction, default_params
+from cochleaai.shape.mesh import arrays_to_polydata, surface_arrays
 
 
 def _settings(args):
-    from .pipeline import SegmentSettings
-
     return SegmentSettings(side=args.side, l_ref_fit=args.l_ref_fit, l_ref_final=args.l_ref_final,
                            outer_iterations=args.iterations, samples=args.samples, seed=args.seed,
                            shape_step=args.shape_step, search_placement=not args.no_placement,
@@ -20,10 +25,6 @@ def _settings(args):
 
 def read_points(path) -> dict:
     """Roles -> LPS points from a Slicer markups file (.mrk.json or .fcsv)."""
-    from .. import io
-    from ..errors import CochleaAIError
-    from .pipeline import parse_points
-
     path = Path(path)
     markups = io.read_markups(path)
     found = parse_points(markups.labels, markups.points)
@@ -35,9 +36,6 @@ def read_points(path) -> dict:
 
 def write_result(result, out) -> dict:
     """Write the files of one segmentation; returns {name: path}."""
-    from .. import io
-    from ..segments import Segment
-
     # segment values 1 and 2; they overlap, so the file packs them into two layers
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -65,9 +63,6 @@ def write_result(result, out) -> dict:
 
 
 def _segment_one(path, out, settings, points=None, progress=None) -> dict:
-    from .. import io
-    from .pipeline import segment
-
     result = segment(io.read_volume(path), points, settings, progress)
     files = write_result(result, out)
     row = {"input": str(path), "output": str(out), "seconds": round(result.seconds, 2),
@@ -79,8 +74,6 @@ def _segment_one(path, out, settings, points=None, progress=None) -> dict:
 
 
 def _cmd_segment(args) -> int:
-    from ..progress import tqdm_progress
-
     points = read_points(args.points) if args.points else None
     with tqdm_progress("segment", disable=args.quiet) as progress:
         done = _segment_one(args.input, args.out, _settings(args), points, progress)
@@ -102,9 +95,6 @@ def warm_up() -> None:
     import importlib
 
     import numpy as np
-
-    from ..shape import ShapeFunction, default_params
-    from ..shape.mesh import arrays_to_polydata, surface_arrays
 
     # what reading a volume, the fit, the quality control and the files import on the way
     for module in ("SimpleITK", "skimage.filters", "nrrd", "slicerio", "vtkmodules.vtkIOLegacy",
@@ -130,8 +120,6 @@ def review_order(row: dict) -> tuple:
 def _cmd_segment_batch(args) -> int:
     from functools import partial
 
-    from ..progress import tqdm_progress
-
     items = batch.items_from_files(args.inputs)
     out = Path(args.out)
     settings = _settings(args)
@@ -147,8 +135,6 @@ def _cmd_segment_batch(args) -> int:
 
 
 def _common(p) -> None:
-    from .pipeline import SegmentSettings
-
     d = SegmentSettings()
     p.add_argument("--side", choices=("right", "left"), default="right",
                    help="which ear (a left ear is fitted as a mirrored right ear; default right)")
@@ -182,9 +168,6 @@ def _common(p) -> None:
 
 
 def _cmd_calibrate(args) -> int:
-    from ..progress import tqdm_progress
-    from .calibration import calibrate
-
     with tqdm_progress("calibrate-shape", disable=args.quiet) as progress:
         table = calibrate(args.data, progress=progress)
     out = Path(args.out)

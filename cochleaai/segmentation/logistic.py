@@ -23,9 +23,9 @@ from typing import Optional
 import numpy as np
 from scipy.special import expit
 
-from ..errors import CochleaAIError
-from ..progress import Progress
-from .appearance import AppearanceModel, initial_appearance
+from cochleaai.errors import CochleaAIError
+from cochleaai.progress import Progress
+from cochleaai.segmentation.appearance import AppearanceModel, initial_appearance
 
 
 @dataclass

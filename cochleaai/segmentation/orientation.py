@@ -17,9 +17,11 @@ from typing import Callable, List
 import numpy as np
 from scipy.ndimage import map_coordinates
 
-from ..shape import ShapeFunction
-from ..shape.rotation import rotation_matrix, rotation_vector
-from .quality import CAPSULE_SHELL_MM
+from cochleaai.segmentation.quality import CAPSULE_SHELL_MM
+from cochleaai.shape import ShapeFunction
+from cochleaai.shape.mesh import surface_arrays
+from cochleaai.shape.params import with_pose
+from cochleaai.shape.rotation import rotation_matrix, rotation_vector
 
 #: Grid spacing (mm) of the tabulated signed distance, and the margin (mm) around the shape.
 TABLE_SPACING_MM = 0.25
@@ -43,9 +45,6 @@ class ModelFrameTable:
     """Signed distance of one deformable shape, tabulated in its model frame."""
 
     def __init__(self, theta, spacing: float = TABLE_SPACING_MM, margin: float = TABLE_MARGIN_MM):
-        from ..shape.mesh import surface_arrays
-        from ..shape.params import with_pose
-
         zero = with_pose(theta, np.zeros(6))
         v, _ = surface_arrays(zero, 0.4)
         self.lo = v.min(0) - margin

@@ -33,18 +33,21 @@ from typing import Dict, Optional
 import numpy as np
 from scipy.special import expit
 
-from ..errors import CochleaAIError
-from ..progress import Progress
-from ..shape import CochleaModel, default_params
-from ..shape.measures import summarize
-from ..shape.params import param_names, with_pose
-from ..shape.rotation import rotation_matrix, rotation_vector
-from ..volume import Volume
-from .appearance import (START_LUMEN_DEPTH_MM, START_WALL_SHELL_MM, AppearanceModel, appearance_around_shape,
-                         initial_appearance, intensity_calibration)
-from .logistic import FitSettings, _log_joint, fit_logistic_shape
-from .quality import capsule_contrast, quality_score
-from .shapes import CochleaShape
+from cochleaai.errors import CochleaAIError
+from cochleaai.progress import Progress
+from cochleaai.segmentation import orientation
+from cochleaai.segmentation.appearance import (START_LUMEN_DEPTH_MM, START_WALL_SHELL_MM, AppearanceModel,
+                                               appearance_around_shape, em_step, initial_appearance,
+                                               intensity_calibration)
+from cochleaai.segmentation.logistic import FitSettings, _log_joint, fit_logistic_shape
+from cochleaai.segmentation.quality import capsule_contrast, quality_score
+from cochleaai.segmentation.shapes import CochleaShape
+from cochleaai.shape import CochleaModel, default_params
+from cochleaai.shape.measures import summarize
+from cochleaai.shape.mesh import surface_arrays
+from cochleaai.shape.params import param_names, with_pose
+from cochleaai.shape.rotation import rotation_matrix, rotation_vector
+from cochleaai.volume import Volume
 
 #: Size (x, y, z, mm) of the region fitted when no points are given: the thesis ROI
 #: (60 x 50 x 50 voxels of 0.2 mm).
@@ -225,8 +228,6 @@ def parse_points(labels, points) -> Dict[str, np.ndarray]:
 @functools.lru_cache(maxsize=1)
 def _default_box_centre() -> tuple:
     """Centre of the bounding box of the default (zero-pose) cochlea; computed once."""
-    from ..shape.mesh import surface_arrays
-
     v, _ = surface_arrays(default_params(), 0.3)
     return tuple(0.5 * (v.min(0) + v.max(0)))
 
@@ -301,8 +302,6 @@ def _free_orientation(points) -> bool:
 
 def _search_orientation(values, points_grid, points, theta0, roi_centre) -> list:
     """The best few poses of ``theta0``'s shape for the orientation the points leave free."""
-    from . import orientation
-
     if not points:
         return orientation.from_crop(values, points_grid, theta0, roi_centre, np.asarray(_default_box_centre()))
     ref = CochleaModel(with_pose(theta0, np.zeros(6))).landmarks()     # model frame
@@ -417,8 +416,6 @@ def _appearance_of_shape(values: np.ndarray, inside: np.ndarray, calibration, st
     map about a voxel too wide. Given the fitted shape, the rim belongs to the
     background, and the final label map uses mixtures estimated that way.
     """
-    from .appearance import em_step
-
     app = initial_appearance(values, calibration=calibration)
     w = inside.astype(float)
     for _ in range(steps):

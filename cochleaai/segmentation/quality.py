@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..metrics import dice, mean_surface_distance
-from ..volume import Volume
+from cochleaai.metrics import dice, mean_surface_distance
+from cochleaai.volume import Volume
 
 #: Scores above this (mm) flag a case for review. On the phantoms a good fit scores about
 #: 0.2 mm; on the six real specimens good fits scored 0.41-0.53 mm (the labyrinth goes on

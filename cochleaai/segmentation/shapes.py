@@ -11,7 +11,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..errors import CochleaAIError
+from cochleaai.errors import CochleaAIError
+from cochleaai.shape import ShapeFunction
+from cochleaai.shape.params import bounds, param_names
 
 
 class CochleaShape:
@@ -20,9 +22,6 @@ class CochleaShape:
 
     def __init__(self, shape_function=None, rotation_range: float = np.pi, translation_range: float = 1e3,
                  n_params: int = 10):
-        from ..shape import ShapeFunction
-        from ..shape.params import bounds, param_names
-
         self.sf = shape_function or ShapeFunction()
         self.names = param_names(n_params)
         self.lower, self.upper = bounds(rotation_range, translation_range, n_params)

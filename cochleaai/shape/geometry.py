@@ -30,7 +30,7 @@ import math
 import numpy as np
 import torch
 
-from ..threads import torch_threads
+from cochleaai.threads import torch_threads
 
 THETA0 = 5.0 * math.pi / 6.0      # junction of the radial parabola and the spiral (rad)
 P0 = 5.0                          # radius of the centerline at the round window (mm)

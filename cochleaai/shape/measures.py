@@ -27,8 +27,8 @@ from typing import Dict
 import numpy as np
 import torch
 
-from . import geometry as G
-from .params import deformable_of
+from cochleaai.shape import geometry as G
+from cochleaai.shape.params import deformable_of
 
 MEASURE_NAMES = ("cdl_lateral_wall_mm", "cdl_organ_of_corti_mm", "cdl_centerline_mm",
                  "cdl_scala_tympani_mm", "a_value_mm", "b_value_mm", "height_mm",

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import torch
 
-from . import geometry as G
-from .params import ROTATION, TRANSLATION, deformable_of
-from .rotation import rotation_matrix
+from cochleaai.shape import geometry as G
+from cochleaai.shape.params import ROTATION, TRANSLATION, deformable_of
+from cochleaai.shape.rotation import rotation_matrix
 
 
 def _tau_samples(deformable: torch.Tensor, edge_mm: float) -> np.ndarray:

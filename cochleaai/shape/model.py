@@ -8,12 +8,13 @@ from typing import Dict
 import numpy as np
 import torch
 
-from ..errors import CochleaAIError
-from . import geometry as G
-from .params import (PARAM_NAMES, ROTATION, TRANSLATION, as_dict, bounds, default_params,
-                     deformable_of, with_pose)
-from .rotation import rotation_matrix
-from .sdf import ShapeFunction
+from cochleaai.errors import CochleaAIError
+from cochleaai.shape import geometry as G
+from cochleaai.shape.mesh import surface_arrays, surface_mesh
+from cochleaai.shape.params import (PARAM_NAMES, ROTATION, TRANSLATION, as_dict, bounds, default_params,
+                                    deformable_of, with_pose)
+from cochleaai.shape.rotation import rotation_matrix
+from cochleaai.shape.sdf import ShapeFunction
 
 #: Shared shape function (its table cache makes repeated calls on one shape cheap).
 SHAPE_FUNCTION = ShapeFunction()
@@ -151,14 +152,10 @@ class CochleaModel:
 
     # ------------------------------------------------------------- mesh
     def mesh(self, edge_mm: float = 0.2):
-        from .mesh import surface_mesh
-
         return surface_mesh(self.theta, edge_mm)
 
     def extent_mm(self, edge_mm: float = 0.1) -> np.ndarray:
         """Size (mm) of the surface along the model axes x, y (basal plane) and z (height)."""
-        from .mesh import surface_arrays
-
         v, _ = surface_arrays(with_pose(self.theta, np.zeros(6)), edge_mm)
         return v.max(0) - v.min(0)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CochleaAIError
+from cochleaai.errors import CochleaAIError
 
 PARAM_NAMES = ("a", "b", "alpha", "phi", "rx", "ry", "rz", "tx", "ty", "tz")
 DEFORMABLE = slice(0, 4)

@@ -25,10 +25,11 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from ..errors import CochleaAIError
-from . import geometry as G
-from .params import ROTATION, TRANSLATION, deformable_of
-from .rotation import rotation_matrix, rotation_matrix_derivatives
+from cochleaai.errors import CochleaAIError
+from cochleaai.shape import geometry as G
+from cochleaai.shape._closest import closest_points
+from cochleaai.shape.params import ROTATION, TRANSLATION, deformable_of
+from cochleaai.shape.rotation import rotation_matrix, rotation_matrix_derivatives
 
 TABLE_STEP = 0.004  # rad of tau between table rows (second-order Taylor steps in between)
 TAU_STEP = 1e-4     # central-difference step in tau (truncation and round-off both ~1e-8)
@@ -210,8 +211,6 @@ class ShapeFunction:
 
     # ------------------------------------------------------------------ core
     def _local(self, y: np.ndarray, tab: TubeTable, want_jacobian: bool, R=None, rotvec=None):
-        from ._closest import closest_points
-
         n = y.shape[0]
         sdf = np.empty(n)
         normal = np.empty((n, 3))

@@ -13,6 +13,9 @@ estimator), ``train`` the seeded training loop, ``configs`` the image and volume
 configurations, ``model_io`` saving/loading with model cards,
 ``data`` the MNIST and phantom datasets, ``explore`` the latent-space tools of the Slicer module.
 """
+
+from cochleaai.vae import models
+
 __all__ = ["VAE", "HVAE", "LangevinVAE", "build_model", "MODEL_KINDS"]
 
 
@@ -20,7 +23,5 @@ def __getattr__(name):
     # torch is imported only when a model is asked for, so that ``python -m cochleaai --help``
     # (which finds ``cochleaai.vae.cli``) stays fast
     if name in __all__:
-        from . import models
-
         return getattr(models, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

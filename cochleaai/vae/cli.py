@@ -6,22 +6,25 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..threads import set_torch_threads
+from cochleaai import io
+from cochleaai.errors import CochleaAIError
+from cochleaai.progress import tqdm_progress
+from cochleaai.threads import set_torch_threads
+from cochleaai.vae.configs import mnist_model_config
+from cochleaai.vae.data import VolumeGrid, binarize, load_mnist, phantom_dataset, read_folder
+from cochleaai.vae.estimate import evaluate
+from cochleaai.vae.explore import (decode, decode_volume, default_model_path, encode_volume, grid_of, is_volume_model,
+                                   latent_map, sample_latent, save_latent_map_png)
+from cochleaai.vae.model_io import load_model, model_paths, save_model
+from cochleaai.vae.train import TrainConfig, seeded_model, train, train_volume_model
 
 
 def _load(args, require_volume: bool = False):
-    from .explore import default_model_path
-    from .model_io import load_model
-
     path = args.model or default_model_path()
     return load_model(path, require={"kind": "volume"} if require_volume else None)
 
 
 def _cmd_train(args) -> int:
-    from ..progress import tqdm_progress
-    from .data import VolumeGrid, load_mnist, phantom_dataset, read_folder
-    from .train import TrainConfig, seeded_model, train, train_volume_model
-
     set_torch_threads(args.threads)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, patience=args.patience,
                       seed=args.seed, dynamic_binarization=bool(args.mnist))
@@ -30,15 +33,12 @@ def _cmd_train(args) -> int:
     card = {"training_command": command, "seed": args.seed, "description": args.description}
     with tqdm_progress("vae train", disable=args.quiet) as progress:
         if args.mnist:
-            from .configs import mnist_model_config
-
             x = load_mnist(args.mnist, "train")
             n_val = max(1, int(0.1 * len(x)))
             limit = args.limit or (len(x) - n_val)
             config = mnist_model_config(args.model_kind, args.steps, args.latent)
             model = seeded_model(config, args.seed)
             result = train(model, x[:limit], x[-n_val:], cfg, progress=progress)
-            from .model_io import save_model
 
             card.update(data={"kind": "image", "dataset": "MNIST", "binarization": "dynamic",
                               "n_train": int(limit), "n_val": n_val},
@@ -59,7 +59,6 @@ def _cmd_train(args) -> int:
                 overrides["t_range"] = (min(1e-3, args.t_max / 2), args.t_max)
             train_volume_model(arrays, grid, args.out, args.model_kind, args.latent, cfg,
                                overrides, card, progress.stage(0.2, 1.0), device=args.device)
-            from .model_io import model_paths
 
             paths = model_paths(args.out)            # train_volume_model saves there
     print(json.dumps({"weights": str(paths[0]), "card": str(paths[1])}, indent=2))
@@ -67,10 +66,6 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_sample(args) -> int:
-    from .. import io
-    from .explore import (decode, decode_volume, is_volume_model, latent_map, sample_latent,
-                          save_latent_map_png)
-
     set_torch_threads(args.threads)
     model, card = _load(args)
     out = Path(args.out)
@@ -91,9 +86,6 @@ def _cmd_sample(args) -> int:
 
 
 def _cmd_encode(args) -> int:
-    from .. import io
-    from .explore import decode_volume, encode_volume
-
     set_torch_threads(args.threads)
     model, card = _load(args, require_volume=True)
     volume = io.read_volume(args.input)
@@ -108,12 +100,6 @@ def _cmd_encode(args) -> int:
 
 def _cmd_nll(args) -> int:
     import torch
-
-    from ..errors import CochleaAIError
-    from ..progress import tqdm_progress
-    from .data import binarize, load_mnist, phantom_dataset, read_folder
-    from .estimate import evaluate
-    from .explore import grid_of, is_volume_model
 
     set_torch_threads(args.threads)
     model, card = _load(args)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Tuple
 
-from ..progress import Progress
-from .models import MODEL_KINDS
+from cochleaai.progress import Progress
+from cochleaai.vae.estimate import evaluate
+from cochleaai.vae.models import MODEL_KINDS
+from cochleaai.vae.train import train
 
 #: Figures reported per model kind.
 PER_KIND = ("nll", "elbo", "train_seconds", "eval_seconds", "best_epoch")
@@ -30,9 +32,6 @@ def compare_models(make_model: Callable[[str], object], train_data, val_data, te
                    progress=None) -> Tuple[dict, Dict[str, list], Dict[str, object]]:
     """Train and evaluate ``make_model(kind)`` for every kind; returns (figures, histories,
     models). ``train_share`` of each kind's progress is training, the rest evaluation."""
-    from .estimate import evaluate
-    from .train import train
-
     p = Progress.wrap(progress)
     figures = {name: {} for name in PER_KIND}
     histories, models = {}, {}

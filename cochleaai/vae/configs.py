@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from cochleaai.vae.data import VolumeGrid
+
 #: Initial temperature of the tempered flows (HVAE and Langevin-VAE).
 T0 = 1.5
 
@@ -47,8 +49,6 @@ def volume_model_config(kind: str = "lvae", latent_dim: int = 2, grid=None, step
     of voxels makes log p(x | z) very steep in z, and a leapfrog step must stay below the
     posterior's width to be stable.
     """
-    from .data import VolumeGrid
-
     grid = grid or VolumeGrid()
     t_init = float(min(max(t_range[0] * 2, t_range[0]), t_range[1])) if kind == "hvae" else None
     return {"model": kind, "latent_dim": int(latent_dim),

@@ -21,9 +21,12 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import CochleaAIError
-from ..progress import Progress
-from ..volume import Volume
+from cochleaai import io
+from cochleaai.errors import CochleaAIError
+from cochleaai.io import read_volume
+from cochleaai.phantom import make_phantom
+from cochleaai.progress import Progress
+from cochleaai.volume import Volume
 
 
 # --------------------------------------------------------------------------- MNIST
@@ -164,7 +167,6 @@ def phantom_dataset(seeds: Sequence[int], grid: VolumeGrid, cache_dir=None,
                     continue
             except (OSError, ValueError):
                 pass
-        from ..phantom import make_phantom       # only on a cache miss: it compiles numba kernels
 
         arr = volume_to_grid(make_phantom(seed, fov="roi").ct, grid)
         if path is not None:
@@ -179,8 +181,6 @@ def phantom_dataset(seeds: Sequence[int], grid: VolumeGrid, cache_dir=None,
 
 def volume_files(folder) -> List[Path]:
     """Volume files (NRRD, NIfTI, MetaImage) directly inside ``folder``, sorted by name."""
-    from .. import io
-
     folder = Path(folder)
     if not folder.is_dir():
         raise CochleaAIError(f"'{folder}' is not a folder; choose the folder that holds the volumes.")
@@ -204,8 +204,6 @@ def volumes_to_grid(volumes: Sequence[Volume], grid: VolumeGrid, progress=None) 
 
 
 def read_folder(folder, grid: VolumeGrid, progress=None) -> np.ndarray:
-    from ..io import read_volume
-
     p = Progress.wrap(progress)
     files = volume_files(folder)
     volumes = []

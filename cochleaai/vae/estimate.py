@@ -18,8 +18,8 @@ from typing import Optional
 
 import torch
 
-from ..errors import CochleaAIError
-from ..progress import Progress
+from cochleaai.errors import CochleaAIError
+from cochleaai.progress import Progress
 
 
 def log_weights(model, x: torch.Tensor, k: int, max_batch: int = 2048,

@@ -11,9 +11,10 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from ..errors import CochleaAIError
-from ..volume import Volume
-from .data import VolumeGrid, volume_to_grid
+from cochleaai.errors import CochleaAIError
+from cochleaai.io import pyplot, save_figure
+from cochleaai.vae.data import VolumeGrid, volume_to_grid
+from cochleaai.volume import Volume
 
 
 def default_model_path() -> Path:
@@ -153,8 +154,6 @@ def latent_map(model, card: dict, n: int = 7, dims: Tuple[int, int] = (0, 1),
 def save_latent_map_png(mosaic: np.ndarray, coords: np.ndarray, path, title: str = "",
                         hu_window: Sequence[float] = (-1000, 2500)) -> Path:
     """Write the latent map as a PNG with its latent axes labelled."""
-    from ..io import pyplot, save_figure
-
     plt = pyplot()
 
     path = Path(path)

@@ -14,8 +14,9 @@ import json
 from pathlib import Path
 from typing import Optional, Tuple
 
-from ..errors import CochleaAIError
-from ..io import sha256_of
+from cochleaai.errors import CochleaAIError
+from cochleaai.io import sha256_of
+from cochleaai.vae.models import build_model
 
 FORMAT = "cochleaai.vae/1"
 
@@ -79,8 +80,6 @@ def load_model(path, require: Optional[dict] = None):
     ``require``: card ``data`` fields that must match, e.g. ``{"kind": "volume"}``.
     """
     import torch
-
-    from .models import build_model
 
     weights, card_path = model_paths(path)
     card = read_card(path)

@@ -23,9 +23,9 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from .flows import StepSize, leapfrog_step, quasi_symplectic_step, sqrt_temperatures
-from .likelihoods import build_likelihood
-from .networks import ConvDecoder, ConvEncoder
+from cochleaai.vae.flows import StepSize, leapfrog_step, quasi_symplectic_step, sqrt_temperatures
+from cochleaai.vae.likelihoods import build_likelihood
+from cochleaai.vae.networks import ConvDecoder, ConvEncoder
 
 _LOG_2PI = math.log(2 * math.pi)
 MODEL_KINDS = ("vae", "hvae", "lvae")

@@ -16,10 +16,12 @@ from typing import Optional
 
 import torch
 
-from ..errors import CochleaAIError
-from ..progress import Progress
-from .configs import volume_model_config
-from .estimate import evaluate
+from cochleaai.errors import CochleaAIError
+from cochleaai.progress import Progress
+from cochleaai.vae.configs import volume_model_config
+from cochleaai.vae.estimate import evaluate
+from cochleaai.vae.model_io import save_model
+from cochleaai.vae.models import build_model
 
 
 @dataclass
@@ -39,8 +41,6 @@ class TrainConfig:
 
 def seeded_model(config: dict, seed: int):
     """Build a model from its config with seeded weights."""
-    from .models import build_model
-
     torch.manual_seed(int(seed))
     return build_model(config)
 
@@ -120,8 +120,6 @@ def train(model, train_x: torch.Tensor, val_x: Optional[torch.Tensor] = None,
             best, best_epoch, stale = val, epoch + 1, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             if checkpoint is not None:
-                from .model_io import save_model
-
                 save_model(model, checkpoint, dict(card or {}, training_progress={
                     "epoch": epoch + 1, "val_elbo": val, "config": asdict(cfg)}))
         else:
@@ -185,7 +183,5 @@ def train_volume_model(arrays, grid, out=None, kind: str = "lvae", latent_dim: i
                               seconds=round(result["seconds"], 1), device=str(device))
     model.cpu()
     if out is not None:
-        from .model_io import save_model
-
         save_model(model, out, record)
     return model, record

@@ -1,0 +1,145 @@
+"""Metal artifact reduction of a post-operative CT: one entry point over MARGAN and the classic methods.
+
+The metal is segmented by a HU threshold; an optional ROI limits the correction; an image without
+metal comes back unchanged. MARGAN (:mod:`cochleaai.mar.margan`) returns the network's metal-free
+estimate everywhere: the threshold segmentation holds the metal *and* its blooming (two to three
+times the metal's volume, over the lumen around the array), and copying it back would restore the
+worst of the artifact. The contacts come as markups instead; ``keep_metal=True`` copies the
+segmented metal back, for a picture that shows the array. The sinogram methods
+(:mod:`cochleaai.mar.classic`) keep the metal by default.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from cochleaai.errors import CochleaAIError
+from cochleaai.mar.classic import CLASSIC_METHODS, MAR_GEOMETRY, correct_sinogram
+from cochleaai.mar.margan.inference import check_spacing, correct
+from cochleaai.mar.margan.model_io import MarganModel, default_model_available, default_model_path, load_model
+from cochleaai.model_files import model_paths
+from cochleaai.progress import Progress
+from cochleaai.simulation.ct import check_hu_volume
+from cochleaai.simulation.projector import FanBeamGeometry
+from cochleaai.volume import Volume
+
+METHODS = {"margan": "MARGAN, 3D GAN trained on simulated pairs (Wang et al. 2021)", **CLASSIC_METHODS}
+#: The classic default, used when no MARGAN model is installed.
+CLASSIC_DEFAULT = "nmar"
+
+
+def default_method() -> str:
+    """``margan`` when its shipped model is present, else NMAR."""
+    return "margan" if default_model_available() else CLASSIC_DEFAULT
+
+
+DEFAULT_METHOD = CLASSIC_DEFAULT
+DEFAULT_THRESHOLD_HU = 3000.0
+
+
+@dataclass
+class MarResult:
+    image: Volume                       # float32 HU
+    metal_mask: np.ndarray              # bool, the threshold segmentation (before dilation)
+    method: str
+    messages: List[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def has_metal(self) -> bool:
+        return bool(self.metal_mask.any())
+
+
+def _check_roi_border(mask: np.ndarray, roi) -> None:
+    if roi is None:
+        return
+    (k0, k1), (j0, j1), (i0, i1) = roi
+    inner = mask[k0:k1, j0:j1, i0:i1]
+    grown = np.zeros_like(mask)
+    grown[max(k0 - 1, 0):k1 + 1, max(j0 - 1, 0):j1 + 1, max(i0 - 1, 0):i1 + 1] = True
+    ring = grown.copy()
+    ring[k0:k1, j0:j1, i0:i1] = False
+    if inner.any() and (mask & ring).any():
+        raise CochleaAIError("Metal crosses the border of the chosen ROI; enlarge the ROI so that it "
+                             "contains the whole electrode array, or use no ROI.")
+
+
+_LOADED = {}
+
+
+def _margan_model(model):
+    """A loaded MARGAN model: ``model`` itself, or read (once) from its path or the default."""
+    if isinstance(model, MarganModel):
+        return model
+    key = str(Path(model if model is not None else default_model_path()).absolute())
+    pt = model_paths(key)[0]
+    stamp = (key, pt.stat().st_mtime_ns if pt.is_file() else None)
+    if stamp not in _LOADED:
+        _LOADED.clear()
+        _LOADED[stamp] = load_model(key)
+    return _LOADED[stamp]
+
+
+def reduce_metal_artifacts(volume: Volume, method: str = DEFAULT_METHOD,
+                           threshold_hu: float = DEFAULT_THRESHOLD_HU, roi=None,
+                           geometry: FanBeamGeometry = MAR_GEOMETRY, progress=None,
+                           model=None, keep_metal: Optional[bool] = None) -> MarResult:
+    """Reduce metal artifacts in a post-operative CT volume (HU).
+
+    ``roi``: optional ``((k0, k1), (j0, j1), (i0, i1))`` index box; only it is corrected and
+    the rest of the volume is copied. ``model``: for ``margan``, a loaded model or a model
+    path (default: the shipped one). ``keep_metal``: copy the segmented metal back into the
+    output (default: yes for the sinogram methods, no for MARGAN, see above). The input is
+    never modified.
+    """
+    t_start = time.perf_counter()
+    p = Progress.wrap(progress)
+    key = str(method).strip().lower()
+    if key not in METHODS:
+        raise CochleaAIError(f"Unknown MAR method {method!r}; choose one of: {', '.join(METHODS)}.")
+    if not np.isfinite(threshold_hu):
+        raise CochleaAIError("The metal threshold must be a finite HU value.")
+    messages = check_hu_volume(volume, "post-operative volume")
+    full = np.asarray(volume.numeric_array(), dtype=np.float32)
+    mask_all = full >= float(threshold_hu)
+    if roi is not None:
+        roi = tuple((max(0, int(a)), min(n, int(b))) for (a, b), n in zip(roi, full.shape))
+        if any(b - a < 4 for a, b in roi):
+            raise CochleaAIError("The ROI must span at least 4 voxels along each axis inside the volume.")
+        _check_roi_border(mask_all, roi)
+    box = tuple(slice(a, b) for a, b in roi) if roi is not None else (slice(None),) * 3
+    img = full[box]
+    metal = mask_all[box]
+    out = full.copy()
+    if not metal.any():
+        messages.append(f"No metal found (no voxel at or above {threshold_hu:.0f} HU); the volume is "
+                        "returned unchanged.")
+        p(1.0, "no metal found")
+        return MarResult(volume.copy(out), mask_all, key, messages, time.perf_counter() - t_start)
+    if roi is None and (metal[0].any() or metal[-1].any() or metal[:, 0].any() or metal[:, -1].any()
+                        or metal[:, :, 0].any() or metal[:, :, -1].any()):
+        messages.append("Metal touches the border of the volume (for example the lead wire); metal "
+                        "outside the volume cannot be corrected.")
+
+    if key == "margan":
+        net = _margan_model(model)
+        note = check_spacing(net, volume.spacing)
+        if note:
+            messages.append(note)
+        result = correct(net, img, metal, volume.spacing, progress=p.stage(0.05, 0.95))
+        if keep_metal:
+            result = np.where(metal, img, result)
+        out[box] = result
+        p(1.0, "done")
+        return MarResult(volume.copy(out.astype(np.float32)), mask_all, key, messages,
+                         time.perf_counter() - t_start)
+
+    out[box] = correct_sinogram(img, metal, volume.spacing, key, keep_metal is None or keep_metal, geometry, p,
+                                messages)
+    p(1.0, "done")
+    return MarResult(volume.copy(out.astype(np.float32)), mask_all, key, messages,
+                     time.perf_counter() - t_start)

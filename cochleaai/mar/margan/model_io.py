@@ -1,0 +1,58 @@
+"""MARGAN model files: ``<name>.pt`` (the generator's tensors) + ``<name>.json`` (its card),
+through the shared :mod:`cochleaai.model_files` (weights-only loading, sha256 check)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from cochleaai.errors import CochleaAIError
+from cochleaai.mar.margan.network import GeneratorConfig, build_generator
+from cochleaai.model_files import load_tensors, model_paths, models_folder, save_tensors
+
+FORMAT = "cochleaai.mar.margan/1"
+DEFAULT_MODEL_NAME = "margan_cochlea"
+TRAIN_HINT = ("train one with 'python -m cochleaai margan train --pairs DIR --out MODEL' "
+              "(NMAR, LI and BHC need no model: --method nmar)")
+
+
+def default_model_path() -> Path:
+    return models_folder() / f"{DEFAULT_MODEL_NAME}.pt"
+
+
+def default_model_available() -> bool:
+    pt, js = model_paths(default_model_path())
+    return pt.is_file() and js.is_file()
+
+
+@dataclass
+class MarganModel:
+    generator: object                       # torch module (eval mode)
+    config: GeneratorConfig
+    spacing_mm: float = 0.2
+    grid_zyx: tuple = (50, 50, 60)
+    card: dict = field(default_factory=dict)
+
+
+def save_model(generator, path, config: GeneratorConfig, card: Optional[dict] = None,
+               spacing_mm: float = 0.2, grid_zyx=(50, 50, 60)):
+    card = dict(card or {})
+    card.update({"format": FORMAT, "generator": config.to_dict(), "spacing_mm": spacing_mm,
+                 "grid_zyx": list(grid_zyx), "intensity": "unit = (HU + 1024) / 4095; output = input - artifact"})
+    return save_tensors(dict(generator.state_dict()), path, card)
+
+
+def load_model(path=None) -> MarganModel:
+    """Read a MARGAN model (default: the shipped one), refusing a bad checksum."""
+    tensors, card = load_tensors(default_model_path() if path is None else path, FORMAT,
+                                 "MARGAN model", TRAIN_HINT)
+    try:
+        config = GeneratorConfig.from_dict(card["generator"])
+        net = build_generator(config)
+        net.load_state_dict(tensors)
+    except Exception as exc:  # weights and card do not belong together
+        raise CochleaAIError(f"The MARGAN model '{model_paths(path or default_model_path())[0].name}' does "
+                             f"not match its card ({type(exc).__name__}); {TRAIN_HINT}.") from None
+    net.eval()
+    return MarganModel(net, config, float(card.get("spacing_mm", 0.2)), tuple(card.get("grid_zyx", (50, 50, 60))),
+                       card)

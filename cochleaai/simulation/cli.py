@@ -1,0 +1,118 @@
+"""Commands of ``cochleaai.simulation``: ``simulate-ci`` and ``simulate-pairs``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cochleaai import batch, io
+from cochleaai.errors import CochleaAIError
+from cochleaai.progress import tqdm_progress
+from cochleaai.shape import PARAM_NAMES
+from cochleaai.simulation.ct import ScanConfig, simulate_postop
+from cochleaai.simulation.electrodes import ARRAYS, DEFAULT_ARRAY
+from cochleaai.simulation.pairs import TRAIN_SPECIMENS, simulate_pairs
+
+
+def load_model_parameters(path) -> "list":
+    """Ten cochlea shape parameters (LPS pose) from a JSON file: the phantom's ``truth.json``
+    (key ``theta``), a fitted-shape file with ``theta`` or ``parameters``, or a bare list."""
+    p = Path(path)
+    if not p.is_file():
+        raise CochleaAIError(f"The cochlea model file {p} does not exist.")
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise CochleaAIError(f"The cochlea model file {p} is not valid JSON ({exc}).") from None
+    if isinstance(data, dict):
+        data = data.get("theta", data.get("parameters"))
+        if isinstance(data, dict):
+            data = [data.get(k) for k in PARAM_NAMES]
+    try:
+        theta = [float(v) for v in data]
+    except (TypeError, ValueError):
+        theta = []
+    if len(theta) != 10:
+        raise CochleaAIError(f"{p} holds no 10 cochlea shape parameters; give the truth.json of a "
+                             "phantom or the fitted-shape JSON of the segmentation module.")
+    return theta
+
+
+def _cmd_simulate(args) -> int:
+    preop = io.read_volume(args.preop)
+    model_path = args.model
+    if model_path is None:
+        guess = Path(args.preop).parent / "truth.json"
+        if not guess.is_file():
+            raise CochleaAIError("No cochlea model: pass --model (the phantom's truth.json or the fitted "
+                                 "shape JSON of CochleaShapeSegmentation).")
+        model_path = guess
+    theta = load_model_parameters(model_path)
+    config = ScanConfig(kvp=args.kvp, noise=not args.no_noise, scatter=not args.no_scatter)
+    with tqdm_progress("simulate-ci", disable=args.quiet) as progress:
+        sim = simulate_postop(preop, theta, args.array, args.depth, seed=args.seed, config=config,
+                              progress=progress)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"postop": io.write_volume(sim.postop, out / "postop.nrrd"),
+             "metal": io.write_seg_nrrd(out / "metal.seg.nrrd", sim.metal_segments(), sim.metal),
+             "contacts": io.write_markups_json(out / "contacts.mrk.json", sim.contacts_markups()),
+             "target": io.write_volume(sim.target, out / "target.nrrd")}
+    summary = sim.summary()
+    summary["files"] = {k: str(v) for k, v in files.items()}
+    summary["warnings"] = sim.warnings
+    (out / "simulation.json").write_text(json.dumps(summary, indent=2))
+    if not args.quiet:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_simulate_pairs(args) -> int:
+    ids = tuple(i.strip() for i in args.real_ids.split(",") if i.strip())
+    with tqdm_progress("simulate-pairs", disable=args.quiet) as progress:
+        summary = simulate_pairs(args.out, args.n, args.seed, args.real, ids, args.augmented,
+                                 progress=progress, **batch.options(args))
+    print(json.dumps(summary, indent=2))
+    return 1 if summary["pairs"] == 0 else 0
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser(
+        "simulate-ci", help="simulate a cochlear-implant CT from a pre-operative volume (X-ray physics)",
+        description="Insert an electrode array along the scala tympani of the cochlea model and simulate "
+                    "the post-operative CT (polychromatic fan beam, scatter, noise, FBP). Writes postop.nrrd, "
+                    "metal.seg.nrrd, contacts.mrk.json (numbered from the apex, angular depth as "
+                    "description), target.nrrd (pre-op with contact centres marked) and simulation.json.")
+    p.add_argument("preop", help="pre-operative CT volume in HU (e.g. ct.nrrd of `cochleaai phantom`)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--model", default=None,
+                   help="JSON with the 10 cochlea shape parameters (default: truth.json beside PREOP)")
+    p.add_argument("--array", default=DEFAULT_ARRAY, choices=sorted(ARRAYS), help="electrode array")
+    p.add_argument("--depth", type=float, default=None,
+                   help="angular insertion depth of the tip in degrees (default: random, typical range)")
+    p.add_argument("--seed", type=int, default=0, help="seed of depth, scatter and noise (default 0)")
+    p.add_argument("--kvp", type=int, default=120, choices=(120, 140))
+    p.add_argument("--no-noise", action="store_true", help="no quantum or electronic noise")
+    p.add_argument("--no-scatter", action="store_true", help="no scatter")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = subparsers.add_parser(
+        "simulate-pairs", help="simulate a training set of pre-op / post-op pairs for MARGAN",
+        description="Each pair (pair_NNNNN/): preop.nrrd (the target: the same simulated scanner without "
+                    "metal), postop.nrrd (the input, with an implant), metal.nrrd, contacts.mrk.json, "
+                    "pair.json (source, array, depth, scanner settings) and, with --augmented, "
+                    "target_augmented.nrrd (contact centres marked). manifest.csv and manifest.json list "
+                    "the set; every pair has its own seed, so the same --seed gives the same set and an "
+                    "interrupted run resumes.")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--n", type=int, required=True, help="number of pairs")
+    p.add_argument("--seed", type=int, default=0, help="seed of the set (default 0)")
+    p.add_argument("--real", default=None, metavar="DIR",
+                   help="also use real pre-op CTs from this folder (layout of the Wimmer 2019 data set)")
+    p.add_argument("--real-ids", default=",".join(TRAIN_SPECIMENS),
+                   help=f"specimens of --real to train on (default {','.join(TRAIN_SPECIMENS)}; keep the "
+                        "others for evaluation)")
+    p.add_argument("--augmented", action="store_true", help="also write the target with contact centres marked")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch.add_arguments(p)
+    p.set_defaults(func=_cmd_simulate_pairs)

@@ -1,0 +1,97 @@
+"""Demo step of cochleaai.simulation: simulate an implant in the demo phantom and reduce its artifacts.
+
+The temporal-bone phantom is cropped to a 15-mm cube around the cochlea (the simulation is of
+a region of interest: :func:`~cochleaai.simulation.ct.simulation_roi`), a FLEX28 array is
+inserted to 540 degrees along the true scala tympani, the post-operative scan is simulated,
+and NMAR (and MARGAN, when its model is installed) corrects it. The nodes go into the demo
+scene; ``ct/ct_mar.png`` compares pre-op, post-op, NMAR and MARGAN.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cochleaai import io
+from cochleaai.contacts.detect import detect_contacts
+from cochleaai.io import pyplot, save_figure
+from cochleaai.mar.dispatch import reduce_metal_artifacts
+from cochleaai.mar.margan.model_io import default_model_available
+from cochleaai.mar.quality import blooming_factor, similarity
+from cochleaai.progress import Progress
+from cochleaai.simulation.ct import simulate_postop, simulation_roi
+from cochleaai.slicer import mrml
+
+ARRAY = "flex28"
+DEPTH_DEG = 540.0
+
+
+def comparison_png(preop, postop, corrected, metal, path, title="", extra=()) -> Path:
+    """Pre-op, post-op and NMAR side by side on the slice with the most metal; ``extra``:
+    further ``(name, array)`` panels (MARGAN)."""
+    plt = pyplot()
+
+    k = int(np.argmax(metal.reshape(metal.shape[0], -1).sum(1)))
+    panels = [("pre-op", preop[k]), ("simulated post-op", postop[k]), ("NMAR", corrected[k])]
+    panels += [(name, arr[k]) for name, arr in extra]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.4))
+    for ax, (name, img) in zip(axes, panels):
+        ax.imshow(img, cmap="gray", vmin=-1000, vmax=3000, interpolation="nearest")
+        ax.set_title(f"{name} (axial slice {k})")
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100)
+
+
+def demo_step(phantom, scene, out_dir, progress=None) -> dict:
+    p = Progress.wrap(progress)
+    out = Path(out_dir) / "ct"
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    p(0.0, "cropping the cochlea region")
+    pre = simulation_roi(phantom.ct, phantom.model)
+    p(0.05, "simulating the implant")
+    sim = simulate_postop(pre, phantom.model, ARRAY, DEPTH_DEG, seed=0, progress=p.stage(0.05, 0.7))
+    p(0.7, "NMAR")
+    res = reduce_metal_artifacts(sim.postop, "nmar", progress=p.stage(0.7, 0.9))
+    found = detect_contacts(sim.postop, res.metal_mask, max_contacts=sim.insertion.array.n_contacts)
+
+    margan = reduce_metal_artifacts(sim.postop, "margan") if default_model_available() else None
+    p(0.9, "adding nodes and writing files")
+    nodes = {"preop": mrml.volume_to_node(scene, pre, "CI pre-op ROI"),
+             "postop": mrml.volume_to_node(scene, sim.postop, "CI post-op (simulated)"),
+             "nmar": mrml.volume_to_node(scene, res.image.rounded_int16(), "CI post-op NMAR")}
+    mrml.segmentation_from_masks(scene, sim.metal_segments(), sim.metal, "CI metal (truth)",
+                                 reference_volume_node=nodes["postop"])
+    truth = sim.contacts_markups()
+    truth.name = "CI contacts (truth)"
+    mrml.markups_from_points(scene, truth)
+    found.name = "CI contacts (found)"
+    mrml.markups_from_points(scene, found)
+    io.write_volume(sim.postop, out / "postop.nrrd")
+    io.write_volume(res.image, out / "postop_nmar.nrrd")
+    io.write_markups_json(out / "contacts_truth.mrk.json", truth)
+    io.write_markups_json(out / "contacts_found.mrk.json", found)
+    metal = sim.metal.array.astype(bool)
+    extra = [("MARGAN", margan.image.array)] if margan is not None else []
+    png = comparison_png(pre.array, sim.postop.array, res.image.array, metal, out / "ct_mar.png",
+                         f"{sim.insertion.array.name} at {DEPTH_DEG:.0f} deg: pre-op, simulated post-op, NMAR"
+                         + (", MARGAN" if extra else ""), extra)
+    from scipy.spatial import cKDTree
+
+    inside = sim.insertion.contacts[sim.insertion.intracochlear & pre.contains(sim.insertion.contacts)]
+    err = cKDTree(found.points).query(inside)[0] if len(found) and len(inside) else np.array([np.nan])
+    before = similarity(pre.array, sim.postop.array, metal)
+    after = similarity(pre.array, res.image.array, metal)
+    p(1.0, "done")
+    return {"roi": repr(pre), "array": ARRAY, "depth_deg": DEPTH_DEG,
+            "scatter_to_primary": round(sim.scatter_to_primary, 4),
+            "simulation_seconds": round(sim.seconds["total"], 2),
+            "blooming_factor": round(blooming_factor(sim.postop, sim.insertion), 2),
+            "rmse_hu_postop_vs_preop": round(before["rmse"], 1), "rmse_hu_nmar_vs_preop": round(after["rmse"], 1),
+            "rmse_hu_margan_vs_preop": (round(similarity(pre.array, margan.image.array, metal)["rmse"], 1)
+                                        if margan is not None else None),
+            "contacts_found": len(found), "contact_error_mm_median": round(float(np.median(err)), 3),
+            "png": str(png), "seconds": round(time.perf_counter() - t0, 2)}

@@ -1,0 +1,1 @@
+"""GUI helpers of the module shells: jobs, panels, dependencies, parameters, module bases."""

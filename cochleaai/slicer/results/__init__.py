@@ -1,0 +1,1 @@
+"""Result nodes of each method, built in an MRML scene."""

@@ -1,0 +1,79 @@
+"""The data sets offered in Slicer's Sample Data module (category "CochleaAI").
+
+* A real temporal-bone CT: specimen T02 (right ear, fluid-filled labyrinth) of W. Wimmer,
+  L. Anschuetz, S. Weder, F. Wagner, H. Delingette and M. Caversaccio, "Human bony labyrinth
+  dataset: Co-registered CT and micro-CT images, surface models and anatomical landmarks",
+  Data in Brief 27 (2019) 104782, doi:10.1016/j.dib.2019.104782, an open-access data set
+  whose licence allows redistribution with this citation. The file is the clinical CT as
+  the project keeps it (NIfTI, losslessly re-compressed), downloaded from the project's
+  release page and checked against its SHA-256 before it is loaded.
+* The built-in phantom (temporal-bone field of view, seed 1): made on the user's machine
+  when clicked (nothing to download; the seed makes it the same everywhere).
+
+No Slicer here: the module shells register these (:mod:`cochleaai.slicer.gui.module`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from cochleaai.errors import CochleaAIError
+from cochleaai.io import sha256_of
+
+CATEGORY = "CochleaAI"
+RELEASE_URL = "https://github.com/cochleaai/SlicerCochleaAI/releases/download/sample-data-v1/"
+WIMMER_2019 = ("W. Wimmer, L. Anschuetz, S. Weder, F. Wagner, H. Delingette, M. Caversaccio, "
+               "Human bony labyrinth dataset: Co-registered CT and micro-CT images, surface models "
+               "and anatomical landmarks, Data in Brief 27 (2019) 104782, doi:10.1016/j.dib.2019.104782")
+
+
+@dataclass(frozen=True)
+class DownloadedSample:
+    name: str                # shown in the Sample Data module
+    file_name: str
+    node_name: str
+    sha256: str
+    citation: str
+
+    @property
+    def url(self) -> str:
+        return RELEASE_URL + self.file_name
+
+    @property
+    def checksum(self) -> str:
+        """As Slicer's Sample Data module takes it: ``<algorithm>:<digest>``."""
+        return f"SHA256:{self.sha256}"
+
+
+@dataclass(frozen=True)
+class GeneratedSample:
+    name: str
+    seed: int
+    fov: str
+
+
+REAL_SPECIMEN = DownloadedSample(
+    name="Temporal bone CT (Wimmer 2019, T02)", file_name="T02_CT_RAW.nii.gz",
+    node_name="T02 temporal bone CT",
+    sha256="21d7952b53634d54be3572ee00f1ef136566b186f3741495f79c2897996e93f4", citation=WIMMER_2019)
+PHANTOM = GeneratedSample(name="CochleaAI phantom (temporal bone, seed 1)", seed=1, fov="temporal")
+
+
+def verify(path, sample: DownloadedSample) -> Path:
+    """``path`` when its SHA-256 is the sample's; a :class:`CochleaAIError` when not."""
+    path = Path(path)
+    if not path.is_file():
+        raise CochleaAIError(f"The sample file {path} is missing; download it again.")
+    digest = sha256_of(path)
+    if digest != sample.sha256:
+        raise CochleaAIError(f"{path.name} is not the published '{sample.name}' (SHA-256 {digest[:12]}... "
+                             f"instead of {sample.sha256[:12]}...); delete it and download it again.")
+    return path
+
+
+def registration(sample: DownloadedSample, thumbnail: Optional[str] = None) -> dict:
+    """Keyword arguments of ``SampleData.SampleDataLogic.registerCustomSampleDataSource``."""
+    return dict(category=CATEGORY, sampleName=sample.name, uris=[sample.url], fileNames=[sample.file_name],
+                nodeNames=[sample.node_name], checksums=[sample.checksum], thumbnailFileName=thumbnail,
+                loadFileTypes=["VolumeFile"])
