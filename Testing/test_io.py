@@ -12,9 +12,10 @@ import pytest
 import SimpleITK as sitk
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.io import (MARKUPS_SCHEMA, Markups, pack_segments_into_layers, read_dicom_series,
-                          read_markups, read_seg_nrrd, read_volume, segment_id_from_name,
-                          write_dicom_series, write_markups_json, write_seg_nrrd, write_volume)
+from cochleaai.io import (MARKUPS_SCHEMA, pack_segments_into_layers, read_dicom_series, read_markups, read_seg_nrrd,
+                          read_volume, segment_id_from_name, write_dicom_series, write_markups_json, write_seg_nrrd,
+                          write_volume)
+from cochleaai.markups import Markups
 from cochleaai.segments import COCHLEA, SCALA_TYMPANI, SCALA_VESTIBULI, Segment
 from cochleaai.terminology import terminology_entry
 from cochleaai.volume import Volume

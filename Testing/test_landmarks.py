@@ -10,10 +10,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from cochleaai.errors import CochleaAIError  # noqa: E402
-from cochleaai.io import Markups  # noqa: E402
 from cochleaai.landmarks import align, localise, model_io, patches  # noqa: E402
 from cochleaai.landmarks.training import TrainConfig, train_oneshot  # noqa: E402
 from cochleaai.landmarks.unet import SliceUNet, UNetConfig  # noqa: E402
+from cochleaai.markups import Markups
 from cochleaai.progress import Cancelled  # noqa: E402
 from cochleaai.volume import Volume  # noqa: E402
 
@@ -263,8 +263,8 @@ def test_logic_trains_from_mrml_nodes_and_leaves_the_scene_alone(tmp_path):
     import sys
     from pathlib import Path
 
-    from cochleaai.slicer import mrml
     from cochleaai.segments import COCHLEA
+    from cochleaai.slicer import mrml
 
     folder = str(Path(__file__).resolve().parents[1] / "OneShotLandmarks")
     if folder not in sys.path:
@@ -402,8 +402,8 @@ def test_retry_starts_leave_out_the_poses_already_tried():
 def test_refilling_the_structure_turns_a_drained_lumen_into_a_fluid_filled_one():
     """A drained lumen (-750 HU) in bone: the refill map changes its core to the drawn
     grey value, leaves the bone away from it alone and keeps a smooth edge."""
-    from cochleaai.landmarks.training import _fill_map
     from cochleaai.landmarks.patches import sample_patch
+    from cochleaai.landmarks.training import _fill_map
 
     grid = Volume.empty((40, 40, 40), 0.2, (-4, -4, -4))
     pts = grid.physical_grid()

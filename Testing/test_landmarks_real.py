@@ -11,12 +11,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import real_specimen, requires_real_ct  # noqa: E402
+from test_landmarks import TINY, _tiny_case  # noqa: E402
+
 from cochleaai.errors import CochleaAIError  # noqa: E402
-from cochleaai.io import Markups  # noqa: E402
 from cochleaai.landmarks import model_io, patches  # noqa: E402
 from cochleaai.landmarks.detect import Detection, fuse_detections, pose_prior  # noqa: E402
 from cochleaai.landmarks.training import train_oneshot  # noqa: E402
-from test_landmarks import TINY, _tiny_case  # noqa: E402
+from cochleaai.markups import Markups
 
 
 @pytest.fixture(scope="module")

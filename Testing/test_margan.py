@@ -73,7 +73,7 @@ def test_model_file_checksum_and_corrupt_file(tiny_model, tmp_path):
 
     pt = tmp_path / "tiny.pt"
     card = json.loads((tmp_path / "tiny.json").read_text())
-    assert card["sha256"] == sha256_of(pt) and card["format"] == "cochleaai.mar.margan/1"
+    assert card["sha256"] == sha256_of(pt) and card["format"] == "cochleaai.margan/1"
     pt.write_bytes(pt.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(CochleaAIError, match="checksum"):
         load_model(pt)

@@ -184,9 +184,9 @@ def test_slicer_self_test_checks_pass_with_stand_in(mrml_scene, stand_in_phantom
 def test_small_phantom_through_the_real_mrml_bridge(monkeypatch):
     """Tiny phantom arrays, real ``add_phantom_to_scene`` and a scene set up like Slicer's."""
     from cochleaai import Volume
-    from cochleaai.io import Markups
-    from cochleaai.slicer.mrml import new_scene
+    from cochleaai.markups import Markups
     from cochleaai.segments import COCHLEA
+    from cochleaai.slicer.mrml import new_scene
 
     def make_phantom(seed, fov="roi", progress=None):
         mask = np.zeros((8, 9, 10), dtype=bool)

@@ -20,6 +20,7 @@ from cochleaai.volume import Volume
 slicer = pytest.importorskip("slicer", reason="slicer-core (MRML without Qt) is not installed")
 vtk = pytest.importorskip("vtk")
 
+from cochleaai.markups import Markups
 from cochleaai.slicer import mrml  # noqa: E402  (after the skip: needs slicer for everything below)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,8 +58,8 @@ def overlapping(ct):
 
 
 @pytest.fixture
-def landmarks() -> io.Markups:
-    return io.Markups(np.array([[1.5, -2.0, 3.25], [-4.0, 5.5, -6.0]]), ["Round window", "Apex"],
+def landmarks() -> Markups:
+    return Markups(np.array([[1.5, -2.0, 3.25], [-4.0, 5.5, -6.0]]), ["Round window", "Apex"],
                       "point", "Landmarks", ["entry", ""])
 
 
@@ -267,7 +268,7 @@ def test_slicer_reads_io_seg_nrrd_and_io_reads_slicer_seg_nrrd(scene, tmp_path, 
 @pytest.mark.parametrize("kind,cls", [("point", "vtkMRMLMarkupsFiducialNode"),
                                       ("curve", "vtkMRMLMarkupsCurveNode")])
 def test_markups_round_trip(scene, landmarks, kind, cls):
-    markups = io.Markups(landmarks.points, landmarks.labels, kind, "Landmarks", landmarks.descriptions)
+    markups = Markups(landmarks.points, landmarks.labels, kind, "Landmarks", landmarks.descriptions)
     node = mrml.markups_from_points(scene, markups)
     assert node.GetClassName() == cls and node.GetScene() is scene and node.GetDisplayNode() is not None
     assert node.GetName() == "Landmarks" and node.GetNumberOfControlPoints() == 2
@@ -282,11 +283,11 @@ def test_markups_round_trip(scene, landmarks, kind, cls):
 
 def test_markups_reuse_and_errors(scene, landmarks):
     node = mrml.markups_from_points(scene, landmarks)
-    fewer = io.Markups(landmarks.points[:1], ["Only"], "point", "One")
+    fewer = Markups(landmarks.points[:1], ["Only"], "point", "One")
     assert mrml.markups_from_points(scene, fewer, node=node) is node
     assert node.GetNumberOfControlPoints() == 1 and node.GetNthControlPointLabel(0) == "Only"
     count = scene.GetNumberOfNodes()
-    curve = io.Markups(landmarks.points, landmarks.labels, "curve", "C")
+    curve = Markups(landmarks.points, landmarks.labels, "curve", "C")
     with pytest.raises(CochleaAIError, match="curve"):
         mrml.markups_from_points(scene, curve, node=node)
     with pytest.raises(CochleaAIError):
@@ -480,7 +481,7 @@ def test_a_run_goes_into_one_folder_beside_its_input(scene):
         hierarchy.CreateItem(study, volume)
     hierarchy.SetItemParent(hierarchy.GetItemByDataNode(volume), study)
     outputs = [mrml.table_from_dict(scene, {"a": [1.0]}, "t"),
-               mrml.markups_from_points(scene, io.Markups(np.zeros((1, 3)), ["p"], name="points"))]
+               mrml.markups_from_points(scene, Markups(np.zeros((1, 3)), ["p"], name="points"))]
     folder = mrml.put_in_folder(scene, outputs + [None], "input results", beside=volume)
     assert folder and hierarchy.GetItemParent(folder) == study
     assert hierarchy.GetItemName(folder) == "input results"
@@ -490,7 +491,7 @@ def test_a_run_goes_into_one_folder_beside_its_input(scene):
 
 
 def test_point_labels_can_be_hidden(scene):
-    curve = mrml.markups_from_points(scene, io.Markups(np.zeros((3, 3)), ["0 deg", "1 deg", "2 deg"],
+    curve = mrml.markups_from_points(scene, Markups(np.zeros((3, 3)), ["0 deg", "1 deg", "2 deg"],
                                                        kind="curve", name="c"), show_labels=False)
     assert not curve.GetDisplayNode().GetPointLabelsVisibility()
     assert mrml.points_from_markups(curve).labels == ["0 deg", "1 deg", "2 deg"]

@@ -7,6 +7,7 @@ import pytest
 
 from cochleaai import io
 from cochleaai.cli import main
+from cochleaai.markups import Markups
 from cochleaai.phantom import make_phantom
 
 FAST = ["--iterations", "2", "--samples", "5", "--quiet"]
@@ -17,7 +18,7 @@ def test_segment_command_writes_files_that_read_back(tmp_path):
     ph.save(tmp_path / "ph")
     lm = dict(zip(ph.landmarks.labels, ph.landmarks.points))
     io.write_markups_json(tmp_path / "points.mrk.json",
-                          io.Markups(np.stack([lm["center"]]), ["Center"], name="clicks"))
+                          Markups(np.stack([lm["center"]]), ["Center"], name="clicks"))
     out = tmp_path / "seg"
     assert main(["segment", str(tmp_path / "ph" / "ct.nrrd"), "--out", str(out),
                  "--points", str(tmp_path / "points.mrk.json"), *FAST]) == 0
@@ -112,7 +113,7 @@ def test_batch_rows_are_ordered_for_review():
 def test_segment_refuses_a_points_file_without_usable_labels(tmp_path, capsys):
     ph = make_phantom(seed=11, fov="roi")
     io.write_volume(ph.ct, tmp_path / "ct.nrrd")
-    io.write_markups_json(tmp_path / "p.mrk.json", io.Markups(np.zeros((1, 3)), ["somewhere"]))
+    io.write_markups_json(tmp_path / "p.mrk.json", Markups(np.zeros((1, 3)), ["somewhere"]))
     assert main(["segment", str(tmp_path / "ct.nrrd"), "--out", str(tmp_path / "o"),
                  "--points", str(tmp_path / "p.mrk.json"), "--quiet"]) == 2
     assert "center" in capsys.readouterr().err

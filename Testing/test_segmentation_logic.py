@@ -26,19 +26,19 @@ for _folder in (ROOT, ROOT / "CochleaShapeSegmentation"):
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML) is not installed")
 
+from CochleaShapeSegmentationLib.logic import (NODE_NAMES, SEGMENT_POSTERIOR, SEGMENT_SHAPE,  # noqa: E402
+                                               CochleaShapeSegmentationLogic)
 from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
 
-from cochleaai.slicer import mrml  # noqa: E402
 from cochleaai.errors import CochleaAIError  # noqa: E402
-from cochleaai.io import Markups  # noqa: E402
+from cochleaai.markups import Markups
 from cochleaai.metrics import dice  # noqa: E402
 from cochleaai.progress import Cancelled  # noqa: E402
 from cochleaai.segmentation import pipeline  # noqa: E402
 from cochleaai.segmentation.pipeline import SegmentSettings  # noqa: E402
-from cochleaai.volume import Volume  # noqa: E402
+from cochleaai.slicer import mrml  # noqa: E402
 from cochleaai.slicer.results import segmentation as scene_nodes  # noqa: E402
-from CochleaShapeSegmentationLib.logic import (NODE_NAMES, SEGMENT_POSTERIOR, SEGMENT_SHAPE,  # noqa: E402
-                                               CochleaShapeSegmentationLogic)
+from cochleaai.volume import Volume  # noqa: E402
 
 QUICK = SegmentSettings(outer_iterations=3, samples=10)
 
@@ -390,7 +390,7 @@ def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitt
     parameters = {}
     import types
 
-    from slicer_stand_in import load_ui    # stand-in widgets with the .ui file's values
+    from slicer_stand_in import load_ui  # stand-in widgets with the .ui file's values
 
     ui = types.SimpleNamespace(**load_ui(ROOT / "CochleaShapeSegmentation" / "Resources" / "UI" /
                                          "CochleaShapeSegmentation.ui").children)

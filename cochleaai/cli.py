@@ -19,6 +19,7 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.landmarks import cli as landmarks_cli
 from cochleaai.mar import cli as mar_cli
 from cochleaai.mar.margan import cli as margan_cli
+from cochleaai.markups import Markups
 from cochleaai.phantom import make_phantom
 from cochleaai.progress import Cancelled, tqdm_progress
 from cochleaai.segmentation import cli as segmentation_cli
@@ -55,12 +56,12 @@ def _cmd_shape(args) -> int:
     writer.Write()
     n = 90
     io.write_markups_json(out / "scala_tympani_centerline.mrk.json",
-                          io.Markups(model.scala_tympani_centerline(n),
+                          Markups(model.scala_tympani_centerline(n),
                                      [f"{d:.0f} deg" for d in model.centerline_angles(n)],
                                      kind="curve", name="Scala tympani centerline"))
     lm = model.landmarks()
     io.write_markups_json(out / "landmarks.mrk.json",
-                          io.Markups(np.stack(list(lm.values())), list(lm), name="Cochlea landmarks"))
+                          Markups(np.stack(list(lm.values())), list(lm), name="Cochlea landmarks"))
     summary = {"parameters": model.as_dict(),
                "cochlear_duct_length_mm": model.duct_length(),
                "scala_tympani_length_mm": model.duct_length("scala_tympani"),

@@ -26,7 +26,8 @@ import numpy as np
 from scipy import ndimage
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.io import Markups, read_volume
+from cochleaai.io import read_volume
+from cochleaai.markups import Markups
 from cochleaai.metrics import dice, hausdorff95
 from cochleaai.volume import Volume, ras_to_lps
 

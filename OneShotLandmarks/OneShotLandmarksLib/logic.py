@@ -44,8 +44,8 @@ def _volume(node, what: str):
 
 
 def _structure_mask(segmentation_node, reference, segment_name: Optional[str], what: str) -> np.ndarray:
-    from cochleaai.slicer import mrml
     from cochleaai.landmarks.inputs import choose_segment
+    from cochleaai.slicer import mrml
 
     if segmentation_node is None:
         raise CochleaAIError(f"No {what} selected; choose the segmentation of the structure of interest.")
@@ -60,7 +60,7 @@ class TrainingInputs:
 
     reference: object            # cochleaai.volume.Volume
     reference_mask: np.ndarray
-    landmarks: object            # cochleaai.io.Markups placed on the reference
+    landmarks: object            # cochleaai.Markups placed on the reference
     validation: object
     validation_mask: Optional[np.ndarray]
     segment_name: Optional[str]
@@ -124,8 +124,8 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
                              segment_name: str = "Cochlea", side=None) -> "TrainingInputs":
         """Check the training nodes of :meth:`train` and copy their contents out of MRML.
         The validation volume and its segmentation are optional (both or neither)."""
-        from cochleaai.slicer import mrml
         from cochleaai.landmarks.model_io import check_side
+        from cochleaai.slicer import mrml
 
         reference = _volume(reference_node, "reference volume")
         ref_mask = _structure_mask(reference_segmentation_node, reference, segment_name,
@@ -207,8 +207,8 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         return self._detect_loaded(scene, loaders, names, model, progress, baseline, beside=nodes[0], side=side)
 
     def _detect_loaded(self, scene, loaders, names, model, progress, baseline, beside=None, side=None) -> Dict:
-        from cochleaai.slicer import mrml
         from cochleaai.landmarks.detect import detect_batch
+        from cochleaai.slicer import mrml
 
         if scene is None:
             raise CochleaAIError("No MRML scene was given.")
@@ -244,8 +244,8 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
     def self_test(self, scene, seed: int = 3, progress=None, tolerance_mm: float = 2.0) -> List[str]:
         """Generate a temporal phantom, detect with the shipped phantom model, compare with its
         truth. Returns the problems found (an empty list when all is well)."""
-        from cochleaai.slicer import mrml
         from cochleaai.landmarks.model_io import load_model, phantom_model_path
+        from cochleaai.slicer import mrml
 
         p = Progress.wrap(progress)
         problems = []

@@ -22,9 +22,9 @@ import numpy as np
 
 from cochleaai import realct
 from cochleaai.errors import CochleaAIError
-from cochleaai.io import Markups
 from cochleaai.landmarks.detect import Detection, detect_landmarks, fuse_detections
 from cochleaai.landmarks.training import TrainConfig, train_oneshot
+from cochleaai.markups import Markups
 from cochleaai.progress import Progress
 from cochleaai.realct import LANDMARK_LABELS as LABELS  # noqa: E402
 

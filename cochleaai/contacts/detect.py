@@ -31,7 +31,7 @@ import numpy as np
 from cochleaai.contacts.comb import contacts_along_centreline
 from cochleaai.contacts.refiner import chain_geometry, load_refiner, shipped_refiner
 from cochleaai.errors import CochleaAIError
-from cochleaai.io import Markups
+from cochleaai.markups import Markups
 from cochleaai.simulation.electrodes import get_array
 from cochleaai.volume import Volume
 

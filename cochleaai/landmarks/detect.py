@@ -16,7 +16,6 @@ from typing import Iterable, List, Optional
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.io import Markups
 from cochleaai.landmarks.align import candidate_rotations, cube_rotations, inertia_frame
 from cochleaai.landmarks.inputs import check_volume
 from cochleaai.landmarks.localise import localise
@@ -24,6 +23,7 @@ from cochleaai.landmarks.model_io import check_side
 from cochleaai.landmarks.patches import as_sitk, hu_mapping, intensity_anchors, normalise
 from cochleaai.landmarks.register import (_normalised_target, coarse_template, model_region, register_patch,
                                           search_translation)
+from cochleaai.markups import Markups
 from cochleaai.progress import Progress
 from cochleaai.volume import Volume
 

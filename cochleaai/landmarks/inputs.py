@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.io import Markups
+from cochleaai.markups import Markups
 from cochleaai.volume import Volume
 
 

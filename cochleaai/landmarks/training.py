@@ -138,7 +138,7 @@ def train_oneshot(reference, reference_mask, landmarks, validation=None, validat
     """Train a one-shot model from one annotated reference (and an optional validation volume).
 
     ``reference``/``validation``: Volumes (HU for CT). ``*_mask``: bool arrays on their
-    grids (or mask Volumes). ``landmarks``: :class:`~cochleaai.io.Markups` or ``(N, 3)``
+    grids (or mask Volumes). ``landmarks``: :class:`~cochleaai.Markups` or ``(N, 3)``
     LPS points with ``labels``. ``side``: the reference's ear ("left"/"right"; None when
     unknown: detection then tries both ears). Without ``validation``, early stopping
     watches the reference under a fixed unseen pose. Returns the :class:`OneShotModel`; its

@@ -11,7 +11,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.io import Markups, write_markups_json, write_seg_nrrd, write_volume
+from cochleaai.io import write_markups_json, write_seg_nrrd, write_volume
+from cochleaai.markups import Markups
 from cochleaai.phantom import prior
 from cochleaai.phantom.anatomy import MEDIAL, R_REF, InnerEar, build_surroundings, cochlea_outline
 from cochleaai.phantom.render import Box, Grid, blur, coverage, paint, smooth_noise, subvoxel_offsets, to_int16

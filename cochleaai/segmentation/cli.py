@@ -6,6 +6,7 @@ from pathlib import Path
 
 from cochleaai import batch, io
 from cochleaai.errors import CochleaAIError
+from cochleaai.markups import Markups
 from cochleaai.progress import tqdm_progress
 from cochleaai.segmentation.calibration import calibrate
 from cochleaai.segmentation.pipeline import SegmentSettings, parse_points, segment
@@ -50,7 +51,7 @@ def write_result(result, out) -> dict:
     io.write_volume(result.uncertainty, files["uncertainty"])
     files["shape"].write_text(json.dumps(result.summary(), indent=2))
     points, degrees = result.scala_tympani_centerline(60)
-    io.write_markups_json(files["centerline"], io.Markups(points, [f"{d:.0f} deg" for d in degrees],
+    io.write_markups_json(files["centerline"], Markups(points, [f"{d:.0f} deg" for d in degrees],
                                                           kind="curve", name="Scala tympani centerline"))
     from vtkmodules.vtkIOLegacy import vtkPolyDataWriter
 

@@ -36,7 +36,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.io import Markups
+from cochleaai.markups import Markups
 from cochleaai.progress import Progress
 from cochleaai.segments import Segment
 from cochleaai.shape import CochleaModel

@@ -10,7 +10,7 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.mar.margan.network import GeneratorConfig, build_generator
 from cochleaai.model_files import load_tensors, model_paths, models_folder, save_tensors
 
-FORMAT = "cochleaai.mar.margan/1"
+FORMAT = "cochleaai.margan/1"
 DEFAULT_MODEL_NAME = "margan_cochlea"
 TRAIN_HINT = ("train one with 'python -m cochleaai margan train --pairs DIR --out MODEL' "
               "(NMAR, LI and BHC need no model: --method nmar)")

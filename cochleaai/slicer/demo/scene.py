@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cochleaai import io
 from cochleaai.io import pyplot, save_figure
+from cochleaai.markups import Markups
 from cochleaai.phantom import make_phantom
 from cochleaai.progress import Progress
 from cochleaai.slicer import mrml
@@ -87,7 +87,7 @@ def run(out_dir="demo-output", seed: int = 0, fov: str = "temporal", progress=No
     st = model.scala_tympani_centerline(n)
     degrees = model.centerline_angles(n)
     labels = [f"{d:.0f} deg" for d in degrees]
-    mrml.markups_from_points(scene, io.Markups(st, labels, kind="curve", name="Scala tympani centerline"))
+    mrml.markups_from_points(scene, Markups(st, labels, kind="curve", name="Scala tympani centerline"))
     measures = {"cochlear duct length (centerline, mm)": model.duct_length(),
                 "scala tympani length (mm)": model.duct_length("scala_tympani"),
                 "turns": model.turns}

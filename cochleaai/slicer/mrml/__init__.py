@@ -29,7 +29,8 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.io import LABEL_VALUE_TAG, Markups, check_segments, segment_id_from_name, slicer_geometry_string
+from cochleaai.io import LABEL_VALUE_TAG, check_segments, segment_id_from_name, slicer_geometry_string
+from cochleaai.markups import Markups
 from cochleaai.segments import Segment
 from cochleaai.terminology import terminology_entry
 from cochleaai.volume import Volume, lps_to_ras, ras_to_lps
@@ -771,7 +772,7 @@ def add_phantom_to_scene(scene, phantom, prefix: str = "Phantom") -> Dict[str, o
     if not isinstance(phantom.ct, Volume):
         raise CochleaAIError("The phantom's 'ct' must be a Volume.")
     if not isinstance(phantom.landmarks, Markups):
-        raise CochleaAIError("The phantom's 'landmarks' must be cochleaai.io.Markups.")
+        raise CochleaAIError("The phantom's 'landmarks' must be cochleaai.Markups.")
     check_segments(phantom.segments, phantom.ct.shape)      # refuse bad masks before touching the scene
     with _rollback(scene) as created:
         volume_node = volume_to_node(scene, phantom.ct, f"{prefix} CT")

@@ -10,7 +10,7 @@ from typing import Dict
 
 import numpy as np
 
-from cochleaai import io
+from cochleaai.markups import Markups
 from cochleaai.progress import Progress
 from cochleaai.segments import Segment
 from cochleaai.shape import PARAM_NAMES
@@ -111,11 +111,11 @@ def add_result_nodes(scene, result, prefix: str, progress=None, source_volume_no
     p(0.7, "Adding the centreline, landmarks and measures")
     points, degrees = result.scala_tympani_centerline(CENTERLINE_POINTS)
     nodes["centerline"] = mrml.markups_from_points(
-        scene, io.Markups(points, [f"{d:.0f} deg" for d in degrees], kind="curve", name=name("centerline")),
+        scene, Markups(points, [f"{d:.0f} deg" for d in degrees], kind="curve", name=name("centerline")),
         show_labels=False)
     landmarks = result.landmarks()
     nodes["landmarks"] = mrml.markups_from_points(
-        scene, io.Markups(np.stack(list(landmarks.values())), list(landmarks), name=name("landmarks")))
+        scene, Markups(np.stack(list(landmarks.values())), list(landmarks), name=name("landmarks")))
     nodes["table"] = mrml.table_from_dict(scene, result_table(result), name("table"))
     if source_volume_node is not None:
         for node in nodes.values():

@@ -1,0 +1,25 @@
+"""Figures: matplotlib without a display, saved as PNG."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def pyplot():
+    """matplotlib.pyplot drawing off-screen (no display is needed for the figures written)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path, dpi: int = 100) -> Path:
+    """Write a matplotlib figure as an image (folders made as needed) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
