@@ -204,3 +204,15 @@ def test_no_private_name_is_imported_from_another_file():
                 bad += [f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}.{a.name}"
                         for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
     assert not bad, "\n".join(bad)
+
+
+def test_the_pip_package_leaves_out_the_gui_helpers():
+    """``pip install cochleaai`` gives the core and the headless Slicer layer (MRML, demo);
+    the GUI helpers need the Slicer application and ship with the extension only."""
+    tomllib = pytest.importorskip("tomllib")
+    setuptools = pytest.importorskip("setuptools")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = set(setuptools.find_packages(str(ROOT), include=config["include"], exclude=config.get("exclude", ())))
+    every = set(setuptools.find_packages(str(ROOT), include=["cochleaai*"]))
+    assert every - packages == {"cochleaai.slicer.gui"}
+    assert {"cochleaai", "cochleaai.slicer", "cochleaai.slicer.mrml", "cochleaai.slicer.demo"} <= packages
