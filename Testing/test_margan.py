@@ -81,6 +81,21 @@ def test_model_file_checksum_and_corrupt_file(tiny_model, tmp_path):
         load_model(tmp_path / "missing.pt")
 
 
+def test_a_model_file_is_read_once_while_it_stays_the_same(tmp_path, tiny_model):
+    import os
+
+    from cochleaai.mar.margan.model_io import cached_model, save_model
+
+    assert cached_model(tiny_model) is tiny_model                  # a loaded model is used as it is
+    pt, _ = save_model(tiny_model.generator, tmp_path / "cached", tiny_model.config, grid_zyx=(12, 12, 16))
+    first = cached_model(pt)
+    assert cached_model(str(pt)) is first                          # same file, same object
+    stamp = pt.stat().st_mtime_ns + 10**9
+    os.utime(pt, ns=(stamp, stamp))                                # the file changed: read again
+    again = cached_model(pt)
+    assert again is not first and cached_model(pt) is again
+
+
 def test_missing_model_is_a_clear_error_and_nmar_still_works(tmp_path):
     from cochleaai.mar.dispatch import reduce_metal_artifacts
 
