@@ -50,10 +50,7 @@ def test_unet_keeps_shape_and_starts_as_identity(one_torch_thread):
 
 
 def test_losses_on_analytic_cases():
-    from cochleaai.mar.margan.losses import (discriminator_loss,
-                                             gaussian_blur3d,
-                                             generator_adversarial,
-                                             mse_loss,
+    from cochleaai.mar.margan.losses import (discriminator_loss, gaussian_blur3d, generator_adversarial, mse_loss,
                                              retinex_loss)
 
     c = torch.full((1, 1, 9, 9, 9), 0.5)
