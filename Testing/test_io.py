@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -524,3 +526,17 @@ def test_dicom_files_are_written_with_pydicom_2_keywords_too(tmp_path, ct, monke
         (kw, self.is_little_endian, self.is_implicit_VR)), raising=True)
     files = write_dicom_series(ct, tmp_path / "dcm")
     assert calls == [({"write_like_original": False}, True, False)] * len(files)
+
+
+def test_what_slicer_loads_first_needs_none_of_the_packages_it_installs_later():
+    """The Slicer panels import these modules before torch and the other packages of
+    Resources/Dependencies/requirements.txt (and tqdm, threadpoolctl, matplotlib) are there:
+    hoisting an import to the top of a file must not make them need one."""
+    missing = ("torch", "numba", "skimage", "nrrd", "slicerio", "matplotlib", "tqdm", "threadpoolctl")
+    code = ("import sys\n"
+            f"for name in {missing!r}: sys.modules[name] = None\n"
+            "import cochleaai, cochleaai.io, cochleaai.volume, cochleaai.markups, cochleaai.progress\n"
+            "import cochleaai.threads, cochleaai.slicer.mrml\n"
+            "print('loaded')\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "loaded" in result.stdout, result.stderr

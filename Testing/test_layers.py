@@ -25,8 +25,10 @@ SLICER_PACKAGES = {"slicer", "qt", "ctk", "PythonQt", "mrml", "slicer_core", "MR
                    "vtkTeem", "vtkAddon"}
 #: What may be imported inside a function: packages that may be missing when the file is
 #: loaded (installed on first use in Slicer, Resources/Dependencies/requirements.txt, or an
-#: optional extra), and Slicer's own.
-LAZY_ALLOWED = {"torch", "numba", "skimage", "nrrd", "slicerio", "matplotlib", "dask", "distributed"} | SLICER_PACKAGES
+#: optional extra), and Slicer's own. tqdm and threadpoolctl are core dependencies that Slicer's
+#: Python lacks and never installs: only the command line and batch runs use them.
+LAZY_ALLOWED = {"torch", "numba", "skimage", "nrrd", "slicerio", "matplotlib", "dask", "distributed",
+                "tqdm", "threadpoolctl"} | SLICER_PACKAGES
 
 
 def python_files(*folders: Path) -> List[Path]:

@@ -50,10 +50,7 @@ def test_unet_keeps_shape_and_starts_as_identity(one_torch_thread):
 
 
 def test_losses_on_analytic_cases():
-    from cochleaai.mar.margan.losses import (discriminator_loss,
-                                             gaussian_blur3d,
-                                             generator_adversarial,
-                                             mse_loss,
+    from cochleaai.mar.margan.losses import (discriminator_loss, gaussian_blur3d, generator_adversarial, mse_loss,
                                              retinex_loss)
 
     c = torch.full((1, 1, 9, 9, 9), 0.5)
@@ -79,6 +76,21 @@ def test_model_file_checksum_and_corrupt_file(tiny_model, tmp_path):
         load_model(pt)
     with pytest.raises(CochleaAIError, match="does not exist.*nmar"):
         load_model(tmp_path / "missing.pt")
+
+
+def test_a_model_file_is_read_once_while_it_stays_the_same(tmp_path, tiny_model):
+    import os
+
+    from cochleaai.mar.margan.model_io import cached_model, save_model
+
+    assert cached_model(tiny_model) is tiny_model                  # a loaded model is used as it is
+    pt, _ = save_model(tiny_model.generator, tmp_path / "cached", tiny_model.config, grid_zyx=(12, 12, 16))
+    first = cached_model(pt)
+    assert cached_model(str(pt)) is first                          # same file, same object
+    stamp = pt.stat().st_mtime_ns + 10**9
+    os.utime(pt, ns=(stamp, stamp))                                # the file changed: read again
+    again = cached_model(pt)
+    assert again is not first and cached_model(pt) is again
 
 
 def test_missing_model_is_a_clear_error_and_nmar_still_works(tmp_path):

@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
+from vtkmodules.vtkIOLegacy import vtkPolyDataWriter  # not all of vtk: a second less at every start
 
 from cochleaai import __version__, bench, io
 from cochleaai.contacts import cli as contacts_cli
@@ -46,9 +47,7 @@ def _cmd_shape(args) -> int:
     model = CochleaModel(theta)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    import vtk
-
-    writer = vtk.vtkPolyDataWriter()
+    writer = vtkPolyDataWriter()
     writer.SetFileName(str(out / "cochlea_shape.vtk"))
     # Slicer reads the coordinate system of a .vtk model from its header comment
     writer.SetHeader("SPACE=LPS")

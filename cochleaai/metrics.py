@@ -301,7 +301,7 @@ def ssim(ref: ArrayOrVolume, test: ArrayOrVolume, data_range: Optional[float] = 
     defaults to the reference's ``max - min``; see the module notes for HU images.
     Identical images give ``1.0``.
     """
-    from skimage.metrics import structural_similarity
+    from skimage.metrics import structural_similarity  # lazy: installed on first use in Slicer
 
     r, t = _images(ref, test)
     dr = _data_range(r, data_range)

@@ -64,7 +64,7 @@ class Progress:
 @contextmanager
 def tqdm_progress(description: str = "", disable: bool = False) -> Iterator[Progress]:
     """A :class:`Progress` that draws a tqdm bar on stderr (used by the CLI)."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # lazy: only the command line draws bars; Slicer's Python lacks tqdm
 
     bar = tqdm(total=1000, desc=description, disable=disable,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} {postfix}")

@@ -34,7 +34,7 @@ def set_torch_threads(n) -> None:
     """
     global _before
     if n:
-        import torch
+        import torch  # lazy: installed on first use in Slicer
 
         with _lock:
             torch.set_num_threads(int(n))
@@ -46,7 +46,7 @@ def set_torch_threads(n) -> None:
 def torch_threads(n: int):
     """Run a block on ``n`` torch CPU threads, then restore the previous number."""
     global _before
-    import torch
+    import torch  # lazy: installed on first use in Slicer
 
     block = object()
     with _lock:
@@ -75,7 +75,7 @@ def limit_threads(n: int) -> None:
     setting belongs to the calling thread, so call this in the thread that runs the work
     (a Dask worker runs tasks in a thread of its own).
     """
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # lazy: only batch runs cap BLAS; Slicer's Python lacks it
 
     n = max(1, int(n))
     os.environ.update(thread_environment(n))
@@ -94,9 +94,9 @@ def threads_limited(n):
     if not n:
         yield
         return
-    import numba
-    import torch
-    from threadpoolctl import threadpool_limits
+    import numba  # lazy: installed on first use in Slicer
+    import torch  # lazy: installed on first use in Slicer
+    from threadpoolctl import threadpool_limits  # lazy: only batch runs cap BLAS; Slicer's Python lacks it
 
     before = torch.get_num_threads(), numba.get_num_threads()
     torch.set_num_threads(int(n))

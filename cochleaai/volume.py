@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
+import SimpleITK as sitk
 
 from cochleaai.errors import CochleaAIError
 
@@ -167,8 +168,6 @@ class Volume:
     # ------------------------------------------------------------- SimpleITK
     @classmethod
     def from_sitk(cls, image) -> "Volume":
-        import SimpleITK as sitk
-
         if image.GetDimension() != 3:
             raise CochleaAIError(f"Expected a 3D image, got {image.GetDimension()}D.")
         if image.GetNumberOfComponentsPerPixel() != 1:
@@ -178,8 +177,6 @@ class Volume:
                    np.array(image.GetDirection()).reshape(3, 3))
 
     def to_sitk(self):
-        import SimpleITK as sitk
-
         image = sitk.GetImageFromArray(np.ascontiguousarray(self.numeric_array()))
         image.SetSpacing([float(s) for s in self.spacing])
         image.SetOrigin([float(o) for o in self.origin])
@@ -194,8 +191,6 @@ class Volume:
         ``interpolation``: ``"linear"``, ``"nearest"`` (labels), ``"bspline"``.
         ``transform``: optional SimpleITK transform mapping reference points into this volume.
         """
-        import SimpleITK as sitk
-
         interp = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor,
                   "bspline": sitk.sitkBSpline, "label": sitk.sitkLabelGaussian}
         if interpolation not in interp:

@@ -22,7 +22,7 @@ CONNECT_TIMEOUT = "20s"
 
 def _distributed():
     try:
-        import distributed
+        import distributed  # lazy: the optional 'cluster' extra
     except ImportError:
         raise CochleaAIError("Running on Dask needs the Dask distributed package, which is not installed: "
                              f"install it with {INSTALL} (or pip install 'dask[distributed]'), "
@@ -37,7 +37,7 @@ def client(scheduler: str, workers: int = 2, threads: int = 1):
     address of a running scheduler."""
     distributed = _distributed()
     if scheduler == "local":
-        import dask
+        import dask  # lazy: the optional 'cluster' extra
 
         # processes, one task each: the GIL and numba's per-thread setting rule out threads.
         # No sampling profiler in the workers: its thread takes the GIL every 10 ms, and

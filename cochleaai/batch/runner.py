@@ -3,7 +3,9 @@ resumable, with a table of the results (failures first)."""
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional, Sequence
 
@@ -35,9 +37,6 @@ def _in_process(calls, finished, threads, warm_up=None) -> None:
 
 
 def _in_pool(calls, finished, workers: int, threads: int, warm_up=None) -> None:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
     # spawned, not forked: torch and numba have OpenMP threads running in this process
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_worker, initargs=(threads, warm_up))

@@ -13,6 +13,10 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d, label
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components, shortest_path
+from scipy.spatial import cKDTree
 
 #: Apical end of the threshold segmentation to the centre of contact 1 (mm), per array: half
 #: a contact length and the tip's blooming. Chosen on simulated pairs of a seed the benchmark
@@ -38,11 +42,7 @@ def _longest_skeleton_path(mask: np.ndarray, spacing, bridge_mm: float) -> Optio
     """Voxel indices (k, j, i) of the longest geodesic path through the mask's skeleton.
     Skeleton points up to ``bridge_mm`` apart are linked, so the gaps between the thin apical
     contacts, which the threshold segmentation may leave apart, do not cut the array."""
-    from scipy.ndimage import label
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components, shortest_path
-    from scipy.spatial import cKDTree
-    from skimage.morphology import skeletonize
+    from skimage.morphology import skeletonize  # lazy: installed on first use in Slicer
 
     lab, _ = label(mask, np.ones((3, 3, 3), bool))
     sizes = np.bincount(lab.ravel())
@@ -75,8 +75,6 @@ def _longest_skeleton_path(mask: np.ndarray, spacing, bridge_mm: float) -> Optio
 
 def _resample(points: np.ndarray, step: float, smooth_mm: float) -> np.ndarray:
     """Points every ``step`` mm along a polyline smoothed with a Gaussian of ``smooth_mm``."""
-    from scipy.ndimage import gaussian_filter1d
-
     s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
     u = np.arange(0.0, s[-1] + 1e-9, step)
     pts = np.stack([np.interp(u, s, points[:, a]) for a in range(3)], 1)
@@ -91,9 +89,6 @@ def _resample(points: np.ndarray, step: float, smooth_mm: float) -> np.ndarray:
 def _towards_spots(curve, spots, radius_mm=0.6, along_mm=1.0):
     """The curve moved across itself onto the deep spots near it: the skeleton of a bloomed
     plateau wanders within it, its deepest spots keep closer to the array's axis."""
-    from scipy.ndimage import gaussian_filter1d
-    from scipy.spatial import cKDTree
-
     tang = np.gradient(curve, axis=0)
     tang /= np.maximum(np.linalg.norm(tang, axis=1, keepdims=True), 1e-9)
     shift = np.zeros_like(curve)
@@ -153,8 +148,6 @@ def _walk(line, s, u0, array, spots):
     that spot's offset along the curve carries on to the next contacts, so that a local
     correction does not drift; bounded, so that a spot between two contacts cannot make
     the comb skip one."""
-    from scipy.spatial import cKDTree
-
     snap = SNAP_PITCHES * array.pitch_mm
     carry = CARRY_PITCHES * array.pitch_mm
     tree = cKDTree(spots) if len(spots) else None

@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from scipy.ndimage import distance_transform_edt, gaussian_filter
+from scipy.sparse.csgraph import minimum_spanning_tree, shortest_path
+from scipy.spatial.distance import cdist
 
 from cochleaai.contacts.comb import contacts_along_centreline
 from cochleaai.contacts.refiner import chain_geometry, load_refiner, shipped_refiner
@@ -41,9 +44,6 @@ COMB_MAX_PITCH_MM = 1.0
 
 
 def _order_along_chain(points: np.ndarray) -> np.ndarray:
-    from scipy.sparse.csgraph import minimum_spanning_tree, shortest_path
-    from scipy.spatial.distance import cdist
-
     n = len(points)
     if n < 3:
         order = np.arange(n)
@@ -119,8 +119,7 @@ def _deep_spots(volume: Volume, mask: np.ndarray, min_distance_mm: float, max_co
                 with_depth: bool = False):
     """Local maxima inside ``mask`` of its smoothed depth (mm from its border) plus a little
     of the image's brightness; sub-voxel, LPS mm (and, ``with_depth``, that score at each)."""
-    from scipy.ndimage import distance_transform_edt, gaussian_filter
-    from skimage.feature import peak_local_max
+    from skimage.feature import peak_local_max  # lazy: installed on first use in Slicer
 
     depth = distance_transform_edt(mask, sampling=np.asarray(volume.spacing, float)[::-1])
     # where the image is not saturated its peaks part contacts that the segmentation joins

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from scipy.ndimage import map_coordinates
+from scipy.spatial import cKDTree
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.model_files import load_arrays, model_paths, models_folder, save_arrays
@@ -120,8 +122,6 @@ def contact_features(volume: Volume, mask: np.ndarray, points: np.ndarray, frame
     """(N, F) features: the windowed image and the segmentation sampled (linearly) on the box
     in each contact's frame, the curvature vector in that frame, and a constant.
     ``channels``: those two arrays (:func:`_channels`) when already made."""
-    from scipy.ndimage import map_coordinates
-
     image, seg = _channels(volume, mask) if channels is None else channels
     n = len(points)
     if n == 0:
@@ -203,8 +203,6 @@ def fit_refiner(features: np.ndarray, offsets: np.ndarray, ridge: float = RIDGE,
 def training_samples(volume: Volume, mask: np.ndarray, detected: np.ndarray, truth: np.ndarray):
     """``(features, offsets)`` of the detections (an ordered chain) that have a true contact
     within :data:`MATCH_MM`: the offset to it in the contact's frame."""
-    from scipy.spatial import cKDTree
-
     pts = np.asarray(detected, float).reshape(-1, 3)
     truth = np.asarray(truth, float).reshape(-1, 3)
     if len(pts) < 3 or len(truth) == 0:

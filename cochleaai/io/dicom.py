@@ -7,6 +7,11 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
+import pydicom
+import SimpleITK as sitk
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import format_number_as_ds
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.volume import Volume
@@ -20,8 +25,6 @@ def read_dicom_series(folder, series_uid: Optional[str] = None) -> Volume:
     With several series in the folder, the one with the most files is read (and a warning
     says so) unless ``series_uid`` names another.
     """
-    import SimpleITK as sitk
-
     folder = Path(folder)
     if not folder.is_dir():
         raise CochleaAIError(f"The DICOM folder '{folder}' does not exist; select the folder that "
@@ -65,8 +68,6 @@ def read_dicom_series(folder, series_uid: Optional[str] = None) -> Volume:
 
 def _ds(value: float) -> str:
     """A DICOM decimal string (at most 16 characters) as close to ``value`` as possible."""
-    from pydicom.valuerep import format_number_as_ds
-
     value = float(value)
     if value == 0.0:
         return "0"
@@ -76,8 +77,6 @@ def _ds(value: float) -> str:
 def _save_dicom_file(ds, path: Path) -> None:
     """Write ``ds`` as a DICOM file (128-byte preamble, file meta header), with pydicom 3 and
     with the pydicom 2.4 that Slicer 5.8 ships, whose ``save_as`` has other keywords."""
-    import pydicom
-
     if int(pydicom.__version__.split(".")[0]) >= 3:
         ds.save_as(str(path), enforce_file_format=True)
     else:   # pydicom 2: the encoding must be on the dataset; write_like_original=False adds the header
@@ -99,9 +98,6 @@ def write_dicom_series(volume: Volume, folder, patient_name: str = "CochleaAI^Ph
     Decimal geometry fields hold 16 characters, so positions keep about 1e-10 mm.
     Returns the written file paths, in slice order.
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
-
     if not isinstance(volume, Volume):
         raise CochleaAIError(f"write_dicom_series expects a Volume, got {type(volume).__name__}.")
     volume.check_finite("volume to export")

@@ -6,17 +6,17 @@ from pathlib import Path
 
 def pyplot():
     """matplotlib.pyplot drawing off-screen (no display is needed for the figures written)."""
-    import matplotlib
+    import matplotlib  # lazy: only the figures need it; Slicer lacks it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: only the figures need it; Slicer lacks it
 
     return plt
 
 
 def save_figure(fig, path, dpi: int = 100) -> Path:
     """Write a matplotlib figure as an image (folders made as needed) and close it."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: only the figures need it; Slicer lacks it
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

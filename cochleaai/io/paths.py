@@ -1,6 +1,7 @@
 """File paths: volume file types, checks before reading and writing, unique names in a batch, checksums."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import List
 
@@ -11,8 +12,6 @@ VOLUME_EXTENSIONS = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 
 def sha256_of(path) -> str:
     """Hex SHA-256 of a file (model weights and physics tables are checked against it)."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -2,6 +2,7 @@
 stored as several *layers* of a 4D NRRD, with their terminology."""
 from __future__ import annotations
 
+import colorsys
 import re
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -125,8 +126,8 @@ def write_seg_nrrd(path, segments, reference: Volume, closed_surface: bool = Tru
         raise CochleaAIError("write_seg_nrrd needs the reference Volume that gives the geometry.")
     if not str(path).lower().endswith((".nrrd", ".nhdr")):
         raise CochleaAIError(f"A Slicer segmentation file must end in .seg.nrrd (got '{Path(path).name}').")
-    import slicerio
-    from slicerio.segmentation import terminology_entry_from_string
+    import slicerio  # lazy: installed on first use in Slicer
+    from slicerio.segmentation import terminology_entry_from_string  # lazy: installed on first use in Slicer
 
     checked = check_segments(segments, reference.shape)
     # slicerio's own add_segment renumbers the labels; packing here keeps Segment.value.
@@ -174,8 +175,6 @@ def write_seg_nrrd(path, segments, reference: Volume, closed_surface: bool = Tru
 
 def _auto_color(value: int) -> Tuple[float, float, float]:
     """A deterministic, well-spread colour for a label that has none."""
-    import colorsys
-
     return tuple(float(c) for c in colorsys.hsv_to_rgb((value * 0.618033988749895) % 1.0, 0.65, 0.9))
 
 
@@ -187,7 +186,7 @@ def read_seg_nrrd(path) -> Tuple[Volume, List[Tuple[Segment, np.ndarray]]]:
     boolean masks shaped like ``reference.array``. A NRRD without segment fields gives one
     segment per non-zero label value. The file is parsed by slicerio (LPS or RAS space).
     """
-    import slicerio
+    import slicerio  # lazy: installed on first use in Slicer
 
     path = require_file(path, "segmentation")
     try:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import SimpleITK as sitk
+
 from cochleaai.errors import CochleaAIError
 from cochleaai.io.paths import VOLUME_EXTENSIONS, extension_of, prepare_output, require_file
 from cochleaai.volume import Volume
@@ -10,8 +12,6 @@ from cochleaai.volume import Volume
 
 def read_volume(path) -> Volume:
     """Read a scalar 3D image (.nrrd, .nhdr, .nii, .nii.gz, .mha, .mhd) with its LPS geometry."""
-    import SimpleITK as sitk
-
     path = require_file(path, "image")
     ext = extension_of(path)
     if ext in (".seg.nrrd", ".seg.nhdr"):
@@ -40,8 +40,6 @@ def write_volume(volume: Volume, path, compress: bool = True) -> Path:
     NRRD and MetaImage keep the geometry to double precision; NIfTI stores it in single
     precision (about 1e-6 mm), a limit of that format.
     """
-    import SimpleITK as sitk
-
     if not isinstance(volume, Volume):
         raise CochleaAIError(f"write_volume expects a Volume, got {type(volume).__name__}.")
     ext = extension_of(path)

@@ -1,8 +1,8 @@
 """Classic sinogram-domain metal artifact reduction that works from the image alone.
 
 No raw data is needed: the post-operative image is reprojected with a virtual fan-beam
-scanner (monochromatic, ``mu`` proportional to HU + 1000), metal is segmented by a HU
-threshold, and its trace in the sinogram is repaired:
+scanner (monochromatic, ``mu`` proportional to HU + 1000), and the trace of the metal (a
+mask given by the caller) in the sinogram is repaired:
 
 * ``li``: linear interpolation across the trace in every detector row (Kalender, Hebel &
   Ebersberger, Radiology 164 (1987) 576-577);
@@ -16,8 +16,9 @@ threshold, and its trace in the sinogram is repaired:
 
 The corrected image is the input plus the filtered back-projection of the sinogram change, so
 regions the correction does not touch keep their own resolution and noise (reconstructing
-the whole reprojection would blur them). The choice of method, the metal segmentation and
-the ROI are :mod:`cochleaai.mar.dispatch`'s work.
+the whole reprojection would blur them); the metal voxels are put back on request. The
+choice of method, the threshold segmentation of the metal, the ROI and the image without
+metal are the work of :func:`cochleaai.mar.dispatch.reduce_metal_artifacts`, the entry point.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from typing import List
 import numpy as np
 from scipy.ndimage import binary_dilation, gaussian_filter
 
+from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
 from cochleaai.simulation.projector import FanBeamGeometry, RoiGrid, roi_projector
 
@@ -74,7 +76,8 @@ def correct_sinogram(img: np.ndarray, metal: np.ndarray, spacing, method: str, k
     """``img`` (float32 HU, z y x) with the metal trace of ``metal`` repaired by ``method``
     (``li``, ``nmar`` or ``bhc``), slice by slice; only slices that hold metal change.
     ``keep_metal`` puts the metal voxels back; notes go to ``messages``."""
-    key = method
+    if method not in CLASSIC_METHODS:
+        raise CochleaAIError(f"Unknown sinogram MAR method {method!r}; choose one of: {', '.join(CLASSIC_METHODS)}.")
     p(0.05, "reprojecting the image")
     grid = RoiGrid(img.shape[1], img.shape[2], float(spacing[1]), float(spacing[0]))
     proj = roi_projector(geometry, grid)
@@ -84,11 +87,11 @@ def correct_sinogram(img: np.ndarray, metal: np.ndarray, spacing, method: str, k
     work = img[slices]
     sino = proj.project_windows(_hu_to_mu(work))
     trace = proj.project_windows(trace_mask[slices].astype(np.float32)) > 1e-3
-    p(0.3, f"{CLASSIC_METHODS[key]}")
+    p(0.3, CLASSIC_METHODS[method])
     li = interpolate_trace(sino, trace)
-    if key == "li":
+    if method == "li":
         corrected = li
-    elif key == "nmar":
+    elif method == "nmar":
         li_img = work + 1000.0 * proj.fbp_windows(li - sino)
         prior = _prior_image(np.where(trace_mask[slices], 0.0, li_img), spacing)
         prior_sino = proj.project_windows(_hu_to_mu(prior))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
@@ -20,8 +19,7 @@ import numpy as np
 from cochleaai.errors import CochleaAIError
 from cochleaai.mar.classic import CLASSIC_METHODS, MAR_GEOMETRY, correct_sinogram
 from cochleaai.mar.margan.inference import check_spacing, correct
-from cochleaai.mar.margan.model_io import MarganModel, default_model_available, default_model_path, load_model
-from cochleaai.model_files import model_paths
+from cochleaai.mar.margan.model_io import cached_model, default_model_available
 from cochleaai.progress import Progress
 from cochleaai.simulation.ct import check_hu_volume
 from cochleaai.simulation.projector import FanBeamGeometry
@@ -68,22 +66,6 @@ def _check_roi_border(mask: np.ndarray, roi) -> None:
                              "contains the whole electrode array, or use no ROI.")
 
 
-_LOADED = {}
-
-
-def _margan_model(model):
-    """A loaded MARGAN model: ``model`` itself, or read (once) from its path or the default."""
-    if isinstance(model, MarganModel):
-        return model
-    key = str(Path(model if model is not None else default_model_path()).absolute())
-    pt = model_paths(key)[0]
-    stamp = (key, pt.stat().st_mtime_ns if pt.is_file() else None)
-    if stamp not in _LOADED:
-        _LOADED.clear()
-        _LOADED[stamp] = load_model(key)
-    return _LOADED[stamp]
-
-
 def reduce_metal_artifacts(volume: Volume, method: str = DEFAULT_METHOD,
                            threshold_hu: float = DEFAULT_THRESHOLD_HU, roi=None,
                            geometry: FanBeamGeometry = MAR_GEOMETRY, progress=None,
@@ -126,7 +108,7 @@ def reduce_metal_artifacts(volume: Volume, method: str = DEFAULT_METHOD,
                         "outside the volume cannot be corrected.")
 
     if key == "margan":
-        net = _margan_model(model)
+        net = cached_model(model)
         note = check_spacing(net, volume.spacing)
         if note:
             messages.append(note)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import map_coordinates
 
 from cochleaai import metrics
 from cochleaai.volume import Volume
@@ -12,8 +13,6 @@ def contact_fwhm_mm(image: Volume, centre, tangent, half_length_mm: float = 2.0,
     """Full width at half maximum (mm) of the bright spot at ``centre`` across the array:
     the profile runs perpendicular to ``tangent`` in the axial plane; the half maximum is
     taken between the peak and the median of the profile's outer quarters (the background)."""
-    from scipy.ndimage import map_coordinates
-
     t = np.asarray(tangent, float)
     perp = np.cross(t, [0.0, 0.0, 1.0])
     if np.linalg.norm(perp) < 1e-6:

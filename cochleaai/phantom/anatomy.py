@@ -115,7 +115,7 @@ def box_of(points: np.ndarray, margin: float = 0.0) -> Tuple[np.ndarray, np.ndar
 
 def cochlea_outline(deformable, n_tau: int = 1200, n_s: int = 32) -> np.ndarray:
     """Points (N, 3) on the cochlea surface in the model frame (dense enough for boxes)."""
-    import torch
+    import torch  # lazy: installed on first use in Slicer
 
     with single_threaded_torch():
         tau = torch.linspace(G.TAU_MIN, G.TAU_MAX, n_tau, dtype=torch.float64)

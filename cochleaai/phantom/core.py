@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+from scipy import ndimage
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.io import write_markups_json, write_seg_nrrd, write_volume
@@ -419,8 +420,6 @@ def _cochlea_fields(grid: Grid, box, model: CochleaModel):
     distance is 1-Lipschitz, so the interpolation is off by at most the coarse cell diagonal),
     the interpolated value is kept (label 0); everywhere else the model is evaluated exactly.
     """
-    from scipy import ndimage
-
     n = np.array(box.shape)
     m = n // 2 + 1                                      # coarse nodes cover the box (k, j, i)
     k = box.lo[0] + 2 * np.arange(m[0])

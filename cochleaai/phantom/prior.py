@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from cochleaai.shape.params import DEFORMABLE_LOWER, DEFORMABLE_UPPER, PARAM_NAMES
 
@@ -117,8 +118,6 @@ def sample_roi_pose_noise(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndar
 
 def sample_temporal_rotation(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     """A random rotation about the head axes: (3x3 matrix, the Euler angles x, y, z in degrees)."""
-    from scipy.spatial.transform import Rotation
-
     angles = rng.uniform(-TEMPORAL_ROTATION_MAX_DEG, TEMPORAL_ROTATION_MAX_DEG, 3)
     return Rotation.from_euler("xyz", angles, degrees=True).as_matrix(), angles
 

@@ -5,6 +5,11 @@ import math
 
 import numpy as np
 import torch
+# the vtk modules needed, not all of vtk (a second less at every batch worker's start)
+from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
+from vtkmodules.vtkCommonCore import vtkPoints
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
 
 from cochleaai.shape import geometry as G
 from cochleaai.shape.params import ROTATION, TRANSLATION, deformable_of
@@ -69,12 +74,6 @@ def _surface_arrays(theta, edge_mm: float):
 
 def arrays_to_polydata(vertices: np.ndarray, triangles: np.ndarray):
     """vtkPolyData from vertex and triangle arrays (with point normals)."""
-    # the three modules needed, not all of vtk (a second less at every batch worker's start)
-    from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
-    from vtkmodules.vtkCommonCore import vtkPoints
-    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
-    from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
-
     pts = vtkPoints()
     pts.SetData(numpy_to_vtk(np.ascontiguousarray(vertices, dtype=np.float64), deep=True))
     offsets = np.arange(0, 3 * len(triangles) + 1, 3, dtype=np.int64)

@@ -7,6 +7,7 @@ from typing import Dict
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.shape import geometry as G
@@ -115,8 +116,6 @@ class CochleaModel:
         is read clinically. Returns ``(degrees, distance_mm)``; points farther than
         ``max_distance_mm`` from the centreline get NaN degrees.
         """
-        from scipy.spatial import cKDTree
-
         pts = np.atleast_2d(np.asarray(points, dtype=float))
         n = int(np.degrees(G.THETA_MAX) * 10) + 1
         dist, idx = cKDTree(self.scala_tympani_centerline(n)).query(pts)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 
 def skew(v) -> np.ndarray:
@@ -22,8 +23,6 @@ def rotation_matrix(r) -> np.ndarray:
 
 def rotation_vector(R) -> np.ndarray:
     """Inverse of :func:`rotation_matrix` (angle in [0, pi])."""
-    from scipy.spatial.transform import Rotation
-
     return Rotation.from_matrix(np.asarray(R, dtype=float)).as_rotvec()
 
 

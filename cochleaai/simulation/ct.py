@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, Optional, Tuple
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.markups import Markups
@@ -96,7 +97,7 @@ METAL_SEGMENT_COLOR = (0.75, 0.75, 0.85)
 
 
 def torch_from(array):
-    import torch
+    import torch  # lazy: installed on first use in Slicer
 
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
@@ -126,7 +127,6 @@ def _along_z(maps: dict, config: ScanConfig, sz: float) -> dict:
     that blurring its attenuation equals blurring its intensity)."""
     if config.slice_fwhm_mm <= 0:
         return maps
-    from scipy.ndimage import gaussian_filter1d
 
     sigma = config.slice_fwhm_mm / 2.3548 / sz
     return {k: gaussian_filter1d(v, sigma, axis=0, mode="nearest") for k, v in maps.items()}
@@ -158,8 +158,6 @@ def scanner_cylinders(volume: Volume, parts, grid: RoiGrid):
 def _scatter_shape(primary: np.ndarray, config: ScanConfig) -> np.ndarray:
     """The primary blurred along the detector. Scatter is smooth, so the blur runs on rows
     binned 8:1 and is interpolated back (the same result, 8x fewer taps)."""
-    from scipy.ndimage import gaussian_filter1d
-
     n = primary.shape[-1]
     b = 8
     pad = (-n) % b
@@ -175,7 +173,7 @@ def _noisy(expected: np.ndarray, rng: np.random.Generator, variance: float) -> n
     """Poisson photon counts (Gaussian approximation above 50 expected photons) plus
     electronic noise of ``variance`` photons^2. The Gaussian draws come from torch (fast),
     seeded from ``rng``."""
-    import torch
+    import torch  # lazy: installed on first use in Slicer
 
     gen = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
     e = torch.from_numpy(np.ascontiguousarray(expected, dtype=np.float32))
@@ -261,7 +259,7 @@ def simulate_scan(volume: Volume, metal_fraction: Optional[np.ndarray] = None,
     t = time.perf_counter()
 
     p(0.5, "X-ray physics: spectrum, scatter, noise")
-    import torch
+    import torch  # lazy: installed on first use in Slicer
 
     # path lengths (mm) per material; the energy loop runs in torch (threaded, float32)
     water_len = torch.from_numpy(roi["water"] + body_win["water"])

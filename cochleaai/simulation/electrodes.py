@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.shape import CochleaModel
@@ -249,8 +250,6 @@ def metal_cylinders(ins: Insertion):
 def _voxelise(reference: Volume, centres, tangents, radii, length, lead_points, lead_radius,
               lead_fill, n_sub: int, contact_fill: float = 1.0) -> np.ndarray:
     """Metal fraction of every voxel of ``reference`` (float32 array, (z, y, x))."""
-    from scipy.spatial import cKDTree
-
     out = np.zeros(reference.shape, dtype=np.float32)
     reach = float(max(radii.max(), length / 2.0, lead_radius)) + float(np.linalg.norm(reference.spacing))
     axis_pts = [centres]

@@ -219,7 +219,7 @@ class RoiProjector:
 
     def filter_windows(self, windows: np.ndarray, window: str = "shepp-logan") -> np.ndarray:
         """Filter in-window sinograms ``(..., views, in_width)`` -> ``(..., views, width)``."""
-        import torch
+        import torch  # lazy: installed on first use in Slicer
 
         g = self.geometry
         ch = self.in_window_channels()
@@ -397,7 +397,7 @@ def _filter_kernel(geometry: FanBeamGeometry, window: str, n_fft: int) -> np.nda
 def filter_sinograms(sinograms: np.ndarray, geometry: FanBeamGeometry,
                      window: str = "shepp-logan") -> np.ndarray:
     """Cosine-weight and convolve every detector row with the fan-beam ramp kernel."""
-    import torch
+    import torch  # lazy: installed on first use in Slicer
 
     g = geometry
     n_fft = int(2 ** np.ceil(np.log2(2 * g.n_channels)))   # > 2n - 2: no wrap-around in the kept part

@@ -23,7 +23,7 @@ def _cmd_train(args) -> int:
                              checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
                              seed=args.seed, device=args.device)
     if args.threads:
-        import torch
+        import torch  # lazy: installed on first use in Slicer
 
         torch.set_num_threads(args.threads)
     command = "python -m cochleaai " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -51,11 +51,14 @@ def add_commands(subparsers) -> None:
     p.add_argument("--steps", type=int, default=d.steps, help=f"training steps, one volume each (default {d.steps})")
     p.add_argument("--channels", default=",".join(map(str, d.channels)), help="U-Net channels per level")
     p.add_argument("--alpha", type=float, default=ALPHA, help=f"Retinex weight (default {ALPHA})")
-    p.add_argument("--sigma", type=float, default=SIGMA_VOXELS, help=f"Retinex Gaussian sigma in voxels (default {SIGMA_VOXELS})")
+    p.add_argument("--sigma", type=float, default=SIGMA_VOXELS,
+                   help=f"Retinex Gaussian sigma in voxels (default {SIGMA_VOXELS})")
     p.add_argument("--pixel-loss", choices=("mse", "l1"), default=d.pixel_loss,
                    help="pixel loss (default mse, the thesis's; l1 for the ablation)")
-    p.add_argument("--adv-weight", type=float, default=d.adv_weight, help=f"adversarial weight (default {d.adv_weight})")
-    p.add_argument("--adv-start", type=int, default=d.adv_start, help=f"first step with the adversarial terms (default {d.adv_start})")
+    p.add_argument("--adv-weight", type=float, default=d.adv_weight,
+                   help=f"adversarial weight (default {d.adv_weight})")
+    p.add_argument("--adv-start", type=int, default=d.adv_start,
+                   help=f"first step with the adversarial terms (default {d.adv_start})")
     p.add_argument("--optimizer", choices=("rmsprop", "adam"), default=d.optimizer)
     p.add_argument("--lr-g", type=float, default=d.lr_g)
     p.add_argument("--lr-d", type=float, default=d.lr_d)

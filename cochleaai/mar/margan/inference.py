@@ -19,7 +19,7 @@ MARGIN_MM = 2.0
 
 
 def _run(model, block: np.ndarray) -> np.ndarray:
-    import torch
+    import torch  # lazy: installed on first use in Slicer
 
     x, crop = pad_to_multiple(to_unit(block.astype(np.float32)), model.config.multiple, 0.0)
     with torch.no_grad():

@@ -20,7 +20,7 @@ EPS = 1e-3         # keeps the division and the logarithm finite on near-zero (a
 
 
 def gaussian_kernel(sigma: float):
-    import torch
+    import torch  # lazy: installed on first use in Slicer
 
     r = max(1, int(np.ceil(3 * sigma)))
     x = np.arange(-r, r + 1, dtype=np.float64)
@@ -31,7 +31,7 @@ def gaussian_kernel(sigma: float):
 def gaussian_blur3d(x, sigma: float = SIGMA_VOXELS):
     """Separable Gaussian blur of (N, 1, z, y, x) with edge replication (a constant stays
     constant)."""
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # lazy: installed on first use in Slicer
 
     k = gaussian_kernel(sigma).to(x.device, x.dtype)
     r = (k.numel() - 1) // 2
@@ -46,7 +46,7 @@ def gaussian_blur3d(x, sigma: float = SIGMA_VOXELS):
 
 def retinex_loss(output, inputs, sigma: float = SIGMA_VOXELS):
     """mean |G - exp(log G - log(G * N_sigma))| / mean |Y| (G output, Y input)."""
-    import torch
+    import torch  # lazy: installed on first use in Slicer
 
     g = output.clamp(min=EPS)
     reflectance = torch.exp(torch.log(g) - torch.log(gaussian_blur3d(g, sigma).clamp(min=EPS)))

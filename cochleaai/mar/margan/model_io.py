@@ -56,3 +56,21 @@ def load_model(path=None) -> MarganModel:
     net.eval()
     return MarganModel(net, config, float(card.get("spacing_mm", 0.2)), tuple(card.get("grid_zyx", (50, 50, 60))),
                        card)
+
+
+#: The one model kept loaded, under its path and its weights' modification time.
+_cache = {}
+
+
+def cached_model(model=None) -> MarganModel:
+    """A loaded model: ``model`` itself, or read from its path (default: the shipped one) once
+    and kept while its file stays the same, so repeated corrections do not reload it."""
+    if isinstance(model, MarganModel):
+        return model
+    key = str(Path(model if model is not None else default_model_path()).absolute())
+    pt = model_paths(key)[0]
+    stamp = (key, pt.stat().st_mtime_ns if pt.is_file() else None)
+    if stamp not in _cache:
+        _cache.clear()
+        _cache[stamp] = load_model(key)
+    return _cache[stamp]

@@ -52,8 +52,8 @@ def _block(torch_nn, cin: int, cout: int, groups: int):
 
 
 def build_generator(config: GeneratorConfig = GeneratorConfig()):
-    import torch
-    from torch import nn
+    import torch  # lazy: installed on first use in Slicer
+    from torch import nn  # lazy: installed on first use in Slicer
 
     class UNet3D(nn.Module):
         def __init__(self):
@@ -89,7 +89,7 @@ def build_generator(config: GeneratorConfig = GeneratorConfig()):
 
 def build_discriminator(channels: Tuple[int, ...] = (8, 16, 32)):
     """Strided 3D convolutions down to a map of patch scores (least-squares GAN: no sigmoid)."""
-    from torch import nn
+    from torch import nn  # lazy: installed on first use in Slicer
 
     layers, cin = [], 1
     for c in channels:

@@ -80,7 +80,7 @@ def load_pairs(pairs_dir, limit: Optional[int] = None):
 
 
 def _device(name: str):
-    import torch
+    import torch  # lazy: installed on first use in Slicer
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -88,7 +88,7 @@ def _device(name: str):
 
 
 def _optimisers(settings: TrainSettings, g, d):
-    import torch
+    import torch  # lazy: installed on first use in Slicer
 
     if settings.optimizer == "adam":
         return (torch.optim.Adam(g.parameters(), settings.lr_g, betas=(0.5, 0.999)),
@@ -101,7 +101,7 @@ def _optimisers(settings: TrainSettings, g, d):
 def train(pairs_dir, out, settings: TrainSettings = TrainSettings(), resume: bool = False,
           progress=None, command: str = "", limit: Optional[int] = None) -> dict:
     """Train and save the model ``out`` (.pt + .json card); returns the card's training record."""
-    import torch
+    import torch  # lazy: installed on first use in Slicer
 
     p = Progress.wrap(progress)
     if settings.steps < 1:
