@@ -16,8 +16,7 @@ from pathlib import Path
 
 import slicer
 import vtk
-from slicer.ScriptedLoadableModule import (ScriptedLoadableModuleLogic,
-                                           ScriptedLoadableModuleTest,
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModuleLogic, ScriptedLoadableModuleTest,
                                            ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
