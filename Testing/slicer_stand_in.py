@@ -1,7 +1,9 @@
 """A stand-in for the parts of the Slicer application the module scripts touch.
 
 ``install()`` puts modules named ``slicer``, ``slicer.util``, ``slicer.ScriptedLoadableModule``,
-``slicer.i18n``, ``qt`` and ``ctk`` into ``sys.modules``. ``slicer.util.loadUI`` reads the
+``slicer.i18n``, ``slicer.parameterNodeWrapper`` (``parameter_node_stand_in``: it binds the
+panel's widgets to the module's parameter node, a stand-in ``vtkMRMLScriptedModuleNode`` of
+the stand-in scene), ``qt`` and ``ctk`` into ``sys.modules``. ``slicer.util.loadUI`` reads the
 module's real ``.ui`` file and gives one stand-in widget (see ``qt_stand_ins``) per
 objectName, with the numbers, texts and check states the file sets. Nothing of Qt runs:
 this checks what the Python side of the module does while its panel is built and used.
@@ -437,8 +439,8 @@ def main(names):
             entry["status"] = getattr(widget.ui.statusLabel, "text", "")
             entry["built"] = True
             entry["parameters"] = sorted(type(widget.parameters).allParameters)
-            entry["bound_widgets"] = sorted(parameter_node_stand_in.parameter_name(w) for w in vars(widget.ui).values()
-                                            if parameter_node_stand_in.parameter_name(w))
+            names = [parameter_node_stand_in.parameter_name(w) for w in vars(widget.ui).values()]
+            entry["bound_widgets"] = sorted(name for name in names if name)
             entry["stored"] = dict(widget.parameters.parameterNode.values)
             entry["blocked_imports"] = sorted(set(finder.attempts))
             finder.attempts.clear()

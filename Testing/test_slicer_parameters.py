@@ -243,3 +243,21 @@ def test_explorer_and_landmark_choices():
     assert models_folder() / f"{parameters_module('LangevinVAEExplorer').SHIPPED_MODEL}.pt" == default_model_path()
     assert choice_items(parameters_module("OneShotLandmarks").EarSide) == {
         None: "Auto (try both)", "left": "Left", "right": "Right"}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_the_slots_read_declared_parameters(module):
+    """Every ``self.parameters.<name>`` (and ``p.<name>`` after ``p = self.parameters``) of the
+    module script is a parameter of its class: the slots read the parameter node, by name."""
+    import ast
+
+    tree = ast.parse((ROOT / module / f"{module}.py").read_text(encoding="utf-8"))
+    read = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            owner = node.value
+            if (isinstance(owner, ast.Attribute) and owner.attr == "parameters" and isinstance(owner.value, ast.Name)
+                    and owner.value.id == "self") or (isinstance(owner, ast.Name) and owner.id == "p"):
+                read.add(node.attr)
+    declared = set(parameter_class(module).allParameters)
+    assert read and read <= declared, f"undeclared parameters read: {read - declared}"
