@@ -8,14 +8,18 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
-from CochleaShapeSegmentationLib.logic import FIT_SHARE, CochleaShapeSegmentationLogic
+from CochleaShapeSegmentationLib.parameters import CochleaShapeSegmentationParameterNode
 from cochleaai.progress import Progress
 from cochleaai.slicer.gui.module import (CATEGORIES,
                                          CONTRIBUTORS,
                                          CochleaAIModuleTest,
                                          CochleaAIModuleWidget,
                                          register_sample_data_on_startup)
-from cochleaai.slicer.gui.widgets import PointPlacer, show_table
+from cochleaai.slicer.gui.panels import PointPlacer, show_table
+
+#: Share of the progress bar spent in the fit; the rest is building the nodes (the Logic's
+#: ``FIT_SHARE``, not imported here: the Logic needs torch; a test keeps them equal).
+FIT_SHARE = 0.9
 
 
 class CochleaShapeSegmentation(ScriptedLoadableModule):
@@ -64,91 +68,38 @@ class CochleaShapeSegmentation(ScriptedLoadableModule):
 
 
 class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
-    logic_class = CochleaShapeSegmentationLogic
     ui_file = "UI/CochleaShapeSegmentation.ui"
+    parameters_class = CochleaShapeSegmentationParameterNode
 
-    #: Parameter-node keys of the segmentation settings (saved with the scene) -> spin box names.
-    SETTING_PARAMETERS = {"LRefFit": "lRefFitSpinBox", "LRefFinal": "lRefFinalSpinBox",
-                          "Iterations": "iterationsSpinBox", "Samples": "samplesSpinBox"}
-    SIDE_PARAMETER = "Side"
+    @staticmethod
+    def newLogic():
+        from CochleaShapeSegmentationLib.logic import CochleaShapeSegmentationLogic  # lazy: needs torch (first click)
+
+        return CochleaShapeSegmentationLogic()
 
     def setup(self):
-        # The spin boxes start at the .ui file's values, the pipeline's defaults (a packaging
-        # test keeps them equal): importing the pipeline here would need torch.
         CochleaAIModuleWidget.setup(self)
-        self._restoringSettings = False
-        self.ui.sideComboBox.clear()
-        self.ui.sideComboBox.addItem(_("Right ear"), "right")
-        self.ui.sideComboBox.addItem(_("Left ear"), "left")
         self.ui.applyButton.connect("clicked(bool)", self.runner.guard(self.onApply))
         self.pointPlacer = PointPlacer(self.runner, self.ui.placePointsButton, self.ui.pointsSelector,
                                        self.ui.pointsPlaceWidget, lambda node: self.logic.points_node(
-                                           slicer.mrmlScene, self.ui.volumeSelector.currentNode(), node))
-        self.ui.volumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateApplyButton)
-        self.ui.sideComboBox.connect("currentIndexChanged(int)", self.saveSettings)
-        for name in self.SETTING_PARAMETERS.values():
-            getattr(self.ui, name).connect("valueChanged(double)" if "lRef" in name else "valueChanged(int)",
-                                           self.saveSettings)
+                                           slicer.mrmlScene, self.parameters.volume, node))
         self.runner.busyWidgets.append(self.ui.applyButton)
-        self.restoreSettings()
         self.updateApplyButton()
 
-    def enter(self):
-        CochleaAIModuleWidget.enter(self)
-        self.restoreSettings()
-
-    def onSceneEndClose(self, caller, event):
-        CochleaAIModuleWidget.onSceneEndClose(self, caller, event)
-        if self.parent.isEntered:
-            self.restoreSettings()
-
-    def restoreSettings(self):
-        """Put the parameter node's settings into the widgets (then store the widgets' values)."""
-        node = self.logic.getParameterNode() if hasattr(self.logic, "getParameterNode") else None
-        if node is None:
-            return
-        self._restoringSettings = True
-        try:
-            index = self.ui.sideComboBox.findData(node.GetParameter(self.SIDE_PARAMETER))
-            if index >= 0:
-                self.ui.sideComboBox.currentIndex = index
-            for key, name in self.SETTING_PARAMETERS.items():
-                text = node.GetParameter(key)
-                try:
-                    value = float(text)
-                except (TypeError, ValueError):
-                    continue
-                widget = getattr(self.ui, name)
-                widget.value = value if "lRef" in name else int(value)
-        finally:
-            self._restoringSettings = False
-        self.saveSettings()
-
-    def saveSettings(self, *_unused):
-        if self._restoringSettings:
-            return
-        node = self.logic.getParameterNode() if hasattr(self.logic, "getParameterNode") else None
-        if node is None:
-            return
-        node.SetParameter(self.SIDE_PARAMETER, self.side())
-        for key, name in self.SETTING_PARAMETERS.items():
-            node.SetParameter(key, str(getattr(self.ui, name).value))
-
-    def side(self):
-        return self.ui.sideComboBox.itemData(self.ui.sideComboBox.currentIndex) or "right"
+    def onParameterNodeModified(self, caller=None, event=None):
+        self.updateApplyButton()
 
     def updateApplyButton(self, *_unused):
-        volume = self.ui.volumeSelector.currentNode()
+        volume = self.parameters.volume if self.parameters is not None else None
         self.ui.inputVolumeNameLabel.text = volume.GetName() if volume is not None else _("(select a volume above)")
         self.ui.applyButton.enabled = volume is not None and not self.runner.running
 
     def settings(self):
-        from cochleaai.segmentation.pipeline import SegmentSettings
+        from cochleaai.segmentation.pipeline import SegmentSettings  # lazy: needs torch (first click)
 
-        return SegmentSettings(l_ref_fit=float(self.ui.lRefFitSpinBox.value),
-                               l_ref_final=float(self.ui.lRefFinalSpinBox.value),
-                               outer_iterations=int(self.ui.iterationsSpinBox.value),
-                               samples=int(self.ui.samplesSpinBox.value))
+        p = self.parameters
+        return SegmentSettings(l_ref_fit=float(p.lRefFit), l_ref_final=float(p.lRefFinal),
+                               outer_iterations=p.iterations, samples=p.samples)
 
     def onApply(self, *_unused):
         """Read the inputs here, fit in a worker thread, add the nodes back here (MRML is not thread-safe)."""
@@ -156,9 +107,8 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         if self.runner.running:
             return
         try:
-            inputs = self.logic.read_inputs(self.ui.volumeSelector.currentNode(),
-                                            self.ui.pointsSelector.currentNode(),
-                                            side=self.side(), settings=self.settings())
+            inputs = self.logic.read_inputs(self.parameters.volume, self.parameters.points,
+                                            side=self.parameters.side.key, settings=self.settings())
         except Exception as error:  # refused inputs: shown like a failed job, nothing started
             self.runner.showFailure(description, error)
             return
@@ -175,7 +125,7 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         """Probability over the CT in the slice views, surfaces in 3D, the table in the table view."""
         segmentation = nodes["segmentation"]
         segmentation.CreateClosedSurfaceRepresentation()
-        background = volumeNode if volumeNode is not None else self.ui.volumeSelector.currentNode()
+        background = volumeNode if volumeNode is not None else self.parameters.volume
         slicer.util.setSliceViewerLayers(background=background,
                                          foreground=nodes["probability"], foregroundOpacity=0.35)
         show_table(nodes["table"])
@@ -191,7 +141,7 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
             cdl=lateral.get("mean", nan), cdl_sd=lateral.get("std", nan), a=a_value.get("mean", nan),
             a_sd=a_value.get("std", nan), seconds=result.seconds, table=nodes["table"].GetName())
         if result.quality.get("suspect"):
-            from cochleaai.segmentation.quality import suspect_reasons
+            from cochleaai.segmentation.quality import suspect_reasons  # lazy: needs torch (first click)
 
             text = _("Check this result: {reasons}.").format(
                 reasons="; ".join(suspect_reasons(result.quality))) + " " + text
@@ -199,5 +149,5 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
 
 
 class CochleaShapeSegmentationTest(CochleaAIModuleTest):
-    logic_class = CochleaShapeSegmentationLogic
+    newLogic = staticmethod(CochleaShapeSegmentationWidget.newLogic)
     method_test = "Segmenting a phantom cochlea from its landmarks"

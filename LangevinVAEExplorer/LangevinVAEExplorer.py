@@ -8,8 +8,9 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
-from LangevinVAEExplorerLib.logic import LangevinVAEExplorerLogic
+from LangevinVAEExplorerLib.parameters import MAX_SAMPLE_SEED, SHIPPED_MODEL, LangevinVAEExplorerParameterNode
 from cochleaai.errors import CochleaAIError
+from cochleaai.model_files import models_folder
 from cochleaai.slicer.gui.module import (CATEGORIES,
                                          CONTRIBUTORS,
                                          CochleaAIModuleTest,
@@ -51,8 +52,14 @@ class LangevinVAEExplorer(ScriptedLoadableModule):
 
 
 class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
-    logic_class = LangevinVAEExplorerLogic
     ui_file = "UI/LangevinVAEExplorer.ui"
+    parameters_class = LangevinVAEExplorerParameterNode
+
+    @staticmethod
+    def newLogic():
+        from LangevinVAEExplorerLib.logic import LangevinVAEExplorerLogic  # lazy: needs torch (first click)
+
+        return LangevinVAEExplorerLogic()
 
     def setup(self):
         CochleaAIModuleWidget.setup(self)
@@ -60,7 +67,7 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
         self._generatedShown = False
         self.runner.busyWidgets.extend([self.ui.loadModelButton, self.ui.trainButton,
                                         self.ui.encodeButton, self.ui.interpolateButton])
-        self.ui.modelPathLineEdit.currentPath = str(self.logic.default_model_path())
+        self.ui.modelPathLineEdit.currentPath = str(models_folder() / f"{SHIPPED_MODEL}.pt")
         self.ui.modelInfoLabel.text = _("The model loads on first use (Load model, Random sample, Encode...).")
         self.ui.loadModelButton.connect("clicked(bool)", self.runner.guard(self.onLoadModel))
         for slider in (self.ui.latent1Slider, self.ui.latent2Slider):
@@ -120,7 +127,7 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
     def onLatentChanged(self, *_unused):
         if self._settingSliders:
             return
-        if self.logic.model is None:    # loading needs the dependency check: a button does it
+        if not self.logicMade or self.logic.model is None:    # loading needs the dependency check: a button does it
             self.runner.setStatus(_("Load a model first (Load model or Random sample)."))
             return
         z = [self.ui.latent1Slider.value, self.ui.latent2Slider.value][:self.logic.latent_dim]
@@ -132,19 +139,19 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
     def onRandomSample(self, *_unused):
         if self._ensureModel() is None:
             return
-        result = self._call(_("Random sample"), self.logic.random_sample, slicer.mrmlScene,
-                            int(self.ui.sampleSeedSpinBox.value))
+        p = self.parameters
+        result = self._call(_("Random sample"), self.logic.random_sample, slicer.mrmlScene, p.sampleSeed)
         if result:
             node, z = result
             self._setSliders(z)
             self._showGenerated(node)
-            self.ui.sampleSeedSpinBox.value = int(self.ui.sampleSeedSpinBox.value) + 1
+            p.sampleSeed = min(p.sampleSeed + 1, MAX_SAMPLE_SEED)   # the spin box's maximum, as before
 
     def onLatentMap(self, *_unused):
         if self._ensureModel() is None:
             return
         result = self._call(_("Latent map"), self.logic.latent_map, slicer.mrmlScene,
-                            int(self.ui.latentMapSizeSpinBox.value))
+                            self.parameters.latentMapSize)
         if result and result["node"] is not None:
             red = slicer.app.layoutManager().sliceWidget("Red")
             if red is not None:
@@ -154,8 +161,7 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
     def onEncode(self, *_unused):
         if self._ensureModel() is None:
             return
-        result = self.runner.run(_("Encode"), self.logic.encode, slicer.mrmlScene,
-                                 self.ui.volumeSelector.currentNode())
+        result = self.runner.run(_("Encode"), self.logic.encode, slicer.mrmlScene, self.parameters.volume)
         if result:
             z, node = result
             self._setSliders(z)
@@ -165,10 +171,9 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
     def onInterpolate(self, *_unused):
         if self._ensureModel() is None:
             return
+        p = self.parameters
         nodes = self.runner.run(_("Interpolate"), self.logic.interpolate, slicer.mrmlScene,
-                                self.ui.interpolateFromSelector.currentNode(),
-                                self.ui.interpolateToSelector.currentNode(),
-                                int(self.ui.interpolationStepsSpinBox.value))
+                                p.interpolateFrom, p.interpolateTo, p.interpolationSteps)
         if nodes:
             self._showGenerated(nodes["proxy"])
             sequences = getattr(slicer.modules, "sequences", None)
@@ -184,7 +189,7 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
         try:
             inputs = self.logic.read_training_inputs(self.ui.trainOutputLineEdit.currentPath,
                                                      folder=self.ui.trainFolderLineEdit.currentPath or None,
-                                                     epochs=int(self.ui.trainEpochsSpinBox.value))
+                                                     epochs=self.parameters.trainEpochs)
         except Exception as error:  # refused inputs: shown like a failed job, nothing started
             self.runner.showFailure(description, error)
             return
@@ -198,5 +203,5 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
 
 
 class LangevinVAEExplorerTest(CochleaAIModuleTest):
-    logic_class = LangevinVAEExplorerLogic
+    newLogic = staticmethod(LangevinVAEExplorerWidget.newLogic)
     method_test = "Encoding a phantom with the shipped model"

@@ -3,12 +3,14 @@
 Everything this file does goes through MetalArtifactReductionLogic and the shared helpers in
 ``cochleaai.slicer.gui.module``; no algorithm lives here.
 """
+import os
+
 import slicer
 from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
-from MetalArtifactReductionLib.logic import MetalArtifactReductionLogic
+from MetalArtifactReductionLib.parameters import MetalArtifactReductionParameterNode
 from cochleaai.slicer.gui.module import (CATEGORIES,
                                          CONTRIBUTORS,
                                          CochleaAIModuleTest,
@@ -60,31 +62,18 @@ class MetalArtifactReduction(ScriptedLoadableModule):
             "and Seco 2012 (BHC). Physics tables from SpekPy and xraylib.")
 
 
-def fillComboBox(comboBox, labels, default):
-    """Items ``labels`` ({key: label}) with their keys as item data; ``default`` selected."""
-    for key, label in labels.items():
-        comboBox.addItem(label, key)
-    comboBox.currentIndex = comboBox.findData(default)
-
-
-def currentKey(comboBox):
-    """The key (item data) of the selected item."""
-    return comboBox.itemData(comboBox.currentIndex)
-
-
 class MetalArtifactReductionWidget(CochleaAIModuleWidget):
-    logic_class = MetalArtifactReductionLogic
     ui_file = "UI/MetalArtifactReduction.ui"
+    parameters_class = MetalArtifactReductionParameterNode
+
+    @staticmethod
+    def newLogic():
+        from MetalArtifactReductionLib.logic import MetalArtifactReductionLogic  # lazy: needs torch (first click)
+
+        return MetalArtifactReductionLogic()
 
     def setup(self):
         CochleaAIModuleWidget.setup(self)
-        from cochleaai.simulation.electrodes import ARRAYS, DEFAULT_ARRAY
-        from cochleaai.mar.dispatch import METHODS, default_method
-
-        fillComboBox(self.ui.methodComboBox, METHODS, default_method())
-        fillComboBox(self.ui.arrayComboBox, {key: array.name for key, array in ARRAYS.items()}, DEFAULT_ARRAY)
-        fillComboBox(self.ui.implantedArrayComboBox,
-                     {"": _("Unknown"), **{key: array.name for key, array in ARRAYS.items()}}, "")
         self.ui.reduceButton.connect("clicked(bool)", self.runner.guard(self.onReduce))
         self.ui.simulateButton.connect("clicked(bool)", self.runner.guard(self.onSimulate))
         self.ui.simulatePairsButton.connect("clicked(bool)", self.runner.guard(self.onSimulatePairs))
@@ -93,15 +82,13 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
                                         self.ui.trainButton])
 
     def onReduce(self, *_unused):
-        volume = self.ui.inputVolumeSelector.currentNode()
-        method = currentKey(self.ui.methodComboBox)
+        p = self.parameters
+        method = p.method.key
         result = self.runner.run(_("Reduce metal artifacts"), self.logic.reduce_artifacts, slicer.mrmlScene,
-                                 volume, method=method, output_node=self.ui.outputVolumeSelector.currentNode(),
-                                 roi_node=self.ui.roiSelector.currentNode(),
-                                 threshold_hu=float(self.ui.thresholdSpinBox.value),
-                                 array=currentKey(self.ui.implantedArrayComboBox) or None)
+                                 p.postopVolume, method=method, output_node=p.outputVolume, roi_node=p.roi,
+                                 threshold_hu=float(p.thresholdHU), array=p.implantedArray.key)
         if result:
-            self.ui.outputVolumeSelector.setCurrentNode(result["volume"])
+            p.outputVolume = result["volume"]
             slicer.util.setSliceViewerLayers(background=result["volume"], fit=True)
             found = result["contacts"].GetNumberOfControlPoints() if result["contacts"] else 0
             done = (_("Artifacts reduced ({method}); {count} contacts marked.").format(
@@ -109,20 +96,17 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
             self.runner.setStatus(" ".join([done] + result["messages"]).strip())
 
     def onSimulate(self, *_unused):
-        depth = float(self.ui.depthSpinBox.value) or None
-        array = currentKey(self.ui.arrayComboBox)
+        p = self.parameters
         result = self.runner.run(_("Simulate implant"), self.logic.simulate_implant, slicer.mrmlScene,
-                                 self.ui.preopVolumeSelector.currentNode(), array=array, depth_deg=depth,
-                                 seed=int(self.ui.simulationSeedSpinBox.value),
-                                 model_table_node=self.ui.shapeTableSelector.currentNode())
+                                 p.preopVolume, array=p.array.key, depth_deg=float(p.depthDeg) or None,
+                                 seed=p.simulationSeed, model_table_node=p.shapeTable)
         if result:
-            self.ui.inputVolumeSelector.setCurrentNode(result["volume"])
+            p.postopVolume = result["volume"]
             slicer.util.setSliceViewerLayers(background=result["volume"], fit=True)
             summary = result["summary"]
             self.runner.setStatus(_("Simulated {array} at {depth:.0f} deg: {inside} contacts inside the "
                                     "cochlea.").format(array=summary["array"], depth=summary["depth_deg"],
                                                        inside=summary["intracochlear_contacts"]))
-
 
     def _pairsFolder(self):
         return self.ui.pairsFolderPathLineEdit.currentPath.strip()
@@ -133,13 +117,11 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
         if self.runner.running:
             return
         try:
-            scans = self.logic.read_training_scans(self.ui.preopVolumeSelector.currentNode(),
-                                                   self.ui.shapeTableSelector.currentNode())
+            scans = self.logic.read_training_scans(self.parameters.preopVolume, self.parameters.shapeTable)
         except Exception as error:  # refused inputs: shown like a failed job, nothing started
             self.runner.showFailure(description, error)
             return
-        folder, n = self._pairsFolder(), int(self.ui.trainPairsSpinBox.value)
-        seed = int(self.ui.simulationSeedSpinBox.value)
+        folder, n, seed = self._pairsFolder(), self.parameters.trainPairs, self.parameters.simulationSeed
         done = self.runner.runInBackground(
             description, lambda progress: self.logic.compute_training_pairs(scans, folder, n, seed, progress))
         if done:
@@ -147,15 +129,13 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
                 count=done["pairs"], folder=done["pairs_dir"]))
 
     def onTrain(self, *_unused):
-        import os
-
         description = _("Train MARGAN")
         if self.runner.running:
             return
         folder = self._pairsFolder()
         path = self.ui.trainModelPathLineEdit.currentPath.strip() or (
             os.path.join(folder, "margan_user.pt") if folder else "")
-        steps = int(self.ui.trainStepsSpinBox.value)
+        steps = self.parameters.trainSteps
         model = self.runner.runInBackground(
             description, lambda progress: self.logic.compute_training(folder, path, steps, progress), self._useModel)
         if model is not None:
@@ -171,5 +151,5 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
 
 
 class MetalArtifactReductionTest(CochleaAIModuleTest):
-    logic_class = MetalArtifactReductionLogic
+    newLogic = staticmethod(MetalArtifactReductionWidget.newLogic)
     method_test = "Simulating an implant in a phantom and reducing its artifacts"

@@ -8,13 +8,13 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
-from OneShotLandmarksLib.logic import OneShotLandmarksLogic
+from OneShotLandmarksLib.parameters import OneShotLandmarksParameterNode
 from cochleaai.slicer.gui.module import (CATEGORIES,
                                          CONTRIBUTORS,
                                          CochleaAIModuleTest,
                                          CochleaAIModuleWidget,
                                          register_sample_data_on_startup)
-from cochleaai.slicer.gui.widgets import PointPlacer, show_table
+from cochleaai.slicer.gui.panels import PointPlacer, show_table
 
 
 class OneShotLandmarks(ScriptedLoadableModule):
@@ -56,31 +56,25 @@ class OneShotLandmarks(ScriptedLoadableModule):
             "(DGM4MICCAI), 2021.")
 
 
-#: The ear choices of the two combo boxes: (label, key; None = unknown / try both).
-SIDE_CHOICES = ((_("Auto (try both)"), None), (_("Left"), "left"), (_("Right"), "right"))
-
-
-def _side(combo):
-    return combo.itemData(combo.currentIndex)
-
-
 class OneShotLandmarksWidget(CochleaAIModuleWidget):
-    logic_class = OneShotLandmarksLogic
     ui_file = "UI/OneShotLandmarks.ui"
+    parameters_class = OneShotLandmarksParameterNode
+
+    @staticmethod
+    def newLogic():
+        from OneShotLandmarksLib.logic import OneShotLandmarksLogic  # lazy: needs torch (first click)
+
+        return OneShotLandmarksLogic()
 
     def setup(self):
         CochleaAIModuleWidget.setup(self)
         self.ui.trainButton.connect("clicked(bool)", self.runner.guard(self.onTrain))
         self.ui.detectButton.connect("clicked(bool)", self.runner.guard(self.onDetect))
         self.runner.busyWidgets.extend([self.ui.trainButton, self.ui.detectButton])
-        for combo in (self.ui.referenceSideComboBox, self.ui.targetSideComboBox):
-            combo.clear()
-            for label, key in SIDE_CHOICES:
-                combo.addItem(label, key)
         self.landmarkPlacer = PointPlacer(
             self.runner, self.ui.placeLandmarksButton, self.ui.referenceLandmarksSelector,
             self.ui.referenceLandmarksPlaceWidget, lambda node: self.logic.reference_landmarks_node(
-                slicer.mrmlScene, self.ui.referenceVolumeSelector.currentNode(), node))
+                slicer.mrmlScene, self.parameters.referenceVolume, node))
 
     def onTrain(self, *_unused):
         """Read the training nodes here, train in a worker thread (minutes), keep the model here."""
@@ -89,12 +83,10 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
             return
         path = self.ui.saveModelPathLineEdit.currentPath.strip() or None
         try:
+            p = self.parameters
             inputs = self.logic.read_training_inputs(
-                self.ui.referenceVolumeSelector.currentNode(), self.ui.referenceSegmentationSelector.currentNode(),
-                self.ui.referenceLandmarksSelector.currentNode(), self.ui.validationVolumeSelector.currentNode(),
-                self.ui.validationSegmentationSelector.currentNode(),
-                segment_name=self.ui.segmentNameLineEdit.text.strip() or None,
-                side=_side(self.ui.referenceSideComboBox))
+                p.referenceVolume, p.referenceSegmentation, p.referenceLandmarks, p.validationVolume,
+                p.validationSegmentation, segment_name=p.segmentName.strip() or None, side=p.referenceSide.key)
             config = self._trainConfig()
         except Exception as error:  # refused inputs: shown like a failed job, nothing started
             self.runner.showFailure(description, error)
@@ -114,9 +106,9 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
         return model
 
     def _trainConfig(self):
-        from cochleaai.landmarks.training import TrainConfig
+        from cochleaai.landmarks.training import TrainConfig  # lazy: needs torch (first click)
 
-        return TrainConfig(max_steps=int(self.ui.maxStepsSpinBox.value))
+        return TrainConfig(max_steps=self.parameters.maxSteps)
 
     def _model(self):
         path = self.ui.modelPathLineEdit.currentPath.strip()
@@ -135,15 +127,15 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
         model = self._model()
         if model is None:
             return
-        side = _side(self.ui.targetSideComboBox)
+        side = self.parameters.targetSide.key
         folder = self.ui.targetFolderPathLineEdit.currentPath.strip()
         if folder:
             result = self.runner.run(_("Detect landmarks"), self.logic.detect_files, slicer.mrmlScene,
                                      [folder], model=model, side=side)
         else:
             nodes = list(self.ui.targetVolumesSelector.checkedNodes())
-            if not nodes and self.ui.volumeSelector.currentNode() is not None:
-                nodes = [self.ui.volumeSelector.currentNode()]
+            if not nodes and self.parameters.volume is not None:
+                nodes = [self.parameters.volume]
             result = self.runner.run(_("Detect landmarks"), self.logic.detect, slicer.mrmlScene, nodes,
                                      model=model, side=side)
         if result:
@@ -156,5 +148,5 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
 
 
 class OneShotLandmarksTest(CochleaAIModuleTest):
-    logic_class = OneShotLandmarksLogic
+    newLogic = staticmethod(OneShotLandmarksWidget.newLogic)
     method_test = "Detecting the landmarks of a phantom with the shipped phantom model"

@@ -5,6 +5,11 @@ import os
 from pathlib import Path
 
 import pytest
+from parameter_node_stand_in import install as install_parameter_node_wrapper
+
+# slicer-core has no slicer.parameterNodeWrapper (the application's Python package): the tests
+# import the stand-in under that name (a real one, where there is one, is found first).
+install_parameter_node_wrapper()
 
 #: The real temporal-bone CT development data (layout of cochleaai.realct), beside the
 #: project as ../shared/data/real-ct, or where COCHLEAAI_REAL_CT points; None when absent

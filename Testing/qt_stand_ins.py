@@ -17,6 +17,14 @@ class Widget:
     def connect(self, signal, slot):
         self._slots.setdefault(signal, []).append(slot)
 
+    def disconnect(self, signal, slot):
+        if slot in self._slots.get(signal, []):
+            self._slots[signal].remove(slot)
+
+    def property(self, name):
+        """A dynamic property of the .ui file (e.g. SlicerParameterName); None when not set."""
+        return self.__dict__.get(name)
+
     def emit(self, signal, *args):
         for slot in self._slots.get(signal, []):
             slot(*args)
@@ -64,8 +72,9 @@ class NodeSelector(Widget):
         return self.current
 
     def setCurrentNode(self, node):
-        self.current = node
-        self.emit("currentNodeChanged(vtkMRMLNode*)", node)
+        if node is not self.current:        # as Qt: a signal only when the selection changes
+            self.current = node
+            self.emit("currentNodeChanged(vtkMRMLNode*)", node)
 
 
 class CheckableNodeSelector(NodeSelector):

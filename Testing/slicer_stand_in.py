@@ -1,7 +1,9 @@
 """A stand-in for the parts of the Slicer application the module scripts touch.
 
 ``install()`` puts modules named ``slicer``, ``slicer.util``, ``slicer.ScriptedLoadableModule``,
-``slicer.i18n``, ``qt`` and ``ctk`` into ``sys.modules``. ``slicer.util.loadUI`` reads the
+``slicer.i18n``, ``slicer.parameterNodeWrapper`` (``parameter_node_stand_in``: it binds the
+panel's widgets to the module's parameter node, a stand-in ``vtkMRMLScriptedModuleNode`` of
+the stand-in scene), ``qt`` and ``ctk`` into ``sys.modules``. ``slicer.util.loadUI`` reads the
 module's real ``.ui`` file and gives one stand-in widget (see ``qt_stand_ins``) per
 objectName, with the numbers, texts and check states the file sets. Nothing of Qt runs:
 this checks what the Python side of the module does while its panel is built and used.
@@ -25,6 +27,7 @@ import unittest
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import parameter_node_stand_in
 from qt_stand_ins import BY_CLASS, Widget
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,12 +96,14 @@ def load_ui(path):
 
 # ------------------------------------------------------------------ slicer itself
 class Scene:
-    """slicer.mrmlScene for a panel: observers, and the events the modules watch."""
+    """slicer.mrmlScene for a panel: observers, the events the modules watch, and the modules'
+    parameter nodes (one per module, as ``GetSingletonNode`` gives them)."""
 
     StartCloseEvent, EndCloseEvent, NodeAddedEvent = 100, 101, 102
 
     def __init__(self):
         self.observers = {}
+        self.parameterNodes = {}
 
     def AddObserver(self, event, callback, priority=0.0):
         tag = len(self.observers) + 1
@@ -116,16 +121,73 @@ class Scene:
     def GetNumberOfNodes(self):
         return 0
 
+    def GetNodeByID(self, node_id):
+        return None         # the panel's scene holds no data nodes
+
+    def parameterNode(self, moduleName):
+        return self.parameterNodes.setdefault(moduleName, ParameterNode())
+
 
 class ParameterNode:
+    """A vtkMRMLScriptedModuleNode: string parameters, node references by role, ModifiedEvent
+    (once per change, or once at the end of a StartModify/EndModify block)."""
+
     def __init__(self):
-        self.values = {}
+        self.values, self.references, self.observers = {}, {}, {}
+        self.modifying, self.pending = 0, False
 
     def GetParameter(self, name):
         return self.values.get(name, "")
 
+    def HasParameter(self, name):
+        return name in self.values
+
     def SetParameter(self, name, value):
-        self.values[name] = str(value)
+        if self.values.get(name) != str(value) or name not in self.values:
+            self.values[name] = str(value)
+            self.Modified()
+
+    def UnsetParameter(self, name):
+        if self.values.pop(name, None) is not None:
+            self.Modified()
+
+    def SetNodeReferenceID(self, role, node_id):
+        if self.references.get(role) != node_id:
+            self.references[role] = node_id
+            self.Modified()
+
+    def GetNodeReferenceID(self, role):
+        return self.references.get(role)
+
+    def GetNodeReference(self, role):
+        node_id = self.references.get(role)
+        return None if node_id is None else sys.modules["slicer"].mrmlScene.GetNodeByID(node_id)
+
+    def AddObserver(self, event, callback, priority=0.0):
+        tag = len(self.observers) + 1
+        self.observers[tag] = (event, callback)
+        return tag
+
+    def RemoveObserver(self, tag):
+        self.observers.pop(tag, None)
+
+    def StartModify(self):
+        self.modifying += 1
+        return self.modifying - 1
+
+    def EndModify(self, was):
+        self.modifying = was
+        if not was and self.pending:
+            self.pending = False
+            self.Modified()
+
+    def Modified(self):
+        if self.modifying:
+            self.pending = True
+            return
+        for event, callback in list(self.observers.values()):
+            if event == parameter_node_stand_in.MODIFIED_EVENT:
+                callback(self, event)
 
 
 class App:
@@ -191,10 +253,12 @@ def _scripted_module_classes(slicer):
 
     class ScriptedLoadableModuleLogic:
         def __init__(self, parent=None):
-            self._parameterNode = ParameterNode()
+            self.moduleName = type(self).__name__
+            if self.moduleName.endswith("Logic"):
+                self.moduleName = self.moduleName[:-len("Logic")]
 
         def getParameterNode(self):
-            return self._parameterNode
+            return slicer.mrmlScene.parameterNode(self.moduleName)
 
     class ScriptedLoadableModuleTest(unittest.TestCase):
         def delayDisplay(self, message, msec=0):
@@ -207,45 +271,14 @@ def _scripted_module_classes(slicer):
     return module
 
 
+_NODE_CLASSES = {}
+
+
 def _node_class(name):
+    """An empty stand-in for each MRML node class named in an annotation (the same one each time)."""
     if name.startswith("vtkMRML"):
-        return type(name, (), {})
+        return _NODE_CLASSES.setdefault(name, type(name, (), {}))
     raise AttributeError(name)
-
-
-def _parameter_node_wrapper(slicer):
-    """slicer.parameterNodeWrapper: the class it makes records which widgets it connects."""
-    import typing
-
-    module = types.ModuleType("slicer.parameterNodeWrapper")
-    slicer.calls["parameters"] = []
-
-    class WithinRange:
-        def __init__(self, minimum, maximum):
-            self.minimum, self.maximum = minimum, maximum
-
-    def parameterNodeWrapper(cls):
-        hints = typing.get_type_hints(cls, include_extras=True)
-
-        def __init__(self, node):
-            self.parameterNode = node
-
-        def connectGui(self, gui):
-            widgets = {w.SlicerParameterName: w for w in vars(gui).values()
-                       if getattr(w, "SlicerParameterName", None)}
-            missing = set(hints) - set(widgets)
-            if missing:
-                raise RuntimeError(f"no widget for the parameters {sorted(missing)}")
-            slicer.calls["parameters"].append(sorted(widgets))
-            return len(slicer.calls["parameters"])
-
-        cls.__init__, cls.connectGui = __init__, connectGui
-        cls.disconnectGui = lambda self, tag: None
-        cls.allParameters = hints
-        return cls
-
-    module.parameterNodeWrapper, module.WithinRange = parameterNodeWrapper, WithinRange
-    return module
 
 
 class VTKObservationMixin:
@@ -253,10 +286,15 @@ class VTKObservationMixin:
         self.Observations = []
 
     def addObserver(self, obj, event, callback, priority=0.0):
-        self.Observations.append((obj, event, obj.AddObserver(event, callback)))
+        self.Observations.append((obj, event, callback, obj.AddObserver(event, callback)))
+
+    def removeObserver(self, obj, event, callback):
+        for observation in [o for o in self.Observations if o[:3] == (obj, event, callback)]:
+            obj.RemoveObserver(observation[3])
+            self.Observations.remove(observation)
 
     def removeObservers(self, method=None):
-        for obj, _, tag in self.Observations:
+        for obj, _, _, tag in self.Observations:
             obj.RemoveObserver(tag)
         self.Observations = []
 
@@ -296,7 +334,7 @@ def install():
     torch_utils.PyTorchUtilsLogic = lambda: types.SimpleNamespace(installTorch=lambda **kw: None)
     sys.modules["PyTorchUtils"] = torch_utils
 
-    slicer.parameterNodeWrapper = _parameter_node_wrapper(slicer)
+    slicer.parameterNodeWrapper = parameter_node_stand_in
     # node classes named in annotations (parameter node types): empty stand-ins
     slicer.__getattr__ = _node_class
 
@@ -400,7 +438,10 @@ def main(names):
             entry["categories"] = parent.categories
             entry["status"] = getattr(widget.ui.statusLabel, "text", "")
             entry["built"] = True
-            entry["parameters"] = slicer.calls["parameters"][-1] if slicer.calls["parameters"] else []
+            entry["parameters"] = sorted(type(widget.parameters).allParameters)
+            names = [parameter_node_stand_in.parameter_name(w) for w in vars(widget.ui).values()]
+            entry["bound_widgets"] = sorted(name for name in names if name)
+            entry["stored"] = dict(widget.parameters.parameterNode.values)
             entry["blocked_imports"] = sorted(set(finder.attempts))
             finder.attempts.clear()
             dialogs = as_if_not_installed(widget.runner.dependencies)

@@ -105,7 +105,7 @@ def test_category_is_accepted_and_shared_by_the_build_and_the_modules(entry, cma
     from ast import literal_eval
 
     module_categories = re.search(r"^CATEGORIES = (\[.*\])$",
-                                  (ROOT / "cochleaai" / "slicer_module.py").read_text(encoding="utf-8"),
+                                  (ROOT / "cochleaai" / "slicer" / "gui" / "module.py").read_text(encoding="utf-8"),
                                   re.M)
     assert module_categories and literal_eval(module_categories.group(1)) == [entry["category"]]
 
@@ -143,7 +143,7 @@ def test_contributors_are_first_last_organisation(cmake):
     # split at the commas between people, not inside an organisation's parentheses
     people = [p.strip() for p in re.split(r",(?![^()]*\))", _cmake_string(cmake, "EXTENSION_CONTRIBUTORS"))]
     assert people and all(person.match(p) for p in people), people
-    text = (ROOT / "cochleaai" / "slicer_module.py").read_text(encoding="utf-8")
+    text = (ROOT / "cochleaai" / "slicer" / "gui" / "module.py").read_text(encoding="utf-8")
     block = re.search(r"^CONTRIBUTORS = \[(.*?)\]$", text, re.M | re.S)
     from ast import literal_eval
 

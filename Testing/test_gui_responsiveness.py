@@ -126,7 +126,7 @@ def test_the_event_loop_keeps_turning_during_a_segmentation(monkeypatch, record_
     timings are for benchmarks, and this machine is shared."""
     from cochleaai.phantom import make_phantom
     from cochleaai.segmentation.pipeline import SegmentSettings, segment
-    from cochleaai.slicer.gui.widgets import JobRunner
+    from cochleaai.slicer.gui.jobs import JobRunner
 
     phantom = make_phantom(2, fov="roi")
     settings = SegmentSettings(outer_iterations=3, samples=10)

@@ -4,8 +4,8 @@ What is checked: the CMake files (every listed file exists, every module file is
 listed, the extension metadata and the install of the ``cochleaai`` package), the
 catalog entry (``.json``; ``test_catalog_entry.py`` applies the index's rules), the Qt Designer ``.ui`` files and the
 widget names the module scripts use, the module scripts' Module/Widget/Test classes
-(read with ``ast``, never imported), the icons, and the layering rules of DESIGN.md
-(which files may import Slicer, Qt or CTK).
+(read with ``ast``, never imported), the icons, and that the Logic side of the Slicer layer
+and the module Libs use no GUI (``test_layers.py`` checks the other rules of DESIGN.md).
 """
 from __future__ import annotations
 
@@ -30,10 +30,9 @@ RAW_PREFIX = "https://raw.githubusercontent.com/cochleaai/SlicerCochleaAI/main/"
 CATEGORY = "Otolaryngology"
 ICON_SIZE = (128, 128)
 
-# Files of the common library allowed to touch Slicer: the MRML bridge and the
-# Slicer-side helpers shared by the module shells.
-SLICER_BRIDGES = {"mrml.py", "slicer_widgets.py", "slicer_logic.py", "slicer_module.py",
-                  "slicer_dependencies.py", "slicer_parameters.py"}
+SLICER_LAYER = ROOT / "cochleaai" / "slicer"
+#: The widget and self-test base classes every module script shares.
+SHARED_MODULE_BASE = SLICER_LAYER / "gui" / "module.py"
 SLICER_ONLY_PACKAGES = {"slicer", "qt", "ctk", "PythonQt", "mrml", "slicer_core", "MRMLCore",
                         "vtkSlicerSegmentationsModuleMRML", "vtkSegmentationCore", "vtkITK",
                         "vtkTeem", "vtkAddon"}
@@ -309,7 +308,8 @@ def test_module_cmake_lists_the_expected_files(module):
     name, scripts, resources, args = scripted_module_files(module)
     assert name == module
     assert "WITH_GENERIC_TESTS" in args
-    for required in (f"{module}.py", f"{module}Lib/__init__.py", f"{module}Lib/logic.py"):
+    for required in (f"{module}.py", f"{module}Lib/__init__.py", f"{module}Lib/logic.py",
+                     f"{module}Lib/parameters.py"):
         assert required in scripts, f"{required} missing from SCRIPTS"
     for required in (f"Resources/Icons/{module}.png", f"Resources/UI/{module}.ui"):
         assert required in resources, f"{required} missing from RESOURCES"
@@ -360,9 +360,9 @@ def ui_widgets(module: str) -> Tuple[ET.Element, Dict[str, str]]:
 
 def ui_names_used(module: str) -> Dict[str, int]:
     """Every ``self.ui.<name>`` in the module script and in the widget base class all
-    modules share (``cochleaai/slicer_module.py``), with its first line."""
+    modules share (``cochleaai/slicer/gui/module.py``), with its first line."""
     used = {}
-    for path in (ROOT / module / f"{module}.py", ROOT / "cochleaai" / "slicer_module.py"):
+    for path in (ROOT / module / f"{module}.py", SHARED_MODULE_BASE):
         _collect_ui_names(ast.parse(path.read_text(encoding="utf-8")), used)
     return used
 
@@ -455,6 +455,10 @@ def _classes(path: Path) -> Dict[str, ast.ClassDef]:
     return {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
 
 
+def _decorator_names(cls: ast.ClassDef) -> List[str]:
+    return [d.id if isinstance(d, ast.Name) else getattr(d, "attr", "") for d in cls.decorator_list]
+
+
 def _base_names(cls: ast.ClassDef) -> List[str]:
     return [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in cls.bases]
 
@@ -473,7 +477,7 @@ def _parent_assignments(cls: ast.ClassDef) -> Dict[str, ast.AST]:
 
 def test_python_files_compile(tmp_path):
     files = [p for m in MODULES for p in (ROOT / m).rglob("*.py") if "__pycache__" not in p.parts]
-    files += sorted((ROOT / "cochleaai").glob("slicer_*.py"))
+    files += sorted(p for p in SLICER_LAYER.rglob("*.py") if "__pycache__" not in p.parts)
     assert files
     for i, path in enumerate(files):
         py_compile.compile(str(path), cfile=str(tmp_path / f"{i}.pyc"), doraise=True)
@@ -484,7 +488,7 @@ def test_module_class_describes_the_module(module):
     classes = _classes(ROOT / module / f"{module}.py")
     assert module in classes, f"{module}.py must define class {module}"
     assert "ScriptedLoadableModule" in _base_names(classes[module])
-    shared = _module_constants(ROOT / "cochleaai" / "slicer_module.py")
+    shared = _module_constants(SHARED_MODULE_BASE)
     values = {k: _literal(v) if not isinstance(v, ast.Name) else shared.get(v.id)
               for k, v in _parent_assignments(classes[module]).items()}
     assert isinstance(values.get("title"), str) and values["title"].strip()
@@ -519,7 +523,7 @@ def test_module_titles_are_distinct():
 
 
 def test_shared_widget_and_test_bases():
-    classes = _classes(ROOT / "cochleaai" / "slicer_module.py")
+    classes = _classes(SHARED_MODULE_BASE)
     widget = classes["CochleaAIModuleWidget"]
     assert {"ScriptedLoadableModuleWidget", "VTKObservationMixin"} <= set(_base_names(widget))
     source = ast.unparse(widget)
@@ -536,12 +540,15 @@ def test_module_has_widget_logic_and_test(module):
     assert widget is not None and "CochleaAIModuleWidget" in _base_names(widget)
     widget_source = ast.unparse(widget)
     assert f"UI/{module}.ui" in widget_source and f"{module}Logic" in widget_source
+    assert f"{module}ParameterNode" in widget_source
     assert (ROOT / module / "Resources" / "UI" / f"{module}.ui").is_file()
     test = classes.get(f"{module}Test")
     assert test is not None and "CochleaAIModuleTest" in _base_names(test)
-    assert f"{module}Logic" in ast.unparse(test)
+    assert f"{module}Widget.newLogic" in ast.unparse(test)      # the same Logic as the widget's
     logic_classes = _classes(ROOT / module / f"{module}Lib" / "logic.py")
     assert f"{module}Logic" in logic_classes
+    parameter_classes = _classes(ROOT / module / f"{module}Lib" / "parameters.py")
+    assert "parameterNodeWrapper" in _decorator_names(parameter_classes[f"{module}ParameterNode"])
 
 
 # ------------------------------------------------------------------------- icons
@@ -598,23 +605,11 @@ def _attribute_chains(path: Path):
             yield f"{node.value.id}.{node.attr}", node.lineno
 
 
-def test_core_library_knows_nothing_of_slicer():
-    offenders = []
-    for path in sorted((ROOT / "cochleaai").rglob("*.py")):
-        relative = path.relative_to(ROOT / "cochleaai")
-        if "__pycache__" in path.parts or str(relative) in SLICER_BRIDGES:
-            continue
-        for name, line in _imports(path):
-            if name.split(".")[0] in SLICER_ONLY_PACKAGES or name.endswith("slicer_widgets"):
-                offenders.append(f"cochleaai/{relative}:{line} imports {name}")
-    assert not offenders, "\n".join(offenders)
-
-
 def _gui_offences(path: Path) -> List[str]:
     bad = []
     for name, line in _imports(path):
         if (name.split(".")[0] in GUI_PACKAGES or name.startswith(("slicer.app", "slicer.modules"))
-                or name.endswith("slicer_widgets")):
+                or name.startswith("cochleaai.slicer.gui.") and not path.name == "parameters.py"):
             bad.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
     for chain, line in _attribute_chains(path):
         if chain in ("slicer.app", "slicer.modules"):
@@ -623,22 +618,27 @@ def _gui_offences(path: Path) -> List[str]:
 
 
 def test_logic_layer_has_no_gui():
-    paths = [ROOT / "cochleaai" / "slicer_logic.py"]
+    """The Slicer layer outside ``gui/`` and the module Libs run headless (slicer-core): no Qt,
+    CTK, ``slicer.app`` or ``slicer.modules``; only a Lib's parameter class uses the GUI helpers
+    (its combo-box choices and the phantom settings)."""
+    paths = [p for p in SLICER_LAYER.rglob("*.py") if "__pycache__" not in p.parts
+             and SLICER_LAYER / "gui" not in p.parents]
     paths += [p for m in MODULES for p in (ROOT / m / f"{m}Lib").rglob("*.py")
               if "__pycache__" not in p.parts]
+    assert len(paths) > 8
     offences = [o for p in paths for o in _gui_offences(p)]
     assert not offences, "\n".join(offences)
 
 
-@pytest.mark.parametrize("helper", ["slicer_widgets", "slicer_dependencies", "slicer_parameters"])
+@pytest.mark.parametrize("helper", ["jobs", "dependencies"])
 def test_widget_helpers_import_slicer_lazily(helper):
     import importlib
 
-    path = ROOT / "cochleaai" / f"{helper}.py"
+    path = SLICER_LAYER / "gui" / f"{helper}.py"
     eager = [name for name, _ in _imports(path, top_level_only=True)
              if name.split(".")[0] in SLICER_ONLY_PACKAGES]
     assert not eager, f"{helper}.py imports {eager} at module level; import inside functions"
-    importlib.import_module(f"cochleaai.{helper}")  # must import outside Slicer
+    importlib.import_module(f"cochleaai.slicer.gui.{helper}")  # must import outside Slicer
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -658,43 +658,3 @@ def test_catalogue_images_ship_with_the_repository():
     assert urls, "no icon or screenshot URL found"
     for url in urls:
         assert (ROOT / url[len(prefix):]).is_file(), f"{url} names a file the repository lacks"
-
-
-# ------------------------------------------------------------------ parameter nodes
-@pytest.mark.parametrize("module", MODULES)
-def test_ui_declares_the_saved_parameters(module):
-    """Node selections and the settings no other code keeps are parameters of the .ui file
-    (``SlicerParameterName``); defaults and ranges come from the same widgets."""
-    from cochleaai.slicer.gui.parameters import ui_parameters
-
-    parameters = ui_parameters(ROOT / module / "Resources" / "UI" / f"{module}.ui")
-    _, widgets = ui_widgets(module)
-    selectors = {name for name, cls in widgets.items() if cls == "qMRMLNodeComboBox"}
-    assert {p.widget for p in parameters.values() if p.kind == "node"} == selectors
-    for p in parameters.values():
-        if p.range is not None:
-            assert p.range[0] <= p.default <= p.range[1], p
-
-
-def test_ui_parameters_refuse_what_they_cannot_hold(tmp_path):
-    from cochleaai.slicer.gui.parameters import ui_parameters
-
-    def ui(*widgets):
-        path = tmp_path / "x.ui"
-        path.write_text('<ui version="4.0"><widget class="qMRMLWidget" name="x">' + "".join(widgets)
-                        + "</widget></ui>")
-        return path
-
-    def widget(cls, name, parameter, extra=""):
-        return (f'<widget class="{cls}" name="{name}"><property name="SlicerParameterName" stdset="0">'
-                f'<string>{parameter}</string></property>{extra}</widget>')
-
-    spin = widget("QSpinBox", "s", "steps", '<property name="maximum"><number>50</number></property>'
-                                            '<property name="value"><number>7</number></property>')
-    assert ui_parameters(ui(spin))["steps"].range == (0, 50)
-    with pytest.raises(ValueError, match="two widgets"):
-        ui_parameters(ui(spin, widget("QSpinBox", "t", "steps")))
-    with pytest.raises(ValueError, match="cannot hold"):
-        ui_parameters(ui(widget("QComboBox", "c", "side")))
-    with pytest.raises(ValueError, match="exactly one node type"):
-        ui_parameters(ui(widget("qMRMLNodeComboBox", "n", "volume")))

@@ -21,7 +21,8 @@ for _folder in (ROOT / "CochleaShapeSegmentation", ROOT / "OneShotLandmarks"):
 slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML) is not installed")
 
 from cochleaai.slicer import mrml  # noqa: E402
-from cochleaai.slicer.gui.widgets import JobRunner, PointPlacer  # noqa: E402
+from cochleaai.slicer.gui.jobs import JobRunner  # noqa: E402
+from cochleaai.slicer.gui.panels import PointPlacer  # noqa: E402
 from cochleaai.volume import Volume  # noqa: E402
 from qt_stand_ins import NodeSelector, PlaceWidget, Widget  # noqa: E402
 

@@ -355,18 +355,30 @@ def widget_module(monkeypatch, fitted):
     class _Base:
         def __init__(self, parent=None):
             self.parent = parent
+            self.moduleName = type(self).__name__[:-len("Widget")]
 
         def setup(self):
             pass
 
+    class _Logic:       # Slicer's: the module's singleton parameter node in slicer.mrmlScene
+        def getParameterNode(self):
+            node = slicer.mrmlScene.GetSingletonNode(self.moduleName, "vtkMRMLScriptedModuleNode")
+            if node is None:
+                node = slicer.mrmlScene.CreateNodeByClass("vtkMRMLScriptedModuleNode")
+                node.UnRegister(None)
+                node.SetSingletonTag(self.moduleName)
+                slicer.mrmlScene.AddNode(node)
+            return node
+
     base.ScriptedLoadableModule = base.ScriptedLoadableModuleWidget = base.ScriptedLoadableModuleTest = _Base
+    base.ScriptedLoadableModuleLogic = _Logic
     monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", base)
     i18n = types.ModuleType("slicer.i18n")          # slicer-core has no translations
     i18n.tr = i18n.translate = lambda *texts: texts[-1]
     monkeypatch.setitem(sys.modules, "slicer.i18n", i18n)
-    monkeypatch.setattr(slicer_util, "VTKObservationMixin", type("Mixin", (), {"__init__": lambda self: None,
-                                                                                 "removeObservers": lambda self: None}),
-                        raising=False)
+    from slicer_stand_in import VTKObservationMixin
+
+    monkeypatch.setattr(slicer_util, "VTKObservationMixin", VTKObservationMixin, raising=False)
     monkeypatch.setattr(slicer_util, "setSliceViewerLayers", lambda **kw: calls["layers"].append(kw), raising=False)
     monkeypatch.setattr(slicer_util, "errorDisplay", lambda text, **kw: calls["errors"].append(text), raising=False)
     selection = types.SimpleNamespace(SetActiveTableID=calls["tables"].append)
@@ -384,10 +396,9 @@ def widget_module(monkeypatch, fitted):
 
 
 def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitted, monkeypatch):
-    from cochleaai.slicer.gui.widgets import JobRunner
+    from cochleaai.slicer.gui.jobs import JobRunner
 
     module, calls = widget_module
-    parameters = {}
     import types
 
     from slicer_stand_in import load_ui  # stand-in widgets with the .ui file's values
@@ -397,27 +408,30 @@ def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitt
 
     def base_setup(self):           # what CochleaAIModuleWidget.setup does, minus loading the .ui
         self.ui = ui
-        self.logic = self.logic_class()
-        self.logic.getParameterNode = lambda: types.SimpleNamespace(
-            GetParameter=lambda k: parameters.get(k, ""), SetParameter=parameters.__setitem__)
         self.runner = JobRunner(ui.progressBar, ui.cancelButton, ui.statusLabel)
-        self.phantomPanel = types.SimpleNamespace(restore=lambda: None)
+        self.initializeParameterNode()
 
     monkeypatch.setattr(module.CochleaAIModuleWidget, "setup", base_setup)
-    # the parameter node wrapper needs Slicer itself (test_slicer_panels.py checks its wiring)
-    monkeypatch.setattr(module.CochleaAIModuleWidget, "initializeParameterNode", lambda self: None)
     widget = module.CochleaShapeSegmentationWidget(types.SimpleNamespace(isEntered=True))
     widget.setup()
-    assert [d for _, d in ui.sideComboBox.items] == ["right", "left"]
-    # the panel starts at the pipeline's defaults (set in the .ui file: setup() imports no torch)
+    assert not widget.logicMade                            # made on the first click only
+    from CochleaShapeSegmentationLib import logic as logic_module
+
+    assert module.FIT_SHARE == logic_module.FIT_SHARE       # the shell's copy (the Logic needs torch)
+    assert [label for label, _ in ui.sideComboBox.items] == ["Right ear", "Left ear"]
+    # the panel starts at the pipeline's defaults (the parameter class's: setup() imports no torch)
     assert (ui.lRefFitSpinBox.value, ui.lRefFinalSpinBox.value) == (SegmentSettings().l_ref_fit,
                                                                     SegmentSettings().l_ref_final)
     assert (ui.iterationsSpinBox.value, ui.samplesSpinBox.value) == (SegmentSettings().outer_iterations,
                                                                      SegmentSettings().samples)
     assert not ui.applyButton.enabled                      # no volume yet
-    assert parameters["Side"] == "right" and float(parameters["Iterations"]) == SegmentSettings().outer_iterations
+    node = widget.parameters.parameterNode
+    assert node.GetSingletonTag() == "CochleaShapeSegmentation"
+    assert node.GetParameter("side") == "right" and float(node.GetParameter("iterations")) == \
+        SegmentSettings().outer_iterations
 
-    parameters.update({"Side": "left", "Iterations": "5", "LRefFit": "0.3"})   # e.g. a saved scene
+    for name, value in {"side": "left", "iterations": "5", "lRefFit": "0.3"}.items():   # e.g. a saved scene
+        node.SetParameter(name, value)
     widget.enter()
     assert ui.sideComboBox.currentIndex == 1 and ui.iterationsSpinBox.value == 5 and ui.lRefFitSpinBox.value == 0.3
 

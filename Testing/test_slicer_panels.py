@@ -40,10 +40,40 @@ def test_panel_builds_without_the_optional_packages(panels, module):
 
 @pytest.mark.parametrize("module", MODULES)
 def test_the_panel_is_connected_to_its_parameter_node(panels, module):
-    from cochleaai.slicer.gui.parameters import ui_parameters
+    """Every parameter of the module's class has its widget (SlicerParameterName) and every
+    such widget its parameter; the fresh node holds every default (seed 1, the ROI)."""
+    entry = panels[module]
+    assert "volume" in entry["parameters"] and entry["bound_widgets"] == entry["parameters"]
+    assert entry["stored"]["phantomSeed"] == "1" and entry["stored"]["phantomFieldOfView"] == "roi"
 
-    declared = ui_parameters(ROOT / module / "Resources" / "UI" / f"{module}.ui")
-    assert "volume" in declared and panels[module]["parameters"] == sorted(declared)
+
+GUI_HELPERS = ("cochleaai.slicer.gui.module", "cochleaai.slicer.gui.jobs", "cochleaai.slicer.gui.panels",
+               "cochleaai.slicer.gui.dependencies")
+BLOCKED = ("torch", "numba", "skimage", "nrrd", "slicerio")
+
+
+def test_shells_and_gui_helpers_import_without_the_optional_packages():
+    """``sys.modules[name] = None`` makes each of torch, numba, scikit-image, pynrrd and slicerio
+    fail to import (as in a fresh Slicer); the module scripts, their parameter classes and the
+    GUI helpers import all the same, and leave none of them loaded."""
+    script = "\n".join([
+        "import importlib, json, sys",
+        f"for name in {BLOCKED!r}:",
+        "    sys.modules[name] = None",
+        "import slicer_stand_in",
+        "slicer_stand_in.install()",
+        f"for name in {GUI_HELPERS!r}:",
+        "    importlib.import_module(name)",
+        f"for name in {MODULES!r}:",
+        "    slicer_stand_in.import_module_script(name)",
+        "    importlib.import_module(name + 'Lib.parameters')",
+        "print(json.dumps(sorted(n for n in sys.modules if n.split('.')[0] in "
+        f"{BLOCKED!r} and sys.modules[n] is not None)))"])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTING), str(ROOT)]))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                          cwd=str(TESTING), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -1,4 +1,4 @@
-"""The shared widget helpers (cochleaai.slicer.gui.widgets) driven with stand-in Qt widgets.
+"""The shared widget helpers (cochleaai.slicer.gui.jobs and .panels) driven with stand-in Qt widgets.
 
 Slicer's Qt is not available to pytest, so small fakes play the progress bar, buttons,
 spin box, combo box and the few ``slicer`` functions the helpers call. This checks the
@@ -16,20 +16,9 @@ import pytest
 
 from cochleaai import CochleaAIError
 
-from cochleaai.slicer.logic import FIELDS_OF_VIEW
-from cochleaai.slicer.gui.widgets import JobRunner, PhantomPanel
+from cochleaai.slicer.gui.jobs import JobRunner
+from cochleaai.slicer.gui.panels import FieldOfView, PhantomPanel
 from qt_stand_ins import ComboBox, NodeSelector, Widget
-
-
-class FakeParameterNode:
-    def __init__(self):
-        self.values = {}
-
-    def GetParameter(self, name):
-        return self.values.get(name, "")
-
-    def SetParameter(self, name, value):
-        self.values[name] = value
 
 
 @pytest.fixture
@@ -130,11 +119,7 @@ def test_cancel_between_jobs_does_nothing(runner, fake_slicer):
 
 class FakeLogic:
     def __init__(self):
-        self.parameterNode = FakeParameterNode()
         self.calls = []
-
-    def getParameterNode(self):
-        return self.parameterNode
 
     def generate_phantom(self, scene, seed, fov, progress=None):
         self.calls.append((scene, seed, fov))
@@ -144,35 +129,27 @@ class FakeLogic:
 
 def _panel(runner):
     logic = FakeLogic()
-    panel = PhantomPanel(logic, runner, Widget(), ComboBox(), Widget(), NodeSelector())
-    return logic, panel
+    parameters = types.SimpleNamespace(phantomSeed=1, phantomFieldOfView=FieldOfView.roi)
+    made = []
+
+    def make_logic():           # the Logic is made on first use, after the dependency check
+        made.append(logic)
+        return logic
+
+    panel = PhantomPanel(make_logic, runner, lambda: parameters, Widget(), (Widget(), ComboBox()), NodeSelector())
+    return logic, parameters, panel, made
 
 
 def test_phantom_panel_generates_and_shows_the_volume(runner, fake_slicer):
-    logic, panel = _panel(runner)
-    assert [d for _, d in panel.fieldOfViewComboBox.items] == list(FIELDS_OF_VIEW)
-    assert panel.generateButton in runner.busyWidgets
-    panel.seedSpinBox.value = 12
-    panel.fieldOfViewComboBox.currentIndex = panel.fieldOfViewComboBox.findData("temporal")
+    logic, parameters, panel, made = _panel(runner)
+    assert panel.generateButton in runner.busyWidgets and len(runner.busyWidgets) == 5
+    assert made == []
+    parameters.phantomSeed, parameters.phantomFieldOfView = 12, FieldOfView.temporal
     panel.generateButton.emit("clicked(bool)", False)
-    assert logic.calls == [(sys.modules["slicer"].mrmlScene, 12, "temporal")]
+    assert logic.calls == [(sys.modules["slicer"].mrmlScene, 12, "temporal")] and made == [logic]
     assert panel.volumeSelector.current == "volume-node"
     assert fake_slicer["layers"] == [{"background": "volume-node", "fit": True}]
     assert "seed 12" in runner.statusLabel.text
-
-
-def test_phantom_panel_keeps_values_in_the_parameter_node(runner, fake_slicer):
-    logic, panel = _panel(runner)
-    panel.seedSpinBox.value = 9
-    panel.seedSpinBox.emit("valueChanged(int)", 9)
-    assert logic.parameterNode.values[PhantomPanel.SEED_PARAMETER] == "9"
-    logic.parameterNode.values.update({PhantomPanel.SEED_PARAMETER: "33",
-                                       PhantomPanel.FOV_PARAMETER: "temporal"})
-    panel.restore()
-    assert panel.seed == 33 and panel.fieldOfView == "temporal"
-    logic.parameterNode.values[PhantomPanel.SEED_PARAMETER] = "not a number"
-    panel.restore()  # ignored, and the widget's value is written back
-    assert logic.parameterNode.values[PhantomPanel.SEED_PARAMETER] == "33"
 
 
 # ------------------------------------------------------------------ background jobs
@@ -494,7 +471,7 @@ def test_guarded_actions_run_only_after_the_dependency_check(fake_slicer):
 
 
 def test_show_table_switches_to_a_layout_with_a_table_view(fake_slicer, monkeypatch):
-    from cochleaai.slicer.gui.widgets import show_table
+    from cochleaai.slicer.gui.panels import show_table
 
     slicer = sys.modules["slicer"]
     seen = []

@@ -33,10 +33,14 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.metrics import dice
 from cochleaai.progress import Progress
+from cochleaai.segmentation import pipeline
+from cochleaai.segmentation.pipeline import POINT_ROLES, SIDES, SegmentSettings, parse_points
+from cochleaai.slicer import mrml
+from cochleaai.slicer.logic import CochleaAIModuleLogic, scene_unchanged_on_failure
 from cochleaai.slicer.results import segmentation as scene_nodes
 from cochleaai.slicer.results.segmentation import CENTERLINE_POINTS, NODE_NAMES, SEGMENT_POSTERIOR, SEGMENT_SHAPE
-from cochleaai.slicer.logic import CochleaAIModuleLogic, scene_unchanged_on_failure
 
 #: Share of the progress bar spent in the fit (``compute``); the rest is building the nodes.
 FIT_SHARE = 0.9
@@ -46,8 +50,6 @@ POINT_NAMES = ("center", "apex", "round window")
 
 
 def _input_volume(volume_node):
-    from cochleaai.slicer import mrml
-
     if volume_node is None:
         raise CochleaAIError("No input volume selected; choose the CT volume to segment.")
     if volume_node.IsA("vtkMRMLLabelMapVolumeNode"):
@@ -58,9 +60,6 @@ def _input_volume(volume_node):
 
 def _input_points(points_node) -> Dict[str, np.ndarray]:
     """Roles -> LPS points from a point list whose points are labelled center / apex / round window."""
-    from cochleaai.slicer import mrml
-    from cochleaai.segmentation.pipeline import POINT_ROLES, parse_points
-
     if points_node is None:
         return {}
     markups = mrml.points_from_markups(points_node)
@@ -76,8 +75,6 @@ def _input_points(points_node) -> Dict[str, np.ndarray]:
 
 
 def _settings(settings, side: str):
-    from cochleaai.segmentation.pipeline import SIDES, SegmentSettings
-
     side = str(side).strip().lower()
     if side not in SIDES:
         raise CochleaAIError(f"Side must be 'right' or 'left', got {side!r}.")
@@ -119,8 +116,6 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
         """The point list to click the cochlea's points into: ``node`` completed, or a new list
         "<volume> cochlea points", with the points of :data:`POINT_NAMES` still to be placed
         (``cochleaai.slicer.mrml.named_point_list``)."""
-        from cochleaai.slicer import mrml
-
         prefix = volume_node.GetName() if volume_node is not None else "Cochlea"
         return mrml.named_point_list(scene, POINT_NAMES, f"{prefix} cochlea points", node)
 
@@ -167,8 +162,6 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
 
         Returns a :class:`cochleaai.segmentation.pipeline.CochleaSegmentation`.
         """
-        from cochleaai.segmentation import pipeline
-
         p = Progress.wrap(progress)
         p(0.0, "Fitting the cochlea shape model")
         return pipeline.segment(inputs.volume, inputs.points, inputs.settings, progress=p)
@@ -195,10 +188,6 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
         Returns the problems found (an empty list when all is well). Used by the module's
         Slicer self-test; the same checks run headless in Testing/test_segmentation_logic.py.
         """
-        from cochleaai.slicer import mrml
-        from cochleaai.metrics import dice
-        from cochleaai.segmentation.pipeline import SegmentSettings
-
         p = Progress.wrap(progress)
         problems = []
         phantom = self.generate_phantom(scene, seed=seed, fov="roi", progress=p.stage(0.0, 0.1))

@@ -27,8 +27,15 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
+from cochleaai.slicer import mrml
 from cochleaai.slicer.logic import CochleaAIModuleLogic
 from cochleaai.slicer.results.vae import GENERATED_NAME, LATENT_MAP_NAME, RECONSTRUCTION_NAME, put_volume
+from cochleaai.vae.data import VolumeGrid, read_folder, volumes_to_grid
+from cochleaai.vae.explore import (decode_volume, default_model_path, encode_volume, grid_of, interpolate, latent_map,
+                                   sample_latent, save_latent_map_png)
+from cochleaai.vae.model_io import load_model
+from cochleaai.vae.train import TrainConfig, train_volume_model
+from cochleaai.volume import Volume
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,14 +65,10 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
     # ------------------------------------------------------------------ model
     @staticmethod
     def default_model_path() -> Path:
-        from cochleaai.vae.explore import default_model_path
-
         return default_model_path()
 
     def load_model(self, path=None) -> dict:
         """Load a volume model (default: the shipped one); returns a short description."""
-        from cochleaai.vae.model_io import load_model
-
         path = Path(path) if path else self.default_model_path()
         model, card = load_model(path, require={"kind": "volume"})
         self.model, self.card, self.model_path = model, card, path
@@ -99,16 +102,12 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
 
     def generate(self, scene, z, node=None, name: str = GENERATED_NAME):
         """Decode latent point ``z`` into a volume node (reused when it exists); returns the node."""
-        from cochleaai.vae.explore import decode_volume
-
         z = self._check_latent(z)
         volume = decode_volume(self.model, self.card, z)
         return put_volume(scene, volume, name, node, z)
 
     def random_sample(self, scene, seed: int = 0, node=None):
         """A draw from the prior decoded into the generated volume; returns ``(node, z)``."""
-        from cochleaai.vae.explore import sample_latent
-
         self._require_model()
         z = sample_latent(self.model, 1, seed)[0]
         return self.generate(scene, z, node), z
@@ -118,9 +117,6 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
 
         The volume is resampled onto the model grid around its centre; the node is not modified.
         """
-        from cochleaai.slicer import mrml
-        from cochleaai.vae.explore import decode_volume, encode_volume
-
         p = Progress.wrap(progress)
         self._require_model()
         p(0.1, "reading the volume")
@@ -135,9 +131,6 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
 
     def interpolate(self, scene, node_a, node_b, steps: int = 8, progress=None) -> Dict[str, object]:
         """Decode the straight latent path between two volumes as a playable sequence."""
-        from cochleaai.slicer import mrml
-        from cochleaai.vae.explore import decode_volume, encode_volume, interpolate
-
         p = Progress.wrap(progress)
         self._require_model()
         if node_a is None or node_b is None:
@@ -162,9 +155,6 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
 
         Returns ``{"node", "png", "coordinates"}`` (node None without a scene).
         """
-        from cochleaai.vae.explore import grid_of, latent_map, save_latent_map_png
-        from cochleaai.volume import Volume
-
         self._require_model()
         if not 2 <= int(n) <= 15:
             raise CochleaAIError("The latent map needs between 2 and 15 tiles per side.")
@@ -199,9 +189,6 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
                              kind: str = "lvae", latent_dim: int = 2, seed: int = 0) -> "TrainingInputs":
         """Check the arguments of :meth:`train` and copy the volume nodes' voxels out of MRML
         (a folder is read by :meth:`compute_training`)."""
-        from cochleaai.slicer import mrml
-        from cochleaai.vae.data import VolumeGrid
-
         if not out_path:
             raise CochleaAIError("Choose where to save the trained model.")
         grid = VolumeGrid.from_dict(self.card["data"]["grid"]) if self.card else VolumeGrid()
@@ -222,9 +209,6 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
 
         Returns the saved path; :meth:`load_model` it to use the model.
         """
-        from cochleaai.vae.data import read_folder, volumes_to_grid
-        from cochleaai.vae.train import TrainConfig, train_volume_model
-
         p = Progress.wrap(progress)
         if inputs.folder:
             arrays = read_folder(inputs.folder, inputs.grid, p.stage(0.0, 0.1))

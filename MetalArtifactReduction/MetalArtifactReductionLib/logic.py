@@ -23,10 +23,18 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from cochleaai.simulation.ct import SIMULATION_BOX_MM
+from cochleaai.contacts.detect import detect_contacts as find_contacts
 from cochleaai.errors import CochleaAIError
+from cochleaai.mar.dispatch import DEFAULT_THRESHOLD_HU, reduce_metal_artifacts
+from cochleaai.mar.margan.user_training import UserScan, check_scans, simulate_user_pairs, train_user_model
+from cochleaai.phantom import drawn_theta
 from cochleaai.progress import Progress
+from cochleaai.shape import PARAM_NAMES, CochleaModel
+from cochleaai.simulation.ct import SIMULATION_BOX_MM, ScanConfig, simulate_postop, simulation_roi
+from cochleaai.simulation.projector import FanBeamGeometry
+from cochleaai.slicer import mrml
 from cochleaai.slicer.logic import FOV_ATTRIBUTE, SEED_ATTRIBUTE, CochleaAIModuleLogic, scene_unchanged_on_failure
+from cochleaai.volume import ras_to_lps
 
 METHOD_ATTRIBUTE = "CochleaAI.MARMethod"
 
@@ -34,9 +42,6 @@ METHOD_ATTRIBUTE = "CochleaAI.MARMethod"
 def model_from_table(table_node):
     """Cochlea shape parameters from a table node: Name/Value rows (as the demo and the shape
     fit write them) or one column per parameter."""
-    from cochleaai.slicer import mrml
-    from cochleaai.shape import PARAM_NAMES, CochleaModel
-
     data = mrml.table_to_dict(table_node)
     if "Name" in data and "Value" in data:
         values = dict(zip(data["Name"], data["Value"]))
@@ -55,8 +60,6 @@ def model_from_phantom_node(node):
     seed = node.GetAttribute(SEED_ATTRIBUTE) if node is not None else None
     if seed is None:
         return None
-    from cochleaai.phantom import drawn_theta
-    from cochleaai.shape import CochleaModel
 
     return CochleaModel(drawn_theta(int(seed), fov=node.GetAttribute(FOV_ATTRIBUTE) or "roi"))
 
@@ -65,7 +68,6 @@ def roi_index_box(roi_node, volume) -> Optional[tuple]:
     """``((k0, k1), (j0, j1), (i0, i1))`` of a markups ROI node on ``volume``'s grid."""
     if roi_node is None:
         return None
-    from cochleaai.volume import ras_to_lps
 
     bounds = [0.0] * 6
     roi_node.GetRASBounds(bounds)
@@ -96,10 +98,6 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         ``model``: the MARGAN model (default: the one trained in this session, else the shipped one).
         ``array``: the implanted array's key when known (closely spaced contacts are then set at
         its pitch along the metal); None finds the contacts as bright spots."""
-        from cochleaai.slicer import mrml
-        from cochleaai.contacts.detect import detect_contacts as find_contacts
-        from cochleaai.mar.dispatch import DEFAULT_THRESHOLD_HU, reduce_metal_artifacts
-
         if scene is None:
             raise CochleaAIError("No MRML scene was given.")
         if volume_node is None:
@@ -141,10 +139,6 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         region of interest); the cropped pre-op is added too. ``config``: a
         :class:`cochleaai.simulation.ScanConfig` (default: the clinical scanner of the docs).
         """
-        from cochleaai.slicer import mrml
-        from cochleaai.simulation.ct import ScanConfig, simulate_postop, simulation_roi
-        from cochleaai.shape import CochleaModel
-
         if scene is None:
             raise CochleaAIError("No MRML scene was given.")
         if preop_node is None:
@@ -190,9 +184,6 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
     def read_training_scans(self, preop_node, model_table_node=None) -> list:
         """The pre-op scan of ``preop_node`` with its cochlea model (from the shape table, else
         the phantom's truth), copied out of MRML for :meth:`compute_training_pairs`."""
-        from cochleaai.slicer import mrml
-        from cochleaai.mar.margan.user_training import UserScan, check_scans
-
         if preop_node is None:
             raise CochleaAIError("Select the pre-operative CT volume to train on.")
         model = model_from_table(model_table_node) if model_table_node is not None else None
@@ -206,16 +197,12 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
     @staticmethod
     def compute_training_pairs(scans, pairs_dir, n: int, seed: int = 0, progress=None) -> dict:
         """Simulated pairs of ``scans`` into the new folder ``pairs_dir`` (no MRML)."""
-        from cochleaai.mar.margan.user_training import simulate_user_pairs
-
         return simulate_user_pairs(scans, pairs_dir, n, seed=seed, progress=progress)
 
     @staticmethod
     def compute_training(pairs_dir, model_path, steps: int, progress=None):
         """A MARGAN model trained on ``pairs_dir`` and saved as ``model_path`` (no MRML); a run
         stopped earlier resumes from its checkpoint."""
-        from cochleaai.mar.margan.user_training import train_user_model
-
         return train_user_model(pairs_dir, model_path, steps=steps, progress=progress)
 
     def self_test(self, scene) -> list:
@@ -227,9 +214,6 @@ def self_test_mar_logic(logic, scene) -> list:
     """Checks run by the Slicer self-test (and the pytest suite): a phantom, a simulated
     implant, artifact reduction; returns the problems found. Uses a scanner with half the
     views to stay quick."""
-    from cochleaai.simulation.projector import FanBeamGeometry
-    from cochleaai.simulation.ct import ScanConfig
-
     quick = ScanConfig(geometry=FanBeamGeometry(n_views=360))
     problems = []
     phantom = logic.generate_phantom(scene, seed=1, fov="roi")

@@ -18,12 +18,19 @@ headless on ``slicer-core`` (the tests run it on a real ``vtkMRMLScene``).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 
+from cochleaai import io
 from cochleaai.errors import CochleaAIError
+from cochleaai.landmarks.detect import detect_batch
+from cochleaai.landmarks.inputs import choose_segment
+from cochleaai.landmarks.model_io import check_side, load_model, phantom_model_path, save_model
+from cochleaai.landmarks.training import train_oneshot
 from cochleaai.progress import Progress
+from cochleaai.slicer import mrml
 from cochleaai.slicer.logic import CochleaAIModuleLogic, scene_unchanged_on_failure
 
 #: Name of the confidence table node written by :meth:`OneShotLandmarksLogic.detect`.
@@ -36,17 +43,12 @@ CONFIDENCE_ATTRIBUTE = "CochleaAI.LandmarkConfidence"
 
 
 def _volume(node, what: str):
-    from cochleaai.slicer import mrml
-
     if node is None or not node.IsA("vtkMRMLScalarVolumeNode"):
         raise CochleaAIError(f"No {what} selected; choose a scalar volume node.")
     return mrml.node_to_volume(node)
 
 
 def _structure_mask(segmentation_node, reference, segment_name: Optional[str], what: str) -> np.ndarray:
-    from cochleaai.landmarks.inputs import choose_segment
-    from cochleaai.slicer import mrml
-
     if segmentation_node is None:
         raise CochleaAIError(f"No {what} selected; choose the segmentation of the structure of interest.")
     segments = mrml.masks_from_segmentation(segmentation_node, reference)
@@ -79,26 +81,18 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
     def reference_landmarks_node(scene, reference_node=None, node=None):
         """The point list to click the reference landmarks into: ``node`` completed, or a new
         list "<reference> landmarks", with :data:`REFERENCE_LANDMARK_NAMES` still to be placed."""
-        from cochleaai.slicer import mrml
-
         prefix = reference_node.GetName() if reference_node is not None else "Reference"
         return mrml.named_point_list(scene, REFERENCE_LANDMARK_NAMES, f"{prefix} landmarks", node)
 
     # ------------------------------------------------------------------ model
     def load_model(self, path=None):
         """Load a model (default: the shipped phantom model) and keep it for :meth:`detect`."""
-        from cochleaai.landmarks.model_io import load_model
-
         self.model = load_model(path)
         return self.model
 
     @staticmethod
     def load_models(folder) -> list:
         """Every model (``.pt`` with its card) in ``folder``, sorted by name."""
-        from pathlib import Path
-
-        from cochleaai.landmarks.model_io import load_model
-
         folder = Path(folder)
         files = sorted(folder.glob("*.pt")) if folder.is_dir() else []
         if not files:
@@ -124,9 +118,6 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
                              segment_name: str = "Cochlea", side=None) -> "TrainingInputs":
         """Check the training nodes of :meth:`train` and copy their contents out of MRML.
         The validation volume and its segmentation are optional (both or neither)."""
-        from cochleaai.landmarks.model_io import check_side
-        from cochleaai.slicer import mrml
-
         reference = _volume(reference_node, "reference volume")
         ref_mask = _structure_mask(reference_segmentation_node, reference, segment_name,
                                    "reference segmentation")
@@ -152,9 +143,6 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         Touches no MRML and no Logic state (safe on a worker thread); :meth:`train` also
         keeps the model for :meth:`detect`.
         """
-        from cochleaai.landmarks.model_io import save_model
-        from cochleaai.landmarks.training import train_oneshot
-
         p = Progress.wrap(progress)
         model = train_oneshot(inputs.reference, inputs.reference_mask, inputs.landmarks, inputs.validation,
                               inputs.validation_mask, config=config, seed=seed,
@@ -174,8 +162,6 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
     def detect_files(self, scene, paths, model=None, progress=None, side=None) -> Dict:
         """Like :meth:`detect` for volume files (or folders of them), read one at a time and
         never added to the scene: only the point lists and the table are."""
-        from cochleaai import io
-
         files = io.volume_files(paths)
         if not files:
             raise CochleaAIError("No volume files were found there; pick a folder holding .nrrd/.nii files.")
@@ -207,9 +193,6 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
         return self._detect_loaded(scene, loaders, names, model, progress, baseline, beside=nodes[0], side=side)
 
     def _detect_loaded(self, scene, loaders, names, model, progress, baseline, beside=None, side=None) -> Dict:
-        from cochleaai.landmarks.detect import detect_batch
-        from cochleaai.slicer import mrml
-
         if scene is None:
             raise CochleaAIError("No MRML scene was given.")
         model = model or self.model or self.load_model()
@@ -244,9 +227,6 @@ class OneShotLandmarksLogic(CochleaAIModuleLogic):
     def self_test(self, scene, seed: int = 3, progress=None, tolerance_mm: float = 2.0) -> List[str]:
         """Generate a temporal phantom, detect with the shipped phantom model, compare with its
         truth. Returns the problems found (an empty list when all is well)."""
-        from cochleaai.landmarks.model_io import load_model, phantom_model_path
-        from cochleaai.slicer import mrml
-
         p = Progress.wrap(progress)
         problems = []
         nodes = self.generate_phantom(scene, seed=seed, fov="temporal", progress=p.stage(0.0, 0.3))

@@ -31,7 +31,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from cochleaai.errors import CochleaAIError
 
-REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "Resources" / "Dependencies" / "requirements.txt"
+REQUIREMENTS_FILE = Path(__file__).resolve().parents[3] / "Resources" / "Dependencies" / "requirements.txt"
 TORCH = "torch"
 #: Choices of torch build offered to the user (``None``: nothing is installed).
 GPU_BUILD, CPU_BUILD, NO_BUILD_CHOICE = "gpu", "cpu", "install"
@@ -228,7 +228,7 @@ def translator(context: str) -> Callable[[str], str]:
     the text itself where Slicer's translations are not available."""
     def _(text: str) -> str:
         try:
-            from slicer.i18n import translate
+            from slicer.i18n import translate  # lazy: Slicer's own, present only inside the application
 
             return translate(context, text)
         except (ImportError, AttributeError):
@@ -257,7 +257,7 @@ class SlicerInstaller:
 
     @staticmethod
     def install_torch(requirement: Requirement, choice: str) -> None:
-        import PyTorchUtils
+        import PyTorchUtils  # lazy: a module of the PyTorch extension, present once it is installed
 
         version = f">={requirement.minimum}" if requirement.minimum else None
         torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
@@ -268,7 +268,7 @@ class SlicerInstaller:
                                  "'PyTorch Utils' module, then try again.")
 
     def install_packages(self, requirements: Sequence[Requirement]) -> None:
-        import slicer
+        import slicer  # lazy: Slicer's own, present only inside the application
 
         specifiers = [str(r) for r in requirements]
         try:
@@ -284,7 +284,7 @@ class SlicerInstaller:
 
     @staticmethod
     def restart() -> None:
-        import slicer
+        import slicer  # lazy: Slicer's own, present only inside the application
 
         slicer.util.restart()
 
@@ -294,14 +294,14 @@ class SlicerDialogs:
 
     @staticmethod
     def testing() -> bool:
-        import slicer
+        import slicer  # lazy: Slicer's own, present only inside the application
 
         return bool(slicer.app.testingEnabled())
 
     @staticmethod
     def ask_install(missing: Sequence[Requirement], offer_torch_builds: bool) -> Optional[str]:
-        import qt
-        import slicer
+        import qt  # lazy: Slicer's own, present only inside the application
+        import slicer  # lazy: Slicer's own, present only inside the application
 
         box = qt.QMessageBox(slicer.util.mainWindow())
         box.setIcon(qt.QMessageBox.Question)
@@ -328,7 +328,7 @@ class SlicerDialogs:
     @staticmethod
     @contextmanager
     def progress(steps: Sequence[str]) -> Iterator[Callable[[], None]]:
-        import slicer
+        import slicer  # lazy: Slicer's own, present only inside the application
 
         dialog = slicer.util.createProgressDialog(
             windowTitle=_("CochleaAI: installing Python packages"), maximum=len(steps), value=0,
@@ -349,7 +349,7 @@ class SlicerDialogs:
 
     @staticmethod
     def confirm_restart(packages: Sequence[str]) -> bool:
-        import slicer
+        import slicer  # lazy: Slicer's own, present only inside the application
 
         return bool(slicer.util.confirmYesNoDisplay(
             _("The packages are installed. Slicer must restart before the CochleaAI modules can use "

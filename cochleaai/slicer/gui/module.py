@@ -1,22 +1,28 @@
 """Widget and self-test base classes shared by the four Slicer modules (Slicer only).
 
-A module's widget names its Logic class and its .ui file; everything common (loading the
-UI, the job runner with progress and Cancel, the phantom panel, scene observers) is here
-once. Imported only by the module scripts inside Slicer: it needs Slicer's Qt.
+A module's widget names its .ui file, its parameter node class (``<Module>Lib/parameters.py``)
+and how to make its Logic; everything common (loading the UI, binding the parameter node,
+the job runner with progress and Cancel, the phantom panel, scene observers) is here once.
+Imported only by the module scripts inside Slicer: it needs Slicer's Qt.
 
 Building a panel imports nothing beyond numpy, vtk and Slicer itself: torch, numba,
-scikit-image, pynrrd and slicerio may not be installed yet. Every action is connected through
-``self.runner.guard(slot)``, which runs the dependency check first (it offers to install
-what is missing), so models and the heavy packages load on first use.
+scikit-image, pynrrd and slicerio may not be installed yet. The panel is bound to the
+module's parameter node (a torch-free ``parameterNodeWrapper`` class) without the Logic;
+every action is connected through ``self.runner.guard(slot)``, which runs the dependency
+check first (it offers to install what is missing), and the Logic, which imports the
+methods and so torch, is made on first use, after that check (:attr:`logic`).
 """
+from pathlib import Path
+
 import slicer
-from slicer.ScriptedLoadableModule import ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget
+import vtk
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModuleLogic, ScriptedLoadableModuleTest,
+                                           ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
 from cochleaai.slicer.gui.dependencies import DependencyCheck, describe
-from cochleaai.slicer.gui.parameters import parameter_node_class
-from cochleaai.slicer.gui.widgets import JobRunner, PhantomPanel, load_terminology
-from cochleaai.slicer.logic import generate_phantom_nodes, self_test_phantom_logic
+from cochleaai.slicer.gui.jobs import JobRunner
+from cochleaai.slicer.gui.panels import PhantomPanel, load_terminology
 from cochleaai.slicer.sample_data import PHANTOM, REAL_SPECIMEN, registration
 
 #: The modules' place in Slicer's module menu (the catalog category of the extension too).
@@ -24,6 +30,8 @@ CATEGORIES = ["Otolaryngology"]
 #: Who made the methods the modules implement, as "First Last (Organisation)".
 CONTRIBUTORS = ["Zihao Wang (Inria, Universit\u00e9 C\u00f4te d'Azur)",
                 "Herv\u00e9 Delingette (Inria, Universit\u00e9 C\u00f4te d'Azur)"]
+#: The extension's icon (the thumbnail of its Sample Data entries).
+EXTENSION_ICON = Path(__file__).resolve().parents[3] / "Resources" / "Icons" / "CochleaAI.png"
 
 #: One check for all four modules: once the packages are there, no module asks again.
 _DEPENDENCIES = DependencyCheck()
@@ -41,12 +49,9 @@ def register_sample_data_on_startup() -> None:
 def register_sample_data() -> None:
     """The real specimen (downloaded, its SHA-256 checked by the Sample Data module) and the
     phantom (made when clicked, after the dependency check)."""
-    import os
+    import SampleData  # lazy: a Slicer module, importable once Slicer has started
 
-    import SampleData
-
-    icon = os.path.join(os.path.dirname(__file__), os.pardir, "Resources", "Icons", "CochleaAI.png")
-    thumbnail = icon if os.path.isfile(icon) else None
+    thumbnail = str(EXTENSION_ICON) if EXTENSION_ICON.is_file() else None
     SampleData.SampleDataLogic.registerCustomSampleDataSource(**registration(REAL_SPECIMEN, thumbnail))
     SampleData.SampleDataLogic.registerCustomSampleDataSource(
         category=registration(REAL_SPECIMEN)["category"], sampleName=PHANTOM.name, thumbnailFileName=thumbnail,
@@ -58,6 +63,8 @@ def _load_phantom_sample(sample):
         if not _DEPENDENCIES.ensure():
             slicer.util.infoDisplay(_DEPENDENCIES.message, windowTitle=sample.name)
             return None
+        from cochleaai.slicer.logic import generate_phantom_nodes  # lazy: needs torch, checked just above
+
         nodes = generate_phantom_nodes(slicer.mrmlScene, seed=sample.seed, fov=sample.fov)
     except Exception as error:      # a failed installation or build: said in a dialog, as elsewhere
         slicer.util.errorDisplay(f"{sample.name} could not be made.\n\n{error}", windowTitle=sample.name)
@@ -66,26 +73,51 @@ def _load_phantom_sample(sample):
     return nodes["volume"]
 
 
+def module_parameter_node(moduleName: str):
+    """The module's singleton ``vtkMRMLScriptedModuleNode`` in the scene (made on first use),
+    the one its Logic's ``getParameterNode()`` gives, found without making the Logic."""
+    finder = ScriptedLoadableModuleLogic()
+    finder.moduleName = moduleName
+    return finder.getParameterNode()
+
+
 class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Subclasses set ``logic_class`` and ``ui_file`` (relative to the module's Resources).
+    """Subclasses set ``ui_file`` (relative to the module's Resources) and
+    ``parameters_class`` (the module's ``@parameterNodeWrapper`` class), and define
+    ``newLogic()``, which imports and makes the module's Logic.
 
-    The widgets of the .ui file that have a ``SlicerParameterName`` (node selections and
-    settings) are kept in the module's parameter node by a ``parameterNodeWrapper`` class
-    made from the .ui file (:mod:`cochleaai.slicer.gui.parameters`), so they are saved with the
-    scene and come back when it is loaded."""
+    The widgets of the .ui file that have a ``SlicerParameterName`` are bound to the
+    parameter of that name (``connectGui``), so they are saved with the scene and come back
+    when it is loaded; the slots read the values from :attr:`parameters`."""
 
-    logic_class = None
     ui_file = None
-    parameter_node_class = None
+    parameters_class = None
 
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
-        self.logic = None
+        self._logic = None
         self.runner = None
         self.phantomPanel = None
-        self._parameterNode = None
+        self.parameters = None
         self._parameterNodeGuiTag = None
+
+    @staticmethod
+    def newLogic():
+        """The module's Logic (subclasses import it here: it needs torch)."""
+        raise NotImplementedError
+
+    @property
+    def logic(self):
+        """The module's Logic, made on first use: an action's slot runs after the dependency
+        check, so torch is there by then."""
+        if self._logic is None:
+            self._logic = self.newLogic()
+        return self._logic
+
+    @property
+    def logicMade(self) -> bool:
+        return self._logic is not None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -94,15 +126,14 @@ class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
 
-        self.logic = self.logic_class()
         self.runner = JobRunner(self.ui.progressBar, self.ui.cancelButton, self.ui.statusLabel,
                                 dependencies=_DEPENDENCIES)
-        self.phantomPanel = PhantomPanel(self.logic, self.runner, self.ui.phantomSeedSpinBox,
-                                         self.ui.phantomFieldOfViewComboBox,
-                                         self.ui.generatePhantomButton, self.ui.volumeSelector)
+        self.phantomPanel = PhantomPanel(lambda: self.logic, self.runner, lambda: self.parameters,
+                                         self.ui.generatePhantomButton,
+                                         (self.ui.phantomSeedSpinBox, self.ui.phantomFieldOfViewComboBox),
+                                         self.ui.volumeSelector)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.phantomPanel.restore()
         self.initializeParameterNode()
         load_terminology()
 
@@ -113,7 +144,6 @@ class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(None)
 
     def enter(self):
-        self.phantomPanel.restore()
         self.initializeParameterNode()
 
     def exit(self):
@@ -124,39 +154,44 @@ class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneEndClose(self, caller, event):
         if self.parent.isEntered:
-            self.phantomPanel.restore()
             self.initializeParameterNode()
 
     # ------------------------------------------------------------ parameter node
     def initializeParameterNode(self):
-        """Connect the panel to the scene's parameter node (made on first use)."""
-        if self.logic is None:
-            return
-        cls = type(self)
-        if cls.parameter_node_class is None:     # made once per module, from its .ui file
-            cls.parameter_node_class = parameter_node_class(self.resourcePath(self.ui_file),
-                                                            f"{cls.__name__[:-len('Widget')]}ParameterNode")
-        self.setParameterNode(cls.parameter_node_class(self.logic.getParameterNode()))
+        """Bind the panel to the scene's parameter node (made, with the defaults, on first use)."""
+        self.setParameterNode(self.parameters_class(module_parameter_node(self.moduleName)))
 
-    def setParameterNode(self, parameterNode):
-        if self._parameterNode is not None and self._parameterNodeGuiTag is not None:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-        self._parameterNode, self._parameterNodeGuiTag = parameterNode, None
-        if parameterNode is not None:
-            self._parameterNodeGuiTag = parameterNode.connectGui(self.ui)
+    def setParameterNode(self, parameters):
+        """Bind the widgets to ``parameters`` (None: unbind), as Slicer's module template does."""
+        if self.parameters is not None:
+            if self._parameterNodeGuiTag is not None:
+                self.parameters.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self.parameters, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+        self.parameters, self._parameterNodeGuiTag = parameters, None
+        if parameters is not None:
+            self._parameterNodeGuiTag = parameters.connectGui(self.ui)
+            self.addObserver(parameters, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+            self.onParameterNodeModified()
+
+    def onParameterNodeModified(self, caller=None, event=None):
+        """A parameter changed (or the panel was bound): subclasses update what depends on it."""
 
 
 class CochleaAIModuleTest(ScriptedLoadableModuleTest):
-    """Self-test through the module's Logic on a fresh scene; subclasses set ``logic_class``
-    and ``method_test``, the text shown while ``logic_class().self_test(scene)`` (the
-    module's own method on a phantom; it returns the problems found) runs.
+    """Self-test through the module's Logic on a fresh scene; subclasses define ``newLogic()``
+    (as their widget does) and set ``method_test``, the text shown while
+    ``newLogic().self_test(scene)`` (the module's own method on a phantom; it returns the
+    problems found) runs.
 
     Without the Python packages the modules install on first use, the tests are skipped
     (``unittest.SkipTest``) with a message that names them: a self-test never installs.
     """
 
-    logic_class = None
     method_test = None
+
+    @staticmethod
+    def newLogic():
+        raise NotImplementedError
 
     def setUp(self):
         missing = _DEPENDENCIES.missing()
@@ -175,11 +210,14 @@ class CochleaAIModuleTest(ScriptedLoadableModuleTest):
 
     def test_MethodOnPhantom(self):
         self.delayDisplay(self.method_test)
-        self.assertEqual(self.logic_class().self_test(slicer.mrmlScene), [])
+        self.assertEqual(self.newLogic().self_test(slicer.mrmlScene), [])
         self.delayDisplay("Test passed")
 
     def test_PhantomOnFreshScene(self):
-        self.delayDisplay(f"Generating a phantom with {self.logic_class.__name__}")
-        problems = self_test_phantom_logic(self.logic_class(), slicer.mrmlScene)
+        from cochleaai.slicer.logic import self_test_phantom_logic  # lazy: needs torch (setUp checked it)
+
+        logic = self.newLogic()
+        self.delayDisplay(f"Generating a phantom with {type(logic).__name__}")
+        problems = self_test_phantom_logic(logic, slicer.mrmlScene)
         self.assertEqual(problems, [])
         self.delayDisplay("Test passed")

@@ -1,8 +1,7 @@
-"""GUI helpers shared by the four CochleaAI module widgets (usable only inside Slicer).
+"""The job runner shared by the four CochleaAI module widgets (usable only inside Slicer).
 
-With ``slicer_dependencies.py``, this is where ``cochleaai`` talks to Qt. ``qt`` and
-``slicer`` are imported inside the functions that need them, so importing this file
-elsewhere does not fail, but nothing in it works outside the Slicer application.
+``slicer`` is imported inside the functions that need it, so this file imports anywhere
+(tests drive it with stand-ins), but nothing in it works outside the Slicer application.
 
 * :class:`JobRunner` runs a Logic call with a progress bar, a Cancel button, a status
   label and error pop-ups, in one of two ways:
@@ -24,17 +23,12 @@ elsewhere does not fail, but nothing in it works outside the Slicer application.
 * ``runner.guard(slot)`` wraps an action's slot: it runs only when no job is running and
   the Python packages are there (``dependencies``, a
   :class:`~cochleaai.slicer.gui.dependencies.DependencyCheck`, offers to install them first).
-* :class:`PhantomPanel` wires the "Generate phantom" controls (seed, field of view,
-  button, optional volume selector) to ``logic.generate_phantom`` and shows the result.
 
 A module widget then needs only::
 
     self.runner = JobRunner(self.ui.progressBar, self.ui.cancelButton, self.ui.statusLabel,
                             dependencies=DependencyCheck())
     self.ui.reduceButton.connect("clicked(bool)", self.runner.guard(self.onReduce))
-    self.phantomPanel = PhantomPanel(self.logic, self.runner, self.ui.phantomSeedSpinBox,
-                                     self.ui.phantomFieldOfViewComboBox,
-                                     self.ui.generatePhantomButton, self.ui.volumeSelector)
     ...
     result = self.runner.run("Reduce metal artifacts", self.logic.reduce, volumeNode)
     ...
@@ -56,10 +50,8 @@ from typing import Any, Callable, List, Optional
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Cancelled
 from cochleaai.slicer.gui.dependencies import translator
-from cochleaai.slicer.logic import DEFAULT_SEED, FIELDS_OF_VIEW, MAX_SEED
-from cochleaai.terminology import TERMINOLOGY_FILE
 
-_ = translator("cochleaai.slicer.gui.widgets")
+_ = translator("cochleaai.slicer.gui.jobs")
 
 _STEPS = 1000             # progress bar resolution
 _REFRESH_SECONDS = 0.05   # how often a report (or the background wait loop) lets Qt process events
@@ -194,7 +186,7 @@ class JobRunner:
         now = time.monotonic()
         if now - self._lastRefresh >= _REFRESH_SECONDS:
             self._lastRefresh = now
-            import slicer
+            import slicer  # lazy: Slicer's own, present only inside the application
 
             slicer.app.processEvents()
             if self._cancel.is_set():
@@ -250,7 +242,7 @@ class JobRunner:
         or ``None`` when the job was cancelled or failed (the user has then been told
         why) or when another job is already running.
         """
-        import slicer
+        import slicer  # lazy: Slicer's own, present only inside the application
 
         savedStates = self._start(description)
         if savedStates is None:
@@ -289,7 +281,7 @@ class JobRunner:
     def _watch(self):
         """Cancel the job when the scene is closed (its result belongs to the old scene) or
         Slicer quits; returns what :meth:`_unwatch` needs to stop watching."""
-        import slicer
+        import slicer  # lazy: Slicer's own, present only inside the application
 
         watches = []
         scene = getattr(slicer, "mrmlScene", None)
@@ -379,187 +371,8 @@ class JobRunner:
             self.setStatus(text.format(job=description, reason=reason))
             return
         self.setStatus(_("{job}: failed.").format(job=description))
-        import slicer
+        import slicer  # lazy: Slicer's own, present only inside the application
 
         extra = {"detailedText": details} if details else {}
         slicer.util.errorDisplay(_("{job} failed.").format(job=description) + f"\n\n{failure}",
                                  windowTitle=description, **extra)
-
-
-class PointPlacer:
-    """A "Place points" button beside a point-list selector and a Slicer place widget.
-
-    Clicking the button asks ``prepare(currentNode)`` for the point list (the Logic creates
-    or completes it with named points still to be placed), selects it, and starts placing:
-    each click in a view places the next named point, so the points are named as clicked.
-    """
-
-    def __init__(self, runner: JobRunner, button, selector, placeWidget, prepare: Callable[[Any], Any]):
-        import slicer
-
-        self.runner, self.selector, self.placeWidget, self.prepare = runner, selector, placeWidget, prepare
-        placeWidget.setMRMLScene(slicer.mrmlScene)
-        button.connect("clicked(bool)", self.onPlace)
-        selector.connect("currentNodeChanged(vtkMRMLNode*)", placeWidget.setCurrentNode)
-        runner.busyWidgets.append(button)
-
-    def onPlace(self, *_unused) -> None:
-        import slicer
-
-        try:
-            node = self.prepare(self.selector.currentNode())
-        except Exception as error:      # e.g. a node of the wrong kind: shown like a failed job
-            self.runner.showFailure(_("Place points"), error)
-            return
-        self.selector.setCurrentNode(node)
-        self.placeWidget.setCurrentNode(node)
-        force = getattr(getattr(slicer, "qSlicerMarkupsPlaceWidget", None), "ForcePlaceMultipleMarkups", None)
-        if force is not None:
-            self.placeWidget.placeMultipleMarkups = force
-        self.placeWidget.setPlaceModeEnabled(True)
-        todo = [node.GetNthControlPointLabel(i) for i in range(node.GetNumberOfControlPoints())
-                if node.GetNthControlPointPositionStatus(i) == node.PositionUndefined]
-        self.runner.setStatus(_("Click in the views, in this order: {names}.").format(names=", ".join(todo))
-                              if todo else _("All points are placed; drag them to move them."))
-
-
-def show_table(table_node) -> None:
-    """Show ``table_node`` in the table view, switching to a layout that has one if needed."""
-    import slicer
-
-    if table_node is None:
-        return
-    layoutManager = slicer.app.layoutManager()
-    if layoutManager is not None and layoutManager.tableWidget(0) is None:
-        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
-    applicationLogic = slicer.app.applicationLogic()
-    applicationLogic.GetSelectionNode().SetActiveTableID(table_node.GetID())
-    applicationLogic.PropagateTableSelection()
-
-
-def load_terminology() -> None:
-    """Give Slicer's Terminologies module the codes of the cochlea segments (once per session)."""
-    import slicer
-
-    terminologies = getattr(slicer.modules, "terminologies", None)
-    if terminologies is None or getattr(load_terminology, "done", False):
-        return
-    terminologies.logic().LoadTerminologyFromFile(str(TERMINOLOGY_FILE))
-    load_terminology.done = True
-
-
-class PhantomPanel:
-    """The "Generate phantom" group: seed, field of view, button and volume selector.
-
-    Seed and field of view are kept in the Logic's parameter node (so they are saved
-    with the scene); call :meth:`restore` when the module is entered and after the
-    scene was closed. The generated volume is selected in ``volumeSelector`` (if any)
-    and shown in the slice views; the segmentation is shown in 3D.
-    """
-
-    SEED_PARAMETER = "PhantomSeed"
-    FOV_PARAMETER = "PhantomFieldOfView"
-
-    def __init__(self, logic, runner: JobRunner, seedSpinBox, fieldOfViewComboBox,
-                 generateButton, volumeSelector=None):
-        self.logic = logic
-        self.runner = runner
-        self.seedSpinBox = seedSpinBox
-        self.fieldOfViewComboBox = fieldOfViewComboBox
-        self.generateButton = generateButton
-        self.volumeSelector = volumeSelector
-        self._restoring = False
-
-        seedSpinBox.setRange(0, MAX_SEED)
-        seedSpinBox.value = DEFAULT_SEED
-        fieldOfViewComboBox.clear()
-        for key, label in FIELDS_OF_VIEW.items():
-            fieldOfViewComboBox.addItem(label, key)
-        runner.busyWidgets.extend([generateButton, seedSpinBox, fieldOfViewComboBox])
-
-        generateButton.connect("clicked(bool)", runner.guard(self.onGenerate))
-        seedSpinBox.connect("valueChanged(int)", self.save)
-        fieldOfViewComboBox.connect("currentIndexChanged(int)", self.save)
-        if volumeSelector is not None:
-            volumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.showVolume)
-
-    # ------------------------------------------------------------ values
-    @property
-    def seed(self) -> int:
-        return int(self.seedSpinBox.value)
-
-    @property
-    def fieldOfView(self) -> str:
-        key = self.fieldOfViewComboBox.itemData(self.fieldOfViewComboBox.currentIndex)
-        return key if key in FIELDS_OF_VIEW else next(iter(FIELDS_OF_VIEW))
-
-    def _parameterNode(self):
-        getter = getattr(self.logic, "getParameterNode", None)
-        return getter() if getter is not None else None
-
-    def restore(self) -> None:
-        """Put the parameter node's values into the widgets (or store the widgets' values)."""
-        node = self._parameterNode()
-        if node is None:
-            return
-        self._restoring = True
-        try:
-            seed = node.GetParameter(self.SEED_PARAMETER)
-            if seed and seed.isdigit() and int(seed) <= MAX_SEED:
-                self.seedSpinBox.value = int(seed)
-            index = self.fieldOfViewComboBox.findData(node.GetParameter(self.FOV_PARAMETER))
-            if index >= 0:
-                self.fieldOfViewComboBox.currentIndex = index
-        finally:
-            self._restoring = False
-        self.save()
-
-    def save(self, *_unused) -> None:
-        if self._restoring:
-            return
-        node = self._parameterNode()
-        if node is not None:
-            node.SetParameter(self.SEED_PARAMETER, str(self.seed))
-            node.SetParameter(self.FOV_PARAMETER, self.fieldOfView)
-
-    # ----------------------------------------------------------- actions
-    def onGenerate(self, *_unused) -> None:
-        import slicer
-
-        seed, fov = self.seed, self.fieldOfView
-        nodes = self.runner.run(_("Generate phantom"), self.logic.generate_phantom,
-                                slicer.mrmlScene, seed=seed, fov=fov)
-        if nodes:
-            self.showNodes(nodes)
-            self.runner.setStatus(
-                _("Phantom (seed {seed}, {fov}) added: volume, segmentation and landmarks.").format(
-                    seed=seed, fov=fov))
-
-    def showNodes(self, nodes: dict) -> None:
-        volume = nodes.get("volume")
-        if self.volumeSelector is not None and volume is not None:
-            self.volumeSelector.setCurrentNode(volume)  # shows it through showVolume
-        else:
-            self.showVolume(volume)
-        segmentation = nodes.get("segmentation")
-        if segmentation is not None:
-            if segmentation.GetDisplayNode() is None:
-                segmentation.CreateDefaultDisplayNodes()
-            segmentation.CreateClosedSurfaceRepresentation()
-            self._reset3DView()
-
-    @staticmethod
-    def showVolume(volumeNode) -> None:
-        if volumeNode is None:
-            return
-        import slicer
-
-        slicer.util.setSliceViewerLayers(background=volumeNode, fit=True)
-
-    @staticmethod
-    def _reset3DView() -> None:
-        import slicer
-
-        layoutManager = slicer.app.layoutManager()
-        if layoutManager is not None and layoutManager.threeDViewCount > 0:
-            layoutManager.threeDWidget(0).threeDView().resetFocalPoint()

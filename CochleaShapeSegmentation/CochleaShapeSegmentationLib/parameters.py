@@ -1,0 +1,29 @@
+"""The Cochlea Shape Segmentation panel's settings: its parameter node class.
+
+Each attribute is the parameter of the same name in the module's ``vtkMRMLScriptedModuleNode``
+(saved with the scene) and is bound to the widget of the .ui file whose ``SlicerParameterName``
+names it. Nothing here needs torch, so the panel opens before the packages are installed: the
+defaults repeat ``cochleaai.segmentation.pipeline.SegmentSettings()``'s and the sides its
+``SIDES`` (a test keeps them equal).
+"""
+from typing import Annotated
+
+from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+
+from cochleaai.slicer.gui.panels import ComboChoice, PhantomParameters
+
+#: The ear the volume shows.
+Side = ComboChoice("Side", [("right", "Right ear"), ("left", "Left ear")], module=__name__)
+
+
+@parameterNodeWrapper
+class CochleaShapeSegmentationParameterNode(PhantomParameters):
+    volume: vtkMRMLScalarVolumeNode
+    points: vtkMRMLMarkupsFiducialNode
+    side: Side = Side.right
+    # Advanced
+    lRefFit: Annotated[float, WithinRange(0.05, 2.0)] = 0.2
+    lRefFinal: Annotated[float, WithinRange(0.01, 2.0)] = 0.02
+    iterations: Annotated[int, WithinRange(1, 100)] = 12
+    samples: Annotated[int, WithinRange(0, 2000)] = 100
