@@ -61,24 +61,6 @@ def model_from_phantom_node(node):
     return CochleaModel(drawn_theta(int(seed), fov=node.GetAttribute(FOV_ATTRIBUTE) or "roi"))
 
 
-def roi_index_box(roi_node, volume) -> Optional[tuple]:
-    """``((k0, k1), (j0, j1), (i0, i1))`` of a markups ROI node on ``volume``'s grid."""
-    if roi_node is None:
-        return None
-    from cochleaai.volume import ras_to_lps
-
-    bounds = [0.0] * 6
-    roi_node.GetRASBounds(bounds)
-    corners = np.array([[x, y, z] for x in bounds[0:2] for y in bounds[2:4] for z in bounds[4:6]])
-    ijk = volume.physical_to_index(ras_to_lps(corners))
-    lo = np.maximum(np.floor(ijk.min(0) + 0.5), 0).astype(int)
-    hi = np.minimum(np.ceil(ijk.max(0) + 0.5), np.array(volume.size)).astype(int)
-    if np.any(hi - lo < 4):
-        raise CochleaAIError("The ROI does not overlap the volume (or is thinner than 4 voxels); "
-                             "place it around the electrode array.")
-    return tuple((int(lo[a]), int(hi[a])) for a in (2, 1, 0))
-
-
 class MetalArtifactReductionLogic(CochleaAIModuleLogic):
     """Logic of the Metal Artifact Reduction module."""
 
@@ -107,7 +89,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         p = Progress.wrap(progress)
         p(0.0, "reading the volume")
         volume = mrml.node_to_volume(volume_node)
-        roi = roi_index_box(roi_node, volume)
+        roi = mrml.roi_index_box(roi_node, volume)
         if threshold_hu is None:
             threshold_hu = DEFAULT_THRESHOLD_HU
         result = reduce_metal_artifacts(volume, method, threshold_hu, roi=roi, progress=p.stage(0.02, 0.85),

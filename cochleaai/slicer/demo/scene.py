@@ -21,6 +21,7 @@ from cochleaai.phantom import make_phantom
 from cochleaai.progress import Progress
 from cochleaai.slicer import mrml
 from cochleaai.slicer.demo import landmarks, mar, segmentation, vae
+from cochleaai.slicer.results.phantom import add_phantom_to_scene
 
 #: The methods' demo steps in order, under their keys in the summary.
 STEPS = (("segmentation", segmentation), ("ct", mar), ("landmarks", landmarks), ("vae", vae))
@@ -79,7 +80,7 @@ def run(out_dir="demo-output", seed: int = 0, fov: str = "temporal", progress=No
 
     p(0.55, "loading the phantom into an MRML scene")
     scene = mrml.new_scene()
-    nodes = mrml.add_phantom_to_scene(scene, phantom, prefix="Phantom")
+    nodes = add_phantom_to_scene(scene, phantom, prefix="Phantom")
     model = phantom.model
     mrml.model_from_polydata(scene, model.mesh(edge_mm=0.15), "Cochlea shape (truth)",
                              color=(0.95, 0.75, 0.3))
