@@ -513,7 +513,7 @@ def test_named_point_list_waits_for_its_points_in_order(scene):
         mrml.named_point_list(scene, ["a"], "x", node=mrml.table_from_dict(scene, {"a": [1.0]}, "t"))
 
 
-# --------------------------------------------------------------------------- ROI
+# --------------------------------------------------------------------------- ROI and centreline
 
 def test_roi_index_box_converts_a_markups_roi_to_voxel_ranges(scene):
     volume = Volume(np.zeros((20, 20, 20), np.int16), 1.0)          # identity: index = LPS mm
@@ -527,3 +527,17 @@ def test_roi_index_box_converts_a_markups_roi_to_voxel_ranges(scene):
     with pytest.raises(CochleaAIError, match="does not overlap the volume"):
         mrml.roi_index_box(roi, volume)
 
+
+def test_the_scala_tympani_centreline_has_one_builder(scene):
+    from cochleaai.shape import CochleaModel
+    from cochleaai.shape.model import centerline_markups
+
+    model = CochleaModel()
+    curve = model.centerline_markups(5)
+    assert curve.kind == "curve" and curve.name == "Scala tympani centerline"
+    assert curve.labels == [f"{d:.0f} deg" for d in model.centerline_angles(5)]
+    np.testing.assert_array_equal(curve.points, model.scala_tympani_centerline(5))
+    named = centerline_markups(curve.points, model.centerline_angles(5), name="Demo scala tympani centerline")
+    node = mrml.markups_from_points(scene, named)
+    assert node.IsA("vtkMRMLMarkupsCurveNode") and node.GetName() == "Demo scala tympani centerline"
+    assert node.GetNthControlPointLabel(4) == curve.labels[4]

@@ -26,6 +26,7 @@ import numpy as np
 from cochleaai.simulation.ct import SIMULATION_BOX_MM
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
+from cochleaai.shape.params import theta_from_record
 from cochleaai.slicer.logic import FOV_ATTRIBUTE, SEED_ATTRIBUTE, CochleaAIModuleLogic, scene_unchanged_on_failure
 
 METHOD_ATTRIBUTE = "CochleaAI.MARMethod"
@@ -35,19 +36,16 @@ def model_from_table(table_node):
     """Cochlea shape parameters from a table node: Name/Value rows (as the demo and the shape
     fit write them) or one column per parameter."""
     from cochleaai.slicer import mrml
-    from cochleaai.shape import PARAM_NAMES, CochleaModel
+    from cochleaai.shape import CochleaModel
 
     data = mrml.table_to_dict(table_node)
     if "Name" in data and "Value" in data:
         values = dict(zip(data["Name"], data["Value"]))
     else:
         values = {k: v[0] for k, v in data.items() if v}
-    missing = [k for k in PARAM_NAMES if k not in values]
-    if missing:
-        raise CochleaAIError(f"The table '{table_node.GetName()}' lacks the shape parameters "
-                             f"{', '.join(missing)}; choose the cochlea shape table of the phantom or of "
-                             "Cochlea Shape Segmentation.")
-    return CochleaModel(np.array([float(values[k]) for k in PARAM_NAMES]))
+    theta = theta_from_record(values, f"The table '{table_node.GetName()}'",
+                              "choose the cochlea shape table of the phantom or of Cochlea Shape Segmentation.")
+    return CochleaModel(np.array(theta))
 
 
 def model_from_phantom_node(node):
