@@ -54,7 +54,7 @@ def test_user_errors_exit_with_status_2(tmp_path, capsys):
 def test_demo_builds_a_scene_that_reloads(tmp_path):
     pytest.importorskip("slicer")
     from cochleaai.slicer import mrml
-    from cochleaai.slicer.demo import run
+    from cochleaai.slicer.demo.scene import run
 
     summary = run(tmp_path, seed=1, fov="roi")
     assert (tmp_path / "phantom_slices.png").stat().st_size > 10000

@@ -169,6 +169,35 @@ def test_model_from_a_shape_table(shared):
         model_from_table(bad)
 
 
+def test_shape_tables_and_shape_files_are_read_alike(shared, tmp_path):
+    """A table node (Name/Value rows or one column per parameter) and a JSON file (truth.json's
+    ``theta``, a fitted ``parameters`` mapping) go through one parser, with one set of errors."""
+    import json
+
+    from cochleaai.shape import PARAM_NAMES, CochleaModel
+    from cochleaai.simulation.cli import load_model_parameters
+
+    scene = shared[0]
+    theta = CochleaModel().theta + np.arange(10) * 0.01
+    named = dict(zip(PARAM_NAMES, theta.tolist()))
+    rows = mrml.table_from_dict(scene, named, "rows")
+    columns = mrml.table_from_dict(scene, {k: [v] for k, v in named.items()}, "columns")
+    (tmp_path / "truth.json").write_text(json.dumps({"theta": theta.tolist(), "seed": 1}))
+    (tmp_path / "fit.json").write_text(json.dumps({"parameters": named}))
+    (tmp_path / "list.json").write_text(json.dumps(theta.tolist()))
+    for got in (model_from_table(rows).theta, model_from_table(columns).theta,
+                *(load_model_parameters(tmp_path / f) for f in ("truth.json", "fit.json", "list.json"))):
+        np.testing.assert_array_equal(got, theta)
+    (tmp_path / "partial.json").write_text(json.dumps({"parameters": {"a": 4.0}}))
+    with pytest.raises(CochleaAIError, match="partial.json lacks the shape parameters b, alpha"):
+        load_model_parameters(tmp_path / "partial.json")
+    (tmp_path / "short.json").write_text(json.dumps({"theta": theta.tolist()[:9]}))
+    with pytest.raises(CochleaAIError, match="holds no 10 cochlea shape parameters; give the truth.json"):
+        load_model_parameters(tmp_path / "short.json")
+    with pytest.raises(CochleaAIError, match="The table 'partial' lacks the shape parameters b, alpha.*; choose"):
+        model_from_table(mrml.table_from_dict(scene, {"a": 4.0}, "partial"))
+
+
 def test_module_self_test_checks():
     scene = mrml.new_scene()
     try:

@@ -106,11 +106,12 @@ def test_cli_detects_a_held_out_phantom(target, tmp_path):
 def test_logic_detects_on_mrml_nodes_and_leaves_the_scene_alone_on_cancel(model, target):
     pytest.importorskip("slicer")
     from cochleaai.slicer import mrml
+    from cochleaai.slicer.results.phantom import add_phantom_to_scene
     from cochleaai.progress import Cancelled
     from OneShotLandmarksLib.logic import TABLE_NAME, OneShotLandmarksLogic
 
     scene = mrml.new_scene()
-    nodes = mrml.add_phantom_to_scene(scene, target, prefix="Target")
+    nodes = add_phantom_to_scene(scene, target, prefix="Target")
     logic = OneShotLandmarksLogic()
     logic.model = model
     count = scene.GetNumberOfNodes()

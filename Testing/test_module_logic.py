@@ -1,8 +1,8 @@
 """Every module's Logic on a real MRML scene (slicer-core), without Slicer's Qt.
 
 The module folders hold the ``<Module>Lib`` packages, so they go on ``sys.path`` the way
-Slicer puts a module's folder there. Tests that build a real phantom are skipped while
-``cochleaai.phantom.make_phantom`` or ``cochleaai.slicer.mrml.add_phantom_to_scene`` are missing;
+Slicer puts a module's folder there. Some tests build a real phantom
+(``cochleaai.phantom.make_phantom`` and ``cochleaai.slicer.results.phantom.add_phantom_to_scene``);
 the rest use a small stand-in phantom so the shared Logic code is always exercised.
 """
 from __future__ import annotations
@@ -91,12 +91,9 @@ def stand_in_phantom(monkeypatch):
     def add_phantom_to_scene(scene, phantom, prefix="Phantom"):
         return _fake_add_phantom_to_scene(scene, phantom, prefix, state["fail_after_volume"])
 
-    phantom_module = types.ModuleType("cochleaai.phantom")
-    phantom_module.make_phantom = make_phantom
-    mrml_module = types.ModuleType("cochleaai.slicer.mrml")
-    mrml_module.add_phantom_to_scene = add_phantom_to_scene
-    monkeypatch.setitem(sys.modules, "cochleaai.phantom", phantom_module)
-    monkeypatch.setitem(sys.modules, "cochleaai.slicer.mrml", mrml_module)
+    # the shared Logic imports both at its top: replace them where it looks them up
+    monkeypatch.setattr(slicer_logic, "make_phantom", make_phantom)
+    monkeypatch.setattr(slicer_logic, "add_phantom_to_scene", add_phantom_to_scene)
     return state
 
 
@@ -118,6 +115,40 @@ def test_bad_requests_are_refused_before_touching_the_scene(mrml_scene, fov, see
     with pytest.raises(CochleaAIError):
         logic.generate_phantom(mrml_scene, seed=seed, fov=fov)
     assert mrml_scene.GetNumberOfNodes() == count
+
+
+@pytest.mark.parametrize("seed", [0, 7, 3.0, np.int64(5), 2**31 - 1, 2**31, -1, 2.5, True, "7", " 8 ", "a",
+                                  "2.0", None, [1]])
+def test_the_logic_uses_the_phantoms_seed_rule(seed):
+    """One rule: the phantom's, with typed text ("7") read first; the largest seed is the
+    spin box's 2**31 - 1, also for make_phantom."""
+    from cochleaai.phantom import core
+
+    def outcome(check, *args):
+        try:
+            return check(*args)
+        except CochleaAIError as error:
+            return str(error)
+
+    assert outcome(slicer_logic.check_seed, seed) == outcome(core.check_seed, seed, True)
+    if not isinstance(seed, str):
+        assert outcome(core.check_seed, seed) == outcome(core.check_seed, seed, True)
+    with pytest.raises(CochleaAIError, match="seed"):
+        core.drawn_theta(2**31, "roi")
+
+
+@pytest.mark.parametrize("fov", ["roi", "Temporal", "TEMPORAL", " roi", "roi ", "ear", "", 3, None])
+def test_the_logic_uses_the_phantoms_field_of_view_rule(fov):
+    from cochleaai.phantom import core
+
+    def outcome(check):
+        try:
+            return check(fov)
+        except CochleaAIError as error:
+            return str(error)
+
+    assert outcome(slicer_logic.check_field_of_view) == outcome(core.check_field_of_view)
+    assert set(slicer_logic.FIELDS_OF_VIEW) == set(core.FOVS)        # a menu label for each
 
 
 def test_no_scene_is_refused():
@@ -196,9 +227,7 @@ def test_small_phantom_through_the_real_mrml_bridge(monkeypatch):
                                      segments=[(COCHLEA, mask)],
                                      landmarks=Markups(np.array([[0.5, 0.6, 0.7]]), name="landmarks"))
 
-    phantom_module = types.ModuleType("cochleaai.phantom")
-    phantom_module.make_phantom = make_phantom
-    monkeypatch.setitem(sys.modules, "cochleaai.phantom", phantom_module)
+    monkeypatch.setattr(slicer_logic, "make_phantom", make_phantom)
     scene = new_scene()
     try:
         logic = logic_class("MetalArtifactReduction")()

@@ -22,6 +22,7 @@ vtk = pytest.importorskip("vtk")
 
 from cochleaai.markups import Markups
 from cochleaai.slicer import mrml  # noqa: E402  (after the skip: needs slicer for everything below)
+from cochleaai.slicer.results.phantom import add_phantom_to_scene  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -247,8 +248,8 @@ def test_slicer_reads_io_seg_nrrd_and_io_reads_slicer_seg_nrrd(scene, tmp_path, 
     # Slicer found the reference geometry (it drops an unterminated last conversion parameter)
     assert mrml.segmentation_reference_geometry(node).same_geometry(ct, 1e-9)
     tag = slicer.vtkSegment.GetTerminologyEntryTagName()
-    assert mrml._get_tag(segmentation.GetSegment("Cochlea"), tag) == terminology_entry("Cochlea")
-    assert mrml._get_tag(segmentation.GetSegment("Scala_vestibuli"), tag) == terminology_entry("Scala vestibuli")
+    assert mrml.segment_tag(segmentation.GetSegment("Cochlea"), tag) == terminology_entry("Cochlea")
+    assert mrml.segment_tag(segmentation.GetSegment("Scala_vestibuli"), tag) == terminology_entry("Scala vestibuli")
     loaded = mrml.masks_from_segmentation(node, reference=ct)
     assert [s for s, _ in loaded] == [s for s, _ in overlapping]
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(loaded, overlapping))
@@ -357,7 +358,7 @@ def fake_phantom(ct, overlapping, landmarks):
 
 
 def test_add_phantom_to_scene(scene, ct, overlapping, landmarks):
-    nodes = mrml.add_phantom_to_scene(scene, fake_phantom(ct, overlapping, landmarks), prefix="P1")
+    nodes = add_phantom_to_scene(scene, fake_phantom(ct, overlapping, landmarks), prefix="P1")
     assert set(nodes) == {"volume", "segmentation", "landmarks"}
     volume, segmentation, points = nodes["volume"], nodes["segmentation"], nodes["landmarks"]
     assert all(n.GetScene() is scene for n in nodes.values())
@@ -372,10 +373,10 @@ def test_add_phantom_failure_leaves_scene_unchanged(scene, ct, overlapping):
     count = scene.GetNumberOfNodes()
     broken = SimpleNamespace(ct=ct, segments=overlapping, landmarks="not markups", truth={})
     with pytest.raises(CochleaAIError):
-        mrml.add_phantom_to_scene(scene, broken)
+        add_phantom_to_scene(scene, broken)
     assert scene.GetNumberOfNodes() == count
     with pytest.raises(CochleaAIError, match="segments"):
-        mrml.add_phantom_to_scene(scene, SimpleNamespace(ct=ct))
+        add_phantom_to_scene(scene, SimpleNamespace(ct=ct))
     assert scene.GetNumberOfNodes() == count
 
 
@@ -386,7 +387,7 @@ def test_add_phantom_rolls_back_nodes_made_before_a_failure(scene, ct, overlappi
     monkeypatch.setattr(mrml, "markups_from_points", failing_markups)
     count = scene.GetNumberOfNodes()
     with pytest.raises(CochleaAIError, match="simulated"):
-        mrml.add_phantom_to_scene(scene, fake_phantom(ct, overlapping, landmarks))
+        add_phantom_to_scene(scene, fake_phantom(ct, overlapping, landmarks))
     assert scene.GetNumberOfNodes() == count
     assert scene.GetNodesByClass("vtkMRMLScalarVolumeNode").GetNumberOfItems() == 0
     assert scene.GetNodesByClass("vtkMRMLSegmentationNode").GetNumberOfItems() == 0
@@ -395,7 +396,7 @@ def test_add_phantom_rolls_back_nodes_made_before_a_failure(scene, ct, overlappi
 # --------------------------------------------------------------------------- saving
 
 def test_save_scene_writes_files_io_and_slicer_can_read(scene, tmp_path, ct, overlapping, landmarks):
-    nodes = mrml.add_phantom_to_scene(scene, fake_phantom(ct, overlapping, landmarks), prefix="Ear")
+    nodes = add_phantom_to_scene(scene, fake_phantom(ct, overlapping, landmarks), prefix="Ear")
     mrml.table_from_dict(scene, {"Dice": 0.9}, "Metrics")
     sphere = vtk.vtkSphereSource()
     sphere.Update()
@@ -446,7 +447,7 @@ def test_cochlea_segments_carry_standard_terminology(scene):
                                         volume, "seg", side="right")
     tag = slicer.vtkSegment.GetTerminologyEntryTagName()
     segmentation = node.GetSegmentation()
-    entries = [mrml._get_tag(segmentation.GetNthSegment(i), tag) for i in range(3)]
+    entries = [mrml.segment_tag(segmentation.GetNthSegment(i), tag) for i in range(3)]
     assert entries[0] == terminology_entry("Cochlea", "right")
     assert "~SCT^80169004^Cochlear structure~SCT^24028007^Right~" in entries[0]
     assert entries[1] == terminology_entry("Scala tympani")
@@ -510,3 +511,33 @@ def test_named_point_list_waits_for_its_points_in_order(scene):
     assert mrml.points_from_markups(node).labels == ["center"]
     with pytest.raises(CochleaAIError, match="not a point list"):
         mrml.named_point_list(scene, ["a"], "x", node=mrml.table_from_dict(scene, {"a": [1.0]}, "t"))
+
+
+# --------------------------------------------------------------------------- ROI and centreline
+
+def test_roi_index_box_converts_a_markups_roi_to_voxel_ranges(scene):
+    volume = Volume(np.zeros((20, 20, 20), np.int16), 1.0)          # identity: index = LPS mm
+    roi = scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", "ROI")
+    roi.SetXYZ(-5.0, -6.0, 7.0)                                     # RAS centre: LPS (5, 6, 7)
+    roi.SetRadiusXYZ(2.0, 2.0, 2.0)
+    # (k, j, i) ranges: the LPS box [3, 7] x [4, 8] x [5, 9] rounded outwards
+    assert mrml.roi_index_box(roi, volume) == ((5, 10), (4, 9), (3, 8))
+    assert mrml.roi_index_box(None, volume) is None
+    roi.SetXYZ(-100.0, -100.0, 100.0)
+    with pytest.raises(CochleaAIError, match="does not overlap the volume"):
+        mrml.roi_index_box(roi, volume)
+
+
+def test_the_scala_tympani_centreline_has_one_builder(scene):
+    from cochleaai.shape import CochleaModel
+    from cochleaai.shape.model import centerline_markups
+
+    model = CochleaModel()
+    curve = model.centerline_markups(5)
+    assert curve.kind == "curve" and curve.name == "Scala tympani centerline"
+    assert curve.labels == [f"{d:.0f} deg" for d in model.centerline_angles(5)]
+    np.testing.assert_array_equal(curve.points, model.scala_tympani_centerline(5))
+    named = centerline_markups(curve.points, model.centerline_angles(5), name="Demo scala tympani centerline")
+    node = mrml.markups_from_points(scene, named)
+    assert node.IsA("vtkMRMLMarkupsCurveNode") and node.GetName() == "Demo scala tympani centerline"
+    assert node.GetNthControlPointLabel(4) == curve.labels[4]

@@ -138,7 +138,7 @@ def test_results_fit_slicer(fitted):
     tag = slicer.vtkSegment.GetTerminologyEntryTagName()
     for index in range(segmentation.GetSegmentation().GetNumberOfSegments()):
         segment = segmentation.GetSegmentation().GetNthSegment(index)
-        entry = mrml._get_tag(segment, tag)
+        entry = mrml.segment_tag(segment, tag)
         parts = entry.split("~")
         assert len(parts) == 7 and parts[2] == "^".join(COCHLEA), entry
         assert parts[3] == "SCT^7771000^Left"                   # a left ear

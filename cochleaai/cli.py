@@ -54,10 +54,7 @@ def _cmd_shape(args) -> int:
     writer.SetInputData(model.mesh(args.edge))
     writer.Write()
     n = 90
-    io.write_markups_json(out / "scala_tympani_centerline.mrk.json",
-                          Markups(model.scala_tympani_centerline(n),
-                                     [f"{d:.0f} deg" for d in model.centerline_angles(n)],
-                                     kind="curve", name="Scala tympani centerline"))
+    io.write_markups_json(out / "scala_tympani_centerline.mrk.json", model.centerline_markups(n))
     lm = model.landmarks()
     io.write_markups_json(out / "landmarks.mrk.json",
                           Markups(np.stack(list(lm.values())), list(lm), name="Cochlea landmarks"))

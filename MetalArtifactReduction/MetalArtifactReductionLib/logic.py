@@ -29,12 +29,12 @@ from cochleaai.mar.dispatch import DEFAULT_THRESHOLD_HU, reduce_metal_artifacts
 from cochleaai.mar.margan.user_training import UserScan, check_scans, simulate_user_pairs, train_user_model
 from cochleaai.phantom import drawn_theta
 from cochleaai.progress import Progress
-from cochleaai.shape import PARAM_NAMES, CochleaModel
+from cochleaai.shape import CochleaModel
 from cochleaai.simulation.ct import SIMULATION_BOX_MM, ScanConfig, simulate_postop, simulation_roi
 from cochleaai.simulation.projector import FanBeamGeometry
 from cochleaai.slicer import mrml
+from cochleaai.shape.params import theta_from_record
 from cochleaai.slicer.logic import FOV_ATTRIBUTE, SEED_ATTRIBUTE, CochleaAIModuleLogic, scene_unchanged_on_failure
-from cochleaai.volume import ras_to_lps
 
 METHOD_ATTRIBUTE = "CochleaAI.MARMethod"
 
@@ -47,12 +47,9 @@ def model_from_table(table_node):
         values = dict(zip(data["Name"], data["Value"]))
     else:
         values = {k: v[0] for k, v in data.items() if v}
-    missing = [k for k in PARAM_NAMES if k not in values]
-    if missing:
-        raise CochleaAIError(f"The table '{table_node.GetName()}' lacks the shape parameters "
-                             f"{', '.join(missing)}; choose the cochlea shape table of the phantom or of "
-                             "Cochlea Shape Segmentation.")
-    return CochleaModel(np.array([float(values[k]) for k in PARAM_NAMES]))
+    theta = theta_from_record(values, f"The table '{table_node.GetName()}'",
+                              "choose the cochlea shape table of the phantom or of Cochlea Shape Segmentation.")
+    return CochleaModel(np.array(theta))
 
 
 def model_from_phantom_node(node):
@@ -62,23 +59,6 @@ def model_from_phantom_node(node):
         return None
 
     return CochleaModel(drawn_theta(int(seed), fov=node.GetAttribute(FOV_ATTRIBUTE) or "roi"))
-
-
-def roi_index_box(roi_node, volume) -> Optional[tuple]:
-    """``((k0, k1), (j0, j1), (i0, i1))`` of a markups ROI node on ``volume``'s grid."""
-    if roi_node is None:
-        return None
-
-    bounds = [0.0] * 6
-    roi_node.GetRASBounds(bounds)
-    corners = np.array([[x, y, z] for x in bounds[0:2] for y in bounds[2:4] for z in bounds[4:6]])
-    ijk = volume.physical_to_index(ras_to_lps(corners))
-    lo = np.maximum(np.floor(ijk.min(0) + 0.5), 0).astype(int)
-    hi = np.minimum(np.ceil(ijk.max(0) + 0.5), np.array(volume.size)).astype(int)
-    if np.any(hi - lo < 4):
-        raise CochleaAIError("The ROI does not overlap the volume (or is thinner than 4 voxels); "
-                             "place it around the electrode array.")
-    return tuple((int(lo[a]), int(hi[a])) for a in (2, 1, 0))
 
 
 class MetalArtifactReductionLogic(CochleaAIModuleLogic):
@@ -105,7 +85,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         p = Progress.wrap(progress)
         p(0.0, "reading the volume")
         volume = mrml.node_to_volume(volume_node)
-        roi = roi_index_box(roi_node, volume)
+        roi = mrml.roi_index_box(roi_node, volume)
         if threshold_hu is None:
             threshold_hu = DEFAULT_THRESHOLD_HU
         result = reduce_metal_artifacts(volume, method, threshold_hu, roi=roi, progress=p.stage(0.02, 0.85),

@@ -33,6 +33,8 @@ FOVS: Dict[str, dict] = {
     "roi": {"size": (60, 50, 50), "spacing": 0.2},
     "temporal": {"size": (140, 140, 100), "spacing": 0.3},
 }
+#: The largest phantom seed (the seed spin box of the modules holds a 32-bit int).
+MAX_SEED = 2**31 - 1
 
 #: Nominal intensities (HU) and the half-width of their uniform per-phantom jitter.
 INTENSITIES: Dict[str, Tuple[float, float]] = {
@@ -123,19 +125,32 @@ class Phantom:
 
 # ============================================================================ inputs
 
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        if isinstance(seed, float) and seed.is_integer() and seed >= 0:
-            return int(seed)
-        raise CochleaAIError(f"The phantom seed must be a non-negative integer, got {seed!r}.")
-    if int(seed) < 0:
-        raise CochleaAIError(f"The phantom seed must be a non-negative integer, got {seed}.")
-    return int(seed)
+def check_seed(seed, text: bool = False) -> int:
+    """``seed`` as an int in [0, :data:`MAX_SEED`], or a CochleaAIError.
+
+    A whole number: an int (numpy's too) or a float with no fraction; never a bool. With
+    ``text=True`` a string holding such a number (a typed or stored setting) is read first.
+    """
+    message = f"The phantom seed must be a whole number between 0 and {MAX_SEED}, got {seed!r}."
+    value = seed
+    if text and isinstance(seed, str):
+        try:
+            value = int(seed)
+        except ValueError:
+            raise CochleaAIError(message) from None
+    if isinstance(value, bool):
+        raise CochleaAIError(message)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, numbers.Integral) or not 0 <= int(value) <= MAX_SEED:
+        raise CochleaAIError(message)
+    return int(value)
 
 
-def _check_fov(fov) -> str:
+def check_field_of_view(fov) -> str:
+    """The key of ``fov`` in :data:`FOVS` (any letter case), or a CochleaAIError naming the choices."""
     if not isinstance(fov, str) or fov.lower() not in FOVS:
-        raise CochleaAIError(f"Unknown phantom field of view {fov!r}; use one of {', '.join(FOVS)}.")
+        raise CochleaAIError(f"Unknown phantom field of view {fov!r}; choose one of: {', '.join(FOVS)}.")
     return fov.lower()
 
 
@@ -227,10 +242,10 @@ def make_phantom(seed: int = 0, fov: str = "roi", progress=None, theta=None, noi
     (as in patients) or ``"air"`` (a drained cadaver labyrinth, about -750 HU); everything
     else is the same phantom.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     if labyrinth not in LABYRINTHS:
         raise CochleaAIError(f"The labyrinth is 'fluid' or 'air', got {labyrinth!r}.")
-    fov = _check_fov(fov)
+    fov = check_field_of_view(fov)
     theta = _check_theta(theta)
     noise_override = _check_nonnegative(noise_hu, "noise_hu")
     psf_override = _check_nonnegative(psf_fwhm_mm, "psf_fwhm_mm")
@@ -494,8 +509,8 @@ def drawn_theta(seed: int = 0, fov: str = "roi") -> np.ndarray:
     """The 10 cochlea shape parameters (LPS pose) of ``make_phantom(seed, fov)``, equal to its
     ``truth["theta"]``, without rendering the image. Used to recover the true cochlea of a
     phantom from its recorded seed."""
-    seed = _check_seed(seed)
-    fov = _check_fov(fov)
+    seed = check_seed(seed)
+    fov = check_field_of_view(fov)
     # the same streams, in the same order, as make_phantom
     r_shape, r_pose, r_anatomy = [np.random.default_rng(s)
                                   for s in np.random.SeedSequence(seed).spawn(7)][:3]

@@ -10,6 +10,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.markups import Markups
 from cochleaai.shape import geometry as G
 from cochleaai.shape.mesh import surface_arrays, surface_mesh
 from cochleaai.shape.params import (PARAM_NAMES, ROTATION, TRANSLATION, as_dict, bounds, default_params,
@@ -21,6 +22,15 @@ from cochleaai.shape.sdf import ShapeFunction
 SHAPE_FUNCTION = ShapeFunction()
 
 LABEL_OUTSIDE, LABEL_SCALA_TYMPANI, LABEL_SCALA_VESTIBULI = 0, 2, 3
+
+#: Name of the scala tympani centreline curve (files and scene nodes).
+CENTERLINE_NAME = "Scala tympani centerline"
+
+
+def centerline_markups(points, degrees, name: str = CENTERLINE_NAME) -> Markups:
+    """The scala tympani centreline as an open curve whose points are labelled with their
+    angle from the round window ("90 deg"): what every tool writes or shows."""
+    return Markups(points, [f"{d:.0f} deg" for d in degrees], kind="curve", name=name)
 
 
 @dataclass
@@ -107,6 +117,10 @@ class CochleaModel:
     def centerline_angles(self, n: int = 400) -> np.ndarray:
         """Angular positions (degrees from the round window) matching :meth:`centerline`."""
         return np.degrees(np.linspace(0.0, G.THETA_MAX, n))
+
+    def centerline_markups(self, n: int = 60, name: str = CENTERLINE_NAME) -> Markups:
+        """:func:`centerline_markups` of ``n`` points of this shape's scala tympani centreline."""
+        return centerline_markups(self.scala_tympani_centerline(n), self.centerline_angles(n), name)
 
     def angular_position(self, points, max_distance_mm: float = 3.0):
         """Angular insertion depth (degrees from the round window) of image points (N, 3).

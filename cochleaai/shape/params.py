@@ -19,6 +19,8 @@ They multiply the default cross-section profile of :mod:`.geometry`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
@@ -93,3 +95,22 @@ def as_dict(theta) -> dict:
 def from_dict(d: dict) -> np.ndarray:
     n = next((10 + k for k in (4, 2) if all(name in d for name in SECTION_NAMES[k])), 10)
     return np.array([float(d[name]) for name in param_names(n)])
+
+
+def theta_from_record(record, source: str, advice: str) -> list:
+    """The 10 shape parameters (floats, in :data:`PARAM_NAMES` order) of a record: a mapping
+    ``{name: value}`` holding every name (other keys are ignored) or a sequence of exactly 10
+    numbers. ``source`` starts the error message (what the record came from: "The table 'x'",
+    a file name) and ``advice`` ends it (what to give instead)."""
+    if isinstance(record, Mapping):
+        missing = [k for k in PARAM_NAMES if k not in record]
+        if missing:
+            raise CochleaAIError(f"{source} lacks the shape parameters {', '.join(missing)}; {advice}")
+        record = [record[k] for k in PARAM_NAMES]
+    try:
+        theta = [float(v) for v in record]
+    except (TypeError, ValueError):
+        theta = []
+    if len(theta) != 10:
+        raise CochleaAIError(f"{source} holds no 10 cochlea shape parameters; {advice}")
+    return theta

@@ -7,7 +7,7 @@ from pathlib import Path
 from cochleaai import batch, io
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import tqdm_progress
-from cochleaai.shape import PARAM_NAMES
+from cochleaai.shape.params import theta_from_record
 from cochleaai.simulation.ct import ScanConfig, simulate_postop
 from cochleaai.simulation.electrodes import ARRAYS, DEFAULT_ARRAY
 from cochleaai.simulation.pairs import TRAIN_SPECIMENS, simulate_pairs
@@ -25,16 +25,8 @@ def load_model_parameters(path) -> "list":
         raise CochleaAIError(f"The cochlea model file {p} is not valid JSON ({exc}).") from None
     if isinstance(data, dict):
         data = data.get("theta", data.get("parameters"))
-        if isinstance(data, dict):
-            data = [data.get(k) for k in PARAM_NAMES]
-    try:
-        theta = [float(v) for v in data]
-    except (TypeError, ValueError):
-        theta = []
-    if len(theta) != 10:
-        raise CochleaAIError(f"{p} holds no 10 cochlea shape parameters; give the truth.json of a "
-                             "phantom or the fitted-shape JSON of the segmentation module.")
-    return theta
+    return theta_from_record(data, str(p), "give the truth.json of a phantom or the fitted-shape JSON of "
+                                           "the segmentation module.")
 
 
 def _cmd_simulate(args) -> int:

@@ -22,16 +22,19 @@ from typing import Any, Dict, List, Optional
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import MAX_SEED  # noqa: F401  (the seed range of the phantom panel)
+from cochleaai.phantom.core import check_field_of_view as phantom_check_field_of_view
+from cochleaai.phantom.core import check_seed as phantom_check_seed
 from cochleaai.progress import Cancelled, Progress, ProgressCallback
-from cochleaai.slicer.mrml import add_phantom_to_scene  # noqa: F401  (node_ids: part of this module's API)
 from cochleaai.slicer.mrml import node_ids, nodes_in
+from cochleaai.slicer.results.phantom import add_phantom_to_scene
 
 try:  # inside Slicer: the real base class (parameter node support, etc.)
-    from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic as _SlicerLogicBase
+    from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic as _SlicerLogicBase  # only in Slicer
 except ImportError:  # headless (slicer-core or no Slicer at all)
     _SlicerLogicBase = object
 
-#: Field-of-view keys understood by ``cochleaai.phantom.make_phantom``, with labels for menus.
+#: Field-of-view keys understood by ``cochleaai.phantom.make_phantom`` (its ``FOVS``), with labels for menus.
 FIELDS_OF_VIEW: Dict[str, str] = {
     "roi": "Cochlea region (small, fast)",
     "temporal": "Temporal bone (large)",
@@ -39,7 +42,6 @@ FIELDS_OF_VIEW: Dict[str, str] = {
 #: Keys of the dictionary returned by :func:`generate_phantom_nodes`.
 PHANTOM_ROLES = ("volume", "segmentation", "landmarks")
 DEFAULT_SEED = 1
-MAX_SEED = 2**31 - 1
 
 #: Node attributes that record how a phantom node was made (the seed makes it reproducible).
 SEED_ATTRIBUTE = "CochleaAI.PhantomSeed"
@@ -50,26 +52,16 @@ _BUILD_SHARE = 0.85
 
 
 def check_seed(seed: Any) -> int:
-    """Return ``seed`` as an int in [0, 2**31 - 1] or raise a :class:`CochleaAIError`."""
-    message = f"The phantom seed must be a whole number between 0 and {MAX_SEED}, got {seed!r}."
-    if isinstance(seed, bool):
-        raise CochleaAIError(message)
-    try:
-        value = int(seed)
-    except (TypeError, ValueError):
-        raise CochleaAIError(message) from None
-    if isinstance(seed, float) and not seed.is_integer() or not 0 <= value <= MAX_SEED:
-        raise CochleaAIError(message)
-    return value
+    """Return ``seed`` as an int in [0, 2**31 - 1] or raise a :class:`CochleaAIError`; the
+    phantom's own rule (:func:`cochleaai.phantom.core.check_seed`), text such as a stored
+    parameter ("7") included."""
+    return phantom_check_seed(seed, text=True)
 
 
 def check_field_of_view(fov: Any) -> str:
-    """Return the field-of-view key or raise a :class:`CochleaAIError` naming the choices."""
-    key = str(fov).strip().lower()
-    if key not in FIELDS_OF_VIEW:
-        raise CochleaAIError(
-            f"Unknown phantom field of view {fov!r}; choose one of: {', '.join(FIELDS_OF_VIEW)}.")
-    return key
+    """Return the field-of-view key or raise a :class:`CochleaAIError` naming the choices
+    (the phantom's own rule, :func:`cochleaai.phantom.core.check_field_of_view`)."""
+    return phantom_check_field_of_view(fov)
 
 
 def remove_nodes_added_since(scene, before_ids) -> None:
@@ -103,7 +95,7 @@ def generate_phantom_nodes(scene, seed: int = DEFAULT_SEED, fov: str = "roi",
 
     Returns the new nodes by role: ``"volume"`` (scalar volume, HU), ``"segmentation"``
     (named segments) and ``"landmarks"`` (markups), as made by
-    ``cochleaai.slicer.mrml.add_phantom_to_scene``. Each node records its seed and field of
+    ``cochleaai.slicer.results.phantom.add_phantom_to_scene``. Each node records its seed and field of
     view as node attributes (:data:`SEED_ATTRIBUTE`, :data:`FOV_ATTRIBUTE`).
 
     ``progress(fraction, message)`` is called along the way; it may raise
@@ -118,8 +110,6 @@ def generate_phantom_nodes(scene, seed: int = DEFAULT_SEED, fov: str = "roi",
     if prefix is None:
         prefix = f"Phantom{seed}_{fov}"
     report = Progress.wrap(progress)
-
-    # Imported here: both are written beside this file and only needed when called.
 
     report(0.0, f"Building phantom (seed {seed}, {fov})")
     phantom = make_phantom(seed, fov=fov, progress=report.stage(0.0, _BUILD_SHARE))

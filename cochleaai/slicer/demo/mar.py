@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from cochleaai import io
 from cochleaai.contacts.detect import detect_contacts
@@ -79,8 +80,6 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     png = comparison_png(pre.array, sim.postop.array, res.image.array, metal, out / "ct_mar.png",
                          f"{sim.insertion.array.name} at {DEPTH_DEG:.0f} deg: pre-op, simulated post-op, NMAR"
                          + (", MARGAN" if extra else ""), extra)
-    from scipy.spatial import cKDTree
-
     inside = sim.insertion.contacts[sim.insertion.intracochlear & pre.contains(sim.insertion.contacts)]
     err = cKDTree(found.points).query(inside)[0] if len(found) and len(inside) else np.array([np.nan])
     before = similarity(pre.array, sim.postop.array, metal)

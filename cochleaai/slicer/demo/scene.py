@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from cochleaai.io import pyplot, save_figure
-from cochleaai.markups import Markups
 from cochleaai.phantom import make_phantom
 from cochleaai.progress import Progress
 from cochleaai.slicer import mrml
 from cochleaai.slicer.demo import landmarks, mar, segmentation, vae
+from cochleaai.slicer.results.phantom import add_phantom_to_scene
 
 #: The methods' demo steps in order, under their keys in the summary.
 STEPS = (("segmentation", segmentation), ("ct", mar), ("landmarks", landmarks), ("vae", vae))
@@ -79,15 +79,11 @@ def run(out_dir="demo-output", seed: int = 0, fov: str = "temporal", progress=No
 
     p(0.55, "loading the phantom into an MRML scene")
     scene = mrml.new_scene()
-    nodes = mrml.add_phantom_to_scene(scene, phantom, prefix="Phantom")
+    nodes = add_phantom_to_scene(scene, phantom, prefix="Phantom")
     model = phantom.model
     mrml.model_from_polydata(scene, model.mesh(edge_mm=0.15), "Cochlea shape (truth)",
                              color=(0.95, 0.75, 0.3))
-    n = 60
-    st = model.scala_tympani_centerline(n)
-    degrees = model.centerline_angles(n)
-    labels = [f"{d:.0f} deg" for d in degrees]
-    mrml.markups_from_points(scene, Markups(st, labels, kind="curve", name="Scala tympani centerline"))
+    mrml.markups_from_points(scene, model.centerline_markups(60))
     measures = {"cochlear duct length (centerline, mm)": model.duct_length(),
                 "scala tympani length (mm)": model.duct_length("scala_tympani"),
                 "turns": model.turns}

@@ -14,6 +14,7 @@ from cochleaai.markups import Markups
 from cochleaai.progress import Progress
 from cochleaai.segments import Segment
 from cochleaai.shape import PARAM_NAMES
+from cochleaai.shape.model import centerline_markups
 from cochleaai.slicer import mrml
 
 #: Names of the two segments of the output segmentation.
@@ -111,8 +112,7 @@ def add_result_nodes(scene, result, prefix: str, progress=None, source_volume_no
     p(0.7, "Adding the centreline, landmarks and measures")
     points, degrees = result.scala_tympani_centerline(CENTERLINE_POINTS)
     nodes["centerline"] = mrml.markups_from_points(
-        scene, Markups(points, [f"{d:.0f} deg" for d in degrees], kind="curve", name=name("centerline")),
-        show_labels=False)
+        scene, centerline_markups(points, degrees, name=name("centerline")), show_labels=False)
     landmarks = result.landmarks()
     nodes["landmarks"] = mrml.markups_from_points(
         scene, Markups(np.stack(list(landmarks.values())), list(landmarks), name=name("landmarks")))
