@@ -59,7 +59,7 @@ def _input_volume(volume_node):
 def _input_points(points_node) -> Dict[str, np.ndarray]:
     """Roles -> LPS points from a point list whose points are labelled center / apex / round window."""
     from cochleaai.slicer import mrml
-    from cochleaai.segmentation.pipeline import POINT_ROLES, parse_points
+    from cochleaai.segmentation.pose import POINT_ROLES, parse_points
 
     if points_node is None:
         return {}
@@ -76,7 +76,7 @@ def _input_points(points_node) -> Dict[str, np.ndarray]:
 
 
 def _settings(settings, side: str):
-    from cochleaai.segmentation.pipeline import SIDES, SegmentSettings
+    from cochleaai.segmentation.results import SIDES, SegmentSettings
 
     side = str(side).strip().lower()
     if side not in SIDES:
@@ -197,7 +197,7 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
         """
         from cochleaai.slicer import mrml
         from cochleaai.metrics import dice
-        from cochleaai.segmentation.pipeline import SegmentSettings
+        from cochleaai.segmentation.results import SegmentSettings
 
         p = Progress.wrap(progress)
         problems = []
