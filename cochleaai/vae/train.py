@@ -40,7 +40,7 @@ class TrainConfig:
     val_batch_size: int = 256
 
 
-def seeded_model(config: dict, seed: int):
+def seeded_model(config, seed: int):
     """Build a model from its config with seeded weights."""
     torch.manual_seed(int(seed))
     return build_model(config)
