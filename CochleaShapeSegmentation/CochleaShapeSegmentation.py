@@ -95,10 +95,10 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         self.ui.applyButton.enabled = volume is not None and not self.runner.running
 
     def settings(self):
-        from cochleaai.segmentation.pipeline import SegmentSettings  # lazy: needs torch (first click)
+        from cochleaai.segmentation.results import SegmentConfig  # lazy: needs torch (first click)
 
         p = self.parameters
-        return SegmentSettings(l_ref_fit=float(p.lRefFit), l_ref_final=float(p.lRefFinal),
+        return SegmentConfig(l_ref_fit=float(p.lRefFit), l_ref_final=float(p.lRefFinal),
                                outer_iterations=p.iterations, samples=p.samples)
 
     def onApply(self, *_unused):

@@ -125,11 +125,12 @@ def test_the_event_loop_keeps_turning_during_a_segmentation(monkeypatch, record_
     between two turns is reported (``record_property``, and printed), not asserted:
     timings are for benchmarks, and this machine is shared."""
     from cochleaai.phantom import make_phantom
-    from cochleaai.segmentation.pipeline import SegmentSettings, segment
+    from cochleaai.segmentation.pipeline import segment
+    from cochleaai.segmentation.results import SegmentConfig
     from cochleaai.slicer.gui.jobs import JobRunner
 
     phantom = make_phantom(2, fov="roi")
-    settings = SegmentSettings(outer_iterations=3, samples=10)
+    settings = SegmentConfig(outer_iterations=3, samples=10)
     segment(phantom.ct, settings=settings)      # compile or load the kernels first
 
     turns = []

@@ -50,7 +50,7 @@ def placing(scene, monkeypatch):
 
 def test_cochlea_points_are_named_as_clicked(placing):
     from CochleaShapeSegmentationLib.logic import POINT_NAMES, CochleaShapeSegmentationLogic
-    from cochleaai.segmentation.pipeline import POINT_ROLES
+    from cochleaai.segmentation.pose import POINT_ROLES
 
     assert POINT_NAMES == POINT_ROLES
     scene, runner, volume, errors = placing

@@ -6,7 +6,7 @@ from scipy import stats
 from cochleaai import CochleaAIError
 from cochleaai.segmentation.appearance import (StudentMixture, em_step, initial_appearance,
                                                intensity_calibration)
-from cochleaai.segmentation.logistic import FitSettings, fit_logistic_shape
+from cochleaai.segmentation.logistic import FitConfig, fit_logistic_shape
 from cochleaai.segmentation.shapes import Circle, Ellipsoid, Sphere
 
 
@@ -49,7 +49,7 @@ def test_fit_recovers_a_known_shape(shape, truth, start):
     g = np.stack(np.meshgrid(*[np.arange(-8, 8, step)] * 3, indexing="ij"), -1).reshape(-1, 3)
     inside = shape.evaluate(g, truth)[0] > 0
     image = np.where(inside, 0.0, 1500.0) + rng.normal(0, 150, len(g))
-    res = fit_logistic_shape(image, g, shape, start, FitSettings(l_ref=0.3, outer_iterations=10))
+    res = fit_logistic_shape(image, g, shape, start, FitConfig(l_ref=0.3, outer_iterations=10))
     # a binary image places the boundary within half a voxel
     np.testing.assert_allclose(res.theta, truth, atol=step / 2)
     assert np.all(res.std > 0) and np.all(res.std < step)
@@ -64,7 +64,7 @@ def test_circle_prior_on_an_ellipse_has_an_interior_best_reference_length():
     image = np.where((q * q).sum(1) < 1, 0.0, 1000.0) + rng.normal(0, 200, len(g))
     lrefs = [0.05, 0.2, 0.6, 1.5, 4.0]
     ll = [fit_logistic_shape(image, g, Circle(), [5.0, 0.0, 0.0],
-                             FitSettings(l_ref=l, outer_iterations=6)).log_likelihood for l in lrefs]
+                             FitConfig(l_ref=l, outer_iterations=6)).log_likelihood for l in lrefs]
     best = int(np.argmax(ll))
     assert 0 < best < len(lrefs) - 1, ll
 
@@ -75,4 +75,4 @@ def test_bad_input():
     with pytest.raises(CochleaAIError):
         fit_logistic_shape(np.ones(3), np.zeros((2, 3)), Sphere(), [1, 0, 0, 0])
     with pytest.raises(CochleaAIError):
-        fit_logistic_shape(np.ones(2), np.zeros((2, 3)), Sphere(), [1, 0, 0, 0], FitSettings(l_ref=0))
+        fit_logistic_shape(np.ones(2), np.zeros((2, 3)), Sphere(), [1, 0, 0, 0], FitConfig(l_ref=0))

@@ -35,12 +35,12 @@ from cochleaai.markups import Markups
 from cochleaai.metrics import dice  # noqa: E402
 from cochleaai.progress import Cancelled  # noqa: E402
 from cochleaai.segmentation import pipeline  # noqa: E402
-from cochleaai.segmentation.pipeline import SegmentSettings  # noqa: E402
+from cochleaai.segmentation.pipeline import SegmentConfig  # noqa: E402
 from cochleaai.slicer import mrml  # noqa: E402
 from cochleaai.slicer.results import segmentation as scene_nodes  # noqa: E402
 from cochleaai.volume import Volume  # noqa: E402
 
-QUICK = SegmentSettings(outer_iterations=3, samples=10)
+QUICK = SegmentConfig(outer_iterations=3, samples=10)
 
 
 def _voxels(node) -> np.ndarray:
@@ -316,7 +316,7 @@ def test_side_and_points_reach_the_fit(fitted, monkeypatch):
         raise Cancelled("stop before fitting")
 
     monkeypatch.setattr(pipeline, "segment", spy)
-    settings = SegmentSettings(samples=7)
+    settings = SegmentConfig(samples=7)
     with pytest.raises(Cancelled):
         CochleaShapeSegmentationLogic().segment(fitted["phantom"]["volume"], fitted["phantom"]["landmarks"],
                                                 side="Right", settings=settings)
@@ -420,15 +420,15 @@ def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitt
     assert module.FIT_SHARE == logic_module.FIT_SHARE       # the shell's copy (the Logic needs torch)
     assert [label for label, _ in ui.sideComboBox.items] == ["Right ear", "Left ear"]
     # the panel starts at the pipeline's defaults (the parameter class's: setup() imports no torch)
-    assert (ui.lRefFitSpinBox.value, ui.lRefFinalSpinBox.value) == (SegmentSettings().l_ref_fit,
-                                                                    SegmentSettings().l_ref_final)
-    assert (ui.iterationsSpinBox.value, ui.samplesSpinBox.value) == (SegmentSettings().outer_iterations,
-                                                                     SegmentSettings().samples)
+    assert (ui.lRefFitSpinBox.value, ui.lRefFinalSpinBox.value) == (SegmentConfig().l_ref_fit,
+                                                                    SegmentConfig().l_ref_final)
+    assert (ui.iterationsSpinBox.value, ui.samplesSpinBox.value) == (SegmentConfig().outer_iterations,
+                                                                     SegmentConfig().samples)
     assert not ui.applyButton.enabled                      # no volume yet
     node = widget.parameters.parameterNode
     assert node.GetSingletonTag() == "CochleaShapeSegmentation"
     assert node.GetParameter("side") == "right" and float(node.GetParameter("iterations")) == \
-        SegmentSettings().outer_iterations
+        SegmentConfig().outer_iterations
 
     for name, value in {"side": "left", "iterations": "5", "lRefFit": "0.3"}.items():   # e.g. a saved scene
         node.SetParameter(name, value)

@@ -6,10 +6,11 @@ from cochleaai import CochleaAIError
 from cochleaai.metrics import dice
 from cochleaai.phantom import make_phantom
 from cochleaai.segmentation.appearance import AppearanceModel, StudentMixture
-from cochleaai.segmentation.logistic import FitSettings, fit_logistic_shape
-from cochleaai.segmentation.pipeline import (SegmentSettings, capsule_contrast, initial_theta, parse_points,
-                                             segment)
-from cochleaai.segmentation.quality import CAPSULE_SUSPECT_HU, quality_score, suspect_reasons
+from cochleaai.segmentation.logistic import FitConfig, fit_logistic_shape
+from cochleaai.segmentation.pipeline import segment
+from cochleaai.segmentation.pose import initial_theta, parse_points
+from cochleaai.segmentation.quality import CAPSULE_SUSPECT_HU, capsule_contrast, quality_score, suspect_reasons
+from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.segmentation.shapes import CochleaShape, Sphere
 from cochleaai.shape import CochleaModel, default_params
 from cochleaai.shape.measures import clinical_measures
@@ -24,7 +25,7 @@ def phantom():
 
 @pytest.fixture(scope="module")
 def result(phantom):
-    return segment(phantom.ct, settings=SegmentSettings(samples=40))
+    return segment(phantom.ct, settings=SegmentConfig(samples=40))
 
 
 def _truth_on(result, ph):
@@ -47,10 +48,10 @@ def test_start_far_off_in_position_and_shape_still_finds_the_cochlea(phantom, re
     start = result.initial_theta.copy()
     start[[0, 2, 3]] = 3.4, -0.2, 1.0
     start[7:] += [1.0, 0.8, -1.45]
-    far = segment(phantom.ct, settings=SegmentSettings(start=start, samples=0))
+    far = segment(phantom.ct, settings=SegmentConfig(start=start, samples=0))
     truth = _truth_on(far, phantom)
     assert dice(far.ssi.array > 0, truth) >= 0.8
-    unsearched = segment(phantom.ct, settings=SegmentSettings(start=start, samples=0, search_start=False))
+    unsearched = segment(phantom.ct, settings=SegmentConfig(start=start, samples=0, search_start=False))
     assert dice(unsearched.ssi.array > 0, truth) < dice(far.ssi.array > 0, truth)
 
 
@@ -61,10 +62,10 @@ def test_start_far_off_across_and_along_the_axis_is_placed_on_the_cochlea(phanto
     start = result.initial_theta.copy()
     start[[0, 2, 3]] = 3.4, 1.2, -0.6
     start[7:] += offset
-    placed = segment(phantom.ct, settings=SegmentSettings(start=start, samples=0))
+    placed = segment(phantom.ct, settings=SegmentConfig(start=start, samples=0))
     truth = _truth_on(placed, phantom)
     assert dice(placed.ssi.array > 0, truth) >= 0.8          # the template fit: 0.88
-    local = segment(phantom.ct, settings=SegmentSettings(start=start, samples=0, search_placement=False))
+    local = segment(phantom.ct, settings=SegmentConfig(start=start, samples=0, search_placement=False))
     assert dice(local.ssi.array > 0, truth) < 0.3
 
 
@@ -73,7 +74,7 @@ def test_the_cochlea_is_kept_where_the_likelihood_prefers_the_vestibule():
     after the fit alike, is higher for a spiral over the vestibule than for the true
     cochlea; the capsule contrast keeps the cochlea."""
     ph = make_phantom(seed=1017, fov="roi")
-    r = segment(ph.ct, settings=SegmentSettings(samples=0))
+    r = segment(ph.ct, settings=SegmentConfig(samples=0))
     assert dice(r.ssi.array > 0, _truth_on(r, ph)) >= 0.85
 
 
@@ -122,13 +123,13 @@ def test_outputs_are_consistent(phantom, result):
 
 def test_input_volume_is_not_modified(phantom):
     before = phantom.ct.array.copy()
-    segment(phantom.ct, settings=SegmentSettings(outer_iterations=1, samples=0))
+    segment(phantom.ct, settings=SegmentConfig(outer_iterations=1, samples=0))
     assert np.array_equal(before, phantom.ct.array)
 
 
 def test_left_ear_is_fitted_as_a_mirrored_right_ear(phantom, result):
     flipped = phantom.ct.copy(phantom.ct.array[:, :, ::-1].copy())     # x mirrored about the centre
-    left = segment(flipped, settings=SegmentSettings(side="left", samples=0))
+    left = segment(flipped, settings=SegmentConfig(side="left", samples=0))
     assert dice(left.ssi.array[:, :, ::-1] > 0, result.ssi.array > 0) > 0.9
     lm_right, lm_left = result.landmarks(), left.landmarks()
     mirrored_apex = lm_right["apex"] * np.array([-1, 1, 1]) + np.array([2 * result.roi.center[0], 0, 0])
@@ -199,7 +200,7 @@ def test_bfgs_shape_step_reaches_the_gauss_newton_answer():
         app = AppearanceModel(StudentMixture([1.0], [1000.0], [50.0], [30.0]),
                               StudentMixture([1.0], [0.0], [50.0], [30.0]), fixed=True)
         res = fit_logistic_shape(image, g, Sphere(), [1.5, 0, 0, 0],
-                                 FitSettings(l_ref=0.3, outer_iterations=8, shape_step=step), appearance=app)
+                                 FitConfig(l_ref=0.3, outer_iterations=8, shape_step=step), appearance=app)
         out[step] = res.theta
     np.testing.assert_allclose(out["bfgs"], out["gauss-newton"], atol=0.05)
     # centre within 0.05 mm; radius within half the 0.4 mm sample spacing
@@ -226,13 +227,13 @@ def test_bad_input_is_refused(phantom, case):
     else:
         vol, points = ct, {"middle": ct.center}
     with pytest.raises(CochleaAIError):
-        segment(vol, points, SegmentSettings(outer_iterations=1, samples=0))
+        segment(vol, points, SegmentConfig(outer_iterations=1, samples=0))
 
 
 def test_uncalibrated_grey_values_still_segment(phantom, result):
     # a cone-beam-like scale: grey = 0.4 HU + 1200, stored as unsigned integers
     grey = np.clip(np.round(0.4 * phantom.ct.array.astype(float) + 1200.0), 0, None).astype(np.uint16)
-    scaled = segment(phantom.ct.copy(grey), settings=SegmentSettings(samples=0))
+    scaled = segment(phantom.ct.copy(grey), settings=SegmentConfig(samples=0))
     assert dice(scaled.ssi.array > 0, _truth_on(scaled, phantom)) >= 0.8
     assert dice(scaled.ssi.array > 0, result.ssi.array > 0) >= 0.85
     # the capsule contrast is reported in HU whatever the image's scale

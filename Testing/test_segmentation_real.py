@@ -59,12 +59,13 @@ def test_starting_mixtures_come_from_the_image_levels():
 
 def test_orientation_search_from_the_centre_alone_finds_the_phantom_orientation():
     from cochleaai.phantom import make_phantom
-    from cochleaai.segmentation.pipeline import SegmentSettings, segment
+    from cochleaai.segmentation.pipeline import segment
+    from cochleaai.segmentation.results import SegmentConfig
     from cochleaai.shape.rotation import rotation_matrix
 
     ph = make_phantom(seed=5, fov="roi")
     centre = ph.landmarks.point("center")
-    fit = segment(ph.ct, {"center": centre}, SegmentSettings(samples=0))
+    fit = segment(ph.ct, {"center": centre}, SegmentConfig(samples=0))
     true_axis = ph.model.rotation[:, 2]
     fit_axis = rotation_matrix(fit.theta[4:7])[:, 2]
     assert np.degrees(np.arccos(np.clip(true_axis @ fit_axis, -1, 1))) < 12
@@ -89,13 +90,14 @@ def test_quick_real_benchmark_meets_the_three_point_targets():
 @requires_real_ct
 def test_centre_point_alone_on_an_air_filled_right_ear():
     from cochleaai import realct
-    from cochleaai.segmentation.pipeline import SegmentSettings, segment
+    from cochleaai.segmentation.pipeline import segment
+    from cochleaai.segmentation.results import SegmentConfig
 
     s = real_specimen("F03")
     labels = s.labels()
     ct = s.ct()
     before = ct.array.copy()
-    fit = segment(ct, s.points(("center",)), SegmentSettings(side=s.side, samples=0))
+    fit = segment(ct, s.points(("center",)), SegmentConfig(side=s.side, samples=0))
     assert np.array_equal(ct.array, before)
     score = realct.score_segmentation(fit.sroi, labels, s)
     assert score["dice"] >= 0.80
@@ -107,14 +109,15 @@ def test_air_filled_phantom_is_segmented_like_the_fluid_filled_one():
     as well, from the image's own levels."""
     from cochleaai.metrics import dice
     from cochleaai.phantom import make_phantom
-    from cochleaai.segmentation.pipeline import SegmentSettings, segment
+    from cochleaai.segmentation.pipeline import segment
+    from cochleaai.segmentation.results import SegmentConfig
 
     fluid, air = make_phantom(seed=3, fov="roi"), make_phantom(seed=3, fov="roi", labyrinth="air")
     cochlea = fluid.mask("Cochlea")
     assert np.array_equal(cochlea, air.mask("Cochlea")) and air.truth["labyrinth"] == "air"
     assert np.median(air.ct.array[cochlea]) < np.median(fluid.ct.array[cochlea]) - 500
     for ph in (fluid, air):
-        fit = segment(ph.ct, settings=SegmentSettings(samples=0))
+        fit = segment(ph.ct, settings=SegmentConfig(samples=0))
         truth = ph.ct.copy(cochlea.astype(np.uint8)).resample_like(fit.roi, "nearest").array > 0
         assert dice(fit.sroi.array > 0, truth) > 0.9
         assert not fit.quality["suspect"]
@@ -123,11 +126,12 @@ def test_air_filled_phantom_is_segmented_like_the_fluid_filled_one():
 @requires_real_ct
 def test_no_point_on_a_real_crop_in_any_orientation():
     from cochleaai import realct
-    from cochleaai.segmentation.pipeline import SegmentSettings, segment
+    from cochleaai.segmentation.pipeline import segment
+    from cochleaai.segmentation.results import SegmentConfig
 
     s = real_specimen("T03")
     crop = s.ct().crop_mm(s.landmarks["center"] + 1.5 * s.axes[2], (13, 13, 13), spacing=0.2,
                           direction=np.eye(3), default_value=-1024)
-    fit = segment(crop, None, SegmentSettings(side=s.side, samples=0, any_orientation=True))
+    fit = segment(crop, None, SegmentConfig(side=s.side, samples=0, any_orientation=True))
     assert realct.score_segmentation(fit.sroi, s.labels(), s)["dice"] >= 0.8
     assert "orientation_search" in fit.timings

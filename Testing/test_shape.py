@@ -242,7 +242,7 @@ def test_default_cross_section_is_the_shipped_calibration():
     import json
     from pathlib import Path
 
-    from cochleaai.segmentation.pipeline import SECTION_PRIOR_SD
+    from cochleaai.segmentation.shapes import SECTION_PRIOR_SD
     from cochleaai.shape import geometry as G
 
     table = json.loads((Path(__file__).parents[1] / "Resources" / "shape-calibration.json").read_text())

@@ -226,11 +226,11 @@ def test_metal_artifact_reduction_choices_are_the_core_s(fresh):
 
 def test_segmentation_settings_are_the_pipeline_s(fresh):
     pytest.importorskip("torch")
-    from cochleaai.segmentation.pipeline import SIDES, SegmentSettings
+    from cochleaai.segmentation.results import SIDES, SegmentConfig
 
     assert tuple(choice_items(parameters_module("CochleaShapeSegmentation").Side)) == SIDES
     _, p = fresh("CochleaShapeSegmentation")
-    settings = SegmentSettings()
+    settings = SegmentConfig()
     assert (p.side.key, p.lRefFit, p.lRefFinal, p.iterations, p.samples) == (
         settings.side, settings.l_ref_fit, settings.l_ref_final, settings.outer_iterations, settings.samples)
 

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.model_files import model_paths
 from cochleaai.progress import Cancelled
 from cochleaai.vae.data import VolumeGrid, binarize, volume_to_grid, volumes_to_grid
 from cochleaai.vae.explore import (decode_volume, default_model_path, encode_volume, interpolate,
                                    latent_map, sample_latent)
-from cochleaai.vae.model_io import load_model, model_paths, save_model
+from cochleaai.vae.model_io import load_model, save_model
 from cochleaai.vae.train import TrainConfig, seeded_model, train
 from cochleaai.volume import Volume
 
@@ -167,6 +168,36 @@ def test_model_configs_live_in_the_vae_package():
     with torch.no_grad():
         assert volume.decode_mean(torch.zeros(1, 2)).shape == (1, 1, 8, 8, 10)
 
+
+
+def test_one_config_dataclass_per_model_gives_what_the_card_records():
+    from cochleaai.vae.configs import HVAEConfig, LVAEConfig, VAEConfig, mnist_model_config
+    from cochleaai.vae.models import build_model
+
+    for kind, cls in (("vae", VAEConfig), ("hvae", HVAEConfig), ("lvae", LVAEConfig)):
+        config = mnist_model_config(kind, 2, latent=3)
+        assert type(config) is cls and config.model == kind
+        model = build_model(config)
+        assert build_model(config.as_dict()).config() == model.config()
+        recorded = model.config()
+        assert recorded["latent_dim"] == 3 and config.flow().items() <= recorded["flow"].items()
+
+
+def test_config_classes_follow_one_name_and_vae_files_go_through_model_files():
+    """Configuration dataclasses are named ``<Thing>Config``; the VAE's model files are read
+    and checked by cochleaai.model_files, not by a second loader."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "cochleaai"
+    for package in ("segmentation", "vae", "landmarks"):
+        for source in (root / package).glob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text())):
+                if isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in node.decorator_list):
+                    assert not node.name.endswith(("Settings", "Options", "Params")), f"{source.name}: {node.name}"
+    tree = ast.parse((root / "vae" / "model_io.py").read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    assert {"load_tensors", "save_tensors"} <= imported and not {"torch", "sha256_of"} & imported
 
 def test_volume_to_grid_bad_input():
     grid = VolumeGrid((10, 10, 12), 0.4)

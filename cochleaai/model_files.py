@@ -61,12 +61,14 @@ def _checked_card(weights: Path, card_path: Path, fmt: str, what: str, train_hin
 
 def save_tensors(tensors: dict, path, card: dict) -> Tuple[Path, Path]:
     """Write the tensors and the card (sha256, size and date added); returns both paths."""
-    import torch  # lazy: installed on first use in Slicer
+    import torch  # lazy: installed on first use in Slicer; array models need none
 
     pt, js = model_paths(path)
     try:
         pt.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().cpu().clone() for k, v in tensors.items()}, pt)
+        tmp = pt.with_name(pt.name + ".tmp")
+        torch.save({k: v.detach().cpu().clone() for k, v in tensors.items()}, tmp)
+        tmp.replace(pt)                   # a checkpoint written during training is never half-written
     except OSError as exc:
         raise CochleaAIError(f"Cannot write '{pt}' ({exc}); choose a writable folder.") from exc
     _write_card(pt, js, card)
@@ -76,7 +78,7 @@ def save_tensors(tensors: dict, path, card: dict) -> Tuple[Path, Path]:
 def load_tensors(path, fmt: str, what: str, train_hint: str) -> Tuple[dict, dict]:
     """``(tensors, card)`` of a model file pair, checked: both files present, the card of
     format ``fmt``, the checksum right, the weights readable as tensors only."""
-    import torch  # lazy: installed on first use in Slicer
+    import torch  # lazy: installed on first use in Slicer; array models need none
 
     pt, js = model_paths(path)
     card = _checked_card(pt, js, fmt, what, train_hint)

@@ -36,7 +36,8 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.metrics import dice
 from cochleaai.progress import Progress
 from cochleaai.segmentation import pipeline
-from cochleaai.segmentation.pipeline import POINT_ROLES, SIDES, SegmentSettings, parse_points
+from cochleaai.segmentation.pose import POINT_ROLES, parse_points
+from cochleaai.segmentation.results import SIDES, SegmentConfig
 from cochleaai.slicer import mrml
 from cochleaai.slicer.logic import CochleaAIModuleLogic, scene_unchanged_on_failure
 from cochleaai.slicer.results import segmentation as scene_nodes
@@ -79,9 +80,9 @@ def _settings(settings, side: str):
     if side not in SIDES:
         raise CochleaAIError(f"Side must be 'right' or 'left', got {side!r}.")
     if settings is None:
-        settings = SegmentSettings()
-    elif not isinstance(settings, SegmentSettings):
-        raise CochleaAIError("settings must be a cochleaai.segmentation.pipeline.SegmentSettings.")
+        settings = SegmentConfig()
+    elif not isinstance(settings, SegmentConfig):
+        raise CochleaAIError("settings must be a cochleaai.segmentation.results.SegmentConfig.")
     # a copy: the caller's settings object is an input too
     return dataclasses.replace(settings, side=side).check()
 
@@ -97,7 +98,7 @@ class SegmentationInputs:
 
     volume: object                   # cochleaai.volume.Volume, voxels copied from the node
     points: Dict[str, np.ndarray]    # role -> LPS point (may be empty)
-    settings: object                 # SegmentSettings, side included
+    settings: object                 # SegmentConfig, side included
     volume_node: object
     scene: object
     prefix: str
@@ -126,7 +127,7 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
         ``points_node``: optional point list with control points labelled ``center``, or
         ``apex`` and ``round window`` (any case); without it the cochlea must be near the
         centre of the volume (a cochlea-centred crop). ``side``: ``"right"`` or ``"left"``
-        ear. ``settings``: a ``SegmentSettings`` (its ``side`` is replaced by ``side``).
+        ear. ``settings``: a ``SegmentConfig`` (its ``side`` is replaced by ``side``).
         Nodes go into ``scene`` (default: the volume's scene) and are named
         ``"<prefix> <role name>"`` (:data:`NODE_NAMES`; prefix defaults to the volume's name).
         Roles: segmentation, probability, uncertainty, model, centerline, table, landmarks.
@@ -195,7 +196,7 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
         truth = dict((s.name, m) for s, m in mrml.masks_from_segmentation(phantom["segmentation"], reference))
         count = scene.GetNumberOfNodes()
         nodes = self.segment(phantom["volume"], phantom["landmarks"],
-                             settings=settings or SegmentSettings(outer_iterations=4, samples=20),
+                             settings=settings or SegmentConfig(outer_iterations=4, samples=20),
                              progress=p.stage(0.1, 1.0))
         missing = [role for role in NODE_NAMES if nodes.get(role) is None]
         if missing:

@@ -3,7 +3,7 @@
 Each attribute is the parameter of the same name in the module's ``vtkMRMLScriptedModuleNode``
 (saved with the scene) and is bound to the widget of the .ui file whose ``SlicerParameterName``
 names it. Nothing here needs torch, so the panel opens before the packages are installed: the
-defaults repeat ``cochleaai.segmentation.pipeline.SegmentSettings()``'s and the sides its
+defaults repeat ``cochleaai.segmentation.results.SegmentConfig()``'s and the sides its
 ``SIDES`` (a test keeps them equal).
 """
 from typing import Annotated

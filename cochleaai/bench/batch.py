@@ -43,7 +43,7 @@ from cochleaai import batch, io
 from cochleaai.phantom import make_phantom
 from cochleaai.progress import Progress
 from cochleaai.segmentation.cli import batch_job, warm_up
-from cochleaai.segmentation.pipeline import SegmentSettings
+from cochleaai.segmentation.results import SegmentConfig
 
 NAME = "batch"
 DESCRIPTION = "batch runner: 8 roi phantoms serial vs 2 worker processes vs a 2-worker Dask LocalCluster"
@@ -112,7 +112,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **optio
             p(0.1 * k / n, f"phantom {k + 1}/{n}")
             io.write_volume(make_phantom(seed=2000 + seed + k, fov="roi").ct, tmp / "in" / f"case{k}.nrrd")
         items = batch.items_from_files(tmp / "in")
-        settings = SegmentSettings()
+        settings = SegmentConfig()
         job = partial(batch_job, settings=settings)
         touches = [batch.Item(f"t{k}", k) for k in range(16)]
         share = 0.9 / len(runs)

@@ -34,7 +34,8 @@ from cochleaai.mar.margan.model_io import default_model_available
 from cochleaai.mar.quality import similarity
 from cochleaai.metrics import dice
 from cochleaai.progress import Progress
-from cochleaai.segmentation.pipeline import SegmentSettings, segment
+from cochleaai.segmentation.pipeline import segment
+from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.simulation.pairs import EVAL_SPECIMENS, PairSpec, make_pair, real_preop, training_specimens
 from cochleaai.threads import threads_limited
 
@@ -111,7 +112,7 @@ def _methods(model_path):
 
 
 def _segmentation(volume):
-    return segment(volume, settings=SegmentSettings()).sroi.array > 0
+    return segment(volume, settings=SegmentConfig()).sroi.array > 0
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, mar_model=None,

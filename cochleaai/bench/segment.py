@@ -23,7 +23,8 @@ import numpy as np
 from cochleaai.metrics import dice, hausdorff95
 from cochleaai.phantom import make_phantom
 from cochleaai.progress import Progress
-from cochleaai.segmentation.pipeline import SegmentSettings, segment
+from cochleaai.segmentation.pipeline import segment
+from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.segmentation.shapes import CochleaShape
 from cochleaai.shape.measures import clinical_measures
 
@@ -57,7 +58,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
         p(done / total, f"phantom {k + 1}/{n_volumes}")
         ph = make_phantom(seed=1000 + seed + k, fov="roi")
         t0 = time.perf_counter()
-        r = segment(ph.ct, settings=SegmentSettings())
+        r = segment(ph.ct, settings=SegmentConfig())
         sec = time.perf_counter() - t0
         truth = _truth_on(r, ph)
         sroi, ssi = r.sroi.array > 0, r.ssi.array > 0
@@ -81,7 +82,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
         for step in ("gauss-newton", "bfgs"):
             p(done / total, f"{step} on phantom {k + 1}/{n_bfgs}")
             t0 = time.perf_counter()
-            r = segment(ph.ct, settings=SegmentSettings(shape_step=step, samples=0))
+            r = segment(ph.ct, settings=SegmentConfig(shape_step=step, samples=0))
             sec[step].append(time.perf_counter() - t0)
             fit_sec[step].append(r.timings["em_fit"])
             if step == "bfgs":
@@ -91,15 +92,15 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
     # random starts on one phantom
     ph = make_phantom(seed=1000 + seed, fov="roi")
     rng = np.random.default_rng(seed)
-    template = segment(ph.ct, settings=SegmentSettings(outer_iterations=1, samples=0,
-                                                       search_start=False)).initial_theta
-    bounded = CochleaShape().around(template, SegmentSettings.rotation_range, SegmentSettings.translation_range)
+    template = segment(ph.ct, settings=SegmentConfig(outer_iterations=1, samples=0,
+                                                     search_start=False)).initial_theta
+    bounded = CochleaShape().around(template, SegmentConfig.rotation_range, SegmentConfig.translation_range)
     starts = [rng.uniform(bounded.lower, bounded.upper) for _ in range(n_random)]
     random_dice, random_sec = [], []
     for k, start in enumerate(starts):
         p(done / total, f"random start {k + 1}/{n_random}")
         t0 = time.perf_counter()
-        r = segment(ph.ct, settings=SegmentSettings(start=start, samples=0))
+        r = segment(ph.ct, settings=SegmentConfig(start=start, samples=0))
         random_sec.append(time.perf_counter() - t0)
         random_dice.append(dice(r.ssi.array > 0, _truth_on(r, ph)))
         done += 1
@@ -108,7 +109,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
     local = []
     for k, start in enumerate(starts):
         p(done / total, f"local-search start {k + 1}/{n_random} (quality control)")
-        r = segment(ph.ct, settings=SegmentSettings(start=start, samples=0, search_placement=False))
+        r = segment(ph.ct, settings=SegmentConfig(start=start, samples=0, search_placement=False))
         local.append((dice(r.ssi.array > 0, _truth_on(r, ph)), r.quality["suspect"]))
         done += 1
     p(1.0, "done")

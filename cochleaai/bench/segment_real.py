@@ -24,7 +24,9 @@ import numpy as np
 from cochleaai import realct
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
-from cochleaai.segmentation.pipeline import LANDMARK_OF_ROLE, SegmentSettings, segment
+from cochleaai.segmentation.pipeline import segment
+from cochleaai.segmentation.pose import LANDMARK_OF_ROLE
+from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.threads import torch_threads
 
 NAME = "segment-real"
@@ -63,7 +65,7 @@ def _score(specimen, labels, part, points, side=None, **changes) -> dict:
         changes = dict(changes, any_orientation=True)
     t0 = time.perf_counter()
     given = points if isinstance(points, dict) else specimen.points(points)
-    fit = segment(ct, given, SegmentSettings(side=side or specimen.side, **changes))
+    fit = segment(ct, given, SegmentConfig(side=side or specimen.side, **changes))
     seconds = time.perf_counter() - t0
     row = realct.score_segmentation(fit.sroi, labels, specimen, part)
     row["dice_ssi"] = realct.score_segmentation(fit.ssi, labels, specimen, part)["dice"]

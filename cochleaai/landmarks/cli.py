@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 from cochleaai import batch, io, realct
@@ -125,8 +126,6 @@ def _table_row(row: dict) -> dict:
 
 
 def _cmd_detect(args) -> int:
-    from functools import partial
-
     side = check_side(args.side, "--side")
     paths, sha256s = [], []
     for given in (args.model or [None]):

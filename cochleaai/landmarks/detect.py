@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, List, Optional
 
 import numpy as np
+import SimpleITK as sitk
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.landmarks.align import candidate_rotations, cube_rotations, inertia_frame
@@ -21,7 +22,7 @@ from cochleaai.landmarks.inputs import check_volume
 from cochleaai.landmarks.localise import localise
 from cochleaai.landmarks.model_io import check_side
 from cochleaai.landmarks.patches import as_sitk, hu_mapping, intensity_anchors, normalise
-from cochleaai.landmarks.register import (_normalised_target, coarse_template, model_region, register_patch,
+from cochleaai.landmarks.register import (coarse_template, model_region, normalised_target, register_patch,
                                           search_translation)
 from cochleaai.markups import Markups
 from cochleaai.progress import Progress
@@ -72,8 +73,6 @@ class Detection:
 
 
 def _euler(centre_ref, matrix, translation):
-    import SimpleITK as sitk
-
     tf = sitk.Euler3DTransform()
     tf.SetCenter([float(v) for v in centre_ref])
     tf.SetMatrix([float(v) for v in np.asarray(matrix, float).reshape(-1)], 1e-4)
@@ -120,7 +119,7 @@ def ranked_starts(model, image, centre, axes, values, turns=None) -> list:
     with and without the search."""
     fixed = model.patch_volume(normalise(model.patch, model.window))
     template = coarse_template(fixed)
-    moving = _normalised_target(model, image)
+    moving = normalised_target(model, image)
     if turns is None:
         rotations = [("pose prior", pose_prior(model))] + [
             (f"inertia alignment {k + 1}", axes @ q @ model.axes.T)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.markups import Markups
@@ -85,8 +86,6 @@ def check_landmarks_near(points, labels, volume: Volume, mask: np.ndarray, patch
     """Refuse reference landmarks that the registration patch cannot carry: farther than
     :data:`MAX_LANDMARK_DISTANCE_MM` from the structure mask, or outside the patch of
     ``patch_mm`` around the structure's centre."""
-    from scipy import ndimage
-
     dist = ndimage.distance_transform_edt(~mask, sampling=volume.spacing[::-1])
     idx = np.rint(volume.physical_to_index(np.asarray(points, float))).astype(int)
     idx = np.clip(idx, 0, np.asarray(volume.size) - 1)

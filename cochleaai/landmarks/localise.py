@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import List
 
 import numpy as np
+import torch
+from scipy import ndimage
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.landmarks.patches import normalise, orthogonal_stacks, sample_patch
@@ -76,8 +78,6 @@ _BACK = [(0, 1, 2), (1, 0, 2), (1, 2, 0)]
 def probability_map(net, cube: np.ndarray, orientation: int, chunk: int = 32) -> np.ndarray:
     """The network's probability on one slice stack of ``cube`` (0: axial, 1: coronal,
     2: sagittal), returned on the cube's ``(z, y, x)`` grid."""
-    import torch
-
     stack = orthogonal_stacks(cube)[orientation]
     out = np.empty(stack.shape, dtype=np.float32)
     with torch.no_grad():
@@ -89,8 +89,6 @@ def probability_map(net, cube: np.ndarray, orientation: int, chunk: int = 32) ->
 
 def _component_weights(p: np.ndarray) -> np.ndarray:
     """``p`` kept only on (a 2-voxel neighbourhood of) its strongest connected component."""
-    from scipy import ndimage
-
     labels, count = ndimage.label(p > FOUND_LEVEL)
     if count == 0:
         return np.zeros_like(p)

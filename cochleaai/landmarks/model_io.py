@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
+import torch
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.io import sha256_of  # noqa: F401  (the checksum models are written with, for callers)
 from cochleaai.landmarks.patches import DEFAULT_WINDOW, patch_grid
 from cochleaai.landmarks.unet import SliceUNet, UNetConfig
 from cochleaai.model_files import load_tensors, model_paths, models_folder, save_tensors
@@ -146,8 +146,6 @@ class OneShotModel:
 def save_model(model: OneShotModel, path, training: Optional[dict] = None,
                figures: Optional[dict] = None) -> Path:
     """Write ``<path>.pt`` and its card ``<path>.json``; returns the ``.pt`` path."""
-    import torch
-
     tensors = {f"net.{k}": v for k, v in model.net.state_dict().items()}
     tensors["reference_patch"] = torch.from_numpy(np.ascontiguousarray(model.patch, dtype=np.float32))
     tensors["reference_mask"] = torch.from_numpy(np.ascontiguousarray(model.patch_mask, dtype=np.uint8))

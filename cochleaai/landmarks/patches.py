@@ -9,6 +9,7 @@ Resampling goes through SimpleITK; the source image is converted once
 from __future__ import annotations
 
 import numpy as np
+import SimpleITK as sitk
 
 from cochleaai.volume import Volume
 
@@ -48,8 +49,6 @@ def sample_patch(image, centre, axes, size, spacing: float, default: float,
                  interpolation: str = "linear", transform=None) -> Volume:
     """Resample ``image`` (SimpleITK) on the box :func:`patch_grid` describes; with
     ``transform`` (SimpleITK, box points -> image points), through it."""
-    import SimpleITK as sitk
-
     grid = patch_grid(centre, axes, size, spacing)
     # a uint8 image carries the geometry: no float copy of the (unused) grid voxels
     ref = sitk.Image([int(v) for v in grid.size], sitk.sitkUInt8)

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
 
 from cochleaai.landmarks.align import ncc
 from cochleaai.landmarks.patches import normalise, sample_patch
@@ -42,8 +44,6 @@ class RegistrationResult:
 
 def region_mask(mask: np.ndarray, spacing: float, margin_mm: float = 3.0) -> np.ndarray:
     """The structure mask grown by ``margin_mm``: where the registration is measured."""
-    from scipy import ndimage
-
     dist = ndimage.distance_transform_edt(~mask, sampling=spacing)
     return dist <= margin_mm
 
@@ -58,8 +58,6 @@ def rigid_register(fixed, fixed_region, moving, initial, iterations: int = 120, 
                    shrink=(2, 1), smoothing_mm=(0.6, 0.0)):
     """Multi-resolution rigid (Euler 3D) registration, correlation metric in the region.
     ``shrink``/``smoothing_mm``: the pyramid (a coarse one screens many starts cheaply)."""
-    import SimpleITK as sitk
-
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsCorrelation()
     reg.SetMetricFixedMask(fixed_region)
@@ -91,8 +89,6 @@ SEARCH_SPACING_MM = 0.6
 def coarse_template(fixed, spacing: float = SEARCH_SPACING_MM) -> np.ndarray:
     """The normalised reference patch ``fixed`` (a Volume) smoothed and resampled on the
     translation search's grid (same centre and axes)."""
-    import SimpleITK as sitk
-
     n = np.maximum(4, np.round(np.array(fixed.size) * float(fixed.spacing[0]) / spacing)).astype(int)
     smooth = sitk.SmoothingRecursiveGaussian(fixed.to_sitk(), 0.5 * spacing)
     return sample_patch(smooth, fixed.center, fixed.direction, n, spacing, -1.0).array
@@ -106,8 +102,7 @@ def search_translation(fixed, moving, pose, search_mm: float = SEARCH_MM,
     normalised cross-correlation. All shifts are scored at once by FFT
     (``skimage.feature.match_template``) on a coarse grid; the rigid registration refines.
     ``template``: :func:`coarse_template` of ``fixed`` when the caller searches many poses."""
-    import SimpleITK as sitk
-    from skimage.feature import match_template
+    from skimage.feature import match_template  # lazy: scikit-image is installed on first use in Slicer
 
     template = coarse_template(fixed, spacing) if template is None else template
     if float(template.std()) == 0.0:
@@ -130,8 +125,6 @@ SCREEN_ITERATIONS = 40
 
 def demons_register(fixed, moving, iterations=(30, 20), smoothing: float = 1.5):
     """Two-level diffeomorphic demons; returns the displacement field on ``fixed``'s grid."""
-    import SimpleITK as sitk
-
     field = None
     levels = [2, 1]
     for shrink, its in zip(levels, iterations):
@@ -151,10 +144,8 @@ def demons_register(fixed, moving, iterations=(30, 20), smoothing: float = 1.5):
     return field
 
 
-def _normalised_target(model, target_image):
+def normalised_target(model, target_image):
     """The target on the network's [-1, 1] scale (the model's window, clipped)."""
-    import SimpleITK as sitk
-
     moving = sitk.Cast(target_image, sitk.sitkFloat32)
     lo, hi = model.window
     return sitk.ShiftScale(sitk.Clamp(moving, sitk.sitkFloat32, lo, hi), -lo - (hi - lo) / 2.0, 2.0 / (hi - lo))
@@ -176,13 +167,11 @@ def register_patch(model, target_image, initial, deformable: bool = True, progre
     start first gets a coarse, short registration and only this many of the best go on to
     the full one.
     """
-    import SimpleITK as sitk
-
     p = Progress.wrap(progress)
     region = model_region(model) if region is None else region
     fixed = model.patch_volume(normalise(model.patch, model.window)).to_sitk()
     fixed_region = model.patch_volume(region).to_sitk()          # bool -> uint8 mask image
-    moving = _normalised_target(model, target_image)
+    moving = normalised_target(model, target_image)
     f_arr = sitk.GetArrayFromImage(fixed)
     starts = list(initial) if isinstance(initial, (list, tuple)) else [initial]
 

@@ -23,6 +23,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from scipy.spatial.transform import Rotation
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.landmarks.align import inertia_frame, mask_frame
@@ -70,8 +74,6 @@ class TrainConfig:
 
 
 def _to_tensor(slices: np.ndarray):
-    import torch
-
     return torch.from_numpy(np.ascontiguousarray(slices[:, None], dtype=np.float32))
 
 
@@ -89,8 +91,6 @@ def _fill_map(reference, mask):
     cube plus ``(v - median) * map`` shows the structure filled with ``v`` instead: a
     drained labyrinth as fluid-filled or the other way round, with the scan's own
     partial-volume edge."""
-    from scipy import ndimage
-
     sigma = 2.0 * float(np.min(reference.spacing)) / np.asarray(reference.spacing, float)[::-1]
     soft = ndimage.gaussian_filter(mask.astype(np.float32), sigma)
     lumen = float(np.median(reference.numeric_array("reference volume")[mask]))
@@ -113,9 +113,6 @@ def _validation_stacks(image, mask_image, centre, axes, cfg: TrainConfig, mirror
 
 def validation_loss(net, x, y, chunk: int = 64) -> float:
     """Mean BCE of ``net`` on stacked slices ``x`` against targets ``y``."""
-    import torch
-    import torch.nn.functional as F
-
     net.eval()
     total = 0.0
     with torch.no_grad():
@@ -127,8 +124,6 @@ def validation_loss(net, x, y, chunk: int = 64) -> float:
 
 
 def _rotation_deg(angles) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-
     return Rotation.from_euler("xyz", angles, degrees=True).as_matrix()
 
 
@@ -144,9 +139,6 @@ def train_oneshot(reference, reference_mask, landmarks, validation=None, validat
     watches the reference under a fixed unseen pose. Returns the :class:`OneShotModel`; its
     ``card["training"]`` records the settings, seed, steps, losses and seconds.
     """
-    import torch
-    import torch.nn.functional as F
-
     cfg = config or TrainConfig()
     if cfg.slice_size % 2 or cfg.slice_size < 16:
         raise CochleaAIError("slice_size must be an even number of at least 16 pixels.")

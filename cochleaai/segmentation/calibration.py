@@ -25,8 +25,8 @@ import numpy as np
 from cochleaai import realct
 from cochleaai.progress import Progress
 from cochleaai.segmentation.appearance import AppearanceModel, StudentMixture
-from cochleaai.segmentation.logistic import FitSettings, fit_logistic_shape
-from cochleaai.segmentation.pipeline import POINTS_ROI_MM, _mirror, initial_theta
+from cochleaai.segmentation.logistic import FitConfig, fit_logistic_shape
+from cochleaai.segmentation.pose import POINTS_ROI_MM, initial_theta, mirror
 from cochleaai.segmentation.shapes import CochleaShape
 from cochleaai.shape import geometry as G
 from cochleaai.shape.params import SECTION_NAMES
@@ -60,7 +60,7 @@ def fit_label(specimen: realct.Specimen, n_params: int = 14, progress=None) -> d
                         default_value=1.0)
     cylinder = realct.scoring_cylinder(roi, specimen).reshape(-1)
     left = specimen.side == "left"
-    to_fit = (lambda q: _mirror(q, roi.center)) if left else (lambda q: q)
+    to_fit = (lambda q: mirror(q, roi.center)) if left else (lambda q: q)
     grid = to_fit(roi.physical_grid().reshape(-1, 3))[cylinder]
     values = roi.array.reshape(-1)[cylinder].astype(float)
     theta = initial_theta({k: to_fit(v[None])[0] for k, v in points.items()}, roi.center)
@@ -69,7 +69,7 @@ def fit_label(specimen: realct.Specimen, n_params: int = 14, progress=None) -> d
     history = []
     for n, l_ref in enumerate(CALIBRATION_L_REF):
         fit = fit_logistic_shape(values, grid, shape, theta,
-                                 FitSettings(l_ref=l_ref, outer_iterations=1, gradient_updates=25),
+                                 FitConfig(l_ref=l_ref, outer_iterations=1, gradient_updates=25),
                                  appearance=_label_appearance(),
                                  progress=p.stage(n / len(CALIBRATION_L_REF), (n + 1) / len(CALIBRATION_L_REF)))
         theta = fit.theta

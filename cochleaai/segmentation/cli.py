@@ -1,27 +1,34 @@
 """``python -m cochleaai segment`` and ``segment-batch``."""
 from __future__ import annotations
 
+import importlib
 import json
+from functools import partial
 from pathlib import Path
+
+import numpy as np
+from vtkmodules.vtkIOLegacy import vtkPolyDataWriter
 
 from cochleaai import batch, io
 from cochleaai.errors import CochleaAIError
 from cochleaai.markups import Markups
 from cochleaai.progress import tqdm_progress
 from cochleaai.segmentation.calibration import calibrate
-from cochleaai.segmentation.pipeline import SegmentSettings, parse_points, segment
+from cochleaai.segmentation.pipeline import segment
+from cochleaai.segmentation.pose import parse_points
+from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.segments import Segment
 from cochleaai.shape import ShapeFunction, default_params
 from cochleaai.shape.mesh import arrays_to_polydata, surface_arrays
 
 
 def _settings(args):
-    return SegmentSettings(side=args.side, l_ref_fit=args.l_ref_fit, l_ref_final=args.l_ref_final,
-                           outer_iterations=args.iterations, samples=args.samples, seed=args.seed,
-                           shape_step=args.shape_step, search_placement=not args.no_placement,
-                           search_orientation=not args.no_orientation_search, n_params=args.parameters,
-                           label_map=args.label_map, label_band_mm=args.label_band,
-                           any_orientation=args.any_orientation)
+    return SegmentConfig(side=args.side, l_ref_fit=args.l_ref_fit, l_ref_final=args.l_ref_final,
+                         outer_iterations=args.iterations, samples=args.samples, seed=args.seed,
+                         shape_step=args.shape_step, search_placement=not args.no_placement,
+                         search_orientation=not args.no_orientation_search, n_params=args.parameters,
+                         label_map=args.label_map, label_band_mm=args.label_band,
+                         any_orientation=args.any_orientation)
 
 
 def read_points(path) -> dict:
@@ -53,7 +60,6 @@ def write_result(result, out) -> dict:
     points, degrees = result.scala_tympani_centerline(60)
     io.write_markups_json(files["centerline"], Markups(points, [f"{d:.0f} deg" for d in degrees],
                                                           kind="curve", name="Scala tympani centerline"))
-    from vtkmodules.vtkIOLegacy import vtkPolyDataWriter
 
     writer = vtkPolyDataWriter()
     writer.SetFileName(str(files["surface"]))
@@ -85,7 +91,7 @@ def _cmd_segment(args) -> int:
 def batch_job(path, name, folder, settings) -> dict:
     """One volume of segment-batch: its files in ``folder/<name>/`` (the batch runner moves
     them into the output folder), its CSV row returned. From Python:
-    ``cochleaai.batch.run(partial(batch_job, settings=SegmentSettings(...)), items, out)``."""
+    ``cochleaai.batch.run(partial(batch_job, settings=SegmentConfig(...)), items, out)``."""
     return _segment_one(path, Path(folder) / name, settings)["row"]
 
 
@@ -93,10 +99,6 @@ def warm_up() -> None:
     """What a batch worker does once, before its first volume: import what a volume needs,
     load numba's compiled kernel (from its cache, or compile it) and evaluate the shape
     function, so that the first volume takes as long as the others."""
-    import importlib
-
-    import numpy as np
-
     # what reading a volume, the fit, the quality control and the files import on the way
     for module in ("SimpleITK", "skimage.filters", "nrrd", "slicerio", "vtkmodules.vtkIOLegacy",
                    "cochleaai.io", "cochleaai.terminology", "cochleaai.segmentation.pipeline"):
@@ -119,8 +121,6 @@ def review_order(row: dict) -> tuple:
 
 
 def _cmd_segment_batch(args) -> int:
-    from functools import partial
-
     items = batch.items_from_files(args.inputs)
     out = Path(args.out)
     settings = _settings(args)
@@ -136,7 +136,7 @@ def _cmd_segment_batch(args) -> int:
 
 
 def _common(p) -> None:
-    d = SegmentSettings()
+    d = SegmentConfig()
     p.add_argument("--side", choices=("right", "left"), default="right",
                    help="which ear (a left ear is fitted as a mirrored right ear; default right)")
     p.add_argument("--l-ref-fit", type=float, default=d.l_ref_fit,

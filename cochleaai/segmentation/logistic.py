@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+from scipy.optimize import minimize
 from scipy.special import expit
 
 from cochleaai.errors import CochleaAIError
@@ -29,7 +30,7 @@ from cochleaai.segmentation.appearance import AppearanceModel, initial_appearanc
 
 
 @dataclass
-class FitSettings:
+class FitConfig:
     l_ref: float = 0.2                 # mm, reference length of the logistic prior while fitting
     outer_iterations: int = 20          # EM rounds (MS step then MI steps)
     gradient_updates: int = 3           # shape function re-evaluations per MS step
@@ -67,7 +68,7 @@ def _shape_objective(S, u, l_ref, theta, theta0, P):
     return float(ll - 0.5 * dt @ P @ dt)
 
 
-def _log_joint(S, l_ref, log_p0, log_p1):
+def log_joint(S, l_ref, log_p0, log_p1):
     """sum_n log(p(I|1) mu + p(I|0) (1 - mu)), computed stably."""
     a = log_p1 + np.log(expit(S / l_ref) + 1e-300)
     b = log_p0 + np.log(expit(-S / l_ref) + 1e-300)
@@ -76,8 +77,6 @@ def _log_joint(S, l_ref, log_p0, log_p1):
 
 def _ms_step_bfgs(shape, points, theta, u, l_ref, theta0, P, lo, hi, iterations):
     """MS-step by L-BFGS-B: maximise the shape objective with exact evaluations."""
-    from scipy.optimize import minimize
-
     def negative(t):
         S, J = shape.evaluate(points, t, jacobian=True)
         mu = expit(S / l_ref)
@@ -89,10 +88,10 @@ def _ms_step_bfgs(shape, points, theta, u, l_ref, theta0, P, lo, hi, iterations)
     return np.clip(res.x, lo, hi)
 
 
-def fit_logistic_shape(values, points, shape, theta0, settings: FitSettings = None,
+def fit_logistic_shape(values, points, shape, theta0, settings: FitConfig = None,
                        appearance: Optional[AppearanceModel] = None, progress=None) -> FitResult:
     """Fit the logistic shape model to intensities ``values`` (N,) at ``points`` (N, d)."""
-    settings = settings or FitSettings()
+    settings = settings or FitConfig()
     p = Progress.wrap(progress)
     values = np.asarray(values, float).reshape(-1)
     points = np.asarray(points, float)
@@ -168,7 +167,7 @@ def fit_logistic_shape(values, points, shape, theta0, settings: FitSettings = No
             change = max(change, app.update(values, u))
             log_p0, log_p1 = app.log_likelihoods(values)
             u = expit(S / l_ref + log_p1 - log_p0)
-        ll = _log_joint(S, l_ref, log_p0, log_p1)
+        ll = log_joint(S, l_ref, log_p0, log_p1)
         history.append({"iteration": it, "log_likelihood": ll, "appearance_change": change,
                         "theta": theta.tolist()})
         p(it / settings.outer_iterations, f"EM iteration {it}: log-likelihood {ll:.1f}")
@@ -184,4 +183,4 @@ def fit_logistic_shape(values, points, shape, theta0, settings: FitSettings = No
     log_p0, log_p1 = app.log_likelihoods(values)
     u = expit(S / l_ref + log_p1 - log_p0)
     p(1.0, "done")
-    return FitResult(theta, cov, u, mu, S, app, _log_joint(S, l_ref, log_p0, log_p1), it, history)
+    return FitResult(theta, cov, u, mu, S, app, log_joint(S, l_ref, log_p0, log_p1), it, history)

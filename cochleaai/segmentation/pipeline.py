@@ -4,12 +4,12 @@
 
 1. Check the input (3D, numeric, finite, a grey-value image rather than a label map,
    large enough for a cochlea).
-2. Initial pose: the ROI template (model axes along the image axes, the cochlea's
+2. Initial pose (:mod:`.pose`): the ROI template (model axes along the image axes, the cochlea's
    bounding box at the centre of the volume), or the user's points: ``center`` sets the
    position; ``apex`` and ``round window`` set the orientation (with ``center`` too, a
    least-squares rigid fit of the three). A left ear is fitted as a mirrored right ear.
 3. A region of interest around the initial cochlea is resampled to 0.2 mm.
-4. A search for the start (:func:`_search_starts`): local shifts and shapes ranked by the
+4. A search for the start (:func:`.search.search_starts`): local shifts and shapes ranked by the
    likelihood, and a placement of the mean shape over the whole translation range ranked
    by the capsule contrast (:func:`.quality.capsule_contrast`).
 5. The model is fitted by EM (:func:`.logistic.fit_logistic_shape`) from each distinct
@@ -20,178 +20,39 @@
    Laplace posterior ``N(theta*, Sigma*)`` (the shape function linearised at theta*
    within 1.5 mm of the surface); clinical measures over the same draws.
 7. Unsupervised quality control (:mod:`.quality`).
+
+The settings and the result are in :mod:`.results`.
 """
 from __future__ import annotations
 
 import copy
-import functools
-import itertools
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Dict, Optional
 
 import numpy as np
+from scipy import ndimage
 from scipy.special import expit
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
-from cochleaai.segmentation import orientation
 from cochleaai.segmentation.appearance import (START_LUMEN_DEPTH_MM, START_WALL_SHELL_MM, AppearanceModel,
                                                appearance_around_shape, em_step, initial_appearance,
                                                intensity_calibration)
-from cochleaai.segmentation.logistic import FitSettings, _log_joint, fit_logistic_shape
+from cochleaai.segmentation.logistic import FitConfig, fit_logistic_shape
+from cochleaai.segmentation.pose import (POINT_ROLES, POINTS_ROI_MM, ROI_SPACING_MM, TEMPLATE_ROI_MM, initial_theta,
+                                         mirror)
 from cochleaai.segmentation.quality import capsule_contrast, quality_score
-from cochleaai.segmentation.shapes import CochleaShape
-from cochleaai.shape import CochleaModel, default_params
+from cochleaai.segmentation.results import CochleaSegmentation, SegmentConfig
+from cochleaai.segmentation.search import (ORIENTATION_STRIDE, best_placement, bounded_shape, free_orientation,
+                                           search_orientation, search_starts)
+from cochleaai.segmentation.shapes import SECTION_PRIOR_SD, SHAPE_PRIOR_MEAN, SHAPE_PRIOR_SD, CochleaShape
 from cochleaai.shape.measures import summarize
-from cochleaai.shape.mesh import surface_arrays
-from cochleaai.shape.params import param_names, with_pose
-from cochleaai.shape.rotation import rotation_matrix, rotation_vector
 from cochleaai.volume import Volume
 
-#: Size (x, y, z, mm) of the region fitted when no points are given: the thesis ROI
-#: (60 x 50 x 50 voxels of 0.2 mm).
-TEMPLATE_ROI_MM = (12.0, 10.0, 10.0)
-#: Size of the region fitted around user points: the cochlea (about 9 x 7 x 4 mm) in any
-#: orientation plus its capsule.
-POINTS_ROI_MM = (13.0, 13.0, 13.0)
-ROI_SPACING_MM = 0.2
-SIDES = ("right", "left")
-LABEL_MAPS = ("lumen-wall", "shape-model")
-POINT_ROLES = ("center", "apex", "round window")
-#: The model landmark (CochleaModel.landmarks) each point role stands for.
-LANDMARK_OF_ROLE = {"center": "center", "apex": "apex", "round window": "round_window"}
-#: A mirror of the left-right (LPS x) axis turns a left cochlea into a right one.
-_MIRROR = np.diag([-1.0, 1.0, 1.0])
 _MAX_VOXELS = 60_000_000          # about 0.5 GB of float64 for one copy of the input
-
-
-@dataclass
-class SegmentSettings:
-    l_ref_fit: float = 0.2            # mm, logistic reference length while fitting
-    l_ref_final: float = 0.02         # mm, for the "shape-model" label map (thesis: 0.25; see docs)
-    label_map: str = "lumen-wall"     # final label map: "lumen-wall" (follows the image near the
-                                      # fitted surface) or "shape-model" (the thesis's posterior)
-    label_band_mm: float = 0.75       # how far outside the fitted surface the lumen-wall map may reach
-    outer_iterations: int = 12        # EM rounds
-    fit_subsample: int = 2            # fit on every n-th voxel per axis (0.4 mm)
-    samples: int = 100                # posterior draws for uncertainty and measures
-    seed: int = 0                     # of the posterior draws
-    side: str = "right"
-    shape_step: str = "gauss-newton"  # or "bfgs"
-    shape_prior: bool = True          # Gaussian population prior on a, b, alpha, phi
-    n_params: int = 10                # 10 (the thesis's model) or 12 (with width and height
-                                      # factors of the duct, prior from the real-CT calibration)
-    rotation_range: float = 0.15      # rad, pose freedom around the initial pose
-    translation_range: float = 1.5    # mm
-    appearance: Optional[AppearanceModel] = None   # fixed (supervised) appearance
-    coarse_to_fine: tuple = ()        # mm, l_ref of softer stages before l_ref_fit (see docs)
-    hold_appearance_while_coarse: bool = True   # starting mixtures during the first stage
-    search_start: bool = True         # search over position along the axis, size and profile
-    search_orientation: bool = True   # from one point or two: search the orientation the points
-                                      # leave free, ranked by the capsule contrast
-    any_orientation: bool = False     # without points: the crop may hold the cochlea in any
-                                      # orientation (real scans); search it instead of the template's
-    search_placement: bool = True     # also place the mean shape on a grid over the whole
-                                      # translation range (for starts far off; see docs)
-    start: Optional[np.ndarray] = None  # start here instead of the initial pose (fit frame);
-                                        # the pose bounds stay around the initial pose
-
-    def check(self) -> "SegmentSettings":
-        if self.side not in SIDES:
-            raise CochleaAIError(f"Side must be 'right' or 'left', got {self.side!r}.")
-        if not (0 < self.l_ref_fit <= 2 and 0 < self.l_ref_final <= 2):
-            raise CochleaAIError("The reference lengths l_ref must be in (0, 2] mm.")
-        if self.n_params not in (10, 12):
-            raise CochleaAIError(f"The model has 10 or 12 parameters, got {self.n_params}.")
-        if self.label_map not in LABEL_MAPS:
-            raise CochleaAIError(f"Unknown label map {self.label_map!r}; use {' or '.join(LABEL_MAPS)}.")
-        if not 0 <= self.label_band_mm <= 3:
-            raise CochleaAIError("The label band must be 0-3 mm.")
-        if self.outer_iterations < 1 or self.fit_subsample < 1 or self.samples < 0:
-            raise CochleaAIError("Iterations and subsampling must be at least 1, samples at least 0.")
-        return self
-
-
-@dataclass
-class CochleaSegmentation:
-    """Everything a fit produces; volumes share the ROI grid ``roi``."""
-
-    roi: Volume                       # the resampled input region (float32)
-    probability: Volume               # posterior label probability p(Z=1 | I, theta*)
-    shape_probability: Volume         # P(S(theta) >= 0) over the Laplace posterior
-    uncertainty: Volume               # binary entropy (bits) of shape_probability
-    sroi: Volume                      # uint8, probability >= 0.5
-    ssi: Volume                       # uint8, S(theta*) >= 0
-    theta: np.ndarray                 # theta* (in the fit frame: mirrored for a left ear)
-    covariance: np.ndarray            # Laplace posterior covariance
-    side: str
-    measures: Dict[str, Dict[str, float]]   # mean and std over posterior draws
-    quality: Dict[str, float]
-    initial_theta: np.ndarray
-    iterations: int
-    seconds: float
-    timings: Dict[str, float]         # seconds per phase: preparation, start_search, em_fit, ...
-    appearance: dict
-    history: list = field(default_factory=list, repr=False)
-
-    @property
-    def model(self) -> CochleaModel:
-        return CochleaModel(self.theta)
-
-    @property
-    def std(self) -> np.ndarray:
-        return np.sqrt(np.clip(np.diag(self.covariance), 0.0, None))
-
-    def to_image(self, points) -> np.ndarray:
-        """Fit-frame points -> image (LPS) points (undoes the mirror of a left ear)."""
-        return _mirror(points, self.roi.center) if self.side == "left" else np.asarray(points, float)
-
-    def mesh(self, edge_mm: float = 0.15):
-        """Fitted surface as vtkPolyData in image LPS coordinates, normals outward."""
-        poly = self.model.mesh(edge_mm)
-        if self.side == "left":
-            from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
-            from vtkmodules.vtkFiltersCore import vtkReverseSense
-
-            pts = vtk_to_numpy(poly.GetPoints().GetData())
-            poly.GetPoints().SetData(numpy_to_vtk(self.to_image(pts), deep=True))
-            flip = vtkReverseSense()          # a mirror turns the triangles inside out
-            flip.SetInputData(poly)
-            flip.ReverseCellsOn()
-            flip.Update()
-            poly = flip.GetOutput()
-        return poly
-
-    def scala_tympani_centerline(self, n: int = 60):
-        """(points (n, 3) LPS, angles in degrees from the round window)."""
-        m = self.model
-        return self.to_image(m.scala_tympani_centerline(n)), m.centerline_angles(n)
-
-    def landmarks(self) -> Dict[str, np.ndarray]:
-        return {k: self.to_image(v) for k, v in self.model.landmarks().items()}
-
-    def angular_position(self, points):
-        """Degrees from the round window (and distance, mm) of image points near the cochlea."""
-        fit_points = self.to_image(points)         # the mirror is its own inverse
-        return self.model.angular_position(fit_points)
-
-    def summary(self) -> dict:
-        return {"side": self.side,
-                "parameters": {n: {"value": float(v), "std": float(s)}
-                               for n, v, s in zip(param_names(self.theta.size), self.theta, self.std)},
-                "theta": self.theta.tolist(), "covariance": self.covariance.tolist(),
-                "initial_theta": self.initial_theta.tolist(),
-                "measures": self.measures, "quality": self.quality,
-                "iterations": self.iterations, "seconds": round(self.seconds, 2),
-                "timings": self.timings,
-                "appearance": self.appearance,
-                "landmarks_lps": {k: v.tolist() for k, v in self.landmarks().items()}}
-
-
-def _mirror(points, centre) -> np.ndarray:
-    points = np.asarray(points, float)
-    return (points - centre) @ _MIRROR.T + centre
+#: EM rounds each start gets when there are several; the best is then fitted on.
+SCREENING_ROUNDS = 3
 
 
 # ------------------------------------------------------------------ input checks
@@ -212,200 +73,6 @@ def check_volume(volume: Volume) -> None:
     if float(np.std(sample)) == 0.0:
         raise CochleaAIError("The volume is constant: there is nothing to segment.")
 
-
-def parse_points(labels, points) -> Dict[str, np.ndarray]:
-    """Map markups labels to roles ``center``, ``apex``, ``round window`` (case and the
-    separator between words do not matter; other labels are ignored)."""
-    found = {}
-    for label, point in zip(labels, np.asarray(points, float).reshape(-1, 3)):
-        key = " ".join(str(label).lower().replace("_", " ").replace("-", " ").split())
-        if key in POINT_ROLES:
-            found[key] = point
-    return found
-
-
-# ------------------------------------------------------------------ initial pose
-@functools.lru_cache(maxsize=1)
-def _default_box_centre() -> tuple:
-    """Centre of the bounding box of the default (zero-pose) cochlea; computed once."""
-    v, _ = surface_arrays(default_params(), 0.3)
-    return tuple(0.5 * (v.min(0) + v.max(0)))
-
-
-def _template_theta(centre) -> np.ndarray:
-    theta = default_params()
-    theta[7:] = np.asarray(centre, float) - np.asarray(_default_box_centre())
-    return theta
-
-
-def _kabsch(model_pts: np.ndarray, image_pts: np.ndarray):
-    a, b = model_pts - model_pts.mean(0), image_pts - image_pts.mean(0)
-    U, _, Vt = np.linalg.svd(a.T @ b)
-    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(Vt.T @ U.T))])
-    R = Vt.T @ D @ U.T
-    return R, image_pts.mean(0) - R @ model_pts.mean(0)
-
-
-def _smallest_rotation(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotation taking unit vector u onto unit vector v about their common normal."""
-    axis = np.cross(u, v)
-    s, c = np.linalg.norm(axis), float(np.dot(u, v))
-    if s < 1e-12:
-        if c > 0:
-            return np.eye(3)
-        perp = np.cross(u, [1.0, 0.0, 0.0] if abs(u[0]) < 0.9 else [0.0, 1.0, 0.0])
-        return rotation_matrix(np.pi * perp / np.linalg.norm(perp))
-    return rotation_matrix(axis / s * np.arctan2(s, c))
-
-
-def initial_theta(points: Optional[Dict[str, np.ndarray]], centre) -> np.ndarray:
-    """Initial parameters (fit frame) from the ROI template or the user's points."""
-    theta = _template_theta(centre)
-    if not points:
-        return theta
-    ref = CochleaModel(default_params()).landmarks()        # model frame (zero pose)
-    roles = [r for r in POINT_ROLES if r in points]
-    if len(roles) == 3:
-        R, t = _kabsch(np.stack([ref[LANDMARK_OF_ROLE[r]] for r in roles]), np.stack([points[r] for r in roles]))
-    elif "apex" in points and "round window" in points:
-        # the spin about the apex-round window line is taken from the template orientation
-        u = ref["apex"] - ref["round_window"]
-        v = points["apex"] - points["round window"]
-        R = _smallest_rotation(u / np.linalg.norm(u), v / np.linalg.norm(v))
-        t = 0.5 * (points["apex"] + points["round window"]) - R @ (0.5 * (ref["apex"] + ref["round_window"]))
-    elif "center" in points:
-        R, t = np.eye(3), points["center"] - ref["center"]
-    else:
-        raise CochleaAIError("Give a 'center' point, or 'apex' and 'round window' points "
-                             f"(got only: {', '.join(roles)}).")
-    theta[4:7], theta[7:] = rotation_vector(R), t
-    return theta
-
-
-#: EM rounds each start gets when there are several; the best is then fitted on.
-SCREENING_ROUNDS = 3
-#: The orientation search scores every n-th fit voxel (about 4500 of a 13 mm region).
-ORIENTATION_STRIDE = 8
-
-
-def _bounded(settings: SegmentSettings, base: CochleaShape, theta) -> CochleaShape:
-    """``base`` with the pose bounded around ``theta``'s (sharing its shape function, so
-    the tables of the shapes already seen are reused)."""
-    return base.around(theta, settings.rotation_range, settings.translation_range)
-
-
-def _free_orientation(points) -> bool:
-    """Whether the points leave the orientation free: one centre point, or the round
-    window and apex without the centre."""
-    return set(points) == {"center"} or ({"apex", "round window"} <= set(points) and "center" not in points)
-
-
-def _search_orientation(values, points_grid, points, theta0, roi_centre) -> list:
-    """The best few poses of ``theta0``'s shape for the orientation the points leave free."""
-    if not points:
-        return orientation.from_crop(values, points_grid, theta0, roi_centre, np.asarray(_default_box_centre()))
-    ref = CochleaModel(with_pose(theta0, np.zeros(6))).landmarks()     # model frame
-    if set(points) == {"center"}:
-        return orientation.from_centre(values, points_grid, theta0, points["center"], ref["center"])
-    roles = ("round window", "apex")
-    return orientation.from_points(values, points_grid, theta0,
-                                   np.stack([ref[LANDMARK_OF_ROLE[r]] for r in roles]),
-                                   np.stack([points[r] for r in roles]))
-
-
-#: Population prior of the deformable parameters (a, b, alpha, phi): mean and sd of the
-#: phantom shape prior (cochleaai.phantom.prior, after the histograms of thesis Fig. 3.8).
-SHAPE_PRIOR_MEAN = np.array([3.99, 0.150, 0.56, 0.2])
-SHAPE_PRIOR_SD = np.array([0.33, 0.010, 0.35, 0.3])
-#: Prior sd of the width and height factors of the 12-parameter variant (mean 1): their
-#: spread across the six real specimens of the calibration (Resources/shape-calibration.json).
-SECTION_PRIOR_SD = np.array([0.055, 0.036])
-
-
-#: Candidate radial scales (mm) and longitudinal amplitudes (mm) of the start search: the
-#: range of ``a`` and the two modes of ``alpha`` (flat and "roller-coaster" profiles).
-SEARCH_A = (3.4, 3.8, 4.2, 4.6)
-SEARCH_ALPHA = (0.3, 0.95)
-
-
-#: Candidate shifts (mm) of the start search, along the modiolar axis and across it. Along
-#: the axis the turns repeat about every 1.5 mm, so a start off by more than half of that
-#: locks onto the wrong turn; no local step gets it out.
-SEARCH_SHIFTS_MM = (-1.2, -0.6, 0.0, 0.6, 1.2)
-#: Shifts (mm, per model axis) of the placement search with the population-mean shape: the
-#: allowed translation range on a 0.75 mm grid (125 positions).
-SEARCH_GRID_MM = (-1.5, -0.75, 0.0, 0.75, 1.5)
-#: The start search ranks its candidates on every n-th fit voxel.
-SEARCH_STRIDE = 2
-#: The placement search scores every n-th fit voxel (0.4 mm grid): about 0.8 mm apart.
-PLACEMENT_STRIDE = 4
-#: Two starts closer than this (mm) lead to the same fit; only one is refined and fitted.
-SEARCH_DISTINCT_MM = 0.5
-def _best_placement(values, points, shape, theta) -> tuple:
-    """The population-mean shape placed on a grid over the whole translation range around
-    ``theta``, ranked by :func:`capsule_contrast` on every ``PLACEMENT_STRIDE``-th voxel:
-    ``(best placement, its contrast, the contrast of theta itself)``."""
-    coarse_values, coarse_points = values[::PLACEMENT_STRIDE], points[::PLACEMENT_STRIDE]
-    R = rotation_matrix(theta[4:7])
-    placements = [np.clip(np.concatenate([SHAPE_PRIOR_MEAN, theta[4:7], theta[7:10] + R @ np.asarray(shift),
-                                          theta[10:]]), shape.lower, shape.upper)
-                  for shift in itertools.product(SEARCH_GRID_MM, repeat=3)]
-    contrast = [capsule_contrast(coarse_values, shape.evaluate(coarse_points, c)[0]) for c in placements]
-    own = capsule_contrast(coarse_values, shape.evaluate(coarse_points, theta)[0])
-    best = int(np.argmax(contrast))
-    return placements[best], contrast[best], own
-
-
-def _search_starts(values, points, shape, theta, appearance, l_ref, placed=None, rounds: int = 1) -> list:
-    """Better starts than ``theta`` (one or two), by scoring candidates with one
-    evaluation each; they stay within the bounds.
-
-    Refining is, ``rounds`` times: shifts along the modiolar axis combined with the kept
-    shape or candidate radial scales and height profiles, then shifts across the axis;
-    candidates are ranked by the log-likelihood at the fit's own reference length under
-    the starting mixtures (at softer reference lengths a spiral lying over the vestibule
-    or the internal auditory canal can outscore the cochlea itself).
-
-    The first start is ``theta`` refined. ``placed`` is the best placement of the
-    population-mean shape over the whole translation range (:func:`_best_placement`,
-    ranked by the capsule contrast: the likelihood picked the vestibule or the internal
-    auditory canal over the cochlea on 4 of 40 phantoms, the contrast on none); when it
-    lies elsewhere, it is refined and returned as a second start.
-    """
-    # ranking dozens of coarse candidates needs fewer voxels than the fit: every other one
-    values, points = values[::SEARCH_STRIDE], points[::SEARCH_STRIDE]
-    log_p0, log_p1 = appearance.log_likelihoods(values)
-
-    def best(candidates):
-        candidates = [np.clip(c, shape.lower, shape.upper) for c in candidates]
-        scores = [_log_joint(shape.evaluate(points, c)[0], l_ref, log_p0, log_p1) for c in candidates]
-        return candidates[int(np.argmax(scores))]
-
-    theta = np.asarray(theta, float)
-    R = rotation_matrix(theta[4:7])
-    across, across_axis, axis = R.T                  # the model's x, y and modiolar axes
-    shapes = [np.array([a, SHAPE_PRIOR_MEAN[1], alpha, SHAPE_PRIOR_MEAN[3]])
-              for a in SEARCH_A for alpha in SEARCH_ALPHA]
-
-    def candidate(t, deformable, shift):
-        # the cross-section scales (a 12-parameter model) stay as they are
-        return np.concatenate([deformable, t[4:7], t[7:10] + shift, t[10:]])
-
-    def refine(t):
-        for _ in range(rounds):
-            t = best([candidate(t, deformable, dz * axis)
-                      for dz in SEARCH_SHIFTS_MM for deformable in [t[:4]] + shapes])
-            t = best([candidate(t, t[:4], du * across + dv * across_axis)
-                      for du in SEARCH_SHIFTS_MM for dv in SEARCH_SHIFTS_MM])
-        return t
-
-    starts = [refine(theta)]
-    if placed is not None:
-        if np.linalg.norm(placed[7:10] - starts[0][7:10]) > SEARCH_DISTINCT_MM:
-            moved = refine(placed)
-            if np.linalg.norm(moved[7:10] - starts[0][7:10]) > SEARCH_DISTINCT_MM:
-                starts.append(moved)
-    return starts
 
 
 def _appearance_of_shape(values: np.ndarray, inside: np.ndarray, calibration, steps: int = 10) -> AppearanceModel:
@@ -461,8 +128,6 @@ def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float, reach=None
 def _connected_to_shape(probability: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """``probability`` where the map (>= 0.5) is connected to the shape, 0 elsewhere:
     a dark space the band touches (the vestibule, a canal) must not join through noise."""
-    from scipy import ndimage
-
     labels, _ = ndimage.label(probability >= 0.5)
     keep = np.unique(labels[inside & (labels > 0)])
     return np.where(np.isin(labels, keep[keep > 0]), probability, np.minimum(probability, 0.49))
@@ -485,9 +150,9 @@ def _fit_stages(values, points, shape, theta, appearance, stages, settings, prog
             appearance.fixed = hold_first and n == 0
         iterations = settings.outer_iterations if last else max(1, settings.outer_iterations // 3)
         fit = fit_logistic_shape(values, points, shape, theta,
-                                 FitSettings(l_ref=l_ref, outer_iterations=iterations,
-                                             shape_step=settings.shape_step, prior_sd=prior_sd,
-                                             prior_mean=prior_mean),
+                                 FitConfig(l_ref=l_ref, outer_iterations=iterations,
+                                           shape_step=settings.shape_step, prior_sd=prior_sd,
+                                           prior_mean=prior_mean),
                                  appearance=appearance,
                                  progress=progress.stage(n / len(stages), (n + 1) / len(stages)))
         theta, appearance = fit.theta, fit.appearance
@@ -497,9 +162,9 @@ def _fit_stages(values, points, shape, theta, appearance, stages, settings, prog
 
 # ------------------------------------------------------------------ the job
 def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
-            settings: Optional[SegmentSettings] = None, progress=None) -> CochleaSegmentation:
+            settings: Optional[SegmentConfig] = None, progress=None) -> CochleaSegmentation:
     """Fit the logistic shape model to ``volume``; ``points`` maps roles to LPS points."""
-    settings = (settings or SegmentSettings()).check()
+    settings = (settings or SegmentConfig()).check()
     p = Progress.wrap(progress)
     t0 = time.perf_counter()
     check_volume(volume)
@@ -524,7 +189,7 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     values = volume.copy(volume.numeric_array().astype(np.float32))
     roi = values.crop_mm(centre, roi_size, spacing=ROI_SPACING_MM, direction=np.eye(3),
                          default_value=float(np.percentile(values.array, 1)))
-    fit_points_of = (lambda q: _mirror(q, roi.center)) if settings.side == "left" else (lambda q: q)
+    fit_points_of = (lambda q: mirror(q, roi.center)) if settings.side == "left" else (lambda q: q)
     points_fit = {k: fit_points_of(v[None])[0] for k, v in points.items()}
     if points_fit and "center" not in points_fit and len(points_fit) < 2:
         raise CochleaAIError("Give a 'center' point, or 'apex' and 'round window' points.")
@@ -538,16 +203,16 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     timings = {}
     base = CochleaShape(n_params=settings.n_params)      # one shape function (and table cache) per call
     poses = [theta0]
-    free = _free_orientation(points_fit) or (not points_fit and settings.any_orientation)
+    free = free_orientation(points_fit) or (not points_fit and settings.any_orientation)
     if settings.search_orientation and settings.start is None and free:
         t1 = time.perf_counter()
         p(0.015, "orientation search")
-        poses = _search_orientation(values_fit[::ORIENTATION_STRIDE], points_fit_grid[::ORIENTATION_STRIDE],
+        poses = search_orientation(values_fit[::ORIENTATION_STRIDE], points_fit_grid[::ORIENTATION_STRIDE],
                                     points_fit, theta0, roi.center)
         timings["orientation_search"] = time.perf_counter() - t1
     theta0 = poses[0]
     if settings.start is not None:
-        bounded = _bounded(settings, base, theta0)
+        bounded = bounded_shape(settings, base, theta0)
         poses = [np.clip(np.asarray(settings.start, float), bounded.lower, bounded.upper)]
 
     # --- EM fit
@@ -560,8 +225,8 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     # orientation search were placed by it)
     placed, source = None, poses[0]
     if settings.search_start and settings.search_placement and len(poses) == 1:
-        placed, placed_contrast, own_contrast = _best_placement(
-            values_fit, points_fit_grid, _bounded(settings, base, poses[0]), poses[0])
+        placed, placed_contrast, own_contrast = best_placement(
+            values_fit, points_fit_grid, bounded_shape(settings, base, poses[0]), poses[0])
         if placed_contrast > own_contrast:
             source = placed
     if settings.appearance is not None:
@@ -574,10 +239,10 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     # every pose brings its own pose bounds, and its refined starts
     candidates = []
     for pose in poses:
-        bounded = _bounded(settings, base, pose)
+        bounded = bounded_shape(settings, base, pose)
         starts = [pose]
         if settings.search_start:
-            starts = _search_starts(values_fit, points_fit_grid, bounded, pose, appearance, stages[-1],
+            starts = search_starts(values_fit, points_fit_grid, bounded, pose, appearance, stages[-1],
                                     placed=placed)
         candidates += [(bounded, start) for start in starts]
     timings["start_search"] = time.perf_counter() - t1

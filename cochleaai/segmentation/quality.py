@@ -59,7 +59,7 @@ def capsule_contrast(values, S, shell_mm: float = CAPSULE_SHELL_MM) -> float:
 
 def generic_segmentation(image: Volume, result: np.ndarray, margin_mm: float = 2.0) -> np.ndarray:
     """Shape-free dark-structure segmentation near ``result`` (bool array, image grid)."""
-    from skimage.filters import threshold_otsu
+    from skimage.filters import threshold_otsu  # lazy: scikit-image is installed on first use in Slicer
 
     spacing = float(np.min(image.spacing))
     band = ndimage.binary_dilation(result, iterations=max(1, int(round(margin_mm / spacing))))

@@ -15,6 +15,14 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.shape import ShapeFunction
 from cochleaai.shape.params import bounds, param_names
 
+#: Population prior of the deformable parameters (a, b, alpha, phi): mean and sd of the
+#: phantom shape prior (cochleaai.phantom.prior, after the histograms of thesis Fig. 3.8).
+SHAPE_PRIOR_MEAN = np.array([3.99, 0.150, 0.56, 0.2])
+SHAPE_PRIOR_SD = np.array([0.33, 0.010, 0.35, 0.3])
+#: Prior sd of the width and height factors of the 12-parameter variant (mean 1): their
+#: spread across the six real specimens of the calibration (Resources/shape-calibration.json).
+SECTION_PRIOR_SD = np.array([0.055, 0.036])
+
 
 class CochleaShape:
     """The cochlea model (:mod:`cochleaai.shape`): 10 parameters, or 12 / 14 with

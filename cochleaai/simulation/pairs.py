@@ -27,7 +27,7 @@ from cochleaai import batch, io
 from cochleaai.errors import CochleaAIError
 from cochleaai.phantom import make_phantom
 from cochleaai.realct import find_specimens, read_specimen
-from cochleaai.segmentation.pipeline import _mirror, initial_theta
+from cochleaai.segmentation.pose import initial_theta, mirror
 from cochleaai.shape import CochleaModel
 from cochleaai.simulation.ct import ScanConfig, mark_contacts, simulate_postop, simulate_scan
 from cochleaai.simulation.electrodes import ARRAYS
@@ -123,7 +123,7 @@ def real_preop(folder, rng=None, jitter_mm: float = REAL_JITTER_MM):
     left = spec.side == "left"
     if left:
         arr = arr[:, :, ::-1]
-        pts = {k: _mirror(v[None], roi.center)[0] for k, v in pts.items()}
+        pts = {k: mirror(v[None], roi.center)[0] for k, v in pts.items()}
     vol = roi.copy(np.clip(np.rint(arr), -1024, 3071).astype(np.int16))
     theta = initial_theta(pts, vol.center)
     return vol, theta, {"specimen": spec.id, "side": spec.side, "mirrored": left,

@@ -6,8 +6,11 @@ import shlex
 import sys
 from pathlib import Path
 
+import torch
+
 from cochleaai import io
 from cochleaai.errors import CochleaAIError
+from cochleaai.model_files import model_paths
 from cochleaai.progress import tqdm_progress
 from cochleaai.threads import set_torch_threads
 from cochleaai.vae.configs import mnist_model_config
@@ -15,7 +18,7 @@ from cochleaai.vae.data import VolumeGrid, binarize, load_mnist, phantom_dataset
 from cochleaai.vae.estimate import evaluate
 from cochleaai.vae.explore import (decode, decode_volume, default_model_path, encode_volume, grid_of, is_volume_model,
                                    latent_map, sample_latent, save_latent_map_png)
-from cochleaai.vae.model_io import load_model, model_paths, save_model
+from cochleaai.vae.model_io import load_model, save_model
 from cochleaai.vae.train import TrainConfig, seeded_model, train, train_volume_model
 
 
@@ -99,8 +102,6 @@ def _cmd_encode(args) -> int:
 
 
 def _cmd_nll(args) -> int:
-    import torch
-
     set_torch_threads(args.threads)
     model, card = _load(args)
     with tqdm_progress("vae nll", disable=args.quiet) as progress:

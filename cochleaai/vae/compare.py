@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Tuple
 
+import torch
+
 from cochleaai.progress import Progress
 from cochleaai.vae.estimate import evaluate
 from cochleaai.vae.models import MODEL_KINDS
@@ -20,8 +22,6 @@ PER_KIND = ("nll", "elbo", "train_seconds", "eval_seconds", "best_epoch")
 
 def resolve_device(device) -> str:
     """``None``, ``""`` or ``"auto"``: CUDA when there is one, else the CPU."""
-    import torch
-
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+import SimpleITK as sitk
+import torch
 
 from cochleaai import io
 from cochleaai.errors import CochleaAIError
@@ -32,8 +34,6 @@ from cochleaai.volume import Volume
 # --------------------------------------------------------------------------- MNIST
 def load_mnist(path, split: str = "train", limit: Optional[int] = None):
     """MNIST images of ``split`` ("train" or "test") as a float tensor (N, 1, 28, 28) in [0, 1]."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise CochleaAIError(f"MNIST file '{path}' not found; pass the path of mnist.npz "
@@ -55,8 +55,6 @@ def load_mnist(path, split: str = "train", limit: Optional[int] = None):
 
 def binarize(images, seed: int = 0):
     """One fixed Bernoulli draw per pixel (probability = intensity), seeded."""
-    import torch
-
     return torch.bernoulli(images, generator=torch.Generator().manual_seed(int(seed)))
 
 
@@ -116,8 +114,6 @@ def volume_to_grid(volume: Volume, grid: VolumeGrid) -> np.ndarray:
     The input is not modified. Refuses NaN, non-numeric voxels and volumes much smaller
     than the grid's field of view.
     """
-    import SimpleITK as sitk
-
     if not isinstance(volume, Volume):
         raise CochleaAIError(f"Expected a Volume, got {type(volume).__name__}.")
     arr = volume.checked_array("volume")

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Sequence, Tuple
 
 import numpy as np
+import torch
+from scipy.stats import norm
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.io import pyplot, save_figure
@@ -33,8 +35,6 @@ def grid_of(card: dict) -> VolumeGrid:
 
 
 def _latent(model, z):
-    import torch
-
     z = np.asarray(z, dtype=np.float32)
     if z.ndim == 1:
         z = z[None]
@@ -75,8 +75,6 @@ def encode_array(model, x: np.ndarray, samples: int = 0, seed: int = 0) -> np.nd
     Gaussian likelihood over thousands of voxels) can throw single draws far away, so the
     explorer uses the encoder mean.
     """
-    import torch
-
     param = next(model.parameters())
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1).to(param.device)
     if samples <= 0:
@@ -106,8 +104,6 @@ def interpolate(z_a, z_b, steps: int = 8) -> np.ndarray:
 def latent_grid_coordinates(n: int = 7, quantile: float = 0.05) -> np.ndarray:
     """Coordinates along one latent axis: normal quantiles from ``quantile`` to ``1 - quantile``,
     so that the tiles cover the prior evenly in probability (as in Kingma & Welling 2014)."""
-    from scipy.stats import norm
-
     return norm.ppf(np.linspace(quantile, 1 - quantile, int(n))).astype(np.float32)
 
 

@@ -1,53 +1,35 @@
-"""Saving and loading models with their model card (``<name>.pt`` + ``<name>.json``).
+"""Saving and loading VAE models with their model card (``<name>.pt`` + ``<name>.json``).
 
-The ``.pt`` file holds only the state dict (read with ``torch.load(weights_only=True)``).
-The ``.json`` card holds the architecture (``config``, enough to rebuild the networks),
-the sha256 of the ``.pt``, the preprocessing of the data (``data``), how the model was
-trained (command, data, seed) and measured figures. A file whose checksum fails, a card
-for an unknown architecture, or weights that do not fit the card are refused with a
-:class:`CochleaAIError` that says what to do.
+The files are written and checked by :mod:`cochleaai.model_files`: the ``.pt`` holds only
+the state dict (read with ``torch.load(weights_only=True)``), the ``.json`` card its sha256.
+The card also holds the architecture (``config``, enough to rebuild the networks), the
+preprocessing of the data (``data``), how the model was trained (command, data, seed) and
+measured figures. A file whose checksum fails, a card for an unknown architecture, or
+weights that do not fit the card are refused with a :class:`CochleaAIError` that says what
+to do.
 """
 from __future__ import annotations
 
-import datetime
 import json
 from pathlib import Path
 from typing import Optional, Tuple
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.io import sha256_of
+from cochleaai.model_files import load_tensors, model_paths, save_tensors
 from cochleaai.vae.models import build_model
 
 FORMAT = "cochleaai.vae/1"
-
-
-def model_paths(path) -> Tuple[Path, Path]:
-    """(weights .pt, card .json) for a path given as the .pt, the .json or the common stem."""
-    path = Path(path)
-    stem = path.with_suffix("") if path.suffix in (".pt", ".json") else path
-    return stem.with_name(stem.name + ".pt"), stem.with_name(stem.name + ".json")
+_WHAT = "VAE model"
+_TRAIN_HINT = "train one with 'python -m cochleaai vae train' or choose another model"
 
 
 def save_model(model, path, card: Optional[dict] = None) -> Tuple[Path, Path]:
     """Write the weights and the card; returns their paths. ``card`` adds fields (data, training...)."""
-    import torch
-
-    weights, card_path = model_paths(path)
-    try:
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        tmp = weights.with_name(weights.name + ".tmp")
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-        tmp.replace(weights)                       # a checkpoint is never half-written
-    except OSError as exc:
-        raise CochleaAIError(f"Cannot write the model to '{weights}' ({exc}); choose a writable folder.") from exc
-    record = {"format": FORMAT, "name": weights.stem, "config": model.config(),
-              "sha256": sha256_of(weights), "bytes": weights.stat().st_size,
-              "saved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    for key, value in (card or {}).items():
-        if key not in ("format", "config", "sha256", "bytes"):
-            record[key] = value
-    card_path.write_text(json.dumps(record, indent=2, default=_json_default))
-    return weights, card_path
+    record = {"format": FORMAT, "config": model.config()}
+    record.update({k: v for k, v in (card or {}).items() if k not in ("format", "config", "sha256", "bytes")})
+    # figures and settings may hold numpy numbers or paths: the card keeps them as JSON values
+    record = json.loads(json.dumps(record, default=_json_default))
+    return save_tensors(model.state_dict(), path, record)
 
 
 def _json_default(value):
@@ -57,38 +39,19 @@ def _json_default(value):
         return str(value)
 
 
-def read_card(path) -> dict:
-    _, card_path = model_paths(path)
-    if not card_path.is_file():
-        raise CochleaAIError(f"The model card '{card_path}' is missing; a model needs its .pt and "
-                             ".json side by side (save it with cochleaai.vae.model_io.save_model).")
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CochleaAIError(f"The model card '{card_path}' is not valid JSON ({exc}); "
-                             "restore it from the original model files.") from exc
-    if not isinstance(card, dict) or card.get("format") != FORMAT or "config" not in card:
-        raise CochleaAIError(f"'{card_path}' is not a CochleaAI VAE model card (format "
-                             f"{card.get('format') if isinstance(card, dict) else None!r}, expected "
-                             f"{FORMAT!r}); load a model made by 'python -m cochleaai vae train'.")
-    return card
-
-
 def load_model(path, require: Optional[dict] = None):
     """Load ``(model, card)``; the model is in eval mode.
 
     ``require``: card ``data`` fields that must match, e.g. ``{"kind": "volume"}``.
     """
-    import torch
-
     weights, card_path = model_paths(path)
-    card = read_card(path)
     if not weights.is_file():
-        raise CochleaAIError(f"The model weights '{weights}' are missing; put the .pt file beside "
-                             f"its card '{card_path.name}'.")
-    if sha256_of(weights) != card.get("sha256"):
-        raise CochleaAIError(f"The model file '{weights}' does not match the checksum in its card: "
-                             "it is corrupted or was replaced. Restore the original file or retrain.")
+        raise CochleaAIError(f"The model weights '{weights}' are missing; put the .pt file beside its card "
+                             f"'{card_path.name}', or {_TRAIN_HINT}.")
+    state, card = load_tensors(weights, FORMAT, _WHAT, _TRAIN_HINT)
+    if "config" not in card:
+        raise CochleaAIError(f"The card '{card_path.name}' does not describe the networks (no 'config'); "
+                             f"{_TRAIN_HINT}.")
     for key, value in (require or {}).items():
         have = (card.get("data") or {}).get(key)
         if have != value:
@@ -99,10 +62,6 @@ def load_model(path, require: Optional[dict] = None):
     except (KeyError, TypeError, ValueError) as exc:
         raise CochleaAIError(f"The card '{card_path.name}' describes an architecture this version "
                              f"cannot build ({exc}); use a model made by this version of CochleaAI.") from exc
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise CochleaAIError(f"Cannot read the weights '{weights}' ({exc}); the file is damaged.") from exc
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as exc:

@@ -217,12 +217,15 @@ class LangevinVAE(_PhaseSpaceVAE):
 _CLASSES = {"vae": VAE, "hvae": HVAE, "lvae": LangevinVAE}
 
 
-def build_model(config: dict) -> VAE:
-    """A model with convolutional networks from a config (as written by ``model.config()``).
+def build_model(config) -> VAE:
+    """A model with convolutional networks from a config: a :mod:`cochleaai.vae.configs`
+    dataclass, or its dict (as written by ``model.config()`` into a card).
 
-    ``config``: ``model`` (vae, hvae, lvae), ``latent_dim``, ``network`` (``data_shape``
+    The dict: ``model`` (vae, hvae, lvae), ``latent_dim``, ``network`` (``data_shape``
     [C, *spatial], ``channels``, ``hidden``), ``likelihood`` (``name`` ...), ``flow``.
     """
+    if not isinstance(config, dict):
+        config = config.as_dict()
     kind = config.get("model")
     if kind not in _CLASSES:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 
 from cochleaai.errors import CochleaAIError
@@ -39,7 +40,7 @@ class TrainConfig:
     val_batch_size: int = 256
 
 
-def seeded_model(config: dict, seed: int):
+def seeded_model(config, seed: int):
     """Build a model from its config with seeded weights."""
     torch.manual_seed(int(seed))
     return build_model(config)
@@ -140,8 +141,6 @@ def train(model, train_x: torch.Tensor, val_x: Optional[torch.Tensor] = None,
 # --------------------------------------------------------------------------- volume models
 def split_train_val(arrays, val_fraction: float = 0.2, seed: int = 0):
     """Seeded split of a stack (N, ...) into training and validation stacks (>= 1 each)."""
-    import numpy as np
-
     n = len(arrays)
     if n < 2:
         raise CochleaAIError(f"Training needs at least 2 volumes (one to validate), got {n}.")
@@ -158,8 +157,6 @@ def train_volume_model(arrays, grid, out=None, kind: str = "lvae", latent_dim: i
 
     Returns ``(model, card)``. The card records the grid, the data and the training figures.
     """
-    import numpy as np
-
     cfg = config or TrainConfig()
     arrays = np.asarray(arrays, dtype=np.float32)
     if arrays.ndim != 4 or tuple(arrays.shape[1:]) != tuple(grid.shape):

@@ -16,7 +16,9 @@ import numpy as np
 from cochleaai.io import pyplot, save_figure
 from cochleaai.metrics import dice
 from cochleaai.progress import Progress
-from cochleaai.segmentation.pipeline import SegmentSettings, parse_points, segment
+from cochleaai.segmentation.pipeline import segment
+from cochleaai.segmentation.pose import parse_points
+from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.shape.measures import clinical_measures
 from cochleaai.slicer.results.segmentation import add_result_nodes
 
@@ -75,7 +77,7 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     ``<out_dir>/segmentation/`` (summary.json, roi_slices.png) and return a summary."""
     p = Progress.wrap(progress)
     points = _points_from_landmarks(phantom.landmarks)
-    result = segment(phantom.ct, points, SegmentSettings(side="right"), progress=p.stage(0.0, 0.85))
+    result = segment(phantom.ct, points, SegmentConfig(side="right"), progress=p.stage(0.0, 0.85))
 
     p(0.86, "comparing with the phantom truth")
     truth = phantom.mask("Cochlea")
