@@ -42,9 +42,22 @@ class _Unimportable(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname.split(".")[0] in self.names:
-            self.attempts.append(fullname)
+            if self._from_the_project():
+                self.attempts.append(fullname)
             raise ImportError(f"{fullname} is not installed (made unimportable for this check)")
         return None
+
+    @staticmethod
+    def _from_the_project() -> bool:
+        """Whether the import statement is the project's: a library that tries an optional
+        package of its own (pydicom tries tqdm) and goes on without it is not counted."""
+        frame = sys._getframe(2)
+        while frame is not None and frame.f_code.co_filename.startswith("<frozen"):
+            frame = frame.f_back
+        if frame is None:
+            return True
+        path = Path(frame.f_code.co_filename).resolve()
+        return ROOT in path.parents and "site-packages" not in path.parts
 
 
 def block_imports(names=OPTIONAL_PACKAGES) -> _Unimportable:
