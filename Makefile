@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(PY) -m cochleaai demo --out demo-output
 
 # Every benchmark in cochleaai/bench/ (quick variants where a full run takes hours); the
-# MNIST likelihood benchmark needs the data set, which the project does not ship.
+# real-CT benchmarks and the MNIST likelihood benchmark need data sets the project does not ship.
 MNIST ?= ../shared/data/mnist/mnist.npz
 REAL_CT ?= ../shared/data/real-ct
 bench: $(STAMP)
@@ -32,6 +32,8 @@ bench: $(STAMP)
 	  $(PY) -m cochleaai bench $$b --json bench-output/$$b.json --out-dir bench-output || exit 1; done
 	if [ -d $(REAL_CT) ]; then $(PY) -m cochleaai bench landmarks-real --data $(REAL_CT) --reference T02 \
 	  --json bench-output/landmarks-real.json; fi
+	if [ -d $(REAL_CT) ]; then $(PY) -m cochleaai bench segment-real --data $(REAL_CT) \
+	  --json bench-output/segment-real.json; fi
 	if [ -f $(MNIST) ]; then $(PY) -m cochleaai bench vae-mnist --quick --data $(MNIST) \
 	  --json bench-output/vae-mnist.json --out-dir bench-output; fi
 

@@ -156,7 +156,7 @@ def test_licence_file_matches_pyproject():
     assert found, "no licence file in the repository root"
     text = (ROOT / found[0]).read_text(encoding="utf-8")
     assert "BSD 3-Clause" in text and "Redistribution and use in source and binary forms" in text
-    assert 'license = { text = "BSD-3-Clause" }' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'license = "BSD-3-Clause"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
 
 
 def test_build_dependencies_are_in_the_index(entry, cmake):

@@ -70,15 +70,51 @@ def _cmd_shape(args) -> int:
 
 def _cmd_bench(args) -> int:
     fn, _ = bench.registry()[args.name]
-    extra = {flag.lstrip("-").replace("-", "_"): getattr(args, flag.lstrip("-").replace("-", "_"))
-             for flag, _ in bench.options()}
+    # the benchmark's own options only (its parser refused the others); unset ones keep run's defaults
+    own = {bench.dest(flag, kwargs): getattr(args, bench.dest(flag, kwargs))
+           for flag, kwargs in bench.options(args.name)}
     with tqdm_progress(f"bench {args.name}", disable=args.quiet) as progress:
-        figures = fn(quick=args.quick, seed=args.seed, progress=progress, out_dir=args.out_dir,
-                     **{k: v for k, v in extra.items() if v is not None})
+        figures = fn(quick=args.quick, tiny=args.tiny, seed=args.seed, progress=progress, out_dir=args.out_dir,
+                     **{k: v for k, v in own.items() if v is not None})
     print(bench.format_table(args.name, figures))
     if args.json:
         print(f"figures written to {bench.write_json(args.json, args.name, figures)}")
     return 0
+
+
+class _BenchmarkParser(argparse.ArgumentParser):
+    """One benchmark's parser: an option it does not declare is refused here, naming the
+    benchmark, instead of reaching a benchmark that would not know it."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)} (see {self.prog} --help)")
+        return namespace, extras
+
+
+def _add_bench_parser(sub) -> None:
+    """``bench <name>``: one parser per benchmark, with the common options and its own."""
+    benchmarks = bench.registry()
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", help="write the figures to this JSON file")
+    common.add_argument("--quick", action="store_true", help="a shorter run (fewer repeats / samples)")
+    common.add_argument("--tiny", action="store_true",
+                        help="the same code on the smallest work, in seconds: a smoke test whose figures "
+                             "mean nothing (overrides --quick)")
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--out-dir", default=None, help="folder for pictures the benchmark draws")
+    common.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("bench", help="run a benchmark and print its figures",
+                       description="Run a benchmark and print its figures; "
+                                   "'cochleaai bench <name> --help' lists its options.")
+    names = p.add_subparsers(dest="name", required=True, metavar="<name>", parser_class=_BenchmarkParser)
+    for name in sorted(benchmarks):
+        description = benchmarks[name][1]
+        q = names.add_parser(name, parents=[common], help=description, description=description)
+        for flag, kwargs in bench.options(name):
+            q.add_argument(flag, **kwargs)
+    p.set_defaults(func=_cmd_bench)
 
 
 #: Each method package owns its commands: ``add_commands(subparsers)`` in its ``cli`` module
@@ -95,8 +131,6 @@ def plugin_commands() -> list:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    benchmarks = bench.registry()
-
     parser = argparse.ArgumentParser(prog="cochleaai", description="CochleaAI: generative learning for inner-ear CT.")
     parser.add_argument("--version", action="version", version=f"cochleaai {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
@@ -122,17 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_shape)
 
-    p = sub.add_parser("bench", help="run a benchmark and print its figures",
-                       description="Benchmarks: " + "; ".join(f"{k}: {v[1]}" for k, v in benchmarks.items()))
-    p.add_argument("name", choices=sorted(benchmarks))
-    p.add_argument("--json", help="write the figures to this JSON file")
-    p.add_argument("--quick", action="store_true", help="a shorter run (fewer repeats / samples)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out-dir", default=None, help="folder for pictures the benchmark draws")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    for flag, kwargs in bench.options():
-        p.add_argument(flag, **kwargs)
-    p.set_defaults(func=_cmd_bench)
+    _add_bench_parser(sub)
 
     for add_commands in [module.add_commands for module in METHOD_COMMANDS] + plugin_commands():
         add_commands(sub)

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m cochleaai bench <name> --json FILE [--quick] [--seed N]``.
+"""Benchmarks: ``python -m cochleaai bench <name> --json FILE [--quick] [--tiny] [--seed N]``.
 
 Each benchmark returns a flat dict of figures (numbers, strings, small mappings).
 Timings are medians of repeated runs, and every comparison runs side by side in the
@@ -6,38 +6,68 @@ same process, because shared machines are noisy: quote ratios.
 """
 from __future__ import annotations
 
+import importlib
 import json
+import os
+import pkgutil
+import platform
 import time
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
+#: What every benchmark's ``run`` takes, whatever its own options: ``quick`` (a shorter
+#: run), ``tiny`` (the same code on the smallest work, seconds: a smoke test whose figures
+#: mean nothing), ``seed``, ``progress`` and ``out_dir`` (a folder for pictures).
+COMMON = ("quick", "tiny", "seed", "progress", "out_dir")
+
+#: Options that several benchmarks declare alike.
+THREADS_VAE = ("--threads", {"type": int, "help": "torch CPU threads (default 1: on a shared machine more "
+                                                  "threads contend and run slower)"})
+VAE_OPTIONS = [
+    ("--device", {"help": "torch device: cpu, cuda or auto (default auto)"}),
+    ("--vae-epochs", {"type": int, "help": "override the number of training epochs"}),
+    ("--vae-k", {"type": int, "help": "override the number of importance samples"}),
+    ("--vae-train-size", {"type": int, "help": "override the training-set size"}),
+    ("--vae-test-size", {"type": int, "help": "override the test-set size"}),
+    THREADS_VAE,
+]
+
 
 def _modules():
-    import importlib
-    import pkgutil
-
+    # plugin discovery: every module of this folder that defines a benchmark
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         yield importlib.import_module(f"{__name__}.{info.name}")
 
 
-#: name -> (function(quick, seed, progress, out_dir) -> dict, one-line description).
-#: Every module ``cochleaai/bench/<file>.py`` with a ``NAME``, ``DESCRIPTION`` and
-#: ``run(quick, seed, progress, out_dir, **options)`` is a benchmark; ``OPTIONS``
-#: (optional) lists extra command-line options as ``(flag, kwargs for add_argument)``.
-#: Heavy imports stay inside ``run`` so that listing benchmarks is instant.
+def _benchmarks():
+    return [m for m in _modules() if hasattr(m, "run") and hasattr(m, "NAME")]
+
+
+#: name -> (function, one-line description). Every module ``cochleaai/bench/<file>.py`` with
+#: a ``NAME``, a ``DESCRIPTION`` and ``run(quick, tiny, seed, progress, out_dir, <options>)``
+#: is a benchmark; ``OPTIONS`` (optional) lists its own command-line options as
+#: ``(flag, kwargs for add_argument)``, and ``run`` takes each of them by its ``dest``
+#: (``--vae-k`` -> ``vae_k``). The command passes a benchmark those and :data:`COMMON` only.
 def registry() -> Dict[str, tuple]:
-    return {m.NAME: (m.run, m.DESCRIPTION) for m in _modules() if hasattr(m, "run") and hasattr(m, "NAME")}
+    return {m.NAME: (m.run, m.DESCRIPTION) for m in _benchmarks()}
 
 
-def options() -> list:
-    """Extra command-line options declared by benchmarks, de-duplicated by flag."""
+def options(name: str = None) -> List[Tuple[str, dict]]:
+    """The command-line options benchmark ``name`` declares; without a name, those of all
+    benchmarks, de-duplicated by flag."""
     seen = {}
-    for module in _modules():
-        for flag, kwargs in getattr(module, "OPTIONS", ()):
-            seen.setdefault(flag, kwargs)
+    for module in _benchmarks():
+        if name is None or module.NAME == name:
+            for flag, kwargs in getattr(module, "OPTIONS", ()):
+                seen.setdefault(flag, kwargs)
     return list(seen.items())
+
+
+def dest(flag: str, kwargs: dict = None) -> str:
+    """The keyword an option reaches ``run`` as (argparse's rule): ``--vae-k`` -> ``vae_k``."""
+    return (kwargs or {}).get("dest") or flag.lstrip("-").replace("-", "_")
 
 
 def median_time(fn: Callable, repeats: int = 5, warmup: int = 1) -> float:
@@ -73,12 +103,10 @@ def _pairs(row: dict) -> str:
 
 
 def write_json(path, name: str, figures: dict) -> Path:
-    import platform
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"benchmark": name, "figures": figures,
               "machine": {"python": platform.python_version(), "processor": platform.machine(),
-                          "cpus": __import__("os").cpu_count()}}
+                          "cpus": os.cpu_count()}}
     path.write_text(json.dumps(record, indent=2, default=float))
     return path

@@ -27,19 +27,23 @@ and ``item_cpu_seconds``:
   items that write one small file each, the runner's own cost per item.
 
 Every run is checked against the serial one: the label map and probability volume of each
-volume must be equal, value for value.
+volume must be equal, value for value. ``--tiny``: two volumes with a short fit, 2 touches,
+serial and worker processes only.
 """
 from __future__ import annotations
 
 import os
 import tempfile
 import time
+from datetime import datetime
 from functools import partial
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 
 from cochleaai import batch, io
+from cochleaai.bench.segment import TINY_FIT
 from cochleaai.phantom import make_phantom
 from cochleaai.progress import Progress
 from cochleaai.segmentation.cli import batch_job, warm_up
@@ -69,8 +73,6 @@ def _same_outputs(a: Path, b: Path, names) -> int:
 def _timing(rows, wall: float, epoch0: float) -> dict:
     """Start-up, steady-state throughput and per-volume times of one run (see above);
     ``epoch0``: the time of the call, on the clock of ``started``."""
-    from datetime import datetime
-
     spans = {}
     for row in [row for row in rows if "started" in row]:     # not those of a worker that died
         start = datetime.fromisoformat(row["started"]).timestamp()
@@ -86,25 +88,23 @@ def _timing(rows, wall: float, epoch0: float) -> dict:
             "item_cpu_sec_median": round(float(np.median(cpu)), 2), "cpu_share": round(sum(cpu) / sum(item), 3)}
 
 
-def _runs(quick: bool) -> list:
-    from importlib.util import find_spec
-
+def _runs(quick: bool, tiny: bool = False) -> list:
     runs = [("serial", {"workers": 1, "threads": 1}), ("processes", {"workers": 2, "threads": 1})]
-    if find_spec("distributed"):
+    if find_spec("distributed") and not tiny:       # tiny: one start-up of worker processes is enough
         runs.append(("dask_local", {"workers": 2, "threads": 1, "scheduler": "local"}))
-    if not quick:
+    if not (quick or tiny):
         runs.append(("serial_all_cores", {"workers": 1, "threads": os.cpu_count() or 1}))
     return runs
 
 
-def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **options) -> dict:
+def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, tiny: bool = False) -> dict:
     p = Progress.wrap(progress)
-    n = 4 if quick else 8
-    runs = _runs(quick)
+    n = 2 if tiny else 4 if quick else 8       # tiny: one volume per worker, each a short fit
+    runs = _runs(quick, tiny)
     figures = {"volumes": n, "cpus": os.cpu_count()}
     if hasattr(os, "getloadavg"):           # the machine may be shared: say how busy it was
         figures["load_average_at_start"] = round(os.getloadavg()[0], 2)
-    if not any(label == "dask_local" for label, _ in runs):
+    if not tiny and not any(label == "dask_local" for label, _ in runs):
         figures["dask_local"] = "not run: pip install 'cochleaai[cluster]'"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -112,9 +112,9 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **optio
             p(0.1 * k / n, f"phantom {k + 1}/{n}")
             io.write_volume(make_phantom(seed=2000 + seed + k, fov="roi").ct, tmp / "in" / f"case{k}.nrrd")
         items = batch.items_from_files(tmp / "in")
-        settings = SegmentConfig()
+        settings = SegmentConfig(**TINY_FIT) if tiny else SegmentConfig()
         job = partial(batch_job, settings=settings)
-        touches = [batch.Item(f"t{k}", k) for k in range(16)]
+        touches = [batch.Item(f"t{k}", k) for k in range(2 if tiny else 16)]
         share = 0.9 / len(runs)
         for r, (label, kw) in enumerate(runs):
             stage = p.stage(0.1 + r * share, 0.1 + (r + 1) * share)

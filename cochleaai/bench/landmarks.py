@@ -5,13 +5,15 @@ are independent phantoms (other seeds: other cochlea shapes, poses, surroundings
 intensities, blur and noise) whose landmark truth is known. A last check resamples the
 reference itself under a known rigid motion and measures how far its landmarks come
 back. ``--quick`` uses the shipped model (its card's training time is reported) and
-5 targets; the full run trains a fresh model and uses 20 targets.
+5 targets; the full run trains a fresh model and uses 20 targets. ``--tiny``: one target,
+the shipped model (else a training of a few steps).
 """
 from __future__ import annotations
 
 import time
 
 import numpy as np
+import SimpleITK as sitk
 
 from cochleaai.landmarks.detect import detect_landmarks
 from cochleaai.landmarks.localise import StructureNotFound
@@ -27,12 +29,11 @@ NAME = "landmarks"
 DESCRIPTION = "one-shot landmarks on held-out phantoms: error, success, time; registration-only baseline"
 REFERENCE_SEED = 1000      # the shipped model's reference; validation is REFERENCE_SEED + 1
 TARGET_SEED = 2000
+TINY_STEPS = 10            # --tiny without the shipped model: a training this short
 
 
 def known_rigid_target(phantom, angles_deg=(8.0, -6.0, 10.0), shift_mm=(2.0, -1.5, 1.0)):
     """The phantom's CT resampled under a known rigid motion, and where its landmarks go."""
-    import SimpleITK as sitk
-
     ct = phantom.ct
     tf = sitk.Euler3DTransform()
     tf.SetCenter([float(v) for v in ct.center])
@@ -53,17 +54,17 @@ def _summary(errors, times, prefix=""):
             f"{prefix}sec_per_volume": float(np.median(times)) if times else float("nan")}
 
 
-def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **options) -> dict:
-    import torch
+def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, tiny: bool = False) -> dict:
+    import torch  # lazy: optional in Slicer until installed
 
     torch.set_num_threads(1)      # the machine is shared: one thread is faster than two contended ones
     p = Progress.wrap(progress)
-    n_targets = 5 if quick else 20
+    n_targets = 1 if tiny else 5 if quick else 20
     figures = {"torch_threads": 1, "targets": n_targets}
     ref_seed = REFERENCE_SEED + 10 * seed
     p(0.0, "Reference phantom")
     reference = make_phantom(ref_seed, fov="temporal")
-    if quick and seed == 0 and phantom_model_path().is_file():
+    if (tiny or (quick and seed == 0)) and phantom_model_path().is_file():
         model = load_model(phantom_model_path())
         figures["model"] = "shipped " + phantom_model_path().name
         figures["train_sec"] = float(model.card["training"]["train_sec"])
@@ -72,8 +73,9 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, **optio
     else:
         validation = make_phantom(ref_seed + 1, fov="temporal")
         t0 = time.perf_counter()
+        config = TrainConfig(max_steps=TINY_STEPS) if tiny else TrainConfig()
         model = train_oneshot(reference.ct, reference.mask("Cochlea"), reference.landmarks, validation.ct,
-                              validation.mask("Cochlea"), TrainConfig(), seed=seed,
+                              validation.mask("Cochlea"), config, seed=seed,
                               progress=p.stage(0.02, 0.3), side=PHANTOM_SIDE)
         figures["model"] = f"trained here (reference seed {ref_seed}, validation {ref_seed + 1})"
         figures["train_sec"] = time.perf_counter() - t0

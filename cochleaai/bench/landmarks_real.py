@@ -9,7 +9,8 @@ baseline (no CNN localisation, from the image centres) runs beside it.
 
 ``--all-references`` (or ``--quick``, with a shorter training) repeats this with every
 specimen as the reference in turn (leave one reference out), and then fuses, for every
-target, the detections of all the references but itself (median).
+target, the detections of all the references but itself (median). ``--tiny``: one reference,
+one target, a training of a few steps.
 Figures: per-landmark mean and p95 error (mm), success rate (every landmark of a volume
 within 2 mm), seconds per volume, training seconds, how well the confidence flag
 separates successes from failures.
@@ -31,20 +32,22 @@ from cochleaai.realct import LANDMARK_LABELS as LABELS  # noqa: E402
 NAME = "landmarks-real"
 DESCRIPTION = ("one-shot landmarks on real CT (--data DIR --reference ID): errors, success, time, "
                "baseline; --all-references for leave-one-reference-out")
+#: Where the development copy of ``--data`` lies, from the project root
+DATA = "../shared/data/real-ct"
 OPTIONS = [
-    ("--reference", {"help": "landmarks-real: the reference specimen id (default: the shipped model's, "
-                             "else the first)"}),
-    ("--validation", {"help": "landmarks-real: a validation specimen id (default: the reference itself "
-                              "under an unseen pose); it is then left out of the targets"}),
-    ("--all-references", {"action": "store_true",
-                          "help": "landmarks-real: every specimen as the reference in turn"}),
+    ("--data", {"help": f"a folder of specimens with expert landmarks (from the project root: {DATA})"}),
+    ("--reference", {"help": "the reference specimen id (default: the shipped model's, else the first)"}),
+    ("--validation", {"help": "a validation specimen id (default: the reference itself under an unseen "
+                              "pose); it is then left out of the targets"}),
+    ("--all-references", {"action": "store_true", "help": "every specimen as the reference in turn"}),
     ("--structure", {"choices": ("labyrinth", "cochlea"),
-                     "help": "landmarks-real: the reference structure (default labyrinth: the expert label)"}),
-    ("--max-steps", {"type": int, "help": "landmarks-real: training steps (default: TrainConfig's)"}),
+                     "help": "the reference structure (default labyrinth: the expert label)"}),
+    ("--max-steps", {"type": int, "help": "training steps (default: TrainConfig's)"}),
 ]
 
 SUCCESS_MM = 2.0
 QUICK_STEPS = 250
+TINY_STEPS = 10
 
 
 def truth(specimen) -> np.ndarray:
@@ -150,8 +153,8 @@ def fuse_targets(pair_rows: list, specimens) -> list:
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, reference=None,
-        validation=None, all_references=False, structure=None, max_steps=None, **_) -> dict:
-    import torch
+        validation=None, all_references=False, structure=None, max_steps=None, tiny: bool = False) -> dict:
+    import torch  # lazy: optional in Slicer until installed
 
     if not data:
         raise CochleaAIError("bench landmarks-real needs --data DIR: a folder of specimens with expert "
@@ -167,8 +170,9 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     if len(specimens) < 2 + (validation is not None):
         raise CochleaAIError("bench landmarks-real needs at least two specimens (a reference and a target).")
     first = reference or specimens[0].id
-    refs = [first] + ([s.id for s in specimens if s.id != first] if (all_references or quick) else [])
-    steps = max_steps if max_steps is not None else (QUICK_STEPS if quick else None)
+    every = (all_references or quick) and not tiny
+    refs = [first] + ([s.id for s in specimens if s.id != first] if every else [])
+    steps = max_steps if max_steps is not None else (TINY_STEPS if tiny else QUICK_STEPS if quick else None)
     figures = {"data": str(data), "specimens": [s.id for s in specimens], "structure": structure,
                "references": refs, "validation": validation or "the reference under an unseen pose",
                "train_steps_limit": steps, "torch_threads": 1, "per_reference": []}
@@ -180,7 +184,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
         model = train_reference(by_id[rid], by_id.get(validation), structure, steps, seed,
                                 progress=stage.stage(0.0, 0.5))
         train_secs.append(time.perf_counter() - t0)
-        targets = [s for s in specimens if s.id not in (rid, validation)]
+        targets = [s for s in specimens if s.id not in (rid, validation)][:1 if tiny else None]
         rows = detect_pairs(model, targets, progress=stage.stage(0.5, 1.0))
         for r in rows:
             r["reference"] = rid

@@ -19,12 +19,15 @@ the layout of :mod:`cochleaai.realct`), the held-out specimens get simulated imp
 each output is compared with the *real* pre-op crop (PSNR, metal excluded), and the contacts
 are scored on them as on the phantoms. ``--ablation``:
 the thesis's loss and simulation ablation instead (:mod:`cochleaai.bench.mar_ablation`).
+``--tiny``: one pair (and one real specimen with ``--data``).
 """
 from __future__ import annotations
 
 import time
 
 import numpy as np
+from scipy.ndimage import distance_transform_edt
+from scipy.spatial import cKDTree
 
 from cochleaai.bench.mar_ablation import run_ablation
 from cochleaai.contacts.detect import chain_of_contacts, corrected_chain
@@ -42,24 +45,26 @@ from cochleaai.threads import threads_limited
 NAME = "mar"
 DESCRIPTION = ("MARGAN / LI / NMAR / BHC on held-out simulated implants (and real anatomy with --data DIR): "
                "PSNR, SSIM, RMSE, near-metal figures, contacts, s/volume")
-OPTIONS = [("--mar-model", {"help": "MARGAN model for bench mar (default: the shipped one)"}),
+#: Where the development copy of ``--data`` (optional here) lies, from the project root
+DATA = "../shared/data/real-ct"
+OPTIONS = [("--mar-model", {"help": "MARGAN model (default: the shipped one)"}),
            ("--mar-segment", {"action": "store_true",
-                              "help": "bench mar: also segment each output (input, NMAR, MARGAN) with the "
-                                      "shape model and score it against the segmentation of the target "
-                                      "(Dice); slow"}),
+                              "help": "also segment each output (input, NMAR, MARGAN) with the shape model "
+                                      "and score it against the segmentation of the target (Dice); slow"}),
            ("--ablation", {"action": "store_true",
-                           "help": "bench mar: instead, the ablation of MARGAN's losses and simulation "
-                                   "(L1, L2, L2 + Retinex, L2 + Retinex without scatter and noise): four "
-                                   "short trainings on a small set, about 5 min on one CPU thread "
-                                   "(--quick: about 2 min)"})]
+                           "help": "instead, the ablation of MARGAN's losses and simulation (L1, L2, "
+                                   "L2 + Retinex, L2 + Retinex without scatter and noise): four short "
+                                   "trainings on a small set, about 5 min on one CPU thread "
+                                   "(--quick: about 2 min)"}),
+           ("--data", {"help": f"a folder of real pre-op CTs (layout of cochleaai.realct; from the project "
+                               f"root: {DATA}): held-out specimens get simulated implants"}),
+           ("--threads", {"type": int, "help": "torch, numba and BLAS threads (default: unchanged)"})]
 
 HELD_OUT_SEED = 100_000       # phantoms for this benchmark come from seeds no training set uses
 NEAR_METAL_MM = 2.0
 
 
 def _near_metal(metal: np.ndarray, spacing, mm: float = NEAR_METAL_MM) -> np.ndarray:
-    from scipy.ndimage import distance_transform_edt
-
     d = distance_transform_edt(~metal, sampling=np.asarray(spacing, float)[::-1])
     return (d <= mm) & ~metal
 
@@ -79,8 +84,6 @@ def _contact_errors(found, image, insertion, offsets=None):
     ``found`` (N, 3) in ``image``. ``offsets`` (a dict of lists): the matched ones' offsets
     split along the array, across it, and into its bend (the signed part towards the true
     centre of curvature)."""
-    from scipy.spatial import cKDTree
-
     keep = insertion.intracochlear & image.contains(insertion.contacts)
     inside = insertion.contacts[keep]
     if not len(found) or not len(inside):
@@ -116,25 +119,26 @@ def _segmentation(volume):
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, mar_model=None,
-        mar_segment: bool = False, ablation: bool = False, threads=None, **_) -> dict:
+        mar_segment: bool = False, ablation: bool = False, threads=None, tiny: bool = False) -> dict:
     """The figures (see the module's docstring); ``threads``: torch, numba and BLAS threads."""
     with threads_limited(threads):
-        return _run(quick, seed, progress, data, mar_model, mar_segment, ablation)
+        return _run(quick, seed, progress, data, mar_model, mar_segment, ablation, tiny)
 
 
-def _run(quick, seed, progress, data, mar_model, mar_segment, ablation) -> dict:
+def _run(quick, seed, progress, data, mar_model, mar_segment, ablation, tiny) -> dict:
     if ablation:
-        return run_ablation(quick=quick, seed=seed, progress=progress)
+        return run_ablation(quick=quick, seed=seed, progress=progress, tiny=tiny)
     p = Progress.wrap(progress)
     methods = _methods(mar_model)
-    n = 6 if quick else 12
+    n = 1 if tiny else 6 if quick else 12
     cases = [PairSpec(k, HELD_OUT_SEED + seed * 1000 + k, f"phantom:{HELD_OUT_SEED + seed * 1000 + k}")
              for k in range(n)]
     real = []
     if data:
-        per = 1 if quick else 4
+        per = 1 if quick or tiny else 4
+        folders = training_specimens(data, EVAL_SPECIMENS)[:1 if tiny else None]
         real = [PairSpec(100 + k, HELD_OUT_SEED + seed * 1000 + 500 + k, "real:" + str(folder))
-                for folder in training_specimens(data, EVAL_SPECIMENS) for k in range(per)]
+                for folder in folders for k in range(per)]
     keys = ("input",) + tuple(methods)
     sim_scores = {m: {"psnr": [], "ssim": [], "rmse": [], "psnr_near": [], "rmse_near": [], "psnr_outside": []}
                   for m in keys}

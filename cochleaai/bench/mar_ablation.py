@@ -32,6 +32,7 @@ VARIANTS = {"l1": {"pixel_loss": "l1", "alpha": 0.0}, "l2": {"pixel_loss": "mse"
             "l2_retinex": {"pixel_loss": "mse"}, "l2_retinex_clean_sim": {"pixel_loss": "mse", "clean": True}}
 #: (training pairs, steps, held-out pairs): full, and --quick.
 SIZES = {False: (10, 60, 6), True: (4, 12, 3)}
+TINY_SIZES = (2, 2, 1)            # --tiny
 ABLATION_SEED = 200_000          # phantoms of this set come from seeds no other set uses
 
 
@@ -46,11 +47,11 @@ def _pairs(folder: Path, n: int, seed: int, clean: bool, p) -> Path:
     return folder
 
 
-def run_ablation(quick: bool = False, seed: int = 0, progress=None) -> dict:
+def run_ablation(quick: bool = False, seed: int = 0, progress=None, tiny: bool = False) -> dict:
     """The ablation: ``ablation_psnr``, ``ablation_rmse``, ``ablation_ssim`` (each
     ``{variant: mean}``, the input first) and the set-up."""
     p = Progress.wrap(progress)
-    n_train, steps, n_test = SIZES[bool(quick)]
+    n_train, steps, n_test = TINY_SIZES if tiny else SIZES[bool(quick)]
     base = ABLATION_SEED + 10_000 * seed
     settings = dict(steps=steps, adv_start=steps // 2, val_every=max(1, steps // 4),
                     checkpoint_every=steps, seed=seed)

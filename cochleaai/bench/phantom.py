@@ -12,11 +12,11 @@ NAME = "phantom"
 DESCRIPTION = "synthetic CT generation time (roi, temporal) and tissue intensities"
 
 
-def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict:
+def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, tiny: bool = False) -> dict:
     p = Progress.wrap(progress)
     make_phantom(seed=seed, fov="roi")                       # compile and warm up
     figures = {}
-    repeats = 2 if quick else 5
+    repeats = 1 if tiny else 2 if quick else 5
     for k, fov in enumerate(("roi", "temporal")):
         times = []
         for r in range(repeats):

@@ -9,6 +9,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+from vtkmodules.vtkCommonCore import vtkDoubleArray
+from vtkmodules.vtkFiltersCore import vtkImplicitPolyDataDistance
 
 from cochleaai.bench import median_time
 from cochleaai.progress import Progress
@@ -28,17 +31,14 @@ def roi_grid(theta: np.ndarray, size=(60, 50, 50), spacing: float = 0.2) -> np.n
     return np.stack([x, y, z], axis=-1).reshape(-1, 3)
 
 
-def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict:
-    import vtk
-    from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
-
+def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, tiny: bool = False) -> dict:
     p = Progress.wrap(progress)
     theta = default_params()
     pts = roi_grid(theta)
     sf = ShapeFunction()
     p(0.02, "compiling the shape function")
     sf(pts[:10], theta)                                   # compile + table
-    repeats = 3 if quick else 7
+    repeats = 1 if tiny else 3 if quick else 7
     p(0.05, "timing the shape function")
     t_eval = median_time(lambda: sf(pts, theta), repeats)
     p(0.15, "timing the Jacobian")
@@ -50,7 +50,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
         th[:4] += rng.normal(0, [0.05, 0.002, 0.05, 0.05])
         sf(pts, th)
 
-    t_new = median_time(new_shape, 3 if quick else 5)    # table rebuild + evaluation
+    t_new = median_time(new_shape, 1 if tiny else 3 if quick else 5)    # table rebuild + evaluation
     ours = sf(pts, theta)
 
     p(0.25, "meshing the surface (edge <= 0.05 mm)")
@@ -58,12 +58,13 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
     verts, tris = surface_arrays(theta, edge_mm=0.05)
     t_mesh = time.perf_counter() - t0
     edges = np.concatenate([np.linalg.norm(verts[tris[:, i]] - verts[tris[:, (i + 1) % 3]], axis=1) for i in range(3)])
-    implicit = vtk.vtkImplicitPolyDataDistance()
+    implicit = vtkImplicitPolyDataDistance()
     implicit.SetInput(arrays_to_polydata(verts, tris))
-    # quick: VTK on a random tenth of the grid (its cost is linear in the number of points)
-    sel = rng.choice(len(pts), len(pts) // 10, replace=False) if quick else np.arange(len(pts))
+    # quick: VTK on a random tenth of the grid (its cost is linear in the number of points); tiny: a hundredth
+    share = 100 if tiny else 10 if quick else 1
+    sel = rng.choice(len(pts), len(pts) // share, replace=False) if share > 1 else np.arange(len(pts))
     p(0.35, f"VTK distance on {len(sel)} points (slow)")
-    out = vtk.vtkDoubleArray()
+    out = vtkDoubleArray()
     t0 = time.perf_counter()
     implicit.FunctionValue(numpy_to_vtk(np.ascontiguousarray(pts[sel]), deep=True), out)
     t_vtk = (time.perf_counter() - t0) * len(pts) / len(sel)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from cochleaai.metrics import dice, hausdorff95
 from cochleaai.phantom import make_phantom
@@ -28,14 +29,12 @@ from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.segmentation.shapes import CochleaShape
 from cochleaai.shape.measures import clinical_measures
 
-#: A fit with an SSI Dice below this counts as failed when the quality control is scored.
-
-
-
-
 NAME = "segment"
 DESCRIPTION = "logistic shape model on held-out roi phantoms: Dice, HD95, time, GN vs BFGS, random starts"
+#: A fit with an SSI Dice below this counts as failed when the quality control is scored.
 FAILED_DICE = 0.5
+#: --tiny: one volume and one start of each kind, each a short fit from its start (SegmentConfig changes)
+TINY_FIT = {"outer_iterations": 1, "samples": 0, "search_start": False, "fit_subsample": 4}
 
 
 def _truth_on(result, phantom) -> np.ndarray:
@@ -43,14 +42,15 @@ def _truth_on(result, phantom) -> np.ndarray:
     return mask.resample_like(result.roi, "nearest").array > 0
 
 
-def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict:
-    import torch
+def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, tiny: bool = False) -> dict:
+    import torch  # lazy: optional in Slicer until installed
 
     torch.set_num_threads(1)            # the fit is many small evaluations: one core is faster
     p = Progress.wrap(progress)
-    n_volumes = 5 if quick else 20
-    n_bfgs = 2 if quick else 3
-    n_random = 5 if quick else 10
+    n_volumes = 1 if tiny else 5 if quick else 20
+    n_bfgs = 1 if tiny else 2 if quick else 3
+    n_random = 1 if tiny else 5 if quick else 10
+    fit = TINY_FIT if tiny else {}
     total = n_volumes + n_bfgs * 2 + 2 * n_random
     done = 0
     rows = []
@@ -58,7 +58,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
         p(done / total, f"phantom {k + 1}/{n_volumes}")
         ph = make_phantom(seed=1000 + seed + k, fov="roi")
         t0 = time.perf_counter()
-        r = segment(ph.ct, settings=SegmentConfig())
+        r = segment(ph.ct, settings=SegmentConfig(**fit))
         sec = time.perf_counter() - t0
         truth = _truth_on(r, ph)
         sroi, ssi = r.sroi.array > 0, r.ssi.array > 0
@@ -82,7 +82,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
         for step in ("gauss-newton", "bfgs"):
             p(done / total, f"{step} on phantom {k + 1}/{n_bfgs}")
             t0 = time.perf_counter()
-            r = segment(ph.ct, settings=SegmentConfig(shape_step=step, samples=0))
+            r = segment(ph.ct, settings=SegmentConfig(**dict(fit, shape_step=step, samples=0)))
             sec[step].append(time.perf_counter() - t0)
             fit_sec[step].append(r.timings["em_fit"])
             if step == "bfgs":
@@ -100,7 +100,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
     for k, start in enumerate(starts):
         p(done / total, f"random start {k + 1}/{n_random}")
         t0 = time.perf_counter()
-        r = segment(ph.ct, settings=SegmentConfig(start=start, samples=0))
+        r = segment(ph.ct, settings=SegmentConfig(**dict(fit, start=start, samples=0)))
         random_sec.append(time.perf_counter() - t0)
         random_dice.append(dice(r.ssi.array > 0, _truth_on(r, ph)))
         done += 1
@@ -109,7 +109,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
     local = []
     for k, start in enumerate(starts):
         p(done / total, f"local-search start {k + 1}/{n_random} (quality control)")
-        r = segment(ph.ct, settings=SegmentConfig(start=start, samples=0, search_placement=False))
+        r = segment(ph.ct, settings=SegmentConfig(**dict(fit, start=start, samples=0,
+                                                              search_placement=False)))
         local.append((dice(r.ssi.array > 0, _truth_on(r, ph)), r.quality["suspect"]))
         done += 1
     p(1.0, "done")
@@ -157,8 +158,6 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None) -> dict
 
 
 def _spearman(a, b) -> float:
-    from scipy.stats import spearmanr
-
     if len(a) < 3:
         return float("nan")
     return float(spearmanr(a, b).statistic)

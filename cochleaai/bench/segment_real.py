@@ -13,7 +13,7 @@ shape-model label map. The quality control is scored on starts that should fail:
 expert points with the wrong side, the three points moved 3 mm (a seeded random direction
 per specimen), and the centre point put on the vestibule landmark; the figures count how
 many of those and how many of the default fits it flags. ``--quick`` runs the first
-specimen from three points only.
+specimen from three points only; ``--tiny`` too, with a short fit.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from cochleaai import realct
+from cochleaai.bench.segment import TINY_FIT
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
 from cochleaai.segmentation.pipeline import segment
@@ -31,6 +32,9 @@ from cochleaai.threads import torch_threads
 
 NAME = "segment-real"
 DESCRIPTION = "segmentation on real CT with expert labels (--data DIR): Dice, volume, HD95, landmark errors by start"
+#: Where the development copy of ``--data`` lies, from the project root
+DATA = "../shared/data/real-ct"
+OPTIONS = [("--data", {"help": f"a folder of specimens with expert labels (from the project root: {DATA})"})]
 
 #: Starts (name, the expert points given) in the order of the table.
 STARTS = (("3 points", ("center", "apex", "round window")),
@@ -80,17 +84,18 @@ def _score(specimen, labels, part, points, side=None, **changes) -> dict:
     return row
 
 
-def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, **_) -> dict:
+def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, tiny: bool = False) -> dict:
     if not data:
         raise CochleaAIError("bench segment-real needs --data DIR: a folder of specimens with expert labels "
                              "(for example ../shared/data/real-ct).")
     p = Progress.wrap(progress)
+    quick = quick or tiny                   # the quick run is one fit already
     specimens = realct.find_specimens(data)
     if quick:
         specimens = specimens[:1]
     starts = STARTS[:1] if quick else STARTS
     variants = () if quick else VARIANTS
-    jobs = [(s, name, pts, {}) for s in specimens for name, pts in starts] + \
+    jobs = [(s, name, pts, TINY_FIT if tiny else {}) for s in specimens for name, pts in starts] + \
         [(s, name, STARTS[0][1], changes) for s in specimens for name, changes in variants]
     if not quick:
         rng = np.random.default_rng(seed)

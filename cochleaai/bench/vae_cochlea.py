@@ -9,6 +9,11 @@ Test volumes are phantoms whose seeds were not used for training.
 """
 from __future__ import annotations
 
+import time
+
+import numpy as np
+
+from cochleaai.bench import VAE_OPTIONS
 from cochleaai.progress import Progress
 from cochleaai.vae.compare import compare_models, resolve_device
 from cochleaai.vae.configs import volume_model_config
@@ -18,7 +23,7 @@ from cochleaai.vae.train import TrainConfig, seeded_model, split_train_val
 
 NAME = "vae-cochlea"
 DESCRIPTION = "ELBO/NLL of VAE, HVAE and Langevin-VAE on roi phantom CT volumes (thesis Table 4.2)"
-
+OPTIONS = VAE_OPTIONS
 
 SETTINGS = {
     True: {"grid": ((17, 17, 20), 0.6), "seeds": 40, "test": 8, "epochs": 40, "batch": 4,
@@ -26,18 +31,18 @@ SETTINGS = {
     False: {"grid": ((25, 25, 30), 0.4), "seeds": 160, "test": 20, "epochs": 300, "batch": 8,
             "lr": 1e-3, "patience": 30, "k": 1000, "latent": 8, "steps": 5},
 }
+#: --tiny: the quick grid, three phantoms (one to train, one to validate, one to test), one epoch
+TINY = dict(SETTINGS[True], seeds=3, test=1, epochs=1, batch=1, patience=1, k=4)
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, device=None,
         vae_epochs=None, vae_k=None, vae_train_size=None, vae_test_size=None, threads=None,
-        cache=None, **_unused) -> dict:
-    import time
-
-    import numpy as np
-    import torch
+        cache=None, tiny: bool = False) -> dict:
+    """``cache``: the folder of the resampled phantoms (default: see the module's docstring)."""
+    import torch  # lazy: optional in Slicer until installed
 
     p = Progress.wrap(progress)
-    s = dict(SETTINGS[bool(quick)])
+    s = dict(TINY if tiny else SETTINGS[bool(quick)])
     if vae_epochs is not None:
         s["epochs"] = int(vae_epochs)
     if vae_k is not None:

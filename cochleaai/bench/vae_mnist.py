@@ -9,6 +9,11 @@ IWAE 82.90 nats; pythae's reproductions: HVAE 86.21, IWAE 86.82, VAE 89.78.
 """
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
+from cochleaai.bench import VAE_OPTIONS
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
 from cochleaai.vae.compare import compare_models, resolve_device
@@ -18,18 +23,14 @@ from cochleaai.vae.train import TrainConfig, seeded_model
 
 NAME = "vae-mnist"
 DESCRIPTION = "binarised MNIST NLL/ELBO of VAE, HVAE and Langevin-VAE (needs --data mnist.npz)"
+#: Where the development copy of ``--data`` lies, from the project root
+DATA = "../shared/data/mnist/mnist.npz"
 OPTIONS = [
-    ("--data", {"help": "path of mnist.npz (vae-mnist; from the project root: ../shared/data/mnist/mnist.npz)"}),
-    ("--device", {"help": "torch device for the VAE benchmarks: cpu, cuda or auto (default auto)"}),
-    ("--vae-epochs", {"type": int, "help": "override the number of training epochs (VAE benchmarks)"}),
-    ("--vae-k", {"type": int, "help": "override the number of importance samples (VAE benchmarks)"}),
-    ("--vae-train-size", {"type": int, "help": "override the training-set size (VAE benchmarks)"}),
-    ("--vae-test-size", {"type": int, "help": "override the test-set size (VAE benchmarks)"}),
+    ("--data", {"help": f"path of mnist.npz (from the project root: {DATA})"}),
+    *VAE_OPTIONS,
     ("--lvae-step-mode", {"choices": ("random", "learned"),
                            "help": "Langevin-VAE flow steps: random in [t_a, t_b] (thesis, default) or "
                                    "learned per dimension (as the HVAE)"}),
-    ("--threads", {"type": int, "help": "torch CPU threads for the VAE benchmarks (default 1: on a "
-                                        "shared machine more threads contend and run slower)"}),
 ]
 
 SETTINGS = {
@@ -40,22 +41,20 @@ SETTINGS = {
     False: {"train": 50000, "val": 10000, "test": 10000, "epochs": 300, "batch": 100, "lr": 5e-4,
             "patience": 20, "k": 5000, "steps": 5},
 }
+#: --tiny: the quick protocol on a few hundred images, one epoch
+TINY = dict(SETTINGS[True], train=200, val=100, test=20, epochs=1, patience=1, k=4)
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, device=None,
         vae_epochs=None, vae_k=None, vae_train_size=None, vae_test_size=None, threads=None,
-        lvae_step_mode=None, **_unused) -> dict:
-    import json
-    import time
-    from pathlib import Path
-
-    import torch
+        lvae_step_mode=None, tiny: bool = False) -> dict:
+    import torch  # lazy: optional in Slicer until installed
 
     if not data:
         raise CochleaAIError("vae-mnist needs --data PATH of mnist.npz (from the project root: "
                              "../shared/data/mnist/mnist.npz).")
     p = Progress.wrap(progress)
-    s = dict(SETTINGS[bool(quick)])
+    s = dict(TINY if tiny else SETTINGS[bool(quick)])
     for key, value in (("epochs", vae_epochs), ("k", vae_k), ("train", vae_train_size),
                        ("test", vae_test_size)):
         if value is not None:
