@@ -10,16 +10,13 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from CochleaShapeSegmentationLib.parameters import CochleaShapeSegmentationParameterNode
 from cochleaai.progress import Progress
+from cochleaai.segmentation.options import FIT_SHARE
 from cochleaai.slicer.gui.module import (CATEGORIES,
                                          CONTRIBUTORS,
                                          CochleaAIModuleTest,
                                          CochleaAIModuleWidget,
                                          register_sample_data_on_startup)
 from cochleaai.slicer.gui.panels import PointPlacer, show_table
-
-#: Share of the progress bar spent in the fit; the rest is building the nodes (the Logic's
-#: ``FIT_SHARE``, not imported here: the Logic needs torch; a test keeps them equal).
-FIT_SHARE = 0.9
 
 
 class CochleaShapeSegmentation(ScriptedLoadableModule):

@@ -8,14 +8,14 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
-from LangevinVAEExplorerLib.parameters import MAX_SAMPLE_SEED, SHIPPED_MODEL, LangevinVAEExplorerParameterNode
+from LangevinVAEExplorerLib.parameters import MAX_SAMPLE_SEED, LangevinVAEExplorerParameterNode
 from cochleaai.errors import CochleaAIError
-from cochleaai.model_files import models_folder
 from cochleaai.slicer.gui.module import (CATEGORIES,
                                          CONTRIBUTORS,
                                          CochleaAIModuleTest,
                                          CochleaAIModuleWidget,
                                          register_sample_data_on_startup)
+from cochleaai.vae.shipped import default_model_path
 
 
 class LangevinVAEExplorer(ScriptedLoadableModule):
@@ -67,7 +67,7 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
         self._generatedShown = False
         self.runner.busyWidgets.extend([self.ui.loadModelButton, self.ui.trainButton,
                                         self.ui.encodeButton, self.ui.interpolateButton])
-        self.ui.modelPathLineEdit.currentPath = str(models_folder() / f"{SHIPPED_MODEL}.pt")
+        self.ui.modelPathLineEdit.currentPath = str(default_model_path())
         self.ui.modelInfoLabel.text = _("The model loads on first use (Load model, Random sample, Encode...).")
         self.ui.loadModelButton.connect("clicked(bool)", self.runner.guard(self.onLoadModel))
         for slider in (self.ui.latent1Slider, self.ui.latent2Slider):

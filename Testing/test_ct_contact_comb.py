@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from cochleaai.contacts.detect import detect_contacts
-from cochleaai.simulation.electrodes import get_array
 from cochleaai.errors import CochleaAIError
+from cochleaai.simulation.arrays import get_array
 from cochleaai.volume import Volume
 
 

@@ -7,7 +7,8 @@ import pytest
 from cochleaai import CochleaAIError
 from cochleaai.contacts.detect import detect_contacts
 from cochleaai.mar.classic import interpolate_trace
-from cochleaai.mar.dispatch import METHODS, reduce_metal_artifacts
+from cochleaai.mar.dispatch import reduce_metal_artifacts
+from cochleaai.mar.methods import METHODS
 from cochleaai.volume import Volume
 
 

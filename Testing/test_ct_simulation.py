@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from cochleaai import CochleaAIError
-from cochleaai.simulation.electrodes import ARRAYS, get_array, insert_array
-from cochleaai.simulation.projector import FanBeamGeometry
-from cochleaai.simulation.ct import SIMULATION_BOX_MM, ScanConfig, simulate_postop, simulate_scan, simulation_roi
 from cochleaai.phantom import make_phantom
+from cochleaai.simulation.arrays import ARRAYS, get_array
+from cochleaai.simulation.ct import SIMULATION_BOX_MM, ScanConfig, simulate_postop, simulate_scan, simulation_roi
+from cochleaai.simulation.electrodes import insert_array
+from cochleaai.simulation.projector import FanBeamGeometry
 
 # fewer views than the default scanner keeps the tests quick; the physics is the same
 FAST = ScanConfig(geometry=FanBeamGeometry(n_views=360))

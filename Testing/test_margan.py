@@ -173,8 +173,8 @@ def test_cli_end_to_end_on_a_tiny_set(tmp_path, one_torch_thread, monkeypatch):
 
 
 def test_shipped_model_loads_and_is_the_default():
-    from cochleaai.mar.dispatch import default_method
-    from cochleaai.mar.margan.model_io import default_model_available, default_model_path, load_model
+    from cochleaai.mar.margan.model_io import load_model
+    from cochleaai.mar.methods import default_method, default_model_available, default_model_path
 
     if not default_model_available():
         assert default_method() == "nmar"
@@ -190,14 +190,14 @@ def test_shipped_model_loads_and_is_the_default():
 
 def test_pixel_losses_of_the_ablation(tmp_path):
     from cochleaai.mar.margan.losses import l1_loss, mse_loss
-    from cochleaai.mar.margan.train import TrainSettings, train
+    from cochleaai.mar.margan.train import TrainConfig, train
 
     a, b = torch.zeros(1, 1, 2, 2, 2), torch.full((1, 1, 2, 2, 2), 0.5)
     b[0, 0, 0, 0, 0] = -1.5
     assert float(l1_loss(a, b)) == pytest.approx((7 * 0.5 + 1.5) / 8)
     assert float(mse_loss(a, b)) == pytest.approx((7 * 0.25 + 2.25) / 8)
     with pytest.raises(CochleaAIError, match="Unknown pixel loss"):
-        train(tmp_path, tmp_path / "m", TrainSettings(pixel_loss="huber"))
+        train(tmp_path, tmp_path / "m", TrainConfig(pixel_loss="huber"))
 
 
 def test_clean_pairs_have_no_scatter(monkeypatch):

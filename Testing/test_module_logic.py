@@ -122,7 +122,7 @@ def test_bad_requests_are_refused_before_touching_the_scene(mrml_scene, fov, see
 def test_the_logic_uses_the_phantoms_seed_rule(seed):
     """One rule: the phantom's, with typed text ("7") read first; the largest seed is the
     spin box's 2**31 - 1, also for make_phantom."""
-    from cochleaai.phantom import core
+    from cochleaai.phantom import core, options
 
     def outcome(check, *args):
         try:
@@ -130,16 +130,16 @@ def test_the_logic_uses_the_phantoms_seed_rule(seed):
         except CochleaAIError as error:
             return str(error)
 
-    assert outcome(slicer_logic.check_seed, seed) == outcome(core.check_seed, seed, True)
+    assert outcome(slicer_logic.check_seed, seed) == outcome(options.check_seed, seed, True)
     if not isinstance(seed, str):
-        assert outcome(core.check_seed, seed) == outcome(core.check_seed, seed, True)
+        assert outcome(options.check_seed, seed) == outcome(options.check_seed, seed, True)
     with pytest.raises(CochleaAIError, match="seed"):
         core.drawn_theta(2**31, "roi")
 
 
 @pytest.mark.parametrize("fov", ["roi", "Temporal", "TEMPORAL", " roi", "roi ", "ear", "", 3, None])
 def test_the_logic_uses_the_phantoms_field_of_view_rule(fov):
-    from cochleaai.phantom import core
+    from cochleaai.phantom import options
 
     def outcome(check):
         try:
@@ -147,8 +147,8 @@ def test_the_logic_uses_the_phantoms_field_of_view_rule(fov):
         except CochleaAIError as error:
             return str(error)
 
-    assert outcome(slicer_logic.check_field_of_view) == outcome(core.check_field_of_view)
-    assert set(slicer_logic.FIELDS_OF_VIEW) == set(core.FOVS)        # a menu label for each
+    assert outcome(slicer_logic.check_field_of_view) == outcome(options.check_field_of_view)
+    assert set(slicer_logic.FIELDS_OF_VIEW) == set(options.FOVS)        # a menu label for each
 
 
 def test_no_scene_is_refused():

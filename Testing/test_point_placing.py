@@ -49,10 +49,7 @@ def placing(scene, monkeypatch):
 
 
 def test_cochlea_points_are_named_as_clicked(placing):
-    from CochleaShapeSegmentationLib.logic import POINT_NAMES, CochleaShapeSegmentationLogic
-    from cochleaai.segmentation.pose import POINT_ROLES
-
-    assert POINT_NAMES == POINT_ROLES
+    from CochleaShapeSegmentationLib.logic import CochleaShapeSegmentationLogic
     scene, runner, volume, errors = placing
     logic = CochleaShapeSegmentationLogic()
     button, selector, place = Widget(), NodeSelector(), PlaceWidget()

@@ -415,9 +415,6 @@ def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitt
     widget = module.CochleaShapeSegmentationWidget(types.SimpleNamespace(isEntered=True))
     widget.setup()
     assert not widget.logicMade                            # made on the first click only
-    from CochleaShapeSegmentationLib import logic as logic_module
-
-    assert module.FIT_SHARE == logic_module.FIT_SHARE       # the shell's copy (the Logic needs torch)
     assert [label for label, _ in ui.sideComboBox.items] == ["Right ear", "Left ear"]
     # the panel starts at the pipeline's defaults (the parameter class's: setup() imports no torch)
     assert (ui.lRefFitSpinBox.value, ui.lRefFinalSpinBox.value) == (SegmentConfig().l_ref_fit,

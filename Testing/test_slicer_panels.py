@@ -49,17 +49,23 @@ def test_the_panel_is_connected_to_its_parameter_node(panels, module):
 
 GUI_HELPERS = ("cochleaai.slicer.gui.module", "cochleaai.slicer.gui.jobs", "cochleaai.slicer.gui.panels",
                "cochleaai.slicer.gui.dependencies")
-BLOCKED = ("torch", "numba", "skimage", "nrrd", "slicerio")
+BLOCKED = ("torch", "numba", "skimage", "nrrd", "slicerio", "tqdm", "threadpoolctl")
+#: The core's tables the panels are built from (one home each, which the panels import).
+CORE_TABLES = ("cochleaai.phantom.options", "cochleaai.mar.methods", "cochleaai.simulation.arrays",
+               "cochleaai.segmentation.options", "cochleaai.vae.shipped")
 
 
 def test_shells_and_gui_helpers_import_without_the_optional_packages():
-    """``sys.modules[name] = None`` makes each of torch, numba, scikit-image, pynrrd and slicerio
-    fail to import (as in a fresh Slicer); the module scripts, their parameter classes and the
-    GUI helpers import all the same, and leave none of them loaded."""
+    """``sys.modules[name] = None`` makes each of torch, numba, scikit-image, pynrrd, slicerio,
+    tqdm and threadpoolctl fail to import (as in a fresh Slicer); the core's tables of the
+    panels, the module scripts, their parameter classes and the GUI helpers import all the
+    same, and leave none of them loaded."""
     script = "\n".join([
         "import importlib, json, sys",
         f"for name in {BLOCKED!r}:",
         "    sys.modules[name] = None",
+        f"for name in {CORE_TABLES!r}:",
+        "    importlib.import_module(name)",
         "import slicer_stand_in",
         "slicer_stand_in.install()",
         f"for name in {GUI_HELPERS!r}:",

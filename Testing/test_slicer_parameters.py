@@ -200,33 +200,65 @@ def test_an_unknown_choice_in_a_node_is_reported(fresh):
 
 
 # ------------------------------------------------------------------ the core's tables
-def test_phantom_choices_are_the_logic_s():
-    pytest.importorskip("torch")
-    from cochleaai.slicer import logic
+def test_phantom_choices_are_the_core_table():
+    from cochleaai.phantom.options import DEFAULT_SEED, FIELDS_OF_VIEW, FOVS, MAX_SEED
     from cochleaai.slicer.gui import panels
 
-    assert choice_items(panels.FieldOfView) == logic.FIELDS_OF_VIEW
-    assert (panels.DEFAULT_SEED, panels.MAX_SEED) == (logic.DEFAULT_SEED, logic.MAX_SEED)
+    assert choice_items(panels.FieldOfView) == FIELDS_OF_VIEW and set(FIELDS_OF_VIEW) == set(FOVS)
+    assert (panels.PhantomParameters.phantomSeed, panels.MAX_SEED) == (DEFAULT_SEED, MAX_SEED)
 
 
-def test_metal_artifact_reduction_choices_are_the_core_s(fresh):
-    pytest.importorskip("torch")
-    from cochleaai.mar.dispatch import METHODS, default_method
-    from cochleaai.mar.margan.model_io import DEFAULT_MODEL_NAME
-    from cochleaai.simulation.electrodes import ARRAYS, DEFAULT_ARRAY
+def test_metal_artifact_reduction_choices_are_the_core_tables(fresh):
+    from cochleaai.mar import methods
+    from cochleaai.simulation.arrays import ARRAYS, DEFAULT_ARRAY
 
     p = parameters_module("MetalArtifactReduction")
     arrays = {key: array.name for key, array in ARRAYS.items()}
-    assert choice_items(p.MarMethod) == METHODS and p.SHIPPED_MARGAN_MODEL == DEFAULT_MODEL_NAME
+    assert choice_items(p.MarMethod) == methods.METHODS
     assert choice_items(p.ElectrodeArray) == arrays and choice_items(p.ImplantedArray) == {None: "Unknown", **arrays}
     _, parameters = fresh("MetalArtifactReduction")
-    assert parameters.method.key == default_method() and parameters.array.key == DEFAULT_ARRAY
-    assert parameters.implantedArray.key is None
+    assert parameters.method.key == methods.default_method() and parameters.array.key == DEFAULT_ARRAY
+    assert parameters.implantedArray.key is None and parameters.thresholdHU == methods.DEFAULT_THRESHOLD_HU
+
+
+def _load_copy(path: Path, name: str):
+    """A second, private instance of the module at ``path`` (built from the tables as they are now)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_menus_are_built_from_the_core_tables(monkeypatch):
+    """No copy: an entry added to a core table is an item of the menu built after it."""
+    import dataclasses
+
+    from cochleaai.mar import methods
+    from cochleaai.phantom import options as phantom_options
+    from cochleaai.segmentation import options as segmentation_options
+    from cochleaai.simulation import arrays
+
+    monkeypatch.setitem(methods.METHODS, "probe", "A probe method")
+    monkeypatch.setitem(arrays.ARRAYS, "probe", dataclasses.replace(arrays.ARRAYS["flex28"], key="probe",
+                                                                    name="A probe array"))
+    monkeypatch.setitem(phantom_options.FIELDS_OF_VIEW, "probe", "A probe field")
+    monkeypatch.setattr(segmentation_options, "SIDES", segmentation_options.SIDES + ("probe",))
+    panels = _load_copy(ROOT / "cochleaai" / "slicer" / "gui" / "panels.py", "probe_panels")
+    mar = _load_copy(ROOT / "MetalArtifactReduction" / "MetalArtifactReductionLib" / "parameters.py", "probe_mar")
+    seg = _load_copy(ROOT / "CochleaShapeSegmentation" / "CochleaShapeSegmentationLib" / "parameters.py",
+                     "probe_segmentation")
+    assert choice_items(panels.FieldOfView)["probe"] == "A probe field"
+    assert choice_items(mar.MarMethod)["probe"] == "A probe method"
+    assert choice_items(mar.ElectrodeArray)["probe"] == choice_items(mar.ImplantedArray)["probe"] == "A probe array"
+    assert choice_items(seg.Side)["probe"] == "Probe ear"
 
 
 def test_segmentation_settings_are_the_pipeline_s(fresh):
     pytest.importorskip("torch")
-    from cochleaai.segmentation.results import SIDES, SegmentConfig
+    from cochleaai.segmentation.options import SIDES
+    from cochleaai.segmentation.results import SegmentConfig
 
     assert tuple(choice_items(parameters_module("CochleaShapeSegmentation").Side)) == SIDES
     _, p = fresh("CochleaShapeSegmentation")
@@ -235,12 +267,7 @@ def test_segmentation_settings_are_the_pipeline_s(fresh):
         settings.side, settings.l_ref_fit, settings.l_ref_final, settings.outer_iterations, settings.samples)
 
 
-def test_explorer_and_landmark_choices():
-    pytest.importorskip("torch")
-    from cochleaai.model_files import models_folder
-    from cochleaai.vae.explore import default_model_path
-
-    assert models_folder() / f"{parameters_module('LangevinVAEExplorer').SHIPPED_MODEL}.pt" == default_model_path()
+def test_landmark_choices():
     assert choice_items(parameters_module("OneShotLandmarks").EarSide) == {
         None: "Auto (try both)", "left": "Left", "right": "Right"}
 

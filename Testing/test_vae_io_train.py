@@ -12,9 +12,9 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.model_files import model_paths
 from cochleaai.progress import Cancelled
 from cochleaai.vae.data import VolumeGrid, binarize, volume_to_grid, volumes_to_grid
-from cochleaai.vae.explore import (decode_volume, default_model_path, encode_volume, interpolate,
-                                   latent_map, sample_latent)
+from cochleaai.vae.explore import decode_volume, encode_volume, interpolate, latent_map, sample_latent
 from cochleaai.vae.model_io import load_model, save_model
+from cochleaai.vae.shipped import default_model_path
 from cochleaai.vae.train import TrainConfig, seeded_model, train
 from cochleaai.volume import Volume
 

@@ -19,7 +19,7 @@ from cochleaai import io
 from cochleaai.slicer import mrml  # noqa: E402
 from cochleaai.errors import CochleaAIError  # noqa: E402
 from cochleaai.progress import Cancelled  # noqa: E402
-from cochleaai.vae.explore import default_model_path  # noqa: E402
+from cochleaai.vae.shipped import default_model_path  # noqa: E402
 from LangevinVAEExplorerLib.logic import (GENERATED_NAME, LATENT_MAP_NAME,  # noqa: E402
                                           LangevinVAEExplorerLogic)
 

@@ -36,18 +36,13 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.metrics import dice
 from cochleaai.progress import Progress
 from cochleaai.segmentation import pipeline
-from cochleaai.segmentation.pose import POINT_ROLES, parse_points
-from cochleaai.segmentation.results import SIDES, SegmentConfig
+from cochleaai.segmentation.options import FIT_SHARE, POINT_ROLES, SIDES
+from cochleaai.segmentation.pose import parse_points
+from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.slicer import mrml
 from cochleaai.slicer.logic import CochleaAIModuleLogic, scene_unchanged_on_failure
 from cochleaai.slicer.results import segmentation as scene_nodes
 from cochleaai.slicer.results.segmentation import CENTERLINE_POINTS, NODE_NAMES, SEGMENT_POSTERIOR, SEGMENT_SHAPE
-
-#: Share of the progress bar spent in the fit (``compute``); the rest is building the nodes.
-FIT_SHARE = 0.9
-#: The points the panel has the user click, in this order: the pipeline's point roles
-#: (``pipeline.POINT_ROLES``; not imported here, since it needs torch, and a test keeps them equal).
-POINT_NAMES = ("center", "apex", "round window")
 
 
 def _input_volume(volume_node):
@@ -115,10 +110,11 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
     @staticmethod
     def points_node(scene, volume_node=None, node=None):
         """The point list to click the cochlea's points into: ``node`` completed, or a new list
-        "<volume> cochlea points", with the points of :data:`POINT_NAMES` still to be placed
+        "<volume> cochlea points", with the points of
+        :data:`~cochleaai.segmentation.options.POINT_ROLES` still to be placed
         (``cochleaai.slicer.mrml.named_point_list``)."""
         prefix = volume_node.GetName() if volume_node is not None else "Cochlea"
-        return mrml.named_point_list(scene, POINT_NAMES, f"{prefix} cochlea points", node)
+        return mrml.named_point_list(scene, POINT_ROLES, f"{prefix} cochlea points", node)
 
     def segment(self, volume_node, points_node=None, side: str = "right", settings=None,
                 progress=None, scene=None, prefix: Optional[str] = None) -> Dict[str, object]:

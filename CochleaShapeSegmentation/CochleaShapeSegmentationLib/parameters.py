@@ -3,18 +3,19 @@
 Each attribute is the parameter of the same name in the module's ``vtkMRMLScriptedModuleNode``
 (saved with the scene) and is bound to the widget of the .ui file whose ``SlicerParameterName``
 names it. Nothing here needs torch, so the panel opens before the packages are installed: the
-defaults repeat ``cochleaai.segmentation.results.SegmentConfig()``'s and the sides its
-``SIDES`` (a test keeps them equal).
+defaults repeat ``cochleaai.segmentation.results.SegmentConfig()``'s (a test keeps them equal),
+the sides are ``cochleaai.segmentation.options.SIDES``.
 """
 from typing import Annotated
 
 from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 
+from cochleaai.segmentation.options import SIDES
 from cochleaai.slicer.gui.panels import ComboChoice, PhantomParameters
 
-#: The ear the volume shows.
-Side = ComboChoice("Side", [("right", "Right ear"), ("left", "Left ear")], module=__name__)
+#: The ear the volume shows ("Right ear", "Left ear").
+Side = ComboChoice("Side", [(side, f"{side.capitalize()} ear") for side in SIDES], module=__name__)
 
 
 @parameterNodeWrapper

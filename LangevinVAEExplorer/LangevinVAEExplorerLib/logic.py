@@ -31,9 +31,10 @@ from cochleaai.slicer import mrml
 from cochleaai.slicer.logic import CochleaAIModuleLogic
 from cochleaai.slicer.results.vae import GENERATED_NAME, LATENT_MAP_NAME, RECONSTRUCTION_NAME, put_volume
 from cochleaai.vae.data import VolumeGrid, read_folder, volumes_to_grid
-from cochleaai.vae.explore import (decode_volume, default_model_path, encode_volume, grid_of, interpolate, latent_map,
-                                   sample_latent, save_latent_map_png)
+from cochleaai.vae.explore import (decode_volume, encode_volume, grid_of, interpolate, latent_map, sample_latent,
+                                   save_latent_map_png)
 from cochleaai.vae.model_io import load_model
+from cochleaai.vae.shipped import default_model_path
 from cochleaai.vae.train import TrainConfig, train_volume_model
 from cochleaai.volume import Volume
 

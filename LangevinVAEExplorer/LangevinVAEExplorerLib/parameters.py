@@ -11,9 +11,6 @@ from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 
 from cochleaai.slicer.gui.panels import PhantomParameters
 
-#: The model shipped with the extension (``cochleaai.vae.explore.default_model_path()``, which
-#: needs torch; a test keeps them equal): the path box starts with it.
-SHIPPED_MODEL = "lvae_cochlea_phantom"
 #: The largest seed of "Random sample" (each sample takes the next seed).
 MAX_SAMPLE_SEED = 1000000
 

@@ -25,8 +25,9 @@ import numpy as np
 
 from cochleaai.contacts.detect import detect_contacts as find_contacts
 from cochleaai.errors import CochleaAIError
-from cochleaai.mar.dispatch import DEFAULT_THRESHOLD_HU, reduce_metal_artifacts
+from cochleaai.mar.dispatch import reduce_metal_artifacts
 from cochleaai.mar.margan.user_training import UserScan, check_scans, simulate_user_pairs, train_user_model
+from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU
 from cochleaai.phantom import drawn_theta
 from cochleaai.progress import Progress
 from cochleaai.shape import CochleaModel
@@ -74,7 +75,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
                          array: Optional[str] = None) -> Dict[str, Any]:
         """Reduce metal artifacts in ``volume_node``; returns the output volume node, the
         contacts markups node (or None) and the messages (e.g. "no metal found").
-        ``threshold_hu``: metal threshold (default ``cochleaai.mar.dispatch.DEFAULT_THRESHOLD_HU``).
+        ``threshold_hu``: metal threshold (default ``cochleaai.mar.methods.DEFAULT_THRESHOLD_HU``).
         ``model``: the MARGAN model (default: the one trained in this session, else the shipped one).
         ``array``: the implanted array's key when known (closely spaced contacts are then set at
         its pitch along the metal); None finds the contacts as bright spots."""

@@ -3,39 +3,31 @@
 Each attribute is the parameter of the same name in the module's ``vtkMRMLScriptedModuleNode``
 (saved with the scene) and is bound to the widget of the .ui file whose ``SlicerParameterName``
 names it. Plain Python and Slicer: nothing here needs torch, so the panel opens before the
-packages are installed; the choices repeat the core's tables (``cochleaai.mar.dispatch.METHODS``,
-``cochleaai.simulation.electrodes.ARRAYS``), which need torch, and a test keeps them equal.
+packages are installed; the choices are built from the core's torch-free tables
+(``cochleaai.mar.methods.METHODS``, ``cochleaai.simulation.arrays.ARRAYS``).
 """
 from typing import Annotated
 
 from slicer import vtkMRMLMarkupsROINode, vtkMRMLScalarVolumeNode, vtkMRMLTableNode
 from slicer.parameterNodeWrapper import Default, WithinRange, parameterNodeWrapper
 
-from cochleaai.model_files import model_paths, models_folder
+from cochleaai.mar import methods
+from cochleaai.simulation.arrays import ARRAYS, DEFAULT_ARRAY
 from cochleaai.slicer.gui.panels import ComboChoice, PhantomParameters
 
-#: The artifact reduction methods (``cochleaai.mar.dispatch.METHODS``).
-MarMethod = ComboChoice("MarMethod", [
-    ("margan", "MARGAN, 3D GAN trained on simulated pairs (Wang et al. 2021)"),
-    ("nmar", "Normalized MAR (Meyer 2010)"),
-    ("li", "Linear interpolation (Kalender 1987)"),
-    ("bhc", "Metal beam-hardening correction (after Verburg & Seco 2012)")], module=__name__)
-#: The electrode arrays a simulation can insert (``cochleaai.simulation.electrodes.ARRAYS``).
-ElectrodeArray = ComboChoice("ElectrodeArray", [
-    ("flex28", "MED-EL FLEX28 (lateral wall, 12 contacts)"),
-    ("slim22", "Cochlear Slim Straight CI522 (lateral wall, 22 contacts)"),
-    ("hifocus16", "Advanced Bionics HiFocus 1J (lateral wall, 16 contacts)")], module=__name__)
+#: The artifact reduction methods (``cochleaai.mar.methods.METHODS``).
+MarMethod = ComboChoice("MarMethod", list(methods.METHODS.items()), module=__name__)
+#: The electrode arrays a simulation can insert (``cochleaai.simulation.arrays.ARRAYS``).
+ElectrodeArray = ComboChoice("ElectrodeArray", [(key, array.name) for key, array in ARRAYS.items()],
+                             module=__name__)
 #: The implanted array, when known (``none``: find the contacts as bright spots).
 ImplantedArray = ComboChoice("ImplantedArray", [("none", "Unknown")] + [(a.name, a.value) for a in ElectrodeArray],
                              module=__name__)
-#: The MARGAN model shipped with the extension (``cochleaai.mar.margan.model_io.DEFAULT_MODEL_NAME``).
-SHIPPED_MARGAN_MODEL = "margan_cochlea"
 
 
 def default_method():
-    """MARGAN when its shipped model is installed, else NMAR (as ``cochleaai.mar.dispatch.default_method``)."""
-    weights, card = model_paths(models_folder() / f"{SHIPPED_MARGAN_MODEL}.pt")
-    return MarMethod.margan if weights.is_file() and card.is_file() else MarMethod.nmar
+    """MARGAN when its shipped model is installed, else NMAR (``cochleaai.mar.methods.default_method``)."""
+    return MarMethod[methods.default_method()]
 
 
 @parameterNodeWrapper
@@ -45,13 +37,13 @@ class MetalArtifactReductionParameterNode(PhantomParameters):
     postopVolume: vtkMRMLScalarVolumeNode
     roi: vtkMRMLMarkupsROINode
     method: Annotated[MarMethod, Default(generator=default_method)]
-    thresholdHU: Annotated[float, WithinRange(500.0, 40000.0)] = 3000.0
+    thresholdHU: Annotated[float, WithinRange(500.0, 40000.0)] = methods.DEFAULT_THRESHOLD_HU
     outputVolume: vtkMRMLScalarVolumeNode
     implantedArray: ImplantedArray = ImplantedArray.none
     # Simulate implant
     preopVolume: vtkMRMLScalarVolumeNode
     shapeTable: vtkMRMLTableNode
-    array: ElectrodeArray = ElectrodeArray.flex28
+    array: ElectrodeArray = ElectrodeArray[DEFAULT_ARRAY]
     depthDeg: Annotated[float, WithinRange(0.0, 900.0)] = 450.0
     simulationSeed: Annotated[int, WithinRange(0, 2**31 - 1)] = 0
     # Train MARGAN on your scans

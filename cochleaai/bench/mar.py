@@ -33,7 +33,7 @@ from cochleaai.bench.mar_ablation import run_ablation
 from cochleaai.contacts.detect import chain_of_contacts, corrected_chain
 from cochleaai.contacts.refiner import shipped_refiner
 from cochleaai.mar.dispatch import reduce_metal_artifacts
-from cochleaai.mar.margan.model_io import default_model_available
+from cochleaai.mar.methods import default_model_available
 from cochleaai.mar.quality import similarity
 from cochleaai.metrics import dice
 from cochleaai.progress import Progress

@@ -23,7 +23,7 @@ import numpy as np
 
 from cochleaai.mar.dispatch import reduce_metal_artifacts
 from cochleaai.mar.margan.model_io import load_model
-from cochleaai.mar.margan.train import TrainSettings, train
+from cochleaai.mar.margan.train import TrainConfig, train
 from cochleaai.mar.quality import similarity
 from cochleaai.progress import Progress
 from cochleaai.simulation.pairs import PairSpec, make_pair, write_pair
@@ -64,7 +64,7 @@ def run_ablation(quick: bool = False, seed: int = 0, progress=None, tiny: bool =
             stage = p.stage(0.2 + 0.15 * k, 0.35 + 0.15 * k)
             stage(0.0, f"training {name}")
             opts = {key: val for key, val in v.items() if key != "clean"}
-            train(sets[bool(v.get("clean"))], tmp / name, TrainSettings(**settings, **opts), progress=stage,
+            train(sets[bool(v.get("clean"))], tmp / name, TrainConfig(**settings, **opts), progress=stage,
                   command=f"bench mar --ablation: {name}")
             models[name] = load_model(tmp / f"{name}.pt")
         scores = {m: [] for m in ("input",) + tuple(models)}
@@ -84,5 +84,5 @@ def run_ablation(quick: bool = False, seed: int = 0, progress=None, tiny: bool =
     for key in ("psnr", "rmse", "ssim"):
         out[f"ablation_{key}"] = {name: round(float(np.mean([x[key] for x in v])), 4) for name, v in scores.items()}
     out["ablation_setup"] = {"training_pairs": n_train, "steps": steps, "held_out_pairs": n_test,
-                             "channels": list(TrainSettings.channels)}
+                             "channels": list(TrainConfig.channels)}
     return out

@@ -12,8 +12,8 @@ from cochleaai.io import pyplot, save_figure
 from cochleaai.mar.quality import blooming_factor
 from cochleaai.phantom import make_phantom
 from cochleaai.progress import Progress
+from cochleaai.simulation.arrays import ARRAYS
 from cochleaai.simulation.ct import ScanConfig, simulate_postop, simulate_scan
-from cochleaai.simulation.electrodes import ARRAYS
 from cochleaai.simulation.projector import FanBeamGeometry
 
 NAME = "simulate"

@@ -35,7 +35,7 @@ from cochleaai.contacts.comb import contacts_along_centreline
 from cochleaai.contacts.refiner import chain_geometry, load_refiner, shipped_refiner
 from cochleaai.errors import CochleaAIError
 from cochleaai.markups import Markups
-from cochleaai.simulation.electrodes import get_array
+from cochleaai.simulation.arrays import get_array
 from cochleaai.volume import Volume
 
 #: Arrays this closely spaced read as one plateau of metal: their contacts are set at the pitch
@@ -140,7 +140,7 @@ def detect_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: flo
                     max_contacts: Optional[int] = None, array=None, refiner="shipped") -> Markups:
     """Numbered contact centres (LPS mm) found in ``volume`` within ``metal_mask``.
 
-    ``array`` (a key of :data:`~cochleaai.simulation.electrodes.ARRAYS` or an ElectrodeArray): the
+    ``array`` (a key of :data:`~cochleaai.simulation.arrays.ARRAYS` or an ElectrodeArray): the
     implanted array. A closely spaced one has its contacts set at its pitch along the metal's
     centreline (:mod:`cochleaai.contacts.comb`); the deep spots below are the fallback
     where no centreline can be traced, and the method for the other arrays. A known array

@@ -12,7 +12,7 @@ from cochleaai import io
 from cochleaai.contacts.detect import chain_of_contacts
 from cochleaai.contacts.refiner import RIDGE, fit_refiner, save_refiner, training_samples
 from cochleaai.errors import CochleaAIError
-from cochleaai.mar.dispatch import DEFAULT_THRESHOLD_HU
+from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU
 from cochleaai.progress import Progress
 from cochleaai.simulation.pairs import pair_folders
 

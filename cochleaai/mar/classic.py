@@ -28,11 +28,10 @@ import numpy as np
 from scipy.ndimage import binary_dilation, gaussian_filter
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.mar.methods import CLASSIC_METHODS
 from cochleaai.progress import Progress
 from cochleaai.simulation.projector import FanBeamGeometry, RoiGrid, roi_projector
 
-CLASSIC_METHODS = {"nmar": "Normalized MAR (Meyer 2010)", "li": "Linear interpolation (Kalender 1987)",
-                   "bhc": "Metal beam-hardening correction (after Verburg & Seco 2012)"}
 #: A lighter virtual scanner than the simulation's: enough views for a 15-mm ROI.
 MAR_GEOMETRY = FanBeamGeometry(n_views=360, fan_radius_mm=20.0)
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from cochleaai import io
 from cochleaai.contacts.detect import detect_contacts
 from cochleaai.contacts.refiner import load_refiner
-from cochleaai.mar.dispatch import DEFAULT_THRESHOLD_HU, METHODS, default_method, reduce_metal_artifacts
+from cochleaai.mar.dispatch import reduce_metal_artifacts
+from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU, METHODS, default_method
 from cochleaai.progress import tqdm_progress
-from cochleaai.simulation.electrodes import ARRAYS
+from cochleaai.simulation.arrays import ARRAYS
 
 
 def _cmd_mar(args) -> int:

@@ -17,26 +17,14 @@ from typing import List, Optional
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.mar.classic import CLASSIC_METHODS, MAR_GEOMETRY, correct_sinogram
+from cochleaai.mar.classic import MAR_GEOMETRY, correct_sinogram
 from cochleaai.mar.margan.inference import check_spacing, correct
-from cochleaai.mar.margan.model_io import cached_model, default_model_available
+from cochleaai.mar.margan.model_io import cached_model
+from cochleaai.mar.methods import DEFAULT_METHOD, DEFAULT_THRESHOLD_HU, METHODS
 from cochleaai.progress import Progress
 from cochleaai.simulation.ct import check_hu_volume
 from cochleaai.simulation.projector import FanBeamGeometry
 from cochleaai.volume import Volume
-
-METHODS = {"margan": "MARGAN, 3D GAN trained on simulated pairs (Wang et al. 2021)", **CLASSIC_METHODS}
-#: The classic default, used when no MARGAN model is installed.
-CLASSIC_DEFAULT = "nmar"
-
-
-def default_method() -> str:
-    """``margan`` when its shipped model is present, else NMAR."""
-    return "margan" if default_model_available() else CLASSIC_DEFAULT
-
-
-DEFAULT_METHOD = CLASSIC_DEFAULT
-DEFAULT_THRESHOLD_HU = 3000.0
 
 
 @dataclass

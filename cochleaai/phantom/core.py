@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -16,6 +15,7 @@ from cochleaai.io import write_markups_json, write_seg_nrrd, write_volume
 from cochleaai.markups import Markups
 from cochleaai.phantom import prior
 from cochleaai.phantom.anatomy import MEDIAL, R_REF, InnerEar, build_surroundings, cochlea_outline
+from cochleaai.phantom.options import FOVS, check_field_of_view, check_seed
 from cochleaai.phantom.render import Box, Grid, blur, coverage, paint, smooth_noise, subvoxel_offsets, to_int16
 from cochleaai.progress import Progress
 from cochleaai.segments import (COCHLEA, INTERNAL_AUDITORY_CANAL, OTIC_CAPSULE, PHANTOM_SEGMENTS, SCALA_TYMPANI,
@@ -27,14 +27,6 @@ from cochleaai.shape.rotation import rotation_matrix, rotation_vector
 from cochleaai.volume import Volume
 
 PHANTOM_VERSION = "1.0"
-
-#: Fields of view: ITK size (x, y, z) and isotropic spacing (mm).
-FOVS: Dict[str, dict] = {
-    "roi": {"size": (60, 50, 50), "spacing": 0.2},
-    "temporal": {"size": (140, 140, 100), "spacing": 0.3},
-}
-#: The largest phantom seed (the seed spin box of the modules holds a 32-bit int).
-MAX_SEED = 2**31 - 1
 
 #: Nominal intensities (HU) and the half-width of their uniform per-phantom jitter.
 INTENSITIES: Dict[str, Tuple[float, float]] = {
@@ -124,35 +116,6 @@ class Phantom:
 
 
 # ============================================================================ inputs
-
-def check_seed(seed, text: bool = False) -> int:
-    """``seed`` as an int in [0, :data:`MAX_SEED`], or a CochleaAIError.
-
-    A whole number: an int (numpy's too) or a float with no fraction; never a bool. With
-    ``text=True`` a string holding such a number (a typed or stored setting) is read first.
-    """
-    message = f"The phantom seed must be a whole number between 0 and {MAX_SEED}, got {seed!r}."
-    value = seed
-    if text and isinstance(seed, str):
-        try:
-            value = int(seed)
-        except ValueError:
-            raise CochleaAIError(message) from None
-    if isinstance(value, bool):
-        raise CochleaAIError(message)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, numbers.Integral) or not 0 <= int(value) <= MAX_SEED:
-        raise CochleaAIError(message)
-    return int(value)
-
-
-def check_field_of_view(fov) -> str:
-    """The key of ``fov`` in :data:`FOVS` (any letter case), or a CochleaAIError naming the choices."""
-    if not isinstance(fov, str) or fov.lower() not in FOVS:
-        raise CochleaAIError(f"Unknown phantom field of view {fov!r}; choose one of: {', '.join(FOVS)}.")
-    return fov.lower()
-
 
 def _check_theta(theta) -> Optional[np.ndarray]:
     if theta is None:

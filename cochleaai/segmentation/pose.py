@@ -8,6 +8,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.segmentation.options import POINT_ROLES
 from cochleaai.shape import CochleaModel, default_params
 from cochleaai.shape.mesh import surface_arrays
 from cochleaai.shape.rotation import rotation_matrix, rotation_vector
@@ -19,7 +20,6 @@ TEMPLATE_ROI_MM = (12.0, 10.0, 10.0)
 #: orientation plus its capsule.
 POINTS_ROI_MM = (13.0, 13.0, 13.0)
 ROI_SPACING_MM = 0.2
-POINT_ROLES = ("center", "apex", "round window")
 #: The model landmark (CochleaModel.landmarks) each point role stands for.
 LANDMARK_OF_ROLE = {"center": "center", "apex": "apex", "round window": "round_window"}
 #: A mirror of the left-right (LPS x) axis turns a left cochlea into a right one.

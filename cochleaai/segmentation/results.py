@@ -11,13 +11,11 @@ from vtkmodules.vtkFiltersCore import vtkReverseSense
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.segmentation.appearance import AppearanceModel
+from cochleaai.segmentation.options import LABEL_MAPS, SIDES
 from cochleaai.segmentation.pose import mirror
 from cochleaai.shape import CochleaModel
 from cochleaai.shape.params import param_names
 from cochleaai.volume import Volume
-
-SIDES = ("right", "left")
-LABEL_MAPS = ("lumen-wall", "shape-model")
 
 
 @dataclass

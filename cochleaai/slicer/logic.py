@@ -22,9 +22,9 @@ from typing import Any, Dict, List, Optional
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.phantom import make_phantom
-from cochleaai.phantom.core import MAX_SEED  # noqa: F401  (the seed range of the phantom panel)
-from cochleaai.phantom.core import check_field_of_view as phantom_check_field_of_view
-from cochleaai.phantom.core import check_seed as phantom_check_seed
+from cochleaai.phantom.options import DEFAULT_SEED, FIELDS_OF_VIEW, MAX_SEED  # noqa: F401  (the panel's choices)
+from cochleaai.phantom.options import check_field_of_view as phantom_check_field_of_view
+from cochleaai.phantom.options import check_seed as phantom_check_seed
 from cochleaai.progress import Cancelled, Progress, ProgressCallback
 from cochleaai.slicer.mrml import node_ids, nodes_in
 from cochleaai.slicer.results.phantom import add_phantom_to_scene
@@ -34,14 +34,8 @@ try:  # inside Slicer: the real base class (parameter node support, etc.)
 except ImportError:  # headless (slicer-core or no Slicer at all)
     _SlicerLogicBase = object
 
-#: Field-of-view keys understood by ``cochleaai.phantom.make_phantom`` (its ``FOVS``), with labels for menus.
-FIELDS_OF_VIEW: Dict[str, str] = {
-    "roi": "Cochlea region (small, fast)",
-    "temporal": "Temporal bone (large)",
-}
 #: Keys of the dictionary returned by :func:`generate_phantom_nodes`.
 PHANTOM_ROLES = ("volume", "segmentation", "landmarks")
-DEFAULT_SEED = 1
 
 #: Node attributes that record how a phantom node was made (the seed makes it reproducible).
 SEED_ATTRIBUTE = "CochleaAI.PhantomSeed"
@@ -53,14 +47,14 @@ _BUILD_SHARE = 0.85
 
 def check_seed(seed: Any) -> int:
     """Return ``seed`` as an int in [0, 2**31 - 1] or raise a :class:`CochleaAIError`; the
-    phantom's own rule (:func:`cochleaai.phantom.core.check_seed`), text such as a stored
+    phantom's own rule (:func:`cochleaai.phantom.options.check_seed`), text such as a stored
     parameter ("7") included."""
     return phantom_check_seed(seed, text=True)
 
 
 def check_field_of_view(fov: Any) -> str:
     """Return the field-of-view key or raise a :class:`CochleaAIError` naming the choices
-    (the phantom's own rule, :func:`cochleaai.phantom.core.check_field_of_view`)."""
+    (the phantom's own rule, :func:`cochleaai.phantom.options.check_field_of_view`)."""
     return phantom_check_field_of_view(fov)
 
 

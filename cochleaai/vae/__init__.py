@@ -11,17 +11,12 @@ Three models share one encoder/decoder pair so that they compare fairly:
 ``estimate`` gives the ELBO and the importance-sampled negative log-likelihood (IWAE
 estimator), ``train`` the seeded training loop, ``configs`` the image and volume model
 configurations, ``model_io`` saving/loading with model cards,
-``data`` the MNIST and phantom datasets, ``explore`` the latent-space tools of the Slicer module.
+``data`` the MNIST and phantom datasets, ``explore`` the latent-space tools of the Slicer module,
+``shipped`` the model shipped with the extension.
 """
-
-from cochleaai.vae import models
+from cochleaai.exports import lazy_exports
 
 __all__ = ["VAE", "HVAE", "LangevinVAE", "build_model", "MODEL_KINDS"]
 
-
-def __getattr__(name):
-    # torch is imported only when a model is asked for, so that ``python -m cochleaai --help``
-    # (which finds ``cochleaai.vae.cli``) stays fast
-    if name in __all__:
-        return getattr(models, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# torch is imported only when a model is asked for: ``cochleaai.vae.shipped`` must import without it
+__getattr__, __dir__ = lazy_exports(__name__, {name: "models" for name in __all__})

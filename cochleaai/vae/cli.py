@@ -16,9 +16,10 @@ from cochleaai.threads import set_torch_threads
 from cochleaai.vae.configs import mnist_model_config
 from cochleaai.vae.data import VolumeGrid, binarize, load_mnist, phantom_dataset, read_folder
 from cochleaai.vae.estimate import evaluate
-from cochleaai.vae.explore import (decode, decode_volume, default_model_path, encode_volume, grid_of, is_volume_model,
-                                   latent_map, sample_latent, save_latent_map_png)
+from cochleaai.vae.explore import (decode, decode_volume, encode_volume, grid_of, is_volume_model, latent_map,
+                                   sample_latent, save_latent_map_png)
 from cochleaai.vae.model_io import load_model, save_model
+from cochleaai.vae.shipped import default_model_path
 from cochleaai.vae.train import TrainConfig, seeded_model, train, train_volume_model
 
 

@@ -19,11 +19,6 @@ from cochleaai.vae.data import VolumeGrid, volume_to_grid
 from cochleaai.volume import Volume
 
 
-def default_model_path() -> Path:
-    """The shipped default model: ``Resources/Models/lvae_cochlea_phantom.pt`` beside ``cochleaai``."""
-    return Path(__file__).resolve().parents[2] / "Resources" / "Models" / "lvae_cochlea_phantom.pt"
-
-
 def is_volume_model(card: dict) -> bool:
     return (card.get("data") or {}).get("kind") == "volume"
 

@@ -7,7 +7,7 @@ import sys
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.mar.margan.losses import ALPHA, SIGMA_VOXELS
-from cochleaai.mar.margan.train import TrainSettings, train
+from cochleaai.mar.margan.train import TrainConfig, train
 from cochleaai.progress import tqdm_progress
 
 
@@ -16,12 +16,12 @@ def _cmd_train(args) -> int:
         channels = tuple(int(c) for c in args.channels.split(","))
     except ValueError:
         raise CochleaAIError("--channels takes whole numbers separated by commas, e.g. 16,32,64.") from None
-    settings = TrainSettings(steps=args.steps, channels=channels, alpha=args.alpha, sigma_voxels=args.sigma,
-                             pixel_loss=args.pixel_loss,
-                             adv_weight=args.adv_weight, adv_start=args.adv_start, optimizer=args.optimizer,
-                             lr_g=args.lr_g, lr_d=args.lr_d, val_every=args.val_every,
-                             checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
-                             seed=args.seed, device=args.device)
+    settings = TrainConfig(steps=args.steps, channels=channels, alpha=args.alpha, sigma_voxels=args.sigma,
+                           pixel_loss=args.pixel_loss,
+                           adv_weight=args.adv_weight, adv_start=args.adv_start, optimizer=args.optimizer,
+                           lr_g=args.lr_g, lr_d=args.lr_d, val_every=args.val_every,
+                           checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
+                           seed=args.seed, device=args.device)
     if args.threads:
         import torch  # lazy: installed on first use in Slicer
 
@@ -37,7 +37,7 @@ def _cmd_train(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    d = TrainSettings()
+    d = TrainConfig()
     top = subparsers.add_parser("margan", help="MARGAN: train the 3D GAN for metal artifact reduction",
                                 description="MARGAN, the 3D GAN that removes cochlear-implant artifacts. "
                                             "Use it with 'mar --method margan'.")

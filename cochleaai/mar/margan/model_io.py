@@ -8,21 +8,12 @@ from typing import Optional
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.mar.margan.network import GeneratorConfig, build_generator
-from cochleaai.model_files import load_tensors, model_paths, models_folder, save_tensors
+from cochleaai.mar.methods import default_model_path
+from cochleaai.model_files import load_tensors, model_paths, save_tensors
 
 FORMAT = "cochleaai.margan/1"
-DEFAULT_MODEL_NAME = "margan_cochlea"
 TRAIN_HINT = ("train one with 'python -m cochleaai margan train --pairs DIR --out MODEL' "
               "(NMAR, LI and BHC need no model: --method nmar)")
-
-
-def default_model_path() -> Path:
-    return models_folder() / f"{DEFAULT_MODEL_NAME}.pt"
-
-
-def default_model_available() -> bool:
-    pt, js = model_paths(default_model_path())
-    return pt.is_file() and js.is_file()
 
 
 @dataclass

@@ -37,7 +37,7 @@ from cochleaai.simulation.pairs import pair_folders, read_pair
 
 
 @dataclass
-class TrainSettings:
+class TrainConfig:
     steps: int = 600
     channels: Tuple[int, ...] = (16, 32, 64)
     alpha: float = ALPHA
@@ -87,7 +87,7 @@ def _device(name: str):
     return torch.device(name)
 
 
-def _optimisers(settings: TrainSettings, g, d):
+def _optimisers(settings: TrainConfig, g, d):
     import torch  # lazy: installed on first use in Slicer
 
     if settings.optimizer == "adam":
@@ -98,7 +98,7 @@ def _optimisers(settings: TrainSettings, g, d):
     raise CochleaAIError(f"Unknown optimizer {settings.optimizer!r}; use 'rmsprop' or 'adam'.")
 
 
-def train(pairs_dir, out, settings: TrainSettings = TrainSettings(), resume: bool = False,
+def train(pairs_dir, out, settings: TrainConfig = TrainConfig(), resume: bool = False,
           progress=None, command: str = "", limit: Optional[int] = None) -> dict:
     """Train and save the model ``out`` (.pt + .json card); returns the card's training record."""
     import torch  # lazy: installed on first use in Slicer

@@ -21,7 +21,7 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.mar.margan.model_io import load_model
-from cochleaai.mar.margan.train import TrainSettings, train
+from cochleaai.mar.margan.train import TrainConfig, train
 from cochleaai.progress import Progress
 from cochleaai.simulation.pairs import GRID_XYZ, SPACING_MM, crop_around_cochlea, pair_seed, simulate_pair, write_pair
 
@@ -99,10 +99,10 @@ def train_user_model(pairs_dir, model_path, steps: int = DEFAULT_STEPS, max_minu
         raise CochleaAIError("Train for at least 1 step.")
     pairs_dir = _folder(pairs_dir, "the folder of training pairs")
     model_path = _folder(model_path, "where to save the model")
-    settings = TrainSettings(steps=int(steps), adv_start=min(TrainSettings.adv_start, int(steps) // 3),
-                             val_every=max(1, min(TrainSettings.val_every, int(steps) // 4)),
-                             checkpoint_every=max(1, min(TrainSettings.checkpoint_every, int(steps) // 4)),
-                             max_minutes=max_minutes, seed=seed)
+    settings = TrainConfig(steps=int(steps), adv_start=min(TrainConfig.adv_start, int(steps) // 3),
+                           val_every=max(1, min(TrainConfig.val_every, int(steps) // 4)),
+                           checkpoint_every=max(1, min(TrainConfig.checkpoint_every, int(steps) // 4)),
+                           max_minutes=max_minutes, seed=seed)
     train(pairs_dir, model_path, settings, resume=resume, progress=progress,
           command=f"Metal Artifact Reduction module: train on {pairs_dir}")
     return load_model(model_path)

@@ -18,7 +18,7 @@ from cochleaai import io
 from cochleaai.contacts.detect import detect_contacts
 from cochleaai.io import pyplot, save_figure
 from cochleaai.mar.dispatch import reduce_metal_artifacts
-from cochleaai.mar.margan.model_io import default_model_available
+from cochleaai.mar.methods import default_model_available
 from cochleaai.mar.quality import blooming_factor, similarity
 from cochleaai.progress import Progress
 from cochleaai.simulation.ct import simulate_postop, simulation_roi

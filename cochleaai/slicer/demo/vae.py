@@ -10,8 +10,9 @@ from cochleaai import io
 from cochleaai.progress import Progress
 from cochleaai.slicer.results.vae import GENERATED_NAME, put_volume
 from cochleaai.threads import torch_threads
-from cochleaai.vae.explore import decode_volume, default_model_path, latent_map, sample_latent, save_latent_map_png
+from cochleaai.vae.explore import decode_volume, latent_map, sample_latent, save_latent_map_png
 from cochleaai.vae.model_io import load_model
+from cochleaai.vae.shipped import default_model_path
 
 
 def demo_step(phantom, scene, out_dir, progress=None) -> dict:

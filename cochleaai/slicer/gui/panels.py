@@ -18,6 +18,7 @@ from typing import Annotated, Any, Callable, Dict, Optional, Type
 
 from slicer.parameterNodeWrapper import WithinRange
 
+from cochleaai.phantom.options import DEFAULT_SEED, FIELDS_OF_VIEW, MAX_SEED
 from cochleaai.slicer.gui.dependencies import translator
 from cochleaai.slicer.gui.jobs import JobRunner
 from cochleaai.terminology import TERMINOLOGY_FILE
@@ -41,17 +42,12 @@ class ComboChoice(enum.Enum):
 
 
 def choice_items(choices: Type[ComboChoice]) -> Dict[str, str]:
-    """``{key: label}`` of a choice enum, in menu order (to compare with the core's tables)."""
+    """``{key: label}`` of a choice enum, in menu order."""
     return {member.key: member.value for member in choices}
 
 
-#: The phantom's fields of view, as ``cochleaai.slicer.logic.FIELDS_OF_VIEW`` lists them (that
-#: module needs torch: the menu must show before it is installed; a test keeps them equal).
-FieldOfView = ComboChoice("FieldOfView", [("roi", "Cochlea region (small, fast)"),
-                                          ("temporal", "Temporal bone (large)")], module=__name__)
-#: The phantom seed's default and range (``cochleaai.slicer.logic``'s DEFAULT_SEED, MAX_SEED).
-DEFAULT_SEED = 1
-MAX_SEED = 2**31 - 1
+#: The phantom's fields of view (``cochleaai.phantom.options.FIELDS_OF_VIEW``).
+FieldOfView = ComboChoice("FieldOfView", list(FIELDS_OF_VIEW.items()), module=__name__)
 
 
 class PhantomParameters:
