@@ -7,7 +7,7 @@ import numpy as np
 
 from cochleaai import io
 from cochleaai.cli import main
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 
 
 def test_simulate_ci_and_mar_write_their_files(tmp_path, capsys):

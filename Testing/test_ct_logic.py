@@ -156,7 +156,7 @@ def test_bad_requests_and_cancel_leave_the_scene_as_it_was(shared):
 
 def test_model_from_a_shape_table(shared):
     scene, logic, phantom, sim = shared
-    from cochleaai.phantom import make_phantom
+    from cochleaai.phantom.core import make_phantom
 
     model = make_phantom(1, fov="roi").model
     table = mrml.table_from_dict(scene, {k: float(v) for k, v in model.as_dict().items()}, "shape")

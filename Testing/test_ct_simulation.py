@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cochleaai import CochleaAIError
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 from cochleaai.simulation.arrays import ARRAYS, get_array
 from cochleaai.simulation.ct import SIMULATION_BOX_MM, ScanConfig, simulate_postop, simulate_scan, simulation_roi
 from cochleaai.simulation.electrodes import insert_array

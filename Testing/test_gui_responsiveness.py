@@ -124,7 +124,7 @@ def test_the_event_loop_keeps_turning_during_a_segmentation(monkeypatch, record_
     thread, while the stand-in GUI thread processes events every 50 ms. The longest gap
     between two turns is reported (``record_property``, and printed), not asserted:
     timings are for benchmarks, and this machine is shared."""
-    from cochleaai.phantom import make_phantom
+    from cochleaai.phantom.core import make_phantom
     from cochleaai.segmentation.pipeline import segment
     from cochleaai.segmentation.results import SegmentConfig
     from cochleaai.slicer.gui.jobs import JobRunner

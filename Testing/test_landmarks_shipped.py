@@ -32,7 +32,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def reference(model):
-    from cochleaai.phantom import make_phantom
+    from cochleaai.phantom.core import make_phantom
 
     from cochleaai.bench.landmarks import REFERENCE_SEED
 
@@ -41,7 +41,7 @@ def reference(model):
 
 @pytest.fixture(scope="module")
 def target():
-    from cochleaai.phantom import make_phantom
+    from cochleaai.phantom.core import make_phantom
 
     return make_phantom(TARGET_SEED, fov="temporal")
 

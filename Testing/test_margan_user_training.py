@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 @pytest.fixture(scope="module")
 def scan():
     from cochleaai.mar.margan.user_training import UserScan
-    from cochleaai.phantom import make_phantom
+    from cochleaai.phantom.core import make_phantom
 
     ph = make_phantom(5, fov="roi")
     return UserScan("phantom 5", ph.ct, ph.model)

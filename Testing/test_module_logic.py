@@ -2,7 +2,7 @@
 
 The module folders hold the ``<Module>Lib`` packages, so they go on ``sys.path`` the way
 Slicer puts a module's folder there. Some tests build a real phantom
-(``cochleaai.phantom.make_phantom`` and ``cochleaai.slicer.results.phantom.add_phantom_to_scene``);
+(``cochleaai.phantom.core.make_phantom`` and ``cochleaai.slicer.results.phantom.add_phantom_to_scene``);
 the rest use a small stand-in phantom so the shared Logic code is always exercised.
 """
 from __future__ import annotations

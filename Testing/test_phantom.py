@@ -10,7 +10,9 @@ from scipy import ndimage
 
 from cochleaai import Cancelled, CochleaAIError, Progress
 from cochleaai.io import read_markups, read_seg_nrrd, read_volume
-from cochleaai.phantom import INTENSITIES, PROFILE_CLASSES, R_REF, make_phantom, sample_shape
+from cochleaai.phantom.core import INTENSITIES, make_phantom
+from cochleaai.phantom.prior import PROFILE_CLASSES, sample_shape
+from cochleaai.phantom.anatomy import R_REF
 from cochleaai.phantom.anatomy import cochlea_outline
 from cochleaai.segments import PHANTOM_SEGMENTS
 from cochleaai.shape import CochleaModel
@@ -279,7 +281,7 @@ def test_fluid_space_labels_do_not_overlap():
 
 @pytest.mark.parametrize("seed, fov", [(1, "roi"), (7, "roi"), (2, "temporal")])
 def test_drawn_theta_is_the_recorded_truth(seed, fov):
-    from cochleaai.phantom import drawn_theta
+    from cochleaai.phantom.core import drawn_theta
 
     theta = drawn_theta(seed, fov)
     assert theta.shape == (10,)

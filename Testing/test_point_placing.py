@@ -76,7 +76,7 @@ def test_cochlea_points_are_named_as_clicked(placing):
 def test_reference_landmarks_are_named_as_clicked(placing):
     from OneShotLandmarksLib.logic import REFERENCE_LANDMARK_NAMES, OneShotLandmarksLogic
     from cochleaai.landmarks.model_io import default_model_path
-    from cochleaai.phantom import make_phantom
+    from cochleaai.phantom.core import make_phantom
 
     # the points a user clicks are those of the shipped model; the phantom's are the first three
     card = json.loads(default_model_path().with_suffix(".json").read_text())

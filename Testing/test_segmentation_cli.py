@@ -8,7 +8,7 @@ import pytest
 from cochleaai import io
 from cochleaai.cli import main
 from cochleaai.markups import Markups
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 
 FAST = ["--iterations", "2", "--samples", "5", "--quiet"]
 

@@ -27,7 +27,7 @@ def test_student_mixture_em_recovers_known_components():
 
 
 def test_appearance_start_adapts_to_uncalibrated_intensities():
-    from cochleaai.phantom import make_phantom
+    from cochleaai.phantom.core import make_phantom
 
     hu = make_phantom(seed=5, fov="roi").ct.array.astype(float).ravel()
     assert intensity_calibration(hu) == (1.0, 0.0)

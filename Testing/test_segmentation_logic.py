@@ -51,7 +51,7 @@ def _left_ear_phantom(scene):
     """A roi phantom (seed 3) mirrored left-right: a left cochlea at the centre of the volume,
     with its truth mirrored alike. A right-ear fit of it reaches a Dice of about 0.55 only,
     so the fixture's Dice shows that the side reaches the fit."""
-    from cochleaai.phantom import make_phantom
+    from cochleaai.phantom.core import make_phantom
 
     ph = make_phantom(3, fov="roi")
     assert np.allclose(ph.ct.direction, np.eye(3))      # then flipping x in the array mirrors in LPS x

@@ -4,7 +4,7 @@ import pytest
 
 from cochleaai import CochleaAIError
 from cochleaai.metrics import dice
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 from cochleaai.segmentation.appearance import AppearanceModel, StudentMixture
 from cochleaai.segmentation.logistic import FitConfig, fit_logistic_shape
 from cochleaai.segmentation.pipeline import segment

@@ -58,7 +58,7 @@ def test_starting_mixtures_come_from_the_image_levels():
 
 
 def test_orientation_search_from_the_centre_alone_finds_the_phantom_orientation():
-    from cochleaai.phantom import make_phantom
+    from cochleaai.phantom.core import make_phantom
     from cochleaai.segmentation.pipeline import segment
     from cochleaai.segmentation.results import SegmentConfig
     from cochleaai.shape.rotation import rotation_matrix
@@ -108,7 +108,7 @@ def test_air_filled_phantom_is_segmented_like_the_fluid_filled_one():
     """The drained-labyrinth variant of the phantom (-750 HU lumen): the same cochlea, found
     as well, from the image's own levels."""
     from cochleaai.metrics import dice
-    from cochleaai.phantom import make_phantom
+    from cochleaai.phantom.core import make_phantom
     from cochleaai.segmentation.pipeline import segment
     from cochleaai.segmentation.results import SegmentConfig
 

@@ -21,7 +21,7 @@ from cochleaai.landmarks import cli as landmarks_cli
 from cochleaai.mar import cli as mar_cli
 from cochleaai.mar.margan import cli as margan_cli
 from cochleaai.markups import Markups
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 from cochleaai.progress import Cancelled, tqdm_progress
 from cochleaai.segmentation import cli as segmentation_cli
 from cochleaai.shape import PARAM_NAMES, CochleaModel, default_params

@@ -28,7 +28,7 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.mar.dispatch import reduce_metal_artifacts
 from cochleaai.mar.margan.user_training import UserScan, check_scans, simulate_user_pairs, train_user_model
 from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU
-from cochleaai.phantom import drawn_theta
+from cochleaai.phantom.core import drawn_theta
 from cochleaai.progress import Progress
 from cochleaai.shape import CochleaModel
 from cochleaai.simulation.ct import SIMULATION_BOX_MM, ScanConfig, simulate_postop, simulation_roi
@@ -118,7 +118,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         from the phantom seed recorded on ``preop_node``. A volume wider than ``crop_mm`` is
         first cropped to a cube of that side around the cochlea (the simulation is of a
         region of interest); the cropped pre-op is added too. ``config``: a
-        :class:`cochleaai.simulation.ScanConfig` (default: the clinical scanner of the docs).
+        :class:`cochleaai.simulation.ct.ScanConfig` (default: the clinical scanner of the docs).
         """
         if scene is None:
             raise CochleaAIError("No MRML scene was given.")

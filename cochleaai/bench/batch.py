@@ -44,7 +44,7 @@ import numpy as np
 
 from cochleaai import batch, io
 from cochleaai.bench.segment import TINY_FIT
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 from cochleaai.progress import Progress
 from cochleaai.segmentation.cli import batch_job, warm_up
 from cochleaai.segmentation.results import SegmentConfig

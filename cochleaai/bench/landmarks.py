@@ -21,7 +21,7 @@ from cochleaai.landmarks.model_io import load_model, phantom_model_path
 from cochleaai.landmarks.patches import as_sitk
 from cochleaai.landmarks.training import TrainConfig, train_oneshot
 from cochleaai.phantom import SIDE as PHANTOM_SIDE  # noqa: E402  (the generator builds right ears)
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 from cochleaai.progress import Progress
 from cochleaai.volume import Volume
 

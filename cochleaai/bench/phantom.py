@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 from cochleaai.progress import Progress
 
 NAME = "phantom"

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from cochleaai.metrics import dice, hausdorff95
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 from cochleaai.progress import Progress
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.results import SegmentConfig

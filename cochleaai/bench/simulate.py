@@ -10,7 +10,7 @@ from scipy.ndimage import binary_dilation
 
 from cochleaai.io import pyplot, save_figure
 from cochleaai.mar.quality import blooming_factor
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 from cochleaai.progress import Progress
 from cochleaai.simulation.arrays import ARRAYS
 from cochleaai.simulation.ct import ScanConfig, simulate_postop, simulate_scan

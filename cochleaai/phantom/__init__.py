@@ -53,17 +53,10 @@ vestibuli from :meth:`CochleaModel.labels`, vestibule and canals (outside the co
 without the fluid spaces and the IAC), internal auditory canal.
 
 The shape prior is documented in :mod:`.prior`.
+
+Import from the submodules (``cochleaai.phantom.core.make_phantom``...): the package itself
+loads nothing, so that :mod:`.options` imports without torch.
 """
-from cochleaai.exports import lazy_exports
 
 #: The ear the generator builds (a right ear, in LPS).
 SIDE = "right"
-
-# loaded on first use: ``cochleaai.phantom.options`` must import without torch
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "make_phantom": "core", "drawn_theta": "core", "Phantom": "core", "INTENSITIES": "core",
-    "PARTITION_THICKNESS_MM": "core", "PHANTOM_VERSION": "core", "FOVS": "options", "sample_shape": "prior",
-    "PROFILE_CLASSES": "prior", "R_REF": "anatomy", "InnerEar": "anatomy", "Surroundings": "anatomy"})
-
-__all__ = ["SIDE", "make_phantom", "drawn_theta", "Phantom", "sample_shape", "FOVS", "INTENSITIES",
-           "PARTITION_THICKNESS_MM", "PHANTOM_VERSION", "PROFILE_CLASSES", "R_REF", "InnerEar", "Surroundings"]

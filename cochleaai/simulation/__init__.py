@@ -8,15 +8,7 @@
   cube around the cochlea that it is run on (:func:`~.ct.simulation_roi`);
 * :mod:`.scanner_draw` and :mod:`.pairs`: scanner settings drawn per pair and the MARGAN
   training sets.
+
+Import from the submodules: the package itself loads nothing, so that :mod:`.arrays`
+imports without torch.
 """
-from cochleaai.exports import lazy_exports
-
-# loaded on first use: ``cochleaai.simulation.arrays`` must import without torch
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "ARRAYS": "arrays", "DEFAULT_ARRAY": "arrays", "ElectrodeArray": "arrays", "get_array": "arrays",
-    "Insertion": "electrodes", "insert_array": "electrodes", "PostopSimulation": "ct", "ScanConfig": "ct",
-    "simulate_postop": "ct", "simulate_scan": "ct", "SIMULATION_BOX_MM": "ct", "simulation_roi": "ct"})
-
-__all__ = ["ARRAYS", "DEFAULT_ARRAY", "ElectrodeArray", "Insertion", "get_array", "insert_array",
-           "PostopSimulation", "ScanConfig", "simulate_postop", "simulate_scan", "SIMULATION_BOX_MM",
-           "simulation_roi"]

@@ -25,7 +25,7 @@ import numpy as np
 
 from cochleaai import batch, io
 from cochleaai.errors import CochleaAIError
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 from cochleaai.realct import find_specimens, read_specimen
 from cochleaai.segmentation.pose import initial_theta, mirror
 from cochleaai.shape import CochleaModel

@@ -21,7 +21,7 @@ import contextlib
 from typing import Any, Dict, List, Optional
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 from cochleaai.phantom.options import DEFAULT_SEED, FIELDS_OF_VIEW, MAX_SEED  # noqa: F401  (the panel's choices)
 from cochleaai.phantom.options import check_field_of_view as phantom_check_field_of_view
 from cochleaai.phantom.options import check_seed as phantom_check_seed

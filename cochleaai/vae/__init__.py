@@ -13,10 +13,7 @@ estimator), ``train`` the seeded training loop, ``configs`` the image and volume
 configurations, ``model_io`` saving/loading with model cards,
 ``data`` the MNIST and phantom datasets, ``explore`` the latent-space tools of the Slicer module,
 ``shipped`` the model shipped with the extension.
+
+Import from the submodules (``cochleaai.vae.models.build_model``...): the package itself
+loads nothing, so that :mod:`.shipped` imports without torch.
 """
-from cochleaai.exports import lazy_exports
-
-__all__ = ["VAE", "HVAE", "LangevinVAE", "build_model", "MODEL_KINDS"]
-
-# torch is imported only when a model is asked for: ``cochleaai.vae.shipped`` must import without it
-__getattr__, __dir__ = lazy_exports(__name__, {name: "models" for name in __all__})

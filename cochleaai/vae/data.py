@@ -26,7 +26,7 @@ import torch
 from cochleaai import io
 from cochleaai.errors import CochleaAIError
 from cochleaai.io import read_volume
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 from cochleaai.progress import Progress
 from cochleaai.volume import Volume
 

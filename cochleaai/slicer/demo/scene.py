@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cochleaai.io import pyplot, save_figure
-from cochleaai.phantom import make_phantom
+from cochleaai.phantom.core import make_phantom
 from cochleaai.progress import Progress
 from cochleaai.slicer import mrml
 from cochleaai.slicer.demo import landmarks, mar, segmentation, vae
