@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-TESTING = Path(__file__).resolve().parent
+TESTING = Path(__file__).resolve().parents[1]
 ROOT = TESTING.parent
 MODULES = ("MetalArtifactReduction", "CochleaShapeSegmentation", "LangevinVAEExplorer",
            "OneShotLandmarks")

@@ -24,7 +24,7 @@ from cochleaai.markups import Markups
 from cochleaai.slicer import mrml  # noqa: E402  (after the skip: needs slicer for everything below)
 from cochleaai.slicer.results.phantom import add_phantom_to_scene  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def rotation(axis, degrees) -> np.ndarray:

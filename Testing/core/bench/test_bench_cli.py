@@ -20,7 +20,7 @@ from conftest import REAL_CT
 from cochleaai import bench
 from cochleaai.cli import build_parser, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 NAMES = sorted(bench.registry())
 
 

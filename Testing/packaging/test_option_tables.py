@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("cochleaai.phantom", "cochleaai.mar", "cochleaai.simulation", "cochleaai.segmentation", "cochleaai.vae")
 TABLES = ("cochleaai.phantom.options", "cochleaai.mar.methods", "cochleaai.simulation.arrays",
           "cochleaai.segmentation.options", "cochleaai.vae.shipped")

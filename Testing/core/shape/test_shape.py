@@ -245,7 +245,7 @@ def test_default_cross_section_is_the_shipped_calibration():
     from cochleaai.segmentation.shapes import SECTION_PRIOR_SD
     from cochleaai.shape import geometry as G
 
-    table = json.loads((Path(__file__).parents[1] / "Resources" / "shape-calibration.json").read_text())
+    table = json.loads((Path(__file__).parents[3] / "Resources" / "shape-calibration.json").read_text())
     profile = table["profile"]
     np.testing.assert_allclose(G.WIDTH, profile["width_mm"], atol=0.006)
     np.testing.assert_allclose(G.HEIGHT, profile["height_mm"], atol=0.006)

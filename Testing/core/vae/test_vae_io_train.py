@@ -156,7 +156,7 @@ def test_model_configs_live_in_the_vae_package():
     from cochleaai.vae.likelihoods import Gaussian
     from cochleaai.vae.models import build_model
 
-    for source in Path(__file__).resolve().parents[1].joinpath("cochleaai", "vae").glob("*.py"):
+    for source in Path(__file__).resolve().parents[3].joinpath("cochleaai", "vae").glob("*.py"):
         assert "bench" not in "".join(line for line in source.read_text().splitlines(True)
                                       if line.lstrip().startswith(("import ", "from "))), source.name
     image = build_model(mnist_model_config("lvae", 2, latent=3))
@@ -189,7 +189,7 @@ def test_config_classes_follow_one_name_and_vae_files_go_through_model_files():
     import ast
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "cochleaai"
+    root = Path(__file__).resolve().parents[3] / "cochleaai"
     for package in ("segmentation", "vae", "landmarks"):
         for source in (root / package).glob("*.py"):
             for node in ast.walk(ast.parse(source.read_text())):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENTRY = ROOT / "CochleaAI.json"
 NAME = ENTRY.stem
 RAW_PREFIX = "https://raw.githubusercontent.com/cochleaai/SlicerCochleaAI/main/"

@@ -22,7 +22,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("MetalArtifactReduction", "CochleaShapeSegmentation", "LangevinVAEExplorer",
            "OneShotLandmarks")
 HOME = "https://github.com/cochleaai/SlicerCochleaAI"

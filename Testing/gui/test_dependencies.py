@@ -23,7 +23,7 @@ from cochleaai.slicer.gui.dependencies import (CPU_BUILD,
                                                read_requirements,
                                                release)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TORCH, NUMBA, SKIMAGE = Requirement("torch", "2.1"), Requirement("numba", "0.58"), Requirement("scikit-image")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 for folder in (ROOT, ROOT / "LangevinVAEExplorer"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))

@@ -22,7 +22,7 @@ from cochleaai.segments import COCHLEA, SCALA_TYMPANI, SCALA_VESTIBULI, Segment
 from cochleaai.terminology import terminology_entry
 from cochleaai.volume import Volume
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def rotation(axis, degrees) -> np.ndarray:

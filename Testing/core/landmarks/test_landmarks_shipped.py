@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 from cochleaai.errors import CochleaAIError  # noqa: E402
 from cochleaai.landmarks.model_io import load_model, phantom_model_path  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 for _folder in (ROOT, ROOT / "OneShotLandmarks"):
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))

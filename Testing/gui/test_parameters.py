@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("MetalArtifactReduction", "CochleaShapeSegmentation", "LangevinVAEExplorer", "OneShotLandmarks")
 for _module in MODULES:
     if str(ROOT / _module) not in sys.path:

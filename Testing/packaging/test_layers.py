@@ -15,7 +15,7 @@ from typing import Dict, Iterator, List, Set, Tuple
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "cochleaai"
 SLICER_LAYER = PACKAGE / "slicer"
 MODULES = ("MetalArtifactReduction", "CochleaShapeSegmentation", "LangevinVAEExplorer", "OneShotLandmarks")

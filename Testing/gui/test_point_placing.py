@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 for _folder in (ROOT / "CochleaShapeSegmentation", ROOT / "OneShotLandmarks"):
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))

@@ -267,7 +267,7 @@ def test_logic_trains_from_mrml_nodes_and_leaves_the_scene_alone(tmp_path):
     from cochleaai.segments import COCHLEA
     from cochleaai.slicer import mrml
 
-    folder = str(Path(__file__).resolve().parents[1] / "OneShotLandmarks")
+    folder = str(Path(__file__).resolve().parents[3] / "OneShotLandmarks")
     if folder not in sys.path:
         sys.path.insert(0, folder)
     from OneShotLandmarksLib.logic import OneShotLandmarksLogic

@@ -10,7 +10,7 @@ import pytest
 from cochleaai.errors import CochleaAIError
 from cochleaai.slicer.sample_data import CATEGORY, REAL_SPECIMEN, RELEASE_URL, registration, verify
 
-LOCAL_COPY = (Path(__file__).resolve().parents[2] / "shared" / "data" / "real-ct" / "wimmer2019" / "T02" /
+LOCAL_COPY = (Path(__file__).resolve().parents[3] / "shared" / "data" / "real-ct" / "wimmer2019" / "T02" /
               REAL_SPECIMEN.file_name)
 
 
