@@ -21,6 +21,7 @@ slicer = pytest.importorskip("slicer", reason="slicer-core (MRML without Qt) is 
 vtk = pytest.importorskip("vtk")
 
 from cochleaai.markups import Markups
+from cochleaai.shape.rotation import rotation_matrix
 from cochleaai.slicer import mrml  # noqa: E402  (after the skip: needs slicer for everything below)
 from cochleaai.slicer.results.phantom import add_phantom_to_scene  # noqa: E402
 
@@ -28,11 +29,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def rotation(axis, degrees) -> np.ndarray:
+    """Rotation matrix of ``degrees`` about ``axis``."""
     axis = np.asarray(axis, dtype=float)
-    axis = axis / np.linalg.norm(axis)
-    a = np.radians(degrees)
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * (k @ k)
+    return rotation_matrix(np.radians(degrees) * axis / np.linalg.norm(axis))
 
 
 def matrix_to_numpy(m) -> np.ndarray:

@@ -19,6 +19,7 @@ from cochleaai.io import (MARKUPS_SCHEMA, pack_segments_into_layers, read_dicom_
                           write_volume)
 from cochleaai.markups import Markups
 from cochleaai.segments import COCHLEA, SCALA_TYMPANI, SCALA_VESTIBULI, Segment
+from cochleaai.shape.rotation import rotation_matrix
 from cochleaai.terminology import terminology_entry
 from cochleaai.volume import Volume
 
@@ -26,12 +27,9 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def rotation(axis, degrees) -> np.ndarray:
-    """Rotation matrix about ``axis`` (Rodrigues)."""
+    """Rotation matrix of ``degrees`` about ``axis``."""
     axis = np.asarray(axis, dtype=float)
-    axis = axis / np.linalg.norm(axis)
-    a = np.radians(degrees)
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * (k @ k)
+    return rotation_matrix(np.radians(degrees) * axis / np.linalg.norm(axis))
 
 
 OBLIQUE = rotation([1.0, -2.0, 0.5], 37.0)
