@@ -11,7 +11,6 @@ from vtkmodules.vtkIOLegacy import vtkPolyDataWriter
 
 from cochleaai import batch, io
 from cochleaai.errors import CochleaAIError
-from cochleaai.markups import Markups
 from cochleaai.progress import tqdm_progress
 from cochleaai.segmentation.calibration import calibrate
 from cochleaai.segmentation.pipeline import segment
@@ -20,6 +19,7 @@ from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.segments import Segment
 from cochleaai.shape import ShapeFunction, default_params
 from cochleaai.shape.mesh import arrays_to_polydata, surface_arrays
+from cochleaai.shape.model import centerline_markups
 
 
 def _settings(args):
@@ -58,8 +58,7 @@ def write_result(result, out) -> dict:
     io.write_volume(result.uncertainty, files["uncertainty"])
     files["shape"].write_text(json.dumps(result.summary(), indent=2))
     points, degrees = result.scala_tympani_centerline(60)
-    io.write_markups_json(files["centerline"], Markups(points, [f"{d:.0f} deg" for d in degrees],
-                                                          kind="curve", name="Scala tympani centerline"))
+    io.write_markups_json(files["centerline"], centerline_markups(points, degrees))
 
     writer = vtkPolyDataWriter()
     writer.SetFileName(str(files["surface"]))
