@@ -92,7 +92,7 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         self.ui.applyButton.enabled = volume is not None and not self.runner.running
 
     def settings(self):
-        from cochleaai.segmentation.results import SegmentConfig  # lazy: needs torch (first click)
+        from cochleaai.segmentation.config import SegmentConfig  # lazy: needs torch (first click)
 
         p = self.parameters
         return SegmentConfig(l_ref_fit=float(p.lRefFit), l_ref_final=float(p.lRefFinal),

@@ -38,7 +38,7 @@ from cochleaai.progress import Progress
 from cochleaai.segmentation import pipeline
 from cochleaai.segmentation.options import FIT_SHARE, POINT_ROLES, SIDES
 from cochleaai.segmentation.pose import parse_points
-from cochleaai.segmentation.results import SegmentConfig
+from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.slicer import mrml
 from cochleaai.slicer.logic import CochleaAIModuleLogic, scene_unchanged_on_failure
 from cochleaai.slicer.results import segmentation as scene_nodes
@@ -77,7 +77,7 @@ def _settings(settings, side: str):
     if settings is None:
         settings = SegmentConfig()
     elif not isinstance(settings, SegmentConfig):
-        raise CochleaAIError("settings must be a cochleaai.segmentation.results.SegmentConfig.")
+        raise CochleaAIError("settings must be a cochleaai.segmentation.config.SegmentConfig.")
     # a copy: the caller's settings object is an input too
     return dataclasses.replace(settings, side=side).check()
 

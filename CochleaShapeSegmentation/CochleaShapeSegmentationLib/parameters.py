@@ -3,14 +3,15 @@
 Each attribute is the parameter of the same name in the module's ``vtkMRMLScriptedModuleNode``
 (saved with the scene) and is bound to the widget of the .ui file whose ``SlicerParameterName``
 names it. Nothing here needs torch, so the panel opens before the packages are installed: the
-defaults repeat ``cochleaai.segmentation.results.SegmentConfig()``'s (a test keeps them equal),
-the sides are ``cochleaai.segmentation.options.SIDES``.
+defaults are :class:`cochleaai.segmentation.config.SegmentConfig`'s, the sides
+``cochleaai.segmentation.options.SIDES``.
 """
 from typing import Annotated
 
 from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 
+from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.options import SIDES
 from cochleaai.slicer.gui.panels import ComboChoice, PhantomParameters
 
@@ -24,7 +25,7 @@ class CochleaShapeSegmentationParameterNode(PhantomParameters):
     points: vtkMRMLMarkupsFiducialNode
     side: Side = Side.right
     # Advanced
-    lRefFit: Annotated[float, WithinRange(0.05, 2.0)] = 0.2
-    lRefFinal: Annotated[float, WithinRange(0.01, 2.0)] = 0.02
-    iterations: Annotated[int, WithinRange(1, 100)] = 12
-    samples: Annotated[int, WithinRange(0, 2000)] = 100
+    lRefFit: Annotated[float, WithinRange(0.05, 2.0)] = SegmentConfig.l_ref_fit
+    lRefFinal: Annotated[float, WithinRange(0.01, 2.0)] = SegmentConfig.l_ref_final
+    iterations: Annotated[int, WithinRange(1, 100)] = SegmentConfig.outer_iterations
+    samples: Annotated[int, WithinRange(0, 2000)] = SegmentConfig.samples

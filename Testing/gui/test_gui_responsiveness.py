@@ -126,7 +126,7 @@ def test_the_event_loop_keeps_turning_during_a_segmentation(monkeypatch, record_
     timings are for benchmarks, and this machine is shared."""
     from cochleaai.phantom.core import make_phantom
     from cochleaai.segmentation.pipeline import segment
-    from cochleaai.segmentation.results import SegmentConfig
+    from cochleaai.segmentation.config import SegmentConfig
     from cochleaai.slicer.gui.jobs import JobRunner
 
     phantom = make_phantom(2, fov="roi")

@@ -256,9 +256,8 @@ def test_the_menus_are_built_from_the_core_tables(monkeypatch):
 
 
 def test_segmentation_settings_are_the_pipeline_s(fresh):
-    pytest.importorskip("torch")
+    from cochleaai.segmentation.config import SegmentConfig
     from cochleaai.segmentation.options import SIDES
-    from cochleaai.segmentation.results import SegmentConfig
 
     assert tuple(choice_items(parameters_module("CochleaShapeSegmentation").Side)) == SIDES
     _, p = fresh("CochleaShapeSegmentation")

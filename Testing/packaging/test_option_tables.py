@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("cochleaai.phantom", "cochleaai.mar", "cochleaai.simulation", "cochleaai.segmentation", "cochleaai.vae")
 TABLES = ("cochleaai.phantom.options", "cochleaai.mar.methods", "cochleaai.simulation.arrays",
-          "cochleaai.segmentation.options", "cochleaai.vae.shipped")
+          "cochleaai.segmentation.options", "cochleaai.segmentation.config", "cochleaai.vae.shipped")
 OPTIONAL = ("torch", "numba", "skimage", "nrrd", "slicerio", "tqdm", "threadpoolctl")
 
 

@@ -47,7 +47,7 @@ from cochleaai.bench.segment import TINY_FIT
 from cochleaai.phantom.core import make_phantom
 from cochleaai.progress import Progress
 from cochleaai.segmentation.cli import batch_job, warm_up
-from cochleaai.segmentation.results import SegmentConfig
+from cochleaai.segmentation.config import SegmentConfig
 
 NAME = "batch"
 DESCRIPTION = "batch runner: 8 roi phantoms serial vs 2 worker processes vs a 2-worker Dask LocalCluster"

@@ -37,8 +37,8 @@ from cochleaai.mar.methods import default_model_available
 from cochleaai.mar.quality import similarity
 from cochleaai.metrics import dice
 from cochleaai.progress import Progress
+from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.pipeline import segment
-from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.simulation.pairs import EVAL_SPECIMENS, PairSpec, make_pair, real_preop, training_specimens
 from cochleaai.threads import threads_limited
 

@@ -24,8 +24,8 @@ from scipy.stats import spearmanr
 from cochleaai.metrics import dice, hausdorff95
 from cochleaai.phantom.core import make_phantom
 from cochleaai.progress import Progress
+from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.pipeline import segment
-from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.segmentation.shapes import CochleaShape
 from cochleaai.shape.measures import clinical_measures
 

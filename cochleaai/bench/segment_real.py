@@ -25,9 +25,9 @@ from cochleaai import realct
 from cochleaai.bench.segment import TINY_FIT
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
+from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.pose import LANDMARK_OF_ROLE
-from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.threads import torch_threads
 
 NAME = "segment-real"

@@ -13,9 +13,9 @@ from cochleaai import batch, io
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import tqdm_progress
 from cochleaai.segmentation.calibration import calibrate
+from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.pose import parse_points
-from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.segments import Segment
 from cochleaai.shape import ShapeFunction, default_params
 from cochleaai.shape.mesh import arrays_to_polydata, surface_arrays

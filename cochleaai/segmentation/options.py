@@ -2,7 +2,7 @@
 and how a run's progress is shared.
 
 Plain Python (no torch), so the Slicer panel shows them before the optional packages are
-installed; :class:`~cochleaai.segmentation.results.SegmentConfig` and
+installed; :class:`~cochleaai.segmentation.config.SegmentConfig` and
 :mod:`~cochleaai.segmentation.pose` check their inputs against the same tables.
 """
 SIDES = ("right", "left")

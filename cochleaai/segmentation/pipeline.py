@@ -39,11 +39,12 @@ from cochleaai.progress import Progress
 from cochleaai.segmentation.appearance import (START_LUMEN_DEPTH_MM, START_WALL_SHELL_MM, AppearanceModel,
                                                appearance_around_shape, em_step, initial_appearance,
                                                intensity_calibration)
+from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.logistic import FitConfig, fit_logistic_shape
 from cochleaai.segmentation.options import POINT_ROLES
 from cochleaai.segmentation.pose import POINTS_ROI_MM, ROI_SPACING_MM, TEMPLATE_ROI_MM, initial_theta, mirror
 from cochleaai.segmentation.quality import capsule_contrast, quality_score
-from cochleaai.segmentation.results import CochleaSegmentation, SegmentConfig
+from cochleaai.segmentation.results import CochleaSegmentation
 from cochleaai.segmentation.search import (ORIENTATION_STRIDE, best_placement, bounded_shape, free_orientation,
                                            search_orientation, search_starts)
 from cochleaai.segmentation.shapes import SECTION_PRIOR_SD, SHAPE_PRIOR_MEAN, SHAPE_PRIOR_SD, CochleaShape

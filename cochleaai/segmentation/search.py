@@ -8,10 +8,10 @@ import itertools
 import numpy as np
 
 from cochleaai.segmentation import orientation
+from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.logistic import log_joint
 from cochleaai.segmentation.pose import LANDMARK_OF_ROLE, default_box_centre
 from cochleaai.segmentation.quality import capsule_contrast
-from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.segmentation.shapes import SHAPE_PRIOR_MEAN, CochleaShape
 from cochleaai.shape import CochleaModel
 from cochleaai.shape.params import with_pose

@@ -8,8 +8,8 @@ from cochleaai import batch, io
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import tqdm_progress
 from cochleaai.shape.params import theta_from_record
-from cochleaai.simulation.ct import ScanConfig, simulate_postop
 from cochleaai.simulation.arrays import ARRAYS, DEFAULT_ARRAY
+from cochleaai.simulation.ct import ScanConfig, simulate_postop
 from cochleaai.simulation.pairs import TRAIN_SPECIMENS, simulate_pairs
 
 

@@ -29,8 +29,8 @@ from cochleaai.phantom.core import make_phantom
 from cochleaai.realct import find_specimens, read_specimen
 from cochleaai.segmentation.pose import initial_theta, mirror
 from cochleaai.shape import CochleaModel
-from cochleaai.simulation.ct import ScanConfig, mark_contacts, simulate_postop, simulate_scan
 from cochleaai.simulation.arrays import ARRAYS
+from cochleaai.simulation.ct import ScanConfig, mark_contacts, simulate_postop, simulate_scan
 from cochleaai.simulation.scanner_draw import describe, draw_scan_config
 
 #: The training grid (x, y, z voxels) and its spacing, that of the thesis.

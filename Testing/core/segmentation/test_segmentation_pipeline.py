@@ -10,7 +10,7 @@ from cochleaai.segmentation.logistic import FitConfig, fit_logistic_shape
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.pose import initial_theta, parse_points
 from cochleaai.segmentation.quality import CAPSULE_SUSPECT_HU, capsule_contrast, quality_score, suspect_reasons
-from cochleaai.segmentation.results import SegmentConfig
+from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.shapes import CochleaShape, Sphere
 from cochleaai.shape import CochleaModel, default_params
 from cochleaai.shape.measures import clinical_measures

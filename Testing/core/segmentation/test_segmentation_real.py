@@ -60,7 +60,7 @@ def test_starting_mixtures_come_from_the_image_levels():
 def test_orientation_search_from_the_centre_alone_finds_the_phantom_orientation():
     from cochleaai.phantom.core import make_phantom
     from cochleaai.segmentation.pipeline import segment
-    from cochleaai.segmentation.results import SegmentConfig
+    from cochleaai.segmentation.config import SegmentConfig
     from cochleaai.shape.rotation import rotation_matrix
 
     ph = make_phantom(seed=5, fov="roi")
@@ -91,7 +91,7 @@ def test_quick_real_benchmark_meets_the_three_point_targets():
 def test_centre_point_alone_on_an_air_filled_right_ear():
     from cochleaai import realct
     from cochleaai.segmentation.pipeline import segment
-    from cochleaai.segmentation.results import SegmentConfig
+    from cochleaai.segmentation.config import SegmentConfig
 
     s = real_specimen("F03")
     labels = s.labels()
@@ -110,7 +110,7 @@ def test_air_filled_phantom_is_segmented_like_the_fluid_filled_one():
     from cochleaai.metrics import dice
     from cochleaai.phantom.core import make_phantom
     from cochleaai.segmentation.pipeline import segment
-    from cochleaai.segmentation.results import SegmentConfig
+    from cochleaai.segmentation.config import SegmentConfig
 
     fluid, air = make_phantom(seed=3, fov="roi"), make_phantom(seed=3, fov="roi", labyrinth="air")
     cochlea = fluid.mask("Cochlea")
@@ -127,7 +127,7 @@ def test_air_filled_phantom_is_segmented_like_the_fluid_filled_one():
 def test_no_point_on_a_real_crop_in_any_orientation():
     from cochleaai import realct
     from cochleaai.segmentation.pipeline import segment
-    from cochleaai.segmentation.results import SegmentConfig
+    from cochleaai.segmentation.config import SegmentConfig
 
     s = real_specimen("T03")
     crop = s.ct().crop_mm(s.landmarks["center"] + 1.5 * s.axes[2], (13, 13, 13), spacing=0.2,

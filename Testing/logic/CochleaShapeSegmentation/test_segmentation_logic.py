@@ -35,7 +35,7 @@ from cochleaai.markups import Markups
 from cochleaai.metrics import dice  # noqa: E402
 from cochleaai.progress import Cancelled  # noqa: E402
 from cochleaai.segmentation import pipeline  # noqa: E402
-from cochleaai.segmentation.pipeline import SegmentConfig  # noqa: E402
+from cochleaai.segmentation.config import SegmentConfig  # noqa: E402
 from cochleaai.slicer import mrml  # noqa: E402
 from cochleaai.slicer.results import segmentation as scene_nodes  # noqa: E402
 from cochleaai.volume import Volume  # noqa: E402

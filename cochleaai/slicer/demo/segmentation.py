@@ -16,9 +16,9 @@ import numpy as np
 from cochleaai.io import pyplot, save_figure
 from cochleaai.metrics import dice
 from cochleaai.progress import Progress
+from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.pose import parse_points
-from cochleaai.segmentation.results import SegmentConfig
 from cochleaai.shape.measures import clinical_measures
 from cochleaai.slicer.results.segmentation import add_result_nodes
 

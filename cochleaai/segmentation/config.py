@@ -1,0 +1,62 @@
+"""The options of :func:`cochleaai.segmentation.pipeline.segment`: :class:`SegmentConfig`.
+
+Plain Python and numpy (no torch), so the Slicer panel takes its defaults from here before the
+optional packages are installed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from cochleaai.errors import CochleaAIError
+from cochleaai.segmentation.appearance import AppearanceModel
+from cochleaai.segmentation.options import LABEL_MAPS, SIDES
+
+
+@dataclass
+class SegmentConfig:
+    l_ref_fit: float = 0.2            # mm, logistic reference length while fitting
+    l_ref_final: float = 0.02         # mm, for the "shape-model" label map (thesis: 0.25; see docs)
+    label_map: str = "lumen-wall"     # final label map: "lumen-wall" (follows the image near the
+                                      # fitted surface) or "shape-model" (the thesis's posterior)
+    label_band_mm: float = 0.75       # how far outside the fitted surface the lumen-wall map may reach
+    outer_iterations: int = 12        # EM rounds
+    fit_subsample: int = 2            # fit on every n-th voxel per axis (0.4 mm)
+    samples: int = 100                # posterior draws for uncertainty and measures
+    seed: int = 0                     # of the posterior draws
+    side: str = "right"
+    shape_step: str = "gauss-newton"  # or "bfgs"
+    shape_prior: bool = True          # Gaussian population prior on a, b, alpha, phi
+    n_params: int = 10                # 10 (the thesis's model) or 12 (with width and height
+                                      # factors of the duct, prior from the real-CT calibration)
+    rotation_range: float = 0.15      # rad, pose freedom around the initial pose
+    translation_range: float = 1.5    # mm
+    appearance: Optional[AppearanceModel] = None   # fixed (supervised) appearance
+    coarse_to_fine: tuple = ()        # mm, l_ref of softer stages before l_ref_fit (see docs)
+    hold_appearance_while_coarse: bool = True   # starting mixtures during the first stage
+    search_start: bool = True         # search over position along the axis, size and profile
+    search_orientation: bool = True   # from one point or two: search the orientation the points
+                                      # leave free, ranked by the capsule contrast
+    any_orientation: bool = False     # without points: the crop may hold the cochlea in any
+                                      # orientation (real scans); search it instead of the template's
+    search_placement: bool = True     # also place the mean shape on a grid over the whole
+                                      # translation range (for starts far off; see docs)
+    start: Optional[np.ndarray] = None  # start here instead of the initial pose (fit frame);
+                                        # the pose bounds stay around the initial pose
+
+    def check(self) -> "SegmentConfig":
+        if self.side not in SIDES:
+            raise CochleaAIError(f"Side must be 'right' or 'left', got {self.side!r}.")
+        if not (0 < self.l_ref_fit <= 2 and 0 < self.l_ref_final <= 2):
+            raise CochleaAIError("The reference lengths l_ref must be in (0, 2] mm.")
+        if self.n_params not in (10, 12):
+            raise CochleaAIError(f"The model has 10 or 12 parameters, got {self.n_params}.")
+        if self.label_map not in LABEL_MAPS:
+            raise CochleaAIError(f"Unknown label map {self.label_map!r}; use {' or '.join(LABEL_MAPS)}.")
+        if not 0 <= self.label_band_mm <= 3:
+            raise CochleaAIError("The label band must be 0-3 mm.")
+        if self.outer_iterations < 1 or self.fit_subsample < 1 or self.samples < 0:
+            raise CochleaAIError("Iterations and subsampling must be at least 1, samples at least 0.")
+        return self
