@@ -4,8 +4,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from parameter_node_stand_in import install as install_parameter_node_wrapper
+
+from cochleaai.segments import COCHLEA, SCALA_TYMPANI, SCALA_VESTIBULI
 
 # slicer-core has no slicer.parameterNodeWrapper (the application's Python package): the tests
 # import the stand-in under that name (a real one, where there is one, is found first).
@@ -84,3 +87,16 @@ def _in_a_worker(function, timeout: float = 120.0):
 def in_worker_thread():
     """Call ``in_worker_thread(function)`` to run ``function()`` on a worker thread."""
     return _in_a_worker
+
+
+@pytest.fixture
+def overlapping(ct):
+    """Three segments on the test module's ``ct`` grid: a cochlea holding the scala tympani and,
+    apart from it, the scala vestibuli (so two of them overlap the third)."""
+    cochlea = np.zeros(ct.shape, bool)
+    cochlea[1:5, 2:7, 2:9] = True
+    tympani = np.zeros(ct.shape, bool)
+    tympani[2:4, 3:5, 3:5] = True
+    vestibuli = np.zeros(ct.shape, bool)
+    vestibuli[2:4, 5:7, 6:8] = True
+    return [(COCHLEA, cochlea), (SCALA_TYMPANI, tympani), (SCALA_VESTIBULI, vestibuli)]

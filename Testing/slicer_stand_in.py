@@ -108,7 +108,19 @@ def load_ui(path):
 
 
 # ------------------------------------------------------------------ slicer itself
-class Scene:
+class Observable:
+    """vtkObject's observer calls: a tag per observer, removed by tag."""
+
+    def AddObserver(self, event, callback, priority=0.0):
+        tag = len(self.observers) + 1
+        self.observers[tag] = (event, callback)
+        return tag
+
+    def RemoveObserver(self, tag):
+        self.observers.pop(tag, None)
+
+
+class Scene(Observable):
     """slicer.mrmlScene for a panel: observers, the events the modules watch, and the modules'
     parameter nodes (one per module, as ``GetSingletonNode`` gives them)."""
 
@@ -118,13 +130,6 @@ class Scene:
         self.observers = {}
         self.parameterNodes = {}
 
-    def AddObserver(self, event, callback, priority=0.0):
-        tag = len(self.observers) + 1
-        self.observers[tag] = (event, callback)
-        return tag
-
-    def RemoveObserver(self, tag):
-        self.observers.pop(tag, None)
 
     def fire(self, event):
         for observed, callback in list(self.observers.values()):
@@ -141,7 +146,7 @@ class Scene:
         return self.parameterNodes.setdefault(moduleName, ParameterNode())
 
 
-class ParameterNode:
+class ParameterNode(Observable):
     """A vtkMRMLScriptedModuleNode: string parameters, node references by role, ModifiedEvent
     (once per change, or once at the end of a StartModify/EndModify block)."""
 
@@ -176,13 +181,6 @@ class ParameterNode:
         node_id = self.references.get(role)
         return None if node_id is None else sys.modules["slicer"].mrmlScene.GetNodeByID(node_id)
 
-    def AddObserver(self, event, callback, priority=0.0):
-        tag = len(self.observers) + 1
-        self.observers[tag] = (event, callback)
-        return tag
-
-    def RemoveObserver(self, tag):
-        self.observers.pop(tag, None)
 
     def StartModify(self):
         self.modifying += 1

@@ -13,7 +13,7 @@ import pytest
 
 from cochleaai import io
 from cochleaai.errors import CochleaAIError
-from cochleaai.segments import COCHLEA, SCALA_TYMPANI, SCALA_VESTIBULI
+from cochleaai.segments import COCHLEA, SCALA_TYMPANI
 from cochleaai.terminology import terminology_entry
 from cochleaai.volume import Volume
 
@@ -44,17 +44,6 @@ def ct() -> Volume:
     array = rng.integers(-1024, 3000, size=(6, 8, 10)).astype(np.int16)
     return Volume(array, spacing=(0.31, 0.47, 0.83), origin=(12.5, -40.25, 7.125),
                   direction=rotation([1.0, -2.0, 0.5], 37.0))
-
-
-@pytest.fixture
-def overlapping(ct):
-    cochlea = np.zeros(ct.shape, bool)
-    cochlea[1:5, 2:7, 2:9] = True
-    tympani = np.zeros(ct.shape, bool)
-    tympani[2:4, 3:5, 3:5] = True
-    vestibuli = np.zeros(ct.shape, bool)
-    vestibuli[2:4, 5:7, 6:8] = True
-    return [(COCHLEA, cochlea), (SCALA_TYMPANI, tympani), (SCALA_VESTIBULI, vestibuli)]
 
 
 @pytest.fixture

@@ -195,18 +195,6 @@ def test_dicom_folder_problems(tmp_path, ct):
 
 # --------------------------------------------------------------------------- segmentations
 
-@pytest.fixture
-def overlapping(ct):
-    """Cochlea containing scala tympani; scala vestibuli inside too but apart from the tympani."""
-    cochlea = np.zeros(ct.shape, bool)
-    cochlea[1:5, 2:7, 2:9] = True
-    tympani = np.zeros(ct.shape, bool)
-    tympani[2:4, 3:5, 3:5] = True
-    vestibuli = np.zeros(ct.shape, bool)
-    vestibuli[2:4, 5:7, 6:8] = True
-    return [(COCHLEA, cochlea), (SCALA_TYMPANI, tympani), (SCALA_VESTIBULI, vestibuli)]
-
-
 def test_layers_are_packed_greedily(ct, overlapping):
     layers, where = pack_segments_into_layers(overlapping, ct.shape)
     assert len(layers) == 2 and where == [0, 1, 1]

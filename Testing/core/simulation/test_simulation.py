@@ -186,7 +186,7 @@ def test_exact_metal_chords_make_more_streaks_than_voxelised_metal(phantom):
 
 
 def test_a_pair_without_metal_equals_its_target_and_pairs_repeat_per_seed(phantom):
-    from cochleaai.simulation.pairs import make_pair, pair_seed, plan_pairs
+    from cochleaai.simulation.pairs import pair_seed, plan_pairs
 
     seq = np.random.SeedSequence(5).spawn(2)[1]
     target = simulate_scan(phantom.ct, None, FAST, seed=seq).image.array
