@@ -12,11 +12,12 @@ torch = pytest.importorskip("torch")
 from cochleaai.errors import CochleaAIError  # noqa: E402
 from cochleaai.io import sha256_of  # noqa: E402
 from cochleaai.landmarks import align, localise, model_io, patches  # noqa: E402
-from cochleaai.landmarks.training import TrainConfig, train_oneshot  # noqa: E402
+from cochleaai.landmarks.training import train_oneshot  # noqa: E402
 from cochleaai.landmarks.unet import SliceUNet, UNetConfig  # noqa: E402
 from cochleaai.markups import Markups
 from cochleaai.progress import Cancelled  # noqa: E402
 from cochleaai.volume import Volume  # noqa: E402
+from landmark_cases import TINY, blobs, tiny_case  # noqa: E402
 
 
 def _rotation(axis, deg):
@@ -24,15 +25,6 @@ def _rotation(axis, deg):
     k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
     a = np.radians(deg)
     return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k
-
-
-def _blobs(volume: Volume, centres, radii, value=2000.0):
-    """Balls of ``value`` HU in air (-1000) at LPS ``centres``; also returns the mask."""
-    pts = volume.physical_grid()
-    mask = np.zeros(volume.shape, bool)
-    for c, r in zip(centres, radii):
-        mask |= np.linalg.norm(pts - np.asarray(c), axis=-1) <= r
-    return volume.copy(np.where(mask, value, -1000.0).astype(np.float32)), mask
 
 
 # ----------------------------------------------------------------------------- network
@@ -133,11 +125,11 @@ def test_sign_ambiguity_is_resolved_by_image_similarity():
     grid = Volume.empty((56, 56, 56), 0.5, (-14, -14, -14))
     centres = np.array([[-5.0, 0, 0], [0.0, 0, 0], [5.0, 0, 0], [4.0, 2.5, 0.0], [-4.0, 0.0, 1.5]])
     radii = [2.2, 2.6, 1.8, 1.2, 1.0]
-    ref, ref_mask = _blobs(grid, centres, radii)
+    ref, ref_mask = blobs(grid, centres, radii)
     c_ref, ax_ref, val_ref = align.mask_frame(ref, ref_mask)
     true_R = _rotation((0, 0, 1), 20) @ _rotation(ax_ref[:, 0], 180)
     moved = (centres - c_ref) @ true_R.T + c_ref + [1.0, -0.5, 0.5]
-    tgt, tgt_mask = _blobs(grid, moved, radii)
+    tgt, tgt_mask = blobs(grid, moved, radii)
     c_t, ax_t, val_t = align.mask_frame(tgt, tgt_mask)
     n, h = 40, 0.5
     ref_patch = patches.sample_patch(patches.as_sitk(ref), c_ref, ax_ref, n, h, -1000.0)
@@ -162,7 +154,7 @@ class _Threshold(torch.nn.Module):
 def test_iterative_centre_of_mass_finds_a_ball_far_from_the_image_centre():
     grid = Volume.empty((60, 70, 80), 0.4, (-16, -14, -12))
     true_centre = np.array([7.0, -6.0, 5.5])
-    image, _ = _blobs(grid, [true_centre], [2.0])
+    image, _ = blobs(grid, [true_centre], [2.0])
     model = SimpleNamespace(net=_Threshold(), slice_size=32, slice_spacing=0.4,
                             window=patches.DEFAULT_WINDOW, structure="ball")
     loc = localise.localise(model, patches.as_sitk(image), image, global_pass=False)
@@ -175,21 +167,8 @@ def test_iterative_centre_of_mass_finds_a_ball_far_from_the_image_centre():
 
 
 # --------------------------------------------------------------------------- training
-def _tiny_case():
-    grid = Volume.empty((40, 40, 40), 0.5, (-10, -10, -10))
-    ref, ref_mask = _blobs(grid, [[0, 0, 0], [3.0, 1.0, 0.0]], [2.5, 1.5])
-    val, val_mask = _blobs(grid, [[1, -1, 0.5], [4.0, 0.0, 0.5]], [2.4, 1.6])
-    lm = Markups(np.array([[0.0, 0.0, 2.5], [3.0, 1.0, 0.0]]), ["top", "knob"])
-    return ref, ref_mask, lm, val, val_mask
-
-
-TINY = TrainConfig(slice_size=32, slice_spacing=0.5, batch_size=8, max_steps=20, validate_every=10, learning_rate=0.01,
-                   patience=5, patch_mm=10.0, patch_spacing=0.5,
-                   network=UNetConfig(channels=4, depth_channels=8, convs_down=1, convs_bottom=1, convs_up=1))
-
-
 def test_training_lowers_the_validation_loss_and_round_trips(tmp_path):
-    ref, ref_mask, lm, val, val_mask = _tiny_case()
+    ref, ref_mask, lm, val, val_mask = tiny_case()
     before = [a.copy() for a in (ref.array, ref_mask, lm.points, val.array, val_mask)]
     fractions = []
     model = train_oneshot(ref, ref_mask, lm, val, val_mask, TINY, seed=1,
@@ -220,7 +199,7 @@ def test_training_lowers_the_validation_loss_and_round_trips(tmp_path):
 
 
 def test_training_can_be_cancelled():
-    ref, ref_mask, lm, val, val_mask = _tiny_case()
+    ref, ref_mask, lm, val, val_mask = tiny_case()
 
     def stop(fraction, message):
         if fraction > 0.0:
@@ -230,7 +209,7 @@ def test_training_can_be_cancelled():
 
 
 def test_training_refuses_bad_input():
-    ref, ref_mask, lm, val, val_mask = _tiny_case()
+    ref, ref_mask, lm, val, val_mask = tiny_case()
     cases = [
         dict(reference_mask=np.zeros_like(ref_mask)),                              # empty mask
         dict(landmarks=Markups(np.array([[50.0, 0, 0]]), ["far"])),                # outside the image
@@ -272,7 +251,7 @@ def test_logic_trains_from_mrml_nodes_and_leaves_the_scene_alone(tmp_path):
         sys.path.insert(0, folder)
     from OneShotLandmarksLib.logic import OneShotLandmarksLogic
 
-    ref, ref_mask, lm, val, val_mask = _tiny_case()
+    ref, ref_mask, lm, val, val_mask = tiny_case()
     scene = mrml.new_scene()
     ref_node = mrml.volume_to_node(scene, ref, "Reference")
     val_node = mrml.volume_to_node(scene, val, "Validation")
@@ -298,8 +277,8 @@ _FOUR_BLOBS = (np.array([[-3.0, 0, 0], [0.0, 1.0, 0], [3.0, -1.0, 1.0], [1.0, 2.
 def _shifted_blobs(grid, shift):
     """The four blobs on ``grid``, their mask, and the same blobs moved by ``shift``."""
     centres, radii = _FOUR_BLOBS
-    ref, mask = _blobs(grid, centres, radii)
-    return ref, mask, _blobs(grid, centres + shift, radii)[0]
+    ref, mask = blobs(grid, centres, radii)
+    return ref, mask, blobs(grid, centres + shift, radii)[0]
 
 
 def test_the_translation_search_recovers_a_shift_beyond_the_rigid_capture_range():
@@ -321,7 +300,7 @@ def test_the_translation_search_recovers_a_shift_beyond_the_rigid_capture_range(
     assert score > 0.85
     # with the rotation part of a start pose, the found shift is taken along the turned axes
     R = _rotation((0, 0, 1), 90)
-    turned, _ = _blobs(grid, centres @ R.T + shift, radii)
+    turned, _ = blobs(grid, centres @ R.T + shift, radii)
     start = sitk.Euler3DTransform()
     start.SetMatrix([float(v) for v in R.reshape(-1)])
     start.SetTranslation([float(v) for v in shift + [1.5, 1.0, -1.0]])     # 2 mm off

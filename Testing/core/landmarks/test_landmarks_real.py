@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import real_specimen, requires_real_ct  # noqa: E402
-from test_landmarks import TINY, _tiny_case  # noqa: E402
+from landmark_cases import TINY, tiny_case  # noqa: E402
 
 from cochleaai.errors import CochleaAIError  # noqa: E402
 from cochleaai.landmarks import model_io, patches  # noqa: E402
@@ -22,7 +22,7 @@ from cochleaai.markups import Markups
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    ref, ref_mask, lm, val, val_mask = _tiny_case()
+    ref, ref_mask, lm, val, val_mask = tiny_case()
     return train_oneshot(ref, ref_mask, lm, None, None, TINY, seed=2, side="left")
 
 
@@ -95,7 +95,7 @@ def test_several_references_are_fused_by_the_median_and_their_spread_flags_disag
 
 
 def test_a_reference_whose_landmarks_and_mask_disagree_is_refused():
-    ref, ref_mask, lm, _, _ = _tiny_case()
+    ref, ref_mask, lm, _, _ = tiny_case()
     far = Markups(np.array([[0.0, 0.0, 2.5], [-9.0, -9.0, -9.0]]), ["top", "corner"])   # in the image
     with pytest.raises(CochleaAIError, match="do not agree"):
         train_oneshot(ref, ref_mask, far, None, None, TINY)

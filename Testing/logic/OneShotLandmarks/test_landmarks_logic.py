@@ -21,11 +21,11 @@ from cochleaai.slicer import mrml  # noqa: E402
 from cochleaai.errors import CochleaAIError  # noqa: E402
 from cochleaai.segments import COCHLEA  # noqa: E402
 from OneShotLandmarksLib.logic import OneShotLandmarksLogic  # noqa: E402
-from test_landmarks import TINY, _tiny_case  # noqa: E402
+from landmark_cases import TINY, tiny_case  # noqa: E402
 
 
 def test_training_in_two_steps_matches_one_call(tmp_path, in_worker_thread):
-    ref, ref_mask, lm, val, val_mask = _tiny_case()
+    ref, ref_mask, lm, val, val_mask = tiny_case()
     scene = mrml.new_scene()
     nodes = (mrml.volume_to_node(scene, ref, "Reference"),
              mrml.segmentation_from_masks(scene, [(COCHLEA, ref_mask)], ref, "Reference seg"),
