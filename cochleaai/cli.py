@@ -9,19 +9,19 @@ import argparse
 import json
 import sys
 from importlib.metadata import entry_points
-from pathlib import Path
 
 import numpy as np
-from vtkmodules.vtkIOLegacy import vtkPolyDataWriter  # not all of vtk: a second less at every start
-
-from cochleaai import __version__, bench, io
+from cochleaai import __version__, arguments, bench, io
+from cochleaai.arguments import Parser, add_force
 from cochleaai.contacts import cli as contacts_cli
-from cochleaai.errors import CochleaAIError
+from cochleaai.errors import EXIT_CANCELLED, EXIT_USER_ERROR, CochleaAIError
+from cochleaai.io.models import write_vtk_model
+from cochleaai.io.outputs import OutputPlan, write_text_whole
 from cochleaai.landmarks import cli as landmarks_cli
 from cochleaai.mar import cli as mar_cli
 from cochleaai.mar.margan import cli as margan_cli
 from cochleaai.markups import Markups
-from cochleaai.phantom.core import make_phantom
+from cochleaai.phantom.core import Phantom, make_phantom
 from cochleaai.progress import Cancelled, tqdm_progress
 from cochleaai.segmentation import cli as segmentation_cli
 from cochleaai.shape import PARAM_NAMES, CochleaModel, default_params
@@ -29,7 +29,12 @@ from cochleaai.simulation import cli as simulation_cli
 from cochleaai.vae import cli as vae_cli
 
 
+#: The files of ``shape``.
+SHAPE_FILES = ("cochlea_shape.vtk", "scala_tympani_centerline.mrk.json", "landmarks.mrk.json", "shape.json")
+
+
 def _cmd_phantom(args) -> int:
+    OutputPlan(force=args.force).folder(args.out, Phantom.FILES)
     with tqdm_progress("phantom", disable=args.quiet) as progress:
         phantom = make_phantom(seed=args.seed, fov=args.fov, progress=progress, labyrinth=args.labyrinth)
         files = phantom.save(args.out)
@@ -44,15 +49,9 @@ def _cmd_shape(args) -> int:
         value = getattr(args, name)
         if value is not None:
             theta[k] = value
+    out = OutputPlan(force=args.force).folder(args.out, SHAPE_FILES)
     model = CochleaModel(theta)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    writer = vtkPolyDataWriter()
-    writer.SetFileName(str(out / "cochlea_shape.vtk"))
-    # Slicer reads the coordinate system of a .vtk model from its header comment
-    writer.SetHeader("SPACE=LPS")
-    writer.SetInputData(model.mesh(args.edge))
-    writer.Write()
+    write_vtk_model(model.mesh(args.edge), out / "cochlea_shape.vtk")
     n = 90
     io.write_markups_json(out / "scala_tympani_centerline.mrk.json", model.centerline_markups(n))
     lm = model.landmarks()
@@ -63,12 +62,14 @@ def _cmd_shape(args) -> int:
                "scala_tympani_length_mm": model.duct_length("scala_tympani"),
                "turns": model.turns,
                "extent_mm": model.extent_mm().round(3).tolist()}
-    (out / "shape.json").write_text(json.dumps(summary, indent=2))
+    write_text_whole(out / "shape.json", json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def _cmd_bench(args) -> int:
+    if args.json:
+        OutputPlan(force=True).file(args.json, "figures file")   # figures are re-run at will
     fn, _ = bench.registry()[args.name]
     # the benchmark's own options only (its parser refused the others); unset ones keep run's defaults
     own = {bench.dest(flag, kwargs): getattr(args, bench.dest(flag, kwargs))
@@ -82,7 +83,7 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-class _BenchmarkParser(argparse.ArgumentParser):
+class _BenchmarkParser(Parser):
     """One benchmark's parser: an option it does not declare is refused here, naming the
     benchmark, instead of reaching a benchmark that would not know it."""
 
@@ -102,7 +103,7 @@ def _add_bench_parser(sub) -> None:
     common.add_argument("--tiny", action="store_true",
                         help="the same code on the smallest work, in seconds: a smoke test whose figures "
                              "mean nothing (overrides --quick)")
-    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--seed", type=arguments.seed, default=0)
     common.add_argument("--out-dir", default=None, help="folder for pictures the benchmark draws")
     common.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("bench", help="run a benchmark and print its figures",
@@ -131,18 +132,19 @@ def plugin_commands() -> list:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cochleaai", description="CochleaAI: generative learning for inner-ear CT.")
+    parser = Parser(prog="cochleaai", description="CochleaAI: generative learning for inner-ear CT.")
     parser.add_argument("--version", action="version", version=f"cochleaai {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
 
     p = sub.add_parser("phantom", help="write a synthetic temporal-bone CT with its ground truth",
                        description="Write ct.nrrd (int16 HU), labels.seg.nrrd, landmarks.mrk.json and truth.json.")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=arguments.seed, default=0, help="random seed (default 0)")
     p.add_argument("--fov", choices=("roi", "temporal"), default="roi",
                    help="roi: 60x50x50 voxels at 0.2 mm around the cochlea; temporal: a wide field of view")
     p.add_argument("--labyrinth", choices=("fluid", "air"), default="fluid",
                    help="fluid-filled (as in patients, default) or air-filled (a drained cadaver specimen)")
     p.add_argument("--out", required=True, help="output folder")
+    add_force(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_phantom)
 
@@ -151,9 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "landmarks.mrk.json and shape.json for given parameters "
                                    "(default: the thesis initial shape at the origin).")
     for name in PARAM_NAMES:
-        p.add_argument(f"--{name}", type=float, default=None)
-    p.add_argument("--edge", type=float, default=0.15, help="mesh edge length in mm (default 0.15)")
+        p.add_argument(f"--{name}", type=arguments.finite, default=None)
+    p.add_argument("--edge", type=arguments.real(minimum=0.02, maximum=2.0), default=0.15,
+                   help="mesh edge length in mm, 0.02 to 2 (default 0.15)")
     p.add_argument("--out", required=True, help="output folder")
+    add_force(p)
     p.set_defaults(func=_cmd_shape)
 
     _add_bench_parser(sub)
@@ -169,10 +173,17 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except CochleaAIError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
+    except MemoryError:
+        print("error: not enough memory for this input; try a smaller volume or crop it first.", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:          # the disk filled up or a file vanished while it ran
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}; nothing half-written was left.", file=sys.stderr)
+        return EXIT_USER_ERROR
     except (Cancelled, KeyboardInterrupt):
         print("cancelled", file=sys.stderr)
-        return 130
+        return EXIT_CANCELLED
 
 
 if __name__ == "__main__":  # pragma: no cover

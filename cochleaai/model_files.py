@@ -18,6 +18,7 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.io import sha256_of
+from cochleaai.io.outputs import write_text_whole, written_whole
 
 
 def models_folder() -> Path:
@@ -29,6 +30,9 @@ def model_paths(path, suffix: str = ".pt") -> Tuple[Path, Path]:
     """(weights file, card .json) for a path given as the weights, the .json or the common
     stem; ``suffix``: the weights' (``.pt`` tensors, ``.npz`` arrays)."""
     path = Path(path)
+    if path.suffix in (".pt", ".npz") and path.suffix != suffix:
+        raise CochleaAIError(f"'{path.name}' is a {path.suffix} file, but this model is stored as {suffix} "
+                             "weights with a .json card; give the model's own file.")
     stem = path.with_suffix("") if path.suffix in (".pt", ".npz", ".json") else path
     return stem.with_name(stem.name + suffix), stem.with_name(stem.name + ".json")
 
@@ -37,7 +41,7 @@ def _write_card(weights: Path, card_path: Path, card: dict) -> None:
     card = dict(card, name=weights.stem, weights_file=weights.name, sha256=sha256_of(weights),
                 bytes=weights.stat().st_size,
                 saved=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    card_path.write_text(json.dumps(card, indent=1), encoding="utf-8")
+    write_text_whole(card_path, json.dumps(card, indent=1))
 
 
 def _checked_card(weights: Path, card_path: Path, fmt: str, what: str, train_hint: str) -> dict:
@@ -65,10 +69,8 @@ def save_tensors(tensors: dict, path, card: dict) -> Tuple[Path, Path]:
 
     pt, js = model_paths(path)
     try:
-        pt.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pt.with_name(pt.name + ".tmp")
-        torch.save({k: v.detach().cpu().clone() for k, v in tensors.items()}, tmp)
-        tmp.replace(pt)                   # a checkpoint written during training is never half-written
+        with written_whole(pt) as partial:   # a checkpoint written during training is never half-written
+            torch.save({k: v.detach().cpu().clone() for k, v in tensors.items()}, partial)
     except OSError as exc:
         raise CochleaAIError(f"Cannot write '{pt}' ({exc}); choose a writable folder.") from exc
     _write_card(pt, js, card)
@@ -95,8 +97,7 @@ def save_arrays(arrays: dict, path, card: dict) -> Tuple[Path, Path]:
     """Write numpy ``arrays`` (``<stem>.npz``) and the card; returns both paths."""
     npz, js = model_paths(path, ".npz")
     try:
-        npz.parent.mkdir(parents=True, exist_ok=True)
-        with open(npz, "wb") as fh:
+        with written_whole(npz) as partial, open(partial, "wb") as fh:
             np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
     except OSError as exc:
         raise CochleaAIError(f"Cannot write '{npz}' ({exc}); choose a writable folder.") from exc

@@ -122,9 +122,10 @@ class Volume:
             raise CochleaAIError(f"The {what} contains NaN or infinite voxels; fill or mask them first.")
 
     def checked_array(self, what: str = "volume", min_per_axis: int = 2,
-                      max_voxels: Optional[int] = None) -> np.ndarray:
+                      max_voxels: Optional[int] = None, image: bool = False) -> np.ndarray:
         """The numeric voxels of a usable 3D image, or a clear error: wrong voxel type, NaN,
-        too small along an axis (a 2D image or a single slice), or too many voxels."""
+        too small along an axis (a 2D image or a single slice), or too many voxels; with
+        ``image``, also a constant volume (an image to analyse has some contrast)."""
         arr = self.numeric_array(what)
         self.check_finite(what)
         if min(self.shape) < min_per_axis:
@@ -133,6 +134,9 @@ class Volume:
         if max_voxels is not None and arr.size > max_voxels:
             raise CochleaAIError(f"The {what} has {arr.size:,} voxels; crop it to a region around the ear "
                                  f"first (at most {max_voxels:,}).")
+        if image and arr.min() == arr.max():
+            raise CochleaAIError(f"The {what} is constant (every voxel {arr.flat[0]:g}): it holds no image; check "
+                                 "that the right file was chosen and that its export did not fail.")
         return arr
 
     # ------------------------------------------------------- index <-> physical

@@ -3,12 +3,19 @@ from __future__ import annotations
 
 import json
 
+from cochleaai import arguments
+from cochleaai.arguments import add_force
 from cochleaai.contacts.refiner import RIDGE
 from cochleaai.contacts.training import train_refiner
+from cochleaai.io.outputs import OutputPlan
+from cochleaai.model_files import model_paths
 from cochleaai.progress import tqdm_progress
 
 
 def _cmd_contacts_train(args) -> int:
+    plan = OutputPlan([args.pairs], args.force)
+    for path in model_paths(args.out, ".npz"):
+        plan.file(path, "model file")
     with tqdm_progress("contacts-train", disable=args.quiet) as progress:
         summary = train_refiner(args.pairs, args.out, args.ridge, progress=progress, description=args.description)
     print(json.dumps(summary, indent=2))
@@ -24,7 +31,8 @@ def add_commands(subparsers) -> None:
                     "Resources/Models/contact_refiner).")
     p.add_argument("--pairs", required=True, help="folder of simulate-pairs")
     p.add_argument("--out", required=True, help="model path (stem, .npz or .json)")
-    p.add_argument("--ridge", type=float, default=RIDGE, help=f"ridge penalty (default {RIDGE:g})")
+    add_force(p)
+    p.add_argument("--ridge", type=arguments.non_negative, default=RIDGE, help=f"ridge penalty (default {RIDGE:g})")
     p.add_argument("--description", default="", help="text for the model card")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_contacts_train)

@@ -129,7 +129,7 @@ def _deep_spots(volume: Volume, mask: np.ndarray, min_distance_mm: float, max_co
     img = gaussian_filter(depth.astype(np.float32), DEPTH_SMOOTHING_VOXELS) + BRIGHTNESS_MM * shade
     dist = max(1, int(round(min_distance_mm / float(np.min(volume.spacing)))))
     peaks = peak_local_max(np.where(mask, img, img.min()), min_distance=dist, labels=mask.astype(np.int32),
-                           num_peaks=max_contacts if max_contacts else np.inf, exclude_border=False)
+                           num_peaks=np.inf if max_contacts is None else int(max_contacts), exclude_border=False)
     if len(peaks) == 0:
         peaks = np.argwhere(mask)[:1]
     points = volume.index_to_physical(_refine(img, peaks)[:, ::-1])
@@ -168,6 +168,8 @@ def chain_of_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: f
                       max_contacts: Optional[int] = None, array=None) -> np.ndarray:
     """The contacts of :func:`detect_contacts` (N, 3) before their sub-voxel correction,
     numbered from the apex."""
+    if max_contacts is not None and (int(max_contacts) != max_contacts or max_contacts < 1):
+        raise CochleaAIError(f"The most contacts to find must be a whole number of at least 1, got {max_contacts}.")
     mask = np.asarray(metal_mask, dtype=bool)
     if mask.shape != tuple(volume.shape):
         raise CochleaAIError(f"The metal mask's shape {mask.shape} differs from the volume's {tuple(volume.shape)}.")
@@ -177,7 +179,7 @@ def chain_of_contacts(volume: Volume, metal_mask: np.ndarray, min_distance_mm: f
     if array is not None:
         arr = get_array(array)
         # a known array has its own number of contacts: the deepest that many maxima
-        max_contacts = min(int(max_contacts), arr.n_contacts) if max_contacts else arr.n_contacts
+        max_contacts = arr.n_contacts if max_contacts is None else min(int(max_contacts), arr.n_contacts)
     if arr is not None and arr.pitch_mm <= COMB_MAX_PITCH_MM:
         spots = _deep_spots(volume, mask, min_distance_mm, None)
         points = contacts_along_centreline(volume, mask, arr, spots)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cochleaai.io.outputs import written_whole
+
 
 def pyplot():
     """matplotlib.pyplot drawing off-screen (no display is needed for the figures written)."""
@@ -19,7 +21,7 @@ def save_figure(fig, path, dpi: int = 100) -> Path:
     import matplotlib.pyplot as plt  # lazy: only the figures need it; Slicer lacks it
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    with written_whole(path) as partial:
+        fig.savefig(partial, dpi=dpi)
     plt.close(fig)
     return path

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.io.outputs import write_text_whole
 from cochleaai.io.paths import extension_of, prepare_output, require_file
 from cochleaai.markups import KIND_TO_TYPE, Markups
 from cochleaai.volume import LPS_TO_RAS, lps_to_ras, ras_to_lps
@@ -49,7 +50,7 @@ def write_markups_json(path, markups: Markups, coordinate_system: str = "LPS") -
     }
     path = prepare_output(path)
     try:
-        path.write_text(json.dumps(document, indent=4), encoding="utf-8")
+        write_text_whole(path, json.dumps(document, indent=4))
     except OSError as exc:
         raise CochleaAIError(f"Cannot write '{path}' ({exc}); check that the folder is writable.") from exc
     return path

@@ -10,6 +10,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.io.outputs import written_whole
 from cochleaai.io.paths import prepare_output, require_file
 from cochleaai.segments import Segment
 from cochleaai.terminology import terminology_entry
@@ -167,7 +168,8 @@ def write_seg_nrrd(path, segments, reference: Volume, closed_surface: bool = Tru
 
     path = prepare_output(path)
     try:
-        slicerio.write_segmentation(str(path), segmentation, compression_level=6)
+        with written_whole(path) as partial:
+            slicerio.write_segmentation(str(partial), segmentation, compression_level=6)
     except OSError as exc:
         raise CochleaAIError(f"Cannot write '{path}' ({exc}); check that the folder is writable.") from exc
     return path

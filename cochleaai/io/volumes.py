@@ -6,6 +6,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.io.outputs import written_whole
 from cochleaai.io.paths import VOLUME_EXTENSIONS, extension_of, prepare_output, require_file
 from cochleaai.volume import Volume
 
@@ -49,7 +50,8 @@ def write_volume(volume: Volume, path, compress: bool = True) -> Path:
     path = prepare_output(path)
     image = volume.to_sitk()
     try:
-        sitk.WriteImage(image, str(path), bool(compress))
+        with written_whole(path) as partial:     # a detached header's data file goes with it
+            sitk.WriteImage(image, str(partial), bool(compress))
     except RuntimeError as exc:
         raise CochleaAIError(f"Cannot write '{path}' ({str(exc).strip().splitlines()[-1]}); "
                              "check that the folder is writable and the disk not full.") from exc

@@ -5,12 +5,15 @@ import json
 from functools import partial
 from pathlib import Path
 
-from cochleaai import batch, io, realct
-from cochleaai.errors import CochleaAIError
+from cochleaai import arguments, batch, io, realct
+from cochleaai.arguments import add_force
+from cochleaai.errors import EXIT_FLAGGED, CochleaAIError
+from cochleaai.io.outputs import OutputPlan, write_text_whole
 from cochleaai.landmarks.detect import detect_with_references
 from cochleaai.landmarks.files import read_structure_mask
 from cochleaai.landmarks.model_io import check_side, load_model, save_model
 from cochleaai.landmarks.training import TrainConfig, train_oneshot
+from cochleaai.model_files import model_paths
 from cochleaai.progress import tqdm_progress
 from cochleaai.threads import set_torch_threads
 
@@ -38,8 +41,10 @@ def _cmd_train(args) -> int:
     set_torch_threads(args.threads)
     if bool(args.validation) != bool(args.validation_mask):
         raise CochleaAIError("Give --validation and --validation-mask together, or neither.")
-    if args.max_steps < 1:
-        raise CochleaAIError("--max-steps must be at least 1.")
+    plan = OutputPlan([args.reference, args.mask, args.landmarks, args.validation, args.validation_mask],
+                      args.force)
+    for path in model_paths(args.out):
+        plan.file(path, "model file")
     specimen = None
     if args.specimen:                  # a specimen folder of the real-CT data set layout
 
@@ -126,6 +131,7 @@ def _table_row(row: dict) -> dict:
 
 
 def _cmd_detect(args) -> int:
+    OutputPlan(args.inputs + (args.model or [])).folder(args.out, ())   # resumable: results there are kept
     side = check_side(args.side, "--side")
     paths, sha256s = [], []
     for given in (args.model or [None]):
@@ -146,13 +152,13 @@ def _cmd_detect(args) -> int:
     keys = ["volume", "confidence", "flagged", "reason", "localisation_passes", "converged",
             "ncc_rigid", "ncc_final", "side", "mirrored", "references", "spread_mm", "seconds", "file"]
     batch.write_csv(out / "confidence.csv", rows, keys)
-    (out / "detections.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    write_text_whole(out / "detections.json", json.dumps(rows, indent=2))
     if not args.quiet:
         for row in rows:
             flag = "  FLAGGED: " + row["reason"] if row.get("flagged") else ""
             print(f"{row['volume']}: confidence {row['confidence']:.2f}{flag}")
         print(f"point lists and confidence.csv in {out}")
-    return 0 if all(not r.get("flagged") for r in rows) else 1
+    return 0 if all(not r.get("flagged") for r in rows) else EXIT_FLAGGED
 
 
 def add_commands(subparsers) -> None:
@@ -177,17 +183,19 @@ def add_commands(subparsers) -> None:
                    help="the reference's ear (default auto: unknown; detection then tries both ears)")
     t.add_argument("--segment", default="Cochlea", help="segment name in .seg.nrrd masks (default Cochlea)")
     t.add_argument("--out", required=True, help="model path without extension (writes .pt and .json)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--max-steps", type=int, default=800, help="most optimiser steps (default 800)")
-    t.add_argument("--max-seconds", type=float, default=None, help="stop training after this time")
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_force(t)
+    t.add_argument("--seed", type=arguments.seed, default=0)
+    t.add_argument("--max-steps", type=arguments.integer(1, 10 ** 6), default=800,
+                   help="most optimiser steps (default 800)")
+    t.add_argument("--max-seconds", type=arguments.positive, default=None, help="stop training after this time")
+    t.add_argument("--threads", type=arguments.threads, default=None, help="torch CPU threads (default: torch's choice)")
     t.add_argument("--data-note", default="", help="a sentence about the data, stored in the model card")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 
     d = sub.add_parser("detect", help="place the model's landmarks in one or more volumes",
                        description="Writes <name>.mrk.json per volume, confidence.csv and detections.json. "
-                                   "Exit status 1 when a volume is flagged (low confidence or not found). "
+                                   f"Exit status {EXIT_FLAGGED} when a volume is flagged (low confidence or not found). "
                                    "A rerun skips the volumes already done; see docs/batch.md.")
     d.add_argument("inputs", nargs="+", metavar="IN", help="volume files or folders of volumes")
     d.add_argument("--model", action="append", default=None,

@@ -4,9 +4,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cochleaai import io
+from cochleaai import arguments, io
+from cochleaai.arguments import add_force
 from cochleaai.contacts.detect import detect_contacts
 from cochleaai.contacts.refiner import load_refiner
+from cochleaai.errors import CochleaAIError
+from cochleaai.io.outputs import OutputPlan
+from cochleaai.io.paths import extension_of
 from cochleaai.mar.dispatch import reduce_metal_artifacts
 from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU, METHODS, default_method
 from cochleaai.progress import tqdm_progress
@@ -14,6 +18,15 @@ from cochleaai.simulation.arrays import ARRAYS
 
 
 def _cmd_mar(args) -> int:
+    plan = OutputPlan([args.postop, args.model, args.contact_refiner], args.force)
+    plan.file(args.out, "output volume")
+    if args.contacts:
+        if extension_of(args.contacts) != ".mrk.json":
+            raise CochleaAIError(f"--contacts writes a markups file; give it a name ending in .mrk.json, "
+                                 f"not '{Path(args.contacts).name}'.")
+        if Path(args.contacts).resolve() == Path(args.out).resolve():
+            raise CochleaAIError("--contacts and --out name the same file; give two names.")
+        plan.file(args.contacts, "contacts file")
     if args.method is None:
         args.method = "margan" if args.model else default_method()
     refiner = "shipped"
@@ -48,15 +61,17 @@ def add_commands(subparsers) -> None:
                       "volume is returned unchanged.")
     p.add_argument("postop", help="post-operative CT volume in HU")
     p.add_argument("--out", required=True, help="output volume file (.nrrd, .nii.gz)")
+    add_force(p)
     p.add_argument("--method", default=None, choices=sorted(METHODS),
                    help="default: margan when its model is installed, else nmar")
     p.add_argument("--model", default=None, help="MARGAN model (.pt with its .json card; default: the shipped one)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD_HU, help="metal threshold in HU")
+    p.add_argument("--threshold", type=arguments.real(minimum=-1024.0, maximum=40000.0), default=DEFAULT_THRESHOLD_HU, help="metal threshold in HU")
     p.add_argument("--keep-metal", action="store_true",
                    help="copy the segmented metal back into the output (MARGAN's output is metal-free "
                         "by default; the sinogram methods always keep it)")
     p.add_argument("--contacts", default=None, help="also write detected contacts to this .mrk.json")
-    p.add_argument("--max-contacts", type=int, default=None, help="at most this many contacts")
+    p.add_argument("--max-contacts", type=arguments.integer(1, 100), default=None,
+                   help="at most this many contacts (1 to 100)")
     p.add_argument("--array", default=None, choices=sorted(ARRAYS),
                    help="the implanted array: its contacts are set at its pitch along the metal "
                         "(fine-pitch arrays), its count caps the contacts found")

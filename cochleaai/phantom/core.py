@@ -12,6 +12,7 @@ from scipy import ndimage
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.io import write_markups_json, write_seg_nrrd, write_volume
+from cochleaai.io.outputs import write_text_whole
 from cochleaai.markups import Markups
 from cochleaai.phantom import prior
 from cochleaai.phantom.anatomy import MEDIAL, R_REF, InnerEar, build_surroundings, cochlea_outline
@@ -94,6 +95,9 @@ class Phantom:
                 out[masks[seg.value]] = seg.value
         return self.ct.copy(out)
 
+    #: The files :meth:`save` writes.
+    FILES = ("ct.nrrd", "labels.seg.nrrd", "landmarks.mrk.json", "truth.json")
+
     def save(self, folder) -> Dict[str, Path]:
         """Write ``ct.nrrd``, ``labels.seg.nrrd``, ``landmarks.mrk.json`` and ``truth.json``."""
         folder = Path(folder)
@@ -108,7 +112,7 @@ class Phantom:
         }
         truth_path = folder / "truth.json"
         try:
-            truth_path.write_text(json.dumps(self.truth, indent=2), encoding="utf-8")
+            write_text_whole(truth_path, json.dumps(self.truth, indent=2))
         except OSError as exc:
             raise CochleaAIError(f"Cannot write '{truth_path}' ({exc}); check that the folder is writable.") from exc
         paths["truth"] = truth_path

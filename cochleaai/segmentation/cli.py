@@ -3,19 +3,23 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-from vtkmodules.vtkIOLegacy import vtkPolyDataWriter
 
-from cochleaai import batch, io
-from cochleaai.errors import CochleaAIError
+from cochleaai import arguments, batch, io
+from cochleaai.arguments import add_force
+from cochleaai.errors import EXIT_FLAGGED, CochleaAIError
+from cochleaai.io.models import write_vtk_model
+from cochleaai.io.outputs import OutputPlan, write_text_whole
 from cochleaai.progress import tqdm_progress
 from cochleaai.segmentation.calibration import calibrate
 from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.pose import parse_points
+from cochleaai.segmentation.quality import suspect_reasons
 from cochleaai.segments import Segment
 from cochleaai.shape import ShapeFunction, default_params
 from cochleaai.shape.mesh import arrays_to_polydata, surface_arrays
@@ -42,29 +46,26 @@ def read_points(path) -> dict:
     return found
 
 
+#: The files of one segmentation, by kind.
+RESULT_FILES = {"labels": "labels.seg.nrrd", "probability": "probability.nrrd", "uncertainty": "uncertainty.nrrd",
+                "shape": "shape.json", "centerline": "centerline.mrk.json", "surface": "cochlea_shape.vtk"}
+
+
 def write_result(result, out) -> dict:
     """Write the files of one segmentation; returns {name: path}."""
     # segment values 1 and 2; they overlap, so the file packs them into two layers
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"labels": out / "labels.seg.nrrd", "probability": out / "probability.nrrd",
-             "uncertainty": out / "uncertainty.nrrd", "shape": out / "shape.json",
-             "centerline": out / "centerline.mrk.json", "surface": out / "cochlea_shape.vtk"}
+    files = {kind: out / name for kind, name in RESULT_FILES.items()}
     io.write_seg_nrrd(files["labels"],
                       [(Segment(1, "Cochlea", (0.89, 0.35, 0.30)), result.sroi.array > 0),
                        (Segment(2, "Cochlea shape model", (0.3, 0.6, 0.95)), result.ssi.array > 0)],
                       result.roi, side=result.side)
     io.write_volume(result.probability, files["probability"])
     io.write_volume(result.uncertainty, files["uncertainty"])
-    files["shape"].write_text(json.dumps(result.summary(), indent=2))
+    write_text_whole(files["shape"], json.dumps(result.summary(), indent=2))
     points, degrees = result.scala_tympani_centerline(60)
     io.write_markups_json(files["centerline"], centerline_markups(points, degrees))
-
-    writer = vtkPolyDataWriter()
-    writer.SetFileName(str(files["surface"]))
-    writer.SetHeader("SPACE=LPS")        # Slicer reads a .vtk model's coordinate system here
-    writer.SetInputData(result.mesh(0.15))
-    writer.Write()
+    write_vtk_model(result.mesh(0.15), files["surface"])
     return {k: str(v) for k, v in files.items()}
 
 
@@ -80,11 +81,23 @@ def _segment_one(path, out, settings, points=None, progress=None) -> dict:
 
 
 def _cmd_segment(args) -> int:
+    OutputPlan([args.input, args.points], args.force).folder(args.out, RESULT_FILES.values())
     points = read_points(args.points) if args.points else None
     with tqdm_progress("segment", disable=args.quiet) as progress:
         done = _segment_one(args.input, args.out, _settings(args), points, progress)
     print(json.dumps(done, indent=2))
-    return 0
+    return flagged(done["row"])
+
+
+def flagged(quality: dict) -> int:
+    """The exit status of a finished fit: :data:`EXIT_FLAGGED`, with the reasons on stderr,
+    when quality control flags it, else 0."""
+    if not quality.get("suspect"):
+        return 0
+    reasons = "; ".join(suspect_reasons(quality)) or "quality control flagged it"
+    print(f"warning: the fit is suspect: {reasons}. The files were written; review them before use.",
+          file=sys.stderr)
+    return EXIT_FLAGGED
 
 
 def batch_job(path, name, folder, settings) -> dict:
@@ -138,14 +151,14 @@ def _common(p) -> None:
     d = SegmentConfig()
     p.add_argument("--side", choices=("right", "left"), default="right",
                    help="which ear (a left ear is fitted as a mirrored right ear; default right)")
-    p.add_argument("--l-ref-fit", type=float, default=d.l_ref_fit,
+    p.add_argument("--l-ref-fit", type=arguments.real(minimum=0.01, maximum=2.0), default=d.l_ref_fit,
                    help=f"logistic reference length while fitting, mm (default {d.l_ref_fit})")
-    p.add_argument("--l-ref-final", type=float, default=d.l_ref_final,
+    p.add_argument("--l-ref-final", type=arguments.real(minimum=0.01, maximum=2.0), default=d.l_ref_final,
                    help=f"reference length of the final label map, mm (default {d.l_ref_final}; the thesis used 0.25)")
-    p.add_argument("--iterations", type=int, default=d.outer_iterations, help=f"EM iterations (default {d.outer_iterations})")
-    p.add_argument("--samples", type=int, default=d.samples,
+    p.add_argument("--iterations", type=arguments.integer(1, 1000), default=d.outer_iterations, help=f"EM iterations (default {d.outer_iterations})")
+    p.add_argument("--samples", type=arguments.integer(0, 100000), default=d.samples,
                    help=f"posterior samples for uncertainty and measures (default {d.samples})")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the posterior samples")
+    p.add_argument("--seed", type=arguments.seed, default=d.seed, help="seed of the posterior samples")
     p.add_argument("--shape-step", choices=("gauss-newton", "bfgs"), default=d.shape_step)
     p.add_argument("--no-placement", action="store_true",
                    help="skip the placement search over the whole +-1.5 mm translation range "
@@ -162,17 +175,16 @@ def _common(p) -> None:
     p.add_argument("--label-map", choices=("lumen-wall", "shape-model"), default=d.label_map,
                    help="final label map: 'lumen-wall' follows the image near the fitted shape (default); "
                         "'shape-model' is the thesis's posterior at --l-ref-final")
-    p.add_argument("--label-band", type=float, default=d.label_band_mm,
+    p.add_argument("--label-band", type=arguments.real(minimum=0.0, maximum=5.0), default=d.label_band_mm,
                    help=f"how far (mm) outside the fitted shape the lumen-wall map may reach (default {d.label_band_mm})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _cmd_calibrate(args) -> int:
+    OutputPlan([args.data], args.force).file(args.out)
     with tqdm_progress("calibrate-shape", disable=args.quiet) as progress:
         table = calibrate(args.data, progress=progress)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(table, indent=1))
+    out = write_text_whole(args.out, json.dumps(table, indent=1))
     print(json.dumps({"out": str(out), **table["profile"],
                       "dice": {f["id"]: round(f["dice"], 3) for f in table["fits"]}}, indent=1))
     return 0
@@ -188,6 +200,7 @@ def add_commands(sub) -> None:
                                    "(shipped as Resources/shape-calibration.json).")
     p.add_argument("--data", required=True, help="folder of specimens (<id>/<id>_CT_LABELS.nii.gz, <id>_DESC.json)")
     p.add_argument("--out", required=True, help="JSON file to write")
+    add_force(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_calibrate)
 
@@ -201,6 +214,7 @@ def add_commands(sub) -> None:
     p.add_argument("--points", help="Slicer markups (.mrk.json or .fcsv) with points labelled 'center', "
                                     "'apex' or 'round window'; without it the cochlea must be at the "
                                     "centre of the volume in the template orientation")
+    add_force(p)
     _common(p)
     p.set_defaults(func=_cmd_segment)
 

@@ -57,11 +57,20 @@ SCREENING_ROUNDS = 3
 
 
 # ------------------------------------------------------------------ input checks
+#: Voxel sizes a CT of the ear can have (mm): micro-CT to the coarsest clinical slices. A
+#: cochlea of about 9 x 7 x 4 mm is a handful of voxels at the top of the range.
+MIN_VOXEL_MM, MAX_VOXEL_MM = 0.005, 2.0
+
+
 def check_volume(volume: Volume) -> None:
     """Raise a clear error for inputs the method cannot segment."""
     if not isinstance(volume, Volume):
         raise CochleaAIError("Expected a CT volume.")
     arr = volume.checked_array("input volume", min_per_axis=2, max_voxels=_MAX_VOXELS)
+    if np.any(volume.spacing > MAX_VOXEL_MM) or np.any(volume.spacing < MIN_VOXEL_MM):
+        raise CochleaAIError(f"The voxels are {np.round(volume.spacing, 4).tolist()} mm; a CT of the ear has voxels "
+                             f"of {MIN_VOXEL_MM} to {MAX_VOXEL_MM} mm. Check the spacing in the file's header "
+                             "(metres or micrometres written as millimetres?).")
     extent = np.asarray(volume.size) * volume.spacing
     if np.any(extent < 6.0):
         raise CochleaAIError(f"The volume is only {np.round(extent, 1).tolist()} mm across; a cochlea "

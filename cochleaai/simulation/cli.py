@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cochleaai import batch, io
+from cochleaai import arguments, batch, io
+from cochleaai.arguments import add_force
 from cochleaai.errors import CochleaAIError
+from cochleaai.io.outputs import OutputPlan, write_text_whole
 from cochleaai.progress import tqdm_progress
 from cochleaai.shape.params import theta_from_record
 from cochleaai.simulation.arrays import ARRAYS, DEFAULT_ARRAY
@@ -29,8 +31,12 @@ def load_model_parameters(path) -> "list":
                                            "the segmentation module.")
 
 
+#: The files of ``simulate-ci``, by kind.
+SIMULATION_FILES = {"postop": "postop.nrrd", "metal": "metal.seg.nrrd", "contacts": "contacts.mrk.json",
+                    "target": "target.nrrd", "summary": "simulation.json"}
+
+
 def _cmd_simulate(args) -> int:
-    preop = io.read_volume(args.preop)
     model_path = args.model
     if model_path is None:
         guess = Path(args.preop).parent / "truth.json"
@@ -38,27 +44,29 @@ def _cmd_simulate(args) -> int:
             raise CochleaAIError("No cochlea model: pass --model (the phantom's truth.json or the fitted "
                                  "shape JSON of CochleaShapeSegmentation).")
         model_path = guess
+    out = OutputPlan([args.preop, model_path], args.force).folder(args.out, SIMULATION_FILES.values())
+    preop = io.read_volume(args.preop)
     theta = load_model_parameters(model_path)
     config = ScanConfig(kvp=args.kvp, noise=not args.no_noise, scatter=not args.no_scatter)
     with tqdm_progress("simulate-ci", disable=args.quiet) as progress:
         sim = simulate_postop(preop, theta, args.array, args.depth, seed=args.seed, config=config,
                               progress=progress)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"postop": io.write_volume(sim.postop, out / "postop.nrrd"),
-             "metal": io.write_seg_nrrd(out / "metal.seg.nrrd", sim.metal_segments(), sim.metal),
-             "contacts": io.write_markups_json(out / "contacts.mrk.json", sim.contacts_markups()),
-             "target": io.write_volume(sim.target, out / "target.nrrd")}
+    name = SIMULATION_FILES
+    files = {"postop": io.write_volume(sim.postop, out / name["postop"]),
+             "metal": io.write_seg_nrrd(out / name["metal"], sim.metal_segments(), sim.metal),
+             "contacts": io.write_markups_json(out / name["contacts"], sim.contacts_markups()),
+             "target": io.write_volume(sim.target, out / name["target"])}
     summary = sim.summary()
     summary["files"] = {k: str(v) for k, v in files.items()}
     summary["warnings"] = sim.warnings
-    (out / "simulation.json").write_text(json.dumps(summary, indent=2))
+    write_text_whole(out / name["summary"], json.dumps(summary, indent=2))
     if not args.quiet:
         print(json.dumps(summary, indent=2))
     return 0
 
 
 def _cmd_simulate_pairs(args) -> int:
+    OutputPlan([args.real]).folder(args.out, ())      # a resumable set: pairs already there are kept
     ids = tuple(i.strip() for i in args.real_ids.split(",") if i.strip())
     with tqdm_progress("simulate-pairs", disable=args.quiet) as progress:
         summary = simulate_pairs(args.out, args.n, args.seed, args.real, ids, args.augmented,
@@ -76,12 +84,13 @@ def add_commands(subparsers) -> None:
                     "description), target.nrrd (pre-op with contact centres marked) and simulation.json.")
     p.add_argument("preop", help="pre-operative CT volume in HU (e.g. ct.nrrd of `cochleaai phantom`)")
     p.add_argument("--out", required=True, help="output folder")
+    add_force(p)
     p.add_argument("--model", default=None,
                    help="JSON with the 10 cochlea shape parameters (default: truth.json beside PREOP)")
     p.add_argument("--array", default=DEFAULT_ARRAY, choices=sorted(ARRAYS), help="electrode array")
-    p.add_argument("--depth", type=float, default=None,
+    p.add_argument("--depth", type=arguments.real(minimum=0.0, maximum=1080.0), default=None,
                    help="angular insertion depth of the tip in degrees (default: random, typical range)")
-    p.add_argument("--seed", type=int, default=0, help="seed of depth, scatter and noise (default 0)")
+    p.add_argument("--seed", type=arguments.seed, default=0, help="seed of depth, scatter and noise (default 0)")
     p.add_argument("--kvp", type=int, default=120, choices=(120, 140))
     p.add_argument("--no-noise", action="store_true", help="no quantum or electronic noise")
     p.add_argument("--no-scatter", action="store_true", help="no scatter")
@@ -97,8 +106,8 @@ def add_commands(subparsers) -> None:
                     "the set; every pair has its own seed, so the same --seed gives the same set and an "
                     "interrupted run resumes.")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--n", type=int, required=True, help="number of pairs")
-    p.add_argument("--seed", type=int, default=0, help="seed of the set (default 0)")
+    p.add_argument("--n", type=arguments.integer(1, 100000), required=True, help="number of pairs")
+    p.add_argument("--seed", type=arguments.seed, default=0, help="seed of the set (default 0)")
     p.add_argument("--real", default=None, metavar="DIR",
                    help="also use real pre-op CTs from this folder (layout of the Wimmer 2019 data set)")
     p.add_argument("--real-ids", default=",".join(TRAIN_SPECIMENS),

@@ -106,7 +106,11 @@ def check_hu_volume(volume: Volume, what: str = "CT volume") -> list:
     """Refuse unusable volumes; return warnings for suspicious ones (non-HU scale)."""
     if not isinstance(volume, Volume):
         raise CochleaAIError(f"The {what} must be a cochleaai Volume.")
-    arr = volume.checked_array(what, min_per_axis=4, max_voxels=MAX_VOXELS)
+    arr = volume.checked_array(what, min_per_axis=4, max_voxels=MAX_VOXELS, image=True)
+    if arr.dtype.itemsize == 1:      # 8 bits hold 256 grey levels: not the -1000..3000 HU of a CT
+        raise CochleaAIError(f"The {what} is stored as {arr.dtype} (256 grey levels at most), which cannot hold "
+                             "Hounsfield units; give the CT as exported by the scanner (e.g. int16 NRRD or "
+                             "NIfTI, or the DICOM series).")
     warns = []
     lo, hi = float(arr.min()), float(arr.max())
     # inner-ear CT always holds fluid (about 0 HU) and bone (above 1000 HU)
@@ -371,7 +375,7 @@ def mark_contacts(preop: Volume, contacts: np.ndarray, radius_mm: float = 0.15,
                   value: float = HU_MAX) -> Volume:
     """The thesis's augmented target: the pre-op image with each contact centre set to the
     top of the scanner range (voxels within ``radius_mm``, at least the nearest voxel)."""
-    arr = np.array(preop.array, copy=True)
+    arr = np.array(preop.array, dtype=np.promote_types(preop.array.dtype, np.int16), copy=True)
     grid = preop.physical_grid()
     for c in np.atleast_2d(contacts):
         if not preop.contains(c[None])[0]:

@@ -116,7 +116,7 @@ def volume_to_grid(volume: Volume, grid: VolumeGrid) -> np.ndarray:
     """
     if not isinstance(volume, Volume):
         raise CochleaAIError(f"Expected a Volume, got {type(volume).__name__}.")
-    arr = volume.checked_array("volume")
+    arr = volume.checked_array("volume", image=True)
     extent = np.asarray(volume.size, dtype=float) * volume.spacing
     if np.any(extent < 0.5 * grid.extent_mm):
         raise CochleaAIError(

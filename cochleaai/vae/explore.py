@@ -85,6 +85,21 @@ def encode_volume(model, card: dict, volume: Volume, samples: int = 0, seed: int
     return encode_array(model, x[None], samples, seed)[0]
 
 
+#: A volume whose reconstruction misses more than this share of its own spread (RMS of the
+#: difference over the standard deviation, on the model grid) lies outside what the model has
+#: learnt. Phantoms the shipped model never saw score 0.32 to 0.45; noise, a constant volume
+#: or a volume flipped upside down score 0.97 and above (``vae encode``).
+OUT_OF_DOMAIN_MISMATCH = 0.8
+
+
+def reconstruction_mismatch(model, card: dict, volume: Volume, z) -> float:
+    """How much of ``volume`` (on the model grid) its reconstruction from ``z`` misses: the
+    RMS difference over the volume's standard deviation (0: perfect; 1: no better than its mean)."""
+    x = volume_to_grid(volume, grid_of(card))
+    difference = x - decode(model, z)[0]
+    return float(np.sqrt(np.mean(difference ** 2)) / max(float(np.std(x)), 1e-6))
+
+
 def interpolate(z_a, z_b, steps: int = 8) -> np.ndarray:
     """``steps`` points on the straight line from z_a to z_b (both ends included)."""
     if steps < 2:

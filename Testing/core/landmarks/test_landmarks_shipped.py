@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from cochleaai.errors import CochleaAIError  # noqa: E402
+from cochleaai.errors import EXIT_FLAGGED, CochleaAIError  # noqa: E402
 from cochleaai.landmarks.model_io import load_model, phantom_model_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -158,6 +158,6 @@ def test_logic_and_cli_name_files_with_equal_stems_alike(tmp_path):
     assert mrml.table_to_dict(result["table"])["Volume"] == expected
     assert result["points"] == [None, None, None]
 
-    assert main(["landmarks", "detect", *map(str, folders), "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    assert main(["landmarks", "detect", *map(str, folders), "--out", str(tmp_path / "out"), "--quiet"]) == EXIT_FLAGGED
     rows = json.loads((tmp_path / "out" / "detections.json").read_text())
     assert [r["volume"] for r in rows] == expected and all(r["confidence"] == 0 for r in rows)

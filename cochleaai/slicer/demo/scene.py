@@ -24,6 +24,8 @@ from cochleaai.slicer.results.phantom import add_phantom_to_scene
 
 #: The methods' demo steps in order, under their keys in the summary.
 STEPS = (("segmentation", segmentation), ("ct", mar), ("landmarks", landmarks), ("vae", vae))
+#: The name of the demo's scene file (``scene/<name>.mrml``).
+SCENE_NAME = "CochleaAI-demo"
 
 
 def slice_figure(phantom, path, title: str = "") -> Path:
@@ -100,7 +102,7 @@ def run(out_dir="demo-output", seed: int = 0, fov: str = "temporal", progress=No
         steps[key] = module.demo_step(phantom, scene, out, stage)
 
     p(0.92, "saving the scene")
-    scene_file = mrml.save_scene(scene, out / "scene", name="CochleaAI-demo")
+    scene_file = mrml.save_scene(scene, out / "scene", name=SCENE_NAME)
     p(0.95, "drawing the slices")
     png = slice_figure(phantom, out / "phantom_slices.png",
                        title=f"CochleaAI phantom (seed {seed}, {fov} field of view)")
