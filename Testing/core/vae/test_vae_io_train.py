@@ -205,7 +205,9 @@ def test_volume_to_grid_bad_input():
     with pytest.raises(CochleaAIError, match="NaN"):
         volume_to_grid(bad, grid)
     with pytest.raises(CochleaAIError, match="field of view"):
-        volume_to_grid(Volume(np.zeros((4, 4, 4), np.int16), 0.2), grid)
+        volume_to_grid(Volume(np.arange(64, dtype=np.int16).reshape(4, 4, 4), 0.2), grid)
+    with pytest.raises(CochleaAIError, match="constant"):
+        volume_to_grid(Volume(np.zeros((25, 25, 30), np.int16), 0.2), grid)
     with pytest.raises(CochleaAIError):
         Volume(np.zeros((5, 5)), 1.0)                   # a 2D image is not a volume
     with pytest.raises(CochleaAIError):
