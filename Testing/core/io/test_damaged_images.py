@@ -14,7 +14,7 @@ import pytest
 import SimpleITK as sitk
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.io import read_volume, write_volume
+from cochleaai.io import read_dicom_series, read_volume, write_dicom_series, write_volume
 from cochleaai.volume import Volume
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -112,6 +112,13 @@ def test_a_ct_of_usual_size_passes_the_memory_check(tmp_path, monkeypatch):
                      b"encoding: raw\n\n" + bytes(100))
     with pytest.raises(CochleaAIError, match="is shorter than its header says"):
         read_volume(path)
+
+
+def test_a_dicom_series_beyond_the_memory_limit_is_refused(tmp_path, monkeypatch, ct):
+    write_dicom_series(ct, tmp_path)
+    monkeypatch.setenv(LIMIT_ENV, "0.0001")
+    with pytest.raises(CochleaAIError, match="DICOM series .* claims 40 x 30 x 20 = 2.40e4 voxels"):
+        read_dicom_series(tmp_path)
 
 
 @pytest.mark.parametrize("odd", ["uncompressed .nii.gz", "bytes after the gzip stream", "two gzip members"])
