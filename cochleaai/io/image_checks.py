@@ -117,7 +117,11 @@ def _check_payload(path: Path, payload: Payload) -> None:
     if not file.is_file():
         raise CochleaAIError(f"'{path.name}' keeps its voxels in '{name}', which is not beside it; "
                              "copy the two files together.")
-    with open(file, "rb") as handle:
+    try:
+        handle = open(file, "rb")
+    except OSError as exc:
+        raise CochleaAIError(f"Cannot open '{name}' ({exc.strerror}); check that it may be read.") from exc
+    with handle:
         handle.seek(payload.start)
         for _ in range(payload.line_skip):
             handle.readline()
@@ -151,9 +155,9 @@ def _decompressed_length(handle, codec: str) -> int:
             pass
         return total
     # zlib checks the CRC and length of each gzip member, the Adler-32 sum of a zlib stream
-    # (47: either header, as MetaIO takes). Like zlib's gzread, which SimpleITK reads with,
-    # further gzip members count and other trailing bytes are ignored.
-    wbits, total, pending = (31 if codec == "gzip" else 47), 0, b""
+    # (MetaIO inflates only that: a gzip header there is damage too). Like zlib's gzread, which
+    # SimpleITK reads gzip with, further gzip members count and other trailing bytes are ignored.
+    wbits, total, pending = (31 if codec == "gzip" else 15), 0, b""
     while True:
         engine = zlib.decompressobj(wbits)
         while not engine.eof:

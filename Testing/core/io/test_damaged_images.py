@@ -68,6 +68,14 @@ def test_cut_off_files_are_refused(tmp_path, ct, name, compress):
         read_volume(path)
 
 
+def test_a_header_without_its_data_file_says_which_file_is_missing(tmp_path, ct):
+    """(SimpleITK already names a missing NRRD data file; not a MetaImage one.)"""
+    path = written(ct, tmp_path, "ct.mhd", compress=False)
+    data_file(path).unlink()
+    with pytest.raises(CochleaAIError, match=r"keeps its voxels in 'ct\.raw', which is not beside it"):
+        read_volume(path)
+
+
 def huge_claim(folder: Path, ext: str, side: int = 2000) -> Path:
     """A few hundred bytes whose header claims side^3 int16 voxels."""
     path = folder / f"huge{ext}"
