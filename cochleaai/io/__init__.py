@@ -10,6 +10,9 @@ Nothing here imports Slicer. Every reader returns core types in **LPS** millimet
 * :mod:`.markups_files`: :func:`read_markups` / :func:`write_markups_json`, Slicer markups
   (``.mrk.json``, legacy ``.fcsv``) as a :class:`~cochleaai.markups.Markups` point list;
 * :mod:`.paths`: file types, checks before reading and writing, unique names, checksums;
+* :mod:`.image_checks`: an image file against its header before SimpleITK reads it (the size
+  claimed against the memory, or ``$COCHLEAAI_MEMORY_LIMIT_GB``; the voxel data cut off or
+  failing their checksum);
 * :mod:`.figures`: matplotlib figures saved as PNG.
 
 Array order: ``Volume.array`` is ``(z, y, x)``; NRRD files list their axes ``x, y, z``

@@ -14,6 +14,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, gene
 from pydicom.valuerep import format_number_as_ds
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.io.image_checks import check_memory, image_information
 from cochleaai.volume import Volume
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -52,6 +53,13 @@ def read_dicom_series(folder, series_uid: Optional[str] = None) -> Volume:
             warnings.warn(f"{len(series)} DICOM series found in '{folder}'; reading series {chosen} "
                           f"({len(files[chosen])} files), the largest. Pass series_uid to choose "
                           "another.", stacklevel=2)
+    try:    # the first file's header, times the files, before the reader allocates them all
+        size, value_bytes, components = image_information(files[chosen][0])
+    except RuntimeError:
+        pass    # the series reader below says what is wrong
+    else:
+        check_memory(f"The DICOM series in '{folder}'", (*size[:2], int(np.prod(size[2:])) * len(files[chosen])),
+                     value_bytes, components)
     reader.SetFileNames(files[chosen])
     try:
         image = reader.Execute()

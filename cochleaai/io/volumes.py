@@ -6,6 +6,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.io.image_checks import check_image_file
 from cochleaai.io.outputs import written_whole
 from cochleaai.io.paths import VOLUME_EXTENSIONS, extension_of, prepare_output, require_file
 from cochleaai.volume import Volume
@@ -21,6 +22,7 @@ def read_volume(path) -> Volume:
         raise CochleaAIError(f"Unknown image file type '{ext or path.name}'; use one of "
                              f"{', '.join(VOLUME_EXTENSIONS)} (or read_dicom_series for a DICOM folder).")
     try:
+        check_image_file(path)      # before SimpleITK allocates what the header claims
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
