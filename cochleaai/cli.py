@@ -1,7 +1,8 @@
 """Command line: ``python -m cochleaai <command>`` (also installed as ``cochleaai``).
 
 Every command has ``--help``. Long commands draw a progress bar on stderr; Ctrl-C stops
-them cleanly. Errors the user can fix print one sentence and exit with status 2.
+them cleanly (status 130). Errors the user can fix print one sentence and exit with status 2;
+a batch command whose items failed exits with status 3 (:mod:`cochleaai.errors`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from vtkmodules.vtkIOLegacy import vtkPolyDataWriter  # not all of vtk: a second
 
 from cochleaai import __version__, bench, io
 from cochleaai.contacts import cli as contacts_cli
-from cochleaai.errors import CochleaAIError
+from cochleaai.errors import EXIT_CANCELLED, EXIT_USER_ERROR, CochleaAIError
 from cochleaai.landmarks import cli as landmarks_cli
 from cochleaai.mar import cli as mar_cli
 from cochleaai.mar.margan import cli as margan_cli
@@ -169,10 +170,10 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except CochleaAIError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     except (Cancelled, KeyboardInterrupt):
         print("cancelled", file=sys.stderr)
-        return 130
+        return EXIT_CANCELLED
 
 
 if __name__ == "__main__":  # pragma: no cover

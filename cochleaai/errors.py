@@ -1,4 +1,12 @@
-"""The one exception type a user can cause."""
+"""The one exception type a user can cause, and the exit statuses of the commands."""
+
+#: A command stopped on an error the user can fix (a :class:`CochleaAIError`; one sentence on stderr).
+EXIT_USER_ERROR = 2
+#: A batch command finished, but some items failed or were flagged by quality control: its
+#: table says which (and stderr how many), so that a script can tell "look at the table" from success.
+EXIT_FAILED_ITEMS = 3
+#: Stopped by Ctrl-C, SIGTERM or Cancel (128 + SIGINT, as a shell reports Ctrl-C).
+EXIT_CANCELLED = 130
 
 
 class CochleaAIError(Exception):
