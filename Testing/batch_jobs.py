@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import time
 import zlib
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from cochleaai import batch
 from cochleaai.errors import CochleaAIError
 
 #: Warm-ups run in this process (see warm_up).
@@ -49,6 +51,30 @@ def nap(path, name, folder, seconds=0.0):
     time.sleep(seconds)
     (Path(folder) / f"{name}.txt").write_text(name)
     return {}
+
+
+def snooze(seconds, name, folder, log, hurry=False):
+    """Log ``name pid``, write half a file, sleep ``seconds`` (the item's input; not at all
+    with ``hurry``), finish the file: an item to kill in the middle."""
+    with open(log, "a") as handle:
+        handle.write(f"{name} {os.getpid()}\n")
+    result = Path(folder) / f"{name}.txt"
+    result.write_text("half")
+    time.sleep(0 if hurry else seconds)
+    result.write_text(name)
+    return {"pid": os.getpid()}
+
+
+def snooze_items():
+    """Two quick items, then four that sleep a minute: two workers are on slow items as soon
+    as the quick ones are complete."""
+    return [batch.Item(f"q{k}", 0.2) for k in range(2)] + [batch.Item(f"s{k}", 60.0) for k in range(4)]
+
+
+def snooze_batch(out, log, hurry=False, workers=2):
+    """The batch of :func:`snooze_items` (run as a command by the tests that kill it)."""
+    return batch.run(partial(snooze, log=str(log), hurry=hurry), snooze_items(), out, workers=workers,
+                     signature="snooze")
 
 
 def thread_counts(path, name, folder):

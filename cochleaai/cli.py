@@ -1,7 +1,8 @@
 """Command line: ``python -m cochleaai <command>`` (also installed as ``cochleaai``).
 
 Every command has ``--help``. Long commands draw a progress bar on stderr; Ctrl-C stops
-them cleanly. Errors the user can fix print one sentence and exit with status 2.
+them cleanly (status 130). Errors the user can fix print one sentence and exit with status 2;
+a batch command whose items failed exits with status 3 (:mod:`cochleaai.errors`).
 """
 from __future__ import annotations
 

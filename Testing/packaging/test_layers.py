@@ -26,9 +26,10 @@ SLICER_PACKAGES = {"slicer", "qt", "ctk", "PythonQt", "mrml", "slicer_core", "MR
 #: What may be imported inside a function: packages that may be missing when the file is
 #: loaded (installed on first use in Slicer, Resources/Dependencies/requirements.txt, or an
 #: optional extra), and Slicer's own. tqdm and threadpoolctl are core dependencies that Slicer's
-#: Python lacks and never installs: only the command line and batch runs use them.
+#: Python lacks and never installs: only the command line and batch runs use them. fcntl and
+#: msvcrt are the standard library's for one platform each (the batch lock picks one).
 LAZY_ALLOWED = {"torch", "numba", "skimage", "nrrd", "slicerio", "matplotlib", "dask", "distributed",
-                "tqdm", "threadpoolctl"} | SLICER_PACKAGES
+                "tqdm", "threadpoolctl", "fcntl", "msvcrt"} | SLICER_PACKAGES
 
 
 def python_files(*folders: Path) -> List[Path]:

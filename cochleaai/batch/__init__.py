@@ -6,7 +6,10 @@ writes its outputs into ``folder``, a fresh temporary folder, under names of its
 and writes a small record of the item last, in ``out/.cochleaai-batch/done/<name>.json``.
 So an interrupted run (Ctrl-C, a killed job) leaves no half-written output, and the next
 run skips exactly the items whose record is there, whose outputs all exist, whose input is
-unchanged and whose settings (``signature``) are the same.
+unchanged and whose settings (``signature``) are the same. One run at a time holds an
+output folder (:mod:`.lock`; a second is refused, naming the first, and a killed run's lock
+is free), its worker processes die with it however it ends, and SIGTERM stops it as Ctrl-C
+does (:mod:`.lifetime`).
 
 The runner also gives each item a unique name (:func:`items_from_files`), caps the
 threads of every worker (torch, numba, OpenMP/BLAS; :mod:`cochleaai.threads`), reports
@@ -26,6 +29,7 @@ the worker process: well below ``item_seconds`` means the worker waited for a co
 ``started`` (UTC), ``worker`` (host:process) and, for a failure, ``error``.
 """
 from cochleaai.batch.items import RECORDS, Item, items_from_files
-from cochleaai.batch.runner import add_arguments, options, run, write_csv
+from cochleaai.batch.runner import add_arguments, exit_status, locked, options, run, write_csv
 
-__all__ = ["Item", "items_from_files", "run", "write_csv", "add_arguments", "options", "RECORDS"]
+__all__ = ["Item", "items_from_files", "run", "locked", "write_csv", "exit_status", "add_arguments", "options",
+           "RECORDS"]

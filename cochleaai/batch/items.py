@@ -13,16 +13,18 @@ import shutil
 import socket
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
 from cochleaai import io
+from cochleaai.batch import lock
 from cochleaai.errors import CochleaAIError
 from cochleaai.threads import limit_threads
 
-#: The runner's own folder inside the output folder: item records and the staging area.
+#: The runner's own folder inside the output folder: item records, the staging area, the lock.
 RECORDS = ".cochleaai-batch"
 _FORMAT = "cochleaai-batch-item/1"
 
@@ -115,16 +117,22 @@ class Layout:
         self.out = Path(out)
         self.done = self.out / RECORDS / "done"
         self.staging = self.out / RECORDS / "staging"
+        self.lock = self.out / RECORDS / "lock"
 
-    def prepare(self) -> None:
+    @contextmanager
+    def opened(self):
+        """Hold the folder's lock for the block (one run at a time), with the staging area
+        cleared: whatever is there was left by a run that is over."""
         try:
             self.done.mkdir(parents=True, exist_ok=True)
-            # leftovers of an interrupted run: never complete, never moved into place
-            shutil.rmtree(self.staging, ignore_errors=True)
-            self.staging.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CochleaAIError(f"Cannot write into '{self.out}' ({exc}); choose a writable "
                                  "output folder.") from exc
+        with lock.hold(self.lock, self.out):
+            # leftovers of an interrupted run: never complete, never moved into place
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging.mkdir(parents=True, exist_ok=True)
+            yield
 
     def record(self, name: str) -> Path:
         return self.done / f"{name}.json"

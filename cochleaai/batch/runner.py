@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import os
+import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional, Sequence
 
-from cochleaai.batch import cluster
+from cochleaai.batch import cluster, lifetime
 from cochleaai.batch.items import Item, Layout, check_items, describe_error, items_from_files, run_item, warm
-from cochleaai.errors import CochleaAIError
+from cochleaai import arguments
+from cochleaai.errors import EXIT_FLAGGED, CochleaAIError
 from cochleaai.progress import Progress
 from cochleaai.threads import threads_limited
 
@@ -24,8 +26,10 @@ def _outcome(future, item: Item) -> dict:
                 "error": f"the worker running it stopped: {describe_error(exc)}"}
 
 
-def _start_worker(threads: int, warm_up: Optional[Callable] = None) -> None:
-    """Pool initializer: every worker is capped and warm before it takes its first item."""
+def _start_worker(parent: int, threads: int, warm_up: Optional[Callable] = None) -> None:
+    """Pool initializer: every worker dies with the runner (process ``parent``), and is
+    capped and warm before it takes its first item."""
+    lifetime.die_with(parent)
     warm(warm_up, threads)
 
 
@@ -39,7 +43,7 @@ def _in_process(calls, finished, threads, warm_up=None) -> None:
 def _in_pool(calls, finished, workers: int, threads: int, warm_up=None) -> None:
     # spawned, not forked: torch and numba have OpenMP threads running in this process
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(threads, warm_up))
+                               initializer=_start_worker, initargs=(os.getpid(), threads, warm_up))
     waiting, running = list(calls), {}
 
     def submit_next() -> None:
@@ -57,8 +61,12 @@ def _in_pool(calls, finished, workers: int, threads: int, warm_up=None) -> None:
                 finished(k, _outcome(future, item))
                 if waiting:
                     submit_next()
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: stop now, not after the running items; their outputs are absent
+        lifetime.kill_workers(pool)
+        raise
     finally:
-        # running items finish, or die with Ctrl-C; their outputs are whole or absent
+        # after Cancel (or an error here) the running items finish: their outputs are whole
         pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -90,31 +98,38 @@ def run(job: Callable, items: Iterable, out, *, workers: int = 1, threads: Optio
         raise CochleaAIError("--workers and --threads must be at least 1.")
     out = Path(out).absolute()
     layout = Layout(out)
-    layout.prepare()
-    p = Progress.wrap(progress)
-    rows: List[Optional[dict]] = [None] * len(items)
-    for k, item in enumerate(items):
-        stored = None if force else layout.completed(item, signature)
-        if stored is not None:
-            rows[k] = {**stored, "status": "resumed"}
-    total, done = len(items), sum(r is not None for r in rows)
-    p(done / max(total, 1), f"{done}/{total} already complete" if done else f"0/{total}")
+    with layout.opened(), lifetime.sigterm_interrupts():
+        p = Progress.wrap(progress)
+        rows: List[Optional[dict]] = [None] * len(items)
+        for k, item in enumerate(items):
+            stored = None if force else layout.completed(item, signature)
+            if stored is not None:
+                rows[k] = {**stored, "status": "resumed"}
+        total, done = len(items), sum(r is not None for r in rows)
+        p(done / max(total, 1), f"{done}/{total} already complete" if done else f"0/{total}")
 
-    def finished(k: int, row: dict) -> None:
-        nonlocal done
-        rows[k] = row
-        done += 1
-        p(done / total, f"{done}/{total} {row['name']} {row['status']}")
+        def finished(k: int, row: dict) -> None:
+            nonlocal done
+            rows[k] = row
+            done += 1
+            p(done / total, f"{done}/{total} {row['name']} {row['status']}")
 
-    calls = [(k, (job, items[k], str(out), signature)) for k in range(total) if rows[k] is None]
-    if calls and scheduler:
-        cluster.run_calls(calls, finished, scheduler, int(workers), int(threads or 1), _outcome, warm_up)
-    elif calls and int(workers) > 1 and len(calls) > 1:
-        n = min(int(workers), len(calls))
-        _in_pool(calls, finished, n, int(threads or max(1, (os.cpu_count() or 1) // n)), warm_up)
-    elif calls:
-        _in_process(calls, finished, threads, warm_up)
+        calls = [(k, (job, items[k], str(out), signature)) for k in range(total) if rows[k] is None]
+        if calls and scheduler:
+            cluster.run_calls(calls, finished, scheduler, int(workers), int(threads or 1), _outcome, warm_up)
+        elif calls and int(workers) > 1 and len(calls) > 1:
+            n = min(int(workers), len(calls))
+            _in_pool(calls, finished, n, int(threads or max(1, (os.cpu_count() or 1) // n)), warm_up)
+        elif calls:
+            _in_process(calls, finished, threads, warm_up)
     return rows
+
+
+def locked(out):
+    """Hold the lock of the output folder ``out`` for a block: a command that writes its
+    table after :func:`run` keeps it over both, so that no other run comes in between.
+    :func:`run` inside the block (same thread) takes it as its own."""
+    return Layout(Path(out).absolute()).opened()
 
 
 def write_csv(path, rows: Sequence[dict], fieldnames: Optional[Sequence[str]] = None) -> Path:
@@ -131,16 +146,29 @@ def write_csv(path, rows: Sequence[dict], fieldnames: Optional[Sequence[str]] = 
     return path
 
 
+def exit_status(rows: Sequence[dict], table, what: str = "items", flagged: Optional[Callable] = None) -> int:
+    """A batch command's exit status: 0, or :data:`~cochleaai.errors.EXIT_FLAGGED` with a
+    line on stderr when items failed (or ``flagged(row)`` marks some for review, as quality
+    control does), saying how many and where the table is."""
+    failed = sum(r.get("status") == "failed" for r in rows)
+    marked = sum(bool(flagged(r)) for r in rows if r.get("status") != "failed") if flagged else 0
+    if not failed and not marked:
+        return 0
+    counts = f"{failed} of {len(rows)} {what} failed" + (f", {marked} flagged by quality control" if flagged else "")
+    print(f"{counts}; see {table}", file=sys.stderr)
+    return EXIT_FLAGGED
+
+
 # --------------------------------------------------------------------------- command line
 
 def add_arguments(parser, workers: int = 1, threads: Optional[int] = None) -> None:
     """The batch options of a command: --workers, --threads, --resume/--force, --dask-scheduler."""
     g = parser.add_argument_group("batch options")
-    g.add_argument("--workers", type=int, default=workers,
+    g.add_argument("--workers", type=arguments.integer(1, 256), default=workers,
                    help=f"parallel worker processes (default {workers}); with --dask-scheduler local, "
                         "the number of Dask workers")
     default = "the cores shared among the workers" if threads is None else str(threads)
-    g.add_argument("--threads", type=int, default=threads,
+    g.add_argument("--threads", type=arguments.threads, default=threads,
                    help=f"CPU threads per worker for torch, numba and BLAS (default: {default})")
     once = g.add_mutually_exclusive_group()
     once.add_argument("--resume", action="store_true", default=True,
@@ -149,8 +177,9 @@ def add_arguments(parser, workers: int = 1, threads: Optional[int] = None) -> No
     g.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
                    help="run on Dask: 'local' starts a LocalCluster of --workers processes on this "
                         "machine; an address (tcp://host:8786) uses a running cluster, whose workers "
-                        "must see the input and output paths (shared file system). Needs "
-                        "pip install 'cochleaai[cluster]'")
+                        "must see the input and output paths (shared file system). Dask exchanges "
+                        "pickled Python objects, which can run code: connect only to a scheduler you "
+                        "started yourself on a network you trust. Needs pip install 'cochleaai[cluster]'")
 
 
 def options(args) -> dict:

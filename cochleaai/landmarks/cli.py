@@ -131,7 +131,7 @@ def _table_row(row: dict) -> dict:
 
 
 def _cmd_detect(args) -> int:
-    OutputPlan(args.inputs + (args.model or [])).folder(args.out, ())   # resumable: results there are kept
+    out = OutputPlan(args.inputs + (args.model or [])).folder(args.out, ())   # resumable: results there are kept
     side = check_side(args.side, "--side")
     paths, sha256s = [], []
     for given in (args.model or [None]):
@@ -140,25 +140,25 @@ def _cmd_detect(args) -> int:
         paths.append(str(Path(given).absolute()) if given else None)    # as workers elsewhere see it
         _MODELS[(str(paths[-1] or ""), sha256s[-1])] = model
     items = batch.items_from_files(args.inputs)
-    out = Path(args.out)
     job = partial(_detect_job, models=tuple(paths), sha256s=tuple(sha256s), use_localisation=not args.baseline,
                   side=side)
-    with tqdm_progress("landmarks detect", disable=args.quiet) as progress:
+    # the tables too are written under the folder's lock: no other run comes in between
+    with batch.locked(out), tqdm_progress("landmarks detect", disable=args.quiet) as progress:
         rows = batch.run(job, items, out, signature=f"{','.join(map(str, sha256s))} baseline={args.baseline} "
                                                     f"side={side}",
                          progress=progress, warm_up=partial(_warm_up, tuple(paths), tuple(sha256s)),
                          **batch.options(args))
-    rows = [_table_row(r) for r in rows]
-    keys = ["volume", "confidence", "flagged", "reason", "localisation_passes", "converged",
-            "ncc_rigid", "ncc_final", "side", "mirrored", "references", "spread_mm", "seconds", "file"]
-    batch.write_csv(out / "confidence.csv", rows, keys)
-    write_text_whole(out / "detections.json", json.dumps(rows, indent=2))
+        rows = [_table_row(r) for r in rows]
+        keys = ["volume", "confidence", "flagged", "reason", "localisation_passes", "converged",
+                "ncc_rigid", "ncc_final", "side", "mirrored", "references", "spread_mm", "seconds", "file"]
+        table = batch.write_csv(out / "confidence.csv", rows, keys)
+        write_text_whole(out / "detections.json", json.dumps(rows, indent=2))
     if not args.quiet:
         for row in rows:
             flag = "  FLAGGED: " + row["reason"] if row.get("flagged") else ""
             print(f"{row['volume']}: confidence {row['confidence']:.2f}{flag}")
         print(f"point lists and confidence.csv in {out}")
-    return 0 if all(not r.get("flagged") for r in rows) else EXIT_FLAGGED
+    return batch.exit_status(rows, table, "volumes", flagged=lambda row: row.get("flagged"))
 
 
 def add_commands(subparsers) -> None:

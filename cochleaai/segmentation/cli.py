@@ -133,18 +133,19 @@ def review_order(row: dict) -> tuple:
 
 
 def _cmd_segment_batch(args) -> int:
+    out = OutputPlan(args.inputs).folder(args.out, ())     # resumable: the results there are kept
     items = batch.items_from_files(args.inputs)
-    out = Path(args.out)
     settings = _settings(args)
-    with tqdm_progress("segment-batch", disable=args.quiet) as progress:
+    # the table too is written under the folder's lock: no other run comes in between
+    with batch.locked(out), tqdm_progress("segment-batch", disable=args.quiet) as progress:
         rows = batch.run(partial(batch_job, settings=settings), items, out, signature=repr(settings),
                          progress=progress, warm_up=warm_up, **batch.options(args))
-    rows.sort(key=review_order)
-    table = batch.write_csv(out / "measures.csv", rows)
+        rows.sort(key=review_order)
+        table = batch.write_csv(out / "measures.csv", rows)
     failed = [r for r in rows if "error" in r]
     print(json.dumps({"csv": str(table), "volumes": len(rows), "failed": len(failed),
                       "resumed": sum(r["status"] == "resumed" for r in rows)}, indent=2))
-    return 1 if failed and len(failed) == len(rows) else 0
+    return batch.exit_status(rows, table, "volumes", flagged=lambda row: row.get("suspect"))
 
 
 def _common(p) -> None:
@@ -222,7 +223,9 @@ def add_commands(sub) -> None:
                        description="Segment every volume in folders in parallel; writes one result folder "
                                    "per volume (named after the file) and measures.csv sorted by "
                                    "quality-control score (failed files and suspected failures first). "
-                                   "A rerun skips the volumes already done; see docs/batch.md.")
+                                   "A rerun skips the volumes already done; one batch at a time per "
+                                   "output folder. Exit status 3: finished, but some volumes failed or "
+                                   "were flagged by quality control; see docs/batch.md.")
     p.add_argument("inputs", nargs="+", metavar="IN", help="folders of CT volumes (ROI-template crops) or volume files")
     p.add_argument("--out", required=True, help="output folder")
     _common(p)

@@ -7,6 +7,7 @@ import pytest
 
 from cochleaai import io
 from cochleaai.cli import main
+from cochleaai.errors import EXIT_FLAGGED
 from cochleaai.markups import Markups
 from cochleaai.phantom.core import make_phantom
 
@@ -42,7 +43,8 @@ def test_segment_batch_sorts_by_quality_survives_a_bad_file_and_resumes(tmp_path
         io.write_volume(make_phantom(seed=seed, fov="roi").ct, folder / name)
     (folder / "broken.nrrd").write_bytes(b"not an image")
     out = tmp_path / "out"
-    assert main(["segment-batch", str(folder), "--out", str(out), "--workers", "1", *FAST]) == 0
+    # finished, with a failed volume: the exit status says so
+    assert main(["segment-batch", str(folder), "--out", str(out), "--workers", "1", *FAST]) == EXIT_FLAGGED
     rows = list(csv.DictReader(open(out / "measures.csv")))
     assert len(rows) == 3
     good = [r for r in rows if not r.get("error")]
@@ -55,7 +57,7 @@ def test_segment_batch_sorts_by_quality_survives_a_bad_file_and_resumes(tmp_path
 
     # a rerun keeps the finished volumes and tries the broken file again
     stamp = (out / "case.a" / "labels.seg.nrrd").stat().st_mtime_ns
-    assert main(["segment-batch", str(folder), "--out", str(out), *FAST]) == 0
+    assert main(["segment-batch", str(folder), "--out", str(out), *FAST]) == EXIT_FLAGGED
     again = list(csv.DictReader(open(out / "measures.csv")))
     assert sorted(r["status"] for r in again) == ["failed", "resumed", "resumed"]
     assert [r["cdl_lateral_wall_mm"] for r in again] == [r["cdl_lateral_wall_mm"] for r in rows]
@@ -65,7 +67,7 @@ def test_segment_batch_sorts_by_quality_survives_a_bad_file_and_resumes(tmp_path
     pytest.importorskip("distributed")
     dask = tmp_path / "dask"
     assert main(["segment-batch", str(folder), "--out", str(dask), "--dask-scheduler", "local",
-                 "--workers", "2", *FAST]) == 0
+                 "--workers", "2", *FAST]) == EXIT_FLAGGED
     for name in ("case.a", "case.b"):
         for file in ("probability.nrrd", "uncertainty.nrrd"):
             assert np.array_equal(io.read_volume(dask / name / file).array, io.read_volume(out / name / file).array)
