@@ -42,6 +42,9 @@ def wait_for(path, name, folder, out=None):
         deadline = time.time() + 60
         while not (Path(out) / ".cochleaai-batch" / "done" / "fast.json").exists() and time.time() < deadline:
             time.sleep(0.05)
+        # 'fast' is recorded just before its worker returns: without a pause both may reach the
+        # runner in the same wakeup, in either order, on a busy machine
+        time.sleep(1.0)
     (Path(folder) / f"{name}.txt").write_text(name)
     return {"pid": os.getpid()}
 
