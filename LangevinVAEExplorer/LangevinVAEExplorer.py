@@ -15,6 +15,8 @@ from cochleaai.slicer.gui.module import (CATEGORIES,
                                          CochleaAIModuleTest,
                                          CochleaAIModuleWidget,
                                          register_sample_data_on_startup)
+from cochleaai.slicer.results import SUSPECT_ATTRIBUTE
+from cochleaai.slicer.results.vae import MISMATCH_ATTRIBUTE
 from cochleaai.vae.shipped import default_model_path
 
 
@@ -166,7 +168,12 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
             z, node = result
             self._setSliders(z)
             self._showGenerated(node)
-            self.runner.setStatus(_("Encoded: z = {z}").format(z=", ".join(f"{v:.3f}" for v in z)))
+            status = _("Encoded: z = {z}").format(z=", ".join(f"{v:.3f}" for v in z))
+            if node.GetAttribute(SUSPECT_ATTRIBUTE) == "yes":
+                status = _("Outside what the model learnt (its reconstruction misses {share} of the volume): "
+                           "the coordinates mean little. ").format(
+                    share=node.GetAttribute(MISMATCH_ATTRIBUTE)) + status
+            self.runner.setStatus(status)
 
     def onInterpolate(self, *_unused):
         if self._ensureModel() is None:

@@ -29,10 +29,12 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
 from cochleaai.slicer import mrml
 from cochleaai.slicer.logic import CochleaAIModuleLogic
-from cochleaai.slicer.results.vae import GENERATED_NAME, LATENT_MAP_NAME, RECONSTRUCTION_NAME, put_volume
+from cochleaai.slicer.results import SUSPECT_ATTRIBUTE
+from cochleaai.slicer.results.vae import (GENERATED_NAME, LATENT_MAP_NAME, MISMATCH_ATTRIBUTE, RECONSTRUCTION_NAME,
+                                          put_volume)
 from cochleaai.vae.data import VolumeGrid, read_folder, volumes_to_grid
-from cochleaai.vae.explore import (decode_volume, encode_volume, grid_of, interpolate, latent_map, sample_latent,
-                                   save_latent_map_png)
+from cochleaai.vae.explore import (OUT_OF_DOMAIN_MISMATCH, decode_volume, encode_volume, grid_of, interpolate,
+                                   latent_map, reconstruction_mismatch, sample_latent, save_latent_map_png)
 from cochleaai.vae.model_io import load_model
 from cochleaai.vae.shipped import default_model_path
 from cochleaai.vae.train import TrainConfig, train_volume_model
@@ -117,16 +119,22 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
         """Latent coordinates of a volume node and its reconstruction node; returns ``(z, node)``.
 
         The volume is resampled onto the model grid around its centre; the node is not modified.
+        The reconstruction node records how much of the volume it misses
+        (:data:`MISMATCH_ATTRIBUTE`) and, above the model's domain, :data:`SUSPECT_ATTRIBUTE`.
         """
         p = Progress.wrap(progress)
         self._require_model()
+        mrml.check_not_an_input(reconstruction_node, [volume_node], "reconstruction")
         p(0.1, "reading the volume")
         volume = mrml.node_to_volume(volume_node)
         p(0.3, "encoding")
         z = encode_volume(self.model, self.card, volume)
         p(0.8, "decoding the reconstruction")
+        mismatch = reconstruction_mismatch(self.model, self.card, volume, z)
         recon = decode_volume(self.model, self.card, z, volume.center, volume.direction)
-        node = put_volume(scene, recon, RECONSTRUCTION_NAME, reconstruction_node, z)
+        node = put_volume(scene, recon, RECONSTRUCTION_NAME, reconstruction_node, z, inputs=[volume_node])
+        node.SetAttribute(MISMATCH_ATTRIBUTE, f"{mismatch:.4f}")
+        node.SetAttribute(SUSPECT_ATTRIBUTE, "yes" if mismatch > OUT_OF_DOMAIN_MISMATCH else "no")
         p(1.0, "encoded")
         return z, node
 

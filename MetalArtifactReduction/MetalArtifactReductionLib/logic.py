@@ -83,6 +83,7 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
             raise CochleaAIError("No MRML scene was given.")
         if volume_node is None:
             raise CochleaAIError("Select the post-operative CT volume to correct.")
+        mrml.check_not_an_input(output_node, [volume_node], "output volume")
         p = Progress.wrap(progress)
         p(0.0, "reading the volume")
         volume = mrml.node_to_volume(volume_node)

@@ -19,6 +19,9 @@ from cochleaai import io
 from cochleaai.slicer import mrml  # noqa: E402
 from cochleaai.errors import CochleaAIError  # noqa: E402
 from cochleaai.progress import Cancelled  # noqa: E402
+from cochleaai.slicer.results import SUSPECT_ATTRIBUTE  # noqa: E402
+from cochleaai.slicer.results.vae import MISMATCH_ATTRIBUTE  # noqa: E402
+from cochleaai.vae.explore import OUT_OF_DOMAIN_MISMATCH  # noqa: E402
 from cochleaai.vae.shipped import default_model_path  # noqa: E402
 from LangevinVAEExplorerLib.logic import (GENERATED_NAME, LATENT_MAP_NAME,  # noqa: E402
                                           LangevinVAEExplorerLogic)
@@ -72,6 +75,24 @@ def test_encode_a_phantom_and_interpolate(logic, scene):
     assert nodes["sequence"].GetNumberOfDataNodes() == 4
     assert nodes["proxy"] is not None and nodes["proxy"].IsA("vtkMRMLScalarVolumeNode")
     np.testing.assert_allclose(nodes["latent"][0], z, atol=1e-5)
+
+
+def test_encode_never_writes_into_its_input_and_flags_what_the_model_never_learnt(logic, scene):
+    phantom = logic.generate_phantom(scene, seed=151, fov="roi")["volume"]
+    z, recon = logic.encode(scene, phantom)
+    assert recon.GetAttribute(SUSPECT_ATTRIBUTE) == "no"
+    assert 0.0 < float(recon.GetAttribute(MISMATCH_ATTRIBUTE)) < OUT_OF_DOMAIN_MISMATCH
+    # encoding the reconstruction again (it has the reconstruction's name) makes a new node
+    before = mrml.node_to_volume(recon).array.copy()
+    _, again = logic.encode(scene, recon)
+    assert again is not recon
+    np.testing.assert_array_equal(mrml.node_to_volume(recon).array, before)
+    with pytest.raises(CochleaAIError, match="also an input"):
+        logic.encode(scene, phantom, reconstruction_node=phantom)
+    volume = mrml.node_to_volume(phantom)
+    noise = np.random.default_rng(1).normal(0.0, 400.0, volume.shape).astype(np.float32)
+    _, flagged = logic.encode(scene, mrml.volume_to_node(scene, volume.copy(noise), "noise"))
+    assert flagged.GetAttribute(SUSPECT_ATTRIBUTE) == "yes"
 
 
 def test_latent_map_node_and_png(logic, scene, tmp_path):

@@ -154,6 +154,16 @@ def test_bad_requests_and_cancel_leave_the_scene_as_it_was(shared):
     assert scene.GetNumberOfNodes() == count
 
 
+def test_the_output_node_is_never_the_input_node(shared):
+    scene, logic, phantom, sim = shared
+    before = mrml.node_to_volume(sim["volume"]).array.copy()
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(CochleaAIError, match="also an input"):
+        logic.reduce_artifacts(scene, sim["volume"], "li", output_node=sim["volume"])
+    np.testing.assert_array_equal(mrml.node_to_volume(sim["volume"]).array, before)
+    assert scene.GetNumberOfNodes() == count
+
+
 def test_model_from_a_shape_table(shared):
     scene, logic, phantom, sim = shared
     from cochleaai.phantom.core import make_phantom

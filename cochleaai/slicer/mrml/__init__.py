@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from cochleaai.slicer.mrml.markups import markups_from_points, named_point_list, points_from_markups, roi_index_box
 from cochleaai.slicer.mrml.models import model_from_polydata, polydata_from_model
-from cochleaai.slicer.mrml.scene import (check_scene, new_scene, node_ids, nodes_in, prepare_scene, put_in_folder,
-                                         save_scene)
+from cochleaai.slicer.mrml.scene import (check_not_an_input, check_scene, is_one_of, new_scene, node_ids, nodes_in,
+                                         prepare_scene, put_in_folder, save_scene)
 from cochleaai.slicer.mrml.segmentations import (masks_from_segmentation, segment_tag, segmentation_from_masks,
                                                  segmentation_reference_geometry)
 from cochleaai.slicer.mrml.sequences import sequence_from_volumes
@@ -39,5 +39,5 @@ __all__ = [
     "markups_from_points", "points_from_markups", "named_point_list", "roi_index_box",
     "table_from_dict", "table_to_dict",
     "model_from_polydata", "polydata_from_model",
-    "sequence_from_volumes", "save_scene", "put_in_folder", "nodes_in", "node_ids",
+    "sequence_from_volumes", "save_scene", "put_in_folder", "nodes_in", "node_ids", "check_not_an_input", "is_one_of",
 ]

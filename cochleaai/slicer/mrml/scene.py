@@ -132,6 +132,22 @@ def check_reuse(node, class_name: str, what: str):
                              f"pass a {class_name} or no node.")
 
 
+def is_one_of(node, others) -> bool:
+    """Whether ``node`` is one of ``others`` (the same object or the same scene ID)."""
+    if node is None:
+        return False
+    node_id = node.GetID()
+    return any(other is node or (node_id and other is not None and other.GetID() == node_id) for other in others)
+
+
+def check_not_an_input(output_node, inputs, what: str = "output") -> None:
+    """Refuse an output node that is one of the job's input nodes: a result never replaces
+    what it was computed from."""
+    if is_one_of(output_node, inputs):
+        raise CochleaAIError(f"The {what} node '{output_node.GetName()}' is also an input of this job; "
+                             "choose another node for the result, or none to make a new one.")
+
+
 def put_in_folder(scene, nodes, folder_name: str, beside=None) -> int:
     """Group ``nodes`` in a new folder of the Data module's tree, next to ``beside`` (under its
     study when it came from DICOM, else under the scene); returns the folder's item ID (0

@@ -16,6 +16,7 @@ from cochleaai.segments import Segment
 from cochleaai.shape import PARAM_NAMES
 from cochleaai.shape.model import centerline_markups
 from cochleaai.slicer import mrml
+from cochleaai.slicer.results import SUSPECT_ATTRIBUTE
 
 #: Names of the two segments of the output segmentation.
 SEGMENT_POSTERIOR = "Cochlea"
@@ -36,7 +37,6 @@ PROBABILITY_COLORS = ("vtkMRMLColorTableNodeFileViridis.txt", "vtkMRMLColorTable
 UNCERTAINTY_COLORS = ("vtkMRMLColorTableNodeFileInferno.txt", "vtkMRMLColorTableNodeIron")
 #: Node attributes on the output segmentation (read by batch scripts that sort by quality).
 QUALITY_ATTRIBUTE = "CochleaAI.QualitySurfaceErrorMm"
-SUSPECT_ATTRIBUTE = "CochleaAI.QualitySuspect"
 SIDE_ATTRIBUTE = "CochleaAI.Side"
 CENTERLINE_POINTS = 60
 
