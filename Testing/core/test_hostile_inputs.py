@@ -49,6 +49,18 @@ def data(tmp_path_factory) -> Path:
     write_volume(ct.copy(rng.normal(0, 400, ct.shape).astype(np.int16)), root / "noise.nrrd")
     write_volume(Volume(np.zeros((3, 3, 3), np.int16) + np.arange(3, dtype=np.int16), spacing=(0.2,) * 3),
                  root / "tiny.nrrd")
+    # damage that a reader does not notice by itself: a checksum error, a file cut short
+    crc = bytearray((root / "ph" / "ct.nrrd").read_bytes())
+    middle = len(crc) - (len(crc) - crc.index(b"\n\n")) // 2
+    crc[middle:middle + 16] = bytes(16)
+    (root / "crc.nrrd").write_bytes(bytes(crc))
+    for name in ("cut.nii", "cut.nii.gz"):
+        write_volume(ct, root / name)
+        whole = (root / name).read_bytes()
+        (root / name).write_bytes(whole[: len(whole) * 2 // 3])
+    # a header of 200 bytes that claims 2000^3 voxels (16 GB)
+    (root / "huge.nrrd").write_bytes(b"NRRD0004\ntype: int16\ndimension: 3\nsizes: 2000 2000 2000\n"
+                                     b"spacings: 0.2 0.2 0.2\nendian: little\nencoding: raw\n\n" + bytes(64))
     return root
 
 
@@ -89,7 +101,8 @@ def guarded(data):
 
 # ------------------------------------------------------------------ damaged and unsuitable volumes
 BAD_VOLUMES = ["missing.nrrd", "empty.nrrd", "garbage.nrrd", "text.nii.gz", "folder.nrrd", "flat2d.nrrd",
-               "time4d.nrrd", "rgb.nrrd", "nan.nrrd", "inf.nrrd", "zeros.nrrd", "tiny.nrrd"]
+               "time4d.nrrd", "rgb.nrrd", "nan.nrrd", "inf.nrrd", "zeros.nrrd", "tiny.nrrd", "crc.nrrd", "cut.nii",
+               "cut.nii.gz", "huge.nrrd"]
 
 
 def _volume_commands(data, volume, out):
@@ -321,6 +334,14 @@ def test_a_negative_number_in_exponent_form_is_read_as_a_value(guarded, tmp_path
 
 
 # ------------------------------------------------------------------ nonsense that finishes is flagged
+def test_a_fit_on_noise_is_written_but_exits_flagged_with_its_reasons(guarded, tmp_path, capsys):
+    status, err = run(["segment", guarded / "noise.nrrd", "--out", tmp_path / "out", "--quiet", "--samples", "0",
+                       "--iterations", "2"], capsys)
+    assert status == EXIT_FLAGGED, err
+    assert "warning: the fit is suspect" in err and "Traceback" not in err
+    assert (tmp_path / "out" / "labels.seg.nrrd").is_file()
+
+
 def test_encoding_noise_is_flagged_as_outside_the_model(guarded, tmp_path, capsys):
     status, err = run(["vae", "encode", "--input", guarded / "noise.nrrd"], capsys)
     assert status == EXIT_FLAGGED
