@@ -12,6 +12,7 @@ import sys
 from importlib.metadata import entry_points
 
 import numpy as np
+
 from cochleaai import __version__, arguments, bench, io
 from cochleaai.arguments import Parser, add_force
 from cochleaai.contacts import cli as contacts_cli
@@ -28,7 +29,6 @@ from cochleaai.segmentation import cli as segmentation_cli
 from cochleaai.shape import PARAM_NAMES, CochleaModel, default_params
 from cochleaai.simulation import cli as simulation_cli
 from cochleaai.vae import cli as vae_cli
-
 
 #: The files of ``shape``.
 SHAPE_FILES = ("cochlea_shape.vtk", "scala_tympani_centerline.mrk.json", "landmarks.mrk.json", "shape.json")

@@ -10,9 +10,9 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Iterable, List, Optional, Sequence
 
+from cochleaai import arguments
 from cochleaai.batch import cluster, lifetime
 from cochleaai.batch.items import Item, Layout, check_items, describe_error, items_from_files, run_item, warm
-from cochleaai import arguments
 from cochleaai.errors import EXIT_FLAGGED, CochleaAIError
 from cochleaai.progress import Progress
 from cochleaai.threads import threads_limited

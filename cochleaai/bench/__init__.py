@@ -17,6 +17,8 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
+from cochleaai.io.outputs import write_text_whole
+
 #: What every benchmark's ``run`` takes, whatever its own options: ``quick`` (a shorter
 #: run), ``tiny`` (the same code on the smallest work, seconds: a smoke test whose figures
 #: mean nothing), ``seed``, ``progress`` and ``out_dir`` (a folder for pictures).
@@ -108,5 +110,5 @@ def write_json(path, name: str, figures: dict) -> Path:
     record = {"benchmark": name, "figures": figures,
               "machine": {"python": platform.python_version(), "processor": platform.machine(),
                           "cpus": os.cpu_count()}}
-    path.write_text(json.dumps(record, indent=2, default=float))
+    write_text_whole(path, json.dumps(record, indent=2, default=float))
     return path

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cochleaai.bench import VAE_OPTIONS
 from cochleaai.errors import CochleaAIError
+from cochleaai.io.outputs import write_text_whole
 from cochleaai.progress import Progress
 from cochleaai.vae.compare import compare_models, resolve_device
 from cochleaai.vae.configs import mnist_model_config
@@ -84,6 +85,6 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "vae_mnist_history.json").write_text(json.dumps(histories, indent=1))
+        write_text_whole(out / "vae_mnist_history.json", json.dumps(histories, indent=1))
     p(1.0, "done")
     return figures

@@ -25,6 +25,7 @@ import numpy as np
 
 from cochleaai import batch, io
 from cochleaai.errors import CochleaAIError
+from cochleaai.io.outputs import write_text_whole
 from cochleaai.phantom.core import make_phantom
 from cochleaai.realct import find_specimens, read_specimen
 from cochleaai.segmentation.pose import initial_theta, mirror
@@ -190,7 +191,7 @@ def write_pair(folder, target, postop, sim, info: dict, augmented: bool = False)
     if augmented:
         io.write_volume(mark_contacts(target, sim.insertion.contacts).rounded_int16(), out / "target_augmented.nrrd")
     info = dict(info, n_contacts=int(len(sim.insertion.contacts)), metal_voxels=int(sim.metal.array.sum()))
-    (out / "pair.json").write_text(json.dumps(info, indent=1))
+    write_text_whole(out / "pair.json", json.dumps(info, indent=1))
     flat = {k: v for k, v in info.items() if not isinstance(v, (dict, list))}
     flat.update({f"scanner_{k}": v for k, v in info["scanner"].items()})
     return flat
@@ -221,7 +222,7 @@ def simulate_pairs(out, n: int, seed: int = 0, real_dir=None, real_ids: Sequence
                 "held_out_specimens": [i for i in EVAL_SPECIMENS if i not in real_ids] if real else [],
                 "pairs": [r["name"] for r in rows if r.get("status") in ("done", "resumed")],
                 "failed": [{"name": r["name"], "error": r.get("error")} for r in rows if r.get("status") == "failed"]}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_text_whole(out / "manifest.json", json.dumps(manifest, indent=1))
     return {"manifest": str(out / "manifest.json"), "csv": str(table), "pairs": len(manifest["pairs"]),
             "failed": len(manifest["failed"]), "resumed": sum(r.get("status") == "resumed" for r in rows)}
 

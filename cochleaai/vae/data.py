@@ -26,6 +26,7 @@ import torch
 from cochleaai import io
 from cochleaai.errors import CochleaAIError
 from cochleaai.io import read_volume
+from cochleaai.io.outputs import written_whole
 from cochleaai.phantom.core import make_phantom
 from cochleaai.progress import Progress
 from cochleaai.volume import Volume
@@ -167,8 +168,9 @@ def phantom_dataset(seeds: Sequence[int], grid: VolumeGrid, cache_dir=None,
         arr = volume_to_grid(make_phantom(seed, fov="roi").ct, grid)
         if path is not None:
             try:
-                np.save(path, arr)
-            except OSError:
+                with written_whole(path) as partial:
+                    np.save(partial, arr)
+            except (OSError, CochleaAIError):
                 pass
         out.append(arr)
     p(1.0, "phantoms ready")

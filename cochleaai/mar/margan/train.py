@@ -26,6 +26,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.io.outputs import written_whole
 from cochleaai.mar.margan.losses import (ALPHA, PIXEL_LOSSES, SIGMA_VOXELS, discriminator_loss, generator_adversarial,
                                          mse_loss, retinex_loss)
 from cochleaai.mar.margan.model_io import save_model
@@ -162,7 +163,8 @@ def train(pairs_dir, out, settings: TrainConfig = TrainConfig(), resume: bool = 
                    "history": torch.tensor(list(json.dumps(history).encode()), dtype=torch.uint8)}
         if best_state is not None:
             tensors["best_g"] = best_state
-        torch.save(tensors, ckpt)
+        with written_whole(ckpt) as partial:      # a kill while saving keeps the last checkpoint
+            torch.save(tensors, partial)
 
     t0 = time.perf_counter()
     input_mse = float(np.mean([np.mean((xs[i] - ys[i]) ** 2) for i in val_idx])) if n_val else float("nan")

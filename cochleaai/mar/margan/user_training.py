@@ -20,6 +20,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.io.outputs import write_text_whole
 from cochleaai.mar.margan.model_io import load_model
 from cochleaai.mar.margan.train import TrainConfig, train
 from cochleaai.progress import Progress
@@ -86,7 +87,7 @@ def simulate_user_pairs(scans: Sequence[UserScan], out, n: int = DEFAULT_PAIRS, 
         manifest = {"format": "cochleaai.pairs/1", "n": int(n), "seed": int(seed), "augmented": False,
                     "grid_xyz": list(GRID_XYZ), "spacing_mm": SPACING_MM,
                     "scans": [sc.name for sc in scans], "pairs": names, "failed": []}
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        write_text_whole(out / "manifest.json", json.dumps(manifest, indent=1))
     p(1.0, f"{len(names)} pairs written")
     return {"pairs_dir": str(out), "pairs": len(names)}
 

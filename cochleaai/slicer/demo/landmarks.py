@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cochleaai import io
+from cochleaai.io.outputs import write_text_whole
 from cochleaai.landmarks.detect import detect_landmarks
 from cochleaai.landmarks.model_io import load_model, phantom_model_path
 from cochleaai.phantom import SIDE as PHANTOM_SIDE
@@ -37,6 +38,6 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
                "error_mm": {k: round(v, 3) for k, v in errors.items()},
                "mean_error_mm": round(float(np.mean(list(errors.values()))), 3) if errors else None,
                "seconds": round(det.seconds, 1), "file": str(out / "detected.mrk.json")}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_text_whole(out / "summary.json", json.dumps(summary, indent=2))
     p(1.0, "Landmarks detected")
     return summary

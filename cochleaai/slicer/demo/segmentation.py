@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cochleaai.io import pyplot, save_figure
+from cochleaai.io.outputs import write_text_whole
 from cochleaai.metrics import dice
 from cochleaai.progress import Progress
 from cochleaai.segmentation.config import SegmentConfig
@@ -108,6 +109,6 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
         "iterations": int(result.iterations), "seconds": round(result.seconds, 1),
         "png": str(png),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_text_whole(out / "summary.json", json.dumps(summary, indent=2))
     p(1.0, "cochlea segmented")
     return summary
