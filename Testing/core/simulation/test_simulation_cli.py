@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from cochleaai import io
 from cochleaai.cli import main
@@ -49,5 +50,6 @@ def test_cli_errors_are_sentences(tmp_path, capsys):
     assert main(["simulate-ci", str(ct), "--out", str(tmp_path / "o"), "--model", str(bad), "--quiet"]) == 2
     assert "10 cochlea shape parameters" in capsys.readouterr().err
     (tmp_path / "alone" / "truth.json").write_text(json.dumps({"theta": ph.model.theta.tolist()}))
-    assert main(["simulate-ci", str(ct), "--out", str(tmp_path / "o"), "--depth", "5000", "--quiet"]) == 2
-    assert "insertion depth" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:          # checked when parsed, before the volume is read
+        main(["simulate-ci", str(ct), "--out", str(tmp_path / "o"), "--depth", "5000", "--quiet"])
+    assert refused.value.code == 2 and "--depth: must be from 0.0 to 1080.0" in capsys.readouterr().err
