@@ -54,15 +54,22 @@ def model_region(model) -> np.ndarray:
     return region_mask(model.patch_mask, model.patch_spacing)
 
 
+def sitk_seed(seed: int) -> int:
+    """A seed for SimpleITK's random generators: any int, 0 included, as a fixed non-zero
+    32-bit one. SimpleITK reads 0 as ``sitkWallClock``, a new sample every run."""
+    return int(seed) % (2 ** 32 - 1) + 1
+
+
 def rigid_register(fixed, fixed_region, moving, initial, iterations: int = 120, seed: int = 0,
                    shrink=(2, 1), smoothing_mm=(0.6, 0.0)):
-    """Multi-resolution rigid (Euler 3D) registration, correlation metric in the region.
+    """Multi-resolution rigid (Euler 3D) registration, correlation metric in the region,
+    on a random sample of its voxels drawn from ``seed`` (the same sample every run).
     ``shrink``/``smoothing_mm``: the pyramid (a coarse one screens many starts cheaply)."""
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsCorrelation()
     reg.SetMetricFixedMask(fixed_region)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.3, seed)
+    reg.SetMetricSamplingPercentage(0.3, sitk_seed(seed))
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3,
                                                  numberOfIterations=iterations,
