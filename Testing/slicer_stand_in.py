@@ -424,6 +424,21 @@ def click_every_button(widget):
     return clicked
 
 
+def unit_test_classes(name):
+    """The TestCase classes whose tests ``slicer.testing.runUnitTest`` runs for the module
+    (the ctest of ``slicer_add_python_unittest``): it puts the module's folder on sys.path and
+    runs ``unittest.TestLoader().loadTestsFromName(name)``, every TestCase class the module
+    script holds, the imported ones too."""
+    folder = str(ROOT / name)
+    if folder not in sys.path:
+        sys.path.append(folder)
+
+    def tests(suite):
+        for item in suite:
+            yield from tests(item) if isinstance(item, unittest.TestSuite) else [item]
+    return sorted({type(test).__qualname__ for test in tests(unittest.TestLoader().loadTestsFromName(name))})
+
+
 def run_self_test(name):
     """The module's self-test as Slicer's "Reload and Test" runs it; what became of it."""
     test = getattr(sys.modules[name], f"{name}Test")()

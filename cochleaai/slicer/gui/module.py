@@ -181,6 +181,10 @@ class CochleaAIModuleTest(ScriptedLoadableModuleTest):
 
     Without the Python packages the modules install on first use, the tests are skipped
     (``unittest.SkipTest``) with a message that names them: a self-test never installs.
+
+    A module script names this class through its module (``gui_module.CochleaAIModuleTest``):
+    imported by name, it would be run too by ``slicer.testing.runUnitTest``, which loads every
+    TestCase class the script holds.
     """
 
     method_test = None
