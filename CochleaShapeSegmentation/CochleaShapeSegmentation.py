@@ -11,9 +11,11 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 from CochleaShapeSegmentationLib.parameters import CochleaShapeSegmentationParameterNode
 from cochleaai.progress import Progress
 from cochleaai.segmentation.options import FIT_SHARE
+# The test base through its module, not by name: Slicer's runUnitTest runs every TestCase
+# class this file holds, and the base alone has no Logic.
+from cochleaai.slicer.gui import module as gui_module
 from cochleaai.slicer.gui.module import (CATEGORIES,
                                          CONTRIBUTORS,
-                                         CochleaAIModuleTest,
                                          CochleaAIModuleWidget,
                                          register_sample_data_on_startup)
 from cochleaai.slicer.gui.panels import PointPlacer, show_table
@@ -145,6 +147,6 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         self.runner.setStatus(text)
 
 
-class CochleaShapeSegmentationTest(CochleaAIModuleTest):
+class CochleaShapeSegmentationTest(gui_module.CochleaAIModuleTest):
     newLogic = staticmethod(CochleaShapeSegmentationWidget.newLogic)
     method_test = "Segmenting a phantom cochlea from its landmarks"

@@ -10,9 +10,11 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from LangevinVAEExplorerLib.parameters import MAX_SAMPLE_SEED, LangevinVAEExplorerParameterNode
 from cochleaai.errors import CochleaAIError
+# The test base through its module, not by name: Slicer's runUnitTest runs every TestCase
+# class this file holds, and the base alone has no Logic.
+from cochleaai.slicer.gui import module as gui_module
 from cochleaai.slicer.gui.module import (CATEGORIES,
                                          CONTRIBUTORS,
-                                         CochleaAIModuleTest,
                                          CochleaAIModuleWidget,
                                          register_sample_data_on_startup)
 from cochleaai.slicer.results import SUSPECT_ATTRIBUTE
@@ -209,6 +211,6 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
                 name=summary["name"], kind=summary["kind"])
 
 
-class LangevinVAEExplorerTest(CochleaAIModuleTest):
+class LangevinVAEExplorerTest(gui_module.CochleaAIModuleTest):
     newLogic = staticmethod(LangevinVAEExplorerWidget.newLogic)
     method_test = "Encoding a phantom with the shipped model"

@@ -11,9 +11,11 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from MetalArtifactReductionLib.parameters import MetalArtifactReductionParameterNode
+# The test base through its module, not by name: Slicer's runUnitTest runs every TestCase
+# class this file holds, and the base alone has no Logic.
+from cochleaai.slicer.gui import module as gui_module
 from cochleaai.slicer.gui.module import (CATEGORIES,
                                          CONTRIBUTORS,
-                                         CochleaAIModuleTest,
                                          CochleaAIModuleWidget,
                                          register_sample_data_on_startup)
 
@@ -150,6 +152,6 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
         return model
 
 
-class MetalArtifactReductionTest(CochleaAIModuleTest):
+class MetalArtifactReductionTest(gui_module.CochleaAIModuleTest):
     newLogic = staticmethod(MetalArtifactReductionWidget.newLogic)
     method_test = "Simulating an implant in a phantom and reducing its artifacts"

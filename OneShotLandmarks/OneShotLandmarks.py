@@ -9,9 +9,11 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from OneShotLandmarksLib.parameters import OneShotLandmarksParameterNode
+# The test base through its module, not by name: Slicer's runUnitTest runs every TestCase
+# class this file holds, and the base alone has no Logic.
+from cochleaai.slicer.gui import module as gui_module
 from cochleaai.slicer.gui.module import (CATEGORIES,
                                          CONTRIBUTORS,
-                                         CochleaAIModuleTest,
                                          CochleaAIModuleWidget,
                                          register_sample_data_on_startup)
 from cochleaai.slicer.gui.panels import PointPlacer, show_table
@@ -147,6 +149,6 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
             show_table(result["table"])
 
 
-class OneShotLandmarksTest(CochleaAIModuleTest):
+class OneShotLandmarksTest(gui_module.CochleaAIModuleTest):
     newLogic = staticmethod(OneShotLandmarksWidget.newLogic)
     method_test = "Detecting the landmarks of a phantom with the shipped phantom model"

@@ -3,7 +3,8 @@
 ``install()`` puts modules named ``slicer``, ``slicer.util``, ``slicer.ScriptedLoadableModule``,
 ``slicer.i18n``, ``slicer.parameterNodeWrapper`` (``parameter_node_stand_in``: it binds the
 panel's widgets to the module's parameter node, a stand-in ``vtkMRMLScriptedModuleNode`` of
-the stand-in scene), ``qt`` and ``ctk`` into ``sys.modules``. ``slicer.util.loadUI`` reads the
+the stand-in scene), ``qt``, ``ctk`` and ``SampleData`` (``sample_data_stand_in``: it
+builds and refuses sources as Slicer's Sample Data module does) into ``sys.modules``. ``slicer.util.loadUI`` reads the
 module's real ``.ui`` file and gives one stand-in widget (see ``qt_stand_ins``) per
 objectName, with the numbers, texts and check states the file sets. Nothing of Qt runs:
 this checks what the Python side of the module does while its panel is built and used.
@@ -28,6 +29,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import parameter_node_stand_in
+import sample_data_stand_in
 from qt_stand_ins import BY_CLASS, Widget
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -335,11 +337,7 @@ def install():
     i18n.translate = lambda context, text: text
     slicer.i18n = i18n
 
-    sample_data = types.ModuleType("SampleData")     # Slicer's Sample Data module
-    slicer.calls["samples"] = []
-    sample_data.SampleDataLogic = types.SimpleNamespace(
-        registerCustomSampleDataSource=lambda **kw: slicer.calls["samples"].append(kw))
-    sys.modules["SampleData"] = sample_data
+    sys.modules["SampleData"] = sample_data_stand_in    # Slicer's Sample Data module
 
     torch_utils = types.ModuleType("PyTorchUtils")    # the PyTorch extension is installed
     torch_utils.PyTorchUtilsLogic = lambda: types.SimpleNamespace(installTorch=lambda **kw: None)
@@ -426,6 +424,21 @@ def click_every_button(widget):
     return clicked
 
 
+def unit_test_classes(name):
+    """The TestCase classes whose tests ``slicer.testing.runUnitTest`` runs for the module
+    (the ctest of ``slicer_add_python_unittest``): it puts the module's folder on sys.path and
+    runs ``unittest.TestLoader().loadTestsFromName(name)``, every TestCase class the module
+    script holds, the imported ones too."""
+    folder = str(ROOT / name)
+    if folder not in sys.path:
+        sys.path.append(folder)
+
+    def tests(suite):
+        for item in suite:
+            yield from tests(item) if isinstance(item, unittest.TestSuite) else [item]
+    return sorted({type(test).__qualname__ for test in tests(unittest.TestLoader().loadTestsFromName(name))})
+
+
 def run_self_test(name):
     """The module's self-test as Slicer's "Reload and Test" runs it; what became of it."""
     test = getattr(sys.modules[name], f"{name}Test")()
@@ -434,6 +447,25 @@ def run_self_test(name):
     except unittest.SkipTest as skipped:
         return f"skipped: {skipped}"
     return "ran"
+
+
+def sample_entries(slicer):
+    """Start-up completes (the modules register their data sets), then each CochleaAI entry
+    of the Sample Data module is described and clicked, with the packages missing."""
+    try:
+        slicer.app.emit("startupCompleted()")
+    except Exception:       # Slicer logs a failing slot and goes on: the entries are not there
+        return {"error": traceback.format_exc()}
+    entries = []
+    for source in getattr(slicer.modules, "sampleDataSources", {}).get("CochleaAI", []):
+        entry = {field: getattr(source, field)
+                 for field in ("sampleName", "thumbnailFileName", *sample_data_stand_in.PER_FILE)}
+        entry["customDownloader"] = source.customDownloader is not None
+        # Slicer shows the thumbnail only where the file exists
+        entry["thumbnailShown"] = bool(source.thumbnailFileName) and Path(source.thumbnailFileName).is_file()
+        entries.append(entry)
+        sample_data_stand_in.click(source)
+    return entries
 
 
 def main(names):
@@ -468,12 +500,7 @@ def main(names):
         entry.setdefault("blocked_imports", sorted(set(finder.attempts)))
         finder.attempts.clear()
         report[name] = entry
-    slicer.app.emit("startupCompleted()")           # the modules' sample data are registered
-    samples = slicer.calls["samples"]
-    report["samples"] = [{k: v for k, v in kw.items() if k != "customDownloader"} for kw in samples]
-    for kw in samples:
-        if kw.get("customDownloader"):                   # clicked, with the packages missing
-            kw["customDownloader"](None)
+    report["samples"] = sample_entries(slicer)
     report["sample_info"] = slicer.calls.get("info", [])
     report["blocked_imports_by_samples"] = sorted(set(finder.attempts))
     report["loaded_optional_packages"] = sorted(

@@ -3,6 +3,7 @@
 installed, downloaded or shown."""
 from __future__ import annotations
 
+import importlib
 import re
 import sys
 import types
@@ -58,6 +59,24 @@ def test_versions_compare_by_their_numbers():
     assert missing_requirements([TORCH, NUMBA, SKIMAGE], versions.get) == [TORCH, SKIMAGE]
 
 
+#: The modules of the torch distribution (its top_level.txt).
+TORCH_MODULES = ("torch", "functorch", "torchgen")
+
+
+@pytest.fixture(autouse=True)
+def torch_to_import(tmp_path, monkeypatch):
+    """What the installer imports as ``torch``: a package of one line, first on sys.path, and
+    no torch loaded before the test (a real one a test before loaded is put back after)."""
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text('__version__ = "2.13.0"\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hidden = {name: sys.modules.pop(name) for name in TORCH_MODULES if name in sys.modules}
+    yield
+    for name in TORCH_MODULES:
+        sys.modules.pop(name, None)
+    sys.modules.update(hidden)
+
+
 class Installer:
     def __init__(self, versions, installs=None, torch_installer=True, fail=None):
         self.versions, self.installs = versions, installs or {}
@@ -69,8 +88,10 @@ class Installer:
             raise CochleaAIError("install the PyTorch extension")
 
     def install_torch(self, requirement, choice):
+        """As PyTorchUtils' ``installTorch``: it installs, then ends with ``import torch``."""
         self.calls.append(("torch", str(requirement), choice))
         self.versions.update({k: v for k, v in self.installs.items() if k == "torch"})
+        return importlib.import_module("torch")
 
     def install_packages(self, requirements):
         self.calls.append(("pip", [str(r) for r in requirements]))
@@ -184,6 +205,26 @@ def test_a_restart_is_offered_when_a_loaded_package_changed(monkeypatch):
         assert not check.ensure() and not check.ready
         assert dialogs.restart_asked == [["fake-loaded-numpy"]] and "Restart Slicer" in check.message
         assert (installer.calls[-1] == ("restart",)) == accept
+
+
+def test_the_first_torch_install_needs_no_restart():
+    """The installer imported the torch it had just installed: that copy is the new one."""
+    versions = {"numba": "0.68.1", "scikit-image": "0.26.0"}
+    installer = Installer(versions, installs={"torch": "2.13.0"})
+    dialogs = Dialogs(answer=CPU_BUILD)
+    check = _check(versions, dialogs, installer, changed=["torch"])
+    assert check.ensure() and check.ready and check.message == ""
+    assert "torch" in sys.modules and dialogs.restart_asked == []
+
+
+def test_a_torch_loaded_before_its_upgrade_needs_a_restart():
+    importlib.import_module("torch")                # an older torch, loaded before the install
+    versions = {"torch": "2.0.1", "numba": "0.68.1", "scikit-image": "0.26.0"}
+    installer = Installer(versions, installs={"torch": "2.13.0"})
+    dialogs = Dialogs(answer=CPU_BUILD)
+    check = _check(versions, dialogs, installer, changed=["torch"])
+    assert not check.ensure() and not check.ready
+    assert dialogs.restart_asked == [["torch"]] and "Restart Slicer" in check.message
 
 
 def test_testing_mode_never_installs():

@@ -101,10 +101,15 @@ def test_self_test_is_skipped_with_a_clear_message(panels, module):
 
 
 def test_sample_data_are_registered_once(panels):
+    """As Slicer's Sample Data module builds its sources (``sample_data_stand_in``): both
+    entries are accepted, under "CochleaAI", with the extension's icon as thumbnail."""
+    assert "error" not in panels["samples"], panels["samples"]["error"]
     real, phantom = panels["samples"]
-    assert real["category"] == phantom["category"] == "CochleaAI"
     assert real["checksums"][0].startswith("SHA256:") and len(real["checksums"][0]) == 7 + 64
-    assert real["uris"][0].endswith(real["fileNames"][0]) and "uris" not in phantom
+    assert real["uris"][0].endswith(real["fileNames"][0]) and not real["customDownloader"]
+    # nothing to download: a custom downloader and no files
+    assert phantom["customDownloader"] and phantom["uris"] == phantom["fileNames"] == []
+    assert real["thumbnailShown"] and phantom["thumbnailShown"]
     # the phantom is made on click, after the dependency check (declined here: nothing imported)
     assert panels["sample_info"] and panels["sample_info"][0].startswith("Nothing was installed")
     assert panels["blocked_imports_by_samples"] == []

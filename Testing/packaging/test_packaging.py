@@ -22,6 +22,9 @@ from typing import Dict, List, Tuple
 
 import pytest
 
+from cochleaai.slicer.gui.dependencies import REQUIREMENTS_FILE
+from cochleaai.slicer.sample_data import EXTENSION_ICON
+
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("MetalArtifactReduction", "CochleaShapeSegmentation", "LangevinVAEExplorer",
            "OneShotLandmarks")
@@ -300,6 +303,25 @@ def test_top_level_installs_the_cochleaai_package(top_cmake):
     for folder in ("Resources/Models", "Resources/Physics", "Resources/Dependencies", "Resources/Terminology"):
         if (ROOT / folder).is_dir():
             assert folder in text, f"{folder} exists but is not installed"
+
+
+def _installed_resources(top_cmake: List[Command]) -> List[str]:
+    """The common library's data files as the top-level CMakeLists.txt installs them: every
+    file under the folders its foreach loop globs (not expanded by :func:`parse_cmake`), and
+    the files the RESOURCES of its install call name."""
+    loop = next(c for c in _find(top_cmake, "foreach") if c.args[:3] == ["resource_dir", "IN", "ITEMS"])
+    installed = [str(p.relative_to(ROOT)) for folder in loop.args[3:] for p in (ROOT / folder).rglob("*")
+                 if p.is_file()]
+    call = next(c for c in _find(top_cmake, "ctkmacrocompilepythonscript") if "CochleaAICommonLibrary" in c.args)
+    return installed + keyword_values(call.args, "RESOURCES", CTK_COMPILE_KEYWORDS)
+
+
+@pytest.mark.parametrize("path", [EXTENSION_ICON, REQUIREMENTS_FILE], ids=lambda p: p.name)
+def test_what_the_library_finds_beside_it_is_installed(top_cmake, path):
+    """The library finds these relative to its own folder, in the source tree and installed
+    alike: the Sample Data thumbnail, the list of packages to install on first use."""
+    assert path.is_file()
+    assert str(path.relative_to(ROOT)) in _installed_resources(top_cmake)
 
 
 # ----------------------------------------------------------------- module CMake

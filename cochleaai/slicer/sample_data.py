@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.io import sha256_of
 
 CATEGORY = "CochleaAI"
+#: The extension's icon, the entries' thumbnail (installed with the common library, in the
+#: same place relative to this package as in the source tree).
+EXTENSION_ICON = Path(__file__).resolve().parents[2] / "Resources" / "Icons" / "CochleaAI.png"
 RELEASE_URL = "https://github.com/cochleaai/SlicerCochleaAI/releases/download/sample-data-v1/"
 WIMMER_2019 = ("W. Wimmer, L. Anschuetz, S. Weder, F. Wagner, H. Delingette, M. Caversaccio, "
                "Human bony labyrinth dataset: Co-registered CT and micro-CT images, surface models "
@@ -72,8 +75,21 @@ def verify(path, sample: DownloadedSample) -> Path:
     return path
 
 
+def thumbnail() -> Optional[str]:
+    """The entries' thumbnail: the extension's icon where it is installed."""
+    return str(EXTENSION_ICON) if EXTENSION_ICON.is_file() else None
+
+
 def registration(sample: DownloadedSample, thumbnail: Optional[str] = None) -> dict:
     """Keyword arguments of ``SampleData.SampleDataLogic.registerCustomSampleDataSource``."""
     return dict(category=CATEGORY, sampleName=sample.name, uris=[sample.url], fileNames=[sample.file_name],
                 nodeNames=[sample.node_name], checksums=[sample.checksum], thumbnailFileName=thumbnail,
                 loadFileTypes=["VolumeFile"])
+
+
+def generated_registration(sample: GeneratedSample, make: Callable, thumbnail: Optional[str] = None) -> dict:
+    """The same for a data set made by ``make(source)`` when its entry is clicked. Slicer's
+    ``SampleDataSource`` takes the length of ``uris`` and ``fileNames`` (and refuses a source
+    without them): nothing to download is empty lists."""
+    return dict(category=CATEGORY, sampleName=sample.name, uris=[], fileNames=[], nodeNames=[],
+                thumbnailFileName=thumbnail, customDownloader=make)

@@ -11,7 +11,8 @@ something is missing it asks the user once, then
 * installs the others through ``slicer.packaging.pip_ensure`` (Slicer 5.12 and later) or
   ``slicer.util.pip_install`` (earlier versions);
 * shows a progress dialog, and offers to restart Slicer when an installation changed a
-  package that was already loaded (the old copy stays in memory until a restart).
+  package that was loaded before it (the old copy stays in memory until a restart; what
+  the installers import themselves, as torch, is the new copy).
 
 Nothing is downloaded without the user's yes, and nothing is installed in testing mode.
 ``slicer`` and ``qt`` are imported only inside the Slicer-side classes, so this file
@@ -27,7 +28,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from cochleaai.errors import CochleaAIError
 
@@ -128,9 +129,10 @@ def _import_names(distribution: str) -> List[str]:
 
 
 def changed_and_loaded(before: Dict[str, str], after: Dict[str, str],
-                       loaded: Optional[Sequence[str]] = None) -> List[str]:
+                       loaded: Optional[Iterable[str]] = None) -> List[str]:
     """Distributions whose version changed (or that appeared) while a module of theirs was
-    already imported: only a restart makes Python use the new files."""
+    already imported (``loaded``: the module names imported before the installation; default:
+    those imported now): only a restart makes Python use the new files."""
     loaded = set(sys.modules if loaded is None else loaded)
     changed = [name for name, version in after.items() if before.get(name) != version]
     return sorted(name for name in changed if any(n in loaded for n in _import_names(name)))
@@ -191,6 +193,9 @@ class DependencyCheck:
             self.message = f"Nothing was installed; the modules need {describe(missing)}."
             return False
         before = self._versions()
+        # What the installers import is the new copy (PyTorchUtils' installTorch ends with
+        # ``import torch``): only a module imported before the installation is an old one.
+        loaded_before = set(sys.modules)
         steps = ([f"Installing {torch} through the PyTorch extension"] if torch else []) + (
             [f"Installing {describe(others)}"] if others else [])
         with self.dialogs.progress(steps) as step:
@@ -210,7 +215,7 @@ class DependencyCheck:
         if still:
             raise CochleaAIError(f"{describe(still)} still missing after the installation; the Python "
                                  "console shows the installer's messages.")
-        reloaded = changed_and_loaded(before, self._versions())
+        reloaded = changed_and_loaded(before, self._versions(), loaded_before)
         if reloaded:
             self.message = (f"Restart Slicer to use the installed packages ({', '.join(reloaded)} "
                             "were already loaded).")

@@ -12,7 +12,6 @@ every action is connected through ``self.runner.guard(slot)``, which runs the de
 check first (it offers to install what is missing), and the Logic, which imports the
 methods and so torch, is made on first use, after that check (:attr:`logic`).
 """
-from pathlib import Path
 
 import slicer
 import vtk
@@ -23,15 +22,13 @@ from slicer.util import VTKObservationMixin
 from cochleaai.slicer.gui.dependencies import DependencyCheck, describe
 from cochleaai.slicer.gui.jobs import JobRunner
 from cochleaai.slicer.gui.panels import PhantomPanel, load_terminology
-from cochleaai.slicer.sample_data import PHANTOM, REAL_SPECIMEN, registration
+from cochleaai.slicer.sample_data import PHANTOM, REAL_SPECIMEN, generated_registration, registration, thumbnail
 
 #: The modules' place in Slicer's module menu (the catalog category of the extension too).
 CATEGORIES = ["Otolaryngology"]
 #: Who made the methods the modules implement, as "First Last (Organisation)".
 CONTRIBUTORS = ["Zihao Wang (Inria, Universit\u00e9 C\u00f4te d'Azur)",
                 "Herv\u00e9 Delingette (Inria, Universit\u00e9 C\u00f4te d'Azur)"]
-#: The extension's icon (the thumbnail of its Sample Data entries).
-EXTENSION_ICON = Path(__file__).resolve().parents[3] / "Resources" / "Icons" / "CochleaAI.png"
 
 #: One check for all four modules: once the packages are there, no module asks again.
 _DEPENDENCIES = DependencyCheck()
@@ -51,11 +48,10 @@ def register_sample_data() -> None:
     phantom (made when clicked, after the dependency check)."""
     import SampleData  # lazy: a Slicer module, importable once Slicer has started
 
-    thumbnail = str(EXTENSION_ICON) if EXTENSION_ICON.is_file() else None
-    SampleData.SampleDataLogic.registerCustomSampleDataSource(**registration(REAL_SPECIMEN, thumbnail))
+    icon = thumbnail()
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(**registration(REAL_SPECIMEN, icon))
     SampleData.SampleDataLogic.registerCustomSampleDataSource(
-        category=registration(REAL_SPECIMEN)["category"], sampleName=PHANTOM.name, thumbnailFileName=thumbnail,
-        customDownloader=lambda source: _load_phantom_sample(PHANTOM))
+        **generated_registration(PHANTOM, lambda source: _load_phantom_sample(PHANTOM), icon))
 
 
 def _load_phantom_sample(sample):
@@ -185,6 +181,10 @@ class CochleaAIModuleTest(ScriptedLoadableModuleTest):
 
     Without the Python packages the modules install on first use, the tests are skipped
     (``unittest.SkipTest``) with a message that names them: a self-test never installs.
+
+    A module script names this class through its module (``gui_module.CochleaAIModuleTest``):
+    imported by name, it would be run too by ``slicer.testing.runUnitTest``, which loads every
+    TestCase class the script holds.
     """
 
     method_test = None
