@@ -129,7 +129,10 @@ PLUGIN_GROUP = "cochleaai.commands"
 
 def plugin_commands() -> list:
     """The ``add_commands`` functions that installed packages declare in :data:`PLUGIN_GROUP`."""
-    return [entry.load() for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name)]
+    found = entry_points()
+    # Python 3.9 (Slicer 5.8) gives a {group: entry points} dict, without select() or entry_points(group=)
+    found = found.select(group=PLUGIN_GROUP) if hasattr(found, "select") else found.get(PLUGIN_GROUP, ())
+    return [entry.load() for entry in sorted(found, key=lambda e: e.name)]
 
 
 def build_parser() -> argparse.ArgumentParser:

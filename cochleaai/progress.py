@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Union
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -34,7 +34,7 @@ class Progress:
         self._end = end
 
     @classmethod
-    def wrap(cls, progress: "Progress | ProgressCallback | None") -> "Progress":
+    def wrap(cls, progress: "Union[Progress, ProgressCallback, None]") -> "Progress":
         """Accept a Progress, a plain callback or None and return a Progress."""
         if isinstance(progress, Progress):
             return progress

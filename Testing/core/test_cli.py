@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from cochleaai import io
+from cochleaai import cli
 from cochleaai.cli import build_parser, main
 
 
@@ -19,6 +20,17 @@ def test_every_command_has_help(capsys):
             main([name, "--help"])
         assert exit_info.value.code == 0
         assert "usage" in capsys.readouterr().out
+
+
+def test_plugin_commands_are_found_on_python_39_too(monkeypatch):
+    """Python 3.9's entry_points() (Slicer 5.8) returns a plain {group: entry points} dict."""
+    from importlib.metadata import EntryPoint
+
+    demo = EntryPoint("demo", "cochleaai.slicer.demo.cli:add_commands", cli.PLUGIN_GROUP)
+    other = EntryPoint("other", "json:dumps", "another.group")
+    monkeypatch.setattr(cli, "entry_points", lambda: {cli.PLUGIN_GROUP: [demo], "another.group": [other]})
+    from cochleaai.slicer.demo.cli import add_commands
+    assert cli.plugin_commands() == [add_commands]
 
 
 def test_module_entry_point_runs():

@@ -12,6 +12,7 @@ cross-correlation) is kept.
 from __future__ import annotations
 
 import itertools
+from typing import Optional
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def candidate_rotations(ref_values, target_values, ratio: float = DEGENERATE_RAT
     return cube_rotations() if near(ref_values) or near(target_values) else sign_flips()
 
 
-def ncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+def ncc(a: np.ndarray, b: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
     """Normalised cross-correlation of two arrays (optionally within a mask), in [-1, 1]."""
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)

@@ -9,6 +9,7 @@ volume, a deep network would learn that volume by heart.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 import torch
 from torch import nn
@@ -52,7 +53,7 @@ def _block(c_in: int, c_out: int, n: int) -> nn.Sequential:
 class SliceUNet(nn.Module):
     """``(B, 1, H, W)`` normalised slices -> ``(B, 1, H, W)`` logits of the structure."""
 
-    def __init__(self, config: UNetConfig | None = None):
+    def __init__(self, config: Optional[UNetConfig] = None):
         super().__init__()
         self.config = config or UNetConfig()
         c = self.config

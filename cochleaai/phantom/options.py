@@ -41,7 +41,7 @@ def check_seed(seed, text: bool = False) -> int:
             raise CochleaAIError(message) from None
     if isinstance(value, bool):
         raise CochleaAIError(message)
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer():  # novm (float's; vermin takes value for the int above)
         value = int(value)
     if not isinstance(value, numbers.Integral) or not 0 <= int(value) <= MAX_SEED:
         raise CochleaAIError(message)

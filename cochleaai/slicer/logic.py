@@ -18,7 +18,7 @@ Use::
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.phantom.core import make_phantom
@@ -83,7 +83,7 @@ def scene_unchanged_on_failure(scene):
 
 
 def generate_phantom_nodes(scene, seed: int = DEFAULT_SEED, fov: str = "roi",
-                           progress: "Progress | ProgressCallback | None" = None,
+                           progress: "Union[Progress, ProgressCallback, None]" = None,
                            prefix: Optional[str] = None) -> Dict[str, Any]:
     """Build a synthetic temporal-bone CT phantom and add it to ``scene``.
 
@@ -190,7 +190,7 @@ class PhantomLogicMixin:
     """Gives a Logic class ``generate_phantom`` (see :func:`generate_phantom_nodes`)."""
 
     def generate_phantom(self, scene, seed: int = DEFAULT_SEED, fov: str = "roi",
-                         progress: "Progress | ProgressCallback | None" = None,
+                         progress: "Union[Progress, ProgressCallback, None]" = None,
                          prefix: Optional[str] = None) -> Dict[str, Any]:
         return generate_phantom_nodes(scene, seed, fov, progress=progress, prefix=prefix)
 
