@@ -331,12 +331,18 @@ def roi_projector(geometry: FanBeamGeometry, grid: RoiGrid, step_fraction: float
 
 @lru_cache(maxsize=8)
 def _toeplitz(geometry: FanBeamGeometry, window: str, in_width: int, width: int) -> np.ndarray:
-    """(in_width, width) matrix: out[j] = sum_i in[i] k(j + margin - i)."""
-    kernel = _spatial_kernel(geometry, window)
+    """(in_width, width) matrix: out[j] = sum_i in[i] k(j + margin - i).
+
+    The kernel holds the detector's lags, up to ``n_channels - 1``; a ROI whose shadow and
+    margins are wider than the detector pairs longer lags. One end of such a pair is off the
+    detector (an input weighted zero, or an output the back-projection never reads), so the
+    kernel is padded with zeros to the longest lag instead of being read past its end.
+    """
+    lag = np.arange(width)[None, :] + FILTER_MARGIN - np.arange(in_width)[:, None]
     centre = geometry.n_channels - 1
-    i = np.arange(in_width)[:, None]
-    j = np.arange(width)[None, :]
-    return kernel[centre + j + FILTER_MARGIN - i].astype(np.float32)
+    pad = max(int(np.abs(lag).max()) - centre, 0)
+    kernel = np.pad(_spatial_kernel(geometry, window), pad)
+    return kernel[centre + pad + lag].astype(np.float32)
 
 
 #: Apodised ramp filters: name -> (cosine weight a, cut-off as a fraction of the detector's
