@@ -13,9 +13,7 @@ from cochleaai.progress import tqdm_progress
 
 
 def _cmd_contacts_train(args) -> int:
-    plan = OutputPlan([args.pairs], args.force)
-    for path in model_paths(args.out, ".npz"):
-        plan.file(path, "model file")
+    OutputPlan([args.pairs], args.force).files(model_paths(args.out, ".npz"), "model file")
     with tqdm_progress("contacts-train", disable=args.quiet) as progress:
         summary = train_refiner(args.pairs, args.out, args.ridge, progress=progress, description=args.description)
     print(json.dumps(summary, indent=2))

@@ -11,7 +11,7 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.io.outputs import write_text_whole
-from cochleaai.io.paths import extension_of, prepare_output, require_file
+from cochleaai.io.paths import extension_of, require_file
 from cochleaai.markups import KIND_TO_TYPE, Markups
 from cochleaai.volume import LPS_TO_RAS, lps_to_ras, ras_to_lps
 
@@ -48,7 +48,7 @@ def write_markups_json(path, markups: Markups, coordinate_system: str = "LPS") -
             "controlPoints": control_points, "measurements": [],
         }],
     }
-    path = prepare_output(path)
+    path = Path(path)
     try:
         write_text_whole(path, json.dumps(document, indent=4))
     except OSError as exc:

@@ -59,7 +59,7 @@ class OutputPlan:
     def __init__(self, inputs: Iterable = (), force: bool = False):
         self.inputs = [Path(p) for p in inputs if p is not None]
         self.force = bool(force)
-        self.files: List[Path] = []
+        self.planned: List[Path] = []
         self._checked_folders: set = set()
 
     def file(self, path, what: str = "output") -> Path:
@@ -76,8 +76,12 @@ class OutputPlan:
         if path.parent not in self._checked_folders:
             check_writable_folder(path.parent)
             self._checked_folders.add(path.parent)
-        self.files.append(path)
+        self.planned.append(path)
         return path
+
+    def files(self, paths: Iterable, what: str = "output") -> List[Path]:
+        """Check several output files (a model's weights and card); returns them as Paths."""
+        return [self.file(path, what) for path in paths]
 
     def folder(self, path, names: Iterable[str], what: str = "output folder") -> Path:
         """Check an output folder and the files it will receive (names relative to it)."""

@@ -37,16 +37,6 @@ def require_file(path, what: str) -> Path:
     return path
 
 
-def prepare_output(path) -> Path:
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CochleaAIError(f"Cannot create the folder '{path.parent}' ({exc}); "
-                             "choose a writable output location.") from exc
-    return path
-
-
 def volume_files(paths) -> List[Path]:
     """The volume files named by ``paths`` (a path or a list): a file as given, a folder as
     the image files directly inside it, sorted by name (segmentations left out)."""

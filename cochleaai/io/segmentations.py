@@ -11,7 +11,7 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.io.outputs import written_whole
-from cochleaai.io.paths import prepare_output, require_file
+from cochleaai.io.paths import require_file
 from cochleaai.segments import Segment
 from cochleaai.terminology import terminology_entry
 from cochleaai.volume import Volume
@@ -166,7 +166,7 @@ def write_seg_nrrd(path, segments, reference: Volume, closed_surface: bool = Tru
         "segments": records,
     }
 
-    path = prepare_output(path)
+    path = Path(path)
     try:
         with written_whole(path) as partial:
             slicerio.write_segmentation(str(partial), segmentation, compression_level=6)

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 from cochleaai.errors import CochleaAIError
 from cochleaai.io.image_checks import check_image_file
 from cochleaai.io.outputs import written_whole
-from cochleaai.io.paths import VOLUME_EXTENSIONS, extension_of, prepare_output, require_file
+from cochleaai.io.paths import VOLUME_EXTENSIONS, extension_of, require_file
 from cochleaai.volume import Volume
 
 
@@ -49,7 +49,7 @@ def write_volume(volume: Volume, path, compress: bool = True) -> Path:
     if ext not in VOLUME_EXTENSIONS:
         raise CochleaAIError(f"Unknown image file type '{ext or Path(path).name}'; use one of "
                              f"{', '.join(VOLUME_EXTENSIONS)}.")
-    path = prepare_output(path)
+    path = Path(path)
     image = volume.to_sitk()
     try:
         with written_whole(path) as partial:     # a detached header's data file goes with it

@@ -41,10 +41,8 @@ def _cmd_train(args) -> int:
     set_torch_threads(args.threads)
     if bool(args.validation) != bool(args.validation_mask):
         raise CochleaAIError("Give --validation and --validation-mask together, or neither.")
-    plan = OutputPlan([args.reference, args.mask, args.landmarks, args.validation, args.validation_mask],
-                      args.force)
-    for path in model_paths(args.out):
-        plan.file(path, "model file")
+    inputs = [args.reference, args.mask, args.landmarks, args.validation, args.validation_mask]
+    OutputPlan(inputs, args.force).files(model_paths(args.out), "model file")
     specimen = None
     if args.specimen:                  # a specimen folder of the real-CT data set layout
 

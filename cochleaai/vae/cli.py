@@ -32,9 +32,7 @@ def _load(args, require_volume: bool = False):
 
 
 def _cmd_train(args) -> int:
-    plan = OutputPlan([args.folder, args.mnist], args.force)
-    for path in model_paths(args.out):
-        plan.file(path, "model file")
+    OutputPlan([args.folder, args.mnist], args.force).files(model_paths(args.out), "model file")
     set_torch_threads(args.threads)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, patience=args.patience,
                       seed=args.seed, dynamic_binarization=bool(args.mnist))

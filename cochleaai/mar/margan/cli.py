@@ -17,9 +17,8 @@ from cochleaai.threads import set_torch_threads
 
 
 def _cmd_train(args) -> int:
-    plan = OutputPlan([args.pairs], args.force or args.resume)     # resuming continues the same model
-    for path in model_paths(args.out):
-        plan.file(path, "model file")
+    # resuming continues the same model
+    OutputPlan([args.pairs], args.force or args.resume).files(model_paths(args.out), "model file")
     settings = TrainConfig(steps=args.steps, channels=args.channels, alpha=args.alpha, sigma_voxels=args.sigma,
                            pixel_loss=args.pixel_loss,
                            adv_weight=args.adv_weight, adv_start=args.adv_start, optimizer=args.optimizer,
