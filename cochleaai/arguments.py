@@ -77,6 +77,19 @@ def whole_numbers(n: int, minimum: int = 1, maximum: Optional[int] = None) -> Ca
     return parse
 
 
+def number_list(minimum: Optional[int] = None, maximum: Optional[int] = None) -> Callable[[str], tuple]:
+    """An argparse type: one or more comma-separated whole numbers, each within [minimum, maximum]."""
+    one = integer(minimum, maximum)
+
+    def parse(text: str) -> tuple:
+        parts = [p.strip() for p in str(text).split(",") if p.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}")
+        return tuple(one(p) for p in parts)
+    parse.__name__ = "numbers"
+    return parse
+
+
 #: The common kinds.
 seed = integer(0, MAX_SEED)
 count = integer(1)

@@ -15,7 +15,7 @@ from cochleaai.io.outputs import OutputPlan, written_whole
 from cochleaai.model_files import model_paths
 from cochleaai.progress import tqdm_progress
 from cochleaai.threads import set_torch_threads
-from cochleaai.vae.configs import mnist_model_config
+from cochleaai.vae.configs import ARCHITECTURES, STEP_MODE, STEP_MODES, mnist_model_config
 from cochleaai.vae.data import VolumeGrid, binarize, load_mnist, phantom_dataset, read_folder
 from cochleaai.vae.estimate import evaluate
 from cochleaai.vae.explore import (OUT_OF_DOMAIN_MISMATCH, decode, decode_volume, encode_volume, grid_of,
@@ -34,8 +34,12 @@ def _load(args, require_volume: bool = False):
 def _cmd_train(args) -> int:
     OutputPlan([args.folder, args.mnist], args.force).files(model_paths(args.out), "model file")
     set_torch_threads(args.threads)
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, lr=args.lr, patience=args.patience,
-                      seed=args.seed, dynamic_binarization=bool(args.mnist))
+    # the thesis architecture trains with its own optimiser (Adamax, Table 4.3); --lr overrides the rate
+    optimiser = dict(ARCHITECTURES[args.architecture]["optimizer"]) if args.mnist else {"lr": 1e-3}
+    if args.lr is not None:
+        optimiser["lr"] = args.lr
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, patience=args.patience,
+                      seed=args.seed, dynamic_binarization=bool(args.mnist), **optimiser)
     command = "python -m cochleaai " + " ".join(shlex.quote(a) for a in sys.argv[1:]) \
         if Path(sys.argv[0]).name in ("__main__.py", "cochleaai") else None
     card = {"training_command": command, "seed": args.seed, "description": args.description}
@@ -44,7 +48,8 @@ def _cmd_train(args) -> int:
             x = load_mnist(args.mnist, "train")
             n_val = max(1, int(0.1 * len(x)))
             limit = args.limit or (len(x) - n_val)
-            config = mnist_model_config(args.model_kind, args.steps, args.latent)
+            config = mnist_model_config(args.model_kind, args.steps, args.latent, args.step_mode,
+                                        args.architecture, args.nu)
             model = seeded_model(config, args.seed)
             result = train(model, x[:limit], x[-n_val:], cfg, progress=progress)
 
@@ -62,7 +67,7 @@ def _cmd_train(args) -> int:
                 arrays = phantom_dataset(seeds, grid, progress=progress.stage(0.0, 0.2))
                 card["data_source"] = (f"cochleaai.phantom.make_phantom(seed, fov='roi'), seeds "
                                        f"{args.first_seed}..{args.first_seed + args.phantoms - 1}")
-            overrides = {"steps": args.steps, "nu": args.nu}
+            overrides = {"steps": args.steps, "nu": args.nu, "step_mode": args.step_mode}
             if args.t_max:
                 overrides["t_range"] = (min(1e-3, args.t_max / 2), args.t_max)
             train_volume_model(arrays, grid, args.out, args.model_kind, args.latent, cfg,
@@ -160,6 +165,11 @@ def add_commands(subparsers) -> None:
     t.add_argument("--steps", type=arguments.integer(1, 100), default=2, help="flow steps K (default 2)")
     t.add_argument("--nu", type=arguments.non_negative, default=0.01, help="Langevin damping nu (default 0.01)")
     t.add_argument("--t-max", type=arguments.positive, default=None, help="largest flow step t_b")
+    t.add_argument("--step-mode", choices=STEP_MODES, default=STEP_MODE,
+                   help="flow steps: learned per dimension (default, both flows) or drawn at random")
+    t.add_argument("--architecture", choices=tuple(ARCHITECTURES), default="small",
+                   help="MNIST networks: small (3x3, 256 units, ELU, Adam; default) or thesis (5x5, 450 units, "
+                        "Softplus, average-logit bias, Adamax lr 5e-4)")
     t.add_argument("--phantoms", type=arguments.integer(2, 100000), default=64, help="number of roi phantoms (default 64)")
     t.add_argument("--first-seed", type=arguments.seed, default=0, help="seed of the first phantom")
     t.add_argument("--folder", help="train on the volume files in this folder instead")
@@ -169,7 +179,8 @@ def add_commands(subparsers) -> None:
     t.add_argument("--spacing", type=arguments.real(minimum=0.02, maximum=5.0), default=0.4, help="grid spacing in mm (default 0.4)")
     t.add_argument("--epochs", type=arguments.count, default=100)
     t.add_argument("--batch", type=arguments.count, default=8)
-    t.add_argument("--lr", type=arguments.positive, default=1e-3)
+    t.add_argument("--lr", type=arguments.positive, default=None,
+                   help="learning rate (default 1e-3; 5e-4 with --architecture thesis)")
     t.add_argument("--patience", type=arguments.count, default=20, help="early stopping patience in epochs")
     t.add_argument("--seed", type=arguments.seed, default=0)
     t.add_argument("--threads", type=arguments.threads, default=None, help="torch CPU threads")

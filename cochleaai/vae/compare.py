@@ -4,11 +4,14 @@
 kind of :data:`~cochleaai.vae.models.MODEL_KINDS` with the same data, optimiser and
 budget, estimates its ELBO and importance-sampled NLL on the test set, and returns the
 figures per kind, the ranking by NLL, the training histories and the trained models.
+``paired_difference`` summarises a paired comparison (per seed or per image) with its
+Student-t interval.
 """
 from __future__ import annotations
 
 from typing import Callable, Dict, Tuple
 
+import numpy as np
 import torch
 
 from cochleaai.progress import Progress
@@ -49,3 +52,16 @@ def compare_models(make_model: Callable[[str], object], train_data, val_data, te
     figures["ranking_by_nll"] = " < ".join(ranking)
     figures["lvae_best"] = ranking[0] == "lvae"
     return figures, histories, models
+
+
+def paired_difference(first, second, level: float = 0.95) -> dict:
+    """Mean of ``first - second`` over paired values (seeds, or images) with its Student-t
+    interval at ``level``; the interval is None for a single pair."""
+    from scipy import stats  # lazy: only the summary needs it
+
+    d = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
+    out = {"mean": float(d.mean()), "n": int(d.size), "interval": None}
+    if d.size > 1:
+        half = float(stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
+        out["interval"] = [out["mean"] - half, out["mean"] + half]
+    return out

@@ -6,6 +6,18 @@ record (``model.config()``).
 Two families share one flow description: the image models of the binarised-MNIST likelihood
 benchmark (Bernoulli likelihood) and the CT volume models (Gaussian likelihood on
 normalised HU). Nothing here needs torch.
+
+The two flows share one step rule by default (``STEP_MODE``, ``STEP_RANGE``,
+``STEP_INIT``): one learned step per latent dimension. A comparison of HVAE and Langevin
+VAE is only fair when the step rule is the same; the thesis gives both models the same
+setting and lets the damping be the one difference (its Table 4.3).
+
+Two image architectures (:data:`ARCHITECTURES`): "small" (3 x 3 kernels, 256 hidden units,
+ELU, Adam), quick to train on a CPU, and "thesis", the set-up of the thesis's MNIST
+experiment, which follows Caterini et al. (2018): 5 x 5 kernels, 450 hidden units,
+Softplus, a decoder output bias started at the training data's average logit, and Adamax
+with the learning rate and epsilon of Table 4.3 (5e-4 and 1e-7; the text of section 4.3.1
+says 5e-5, the table 5e-4).
 """
 from __future__ import annotations
 
@@ -16,12 +28,31 @@ from cochleaai.vae.data import VolumeGrid
 
 #: Initial temperature of the tempered flows (HVAE and Langevin-VAE).
 T0 = 1.5
+#: The step rule both flows use unless told otherwise: learned per dimension, within
+#: STEP_RANGE, starting at STEP_INIT; "random" (a uniform draw in STEP_RANGE for every
+#: sample and step, thesis section 4.3.1) is the ablation.
+STEP_MODE = "learned"
+STEP_MODES = ("learned", "random")
+STEP_RANGE = (0.01, 0.5)
+STEP_INIT = 0.2
+
+#: Image networks and the optimiser that goes with them. ``network`` enters the model
+#: config; ``optimizer`` is what training uses (cochleaai.vae.train.TrainConfig fields).
+ARCHITECTURES = {
+    "small": {"network": {"channels": [16, 32, 32], "hidden": 256, "kernel": 3, "activation": "elu",
+                          "output_bias": False},
+              "optimizer": {"optimizer": "adam", "lr": 1e-3, "eps": 1e-8}},
+    "thesis": {"network": {"channels": [16, 32, 32], "hidden": 450, "kernel": 5, "activation": "softplus",
+                           "output_bias": True},
+               "optimizer": {"optimizer": "adamax", "lr": 5e-4, "eps": 1e-7}},
+}
 
 
 @dataclass
 class VAEConfig:
     """The classic VAE: latent size, the convolutional networks (``data_shape`` [C, *spatial],
-    ``channels``, ``hidden``) and the likelihood (``name`` and its parameters); no flow."""
+    ``channels``, ``hidden``, and optionally ``kernel``, ``activation``, ``output_bias``) and
+    the likelihood (``name`` and its parameters); no flow."""
 
     latent_dim: int = 2
     network: dict = field(default_factory=lambda: {"data_shape": [1, 28, 28], "channels": [16, 32, 32],
@@ -39,77 +70,76 @@ class VAEConfig:
 
 @dataclass
 class HVAEConfig(VAEConfig):
-    """The Hamiltonian VAE: ``steps`` tempered leapfrog steps from temperature ``T0``, with
-    learned step sizes in ``t_range`` starting at ``t_init``."""
+    """The Hamiltonian VAE: ``steps`` tempered leapfrog steps from temperature ``T0``; step
+    sizes in ``t_range``, learned from ``t_init`` (``step_mode`` "learned") or drawn at random."""
 
     steps: int = 2
     T0: float = T0
-    t_range: Sequence[float] = (0.01, 0.5)
-    t_init: Optional[float] = 0.05
+    t_range: Sequence[float] = STEP_RANGE
+    t_init: float = STEP_INIT
+    step_mode: str = STEP_MODE
     model: ClassVar[str] = "hvae"
 
     def flow(self) -> dict:
-        return {"steps": self.steps, "T0": self.T0, "step_mode": "learned", "t_range": list(self.t_range),
+        return {"steps": self.steps, "T0": self.T0, "step_mode": self.step_mode, "t_range": list(self.t_range),
                 "t_init": self.t_init}
 
 
 @dataclass
-class LVAEConfig(VAEConfig):
-    """The quasi-symplectic Langevin VAE: ``steps`` damped steps (damping ``nu``) with
-    fluctuation-dissipation noise; step sizes drawn in ``t_range`` (``step_mode``
-    "random") or learned from ``t_init`` (recorded only when given)."""
+class LVAEConfig(HVAEConfig):
+    """The quasi-symplectic Langevin VAE: the HVAE's flow settings plus the damping ``nu`` and
+    fluctuation-dissipation noise. With ``nu = 0`` it is a position-Verlet flow without noise."""
 
-    steps: int = 2
-    T0: float = T0
-    t_range: Sequence[float] = (0.01, 0.5)
-    t_init: Optional[float] = None
-    step_mode: str = "random"
     nu: float = 0.01
     model: ClassVar[str] = "lvae"
 
     def flow(self) -> dict:
-        flow = {"steps": self.steps, "T0": self.T0, "step_mode": self.step_mode, "t_range": list(self.t_range)}
-        if self.t_init is not None:
-            flow["t_init"] = self.t_init
-        flow.update(nu=self.nu, noise="fdt")
-        return flow
+        return dict(super().flow(), nu=self.nu, noise="fdt")
 
 
 #: The config class of each model kind.
 CONFIGS = {c.model: c for c in (VAEConfig, HVAEConfig, LVAEConfig)}
 
 
-def model_config(kind: str, steps: int, t_range: Sequence[float], t_init: Optional[float] = None,
-                 nu: float = 0.01, lvae_step_mode: str = "random", **common) -> VAEConfig:
-    """The config of a ``kind`` model (vae, hvae, lvae); ``common``: latent_dim, network, likelihood."""
+def model_config(kind: str, steps: int, t_range: Sequence[float] = STEP_RANGE, t_init: float = STEP_INIT,
+                 nu: float = 0.01, step_mode: str = STEP_MODE, **common) -> VAEConfig:
+    """The config of a ``kind`` model (vae, hvae, lvae); ``common``: latent_dim, network, likelihood.
+    Both flows get the same step rule (``step_mode``, ``t_range``, ``t_init``)."""
     if kind not in CONFIGS:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {tuple(CONFIGS)}")
+    if step_mode not in STEP_MODES:
+        raise ValueError(f"step mode must be one of {STEP_MODES}, got {step_mode!r}")
+    flow = {"steps": int(steps), "t_range": tuple(t_range), "t_init": float(t_init), "step_mode": step_mode}
     if kind == "hvae":
-        return HVAEConfig(steps=steps, t_range=tuple(t_range), t_init=t_init, **common)
+        return HVAEConfig(**flow, **common)
     if kind == "lvae":
-        return LVAEConfig(steps=steps, t_range=tuple(t_range), t_init=t_init, step_mode=lvae_step_mode, nu=nu,
-                          **common)
+        return LVAEConfig(**flow, nu=float(nu), **common)
     return VAEConfig(**common)
 
 
-def mnist_model_config(kind: str, steps: int, latent: int = 64, lvae_step_mode: str = "random") -> VAEConfig:
-    """Config of an image model for 28 x 28 binarised MNIST (Bernoulli likelihood)."""
-    return model_config(kind, steps, (0.01, 0.5), 0.05, lvae_step_mode=lvae_step_mode, latent_dim=latent,
-                        network={"data_shape": [1, 28, 28], "channels": [16, 32, 32], "hidden": 256},
-                        likelihood={"name": "bernoulli"})
+def mnist_model_config(kind: str, steps: int, latent: int = 64, step_mode: str = STEP_MODE,
+                       architecture: str = "small", nu: float = 0.01) -> VAEConfig:
+    """Config of an image model for 28 x 28 binarised MNIST (Bernoulli likelihood) with the
+    networks of ``architecture`` (a key of :data:`ARCHITECTURES`)."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; use one of {sorted(ARCHITECTURES)}")
+    network = dict(ARCHITECTURES[architecture]["network"], data_shape=[1, 28, 28])
+    return model_config(kind, steps, STEP_RANGE, STEP_INIT, nu, step_mode, latent_dim=latent,
+                        network=network, likelihood={"name": "bernoulli"})
 
 
 def volume_model_config(kind: str = "lvae", latent_dim: int = 2, grid=None, steps: int = 2,
                         nu: float = 0.01, t_range=(0.001, 0.05), channels=(8, 16, 32),
-                        hidden: int = 128) -> VAEConfig:
+                        hidden: int = 128, step_mode: str = STEP_MODE) -> VAEConfig:
     """Config of a model for CT volumes on ``grid`` (Gaussian likelihood on normalised HU).
 
     The flow steps are far smaller than for MNIST: the Gaussian likelihood over thousands
     of voxels makes log p(x | z) very steep in z, and a leapfrog step must stay below the
-    posterior's width to be stable.
+    posterior's width to be stable. Both flows start their learned steps at twice the lower
+    end of ``t_range``.
     """
     grid = grid or VolumeGrid()
-    t_init = float(min(max(t_range[0] * 2, t_range[0]), t_range[1])) if kind == "hvae" else None
-    return model_config(kind, steps, t_range, t_init, nu, latent_dim=int(latent_dim),
+    t_init = float(min(t_range[0] * 2, t_range[1]))
+    return model_config(kind, steps, t_range, t_init, nu, step_mode, latent_dim=int(latent_dim),
                         network={"data_shape": [1, *grid.shape], "channels": list(channels), "hidden": hidden},
                         likelihood={"name": "gaussian", "sigma": 0.3, "learn_sigma": True})

@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from cochleaai.vae.configs import STEP_INIT, STEP_MODE, STEP_RANGE
 from cochleaai.vae.flows import StepSize, leapfrog_step, quasi_symplectic_step, sqrt_temperatures
 from cochleaai.vae.likelihoods import build_likelihood
 from cochleaai.vae.networks import ConvDecoder, ConvEncoder
@@ -115,8 +116,8 @@ class _PhaseSpaceVAE(VAE):
     """Shared part of HVAE and Langevin VAE: tempered velocity and step sizes."""
 
     def __init__(self, encoder, decoder, likelihood, latent_dim, steps: int = 2, T0: float = 1.5,
-                 step_mode: str = "learned", t_range: Sequence[float] = (0.01, 0.5),
-                 t_init: float = 0.05, network_config: Optional[dict] = None):
+                 step_mode: str = STEP_MODE, t_range: Sequence[float] = STEP_RANGE,
+                 t_init: float = STEP_INIT, network_config: Optional[dict] = None):
         super().__init__(encoder, decoder, likelihood, latent_dim, network_config)
         if int(steps) < 1:
             raise ValueError("a flow needs at least one step")
@@ -176,28 +177,31 @@ class HVAE(_PhaseSpaceVAE):
 class LangevinVAE(_PhaseSpaceVAE):
     """Quasi-symplectic Langevin VAE (thesis chapter 4, eq. 4.5 and 4.11-4.13).
 
-    ``nu``: damping; ``noise``: the noise scale sigma, or ``"fdt"`` for
+    ``nu``: damping; ``noise``: the noise scale sigma, ``"fdt"`` for
     ``sigma_k = sqrt(2 nu T_k)`` (fluctuation-dissipation: the damped dynamics then keeps the
-    tempered Gaussian velocity distribution; the thesis's ``2 sqrt(T)`` with nu = 0.01 would
-    add far more energy than the damping removes). K steps cost K gradient evaluations.
+    tempered Gaussian velocity distribution), or ``"thesis"`` for the thesis's ``2 sqrt(T_k)``,
+    which with nu = 0.01 adds far more energy than the damping removes (kept to measure it).
+    K steps cost K gradient evaluations.
     """
 
     kind = "lvae"
 
     def __init__(self, encoder, decoder, likelihood, latent_dim, steps: int = 2, T0: float = 1.5,
-                 step_mode: str = "random", t_range: Sequence[float] = (0.01, 0.5),
-                 t_init: float = 0.05, nu: float = 0.01, noise="fdt",
+                 step_mode: str = STEP_MODE, t_range: Sequence[float] = STEP_RANGE,
+                 t_init: float = STEP_INIT, nu: float = 0.01, noise="fdt",
                  network_config: Optional[dict] = None):
         super().__init__(encoder, decoder, likelihood, latent_dim, steps, T0, step_mode, t_range,
                          t_init, network_config)
         if nu < 0:
             raise ValueError("the damping nu must be >= 0")
         self.nu = float(nu)
-        self.noise = noise if noise == "fdt" else float(noise)
+        self.noise = noise if noise in ("fdt", "thesis") else float(noise)
 
     def _sigma(self, k, roots) -> float:
         if self.noise == "fdt":
             return math.sqrt(2.0 * self.nu) * roots[k]
+        if self.noise == "thesis":
+            return 2.0 * roots[k]
         return float(self.noise)
 
     def _dynamics(self, x, z, v, k, generator, grad_fn, state, roots):
@@ -222,7 +226,8 @@ def build_model(config) -> VAE:
     dataclass, or its dict (as written by ``model.config()`` into a card).
 
     The dict: ``model`` (vae, hvae, lvae), ``latent_dim``, ``network`` (``data_shape``
-    [C, *spatial], ``channels``, ``hidden``), ``likelihood`` (``name`` ...), ``flow``.
+    [C, *spatial], ``channels``, ``hidden``, optionally ``activation``, ``kernel``,
+    ``output_bias``), ``likelihood`` (``name`` ...), ``flow``.
     """
     if not isinstance(config, dict):
         config = config.as_dict()
@@ -235,11 +240,14 @@ def build_model(config) -> VAE:
     channels = [int(c) for c in net.get("channels", (16, 32, 32))]
     hidden = int(net.get("hidden", 256))
     act = str(net.get("activation", "elu"))
+    kernel = int(net.get("kernel", 3))
+    output_bias = bool(net.get("output_bias", False))
     likelihood = build_likelihood(config["likelihood"])
-    encoder = ConvEncoder(data_shape, latent, channels, hidden, act)
-    decoder = ConvDecoder(data_shape, latent, channels, hidden, out_channels=data_shape[0], act=act)
+    encoder = ConvEncoder(data_shape, latent, channels, hidden, act, kernel)
+    decoder = ConvDecoder(data_shape, latent, channels, hidden, out_channels=data_shape[0], act=act,
+                          kernel=kernel, output_bias=output_bias)
     network_config = {"data_shape": data_shape, "channels": channels, "hidden": hidden,
-                      "activation": act}
+                      "activation": act, "kernel": kernel, "output_bias": output_bias}
     flow = dict(config.get("flow") or {})
     if kind == "vae":
         return VAE(encoder, decoder, likelihood, latent, network_config)

@@ -31,6 +31,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     optimizer: str = "adam"              # "adam", or "adamax" (thesis; learned slower here)
+    eps: float = 1e-8                    # the optimiser's epsilon (thesis Table 4.3: 1e-7 with Adamax)
     patience: int = 10                   # epochs without a better validation ELBO
     seed: int = 0
     max_seconds: Optional[float] = None  # wall-clock budget (None: no limit)
@@ -44,6 +45,15 @@ def seeded_model(config, seed: int):
     """Build a model from its config with seeded weights."""
     torch.manual_seed(int(seed))
     return build_model(config)
+
+
+def start_output_bias(model, train_x: torch.Tensor) -> bool:
+    """Start a decoder's output bias at the training data's average, in the likelihood's
+    parameter space (the average logit for Bernoulli images); False when it has none."""
+    average = train_x.mean(dim=0)
+    if model.likelihood.name == "bernoulli":
+        average = torch.logit(average.clamp(1e-3, 1 - 1e-3))
+    return model.decoder.start_output_bias(average)
 
 
 def train(model, train_x: torch.Tensor, val_x: Optional[torch.Tensor] = None,
@@ -70,7 +80,8 @@ def train(model, train_x: torch.Tensor, val_x: Optional[torch.Tensor] = None,
     optimizers = {"adamax": torch.optim.Adamax, "adam": torch.optim.Adam}
     if cfg.optimizer not in optimizers:
         raise CochleaAIError(f"Unknown optimizer {cfg.optimizer!r}; use adamax or adam.")
-    optimizer = optimizers[cfg.optimizer](model.parameters(), lr=cfg.lr)
+    optimizer = optimizers[cfg.optimizer](model.parameters(), lr=cfg.lr, eps=cfg.eps)
+    start_output_bias(model, train_x)
     val_fixed = val_x
     if val_x is not None and cfg.dynamic_binarization:
         val_fixed = torch.bernoulli(val_x, generator=torch.Generator(device=device).manual_seed(cfg.seed + 1))
