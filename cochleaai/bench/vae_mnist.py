@@ -13,10 +13,14 @@ Protocols (``--protocol``):
 
 Reported: each model's NLL (IWAE estimator, nats) and ELBO per K, their spread over the
 seeds, and the paired difference HVAE - LVAE with its 95 % Student-t interval over the
-seeds (over the test images when there is one seed). With ``--out-dir``, every trained and
+seeds (over the test images when there is one seed). With the nu = 0 ablation it also reports
+where a gap comes from: the damping and noise (LVAE nu = 0 against nu = 0.01), the undamped
+integrators (HVAE against LVAE nu = 0), and, when K + 1 steps were run too, HVAE with K steps
+against LVAE with K + 1, which costs as many gradients. With ``--out-dir``, every trained and
 evaluated model leaves one record in ``<out-dir>/vae-mnist-runs/``; a later run with the
-same settings reuses it, so a protocol can be resumed, or split across processes with
-``--shard i/n`` and summarised by one last run without ``--shard``.
+same settings reuses it, so a protocol can be resumed, split across processes with
+``--shard i/n`` and summarised by one last run without ``--shard``, or extended with
+``--flow-steps`` and ``--models``.
 """
 from __future__ import annotations
 
@@ -51,6 +55,10 @@ PROTOCOLS = {
 TINY = dict(PROTOCOLS["fair"], train=200, val=100, test=20, epochs=1, patience=1, k=4, steps=(2,))
 #: The Langevin VAE's damping, and the ablation's
 NU, NU_ABLATION = 0.01, 0.0
+#: The models a protocol can train; lvae_nu0 is the Langevin VAE without damping or noise
+MODELS = ("vae", "hvae", "lvae", "lvae_nu0")
+#: Protocol entries a trained model does not depend on (its own K and seed are in its record)
+_NOT_SETTINGS = ("seeds", "ablation", "steps")
 OPTIONS = [
     ("--data", {"help": f"path of mnist.npz (from the project root: {DATA})"}),
     *VAE_OPTIONS,
@@ -65,12 +73,15 @@ OPTIONS = [
     ("--architecture", {"choices": tuple(ARCHITECTURES), "default": "small",
                         "help": "small: 3x3 kernels, 256 units, ELU, Adam; thesis: 5x5, 450, Softplus, "
                                 "average-logit bias, Adamax (lr 5e-4, eps 1e-7)"}),
+    ("--models", {"type": lambda text: [v.strip() for v in text.split(",") if v.strip()],
+                  "help": f"models to train, comma-separated, from {','.join(MODELS)} (default: all the "
+                          "protocol has)"}),
     ("--shard", {"help": "i/n: train only every n-th model from the i-th (1-based); needs --out-dir, "
                          "and a last run without --shard summarises"}),
 ]
 
 
-def _runs(s: dict, seeds) -> list:
+def _runs(s: dict, seeds, models=MODELS) -> list:
     """(name, kind, K, nu, seed) of every model the protocol trains, in a fixed order."""
     runs = []
     for seed in seeds:
@@ -79,7 +90,11 @@ def _runs(s: dict, seeds) -> list:
             runs += [("hvae", "hvae", K, 0.0, seed), ("lvae", "lvae", K, NU, seed)]
             if s["ablation"]:
                 runs.append(("lvae_nu0", "lvae", K, NU_ABLATION, seed))
-    return runs
+    return [r for r in runs if r[0] in models]
+
+
+def _model_settings(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if k not in _NOT_SETTINGS}
 
 
 def _shard(text):
@@ -97,7 +112,7 @@ def _shard(text):
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, device=None,
         vae_epochs=None, vae_k=None, vae_train_size=None, vae_test_size=None, threads=None,
         protocol: str = "fair", seeds=None, flow_steps=None, step_mode: str = STEP_MODE,
-        architecture: str = "small", shard=None, tiny: bool = False) -> dict:
+        architecture: str = "small", shard=None, models=None, tiny: bool = False) -> dict:
     import torch  # lazy: optional in Slicer until installed
 
     if not data:
@@ -107,6 +122,9 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     if architecture not in ARCHITECTURES:
         raise CochleaAIError(f"Unknown architecture {architecture!r}; use one of {sorted(ARCHITECTURES)}.")
     part = _shard(shard)
+    unknown = sorted(set(models or ()) - set(MODELS))
+    if unknown:
+        raise CochleaAIError(f"Unknown model(s) {', '.join(unknown)}; use some of {', '.join(MODELS)}.")
     if part and not out_dir:
         raise CochleaAIError("--shard needs --out-dir, where the shards leave their records.")
     p = Progress.wrap(progress)
@@ -115,6 +133,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
         s.update(seeds=(int(seed),), ablation=False)
     if tiny:
         s["seeds"] = (int(seed),)
+    if models and "lvae_nu0" in models:
+        s["ablation"] = True
     for key, value in (("epochs", vae_epochs), ("k", vae_k), ("train", vae_train_size),
                        ("test", vae_test_size), ("seeds", seeds), ("steps", flow_steps)):
         if value is not None:
@@ -131,11 +151,12 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     # the same binarised test images for every seed and model, so differences are paired
     x_test = binarize(load_mnist(data, "test", limit=s["test"]), seed=1234).to(dev)
     optimiser = ARCHITECTURES[architecture]["optimizer"]
-    settings = {key: (list(v) if isinstance(v, tuple) else v) for key, v in s.items() if key != "seeds"}
+    # what a record depends on (which seeds and models a run trains does not change one model)
+    settings = _model_settings({key: (list(v) if isinstance(v, tuple) else v) for key, v in s.items()})
     settings.update(architecture=architecture, step_mode=step_mode, optimiser=optimiser, latent_dim=64,
                     test_binarization_seed=1234)
 
-    runs = _runs(s, s["seeds"])
+    runs = _runs(s, s["seeds"], models or MODELS)
     todo = runs if part is None else runs[part[0] - 1::part[1]]
     records_dir = Path(out_dir) / "vae-mnist-runs" if out_dir else None
     records = {}
@@ -144,7 +165,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
         path = records_dir / f"{key}.json" if records_dir else None
         if path is not None and path.is_file():
             record = json.loads(path.read_text())
-            if record.get("settings") == settings:
+            if _model_settings(record.get("settings", {})) == settings:
                 records[key] = record
                 continue
         stage = p.stage(i / len(todo), (i + 1) / len(todo))
@@ -181,7 +202,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
 
 def summarise(records: list, steps) -> dict:
     """NLL per model and K (mean and spread over seeds), the paired HVAE - LVAE difference
-    with its 95 % interval, LVAE's gap to the better of VAE and HVAE, and one row per model."""
+    with its 95 % interval, LVAE's gap to the better of VAE and HVAE, the differences that say
+    where a gap comes from, and one row per model."""
     by = {}
     for r in records:
         by.setdefault((r["model"], r["K"]), {})[r["seed"]] = r
@@ -193,26 +215,43 @@ def summarise(records: list, steps) -> dict:
         figures[f"nll_K{K}"] = {n: float(np.mean([r["nll"] for r in t.values()])) for n, t in table.items()}
         figures[f"nll_sd_K{K}"] = {n: float(np.std([r["nll"] for r in t.values()], ddof=1)) if len(t) > 1 else 0.0
                                    for n, t in table.items()}
-        hvae, lvae = by.get(("hvae", K), {}), by.get(("lvae", K), {})
-        common = sorted(set(hvae) & set(lvae))
-        if not common:
+        diff = _paired(figures, f"hvae_minus_lvae_K{K}", by.get(("hvae", K), {}), by.get(("lvae", K), {}))
+        if diff is None:
             continue
-        if len(common) > 1:
-            diff = paired_difference([hvae[s]["nll"] for s in common], [lvae[s]["nll"] for s in common])
-            over = "seeds"
-        else:      # one seed: the interval over the test images (it leaves out seed-to-seed spread)
-            diff = paired_difference(hvae[common[0]]["nll_per_item"], lvae[common[0]]["nll_per_item"])
-            over = "test images (one seed)"
-        figures[f"hvae_minus_lvae_K{K}"] = diff["mean"]
-        figures[f"hvae_minus_lvae_K{K}_ci95"] = diff["interval"]
-        figures[f"hvae_minus_lvae_K{K}_interval_over"] = over
+        figures[f"hvae_minus_lvae_K{K}_interval_over"] = diff["over"]
         figures[f"verdict_K{K}"] = _verdict(diff["interval"])
         better = min(figures[f"nll_K{K}"]["vae"], figures[f"nll_K{K}"]["hvae"]) if vae else figures[f"nll_K{K}"]["hvae"]
         figures[f"lvae_minus_best_other_K{K}"] = figures[f"nll_K{K}"]["lvae"] - better
+    # where a gap comes from: damping and noise (nu = 0.01 against 0), the integrator (leapfrog
+    # against position Verlet, both undamped), and the gradient count: HVAE's K leapfrog steps
+    # take K + 1 gradients, as many as LVAE's K + 1 steps
+    for K in steps:
+        hvae, nu0 = by.get(("hvae", K), {}), by.get(("lvae_nu0", K), {})
+        _paired(figures, f"lvae_nu0_minus_lvae_K{K}", nu0, by.get(("lvae", K), {}), seeds_only=True)
+        _paired(figures, f"hvae_minus_lvae_nu0_K{K}", hvae, nu0, seeds_only=True)
+        for name in ("lvae", "lvae_nu0"):
+            _paired(figures, f"hvae_K{K}_minus_{name}_K{K + 1}", hvae, by.get((name, K + 1), {}), seeds_only=True)
     figures["runs"] = [{"model": r["model"], "K": r["K"], "seed": r["seed"], "nll": r["nll"], "elbo": r["elbo"],
                         "train_s": r["train_seconds"], "eval_s": r["eval_seconds"], "best_epoch": r["best_epoch"]}
                        for r in sorted(records, key=lambda r: (r["K"], r["model"], r["seed"]))]
+    figures["cpu_hours"] = sum(r["train_seconds"] + r["eval_seconds"] for r in records) / 3600.0
     return figures
+
+
+def _paired(figures: dict, key: str, a: dict, b: dict, seeds_only: bool = False):
+    """Mean of A - B paired by seed with its 95 % interval, into ``figures[key]`` and
+    ``figures[key + "_ci95"]``. With one common seed the interval is over the test images
+    (it leaves out seed-to-seed spread), or nothing is written when ``seeds_only``."""
+    common = sorted(set(a) & set(b))
+    if not common or (seeds_only and len(common) < 2):
+        return None
+    if len(common) > 1:
+        diff = dict(paired_difference([a[s]["nll"] for s in common], [b[s]["nll"] for s in common]), over="seeds")
+    else:
+        diff = dict(paired_difference(a[common[0]]["nll_per_item"], b[common[0]]["nll_per_item"]),
+                    over="test images (one seed)")
+    figures[key], figures[f"{key}_ci95"] = diff["mean"], diff["interval"]
+    return diff
 
 
 def _verdict(interval) -> str:

@@ -104,6 +104,46 @@ def test_summary_pairs_hvae_and_lvae_by_seed_and_gives_a_verdict():
     assert len(figures["runs"]) == 9
 
 
+def test_summary_pairs_hvae_with_the_lvae_of_equal_gradient_cost():
+    """HVAE with K leapfrog steps takes K + 1 gradients: the LVAE with K + 1 steps costs as much."""
+    def record(model, K, seed, nll):
+        return {"model": model, "K": K, "seed": seed, "nll": nll, "elbo": -nll - 5, "train_seconds": 1.0,
+                "eval_seconds": 1.0, "best_epoch": 1, "nll_per_item": [nll] * 4}
+    records = [record("hvae", 2, s, 95.0 + s) for s in range(3)]
+    records += [record("lvae", 3, s, 96.0 + s + 0.1 * s) for s in range(3)]
+    records += [record("lvae_nu0", 3, s, 95.0 + s) for s in range(2)]
+    figures = vae_mnist.summarise(records, (2, 3))
+    assert figures["hvae_K2_minus_lvae_K3"] == pytest.approx(-1.1)
+    lo, hi = figures["hvae_K2_minus_lvae_K3_ci95"]
+    assert lo < -1.1 < hi < 0
+    assert figures["hvae_K2_minus_lvae_nu0_K3"] == pytest.approx(0.0)
+    assert "hvae_minus_lvae_K3" not in figures and "hvae_K3_minus_lvae_K4" not in figures
+
+
+@pytest.mark.skipif(not MNIST.is_file(), reason=f"MNIST not here ({vae_mnist.DATA})")
+def test_models_and_steps_can_be_added_to_a_finished_protocol(tmp_path):
+    """A run for another K or a subset of the models reuses every record it shares."""
+    common = {"tiny": True, "data": str(MNIST), "out_dir": str(tmp_path)}
+    before = torch.get_num_threads()
+    try:
+        vae_mnist.run(models=["vae", "hvae"], **common)
+        runs = tmp_path / "vae-mnist-runs"
+        assert sorted(p.name for p in runs.glob("*.json")) == ["small-learned-hvae-K2-seed0.json",
+                                                               "small-learned-vae-K0-seed0.json"]
+        stamps = {p.name: p.stat().st_mtime_ns for p in runs.glob("*.json")}
+        vae_mnist.run(models=["lvae_nu0"], flow_steps=[3], **common)
+        assert "small-learned-lvae_nu0-K3-seed0.json" in {p.name for p in runs.glob("*.json")}
+        figures = vae_mnist.run(models=["vae", "hvae", "lvae_nu0"], flow_steps=[2, 3], **common)
+        assert {p.name: p.stat().st_mtime_ns for p in runs.glob("*.json") if p.name in stamps} == stamps
+        # trains only what is missing: HVAE at K = 3 and the ablation at K = 2
+        assert set(figures["nll_K3"]) == {"vae", "hvae", "lvae_nu0"} and len(figures["runs"]) == 5
+    finally:
+        torch.set_num_threads(before)
+    from cochleaai.errors import CochleaAIError
+    with pytest.raises(CochleaAIError, match="Unknown model"):
+        vae_mnist.run(models=["iwae"], **common)
+
+
 @pytest.mark.skipif(not MNIST.is_file(), reason=f"MNIST not here ({vae_mnist.DATA})")
 def test_protocol_resumes_from_its_records_and_splits_into_shards(tmp_path):
     common = {"tiny": True, "data": str(MNIST), "out_dir": str(tmp_path)}
