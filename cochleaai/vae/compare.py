@@ -13,6 +13,7 @@ from typing import Callable, Dict, Tuple
 
 import numpy as np
 import torch
+from scipy import stats
 
 from cochleaai.progress import Progress
 from cochleaai.vae.estimate import evaluate
@@ -57,8 +58,6 @@ def compare_models(make_model: Callable[[str], object], train_data, val_data, te
 def paired_difference(first, second, level: float = 0.95) -> dict:
     """Mean of ``first - second`` over paired values (seeds, or images) with its Student-t
     interval at ``level``; the interval is None for a single pair."""
-    from scipy import stats  # lazy: only the summary needs it
-
     d = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
     out = {"mean": float(d.mean()), "n": int(d.size), "interval": None}
     if d.size > 1:
