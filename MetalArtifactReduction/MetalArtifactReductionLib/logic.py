@@ -31,7 +31,7 @@ from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU
 from cochleaai.phantom.core import drawn_theta
 from cochleaai.progress import Progress
 from cochleaai.shape import CochleaModel
-from cochleaai.simulation.ct import SIMULATION_BOX_MM, ScanConfig, simulate_postop, simulation_roi
+from cochleaai.simulation.ct import ARTIFACT_MODE, SIMULATION_BOX_MM, ScanConfig, simulate_postop, simulation_roi
 from cochleaai.simulation.projector import FanBeamGeometry
 from cochleaai.slicer import mrml
 from cochleaai.shape.params import theta_from_record
@@ -111,7 +111,8 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
     # ---------------------------------------------------------------- simulate
     def simulate_implant(self, scene, preop_node, array: str = "flex28", depth_deg: Optional[float] = None,
                          seed: int = 0, model=None, model_table_node=None, crop_mm: float = SIMULATION_BOX_MM,
-                         config=None, progress=None, prefix: Optional[str] = None) -> Dict[str, Any]:
+                         config=None, progress=None, prefix: Optional[str] = None,
+                         artifact_mode: str = ARTIFACT_MODE) -> Dict[str, Any]:
         """Simulate a cochlear implant in ``preop_node``.
 
         The cochlea comes from ``model`` (a CochleaModel or its 10 parameters), else from
@@ -120,6 +121,9 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         first cropped to a cube of that side around the cochlea (the simulation is of a
         region of interest); the cropped pre-op is added too. ``config``: a
         :class:`cochleaai.simulation.ct.ScanConfig` (default: the clinical scanner of the docs).
+        ``artifact_mode``: "injected" (the pre-op plus the simulated artifact, so the image
+        keeps its own resolution and noise) or "simulated" (the simulated scan itself); the
+        simulated scan without the implant is added beside it either way.
         """
         if scene is None:
             raise CochleaAIError("No MRML scene was given.")
@@ -140,13 +144,14 @@ class MetalArtifactReductionLogic(CochleaAIModuleLogic):
         preop = simulation_roi(whole, model, crop_mm)
         cropped = preop is not whole
         sim = simulate_postop(preop, model, array, depth_deg, seed=seed, config=config or ScanConfig(),
-                              progress=p.stage(0.05, 0.9))
+                              progress=p.stage(0.05, 0.9), artifact_mode=artifact_mode)
         prefix = prefix or f"{preop_node.GetName()} CI"
         with scene_unchanged_on_failure(scene):
             p(0.92, "adding the simulated scan to the scene")
             nodes = {"preop": mrml.volume_to_node(scene, preop, f"{prefix} pre-op ROI") if cropped else None,
                      "volume": mrml.volume_to_node(scene, sim.postop, f"{prefix} post-op (simulated)"),
-                     "target": mrml.volume_to_node(scene, sim.target, f"{prefix} target (contacts marked)")}
+                     "target": mrml.volume_to_node(scene, sim.target, f"{prefix} target (contacts marked)"),
+                     "clean": mrml.volume_to_node(scene, sim.clean, f"{prefix} without implant (simulated)")}
             nodes["metal"] = mrml.segmentation_from_masks(
                 scene, sim.metal_segments(), sim.metal,
                 f"{prefix} metal", reference_volume_node=nodes["volume"])

@@ -11,8 +11,8 @@ from cochleaai.io.outputs import OutputPlan, write_text_whole
 from cochleaai.progress import tqdm_progress
 from cochleaai.shape.params import theta_from_record
 from cochleaai.simulation.arrays import ARRAYS, DEFAULT_ARRAY
-from cochleaai.simulation.ct import ScanConfig, simulate_postop
-from cochleaai.simulation.pairs import TRAIN_SPECIMENS, simulate_pairs
+from cochleaai.simulation.ct import ARTIFACT_MODE, ARTIFACT_MODES, ScanConfig, simulate_postop
+from cochleaai.simulation.pairs import PAIR_ARTIFACT_MODE, TRAIN_SPECIMENS, simulate_pairs
 
 
 def load_model_parameters(path) -> "list":
@@ -33,7 +33,8 @@ def load_model_parameters(path) -> "list":
 
 #: The files of ``simulate-ci``, by kind.
 SIMULATION_FILES = {"postop": "postop.nrrd", "metal": "metal.seg.nrrd", "contacts": "contacts.mrk.json",
-                    "target": "target.nrrd", "summary": "simulation.json"}
+                    "target": "target.nrrd", "clean": "simulated_without_implant.nrrd",
+                    "summary": "simulation.json"}
 
 
 def _cmd_simulate(args) -> int:
@@ -50,12 +51,13 @@ def _cmd_simulate(args) -> int:
     config = ScanConfig(kvp=args.kvp, noise=not args.no_noise, scatter=not args.no_scatter)
     with tqdm_progress("simulate-ci", disable=args.quiet) as progress:
         sim = simulate_postop(preop, theta, args.array, args.depth, seed=args.seed, config=config,
-                              progress=progress)
+                              progress=progress, artifact_mode=args.artifact_mode)
     name = SIMULATION_FILES
     files = {"postop": io.write_volume(sim.postop, out / name["postop"]),
              "metal": io.write_seg_nrrd(out / name["metal"], sim.metal_segments(), sim.metal),
              "contacts": io.write_markups_json(out / name["contacts"], sim.contacts_markups()),
-             "target": io.write_volume(sim.target, out / name["target"])}
+             "target": io.write_volume(sim.target, out / name["target"]),
+             "clean": io.write_volume(sim.clean, out / name["clean"])}
     summary = sim.summary()
     summary["files"] = {k: str(v) for k, v in files.items()}
     summary["warnings"] = sim.warnings
@@ -70,7 +72,7 @@ def _cmd_simulate_pairs(args) -> int:
     ids = tuple(i.strip() for i in args.real_ids.split(",") if i.strip())
     with tqdm_progress("simulate-pairs", disable=args.quiet) as progress:
         summary = simulate_pairs(args.out, args.n, args.seed, args.real, ids, args.augmented,
-                                 progress=progress, **batch.options(args))
+                                 progress=progress, artifact_mode=args.artifact_mode, **batch.options(args))
     print(json.dumps(summary, indent=2))
     return 1 if summary["pairs"] == 0 else 0
 
@@ -81,7 +83,10 @@ def add_commands(subparsers) -> None:
         description="Insert an electrode array along the scala tympani of the cochlea model and simulate "
                     "the post-operative CT (polychromatic fan beam, scatter, noise, FBP). Writes postop.nrrd, "
                     "metal.seg.nrrd, contacts.mrk.json (numbered from the apex, angular depth as "
-                    "description), target.nrrd (pre-op with contact centres marked) and simulation.json.")
+                    "description), target.nrrd (pre-op with contact centres marked), "
+                    "simulated_without_implant.nrrd (the same simulated scan without the implant: "
+                    "postop = pre-op + simulated scan with the implant - this one, by default) and "
+                    "simulation.json.")
     p.add_argument("preop", help="pre-operative CT volume in HU (e.g. ct.nrrd of `cochleaai phantom`)")
     p.add_argument("--out", required=True, help="output folder")
     add_force(p)
@@ -94,13 +99,17 @@ def add_commands(subparsers) -> None:
     p.add_argument("--kvp", type=int, default=120, choices=(120, 140))
     p.add_argument("--no-noise", action="store_true", help="no quantum or electronic noise")
     p.add_argument("--no-scatter", action="store_true", help="no scatter")
+    p.add_argument("--artifact-mode", choices=ARTIFACT_MODES, default=ARTIFACT_MODE,
+                   help="injected (default): the pre-op with the simulated artifact added, so the image keeps "
+                        "its own resolution and noise away from the metal; simulated: the simulated scan itself")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_cmd_simulate)
 
     p = subparsers.add_parser(
         "simulate-pairs", help="simulate a training set of pre-op / post-op pairs for MARGAN",
         description="Each pair (pair_NNNNN/): preop.nrrd (the target: the same simulated scanner without "
-                    "metal), postop.nrrd (the input, with an implant), metal.nrrd, contacts.mrk.json, "
+                    "metal, or with --artifact-mode injected the anatomy itself), postop.nrrd (the input, "
+                    "with an implant), metal.nrrd, contacts.mrk.json, "
                     "pair.json (source, array, depth, scanner settings) and, with --augmented, "
                     "target_augmented.nrrd (contact centres marked). manifest.csv and manifest.json list "
                     "the set; every pair has its own seed, so the same --seed gives the same set and an "
@@ -114,6 +123,10 @@ def add_commands(subparsers) -> None:
                    help=f"specimens of --real to train on (default {','.join(TRAIN_SPECIMENS)}; keep the "
                         "others for evaluation)")
     p.add_argument("--augmented", action="store_true", help="also write the target with contact centres marked")
+    p.add_argument("--artifact-mode", choices=ARTIFACT_MODES, default=PAIR_ARTIFACT_MODE,
+                   help="simulated (default, the shipped MARGAN's pairs): the target is the simulated scan "
+                        "without the implant; injected: the target is the anatomy itself and the input the "
+                        "anatomy plus the simulated artifact")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     batch.add_arguments(p)
     p.set_defaults(func=_cmd_simulate_pairs)

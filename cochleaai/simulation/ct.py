@@ -51,6 +51,12 @@ HU_MIN, HU_MAX = -1024.0, 3071.0
 MAX_VOXELS = 4_000_000          # refuse larger ROIs (memory grows with slices x views x channels)
 #: Side (mm) of the cube simulated around the cochlea when the pre-op volume is larger.
 SIMULATION_BOX_MM = 15.0
+#: How a post-op is made. "injected": the given pre-op plus the artifact, the simulated scan
+#: with the implant minus the same scan (same draws) without it, so the image keeps its own
+#: resolution, noise and texture wherever the metal does not reach; "simulated": the
+#: simulated scanner's image with the implant, everything in it from the simulated scanner.
+ARTIFACT_MODES = ("injected", "simulated")
+ARTIFACT_MODE = "injected"
 
 
 @dataclass(frozen=True)
@@ -349,6 +355,8 @@ class PostopSimulation:
     seconds: Dict[str, float]
     warnings: list
     seed: int = 0
+    clean: Optional[Volume] = None  # int16 HU: the same simulated scan without the implant
+    artifact_mode: str = "simulated"
 
     def contacts_markups(self):
         """Numbered contacts (E1 at the apex) with their angular depth as descriptions."""
@@ -364,11 +372,34 @@ class PostopSimulation:
     def summary(self) -> dict:
         ins = self.insertion
         out = dict(ins.summary())
-        out.update({"seed": self.seed, "scatter_to_primary": round(self.scatter_to_primary, 5),
+        out.update({"seed": self.seed, "artifact_mode": self.artifact_mode,
+                    "scatter_to_primary": round(self.scatter_to_primary, 5),
                     "contact_depth_deg": [None if not np.isfinite(d) else round(float(d), 1)
                                           for d in ins.contact_depth_deg],
                     "seconds": {k: round(v, 3) for k, v in self.seconds.items()}})
         return out
+
+
+def _scanner_range(image: Volume, config: ScanConfig) -> Volume:
+    """A scan as the scanner stores it: int16 HU, clipped to its range when ``config.clip``."""
+    arr = np.asarray(image.array, np.float32)
+    return image.copy(np.clip(arr, HU_MIN, HU_MAX) if config.clip else arr).rounded_int16()
+
+
+def inject_artifact(preop: Volume, with_metal: Volume, without_metal: Volume) -> Volume:
+    """``preop`` plus the metal artifact ``with_metal - without_metal`` (two scans of it by the
+    same simulated scanner with the same draws), rounded and clipped to the scanner range."""
+    if not (preop.shape == with_metal.shape == without_metal.shape):
+        raise CochleaAIError("The pre-op and both simulated scans must share one grid to inject an artifact.")
+    artifact = np.asarray(with_metal.array, np.float32) - np.asarray(without_metal.array, np.float32)
+    arr = np.asarray(preop.array, np.float32) + artifact
+    return preop.copy(np.clip(np.rint(arr), HU_MIN, HU_MAX).astype(np.int16))
+
+
+def scan_seed(seed: int) -> np.random.SeedSequence:
+    """The draws (scatter, noise) of the scan of :func:`simulate_postop` with ``seed``; a fresh
+    sequence each call, so the scan without the implant repeats them exactly."""
+    return np.random.SeedSequence(int(seed)).spawn(2)[1]
 
 
 def mark_contacts(preop: Volume, contacts: np.ndarray, radius_mm: float = 0.15,
@@ -401,20 +432,26 @@ def simulation_roi(preop: Volume, model, box_mm: float = SIMULATION_BOX_MM) -> V
 
 
 def simulate_postop(preop: Volume, model, array: str = "flex28", depth_deg: Optional[float] = None,
-                    seed: int = 0, config: ScanConfig = ScanConfig(), progress=None) -> PostopSimulation:
+                    seed: int = 0, config: ScanConfig = ScanConfig(), progress=None,
+                    artifact_mode: str = ARTIFACT_MODE, clean_scan: bool = True) -> PostopSimulation:
     """Insert ``array`` along the scala tympani of ``model`` (a CochleaModel or its 10
     parameters, LPS) in ``preop`` (HU) and simulate the post-operative scan.
 
     ``depth_deg=None`` draws the insertion depth from the array's typical range; the same
-    seed gives the same depth, scatter ratio and noise.
+    seed gives the same depth, scatter ratio and noise. The scan is simulated twice, with
+    and without the implant (``clean``); ``artifact_mode`` (:data:`ARTIFACT_MODES`) says
+    whether the post-op is ``preop`` with the artifact injected or the simulated scan itself.
+    ``clean_scan=False`` skips the scan without the implant where a "simulated" post-op is all
+    that is needed (``clean`` is then None).
     """
+    if artifact_mode not in ARTIFACT_MODES:
+        raise CochleaAIError(f"Unknown artifact mode {artifact_mode!r}; use one of {', '.join(ARTIFACT_MODES)}.")
     p = Progress.wrap(progress)
     warns = check_hu_volume(preop, "pre-operative volume")
     seconds = {}
     t = time.perf_counter()
     p(0.0, "placing the electrode array")
-    seq = np.random.SeedSequence(int(seed))
-    s_depth, s_scan = seq.spawn(2)
+    s_depth = np.random.SeedSequence(int(seed)).spawn(1)[0]
     ins = insert_array(model, preop, array, depth_deg, rng=np.random.default_rng(s_depth))
     if not ins.metal_mask.any():
         raise CochleaAIError("The electrode array does not fall inside the volume; check that the cochlea "
@@ -422,15 +459,27 @@ def simulate_postop(preop: Volume, model, array: str = "flex28", depth_deg: Opti
     if not preop.contains(ins.contacts).all():
         warns.append("Some contacts lie outside the volume; they are not in the simulated image.")
     seconds["electrodes"] = time.perf_counter() - t
-    scan = simulate_scan(preop, ins.metal_fraction.array, config, seed=s_scan, progress=p.stage(0.05, 0.95),
+    # unclipped scans: the metal's full brightness goes into an injected artifact, and the
+    # scanner's range is applied once, to the final image
+    raw = replace(config, clip=False)
+    scan = simulate_scan(preop, ins.metal_fraction.array, raw, seed=scan_seed(seed), progress=p.stage(0.05, 0.5),
                          metal_parts=metal_cylinders(ins))
     seconds.update(scan.seconds)
     t = time.perf_counter()
-    postop = scan.image.rounded_int16()
+    clean = None
+    if clean_scan or artifact_mode == "injected":
+        clean = simulate_scan(preop, None, raw, seed=scan_seed(seed), progress=p.stage(0.5, 0.95)).image
+        seconds["scan_without_implant"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if artifact_mode == "injected":
+        postop = inject_artifact(preop, scan.image, clean)
+    else:
+        postop = _scanner_range(scan.image, config)
+    clean = None if clean is None else _scanner_range(clean, config)
     metal = preop.copy(ins.metal_mask.astype(np.uint8))
     target = mark_contacts(preop, ins.contacts)
     seconds["target"] = time.perf_counter() - t
     seconds["total"] = float(sum(seconds.values()))
     p(1.0, "post-operative scan simulated")
     return PostopSimulation(postop, metal, target, ins, scan.scatter_to_primary, seconds,
-                            warns + scan.warnings, int(seed))
+                            warns + scan.warnings, int(seed), clean, artifact_mode)

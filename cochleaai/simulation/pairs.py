@@ -31,7 +31,7 @@ from cochleaai.realct import find_specimens, read_specimen
 from cochleaai.segmentation.pose import initial_theta, mirror
 from cochleaai.shape import CochleaModel
 from cochleaai.simulation.arrays import ARRAYS
-from cochleaai.simulation.ct import ScanConfig, mark_contacts, simulate_postop, simulate_scan
+from cochleaai.simulation.ct import ARTIFACT_MODES, ScanConfig, mark_contacts, simulate_postop
 from cochleaai.simulation.scanner_draw import describe, draw_scan_config
 
 #: The training grid (x, y, z voxels) and its spacing, that of the thesis.
@@ -46,6 +46,10 @@ REAL_SHARE = 0.5
 #: Pairs that share one anatomy (a phantom is slow to build; its pairs differ in array,
 #: depth, scanner and noise).
 PAIRS_PER_ANATOMY = 3
+#: How training pairs are made (:data:`cochleaai.simulation.ct.ARTIFACT_MODES`). The shipped
+#: MARGAN was trained on "simulated" pairs; "injected" pairs keep the real image's own
+#: resolution and noise away from the metal.
+PAIR_ARTIFACT_MODE = "simulated"
 #: A real crop's centre is moved by up to this much (mm, each axis) per pair.
 REAL_JITTER_MM = 0.6
 
@@ -56,15 +60,17 @@ class PairSpec:
     seed: int
     source: str                    # "phantom:<seed>" or "real:<folder>"
     augmented: bool = False
+    artifact_mode: str = PAIR_ARTIFACT_MODE
 
     def text(self) -> str:
         return json.dumps({"index": self.index, "seed": self.seed, "source": self.source,
-                           "augmented": self.augmented}, sort_keys=True)
+                           "augmented": self.augmented, "artifact_mode": self.artifact_mode}, sort_keys=True)
 
     @classmethod
     def parse(cls, text: str) -> "PairSpec":
         d = json.loads(text)
-        return cls(int(d["index"]), int(d["seed"]), str(d["source"]), bool(d.get("augmented", False)))
+        return cls(int(d["index"]), int(d["seed"]), str(d["source"]), bool(d.get("augmented", False)),
+                   str(d.get("artifact_mode", PAIR_ARTIFACT_MODE)))
 
 
 def pair_seed(seed: int, index: int) -> int:
@@ -72,10 +78,13 @@ def pair_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
-def plan_pairs(n: int, seed: int = 0, real: Sequence = (), augmented: bool = False) -> List[PairSpec]:
+def plan_pairs(n: int, seed: int = 0, real: Sequence = (), augmented: bool = False,
+               artifact_mode: str = PAIR_ARTIFACT_MODE) -> List[PairSpec]:
     """The pairs of a set: ``real`` lists specimen folders (possibly empty)."""
     if int(n) < 1:
         raise CochleaAIError("The number of pairs must be at least 1.")
+    if artifact_mode not in ARTIFACT_MODES:
+        raise CochleaAIError(f"Unknown artifact mode {artifact_mode!r}; use one of {', '.join(ARTIFACT_MODES)}.")
     real = [str(Path(r).absolute()) for r in real]
     out = []
     for k in range(int(n)):
@@ -84,7 +93,7 @@ def plan_pairs(n: int, seed: int = 0, real: Sequence = (), augmented: bool = Fal
             source = "real:" + real[(anatomy // 2) % len(real)]
         else:
             source = f"phantom:{pair_seed(seed, 10_000_000 + anatomy) % 2_000_000_000}"
-        out.append(PairSpec(k, pair_seed(seed, k), source, augmented))
+        out.append(PairSpec(k, pair_seed(seed, k), source, augmented, artifact_mode))
     return out
 
 
@@ -146,20 +155,23 @@ def crop_around_cochlea(volume, model, rng=None, jitter_mm: float = REAL_JITTER_
     return roi.copy(np.clip(np.rint(np.asarray(roi.array, np.float32)), -1024, 3071).astype(np.int16))
 
 
-def simulate_pair(anatomy, model, seed: int, info: dict, clean: bool = False):
+def simulate_pair(anatomy, model, seed: int, info: dict, clean: bool = False,
+                  artifact_mode: str = PAIR_ARTIFACT_MODE):
     """One pair of ``anatomy`` (HU, training grid) with the implant guided by ``model``: the
     array, scanner and noise drawn from ``seed``; ``clean``: without scatter and noise (beam
-    hardening only, the thesis's ablation). Returns ``(preop_target, postop, simulation, info)``."""
+    hardening only, the thesis's ablation). ``artifact_mode`` "simulated": the target is the
+    same scanner and the same draws without the implant; "injected": the target is
+    ``anatomy`` itself and the input ``anatomy`` plus the artifact. Returns
+    ``(preop_target, postop, simulation, info)``."""
     _, s_array, s_scan, s_sim = np.random.SeedSequence(seed).spawn(4)
     rng = np.random.default_rng(s_array)
     array = str(rng.choice(sorted(ARRAYS)))
     config = draw_scan_config(s_scan, ScanConfig(noise=False, scatter=False) if clean else ScanConfig())
-    sim = simulate_postop(anatomy, model, array, None, seed=int(s_sim.generate_state(1)[0]), config=config)
-    # the target: the same scanner and the same draws, without the implant
-    scan_seed = np.random.SeedSequence(int(s_sim.generate_state(1)[0])).spawn(2)[1]
-    target = simulate_scan(anatomy, None, config, seed=scan_seed).image.rounded_int16()
+    sim = simulate_postop(anatomy, model, array, None, seed=int(s_sim.generate_state(1)[0]), config=config,
+                          artifact_mode=artifact_mode)
+    target = anatomy.rounded_int16() if artifact_mode == "injected" else sim.clean
     info = dict(info, array=array, depth_deg=round(float(sim.insertion.depth_deg), 1), scanner=describe(config),
-                scatter_to_primary=round(sim.scatter_to_primary, 5))
+                scatter_to_primary=round(sim.scatter_to_primary, 5), artifact_mode=artifact_mode)
     return target, sim.postop, sim, info
 
 
@@ -177,7 +189,7 @@ def make_pair(spec: PairSpec, clean: bool = False):
         info["source"] = "real"
     else:
         raise CochleaAIError(f"Unknown pair source {spec.source!r}.")
-    return simulate_pair(anatomy, model, spec.seed, info, clean)
+    return simulate_pair(anatomy, model, spec.seed, info, clean, spec.artifact_mode)
 
 
 def write_pair(folder, target, postop, sim, info: dict, augmented: bool = False) -> dict:
@@ -206,17 +218,20 @@ def pair_job(spec_text: str, name: str, folder) -> dict:
 
 
 def simulate_pairs(out, n: int, seed: int = 0, real_dir=None, real_ids: Sequence[str] = TRAIN_SPECIMENS,
-                   augmented: bool = False, progress=None, **batch_options) -> dict:
+                   augmented: bool = False, progress=None, artifact_mode: str = PAIR_ARTIFACT_MODE,
+                   **batch_options) -> dict:
     """Write ``n`` pairs into ``out`` (``pair_00000/`` ...), with ``manifest.csv`` (one row per
     pair, failures with their error) and ``manifest.json`` (the settings)."""
     real = training_specimens(real_dir, real_ids) if real_dir else []
-    specs = plan_pairs(n, seed, real, augmented)
+    specs = plan_pairs(n, seed, real, augmented, artifact_mode)
     items = [batch.Item(f"pair_{s.index:05d}", s.text()) for s in specs]
     out = Path(out)
-    signature = json.dumps({"format": "cochleaai.pairs/1", "seed": seed, "augmented": augmented})
+    signature = json.dumps({"format": "cochleaai.pairs/1", "seed": seed, "augmented": augmented,
+                            "artifact_mode": artifact_mode})
     rows = batch.run(pair_job, items, out, signature=signature, progress=progress, **batch_options)
     table = batch.write_csv(out / "manifest.csv", rows)
     manifest = {"format": "cochleaai.pairs/1", "n": int(n), "seed": int(seed), "augmented": bool(augmented),
+                "artifact_mode": artifact_mode,
                 "grid_xyz": list(GRID_XYZ), "spacing_mm": SPACING_MM,
                 "real_specimens": [Path(r).name for r in real],
                 "held_out_specimens": [i for i in EVAL_SPECIMENS if i not in real_ids] if real else [],

@@ -17,10 +17,20 @@ def test_simulate_ci_and_mar_write_their_files(tmp_path, capsys):
     out = tmp_path / "sim"
     assert main(["simulate-ci", str(files["ct"]), "--out", str(out), "--array", "flex28", "--depth", "480",
                  "--seed", "1", "--quiet"]) == 0
-    for name in ("postop.nrrd", "metal.seg.nrrd", "contacts.mrk.json", "target.nrrd", "simulation.json"):
+    for name in ("postop.nrrd", "metal.seg.nrrd", "contacts.mrk.json", "target.nrrd", "simulation.json",
+                 "simulated_without_implant.nrrd"):
         assert (out / name).is_file(), name
     post = io.read_volume(out / "postop.nrrd")
     assert post.same_geometry(ph.ct) and post.array.max() >= 3000
+    # the pair can be rebuilt: the default post-op is the pre-op plus (simulated with - without)
+    clean = io.read_volume(out / "simulated_without_implant.nrrd")
+    assert clean.same_geometry(ph.ct) and json.loads((out / "simulation.json").read_text())["artifact_mode"] == "injected"
+    assert main(["simulate-ci", str(files["ct"]), "--out", str(tmp_path / "simulated"), "--array", "flex28",
+                 "--depth", "480", "--seed", "1", "--artifact-mode", "simulated", "--quiet"]) == 0
+    simulated = io.read_volume(tmp_path / "simulated" / "postop.nrrd").array.astype(np.int32)
+    rebuilt = np.clip(ph.ct.array.astype(np.int32) + simulated - clean.array, -1024, 3071)
+    inside = (simulated > -1024) & (simulated < 3071) & (clean.array > -1024) & (clean.array < 3071)
+    assert inside.mean() > 0.9 and np.abs(rebuilt - post.array)[inside].max() <= 2    # rounding only
     contacts = io.read_markups(out / "contacts.mrk.json")
     assert len(contacts) == 12 and contacts.labels[0] == "E1"
     summary = json.loads((out / "simulation.json").read_text())

@@ -53,7 +53,13 @@ def test_simulated_implant_nodes(shared):
 
     hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     folders = {hierarchy.GetItemParent(hierarchy.GetItemByDataNode(sim[k]))
-               for k in ("volume", "target", "metal", "contacts")}
+               for k in ("volume", "target", "metal", "contacts", "clean")}
+    # the default post-op is the pre-op plus the artifact: the phantom itself away from the metal
+    clean = mrml.node_to_volume(sim["clean"])
+    assert sim["summary"]["artifact_mode"] == "injected" and clean.same_geometry(pre)
+    off_by = {name: float(np.median(np.abs(v.array.astype(int) - pre.array))) for name, v in
+              (("post-op", post), ("scan without implant", clean))}
+    assert off_by["post-op"] < 0.5 * off_by["scan without implant"], off_by
     assert len(folders) == 1 and hierarchy.GetItemName(folders.pop()).endswith(" CI")   # one folder per run
 
 
