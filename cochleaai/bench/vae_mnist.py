@@ -55,8 +55,11 @@ PROTOCOLS = {
 TINY = dict(PROTOCOLS["fair"], train=200, val=100, test=20, epochs=1, patience=1, k=4, steps=(2,))
 #: The Langevin VAE's damping, and the ablation's
 NU, NU_ABLATION = 0.01, 0.0
-#: The models a protocol can train; lvae_nu0 is the Langevin VAE without damping or noise
-MODELS = ("vae", "hvae", "lvae", "lvae_nu0")
+#: The models a protocol can train; lvae_nu0 is the Langevin VAE without damping or noise;
+#: lvae_kdk (only when asked for) the Langevin VAE in the leapfrog's order, which differs
+#: from the HVAE by the damping and the noise alone
+MODELS = ("vae", "hvae", "lvae", "lvae_nu0", "lvae_kdk")
+DEFAULT_MODELS = MODELS[:4]
 #: Protocol entries a trained model does not depend on (its own K and seed are in its record)
 _NOT_SETTINGS = ("seeds", "ablation", "steps")
 OPTIONS = [
@@ -76,12 +79,14 @@ OPTIONS = [
     ("--models", {"type": lambda text: [v.strip() for v in text.split(",") if v.strip()],
                   "help": f"models to train, comma-separated, from {','.join(MODELS)} (default: all the "
                           "protocol has)"}),
+    ("--no-train", {"action": "store_true",
+                    "help": "train nothing: summarise the records in --out-dir that match the settings"}),
     ("--shard", {"help": "i/n: train only every n-th model from the i-th (1-based); needs --out-dir, "
                          "and a last run without --shard summarises"}),
 ]
 
 
-def _runs(s: dict, seeds, models=MODELS) -> list:
+def _runs(s: dict, seeds, models=DEFAULT_MODELS) -> list:
     """(name, kind, K, nu, seed) of every model the protocol trains, in a fixed order."""
     runs = []
     for seed in seeds:
@@ -90,6 +95,7 @@ def _runs(s: dict, seeds, models=MODELS) -> list:
             runs += [("hvae", "hvae", K, 0.0, seed), ("lvae", "lvae", K, NU, seed)]
             if s["ablation"]:
                 runs.append(("lvae_nu0", "lvae", K, NU_ABLATION, seed))
+            runs.append(("lvae_kdk", "lvae", K, NU, seed))
     return [r for r in runs if r[0] in models]
 
 
@@ -112,7 +118,8 @@ def _shard(text):
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, device=None,
         vae_epochs=None, vae_k=None, vae_train_size=None, vae_test_size=None, threads=None,
         protocol: str = "fair", seeds=None, flow_steps=None, step_mode: str = STEP_MODE,
-        architecture: str = "small", shard=None, models=None, tiny: bool = False) -> dict:
+        architecture: str = "small", shard=None, models=None, no_train: bool = False,
+        tiny: bool = False) -> dict:
     import torch  # lazy: optional in Slicer until installed
 
     if not data:
@@ -125,8 +132,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     unknown = sorted(set(models or ()) - set(MODELS))
     if unknown:
         raise CochleaAIError(f"Unknown model(s) {', '.join(unknown)}; use some of {', '.join(MODELS)}.")
-    if part and not out_dir:
-        raise CochleaAIError("--shard needs --out-dir, where the shards leave their records.")
+    if (part or no_train) and not out_dir:
+        raise CochleaAIError("--shard and --no-train need --out-dir, where the records are.")
     p = Progress.wrap(progress)
     s = dict(TINY if tiny else PROTOCOLS[protocol])
     if quick and not tiny:
@@ -156,7 +163,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     settings.update(architecture=architecture, step_mode=step_mode, optimiser=optimiser, latent_dim=64,
                     test_binarization_seed=1234)
 
-    runs = _runs(s, s["seeds"], models or MODELS)
+    runs = _runs(s, s["seeds"], models or (MODELS if no_train else DEFAULT_MODELS))
     todo = runs if part is None else runs[part[0] - 1::part[1]]
     records_dir = Path(out_dir) / "vae-mnist-runs" if out_dir else None
     records = {}
@@ -168,8 +175,12 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
             if _model_settings(record.get("settings", {})) == settings:
                 records[key] = record
                 continue
+        if no_train:
+            continue
         stage = p.stage(i / len(todo), (i + 1) / len(todo))
-        model = seeded_model(mnist_model_config(kind, max(K, 1), 64, step_mode, architecture, nu), run_seed).to(dev)
+        integrator = "kdk" if name == "lvae_kdk" else "dkd"
+        model = seeded_model(mnist_model_config(kind, max(K, 1), 64, step_mode, architecture, nu, integrator),
+                             run_seed).to(dev)
         cfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch"], patience=s["patience"], seed=run_seed,
                           dynamic_binarization=True, **optimiser)
         result = train(model, x_train, x_val, cfg, progress=stage.stage(0.0, 0.7))
@@ -185,6 +196,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text_whole(path, json.dumps(record))
     p(1.0, "done")
+    if no_train and not records:
+        raise CochleaAIError(f"{records_dir} holds no record with these settings; run without --no-train first.")
     if part is not None:
         return {"shard": f"{part[0]}/{part[1]}", "models_done": len(records), "models_in_protocol": len(runs),
                 "seconds": time.perf_counter() - t_start}
@@ -210,8 +223,8 @@ def summarise(records: list, steps) -> dict:
     figures = {}
     vae = by.get(("vae", 0), {})
     for K in steps:
-        names = [n for n in ("hvae", "lvae", "lvae_nu0") if (n, K) in by]
-        table = {"vae": vae, **{n: by[(n, K)] for n in names}}
+        names = [n for n in MODELS[1:] if (n, K) in by]
+        table = {**({"vae": vae} if vae else {}), **{n: by[(n, K)] for n in names}}
         figures[f"nll_K{K}"] = {n: float(np.mean([r["nll"] for r in t.values()])) for n, t in table.items()}
         figures[f"nll_sd_K{K}"] = {n: float(np.std([r["nll"] for r in t.values()], ddof=1)) if len(t) > 1 else 0.0
                                    for n, t in table.items()}
@@ -229,6 +242,9 @@ def summarise(records: list, steps) -> dict:
         hvae, nu0 = by.get(("hvae", K), {}), by.get(("lvae_nu0", K), {})
         _paired(figures, f"lvae_nu0_minus_lvae_K{K}", nu0, by.get(("lvae", K), {}), seeds_only=True)
         _paired(figures, f"hvae_minus_lvae_nu0_K{K}", hvae, nu0, seeds_only=True)
+        _paired(figures, f"hvae_minus_lvae_kdk_K{K}", hvae, by.get(("lvae_kdk", K), {}), seeds_only=True)
+        _paired(figures, f"lvae_kdk_minus_lvae_K{K}", by.get(("lvae_kdk", K), {}), by.get(("lvae", K), {}),
+                seeds_only=True)
         for name in ("lvae", "lvae_nu0"):
             _paired(figures, f"hvae_K{K}_minus_{name}_K{K + 1}", hvae, by.get((name, K + 1), {}), seeds_only=True)
     figures["runs"] = [{"model": r["model"], "K": r["K"], "seed": r["seed"], "nll": r["nll"], "elbo": r["elbo"],

@@ -16,6 +16,10 @@ refined sample follows from the change-of-variables formula without any Hessian.
   Jacobian. With nu = 0 and no noise the step is the position-Verlet (drift-kick-drift)
   scheme: symplectic, hence volume-preserving and reversible under velocity flip.
 
+  :func:`quasi_symplectic_kdk_step` applies the same damping and noise in the leapfrog's
+  order (kick, drift, kick); with nu = 0 it is the HVAE's step, so it isolates what the
+  damping and the noise do from the order of the integrator.
+
   Sign note: the text of eq. 4.5 writes the first half drift as ``Phi - t/2 K``; a drift
   must move along the velocity in both halves for the scheme to be consistent (and for
   Property 1, the symplectic limit, to hold), so both halves use ``+ t/2 v`` here.
@@ -72,6 +76,31 @@ def quasi_symplectic_step(z: torch.Tensor, v: torch.Tensor, grad_fn: GradFn, t, 
     z = z + 0.5 * t * v
     log_det = -nu * t.expand_as(z).sum(dim=1)
     return z, v, log_det
+
+
+def quasi_symplectic_kdk_step(z: torch.Tensor, v: torch.Tensor, grad_fn: GradFn, t, nu: float,
+                              noise: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+                              grad: Optional[torch.Tensor] = None):
+    """The same damped, noisy dynamics in the leapfrog's order: damp, half kick, drift, half
+    kick, damp. ``noise``: two draws ``sigma * xi`` (one per half kick, each scaled by
+    ``sqrt(t / 2)``, so a step gets the noise variance of :func:`quasi_symplectic_step`) or
+    None. The kicks and the drift are shears, the dampings give ``exp(-nu t d)`` as there; with
+    nu = 0 and no noise this is :func:`leapfrog_step`. Returns ``(z, v, log|det J|, gradient
+    at the new z)``, so the next step reuses the gradient (K + 1 evaluations for K steps)."""
+    t = _as_rows(t, z)
+    damp = torch.exp(-0.5 * nu * t)
+    if grad is None:
+        grad = grad_fn(z)
+    v = v * damp + 0.5 * t * grad
+    if noise is not None:
+        v = v + torch.sqrt(0.5 * t) * noise[0]
+    z = z + t * v
+    grad = grad_fn(z)
+    v = v + 0.5 * t * grad
+    if noise is not None:
+        v = v + torch.sqrt(0.5 * t) * noise[1]
+    v = v * damp
+    return z, v, -nu * t.expand_as(z).sum(dim=1), grad
 
 
 def sqrt_temperatures(T0: float, steps: int) -> list:

@@ -24,12 +24,17 @@ import torch
 from torch import nn
 
 from cochleaai.vae.configs import STEP_INIT, STEP_MODE, STEP_RANGE
-from cochleaai.vae.flows import StepSize, leapfrog_step, quasi_symplectic_step, sqrt_temperatures
+from cochleaai.vae.flows import (StepSize, leapfrog_step, quasi_symplectic_kdk_step, quasi_symplectic_step,
+                                 sqrt_temperatures)
 from cochleaai.vae.likelihoods import build_likelihood
 from cochleaai.vae.networks import ConvDecoder, ConvEncoder
 
 _LOG_2PI = math.log(2 * math.pi)
 MODEL_KINDS = ("vae", "hvae", "lvae")
+#: Orders of the Langevin step: "dkd", drift-kick-drift (thesis eq. 4.5, K gradients for K
+#: steps); "kdk", kick-drift-kick (the leapfrog's order, K + 1 gradients), which with nu = 0
+#: is the HVAE's step
+INTEGRATORS = ("dkd", "kdk")
 
 
 def std_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
@@ -181,21 +186,25 @@ class LangevinVAE(_PhaseSpaceVAE):
     ``sigma_k = sqrt(2 nu T_k)`` (fluctuation-dissipation: the damped dynamics then keeps the
     tempered Gaussian velocity distribution), or ``"thesis"`` for the thesis's ``2 sqrt(T_k)``,
     which with nu = 0.01 adds far more energy than the damping removes (kept to measure it).
-    K steps cost K gradient evaluations.
+    ``integrator``: one of :data:`INTEGRATORS`; "dkd" (the thesis's) costs K gradient
+    evaluations for K steps.
     """
 
     kind = "lvae"
 
     def __init__(self, encoder, decoder, likelihood, latent_dim, steps: int = 2, T0: float = 1.5,
                  step_mode: str = STEP_MODE, t_range: Sequence[float] = STEP_RANGE,
-                 t_init: float = STEP_INIT, nu: float = 0.01, noise="fdt",
+                 t_init: float = STEP_INIT, nu: float = 0.01, noise="fdt", integrator: str = "dkd",
                  network_config: Optional[dict] = None):
         super().__init__(encoder, decoder, likelihood, latent_dim, steps, T0, step_mode, t_range,
                          t_init, network_config)
         if nu < 0:
             raise ValueError("the damping nu must be >= 0")
+        if integrator not in INTEGRATORS:
+            raise ValueError(f"integrator must be one of {INTEGRATORS}, got {integrator!r}")
         self.nu = float(nu)
         self.noise = noise if noise in ("fdt", "thesis") else float(noise)
+        self.integrator = integrator
 
     def _sigma(self, k, roots) -> float:
         if self.noise == "fdt":
@@ -207,14 +216,20 @@ class LangevinVAE(_PhaseSpaceVAE):
     def _dynamics(self, x, z, v, k, generator, grad_fn, state, roots):
         t = self.step_size(k, z.shape[0], generator)
         sigma = self._sigma(k, roots)
+        draws = 2 if self.integrator == "kdk" else 1
         noise = None
         if sigma > 0:
-            noise = sigma * torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
-        return quasi_symplectic_step(z, v, grad_fn, t, self.nu, noise)
+            noise = [sigma * torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
+                     for _ in range(draws)]
+        if self.integrator == "kdk":
+            z, v, log_det, state["grad"] = quasi_symplectic_kdk_step(z, v, grad_fn, t, self.nu, noise,
+                                                                     state.get("grad"))
+            return z, v, log_det
+        return quasi_symplectic_step(z, v, grad_fn, t, self.nu, None if noise is None else noise[0])
 
     def flow_config(self) -> dict:
         out = super().flow_config()
-        out.update({"nu": self.nu, "noise": self.noise})
+        out.update({"nu": self.nu, "noise": self.noise, "integrator": self.integrator})
         return out
 
 

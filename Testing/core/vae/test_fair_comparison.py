@@ -13,7 +13,7 @@ from cochleaai.vae.compare import paired_difference
 from cochleaai.vae.configs import ARCHITECTURES, STEP_INIT, STEP_RANGE, mnist_model_config, volume_model_config
 from cochleaai.vae.data import VolumeGrid
 from cochleaai.vae.models import build_model
-from cochleaai.vae.train import TrainConfig, start_output_bias, train
+from cochleaai.vae.train import TrainConfig, seeded_model, start_output_bias, train
 
 MNIST = Path(__file__).resolve().parents[3] / vae_mnist.DATA
 
@@ -21,10 +21,11 @@ MNIST = Path(__file__).resolve().parents[3] / vae_mnist.DATA
 @pytest.mark.parametrize("make", [lambda kind: mnist_model_config(kind, 3),
                                   lambda kind: volume_model_config(kind, 2, VolumeGrid((8, 8, 10), 0.5))])
 def test_both_flows_share_one_step_rule_by_default(make):
-    """The damping is the only difference between HVAE and Langevin VAE (thesis Table 4.3)."""
+    """The damping (with its noise, and the order of the step) is the only difference between
+    HVAE and Langevin VAE (thesis Table 4.3)."""
     hvae, lvae = make("hvae").flow(), make("lvae").flow()
     assert hvae["step_mode"] == lvae["step_mode"] == "learned"
-    assert {k: v for k, v in lvae.items() if k not in ("nu", "noise")} == hvae
+    assert {k: v for k, v in lvae.items() if k not in ("nu", "noise", "integrator")} == hvae
     hvae_model, lvae_model = build_model(make("hvae")), build_model(make("lvae"))
     for model in (hvae_model, lvae_model):
         assert model.step_size.raw.requires_grad
@@ -36,6 +37,15 @@ def test_image_flows_start_at_the_shared_step():
     steps = model.step_size(0, 1)
     assert (STEP_RANGE[0], STEP_INIT) == (0.01, 0.2)
     torch.testing.assert_close(steps, torch.full_like(steps, STEP_INIT), atol=1e-6, rtol=0)
+
+
+def test_volume_flows_start_near_the_top_of_their_range():
+    """Started near 0.001 the learned steps hardly move in a short training; both flows start
+    at 0.8 of the upper end (0.04 of [0.001, 0.05])."""
+    for kind in ("hvae", "lvae"):
+        model = build_model(volume_model_config(kind, 2, VolumeGrid((8, 8, 10), 0.5)))
+        steps = model.step_size(0, 1)
+        torch.testing.assert_close(steps, torch.full_like(steps, 0.04), atol=1e-6, rtol=0)
 
 
 def test_random_steps_remain_an_ablation_for_both():
@@ -77,6 +87,25 @@ def test_training_starts_the_bias_and_uses_the_optimiser_epsilon():
     # lr = 0: what the bias holds is where training started it
     torch.testing.assert_close(model.decoder.output_bias.detach(),
                                torch.logit(images.mean(0).clamp(1e-3, 1 - 1e-3)))
+
+
+def test_langevin_in_the_leapfrog_order_without_damping_is_the_hvae():
+    """lvae_kdk differs from the HVAE by the damping and the noise alone: with nu = 0 the same
+    weights and draws give the same sample and weight."""
+    hvae = seeded_model(mnist_model_config("hvae", 2), 0)
+    lvae = build_model(mnist_model_config("lvae", 2, nu=0.0, integrator="kdk"))
+    lvae.load_state_dict(hvae.state_dict())
+    x = torch.bernoulli(torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
+    a = hvae.sample_posterior(x, torch.Generator().manual_seed(3))
+    b = lvae.sample_posterior(x, torch.Generator().manual_seed(3))
+    for key in ("z", "log_w", "objective"):
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    damped = build_model(mnist_model_config("lvae", 2, nu=0.01, integrator="kdk"))
+    damped.load_state_dict(hvae.state_dict())
+    assert not torch.equal(damped.sample_posterior(x, torch.Generator().manual_seed(3))["z"], a["z"])
+    assert damped.config()["flow"]["integrator"] == "kdk"
+    with pytest.raises(ValueError, match="integrator"):
+        build_model(mnist_model_config("lvae", 2, integrator="leapfrog"))
 
 
 def test_paired_difference_interval_is_the_student_t_one():
@@ -137,11 +166,18 @@ def test_models_and_steps_can_be_added_to_a_finished_protocol(tmp_path):
         assert {p.name: p.stat().st_mtime_ns for p in runs.glob("*.json") if p.name in stamps} == stamps
         # trains only what is missing: HVAE at K = 3 and the ablation at K = 2
         assert set(figures["nll_K3"]) == {"vae", "hvae", "lvae_nu0"} and len(figures["runs"]) == 5
+        # a summary of what is there, training nothing
+        names = {p.name for p in runs.glob("*.json")}
+        summary = vae_mnist.run(no_train=True, flow_steps=[2, 3, 4], **common)
+        assert {p.name for p in runs.glob("*.json")} == names and len(summary["runs"]) == len(names) == 5
+        assert "nll_K4" in summary and set(summary["nll_K4"]) == {"vae"}
     finally:
         torch.set_num_threads(before)
     from cochleaai.errors import CochleaAIError
     with pytest.raises(CochleaAIError, match="Unknown model"):
         vae_mnist.run(models=["iwae"], **common)
+    with pytest.raises(CochleaAIError, match="no record"):
+        vae_mnist.run(no_train=True, **dict(common, out_dir=str(tmp_path / "empty")))
 
 
 @pytest.mark.skipif(not MNIST.is_file(), reason=f"MNIST not here ({vae_mnist.DATA})")

@@ -69,6 +69,7 @@ FLOW = {"steps": 3, "t_init": 0.2}
     ("Langevin VAE, nu = 0.01", LangevinVAE, dict(FLOW, nu=0.01)),
     ("Langevin VAE, nu = 0 (no damping, no noise)", LangevinVAE, dict(FLOW, nu=0.0)),
     ("Langevin VAE, random steps", LangevinVAE, dict(FLOW, nu=0.01, step_mode="random")),
+    ("Langevin VAE, kick-drift-kick", LangevinVAE, dict(FLOW, nu=0.01, integrator="kdk")),
 ])
 def test_each_estimator_matches_the_quadrature_likelihood(problem, name, cls, flow):
     model = cls(problem["encoder"], problem["decoder"], problem["likelihood"], 2, **flow).double()

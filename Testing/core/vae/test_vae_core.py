@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from cochleaai.vae.estimate import evaluate
-from cochleaai.vae.flows import leapfrog_step, quasi_symplectic_step, sqrt_temperatures
+from cochleaai.vae.flows import leapfrog_step, quasi_symplectic_kdk_step, quasi_symplectic_step, sqrt_temperatures
 from cochleaai.vae.likelihoods import Gaussian
 from cochleaai.vae.models import HVAE, VAE, LangevinVAE, build_model
 
@@ -47,6 +47,28 @@ def test_quasi_symplectic_log_jacobian_is_minus_nu_t_d(t, nu):
     _, _, reported = quasi_symplectic_step(zv[:D].unsqueeze(0), zv[D:].unsqueeze(0),
                                            _nonlinear_grad, t, nu, noise)
     assert reported.item() == pytest.approx(-nu * t * D, abs=1e-12)
+
+
+@pytest.mark.parametrize("t,nu", [(0.3, 0.5), (0.45, 0.01)])
+def test_kick_drift_kick_order_has_the_same_log_jacobian(t, nu):
+    torch.manual_seed(1)
+    zv = torch.randn(2 * D, dtype=torch.float64)
+    noise = tuple(torch.randn(1, D, dtype=torch.float64) for _ in range(2))
+
+    def f(x):
+        z1, v1, _, _ = quasi_symplectic_kdk_step(x[:D].unsqueeze(0), x[D:].unsqueeze(0), _nonlinear_grad, t,
+                                                 nu, noise)
+        return torch.cat([z1[0], v1[0]])
+    sign, logabs = torch.linalg.slogdet(torch.autograd.functional.jacobian(f, zv))
+    assert sign > 0 and logabs.item() == pytest.approx(-nu * t * D, abs=1e-10)
+    z, v = zv[:D].unsqueeze(0), zv[D:].unsqueeze(0)
+    _, _, reported, _ = quasi_symplectic_kdk_step(z, v, _nonlinear_grad, t, nu, noise)
+    assert reported.item() == pytest.approx(-nu * t * D, abs=1e-12)
+    # without damping or noise: the leapfrog step itself
+    za, va, _, ga = quasi_symplectic_kdk_step(z, v, _nonlinear_grad, t, 0.0, None)
+    zb, vb, gb = leapfrog_step(z, v, _nonlinear_grad, t)
+    for a, b in ((za, zb), (va, vb), (ga, gb)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_quasi_symplectic_per_dimension_steps():
