@@ -70,6 +70,8 @@ def _cmd_train(args) -> int:
             overrides = {"steps": args.steps, "nu": args.nu, "step_mode": args.step_mode}
             if args.t_max:
                 overrides["t_range"] = (min(1e-3, args.t_max / 2), args.t_max)
+            if args.t_init is not None:
+                overrides["t_init"] = args.t_init
             train_volume_model(arrays, grid, args.out, args.model_kind, args.latent, cfg,
                                overrides, card, progress.stage(0.2, 1.0), device=args.device)
 
@@ -165,6 +167,8 @@ def add_commands(subparsers) -> None:
     t.add_argument("--steps", type=arguments.integer(1, 100), default=2, help="flow steps K (default 2)")
     t.add_argument("--nu", type=arguments.non_negative, default=0.01, help="Langevin damping nu (default 0.01)")
     t.add_argument("--t-max", type=arguments.positive, default=None, help="largest flow step t_b")
+    t.add_argument("--t-init", type=arguments.positive, default=None,
+                   help="volume models: where the learned flow steps start (default 0.8 t_b)")
     t.add_argument("--step-mode", choices=STEP_MODES, default=STEP_MODE,
                    help="flow steps: learned per dimension (default, both flows) or drawn at random")
     t.add_argument("--architecture", choices=tuple(ARCHITECTURES), default="small",

@@ -176,7 +176,10 @@ def train_volume_model(arrays, grid, out=None, kind: str = "lvae", latent_dim: i
     if not np.all(np.isfinite(arrays)):
         raise CochleaAIError("The volumes contain NaN or infinite values; fill or mask them first.")
     tr, va = split_train_val(arrays, val_fraction, cfg.seed)
-    model_cfg = volume_model_config(kind, latent_dim, grid, **(model_overrides or {}))
+    try:
+        model_cfg = volume_model_config(kind, latent_dim, grid, **(model_overrides or {}))
+    except ValueError as exc:
+        raise CochleaAIError(f"Invalid model settings: {exc}.") from None
     model = seeded_model(model_cfg, cfg.seed).to(device)
     result = train(model, torch.from_numpy(tr).unsqueeze(1).to(device),
                    torch.from_numpy(va).unsqueeze(1).to(device), cfg,

@@ -282,6 +282,11 @@ def test_cli_help_and_errors(capsys, tmp_path):
         assert exit_info.value.code == 0
     assert main(["vae", "nll", "--model", str(tmp_path / "none.pt"), "--quiet"]) == 2
     assert "missing" in capsys.readouterr().err
+    # a first flow step outside the step range: a sentence, and no model file
+    assert main(["vae", "train", "--out", str(tmp_path / "m"), "--phantoms", "2", "--grid", "8,8,10",
+                 "--spacing", "1.0", "--epochs", "1", "--t-init", "0.2", "--quiet"]) == 2
+    assert "t_init = 0.2 must lie in t_range" in capsys.readouterr().err
+    assert not list(tmp_path.glob("m.*"))
 
 
 def test_benchmarks_are_registered():
