@@ -18,15 +18,17 @@ injection must keep it as strong as the simulation makes it.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.io import pyplot, save_figure
 from cochleaai.metrics import edge_sharpness, fine_noise_sd, rmse
 from cochleaai.progress import Progress
 from cochleaai.realct import find_specimens
-from cochleaai.simulation.ct import ScanConfig, simulate_postop
+from cochleaai.simulation.ct import ScanConfig, inject_artifact, simulate_postop
 from cochleaai.simulation.pairs import real_preop
 from cochleaai.simulation.projector import FanBeamGeometry
 
@@ -52,11 +54,13 @@ def _distance_mm(metal: np.ndarray, spacing) -> np.ndarray:
     return ndimage.distance_transform_edt(~metal, sampling=np.asarray(spacing, float)[::-1])
 
 
-def measure_case(preop, theta, seed: int, config: ScanConfig) -> dict:
+def measure_case(preop, theta, seed: int, config: ScanConfig, picture=None) -> dict:
     """The figures of one specimen: per image (far from the metal) noise, sharpness and RMS
-    from the pre-op; near the metal, each input's RMS from its own metal-free image."""
+    from the pre-op; near the metal, each input's RMS from its own metal-free image.
+    ``picture``: a PNG path for the four images' axial slice through the most metal."""
+    # one simulation gives both post-ops: the simulated scan, and the pre-op plus its artifact
     sim = simulate_postop(preop, theta, ARRAY, DEPTH_DEG, seed=seed, config=config, artifact_mode="simulated")
-    injected = simulate_postop(preop, theta, ARRAY, DEPTH_DEG, seed=seed, config=config).postop
+    injected = inject_artifact(preop, sim.artifact)
     images = {"preop": preop, "clean": sim.clean, "simulated": sim.postop, "injected": injected}
     distance = _distance_mm(sim.metal.array.astype(bool), preop.spacing)
     far, near = distance > FAR_MM, (distance <= NEAR_MM) & (distance > 0)
@@ -64,6 +68,8 @@ def measure_case(preop, theta, seed: int, config: ScanConfig) -> dict:
     tissue = far & (np.asarray(preop.array) > TISSUE_HU)
     if not tissue.any() or not near.any():
         raise CochleaAIError("The crop leaves no tissue far from the metal, or nothing near it.")
+    if picture is not None:
+        _picture(images, sim.metal.array, picture)
     out = {"far_tissue_voxels": float(tissue.sum())}
     for name, image in images.items():
         out[f"noise_sd_far_{name}"] = fine_noise_sd(image.array, tissue)
@@ -73,6 +79,17 @@ def measure_case(preop, theta, seed: int, config: ScanConfig) -> dict:
     out["artifact_rms_near_simulated"] = rmse(sim.clean.array, sim.postop.array, near)
     out["artifact_rms_near_injected"] = rmse(preop.array, injected.array, near)
     return out
+
+
+def _picture(images: dict, metal: np.ndarray, path) -> None:
+    k = int(np.argmax(metal.reshape(metal.shape[0], -1).sum(1)))
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(images), figsize=(4 * len(images), 4))
+    for ax, (name, image) in zip(axes, images.items()):
+        ax.imshow(np.asarray(image.array)[k], cmap="gray", vmin=-1000, vmax=3000)
+        ax.set_title(f"{name} (axial slice {k})")
+        ax.axis("off")
+    save_figure(fig, path)
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, tiny: bool = False) -> dict:
@@ -89,7 +106,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     for k, spec in enumerate(specimens):
         p(k / len(specimens), f"specimen {spec.id} ({k + 1}/{len(specimens)})")
         preop, theta, _ = real_preop(spec.folder, jitter_mm=0.0)
-        cases[spec.id] = measure_case(preop, theta, seed + k, config)
+        picture = Path(out_dir) / f"pair-realism-{spec.id}.png" if out_dir else None
+        cases[spec.id] = measure_case(preop, theta, seed + k, config, picture)
     p(1.0, "done")
     keys = list(next(iter(cases.values())))
     median = {key: float(np.median([c[key] for c in cases.values()])) for key in keys}

@@ -357,6 +357,7 @@ class PostopSimulation:
     seed: int = 0
     clean: Optional[Volume] = None  # int16 HU: the same simulated scan without the implant
     artifact_mode: str = "simulated"
+    artifact: Optional[Volume] = None  # float32: the scan with the implant minus clean, unclipped
 
     def contacts_markups(self):
         """Numbered contacts (E1 at the apex) with their angular depth as descriptions."""
@@ -386,13 +387,13 @@ def _scanner_range(image: Volume, config: ScanConfig) -> Volume:
     return image.copy(np.clip(arr, HU_MIN, HU_MAX) if config.clip else arr).rounded_int16()
 
 
-def inject_artifact(preop: Volume, with_metal: Volume, without_metal: Volume) -> Volume:
-    """``preop`` plus the metal artifact ``with_metal - without_metal`` (two scans of it by the
-    same simulated scanner with the same draws), rounded and clipped to the scanner range."""
-    if not (preop.shape == with_metal.shape == without_metal.shape):
-        raise CochleaAIError("The pre-op and both simulated scans must share one grid to inject an artifact.")
-    artifact = np.asarray(with_metal.array, np.float32) - np.asarray(without_metal.array, np.float32)
-    arr = np.asarray(preop.array, np.float32) + artifact
+def inject_artifact(preop: Volume, artifact: Volume) -> Volume:
+    """``preop`` plus a metal ``artifact`` (a simulated scan with the implant minus the same scan
+    without it, unclipped: :attr:`PostopSimulation.artifact`), rounded and clipped to the
+    scanner range."""
+    if preop.shape != artifact.shape:
+        raise CochleaAIError("The pre-op and the artifact must share one grid to inject the artifact.")
+    arr = np.asarray(preop.array, np.float32) + np.asarray(artifact.array, np.float32)
     return preop.copy(np.clip(np.rint(arr), HU_MIN, HU_MAX).astype(np.int16))
 
 
@@ -466,13 +467,14 @@ def simulate_postop(preop: Volume, model, array: str = "flex28", depth_deg: Opti
                          metal_parts=metal_cylinders(ins))
     seconds.update(scan.seconds)
     t = time.perf_counter()
-    clean = None
+    clean = artifact = None
     if clean_scan or artifact_mode == "injected":
         clean = simulate_scan(preop, None, raw, seed=scan_seed(seed), progress=p.stage(0.5, 0.95)).image
+        artifact = clean.copy(np.asarray(scan.image.array, np.float32) - clean.array)
         seconds["scan_without_implant"] = time.perf_counter() - t
     t = time.perf_counter()
     if artifact_mode == "injected":
-        postop = inject_artifact(preop, scan.image, clean)
+        postop = inject_artifact(preop, artifact)
     else:
         postop = _scanner_range(scan.image, config)
     clean = None if clean is None else _scanner_range(clean, config)
@@ -482,4 +484,4 @@ def simulate_postop(preop: Volume, model, array: str = "flex28", depth_deg: Opti
     seconds["total"] = float(sum(seconds.values()))
     p(1.0, "post-operative scan simulated")
     return PostopSimulation(postop, metal, target, ins, scan.scatter_to_primary, seconds,
-                            warns + scan.warnings, int(seed), clean, artifact_mode)
+                            warns + scan.warnings, int(seed), clean, artifact_mode, artifact)

@@ -31,14 +31,14 @@ def test_injection_adds_the_difference_of_the_two_scans_and_clips():
     with_metal.array[1, 2, 3] = 3040.0                      # +3000: clipped at the scanner's top
     with_metal.array[0, 0, 0] = -2000.0                     # a dark streak, clipped at the bottom
     with_metal.array[2, 2, 2] = 40.4                        # rounds away
-    out = inject_artifact(pre, with_metal, without)
+    out = inject_artifact(pre, with_metal.copy(with_metal.array - without.array))
     expected = np.full((4, 5, 6), 100, np.int16)
     expected[1, 2, 3], expected[0, 0, 0] = 3071, -1024
     np.testing.assert_array_equal(out.array, expected)
     assert out.array.dtype == np.int16 and out.same_geometry(pre)
     assert (pre.array == 100).all()                          # the input is untouched
     with pytest.raises(CochleaAIError, match="one grid"):
-        inject_artifact(pre, Volume(np.zeros((4, 5, 7), np.float32), 0.2), without)
+        inject_artifact(pre, Volume(np.zeros((4, 5, 7), np.float32), 0.2))
 
 
 def test_injected_postop_keeps_the_preop_away_from_the_metal_and_the_artifact_near_it(phantom):
