@@ -2,7 +2,8 @@
 
 The metal is segmented by a HU threshold; an optional ROI limits the correction; an image without
 metal comes back unchanged. MARGAN (:mod:`cochleaai.mar.margan`) returns the network's metal-free
-estimate everywhere: the threshold segmentation holds the metal *and* its blooming (two to three
+estimate, its correction faded out far from the metal where it stops helping
+(:mod:`cochleaai.mar.margan.reach`). The threshold segmentation holds the metal *and* its blooming (two to three
 times the metal's volume, over the lumen around the array), and copying it back would restore the
 worst of the artifact. The contacts come as markups instead; ``keep_metal=True`` copies the
 segmented metal back, for a picture that shows the array. The sinogram methods
@@ -20,7 +21,7 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.mar.classic import MAR_GEOMETRY, correct_sinogram
 from cochleaai.mar.margan.inference import check_spacing, correct
 from cochleaai.mar.margan.model_io import cached_model
-from cochleaai.mar.methods import DEFAULT_METHOD, DEFAULT_THRESHOLD_HU, METHODS
+from cochleaai.mar.methods import DEFAULT_METHOD, DEFAULT_THRESHOLD_HU, MAX_METAL_SHARE, METHODS
 from cochleaai.progress import Progress
 from cochleaai.simulation.ct import check_hu_volume
 from cochleaai.simulation.projector import FanBeamGeometry
@@ -38,6 +39,32 @@ class MarResult:
     @property
     def has_metal(self) -> bool:
         return bool(self.metal_mask.any())
+
+
+def _suggested_threshold(full: np.ndarray) -> float:
+    """A threshold above the bone of an image in an unknown grey scale: metal is the brightest
+    thing in it, so halfway between the 99th percentile (bone) and the maximum."""
+    p99, top = np.percentile(full, [99.0, 100.0])
+    return float(p99 + 0.5 * (top - p99))
+
+
+def _scale_hint(full: np.ndarray, threshold_hu: float) -> str:
+    """When the image's maximum is far from HU's metal values, say which threshold to try."""
+    top = float(full.max())
+    if top >= 2000.0:               # bright enough for bone or metal in HU: a plain scan without metal
+        return ""
+    return (f" Its brightest voxel is {top:.4g}, which is not metal in Hounsfield units; if the grey values "
+            f"are not HU, set the metal threshold to the metal's grey value (for example "
+            f"{_suggested_threshold(full):.4g}).")
+
+
+def _check_metal_share(full: np.ndarray, mask: np.ndarray, threshold_hu: float) -> None:
+    share = float(mask.mean())
+    if share > MAX_METAL_SHARE:
+        raise CochleaAIError(
+            f"{100 * share:.1f} % of the voxels are at or above the metal threshold ({threshold_hu:.4g}); metal "
+            f"never fills that much of a CT, so the grey values are probably not Hounsfield units. Set the "
+            f"metal threshold above the bone, for example {_suggested_threshold(full):.4g}.")
 
 
 def _check_roi_border(mask: np.ndarray, roi) -> None:
@@ -85,9 +112,10 @@ def reduce_metal_artifacts(volume: Volume, method: str = DEFAULT_METHOD,
     img = full[box]
     metal = mask_all[box]
     out = full.copy()
+    _check_metal_share(full, mask_all, threshold_hu)
     if not metal.any():
         messages.append(f"No metal found (no voxel at or above {threshold_hu:.0f} HU); the volume is "
-                        "returned unchanged.")
+                        "returned unchanged." + _scale_hint(full, threshold_hu))
         p(1.0, "no metal found")
         return MarResult(volume.copy(out), mask_all, key, messages, time.perf_counter() - t_start)
     if roi is None and (metal[0].any() or metal[-1].any() or metal[:, 0].any() or metal[:, -1].any()

@@ -14,11 +14,14 @@ from cochleaai.model_files import model_paths, models_folder
 CLASSIC_METHODS = {"nmar": "Normalized MAR (Meyer 2010)", "li": "Linear interpolation (Kalender 1987)",
                    "bhc": "Metal beam-hardening correction (after Verburg & Seco 2012)"}
 #: Every method, with its name, in menu order.
-METHODS = {"margan": "MARGAN, 3D GAN trained on simulated pairs (Wang et al. 2021)", **CLASSIC_METHODS}
+METHODS = {"margan": "MARGAN, 3D GAN trained on simulated implant artifacts (Wang et al. 2021)", **CLASSIC_METHODS}
 #: The classic default, used when no MARGAN model is installed.
 CLASSIC_DEFAULT = "nmar"
 DEFAULT_METHOD = CLASSIC_DEFAULT
 DEFAULT_THRESHOLD_HU = 3000.0
+#: Metal never fills more than this share of a CT's voxels (a whole implant in a head scan
+#: stays far below 1 %); more at or above the threshold means grey values that are not HU.
+MAX_METAL_SHARE = 0.05
 #: The MARGAN model shipped with the extension, in :func:`cochleaai.model_files.models_folder`.
 DEFAULT_MODEL_NAME = "margan_cochlea"
 

@@ -107,8 +107,8 @@ def add_commands(subparsers) -> None:
 
     p = subparsers.add_parser(
         "simulate-pairs", help="simulate a training set of pre-op / post-op pairs for MARGAN",
-        description="Each pair (pair_NNNNN/): preop.nrrd (the target: the same simulated scanner without "
-                    "metal, or with --artifact-mode injected the anatomy itself), postop.nrrd (the input, "
+        description="Each pair (pair_NNNNN/): preop.nrrd (the target: the anatomy itself, or with "
+                    "--artifact-mode simulated the same simulated scanner without metal), postop.nrrd (the input, "
                     "with an implant), metal.nrrd, contacts.mrk.json, "
                     "pair.json (source, array, depth, scanner settings) and, with --augmented, "
                     "target_augmented.nrrd (contact centres marked). manifest.csv and manifest.json list "
@@ -124,9 +124,9 @@ def add_commands(subparsers) -> None:
                         "others for evaluation)")
     p.add_argument("--augmented", action="store_true", help="also write the target with contact centres marked")
     p.add_argument("--artifact-mode", choices=ARTIFACT_MODES, default=PAIR_ARTIFACT_MODE,
-                   help="simulated (default, the shipped MARGAN's pairs): the target is the simulated scan "
-                        "without the implant; injected: the target is the anatomy itself and the input the "
-                        "anatomy plus the simulated artifact")
+                   help="injected (default, the shipped MARGAN's pairs): the target is the anatomy itself and "
+                        "the input the anatomy plus the simulated artifact; simulated: the target is the "
+                        "simulated scan without the implant and the input the simulated scan with it")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     batch.add_arguments(p)
     p.set_defaults(func=_cmd_simulate_pairs)

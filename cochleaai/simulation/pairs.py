@@ -1,10 +1,13 @@
-"""Training pairs for MARGAN: the same anatomy scanned with and without an implant.
+"""Training pairs for MARGAN: the same anatomy with and without an implant.
 
 Each pair has its own seed, from which everything is drawn: the anatomy (a phantom, or a
 jittered crop of a real pre-op CT), the electrode array and its depth, the scanner settings
-(:mod:`cochleaai.simulation.scanner_draw`), scatter and noise. The *target* is the same scanner's
-simulation of the anatomy without metal (same settings, same noise seed), so a network learns
-to remove the artifact, not to undo the scanner's blur; the *input* is the simulated
+(:mod:`cochleaai.simulation.scanner_draw`), scatter and noise. By default ("injected") the
+*target* is the anatomy itself and the *input* the anatomy plus the artifact, the simulated
+scan with the implant minus the same scan without it: the input keeps the real image's own
+resolution and noise wherever the metal does not reach, so a network learns to remove the
+artifact and to leave the rest alone. With "simulated" the target is the same scanner's
+simulation without metal (same settings, same noise seed) and the input the simulated
 post-op. Contact centres come as a separate markups file; the thesis's "augmented" target
 (contact centres marked at the top of the HU range) is optional.
 
@@ -46,10 +49,12 @@ REAL_SHARE = 0.5
 #: Pairs that share one anatomy (a phantom is slow to build; its pairs differ in array,
 #: depth, scanner and noise).
 PAIRS_PER_ANATOMY = 3
-#: How training pairs are made (:data:`cochleaai.simulation.ct.ARTIFACT_MODES`). The shipped
-#: MARGAN was trained on "simulated" pairs; "injected" pairs keep the real image's own
-#: resolution and noise away from the metal.
-PAIR_ARTIFACT_MODE = "simulated"
+#: How training pairs are made (:data:`cochleaai.simulation.ct.ARTIFACT_MODES`): "injected"
+#: pairs (the shipped MARGAN's) keep the anatomy's own resolution and noise away from the
+#: metal; "simulated" pairs are the simulated scanner's images with and without the implant.
+PAIR_ARTIFACT_MODE = "injected"
+#: The mode of a pair written before pairs recorded theirs
+LEGACY_ARTIFACT_MODE = "simulated"
 #: A real crop's centre is moved by up to this much (mm, each axis) per pair.
 REAL_JITTER_MM = 0.6
 
@@ -70,7 +75,7 @@ class PairSpec:
     def parse(cls, text: str) -> "PairSpec":
         d = json.loads(text)
         return cls(int(d["index"]), int(d["seed"]), str(d["source"]), bool(d.get("augmented", False)),
-                   str(d.get("artifact_mode", PAIR_ARTIFACT_MODE)))
+                   str(d.get("artifact_mode", LEGACY_ARTIFACT_MODE)))
 
 
 def pair_seed(seed: int, index: int) -> int:

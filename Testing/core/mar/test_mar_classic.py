@@ -169,3 +169,29 @@ def test_the_chain_is_numbered_away_from_the_lead():
     order = np.arange(6)
     np.testing.assert_array_equal(_lead_last(chain, order, metal), order[::-1])
     np.testing.assert_array_equal(_lead_last(chain, order, chain), order)          # no lead: kept
+
+
+def test_grey_values_that_are_not_hu_are_refused_with_the_threshold_to_set():
+    """A scan stored as (HU + 1024) x 16 puts bone and water above the HU metal threshold:
+    the reduction stops and names a threshold, which then segments the rod alone."""
+    vol, rod = _water_with_metal()
+    scaled = vol.copy(((vol.array + 1024.0) * 16.0).astype(np.float32))
+    before = scaled.array.copy()
+    with pytest.raises(CochleaAIError, match=r"not Hounsfield units.*threshold above the bone, for example") as err:
+        reduce_metal_artifacts(scaled, "li")
+    np.testing.assert_array_equal(scaled.array, before)
+    suggested = float(str(err.value).rsplit("example ", 1)[1].rstrip("."))
+    res = reduce_metal_artifacts(scaled, "li", threshold_hu=suggested)
+    np.testing.assert_array_equal(res.metal_mask, rod)
+
+
+def test_a_dim_grey_scale_comes_back_unchanged_with_a_threshold_hint():
+    """Grey values in [0, 1]: nothing reaches 3000, the image comes back as it was, and the
+    message says which threshold would catch the metal."""
+    vol, rod = _water_with_metal()
+    unit = vol.copy(((vol.array + 1024.0) / 4095.0).astype(np.float32))
+    res = reduce_metal_artifacts(unit, "nmar")
+    np.testing.assert_array_equal(res.image.array, unit.array)
+    assert "not HU" in res.messages[-1]
+    suggested = float(res.messages[-1].rsplit("example ", 1)[1].rstrip(")."))
+    assert np.array_equal(unit.array >= suggested, rod)

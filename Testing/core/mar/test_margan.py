@@ -147,6 +147,9 @@ def test_cli_end_to_end_on_a_tiny_set(tmp_path, one_torch_thread, monkeypatch):
     assert main(["simulate-pairs", "--out", str(pairs), "--n", "2", "--seed", "3", "--quiet", "--threads", "1"]) == 0
     manifest = json.loads((pairs / "manifest.json").read_text())
     assert manifest["pairs"] == ["pair_00000", "pair_00001"] and not manifest["failed"]
+    # realistic pairs by default: the target is the anatomy itself, the input it plus the artifact
+    assert manifest["artifact_mode"] == "injected"
+    assert json.loads((pairs / "pair_00000" / "pair.json").read_text())["artifact_mode"] == "injected"
     assert (pairs / "manifest.csv").read_text().count("done") == 2
     for name in manifest["pairs"]:
         assert {"preop.nrrd", "postop.nrrd", "metal.nrrd", "contacts.mrk.json", "pair.json"} <= \
@@ -162,6 +165,9 @@ def test_cli_end_to_end_on_a_tiny_set(tmp_path, one_torch_thread, monkeypatch):
                  "--channels", "4,8", "--val-every", "1", "--adv-start", "1", "--quiet"]) == 0
     card = json.loads((tmp_path / "m.json").read_text())
     assert card["training"]["steps_done"] == 2 and card["training"]["n_val"] == 1
+    # the correction's gain by distance, measured on the validation pair, is on the card
+    assert card["gain_by_distance_mm"] and all(0.0 <= g <= 1.0 for _, g in card["gain_by_distance_mm"])
+    assert card["training"]["val_error_by_distance_hu"][0]["voxels"] > 0
     assert (tmp_path / "m.checkpoint.pt").is_file()
     out = tmp_path / "corrected.nrrd"
     assert main(["mar", str(pairs / "pair_00000" / "postop.nrrd"), "--out", str(out), "--model", str(model),
@@ -186,6 +192,11 @@ def test_shipped_model_loads_and_is_the_default():
     assert card["training"]["command"].startswith("python -m cochleaai margan train")
     assert card["training"]["val_rmse_hu"] < card["training"]["val_rmse_hu_input"]
     assert tuple(card["grid_zyx"]) == (50, 50, 60) and card["spacing_mm"] == 0.2
+    # trained on pairs that keep the anatomy's own image, with the correction's reach measured
+    assert card["data_source"]["artifact_mode"] == "injected"
+    rows = card["training"]["val_error_by_distance_hu"]
+    assert all(r["with_gain"] <= r["input"] for r in rows if r["voxels"])
+    assert card["gain_by_distance_mm"][0][1] == 1.0
 
 
 def test_pixel_losses_of_the_ablation(tmp_path):
@@ -210,3 +221,20 @@ def test_clean_pairs_have_no_scatter(monkeypatch):
     *_, clean = make_pair(spec, clean=True)
     assert full["scatter_to_primary"] > 0 and clean["scatter_to_primary"] == 0
     assert clean["array"] == full["array"] and clean["depth_deg"] == full["depth_deg"]   # same draws otherwise
+
+
+def test_the_cards_gains_fade_the_correction_away_from_the_metal(tiny_model):
+    """With zero gain beyond 1 mm the output far from the metal is the input; at the metal
+    the network's estimate stays."""
+    from cochleaai.mar.margan.inference import correct
+    from cochleaai.mar.margan.reach import distance_mm
+
+    vol = _metal_volume()
+    metal = vol.array >= 3000
+    full = correct(tiny_model, vol.array, metal, vol.spacing)
+    tiny_model.card["gain_by_distance_mm"] = [[0.5, 1.0], [1.0, 0.0]]
+    faded = correct(tiny_model, vol.array, metal, vol.spacing)
+    d = distance_mm(metal, vol.spacing)
+    np.testing.assert_array_equal(faded[d >= 1.0], vol.array[d >= 1.0])
+    np.testing.assert_allclose(faded[d <= 0.5], full[d <= 0.5], atol=1e-4)
+    assert np.abs(full - vol.array)[d >= 1.0].max() > 0.1       # the fade changed something

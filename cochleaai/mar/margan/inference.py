@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from cochleaai.mar.margan.network import from_unit, pad_to_multiple, to_unit
+from cochleaai.mar.margan.reach import reach_weight
 from cochleaai.progress import Progress
 
 #: Metal farther than this (mm) from every tile is not expected: tiles cover the metal's
@@ -46,8 +47,17 @@ def _ramp(size: int) -> np.ndarray:
 
 
 def correct(model, image: np.ndarray, metal: np.ndarray, spacing, progress=None) -> np.ndarray:
-    """Corrected HU array (float32) of ``image`` (z, y, x); ``metal`` is its metal mask."""
-    p = Progress.wrap(progress)
+    """Corrected HU array (float32) of ``image`` (z, y, x); ``metal`` is its metal mask. The
+    correction fades out beyond the model's reach (:mod:`cochleaai.mar.margan.reach`)."""
+    out = _network_estimate(model, image, metal, spacing, Progress.wrap(progress))
+    gains = model.card.get("gain_by_distance_mm")
+    if gains:
+        w = reach_weight(metal, spacing, gains)
+        out = image + w * (out - image)
+    return out.astype(np.float32)
+
+
+def _network_estimate(model, image, metal, spacing, p) -> np.ndarray:
     tile = np.array(model.grid_zyx, int)
     shape = np.array(image.shape)
     if np.all(shape <= tile + tile // 2):

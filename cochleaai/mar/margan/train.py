@@ -29,9 +29,12 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.io.outputs import written_whole
 from cochleaai.mar.margan.losses import (ALPHA, PIXEL_LOSSES, SIGMA_VOXELS, discriminator_loss, generator_adversarial,
                                          mse_loss, retinex_loss)
-from cochleaai.mar.margan.model_io import save_model
-from cochleaai.mar.margan.network import (GeneratorConfig, build_discriminator, build_generator, pad_to_multiple,
-                                          to_unit)
+from cochleaai.mar.margan.inference import correct
+from cochleaai.mar.margan.model_io import MarganModel, save_model
+from cochleaai.mar.margan.network import (GeneratorConfig, build_discriminator, build_generator, from_unit,
+                                          pad_to_multiple, to_unit)
+from cochleaai.mar.margan.reach import band_gains, error_by_distance
+from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU
 from cochleaai.model_files import model_paths
 from cochleaai.progress import Progress
 from cochleaai.simulation.pairs import pair_folders, read_pair
@@ -63,21 +66,33 @@ class TrainConfig:
 
 
 def load_pairs(pairs_dir, limit: Optional[int] = None):
-    """Post-op inputs, targets and metal masks of a pair set, as unit-intensity arrays padded
-    to the network's multiple; ``(inputs, targets, names, crop)``."""
+    """Post-op inputs and targets of a pair set as unit-intensity arrays; ``(inputs, targets,
+    names, shape, spacing)``."""
     folders = pair_folders(pairs_dir)[:limit]
-    xs, ys, names, shape = [], [], [], None
+    xs, ys, names, shape, spacing = [], [], [], None, None
     for f in folders:
         post, pre, _ = read_pair(f)
         if shape is None:
-            shape = post.shape
+            shape, spacing = post.shape, tuple(float(v) for v in post.spacing)
         if post.shape != shape or pre.shape != shape:
             raise CochleaAIError(f"{f.name}: its volumes are {post.shape}, the others {shape}; a pair set "
                                  "must share one grid.")
         xs.append(to_unit(post.array.astype(np.float32)))
         ys.append(to_unit(pre.array.astype(np.float32)))
         names.append(f.name)
-    return np.stack(xs), np.stack(ys), names, shape
+    return np.stack(xs), np.stack(ys), names, shape, spacing
+
+
+def _reach_on(model, pairs, spacing):
+    """The error of the input and of ``model``'s full correction by distance from the metal on
+    ``pairs`` (unit-intensity ``(input, target)``), and the correction's gains from it."""
+    cases = []
+    for x, y in pairs:
+        image, target = from_unit(x), from_unit(y)
+        cases.append((image, correct(model, image, image >= DEFAULT_THRESHOLD_HU, spacing), target,
+                      image >= DEFAULT_THRESHOLD_HU))
+    table = error_by_distance(cases, spacing)
+    return table, band_gains(table)
 
 
 def _device(name: str):
@@ -113,7 +128,7 @@ def train(pairs_dir, out, settings: TrainConfig = TrainConfig(), resume: bool = 
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     p(0.0, "reading the pairs")
-    xs, ys, names, shape = load_pairs(pairs_dir, limit)
+    xs, ys, names, shape, spacing = load_pairs(pairs_dir, limit)
     n = len(names)
     n_val = int(round(settings.val_fraction * n)) if n > 1 else 0
     n_val = min(max(n_val, 1 if n > 1 else 0), n - 1)
@@ -121,6 +136,7 @@ def train(pairs_dir, out, settings: TrainConfig = TrainConfig(), resume: bool = 
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
     config = GeneratorConfig(tuple(int(c) for c in settings.channels))
     pad = lambda a: pad_to_multiple(a, config.multiple, 0.0)[0]
+    val_pairs = [(xs[i], ys[i]) for i in val_idx]
     xs = np.stack([pad(a) for a in xs])
     ys = np.stack([pad(a) for a in ys])
     dev = _device(settings.device)
@@ -210,14 +226,20 @@ def train(pairs_dir, out, settings: TrainConfig = TrainConfig(), resume: bool = 
         best, best_state = validate(), {k: t.detach().clone() for k, t in g.state_dict().items()}
     save_checkpoint(seconds)
     g.load_state_dict(best_state)
-    g = g.cpu()
+    g = g.cpu().eval()
+    p(0.99, "measuring the correction's reach on the validation pairs")
+    table, gains = _reach_on(MarganModel(g, config, spacing[0], tuple(int(v) for v in shape)), val_pairs, spacing)
     record = {"pairs": str(pairs_dir), "n_train": int(len(train_idx)), "n_val": int(n_val),
               "val_pairs": [names[i] for i in val_idx], "settings": settings.to_dict(), "steps_done": step,
               "seconds": round(seconds, 1), "device": str(dev), "command": command,
               "val_mse_unit": best, "val_mse_unit_input": input_mse,
               "val_rmse_hu": round(float(np.sqrt(best)) * 4095.0, 1) if np.isfinite(best) else None,
               "val_rmse_hu_input": round(float(np.sqrt(input_mse)) * 4095.0, 1) if np.isfinite(input_mse) else None,
-              "history": history}
-    save_model(g, out, config, {"training": record}, grid_zyx=tuple(int(v) for v in shape))
+              "history": history,
+              # by distance from the metal: RMS (HU) of the input, of the full correction and with
+              # the gain chosen there (cochleaai.mar.margan.reach)
+              "val_error_by_distance_hu": table}
+    save_model(g, out, config, {"training": record, "gain_by_distance_mm": gains}, spacing_mm=spacing[0],
+               grid_zyx=tuple(int(v) for v in shape))
     p(1.0, "model saved")
     return record
