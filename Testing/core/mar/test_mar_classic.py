@@ -195,3 +195,17 @@ def test_a_dim_grey_scale_comes_back_unchanged_with_a_threshold_hint():
     assert "not HU" in res.messages[-1]
     suggested = float(res.messages[-1].rsplit("example ", 1)[1].rstrip(")."))
     assert np.array_equal(unit.array >= suggested, rod)
+
+
+@pytest.mark.parametrize("method", ["li", "nmar", "bhc"])
+def test_metal_at_the_edge_of_the_crop_is_corrected_and_said(method):
+    """A rod that runs out of the volume (the lead leaving the crop): the reduction finishes,
+    the image stays finite, the input is untouched, and a message says what cannot be done."""
+    vol, rod = _water_with_metal()
+    arr = vol.array.copy()
+    arr[:, 24, :30] = 3071.0               # a wire out to the x = 0 border
+    edge = vol.copy(arr)
+    res = reduce_metal_artifacts(edge, method)
+    np.testing.assert_array_equal(edge.array, arr)
+    assert np.isfinite(res.image.array).all()
+    assert any("touches the border" in m for m in res.messages)
