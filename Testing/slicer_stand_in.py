@@ -330,6 +330,15 @@ def install():
     util.confirmOkCancelDisplay = lambda text, *a, **kw: slicer.calls["confirm"].append(text) or False
     util.confirmYesNoDisplay = lambda text, *a, **kw: slicer.calls["confirm"].append(text) or False
     util.infoDisplay = lambda text, **kw: slicer.calls.setdefault("info", []).append(text)
+
+    def load_volume(filename, properties={}, returnNode=False):
+        """Slicer's signature; like Slicer, a file that cannot be read raises RuntimeError."""
+        if not Path(filename).is_file():
+            raise RuntimeError(f"Failed to load volume from {filename}")
+        slicer.calls.setdefault("loaded", []).append((str(filename), dict(properties)))
+        return types.SimpleNamespace(name=properties.get("name"))
+
+    util.loadVolume = load_volume
     slicer.util = util
 
     i18n = types.ModuleType("slicer.i18n")
@@ -502,6 +511,8 @@ def main(names):
         report[name] = entry
     report["samples"] = sample_entries(slicer)
     report["sample_info"] = slicer.calls.get("info", [])
+    report["sample_loaded"] = slicer.calls.get("loaded", [])
+    report["sample_errors"] = [text for text, _ in slicer.calls["errors"]]
     report["blocked_imports_by_samples"] = sorted(set(finder.attempts))
     report["loaded_optional_packages"] = sorted(
         n for n in sys.modules if n.split(".")[0] in OPTIONAL_PACKAGES)

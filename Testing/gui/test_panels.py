@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from cochleaai.slicer.sample_data import REAL_SPECIMEN
+
 TESTING = Path(__file__).resolve().parents[1]
 ROOT = TESTING.parent
 MODULES = ("MetalArtifactReduction", "CochleaShapeSegmentation", "LangevinVAEExplorer",
@@ -105,10 +107,12 @@ def test_sample_data_are_registered_once(panels):
     entries are accepted, under "CochleaAI", with the extension's icon as thumbnail."""
     assert "error" not in panels["samples"], panels["samples"]["error"]
     real, phantom = panels["samples"]
-    assert real["checksums"][0].startswith("SHA256:") and len(real["checksums"][0]) == 7 + 64
-    assert real["uris"][0].endswith(real["fileNames"][0]) and not real["customDownloader"]
-    # nothing to download: a custom downloader and no files
+    # nothing to download: a custom loader and no files, for both
+    assert real["customDownloader"] and real["uris"] == real["fileNames"] == []
     assert phantom["customDownloader"] and phantom["uris"] == phantom["fileNames"] == []
+    # the real specimen ships with the extension and loads offline, without the packages
+    assert panels["sample_loaded"] == [[str(REAL_SPECIMEN.path), {"name": REAL_SPECIMEN.node_name}]]
+    assert not any(REAL_SPECIMEN.name in text for text in panels["sample_errors"])
     assert real["thumbnailShown"] and phantom["thumbnailShown"]
     # the phantom is made on click, after the dependency check (declined here: nothing imported)
     assert panels["sample_info"] and panels["sample_info"][0].startswith("Nothing was installed")

@@ -1,6 +1,6 @@
-"""The Sample Data entries: the real specimen's checksum and the check of a downloaded file,
-on local files (nothing downloads here); both registrations as Slicer's Sample Data module
-takes them (``sample_data_stand_in``, which refuses what Slicer refuses)."""
+"""The Sample Data entries: the real specimen ships with the extension (its checksum and the
+check of the file); both registrations as Slicer's Sample Data module takes them
+(``sample_data_stand_in``, which refuses what Slicer refuses)."""
 from __future__ import annotations
 
 import shutil
@@ -12,42 +12,45 @@ import pytest
 from sample_data_stand_in import SampleDataLogic, SampleDataSource
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.slicer.sample_data import (CATEGORY,
-                                         EXTENSION_ICON,
-                                         PHANTOM,
-                                         REAL_SPECIMEN,
-                                         RELEASE_URL,
-                                         generated_registration,
-                                         registration,
-                                         thumbnail,
-                                         verify)
+from cochleaai.io import read_volume
+from cochleaai.slicer.sample_data import CATEGORY, EXTENSION_ICON, PHANTOM, REAL_SPECIMEN, registration, thumbnail, verify
 
-LOCAL_COPY = (Path(__file__).resolve().parents[3] / "shared" / "data" / "real-ct" / "wimmer2019" / "T02" /
-              REAL_SPECIMEN.file_name)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_registration_arguments():
-    args = registration(REAL_SPECIMEN, "icon.png")
+    args = registration(REAL_SPECIMEN, print, "icon.png")
     assert args["category"] == CATEGORY and args["sampleName"] == REAL_SPECIMEN.name
-    assert args["uris"] == [RELEASE_URL + REAL_SPECIMEN.file_name] and args["fileNames"] == [REAL_SPECIMEN.file_name]
-    assert args["checksums"] == [f"SHA256:{REAL_SPECIMEN.sha256}"] and args["thumbnailFileName"] == "icon.png"
+    assert args["uris"] == args["fileNames"] == [] and args["customDownloader"] is print
+    assert args["thumbnailFileName"] == "icon.png"
     assert "doi:10.1016/j.dib.2019.104782" in REAL_SPECIMEN.citation
 
 
-def test_the_checksum_is_the_development_copy_s(tmp_path):
-    if not LOCAL_COPY.is_file():
-        pytest.skip("the development data (../shared/data/real-ct) is not beside this checkout")
-    assert verify(LOCAL_COPY, REAL_SPECIMEN) == LOCAL_COPY
+def test_the_real_specimen_ships_with_the_extension_and_is_checked(tmp_path):
+    """Offline: the file is in the source tree (installed with the common library by
+    CMakeLists.txt), small, the data set's CT, and a changed copy is refused."""
+    path = REAL_SPECIMEN.path
+    assert path.is_relative_to(ROOT / "Resources" / "SampleData") and verify(path, REAL_SPECIMEN) == path
+    assert path.stat().st_size < 3_000_000
+    assert "Resources/SampleData" in (ROOT / "CMakeLists.txt").read_text()
+    ct = read_volume(path)
+    assert ct.array.ndim == 3 and float(ct.array.max()) > 1000 and float(ct.array.min()) < -500
     changed = tmp_path / REAL_SPECIMEN.file_name
-    shutil.copyfile(LOCAL_COPY, changed)
+    shutil.copyfile(path, changed)
     with open(changed, "ab") as handle:
         handle.write(b"\0")
-    with pytest.raises(CochleaAIError, match="download it again"):
+    with pytest.raises(CochleaAIError, match="reinstall"):
         verify(changed, REAL_SPECIMEN)
 
 
+def test_no_entry_depends_on_a_download():
+    """No release upload to depend on: no URL in the sample entries' module."""
+    source = (ROOT / "cochleaai" / "slicer" / "sample_data.py").read_text()
+    assert "https://" not in source and "releases/download" not in source
+
+
 def test_a_missing_or_wrong_file_is_refused(tmp_path):
-    with pytest.raises(CochleaAIError, match="missing"):
+    with pytest.raises(CochleaAIError, match="missing.*reinstall"):
         verify(tmp_path / "absent.nii.gz", REAL_SPECIMEN)
     (tmp_path / "other.nii.gz").write_bytes(b"not the specimen")
     with pytest.raises(CochleaAIError, match="not the published"):
@@ -80,12 +83,14 @@ def sample_data_module(monkeypatch):
 
 def test_both_entries_register_as_slicer_takes_them(sample_data_module):
     clicked = []
-    SampleDataLogic.registerCustomSampleDataSource(**registration(REAL_SPECIMEN, thumbnail()))
-    SampleDataLogic.registerCustomSampleDataSource(**generated_registration(PHANTOM, clicked.append, thumbnail()))
-    SampleDataLogic.registerCustomSampleDataSource(**registration(REAL_SPECIMEN, thumbnail()))    # once
+    loaded = []
+    SampleDataLogic.registerCustomSampleDataSource(**registration(REAL_SPECIMEN, loaded.append, thumbnail()))
+    SampleDataLogic.registerCustomSampleDataSource(**registration(PHANTOM, clicked.append, thumbnail()))
+    SampleDataLogic.registerCustomSampleDataSource(**registration(REAL_SPECIMEN, loaded.append, thumbnail()))  # once
     real, phantom = sample_data_module.sampleDataSources[CATEGORY]
-    assert real.sampleName == REAL_SPECIMEN.name and real.loadFileTypes == ["VolumeFile"]
+    assert real.sampleName == REAL_SPECIMEN.name and real.uris == real.fileNames == []
     assert phantom.sampleName == PHANTOM.name and phantom.uris == phantom.fileNames == []
     assert real.thumbnailFileName == phantom.thumbnailFileName == str(EXTENSION_ICON)
     phantom.customDownloader(phantom)
-    assert clicked == [phantom]
+    real.customDownloader(real)
+    assert clicked == [phantom] and loaded == [real]

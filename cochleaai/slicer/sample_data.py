@@ -4,9 +4,9 @@
   L. Anschuetz, S. Weder, F. Wagner, H. Delingette and M. Caversaccio, "Human bony labyrinth
   dataset: Co-registered CT and micro-CT images, surface models and anatomical landmarks",
   Data in Brief 27 (2019) 104782, doi:10.1016/j.dib.2019.104782, an open-access data set
-  whose licence allows redistribution with this citation. The file is the clinical CT as
-  the project keeps it (NIfTI, losslessly re-compressed), downloaded from the project's
-  release page and checked against its SHA-256 before it is loaded.
+  whose licence allows redistribution with this citation. The file (2.2 MB, NIfTI as the
+  data set publishes it) ships with the extension in ``Resources/SampleData``, so the entry
+  works offline; its SHA-256 is checked before it is loaded.
 * The built-in phantom (temporal-bone field of view, seed 1): made on the user's machine
   when clicked (nothing to download; the seed makes it the same everywhere).
 
@@ -25,14 +25,15 @@ CATEGORY = "CochleaAI"
 #: The extension's icon, the entries' thumbnail (installed with the common library, in the
 #: same place relative to this package as in the source tree).
 EXTENSION_ICON = Path(__file__).resolve().parents[2] / "Resources" / "Icons" / "CochleaAI.png"
-RELEASE_URL = "https://github.com/cochleaai/SlicerCochleaAI/releases/download/sample-data-v1/"
+#: Where the shipped data sets lie (installed with the common library, like the icon)
+SAMPLE_FOLDER = Path(__file__).resolve().parents[2] / "Resources" / "SampleData"
 WIMMER_2019 = ("W. Wimmer, L. Anschuetz, S. Weder, F. Wagner, H. Delingette, M. Caversaccio, "
                "Human bony labyrinth dataset: Co-registered CT and micro-CT images, surface models "
                "and anatomical landmarks, Data in Brief 27 (2019) 104782, doi:10.1016/j.dib.2019.104782")
 
 
 @dataclass(frozen=True)
-class DownloadedSample:
+class ShippedSample:
     name: str                # shown in the Sample Data module
     file_name: str
     node_name: str
@@ -40,13 +41,8 @@ class DownloadedSample:
     citation: str
 
     @property
-    def url(self) -> str:
-        return RELEASE_URL + self.file_name
-
-    @property
-    def checksum(self) -> str:
-        """As Slicer's Sample Data module takes it: ``<algorithm>:<digest>``."""
-        return f"SHA256:{self.sha256}"
+    def path(self) -> Path:
+        return SAMPLE_FOLDER / self.file_name
 
 
 @dataclass(frozen=True)
@@ -56,22 +52,22 @@ class GeneratedSample:
     fov: str
 
 
-REAL_SPECIMEN = DownloadedSample(
+REAL_SPECIMEN = ShippedSample(
     name="Temporal bone CT (Wimmer 2019, T02)", file_name="T02_CT_RAW.nii.gz",
     node_name="T02 temporal bone CT",
     sha256="21d7952b53634d54be3572ee00f1ef136566b186f3741495f79c2897996e93f4", citation=WIMMER_2019)
 PHANTOM = GeneratedSample(name="CochleaAI phantom (temporal bone, seed 1)", seed=1, fov="temporal")
 
 
-def verify(path, sample: DownloadedSample) -> Path:
+def verify(path, sample: ShippedSample) -> Path:
     """``path`` when its SHA-256 is the sample's; a :class:`CochleaAIError` when not."""
     path = Path(path)
     if not path.is_file():
-        raise CochleaAIError(f"The sample file {path} is missing; download it again.")
+        raise CochleaAIError(f"The sample file {path} is missing; reinstall the CochleaAI extension.")
     digest = sha256_of(path)
     if digest != sample.sha256:
         raise CochleaAIError(f"{path.name} is not the published '{sample.name}' (SHA-256 {digest[:12]}... "
-                             f"instead of {sample.sha256[:12]}...); delete it and download it again.")
+                             f"instead of {sample.sha256[:12]}...); reinstall the CochleaAI extension.")
     return path
 
 
@@ -80,16 +76,10 @@ def thumbnail() -> Optional[str]:
     return str(EXTENSION_ICON) if EXTENSION_ICON.is_file() else None
 
 
-def registration(sample: DownloadedSample, thumbnail: Optional[str] = None) -> dict:
-    """Keyword arguments of ``SampleData.SampleDataLogic.registerCustomSampleDataSource``."""
-    return dict(category=CATEGORY, sampleName=sample.name, uris=[sample.url], fileNames=[sample.file_name],
-                nodeNames=[sample.node_name], checksums=[sample.checksum], thumbnailFileName=thumbnail,
-                loadFileTypes=["VolumeFile"])
-
-
-def generated_registration(sample: GeneratedSample, make: Callable, thumbnail: Optional[str] = None) -> dict:
-    """The same for a data set made by ``make(source)`` when its entry is clicked. Slicer's
-    ``SampleDataSource`` takes the length of ``uris`` and ``fileNames`` (and refuses a source
-    without them): nothing to download is empty lists."""
+def registration(sample, load: Callable, thumbnail: Optional[str] = None) -> dict:
+    """Keyword arguments of ``SampleData.SampleDataLogic.registerCustomSampleDataSource`` for a
+    data set that ``load(source)`` reads or makes when its entry is clicked (nothing is
+    downloaded). Slicer's ``SampleDataSource`` takes the length of ``uris`` and ``fileNames``
+    (and refuses a source without them): nothing to download is empty lists."""
     return dict(category=CATEGORY, sampleName=sample.name, uris=[], fileNames=[], nodeNames=[],
-                thumbnailFileName=thumbnail, customDownloader=make)
+                thumbnailFileName=thumbnail, customDownloader=load)

@@ -22,7 +22,7 @@ from slicer.util import VTKObservationMixin
 from cochleaai.slicer.gui.dependencies import DependencyCheck, describe
 from cochleaai.slicer.gui.jobs import JobRunner
 from cochleaai.slicer.gui.panels import PhantomPanel, load_terminology
-from cochleaai.slicer.sample_data import PHANTOM, REAL_SPECIMEN, generated_registration, registration, thumbnail
+from cochleaai.slicer.sample_data import PHANTOM, REAL_SPECIMEN, registration, thumbnail, verify
 
 #: The modules' place in Slicer's module menu (the catalog category of the extension too).
 CATEGORIES = ["Otolaryngology"]
@@ -44,14 +44,26 @@ def register_sample_data_on_startup() -> None:
 
 
 def register_sample_data() -> None:
-    """The real specimen (downloaded, its SHA-256 checked by the Sample Data module) and the
+    """The real specimen (shipped with the extension, its SHA-256 checked when clicked) and the
     phantom (made when clicked, after the dependency check)."""
     import SampleData  # lazy: a Slicer module, importable once Slicer has started
 
     icon = thumbnail()
-    SampleData.SampleDataLogic.registerCustomSampleDataSource(**registration(REAL_SPECIMEN, icon))
     SampleData.SampleDataLogic.registerCustomSampleDataSource(
-        **generated_registration(PHANTOM, lambda source: _load_phantom_sample(PHANTOM), icon))
+        **registration(REAL_SPECIMEN, lambda source: _load_shipped_sample(REAL_SPECIMEN), icon))
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        **registration(PHANTOM, lambda source: _load_phantom_sample(PHANTOM), icon))
+
+
+def _load_shipped_sample(sample):
+    """Read a data set shipped with the extension (no packages needed) and show it."""
+    try:
+        node = slicer.util.loadVolume(str(verify(sample.path, sample)), {"name": sample.node_name})
+    except Exception as error:      # a damaged installation: said in a dialog, as elsewhere
+        slicer.util.errorDisplay(f"{sample.name} could not be loaded.\n\n{error}", windowTitle=sample.name)
+        return None
+    slicer.util.setSliceViewerLayers(background=node, fit=True)
+    return node
 
 
 def _load_phantom_sample(sample):
