@@ -1,10 +1,11 @@
 """Demo step of cochleaai.simulation: simulate an implant in the demo phantom and reduce its artifacts.
 
-The temporal-bone phantom is cropped to a 15-mm cube around the cochlea (the simulation is of
-a region of interest: :func:`~cochleaai.simulation.ct.simulation_roi`), a FLEX28 array is
-inserted to 540 degrees along the true scala tympani, the post-operative scan is simulated,
-and NMAR (and MARGAN, when its model is installed) corrects it. The nodes go into the demo
-scene; ``ct/ct_mar.png`` compares pre-op, post-op, NMAR and MARGAN.
+The temporal-bone phantom is cropped around the cochlea to MARGAN's grid (60 x 50 x 50 voxels
+of 0.2 mm, :func:`~cochleaai.simulation.pairs.crop_around_cochlea`), a FLEX28 array is inserted
+to 540 degrees along the true scala tympani, its artifact is simulated and added to the pre-op
+(as ``simulate-ci`` does by default), and NMAR (and MARGAN, when its model is installed)
+corrects it. The nodes go into the demo scene; ``ct/ct_mar.png`` compares pre-op, post-op, NMAR
+and MARGAN.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from cochleaai.mar.dispatch import reduce_metal_artifacts
 from cochleaai.mar.methods import default_model_available
 from cochleaai.mar.quality import blooming_factor, similarity
 from cochleaai.progress import Progress
-from cochleaai.simulation.ct import simulate_postop, simulation_roi
+from cochleaai.simulation.ct import simulate_postop
+from cochleaai.simulation.pairs import crop_around_cochlea
 from cochleaai.slicer import mrml
 
 ARRAY = "flex28"
@@ -34,7 +36,7 @@ def comparison_png(preop, postop, corrected, metal, path, title="", extra=()) ->
     plt = pyplot()
 
     k = int(np.argmax(metal.reshape(metal.shape[0], -1).sum(1)))
-    panels = [("pre-op", preop[k]), ("simulated post-op", postop[k]), ("NMAR", corrected[k])]
+    panels = [("pre-op", preop[k]), ("post-op", postop[k]), ("NMAR", corrected[k])]
     panels += [(name, arr[k]) for name, arr in extra]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.4))
     for ax, (name, img) in zip(axes, panels):
@@ -52,11 +54,11 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     p(0.0, "cropping the cochlea region")
-    pre = simulation_roi(phantom.ct, phantom.model)
+    pre = crop_around_cochlea(phantom.ct, phantom.model, jitter_mm=0.0)
     p(0.05, "simulating the implant")
-    # the simulated scanner's own image: the shipped network was trained on such pairs
+    # the pre-op plus the implant's artifact, the post-ops the shipped network was trained on
     sim = simulate_postop(pre, phantom.model, ARRAY, DEPTH_DEG, seed=0, progress=p.stage(0.05, 0.7),
-                          artifact_mode="simulated", clean_scan=False)
+                          artifact_mode="injected")
     p(0.7, "NMAR")
     res = reduce_metal_artifacts(sim.postop, "nmar", progress=p.stage(0.7, 0.9))
     found = detect_contacts(sim.postop, res.metal_mask, max_contacts=sim.insertion.array.n_contacts)
@@ -64,7 +66,7 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     margan = reduce_metal_artifacts(sim.postop, "margan") if default_model_available() else None
     p(0.9, "adding nodes and writing files")
     nodes = {"preop": mrml.volume_to_node(scene, pre, "CI pre-op ROI"),
-             "postop": mrml.volume_to_node(scene, sim.postop, "CI post-op (simulated)"),
+             "postop": mrml.volume_to_node(scene, sim.postop, "CI post-op (pre-op + simulated artifact)"),
              "nmar": mrml.volume_to_node(scene, res.image.rounded_int16(), "CI post-op NMAR")}
     mrml.segmentation_from_masks(scene, sim.metal_segments(), sim.metal, "CI metal (truth)",
                                  reference_volume_node=nodes["postop"])
@@ -80,7 +82,7 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     metal = sim.metal.array.astype(bool)
     extra = [("MARGAN", margan.image.array)] if margan is not None else []
     png = comparison_png(pre.array, sim.postop.array, res.image.array, metal, out / "ct_mar.png",
-                         f"{sim.insertion.array.name} at {DEPTH_DEG:.0f} deg: pre-op, simulated post-op, NMAR"
+                         f"{sim.insertion.array.name} at {DEPTH_DEG:.0f} deg: pre-op, post-op (pre-op + artifact), NMAR"
                          + (", MARGAN" if extra else ""), extra)
     inside = sim.insertion.contacts[sim.insertion.intracochlear & pre.contains(sim.insertion.contacts)]
     err = cKDTree(found.points).query(inside)[0] if len(found) and len(inside) else np.array([np.nan])
