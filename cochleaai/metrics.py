@@ -148,6 +148,12 @@ def _check_percentile(percentile) -> float:
 
 
 # ----------------------------------------------------------------------------- overlap
+def distance_from_mask(mask: np.ndarray, spacing) -> np.ndarray:
+    """Distance (mm) of every voxel from the nearest voxel of ``mask`` (z, y, x; 0 inside it);
+    ``spacing`` is x, y, z as everywhere in the library."""
+    return ndimage.distance_transform_edt(~np.asarray(mask, bool), sampling=np.asarray(spacing, float)[::-1])
+
+
 def dice(a: ArrayOrVolume, b: ArrayOrVolume, label=None) -> float:
     """Dice similarity coefficient ``2|A & B| / (|A| + |B|)`` of two masks.
 

@@ -32,17 +32,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import binary_dilation, distance_transform_edt
+from scipy.ndimage import binary_dilation
 from scipy.spatial import cKDTree
 
 from cochleaai.bench.mar_ablation import run_ablation
 from cochleaai.contacts.detect import chain_of_contacts, corrected_chain
 from cochleaai.contacts.refiner import shipped_refiner
-from cochleaai.io import pyplot, save_figure
+from cochleaai.io import axial_panels
 from cochleaai.mar.dispatch import reduce_metal_artifacts
 from cochleaai.mar.methods import default_model_available
 from cochleaai.mar.quality import similarity
-from cochleaai.metrics import dice
+from cochleaai.metrics import dice, distance_from_mask
 from cochleaai.progress import Progress
 from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.pipeline import segment
@@ -71,11 +71,6 @@ HELD_OUT_SEED = 100_000       # phantoms for this benchmark come from seeds no t
 NEAR_METAL_MM = 2.0
 #: On real anatomy: "near" and "far" from the metal (mm)
 REAL_NEAR_MM, REAL_FAR_MM = 3.0, 5.0
-
-
-def _near_metal(metal: np.ndarray, spacing, mm: float = NEAR_METAL_MM) -> np.ndarray:
-    d = distance_transform_edt(~metal, sampling=np.asarray(spacing, float)[::-1])
-    return (d <= mm) & ~metal
 
 
 def _psnr_rmse(ref, test, region, data_range: float = 4095.0):
@@ -120,11 +115,11 @@ def _contact_errors(found, image, insertion, offsets=None):
 REAL_KEYS = ("psnr", "ssim", "psnr_within_3mm", "rms_far_hu")
 
 
-def _real_regions(metal: np.ndarray, spacing) -> dict:
-    """The voxels scored on real anatomy: everything but the metal grown by one voxel; those
-    within ``REAL_NEAR_MM`` of the metal; those farther than ``REAL_FAR_MM``."""
+def _real_regions(metal: np.ndarray, d: np.ndarray) -> dict:
+    """The voxels scored on real anatomy, from the distance ``d`` (mm) to the metal: everything
+    but the metal grown by one voxel; those within ``REAL_NEAR_MM`` of it; those farther than
+    ``REAL_FAR_MM``."""
     grown = binary_dilation(metal)
-    d = distance_transform_edt(~metal, sampling=np.asarray(spacing, float)[::-1])
     return {"exclude": grown, "near": (d <= REAL_NEAR_MM) & ~grown, "far": d > REAL_FAR_MM}
 
 
@@ -166,17 +161,10 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
 
 
 def _picture(preop, outputs: dict, metal: np.ndarray, path) -> None:
-    """The axial slice through the most metal: the real pre-op beside the input and each output."""
-    k = int(np.argmax(metal.reshape(metal.shape[0], -1).sum(1)))
+    """The real pre-op beside the input and the NMAR and MARGAN outputs."""
     panels = {"real pre-op": preop, "post-op (pre-op + artifact)": outputs["input"][0].array}
     panels.update({m.upper(): outputs[m][0].array for m in ("nmar", "margan") if m in outputs})
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4))
-    for ax, (name, image) in zip(axes, panels.items()):
-        ax.imshow(np.asarray(image)[k], cmap="gray", vmin=-1000, vmax=3000)
-        ax.set_title(name)
-        ax.axis("off")
-    save_figure(fig, path)
+    axial_panels(panels, metal, path)
 
 
 def _run(quick, seed, progress, data, mar_model, mar_segment, ablation, tiny, out_dir) -> dict:
@@ -212,7 +200,8 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation, tiny, ou
         target, post, sim, info = make_pair(spec)
         tgt = target.array.astype(np.float32)
         metal = sim.metal.array.astype(bool)
-        near = _near_metal(metal, post.spacing)
+        distance = distance_from_mask(metal, post.spacing)
+        near = (distance <= NEAR_METAL_MM) & ~metal
         post_f = post.copy(post.array.astype(np.float32))
         outputs = {"input": (post_f, reduce_metal_artifacts(post_f, "li").metal_mask)}
         for m in methods:
@@ -222,7 +211,7 @@ def _run(quick, seed, progress, data, mar_model, mar_segment, ablation, tiny, ou
             outputs[m] = (res.image, res.metal_mask)
         is_real = spec.source.startswith("real:")
         if is_real:
-            regions = _real_regions(metal, post.spacing)
+            regions = _real_regions(metal, distance)
             if out_dir and spec.index == 100:     # the first case of each specimen
                 _picture(tgt, outputs, metal, Path(out_dir) / f"mar-real-{Path(spec.source[5:]).name}.png")
         # the contacts: found in the input's metal, as the module does for every method

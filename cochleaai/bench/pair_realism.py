@@ -21,11 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.io import pyplot, save_figure
-from cochleaai.metrics import edge_sharpness, fine_noise_sd, rmse
+from cochleaai.io import axial_panels
+from cochleaai.metrics import distance_from_mask, edge_sharpness, fine_noise_sd, rmse
 from cochleaai.progress import Progress
 from cochleaai.realct import find_specimens
 from cochleaai.simulation.ct import ScanConfig, inject_artifact, simulate_postop
@@ -50,10 +49,6 @@ TINY_CONFIG = ScanConfig(n_bins=5, geometry=FanBeamGeometry(n_views=180), channe
 IMAGES = ("preop", "clean", "simulated", "injected")
 
 
-def _distance_mm(metal: np.ndarray, spacing) -> np.ndarray:
-    return ndimage.distance_transform_edt(~metal, sampling=np.asarray(spacing, float)[::-1])
-
-
 def measure_case(preop, theta, seed: int, config: ScanConfig, picture=None) -> dict:
     """The figures of one specimen: per image (far from the metal) noise, sharpness and RMS
     from the pre-op; near the metal, each input's RMS from its own metal-free image.
@@ -62,14 +57,14 @@ def measure_case(preop, theta, seed: int, config: ScanConfig, picture=None) -> d
     sim = simulate_postop(preop, theta, ARRAY, DEPTH_DEG, seed=seed, config=config, artifact_mode="simulated")
     injected = inject_artifact(preop, sim.artifact)
     images = {"preop": preop, "clean": sim.clean, "simulated": sim.postop, "injected": injected}
-    distance = _distance_mm(sim.metal.array.astype(bool), preop.spacing)
+    distance = distance_from_mask(sim.metal.array.astype(bool), preop.spacing)
     far, near = distance > FAR_MM, (distance <= NEAR_MM) & (distance > 0)
     # texture lives in tissue and bone: the air of these specimens is clipped flat at -1000 HU
     tissue = far & (np.asarray(preop.array) > TISSUE_HU)
     if not tissue.any() or not near.any():
         raise CochleaAIError("The crop leaves no tissue far from the metal, or nothing near it.")
     if picture is not None:
-        _picture(images, sim.metal.array, picture)
+        axial_panels({name: image.array for name, image in images.items()}, sim.metal.array, picture)
     out = {"far_tissue_voxels": float(tissue.sum())}
     for name, image in images.items():
         out[f"noise_sd_far_{name}"] = fine_noise_sd(image.array, tissue)
@@ -79,17 +74,6 @@ def measure_case(preop, theta, seed: int, config: ScanConfig, picture=None) -> d
     out["artifact_rms_near_simulated"] = rmse(sim.clean.array, sim.postop.array, near)
     out["artifact_rms_near_injected"] = rmse(preop.array, injected.array, near)
     return out
-
-
-def _picture(images: dict, metal: np.ndarray, path) -> None:
-    k = int(np.argmax(metal.reshape(metal.shape[0], -1).sum(1)))
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(images), figsize=(4 * len(images), 4))
-    for ax, (name, image) in zip(axes, images.items()):
-        ax.imshow(np.asarray(image.array)[k], cmap="gray", vmin=-1000, vmax=3000)
-        ax.set_title(f"{name} (axial slice {k})")
-        ax.axis("off")
-    save_figure(fig, path)
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, tiny: bool = False) -> dict:

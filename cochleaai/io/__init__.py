@@ -21,7 +21,7 @@ transposed on the way in and out. Errors the user can cause raise :class:`Cochle
 inputs are never modified.
 """
 from cochleaai.io.dicom import CT_IMAGE_STORAGE, read_dicom_series, write_dicom_series
-from cochleaai.io.figures import pyplot, save_figure
+from cochleaai.io.figures import axial_panels, pyplot, save_figure
 from cochleaai.io.markups_files import MARKUPS_SCHEMA, read_markups, write_markups_json
 from cochleaai.io.paths import VOLUME_EXTENSIONS, file_stem, sha256_of, unique_stems, volume_files
 from cochleaai.io.segmentations import (LABEL_VALUE_TAG, check_segments, pack_segments_into_layers, read_seg_nrrd,
@@ -33,5 +33,5 @@ __all__ = [
     "CT_IMAGE_STORAGE", "read_dicom_series", "write_dicom_series",
     "LABEL_VALUE_TAG", "segment_id_from_name", "check_segments", "pack_segments_into_layers",
     "slicer_geometry_string", "write_seg_nrrd", "read_seg_nrrd",
-    "MARKUPS_SCHEMA", "write_markups_json", "read_markups", "pyplot", "save_figure",
+    "MARKUPS_SCHEMA", "write_markups_json", "read_markups", "pyplot", "save_figure", "axial_panels",
 ]

@@ -227,14 +227,14 @@ def test_the_cards_gains_fade_the_correction_away_from_the_metal(tiny_model):
     """With zero gain beyond 1 mm the output far from the metal is the input; at the metal
     the network's estimate stays."""
     from cochleaai.mar.margan.inference import correct
-    from cochleaai.mar.margan.reach import distance_mm
+    from cochleaai.metrics import distance_from_mask
 
     vol = _metal_volume()
     metal = vol.array >= 3000
     full = correct(tiny_model, vol.array, metal, vol.spacing)
     tiny_model.card["gain_by_distance_mm"] = [[0.5, 1.0], [1.0, 0.0]]
     faded = correct(tiny_model, vol.array, metal, vol.spacing)
-    d = distance_mm(metal, vol.spacing)
+    d = distance_from_mask(metal, vol.spacing)
     np.testing.assert_array_equal(faded[d >= 1.0], vol.array[d >= 1.0])
     np.testing.assert_allclose(faded[d <= 0.5], full[d <= 0.5], atol=1e-4)
     assert np.abs(full - vol.array)[d >= 1.0].max() > 0.1       # the fade changed something

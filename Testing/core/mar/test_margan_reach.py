@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cochleaai.mar.margan.reach import MIN_VOXELS, band_gains, distance_mm, error_by_distance, reach_weight
+from cochleaai.mar.margan.reach import MIN_VOXELS, band_gains, error_by_distance, reach_weight
+from cochleaai.metrics import distance_from_mask
 
 SPACING = (0.2, 0.2, 0.2)
 
@@ -13,7 +14,7 @@ def _case(rng, far_error: float):
     within 2 mm and elsewhere adds an error of its own, ``far_error`` HU of noise."""
     metal = np.zeros((40, 60, 60), bool)
     metal[:, 29:31, 29:31] = True
-    d = distance_mm(metal, SPACING)
+    d = distance_from_mask(metal, SPACING)
     target = rng.normal(0.0, 50.0, metal.shape)
     artifact = 400.0 * np.exp(-d / 1.0)
     image = target + artifact
@@ -47,7 +48,7 @@ def test_the_weight_interpolates_the_gains_and_is_one_inside_the_metal():
     assert gains == [[0.5, 1.0], [2.5, 0.2], [3.0, 0.0]]
     w = reach_weight(metal, SPACING, gains)
     assert np.all(w[metal] == 1.0)
-    d = distance_mm(metal, SPACING)
+    d = distance_from_mask(metal, SPACING)
     np.testing.assert_allclose(w[d == 1.0], 1.0 - 0.8 * (1.0 - 0.5) / 2.0, atol=1e-6)
     np.testing.assert_allclose(w[(d > 0) & (d <= 0.5)], 1.0)
     assert np.all(w[d >= 3.0] == 0.0)

@@ -22,17 +22,14 @@ from __future__ import annotations
 from typing import Dict, List, Sequence
 
 import numpy as np
-from scipy.ndimage import binary_dilation, distance_transform_edt
+from scipy.ndimage import binary_dilation
+
+from cochleaai.metrics import distance_from_mask
 
 #: Band edges (mm from the metal) of the error table
 BAND_EDGES_MM = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 8.0, 1e9)
 #: A band with fewer voxels gives no gain of its own (its neighbours' hold there)
 MIN_VOXELS = 10_000
-
-
-def distance_mm(metal: np.ndarray, spacing) -> np.ndarray:
-    """Distance (mm) of every voxel from the ``metal`` mask (z, y, x); ``spacing`` is x, y, z."""
-    return distance_transform_edt(~np.asarray(metal, bool), sampling=np.asarray(spacing, float)[::-1])
 
 
 def error_by_distance(cases: Sequence, spacing, edges: Sequence[float] = BAND_EDGES_MM) -> List[Dict]:
@@ -44,7 +41,7 @@ def error_by_distance(cases: Sequence, spacing, edges: Sequence[float] = BAND_ED
     sums = np.zeros((len(edges) - 1, 5))
     for image, output, target, metal in cases:
         x, o, t = (np.asarray(a, np.float64) for a in (image, output, target))
-        d = distance_mm(metal, spacing)
+        d = distance_from_mask(metal, spacing)
         keep = ~binary_dilation(metal)
         r_x, delta = t - x, o - x
         for b in range(len(edges) - 1):
@@ -79,7 +76,7 @@ def reach_weight(metal: np.ndarray, spacing, gains) -> np.ndarray:
     """The correction's weight per voxel: ``gains`` (``[[mm, gain], ...]``) interpolated over
     the distance from the metal (constant beyond the ends), and 1 inside the metal."""
     mm, w = (np.asarray(v, float) for v in zip(*gains))
-    d = distance_mm(metal, spacing)
+    d = distance_from_mask(metal, spacing)
     weight = np.interp(d, mm, np.clip(w, 0.0, 1.0)).astype(np.float32)
     weight[np.asarray(metal, bool)] = 1.0
     return weight

@@ -89,8 +89,8 @@ def _reach_on(model, pairs, spacing):
     cases = []
     for x, y in pairs:
         image, target = from_unit(x), from_unit(y)
-        cases.append((image, correct(model, image, image >= DEFAULT_THRESHOLD_HU, spacing), target,
-                      image >= DEFAULT_THRESHOLD_HU))
+        metal = image >= DEFAULT_THRESHOLD_HU
+        cases.append((image, correct(model, image, metal, spacing), target, metal))
     table = error_by_distance(cases, spacing)
     return table, band_gains(table)
 

@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 
 from cochleaai import io
 from cochleaai.contacts.detect import detect_contacts
-from cochleaai.io import pyplot, save_figure
+from cochleaai.io import axial_panels
 from cochleaai.mar.dispatch import reduce_metal_artifacts
 from cochleaai.mar.methods import default_model_available
 from cochleaai.mar.quality import blooming_factor, similarity
@@ -28,24 +28,6 @@ from cochleaai.slicer import mrml
 
 ARRAY = "flex28"
 DEPTH_DEG = 540.0
-
-
-def comparison_png(preop, postop, corrected, metal, path, title="", extra=()) -> Path:
-    """Pre-op, post-op and NMAR side by side on the slice with the most metal; ``extra``:
-    further ``(name, array)`` panels (MARGAN)."""
-    plt = pyplot()
-
-    k = int(np.argmax(metal.reshape(metal.shape[0], -1).sum(1)))
-    panels = [("pre-op", preop[k]), ("post-op", postop[k]), ("NMAR", corrected[k])]
-    panels += [(name, arr[k]) for name, arr in extra]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.4))
-    for ax, (name, img) in zip(axes, panels):
-        ax.imshow(img, cmap="gray", vmin=-1000, vmax=3000, interpolation="nearest")
-        ax.set_title(f"{name} (axial slice {k})")
-        ax.axis("off")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=100)
 
 
 def demo_step(phantom, scene, out_dir, progress=None) -> dict:
@@ -80,10 +62,12 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     io.write_markups_json(out / "contacts_truth.mrk.json", truth)
     io.write_markups_json(out / "contacts_found.mrk.json", found)
     metal = sim.metal.array.astype(bool)
-    extra = [("MARGAN", margan.image.array)] if margan is not None else []
-    png = comparison_png(pre.array, sim.postop.array, res.image.array, metal, out / "ct_mar.png",
-                         f"{sim.insertion.array.name} at {DEPTH_DEG:.0f} deg: pre-op, post-op (pre-op + artifact), NMAR"
-                         + (", MARGAN" if extra else ""), extra)
+    panels = {"pre-op": pre.array, "post-op": sim.postop.array, "NMAR": res.image.array}
+    if margan is not None:
+        panels["MARGAN"] = margan.image.array
+    png = axial_panels(panels, metal, out / "ct_mar.png",
+                       f"{sim.insertion.array.name} at {DEPTH_DEG:.0f} deg: pre-op, post-op (pre-op + artifact), "
+                       + ", ".join(list(panels)[2:]))
     inside = sim.insertion.contacts[sim.insertion.intracochlear & pre.contains(sim.insertion.contacts)]
     err = cKDTree(found.points).query(inside)[0] if len(found) and len(inside) else np.array([np.nan])
     before = similarity(pre.array, sim.postop.array, metal)
