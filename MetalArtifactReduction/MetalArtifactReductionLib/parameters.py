@@ -37,7 +37,7 @@ class MetalArtifactReductionParameterNode(PhantomParameters):
     postopVolume: vtkMRMLScalarVolumeNode
     roi: vtkMRMLMarkupsROINode
     method: Annotated[MarMethod, Default(generator=default_method)]
-    thresholdHU: Annotated[float, WithinRange(500.0, 40000.0)] = methods.DEFAULT_THRESHOLD_HU
+    thresholdHU: Annotated[float, WithinRange(500.0, methods.THRESHOLD_RANGE[1])] = methods.DEFAULT_THRESHOLD_HU
     outputVolume: vtkMRMLScalarVolumeNode
     implantedArray: ImplantedArray = ImplantedArray.none
     # Simulate implant

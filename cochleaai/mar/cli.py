@@ -12,7 +12,7 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.io.outputs import OutputPlan
 from cochleaai.io.paths import extension_of
 from cochleaai.mar.dispatch import reduce_metal_artifacts
-from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU, METHODS, default_method
+from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU, METHODS, THRESHOLD_RANGE, default_method
 from cochleaai.progress import tqdm_progress
 from cochleaai.simulation.arrays import ARRAYS
 
@@ -65,7 +65,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--method", default=None, choices=sorted(METHODS),
                    help="default: margan when its model is installed, else nmar")
     p.add_argument("--model", default=None, help="MARGAN model (.pt with its .json card; default: the shipped one)")
-    p.add_argument("--threshold", type=arguments.real(minimum=-1024.0, maximum=40000.0), default=DEFAULT_THRESHOLD_HU, help="metal threshold in HU")
+    p.add_argument("--threshold", type=arguments.real(minimum=THRESHOLD_RANGE[0], maximum=THRESHOLD_RANGE[1]),
+                   default=DEFAULT_THRESHOLD_HU, help="metal threshold (HU, or the grey value of metal in a scan not in HU)")
     p.add_argument("--keep-metal", action="store_true",
                    help="copy the segmented metal back into the output (MARGAN's output is metal-free "
                         "by default; the sinogram methods always keep it)")

@@ -19,6 +19,8 @@ METHODS = {"margan": "MARGAN, 3D GAN trained on simulated implant artifacts (Wan
 CLASSIC_DEFAULT = "nmar"
 DEFAULT_METHOD = CLASSIC_DEFAULT
 DEFAULT_THRESHOLD_HU = 3000.0
+#: The metal threshold's range: HU, or any grey scale up to the top of 16-bit storage
+THRESHOLD_RANGE = (-1024.0, 65535.0)
 #: Metal never fills more than this share of a CT's voxels (a whole implant in a head scan
 #: stays far below 1 %); more at or above the threshold means grey values that are not HU.
 MAX_METAL_SHARE = 0.05

@@ -209,3 +209,20 @@ def test_metal_at_the_edge_of_the_crop_is_corrected_and_said(method):
     np.testing.assert_array_equal(edge.array, arr)
     assert np.isfinite(res.image.array).all()
     assert any("touches the border" in m for m in res.messages)
+
+
+def test_the_command_line_takes_the_threshold_it_suggests(tmp_path, capsys):
+    """A 16-bit scan in its own grey scale: ``mar`` stops and names a threshold, and the same
+    command with that threshold runs (the option's range covers 16-bit grey values)."""
+    from cochleaai import io
+    from cochleaai.cli import main
+
+    vol, rod = _water_with_metal()
+    scan = tmp_path / "scaled.nrrd"
+    io.write_volume(vol.copy(((vol.array + 1024.0) * 16.0).astype(np.uint16)), scan)
+    assert main(["mar", str(scan), "--out", str(tmp_path / "r.nrrd"), "--method", "li", "--quiet"]) == 2
+    suggested = capsys.readouterr().err.rsplit("example ", 1)[1].strip().rstrip(".")
+    assert not (tmp_path / "r.nrrd").exists()
+    assert main(["mar", str(scan), "--out", str(tmp_path / "r.nrrd"), "--method", "li", "--threshold", suggested,
+                 "--quiet"]) == 0
+    assert (tmp_path / "r.nrrd").is_file()
