@@ -18,7 +18,7 @@ from cochleaai.slicer.gui.module import (CATEGORIES,
                                          CONTRIBUTORS,
                                          CochleaAIModuleWidget,
                                          register_sample_data_on_startup)
-from cochleaai.slicer.gui.panels import PointPlacer, show_table
+from cochleaai.slicer.gui.panels import PointPlacer, show_in_3d, show_table
 
 
 class CochleaShapeSegmentation(ScriptedLoadableModule):
@@ -40,9 +40,9 @@ class CochleaShapeSegmentation(ScriptedLoadableModule):
             "<i>round window</i>; <b>Place points</b> makes one and names the points as you click "
             "them in the views (they tell where the cochlea is and how it is turned; without "
             "them the cochlea must lie near the centre of the volume, as in a crop around the "
-            "ear). Choose the side and press <b>Segment cochlea</b>; the fit runs in the "
-            "background (Slicer stays responsive) and Cancel stops it and leaves the scene as it "
-            "was. Results: a segmentation with the segments "
+            "ear). Choose the side and press <b>Segment cochlea</b>; the fit runs in its own "
+            "process (Slicer stays responsive; the log box shows its output), and the button "
+            "turns into <b>Cancel</b>, which stops it at once and leaves the scene as it was. Results: a segmentation with the segments "
             "<i>Cochlea</i> (posterior label map) and <i>Cochlea shape model</i> (inside of the "
             "fitted shape), the posterior probability and the shape uncertainty (entropy, bits) "
             "as colour-mapped volumes, the fitted surface, the scala tympani centreline labelled "
@@ -78,7 +78,7 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
 
     def setup(self):
         CochleaAIModuleWidget.setup(self)
-        self.ui.applyButton.connect("clicked(bool)", self.runner.guard(self.onApply))
+        self.ui.applyButton.connect("clicked(bool)", self.runner.guard(self.onApply, self.ui.applyButton))
         self.pointPlacer = PointPlacer(self.runner, self.ui.placePointsButton, self.ui.pointsSelector,
                                        self.ui.pointsPlaceWidget, lambda node: self.logic.points_node(
                                            slicer.mrmlScene, self.parameters.volume, node))
@@ -91,7 +91,8 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
     def updateApplyButton(self, *_unused):
         volume = self.parameters.volume if self.parameters is not None else None
         self.ui.inputVolumeNameLabel.text = volume.GetName() if volume is not None else _("(select a volume above)")
-        self.ui.applyButton.enabled = volume is not None and not self.runner.running
+        if not self.runner.running:     # while a job runs the button is its Cancel
+            self.ui.applyButton.enabled = volume is not None
 
     def settings(self):
         from cochleaai.segmentation.config import SegmentConfig  # lazy: needs torch (first click)
@@ -101,7 +102,7 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
                                outer_iterations=p.iterations, samples=p.samples)
 
     def onApply(self, *_unused):
-        """Read the inputs here, fit in a worker thread, add the nodes back here (MRML is not thread-safe)."""
+        """Read the inputs here, fit in a worker process, add the nodes back here."""
         description = _("Segment cochlea")
         if self.runner.running:
             return
@@ -111,19 +112,19 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         except Exception as error:  # refused inputs: shown like a failed job, nothing started
             self.runner.showFailure(description, error)
             return
-        nodes = self.runner.runInBackground(
-            description,
-            lambda progress: self.logic.compute(inputs, progress=Progress.wrap(progress).stage(0.0, FIT_SHARE)),
-            lambda result: self.logic.add_result_nodes(
-                inputs, result, progress=Progress.wrap(self.runner.report).stage(FIT_SHARE, 1.0)))
+        nodes = self.runner.runInProcess(
+            description, self.logic.fit_function, (inputs.volume, inputs.points, inputs.settings),
+            finish=lambda result: self.logic.add_result_nodes(
+                inputs, result, progress=Progress.wrap(self.runner.report).stage(FIT_SHARE, 1.0)),
+            share=FIT_SHARE)
         self.updateApplyButton()    # the selection may have changed while the job ran
         if nodes:
             self.showResult(nodes, inputs.volume_node)
 
     def showResult(self, nodes, volumeNode=None):
         """Probability over the CT in the slice views, surfaces in 3D, the table in the table view."""
-        segmentation = nodes["segmentation"]
-        segmentation.CreateClosedSurfaceRepresentation()
+        if self.show3D:
+            show_in_3d(nodes["segmentation"])
         background = volumeNode if volumeNode is not None else self.parameters.volume
         slicer.util.setSliceViewerLayers(background=background,
                                          foreground=nodes["probability"], foregroundOpacity=0.35)

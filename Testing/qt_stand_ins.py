@@ -110,7 +110,24 @@ class PlaceWidget(Widget):
         self.placeModeEnabled = enabled
 
 
+class PlainTextEdit(Widget):
+    """QPlainTextEdit: lines appended, the text read back."""
+
+    def __init__(self, **values):
+        super().__init__(**values)
+        self.lines = []
+
+    def appendPlainText(self, text):
+        self.lines.append(str(text))
+
+    def toPlainText(self):
+        return "\n".join(self.lines)
+
+    def clear(self):
+        self.lines = []
+
+
 #: Qt Designer class -> stand-in, for the widgets the .ui files use (others are a Widget).
 BY_CLASS = {"QComboBox": ComboBox, "ctkComboBox": ComboBox, "qMRMLNodeComboBox": NodeSelector,
             "qMRMLCheckableNodeComboBox": CheckableNodeSelector, "ctkPathLineEdit": PathLineEdit,
-            "qSlicerMarkupsPlaceWidget": PlaceWidget}
+            "qSlicerMarkupsPlaceWidget": PlaceWidget, "QPlainTextEdit": PlainTextEdit}

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import importlib.util
 import json
+import os
 import sys
 import traceback
 import types
@@ -203,10 +205,37 @@ class ParameterNode(Observable):
                 callback(self, event)
 
 
+def slicer_core_util():
+    """Slicer's own ``slicer/util.py`` as shipped by slicer-core, loaded as a separate module
+    (its functions import ``slicer`` when called, and then get this stand-in); None without it."""
+    for folder in sys.path:
+        path = Path(folder or ".") / "slicer" / "util.py"
+        if path.is_file() and "site-packages" in str(path):
+            spec = importlib.util.spec_from_file_location("slicer_core_util", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    return None
+
+
+class ProcessEnvironment:
+    """qt.QProcessEnvironment as ``slicer.app.startupEnvironment()`` gives it: keys() and value()."""
+
+    def __init__(self, variables):
+        self._variables = dict(variables)
+
+    def keys(self):
+        return list(self._variables)
+
+    def value(self, name, default=""):
+        return self._variables.get(name, default)
+
+
 class App:
     """slicer.app: event processing (counted, with a hook for tests), signals, settings."""
 
     def __init__(self):
+        self._startup = ProcessEnvironment(os.environ)     # the environment Slicer was started in
         self.events = 0
         self.on_events = None
         self.signals = {}
@@ -230,6 +259,9 @@ class App:
 
     def testingEnabled(self):
         return self.testing
+
+    def startupEnvironment(self):
+        return self._startup
 
     def layoutManager(self):
         return None
@@ -339,6 +371,11 @@ def install():
         return types.SimpleNamespace(name=properties.get("name"))
 
     util.loadVolume = load_volume
+    real = slicer_core_util()
+    if real is not None:        # Slicer's own process launcher, where it runs without the application
+        util.startupEnvironment = real.startupEnvironment
+        util.launchConsoleProcess = real.launchConsoleProcess
+        util.logProcessOutput = real.logProcessOutput
     slicer.util = util
 
     i18n = types.ModuleType("slicer.i18n")
@@ -522,3 +559,27 @@ def main(names):
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def run_jobs_in_this_process(monkeypatch):
+    """Play ``JobRunner.runInProcess`` in this process, for widget tests that replace a core
+    function (``monkeypatch.setattr(pipeline, "segment", replay)``): the function is found by
+    its reference as the worker finds it, and the arguments and the result go through pickle
+    as they do to and from the worker; ``finish`` then runs as it would. The process itself
+    is tested in ``gui/test_worker_jobs.py``."""
+    import pickle
+
+    from cochleaai import worker
+    from cochleaai.slicer.gui.jobs import JobRunner
+
+    def run_in_process(self, description, function, args=(), kwargs=None, finish=None, share=1.0):
+        function = worker.resolve(worker.function_reference(function))
+        args, kwargs = pickle.loads(pickle.dumps((tuple(args), dict(kwargs or {}))))
+
+        def job(progress):
+            result = pickle.loads(pickle.dumps(function(*args, progress=progress, **kwargs)))
+            return result if finish is None else finish(result)
+
+        return self.run(description, job)
+
+    monkeypatch.setattr(JobRunner, "runInProcess", run_in_process)

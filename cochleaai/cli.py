@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 
 import numpy as np
 
-from cochleaai import __version__, arguments, bench, io
+from cochleaai import __version__, arguments, bench, io, worker
 from cochleaai.arguments import Parser, add_force
 from cochleaai.contacts import cli as contacts_cli
 from cochleaai.errors import EXIT_CANCELLED, EXIT_USER_ERROR, CochleaAIError
@@ -24,7 +24,7 @@ from cochleaai.mar import cli as mar_cli
 from cochleaai.mar.margan import cli as margan_cli
 from cochleaai.markups import Markups
 from cochleaai.phantom.core import Phantom, make_phantom
-from cochleaai.progress import Cancelled, tqdm_progress
+from cochleaai.progress import PROGRESS_STYLES, Cancelled, set_progress_style, tqdm_progress
 from cochleaai.segmentation import cli as segmentation_cli
 from cochleaai.shape import PARAM_NAMES, CochleaModel, default_params
 from cochleaai.simulation import cli as simulation_cli
@@ -121,7 +121,8 @@ def _add_bench_parser(sub) -> None:
 
 #: Each method package owns its commands: ``add_commands(subparsers)`` in its ``cli`` module
 #: registers parsers whose ``func(args) -> int`` does the work.
-METHOD_COMMANDS = (segmentation_cli, simulation_cli, mar_cli, contacts_cli, landmarks_cli, vae_cli, margan_cli)
+METHOD_COMMANDS = (segmentation_cli, simulation_cli, mar_cli, contacts_cli, landmarks_cli, vae_cli, margan_cli,
+                   worker)
 #: Commands of layers above the core (the MRML demo of :mod:`cochleaai.slicer`) register
 #: themselves under this entry-point group, so that the core never imports them.
 PLUGIN_GROUP = "cochleaai.commands"
@@ -138,6 +139,10 @@ def plugin_commands() -> list:
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="cochleaai", description="CochleaAI: generative learning for inner-ear CT.")
     parser.add_argument("--version", action="version", version=f"cochleaai {__version__}")
+    parser.add_argument("--progress", choices=PROGRESS_STYLES, default="bar",
+                        help="how long commands report progress on stderr: a bar (default), one JSON "
+                             "object per line for a program that runs this one "
+                             '({"cochleaai_progress": fraction, "message": text}), or nothing')
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
 
     p = sub.add_parser("phantom", help="write a synthetic temporal-bone CT with its ground truth",
@@ -173,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    set_progress_style(args.progress)
     try:
         return int(args.func(args) or 0)
     except CochleaAIError as exc:

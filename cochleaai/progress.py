@@ -7,11 +7,24 @@ when its cancel event is set.
 """
 from __future__ import annotations
 
+import json
+import sys
 import threading
+import time
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, Tuple, Union
 
 ProgressCallback = Callable[[float, str], None]
+
+#: How the command line shows progress (``python -m cochleaai --progress STYLE <command>``):
+#: a bar on stderr, one JSON object per line on stderr for a parent process (the Slicer
+#: modules read these), or nothing.
+PROGRESS_STYLES = ("bar", "json", "none")
+_style = ["bar"]
+#: The key that marks a machine-readable progress line: ``{"cochleaai_progress": 0.42, "message": "..."}``.
+PROGRESS_KEY = "cochleaai_progress"
+#: At most this many JSON progress lines a second (the last report is always written).
+_JSON_LINES_PER_SECOND = 20
 
 
 class Cancelled(Exception):
@@ -61,9 +74,66 @@ class Progress:
                         self._start + start * span, self._start + end * span)
 
 
+def set_progress_style(style: str) -> None:
+    """Choose how :func:`tqdm_progress` reports from now on (one of :data:`PROGRESS_STYLES`)."""
+    if style not in PROGRESS_STYLES:
+        raise ValueError(f"progress style must be one of {PROGRESS_STYLES}, got {style!r}")
+    _style[0] = style
+
+
+def progress_line(fraction: float, message: str = "") -> str:
+    """The machine-readable line of one progress report (no newline)."""
+    return json.dumps({PROGRESS_KEY: round(min(max(float(fraction), 0.0), 1.0), 4), "message": str(message)})
+
+
+def parse_progress_line(line: str) -> Optional[Tuple[float, str]]:
+    """``(fraction, message)`` when ``line`` is a :func:`progress_line`, else None (a log line)."""
+    text = line.strip()
+    if not text.startswith("{") or PROGRESS_KEY not in text:
+        return None
+    try:
+        record = json.loads(text)
+        return float(record[PROGRESS_KEY]), str(record.get("message", ""))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+@contextmanager
+def json_progress(stream=None) -> Iterator[Progress]:
+    """A :class:`Progress` that writes :func:`progress_line` lines to ``stream`` (stderr)."""
+    stream = stream if stream is not None else sys.stderr
+    last = {"time": 0.0, "line": None, "written": None}
+
+    def _write(line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
+        last["written"] = line
+
+    def _update(fraction: float, message: str) -> None:
+        line = progress_line(fraction, message)
+        last["line"] = line
+        now = time.monotonic()
+        if now - last["time"] >= 1.0 / _JSON_LINES_PER_SECOND:
+            last["time"] = now
+            _write(line)
+
+    yield Progress(_update)
+    if last["line"] is not None and last["written"] != last["line"]:
+        _write(last["line"])     # the final state, even when it came within the throttle
+
+
 @contextmanager
 def tqdm_progress(description: str = "", disable: bool = False) -> Iterator[Progress]:
-    """A :class:`Progress` that draws a tqdm bar on stderr (used by the CLI)."""
+    """The command line's progress: a tqdm bar on stderr (``disable``: none), or JSON lines
+    or nothing when :func:`set_progress_style` chose so (JSON lines even with ``disable``:
+    a parent process asked for them)."""
+    if _style[0] == "json":
+        with json_progress() as progress:
+            yield progress
+        return
+    if _style[0] == "none":
+        yield Progress()
+        return
     from tqdm import tqdm  # lazy: only the command line draws bars; Slicer's Python lacks tqdm
 
     bar = tqdm(total=1000, desc=description, disable=disable,

@@ -153,6 +153,9 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
         prefix = volume_node.GetName() if prefix is None else str(prefix)
         return SegmentationInputs(volume, points, settings, volume_node, scene, prefix)
 
+    #: The core function :meth:`compute` runs (the module runs it in a worker process).
+    fit_function = staticmethod(pipeline.segment)
+
     @staticmethod
     def compute(inputs: SegmentationInputs, progress=None):
         """Fit the shape model to ``inputs`` (no MRML: safe on a worker thread).

@@ -13,14 +13,14 @@ from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 
 from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.options import SIDES
-from cochleaai.slicer.gui.panels import ComboChoice, PhantomParameters
+from cochleaai.slicer.gui.panels import ComboChoice, JobParameters, PhantomParameters
 
 #: The ear the volume shows ("Right ear", "Left ear").
 Side = ComboChoice("Side", [(side, f"{side.capitalize()} ear") for side in SIDES], module=__name__)
 
 
 @parameterNodeWrapper
-class CochleaShapeSegmentationParameterNode(PhantomParameters):
+class CochleaShapeSegmentationParameterNode(PhantomParameters, JobParameters):
     volume: vtkMRMLScalarVolumeNode
     points: vtkMRMLMarkupsFiducialNode
     side: Side = Side.right

@@ -9,14 +9,14 @@ from typing import Annotated
 from slicer import vtkMRMLScalarVolumeNode
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 
-from cochleaai.slicer.gui.panels import PhantomParameters
+from cochleaai.slicer.gui.panels import JobParameters, PhantomParameters
 
 #: The largest seed of "Random sample" (each sample takes the next seed).
 MAX_SAMPLE_SEED = 1000000
 
 
 @parameterNodeWrapper
-class LangevinVAEExplorerParameterNode(PhantomParameters):
+class LangevinVAEExplorerParameterNode(PhantomParameters, JobParameters):
     volume: vtkMRMLScalarVolumeNode
     # Explore
     sampleSeed: Annotated[int, WithinRange(0, MAX_SAMPLE_SEED)] = 0

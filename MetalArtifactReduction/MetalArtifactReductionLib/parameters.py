@@ -13,7 +13,7 @@ from slicer.parameterNodeWrapper import Default, WithinRange, parameterNodeWrapp
 
 from cochleaai.mar import methods
 from cochleaai.simulation.arrays import ARRAYS, DEFAULT_ARRAY
-from cochleaai.slicer.gui.panels import ComboChoice, PhantomParameters
+from cochleaai.slicer.gui.panels import ComboChoice, JobParameters, PhantomParameters
 
 #: The artifact reduction methods (``cochleaai.mar.methods.METHODS``).
 MarMethod = ComboChoice("MarMethod", list(methods.METHODS.items()), module=__name__)
@@ -31,7 +31,7 @@ def default_method():
 
 
 @parameterNodeWrapper
-class MetalArtifactReductionParameterNode(PhantomParameters):
+class MetalArtifactReductionParameterNode(PhantomParameters, JobParameters):
     volume: vtkMRMLScalarVolumeNode
     # Reduce artifacts
     postopVolume: vtkMRMLScalarVolumeNode

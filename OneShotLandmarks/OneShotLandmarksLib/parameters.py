@@ -9,7 +9,7 @@ from typing import Annotated
 from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
 
-from cochleaai.slicer.gui.panels import ComboChoice, PhantomParameters
+from cochleaai.slicer.gui.panels import ComboChoice, JobParameters, PhantomParameters
 
 #: Which ear the volumes show (``none``: unknown, both are tried).
 EarSide = ComboChoice("EarSide", [("none", "Auto (try both)"), ("left", "Left"), ("right", "Right")],
@@ -17,7 +17,7 @@ EarSide = ComboChoice("EarSide", [("none", "Auto (try both)"), ("left", "Left"),
 
 
 @parameterNodeWrapper
-class OneShotLandmarksParameterNode(PhantomParameters):
+class OneShotLandmarksParameterNode(PhantomParameters, JobParameters):
     volume: vtkMRMLScalarVolumeNode
     # Reference and training
     referenceVolume: vtkMRMLScalarVolumeNode

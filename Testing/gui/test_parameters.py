@@ -54,7 +54,7 @@ def ui_parameters(module: str):
             if value is None:
                 continue
             props[prop.get("name")] = {"number": lambda v: int(v.text), "double": lambda v: float(v.text),
-                                       "string": lambda v: v.text or "",
+                                       "string": lambda v: v.text or "", "bool": lambda v: v.text == "true",
                                        "stringlist": lambda v: [s.text for s in v.iter("string")]}.get(
                 value.tag, lambda v: None)(value)
         name = props.get("SlicerParameterName")
@@ -110,6 +110,8 @@ def test_every_parameter_has_its_widget_with_its_default_and_range(module, fresh
             assert issubclass(kind, ComboChoice) and isinstance(default, kind), name
         elif widget_class == "QLineEdit":
             assert kind is str and default == props.get("text", ""), name
+        elif widget_class == "QCheckBox":
+            assert kind is bool and default == props.get("checked", False), name
         else:
             pytest.fail(f"{module}.ui: {name} is bound to a {widget_class}")
 
@@ -122,6 +124,8 @@ def _other_value(scene, name, kind, annotations, default):
         return next(m for m in reversed(list(kind)) if m is not default)
     if kind is str:
         return f"{default} and more"
+    if kind is bool:
+        return not default
     low, high = next((a.minimum, a.maximum) for a in annotations if isinstance(a, WithinRange))
     if kind is int:
         return low if default != low else high

@@ -3,41 +3,39 @@
 ``slicer`` is imported inside the functions that need it, so this file imports anywhere
 (tests drive it with stand-ins), but nothing in it works outside the Slicer application.
 
-* :class:`JobRunner` runs a Logic call with a progress bar, a Cancel button, a status
-  label and error pop-ups, in one of two ways:
+* :class:`JobRunner` runs a job with a progress bar, Cancel, a status line with the elapsed
+  time, a log box and error pop-ups, in one of two ways:
 
+  - ``runInProcess(description, function, *args, finish=None, **kwargs)`` runs a core
+    function in a worker process (:class:`~cochleaai.slicer.gui.process.WorkerProcess`,
+    ``PythonSlicer -m cochleaai run-job``) while the GUI thread keeps turning Qt's event loop
+    and shows the worker's progress and log; then ``finish(result)`` runs on the GUI thread
+    (it makes the result nodes). Cancel kills the worker at once; a crash of the worker is
+    shown as an error and Slicer goes on; its memory goes back when it exits. For all long
+    work. The arguments are plain data (read the input nodes first) and are pickled.
   - ``run(description, function, *args)`` calls the function on the GUI thread with
-    ``progress=runner.report``; Qt events are processed at each report (at most every
-    few tens of milliseconds) so the window repaints and Cancel responds. For short
-    jobs, and for jobs that read or write MRML throughout.
-  - ``runInBackground(description, compute, finish)`` calls ``compute(progress=...)`` in
-    a worker thread while the GUI thread keeps processing events and shows the
-    reported progress; then ``finish(result)`` runs on the GUI thread. MRML and Qt are
-    not thread-safe, so the caller reads its input nodes into plain data *before*,
-    ``compute`` touches neither MRML nor Qt, and ``finish`` creates the result nodes.
+    ``progress=runner.report``; Qt events are processed at each report. Only for
+    sub-second work and for work that reads or writes MRML throughout.
 
-  Either way clicking Cancel makes the job's next progress report raise
-  :class:`~cochleaai.progress.Cancelled`, and errors are shown the same way. One job runs
-  at a time in all four modules together (they share one job slot), and a job is also
+  Either way errors are shown the same way, and Cancel leaves the scene as it was. One job
+  runs at a time in all four modules together (they share one job slot), and a job is also
   cancelled, its result dropped, when the scene is closed or Slicer quits while it runs.
-* ``runner.guard(slot)`` wraps an action's slot: it runs only when no job is running and
-  the Python packages are there (``dependencies``, a
+* ``runner.guard(slot, button)`` wraps an action's slot: it runs only when no job is running
+  and the Python packages are there (``dependencies``, a
   :class:`~cochleaai.slicer.gui.dependencies.DependencyCheck`, offers to install them first).
+  While the job it started runs, ``button`` reads "Cancel" and a click on it cancels the job.
 
 A module widget then needs only::
 
     self.runner = JobRunner(self.ui.progressBar, self.ui.cancelButton, self.ui.statusLabel,
-                            dependencies=DependencyCheck())
-    self.ui.reduceButton.connect("clicked(bool)", self.runner.guard(self.onReduce))
+                            dependencies=DependencyCheck(), logBox=self.ui.logTextEdit)
+    self.ui.applyButton.connect("clicked(bool)", self.runner.guard(self.onApply, self.ui.applyButton))
     ...
-    result = self.runner.run("Reduce metal artifacts", self.logic.reduce, volumeNode)
-    ...
-    inputs = self.logic.read_inputs(volumeNode)                  # GUI thread: MRML -> data
-    nodes = self.runner.runInBackground(
-        "Segment", lambda progress: self.logic.compute(inputs, progress=progress),
-        lambda result: self.logic.add_nodes(slicer.mrmlScene, result))
+    inputs = self.logic.read_inputs(volumeNode)                  # MRML -> plain data
+    nodes = self.runner.runInProcess("Segment", segment, (inputs.volume, inputs.points),
+                                     finish=lambda result: self.logic.add_result_nodes(inputs, result))
 
-Jobs must report progress regularly: a report is where Cancel takes effect.
+A job on the GUI thread must report progress regularly: a report is where Cancel takes effect.
 """
 from __future__ import annotations
 
@@ -50,6 +48,8 @@ from typing import Any, Callable, List, Optional
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Cancelled
 from cochleaai.slicer.gui.dependencies import translator
+from cochleaai.slicer.gui.process import WorkerProcess
+from cochleaai.worker import WorkerFailed
 
 _ = translator("cochleaai.slicer.gui.jobs")
 
@@ -82,28 +82,6 @@ _JOBS = _JobSlot()
 _QUIT_SIGNALS = ("aboutToQuit()", "lastWindowClosed()")
 
 
-class _Worker(threading.Thread):
-    """Runs ``compute(progress=report)`` and keeps its outcome for the GUI thread."""
-
-    def __init__(self, compute: Callable[..., Any], report: Callable[[float, str], None]):
-        super().__init__(name="CochleaAI job", daemon=True)  # never keeps Slicer from quitting
-        self._compute = compute
-        self._report = report
-        self.done = threading.Event()
-        self.result: Any = None
-        self.error: Optional[BaseException] = None
-        self.details: Optional[str] = None   # traceback text, taken in the worker where it is
-
-    def run(self) -> None:
-        try:
-            self.result = self._compute(progress=self._report)
-        except BaseException as error:  # everything is handed to the GUI thread to show
-            self.error = error
-            self.details = traceback.format_exc()
-        finally:
-            self.done.set()
-
-
 class JobRunner:
     """Run one long Logic call at a time, with progress, Cancel and error display.
 
@@ -111,8 +89,22 @@ class JobRunner:
     restored afterwards), so a job cannot be started twice.
     """
 
-    def __init__(self, progressBar, cancelButton, statusLabel=None, busyWidgets=(), dependencies=None):
+    def __init__(self, progressBar, cancelButton=None, statusLabel=None, busyWidgets=(), dependencies=None,
+                 logBox=None):
         self.progressBar = progressBar
+        self.logBox = logBox                # a QPlainTextEdit (or None): the jobs' output, with times
+        #: Where worker processes run torch: "auto" (a GPU when there is one), "cpu" or "gpu".
+        self.device = "auto"
+        #: torch CPU threads of a worker process (None: torch's choice).
+        self.threads = None
+        #: The process of the job running now (None on the GUI thread or when idle).
+        self.worker: Optional[WorkerProcess] = None
+        self._button = None                 # the action button that reads "Cancel" while its job runs
+        self._buttonText = ""
+        self._nextButton = None
+        self._started = 0.0
+        self._message = ""
+        self._share = 1.0
         self.dependencies = dependencies    # has ensure() -> bool and message; None: nothing to check
         self.cancelButton = cancelButton
         self.statusLabel = statusLabel
@@ -123,14 +115,12 @@ class JobRunner:
         self._cancel = threading.Event()
         self._cancelReason = ""
         self._lastRefresh = 0.0
-        # Latest (fraction, message) reported by a background worker, shown by the GUI thread.
-        self._pendingLock = threading.Lock()
-        self._pending = None
         self._watches: List[Callable[[], None]] = []
         self.progressBar.setRange(0, _STEPS)
         self.progressBar.setValue(0)
-        self.cancelButton.enabled = False
-        self.cancelButton.connect("clicked(bool)", self.requestCancel)
+        if self.cancelButton is not None:
+            self.cancelButton.enabled = False
+            self.cancelButton.connect("clicked(bool)", self.requestCancel)
 
     @property
     def running(self) -> bool:
@@ -145,7 +135,12 @@ class JobRunner:
         if self._running and not self._cancel.is_set():
             self._cancelReason = reason
             self._cancel.set()
-            self.cancelButton.enabled = False
+            if self.cancelButton is not None:
+                self.cancelButton.enabled = False
+            if self._button is not None:
+                self._button.enabled = False
+            if self.worker is not None:     # a worker process stops now, not at its next report
+                self.worker.kill()
             self.setStatus(_("Cancelling..."))
 
     def ready(self) -> bool:
@@ -166,17 +161,39 @@ class JobRunner:
             self.setStatus(self.dependencies.message)
         return ok
 
-    def guard(self, slot: Callable[..., Any]) -> Callable[..., None]:
-        """``slot`` wrapped to run only when :meth:`ready` (connect the wrapper to the button)."""
+    def guard(self, slot: Callable[..., Any], button=None) -> Callable[..., None]:
+        """``slot`` wrapped to run only when :meth:`ready` (connect the wrapper to ``button``).
+
+        With ``button``, the button reads "Cancel" while the job the slot starts runs, and a
+        click on it then cancels that job.
+        """
         def guarded(*args):
+            if button is not None and self._running and self._button is button:
+                self.requestCancel()
+                return
             if self.ready():
-                slot(*args)
+                self._nextButton = button
+                try:
+                    slot(*args)
+                finally:
+                    self._nextButton = None
         return guarded
+
+    def log(self, text: str) -> None:
+        """Add a line to the log box (and Slicer's log)."""
+        logging.info(text)
+        if self.logBox is not None:
+            self.logBox.appendPlainText(text)
+
+    def _elapsed(self) -> str:
+        return _("{seconds:.0f} s").format(seconds=time.monotonic() - self._started)
 
     def _showProgress(self, fraction: float, message: str) -> None:
         self.progressBar.setValue(int(round(min(max(float(fraction), 0.0), 1.0) * _STEPS)))
         if message:
-            self.setStatus(message)
+            self._message = message
+        if self._message:
+            self.setStatus(f"{self._message} ({self._elapsed()})")
 
     def report(self, fraction: float, message: str = "") -> None:
         """Progress callback for a job on the GUI thread; raises Cancelled once Cancel was clicked."""
@@ -191,21 +208,6 @@ class JobRunner:
             slicer.app.processEvents()
             if self._cancel.is_set():
                 raise Cancelled("Cancelled by the user.")
-
-    def _workerReport(self, cancel: threading.Event) -> Callable[..., None]:
-        """Progress callback for a background job: only stores the values (no Qt there)."""
-        def report(fraction: float, message: str = "") -> None:
-            if cancel.is_set():
-                raise Cancelled("Cancelled by the user.")
-            with self._pendingLock:
-                self._pending = (fraction, message)
-        return report
-
-    def _showPending(self) -> None:
-        with self._pendingLock:
-            pending, self._pending = self._pending, None
-        if pending is not None:
-            self._showProgress(*pending)
 
     # ------------------------------------------------------------ running a job
     def run(self, description: str, function: Callable[..., Any], *args, **kwargs) -> Optional[Any]:
@@ -228,55 +230,66 @@ class JobRunner:
             self._stop(savedStates)
         return self._conclude(description, result, failure, details)
 
-    def runInBackground(self, description: str, compute: Callable[..., Any],
-                        finish: Optional[Callable[[Any], Any]] = None) -> Optional[Any]:
-        """Run ``compute(progress=...)`` in a worker thread, then ``finish(result)`` here.
+    def runInProcess(self, description: str, function: Callable[..., Any], args=(), kwargs=None,
+                     finish: Optional[Callable[[Any], Any]] = None, share: float = 1.0) -> Optional[Any]:
+        """Run the core function ``function(*args, progress=..., **kwargs)`` in a worker
+        process, then ``finish(result)`` on this (GUI) thread. The worker's progress fills
+        the first ``share`` of the bar (``finish`` reports the rest through :meth:`report`).
 
-        ``compute`` must not touch MRML or Qt: read the input nodes before calling this.
-        While it runs, this (GUI) thread processes Qt events and shows its progress; it
-        returns when the job is over. ``finish`` (e.g. creating the result nodes) runs
-        on the calling thread and may report through :meth:`report`; it is skipped when
-        the job was cancelled (Cancel, module closed, scene closed) or failed.
+        The arguments must be plain, picklable data: read the input nodes before calling
+        this. While the worker runs, this thread turns Qt's event loop (every few tens of
+        milliseconds) and shows its progress and log. ``finish`` (e.g. creating the result
+        nodes) may report through :meth:`report`; it is skipped when the job was cancelled
+        (Cancel, module closed, scene closed) or failed, so the scene is left as it was.
 
-        Returns ``finish``'s return value (``compute``'s result when ``finish`` is None),
-        or ``None`` when the job was cancelled or failed (the user has then been told
-        why) or when another job is already running.
+        Returns ``finish``'s return value (the result when ``finish`` is None), or ``None``
+        when the job was cancelled or failed (the user has then been told why) or when
+        another job is already running.
         """
         import slicer  # lazy: Slicer's own, present only inside the application
 
         savedStates = self._start(description)
         if savedStates is None:
             return None
-        worker = _Worker(compute, self._workerReport(self._cancel))
         result, failure, details = None, None, None
+        worker = None
         try:
-            worker.start()
+            worker = WorkerProcess(function, *args, device=self.device, threads=self.threads, **(kwargs or {}))
+            self._share = float(share)
+            self.worker = worker.start()
+            self.log(_("{job}: worker process {pid} started.").format(job=description, pid=worker.pid))
             slicer.app.processEvents()  # paint the disabled widgets and the status now
-            while not worker.done.wait(_REFRESH_SECONDS):  # sleeps, wakes as soon as it ends
-                self._showPending()
+            while worker.poll() is None and not self._cancel.is_set():
+                self._showWorker(worker)
                 slicer.app.processEvents()
-            worker.join()
-            self._showPending()
+                time.sleep(_REFRESH_SECONDS)
+            self._showWorker(worker)
             if self._cancel.is_set():   # even a finished job: the user asked not to have it
                 failure = _CANCELLED
-            elif worker.error is not None:
-                failure, details = self._failure(description, worker.error, worker.details)
-                if failure is None:
-                    raise worker.error
-            elif finish is None:
-                result = worker.result
             else:
-                try:
-                    result = finish(worker.result)
-                except BaseException as error:
-                    failure, details = self._failure(description, error, traceback.format_exc())
-                    if failure is None:
-                        raise
+                result = worker.outcome()
+                if finish is not None:
+                    result = finish(result)
+        except BaseException as error:
+            failure, details = self._failure(description, error, traceback.format_exc())
+            if failure is None:
+                raise
         finally:
-            if worker.is_alive():       # left early (an error in the event loop): let it stop
-                self._cancel.set()
+            self.worker = None
+            if worker is not None:
+                worker.close()
             self._stop(savedStates)
         return self._conclude(description, result, failure, details)
+
+    def _showWorker(self, worker: WorkerProcess) -> None:
+        for line in worker.take_log():
+            if line.strip():
+                self.log(line)
+        progress = worker.take_progress()
+        if progress is not None:
+            self._showProgress(progress[0] * self._share, progress[1])
+        elif self._message:
+            self.setStatus(f"{self._message} ({self._elapsed()})")
 
     def _watch(self):
         """Cancel the job when the scene is closed (its result belongs to the old scene) or
@@ -308,13 +321,21 @@ class JobRunner:
         self._cancel = threading.Event()
         self._cancelReason = ""
         self._lastRefresh = 0.0
-        self._pending = None
-        savedStates = [(w, bool(w.enabled)) for w in self.busyWidgets]
+        self._started = time.monotonic()
+        self._message = _("{job}...").format(job=description)
+        self._button = self._nextButton
+        savedStates = [(w, bool(w.enabled)) for w in self.busyWidgets if w is not self._button]
         for widget, _enabled in savedStates:
             widget.enabled = False
-        self.cancelButton.enabled = True
+        if self.cancelButton is not None:
+            self.cancelButton.enabled = True
+        if self._button is not None:
+            self._buttonText = self._button.text
+            self._button.text = _("Cancel")
+            self._button.enabled = True
         self.progressBar.setValue(0)
-        self.setStatus(_("{job}...").format(job=description))
+        self.setStatus(self._message)
+        self.log(_("{job}: started.").format(job=description))
         self._watches = self._watch()
         return savedStates
 
@@ -324,7 +345,12 @@ class JobRunner:
         self._watches = []
         self._running = False
         _JOBS.release()
-        self.cancelButton.enabled = False
+        if self.cancelButton is not None:
+            self.cancelButton.enabled = False
+        if self._button is not None:
+            self._button.text = self._buttonText
+            self._button.enabled = True
+            self._button = None
         for widget, enabled in savedStates:
             widget.enabled = enabled
 
@@ -333,6 +359,9 @@ class JobRunner:
         """(message, traceback or None) to show for ``error``; (None, None) for one to re-raise."""
         if isinstance(error, Cancelled):
             return _CANCELLED, None
+        if isinstance(error, WorkerFailed):     # a crash or bug in the worker: its own traceback
+            logging.error("%s failed: %s\n%s", description, error, error.details or "")
+            return str(error), error.details
         if isinstance(error, CochleaAIError):
             return str(error), None
         if isinstance(error, Exception):  # an unexpected bug: log it and show the traceback
@@ -357,7 +386,8 @@ class JobRunner:
         if failure is None:
             self._cancelReason = ""
             self.progressBar.setValue(_STEPS)
-            self.setStatus(_("{job}: done.").format(job=description))
+            self.setStatus(_("{job}: done in {elapsed}.").format(job=description, elapsed=self._elapsed()))
+            self.log(_("{job}: done in {elapsed}.").format(job=description, elapsed=self._elapsed()))
             return result
         self._tell(description, failure, details)
         return None
@@ -369,8 +399,10 @@ class JobRunner:
             text = (_("{job}: cancelled because {reason}. The scene was left as it was.") if reason else
                     _("{job}: cancelled. The scene was left as it was."))
             self.setStatus(text.format(job=description, reason=reason))
+            self.log(text.format(job=description, reason=reason))
             return
         self.setStatus(_("{job}: failed.").format(job=description))
+        self.log(_("{job}: failed: {failure}").format(job=description, failure=failure))
         import slicer  # lazy: Slicer's own, present only inside the application
 
         extra = {"detailedText": details} if details else {}

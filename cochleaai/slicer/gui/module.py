@@ -135,7 +135,7 @@ class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
 
         self.runner = JobRunner(self.ui.progressBar, self.ui.cancelButton, self.ui.statusLabel,
-                                dependencies=_DEPENDENCIES)
+                                dependencies=_DEPENDENCIES, logBox=self.ui.logTextEdit)
         self.phantomPanel = PhantomPanel(lambda: self.logic, self.runner, lambda: self.parameters,
                                          self.ui.generatePhantomButton,
                                          (self.ui.phantomSeedSpinBox, self.ui.phantomFieldOfViewComboBox),
@@ -175,11 +175,24 @@ class CochleaAIModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if self._parameterNodeGuiTag is not None:
                 self.parameters.disconnectGui(self._parameterNodeGuiTag)
             self.removeObserver(self.parameters, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+            self.removeObserver(self.parameters, vtk.vtkCommand.ModifiedEvent, self.onJobOptionsModified)
         self.parameters, self._parameterNodeGuiTag = parameters, None
         if parameters is not None:
             self._parameterNodeGuiTag = parameters.connectGui(self.ui)
             self.addObserver(parameters, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+            self.addObserver(parameters, vtk.vtkCommand.ModifiedEvent, self.onJobOptionsModified)
+            self.onJobOptionsModified()
             self.onParameterNodeModified()
+
+    def onJobOptionsModified(self, caller=None, event=None):
+        """The runner starts its next worker process on the device the panel names."""
+        if self.parameters is not None and self.runner is not None:
+            self.runner.device = self.parameters.device.key
+
+    @property
+    def show3D(self) -> bool:
+        """Whether results are shown in 3D when a job ends (the panel's "Show results in 3D")."""
+        return self.parameters is None or bool(self.parameters.show3D)
 
     def onParameterNodeModified(self, caller=None, event=None):
         """A parameter changed (or the panel was bound): subclasses update what depends on it."""

@@ -3,7 +3,7 @@
 * :class:`PointPlacer`: a "Place points" button that names the points as they are clicked;
 * :class:`PhantomPanel`: the "Generate phantom" group (seed and field of view are the
   :class:`PhantomParameters` of every module's parameter node);
-* :func:`show_table` and :func:`load_terminology`;
+* :func:`show_table`, :func:`show_in_3d` and :func:`load_terminology`;
 * the combo-box choices: :class:`ComboChoice`, the base of the enums a module's parameter
   node class declares for its combo boxes (Slicer's ``parameterNodeWrapper`` fills an enum's
   combo box with the members' ``label()`` and keeps the selected member in the node).
@@ -48,6 +48,19 @@ def choice_items(choices: Type[ComboChoice]) -> Dict[str, str]:
 
 #: The phantom's fields of view (``cochleaai.phantom.options.FIELDS_OF_VIEW``).
 FieldOfView = ComboChoice("FieldOfView", list(FIELDS_OF_VIEW.items()), module=__name__)
+
+
+#: Where a worker process runs torch (``cochleaai.worker.DEVICES``).
+Device = ComboChoice("Device", [("auto", "Automatic (a GPU when there is one)"), ("cpu", "CPU"), ("gpu", "GPU")],
+                     module=__name__)
+
+
+class JobParameters:
+    """The "Job options" of every module's parameter node: where torch runs, and whether the
+    results are shown in 3D."""
+
+    device: Device = Device.auto
+    show3D: bool = True
 
 
 class PhantomParameters:
@@ -97,14 +110,19 @@ class PointPlacer:
 
 
 def show_table(table_node) -> None:
-    """Show ``table_node`` in the table view, switching to a layout that has one if needed."""
+    """Make ``table_node`` the table the table view shows; when the layout has no table view,
+    switch to one only if the user agrees (the layout is never changed without asking)."""
     import slicer  # lazy: Slicer's own, present only inside the application
 
     if table_node is None:
         return
     layoutManager = slicer.app.layoutManager()
     if layoutManager is not None and layoutManager.tableWidget(0) is None:
-        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+        if slicer.util.confirmYesNoDisplay(
+                _("The table '{table}' was added. Switch to the Four-Up Table layout to see it?").format(
+                    table=table_node.GetName()),
+                windowTitle=_("Show the table"), dontShowAgainSettingsKey="CochleaAI/SwitchToTableLayout"):
+            layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
     applicationLogic = slicer.app.applicationLogic()
     applicationLogic.GetSelectionNode().SetActiveTableID(table_node.GetID())
     applicationLogic.PropagateTableSelection()
@@ -162,11 +180,8 @@ class PhantomPanel:
         else:
             self.showVolume(volume)
         segmentation = nodes.get("segmentation")
-        if segmentation is not None:
-            if segmentation.GetDisplayNode() is None:
-                segmentation.CreateDefaultDisplayNodes()
-            segmentation.CreateClosedSurfaceRepresentation()
-            self._reset3DView()
+        if segmentation is not None and self.parameters().show3D:
+            show_in_3d(segmentation)
 
     @staticmethod
     def showVolume(volumeNode) -> None:
@@ -176,10 +191,16 @@ class PhantomPanel:
 
         slicer.util.setSliceViewerLayers(background=volumeNode, fit=True)
 
-    @staticmethod
-    def _reset3DView() -> None:
-        import slicer  # lazy: Slicer's own, present only inside the application
 
-        layoutManager = slicer.app.layoutManager()
-        if layoutManager is not None and layoutManager.threeDViewCount > 0:
-            layoutManager.threeDWidget(0).threeDView().resetFocalPoint()
+
+def show_in_3d(segmentation) -> None:
+    """Show a segmentation's surfaces in the 3D view and centre the view on them (the layout
+    is left as it is: without a 3D view nothing more happens)."""
+    import slicer  # lazy: Slicer's own, present only inside the application
+
+    if segmentation.GetDisplayNode() is None:
+        segmentation.CreateDefaultDisplayNodes()
+    segmentation.CreateClosedSurfaceRepresentation()
+    layoutManager = slicer.app.layoutManager()
+    if layoutManager is not None and layoutManager.threeDViewCount > 0:
+        layoutManager.threeDWidget(0).threeDView().resetFocalPoint()
