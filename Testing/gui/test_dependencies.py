@@ -283,3 +283,52 @@ def test_torch_goes_through_pytorch_utils(monkeypatch):
     monkeypatch.delitem(sys.modules, "PyTorchUtils")
     with pytest.raises(CochleaAIError, match="Extensions Manager"):
         SlicerInstaller.check_torch_installer()
+
+
+def test_a_click_during_the_installation_starts_no_second_one():
+    """The progress dialog lets Qt process events: a second click arrives while pip runs."""
+    versions = {}
+    installs = {"torch": "2.13.0", "numba": "0.68.1", "scikit-image": "0.26.0"}
+    dialogs = Dialogs(answer=CPU_BUILD)
+    second = []
+
+    class ClickingInstaller(Installer):
+        def install_packages(self, requirements):
+            second.append((check.ensure(), check.message))
+            super().install_packages(requirements)
+
+    installer = ClickingInstaller(versions, installs)
+    check = _check(versions, dialogs, installer)
+    assert check.ensure()
+    assert second == [(False, "CochleaAI is installing its Python packages; wait for the installation to end.")]
+    assert [call[0] for call in installer.calls] == ["torch", "pip"] and len(dialogs.asked) == 1
+    assert not check.installing
+
+
+def test_the_installation_progress_dialog_is_modal(monkeypatch):
+    import types
+
+    from cochleaai.slicer.gui.dependencies import SlicerDialogs
+
+    seen = {}
+
+    class Dialog:
+        labelText, value = "", 0
+
+        def setCancelButton(self, button):
+            seen["cancel"] = button
+
+        def setWindowModality(self, modality):
+            seen["modality"] = modality
+
+        def close(self):
+            seen["closed"] = True
+
+    qt = types.SimpleNamespace(Qt=types.SimpleNamespace(ApplicationModal="application-modal"))
+    slicer = types.SimpleNamespace(util=types.SimpleNamespace(createProgressDialog=lambda **kw: Dialog()),
+                                   app=types.SimpleNamespace(processEvents=lambda: None))
+    monkeypatch.setitem(sys.modules, "qt", qt)
+    monkeypatch.setitem(sys.modules, "slicer", slicer)
+    with SlicerDialogs.progress(["Installing torch"]) as step:
+        step()
+    assert seen == {"cancel": None, "modality": "application-modal", "closed": True}

@@ -117,11 +117,17 @@ def test_cancel_between_jobs_does_nothing(runner, fake_slicer):
 
 
 class FakeLogic:
+    """The phantom's two parts: the core function a worker runs, and the nodes made here."""
+
     def __init__(self):
         self.calls = []
 
-    def generate_phantom(self, scene, seed, fov, progress=None):
-        self.calls.append((scene, seed, fov))
+    @staticmethod
+    def phantom_function(seed, fov="roi", progress=None):
+        return f"phantom {seed} {fov}"
+
+    def add_phantom(self, scene, phantom, seed, fov, progress=None):
+        self.calls.append((scene, phantom, seed, fov))
         progress(1.0, "ready")
         return {"volume": "volume-node", "segmentation": None, "landmarks": "points"}
 
@@ -139,13 +145,22 @@ def _panel(runner):
     return logic, parameters, panel, made
 
 
-def test_phantom_panel_generates_and_shows_the_volume(runner, fake_slicer):
+def test_phantom_panel_generates_and_shows_the_volume(runner, fake_slicer, monkeypatch):
+    jobs = []
+
+    def in_this_process(description, function, args=(), kwargs=None, finish=None, share=1.0):
+        jobs.append((description, function, args, kwargs))
+        return runner.run(description, lambda progress: finish(function(*args, **kwargs)))
+
+    monkeypatch.setattr(runner, "runInProcess", in_this_process)
     logic, parameters, panel, made = _panel(runner)
     assert panel.generateButton in runner.busyWidgets and len(runner.busyWidgets) == 5
     assert made == []
     parameters.phantomSeed, parameters.phantomFieldOfView = 12, FieldOfView.temporal
     panel.generateButton.emit("clicked(bool)", False)
-    assert logic.calls == [(sys.modules["slicer"].mrmlScene, 12, "temporal")] and made == [logic]
+    assert jobs == [("Generate phantom", FakeLogic.phantom_function, (12,), {"fov": "temporal"})]
+    assert logic.calls == [(sys.modules["slicer"].mrmlScene, "phantom 12 temporal", 12, "temporal")]
+    assert made == [logic]
     assert panel.volumeSelector.current == "volume-node"
     assert fake_slicer["layers"] == [{"background": "volume-node", "fit": True}]
     assert "seed 12" in runner.statusLabel.text
@@ -287,3 +302,23 @@ def test_show_table_asks_before_switching_to_a_layout_with_a_table_view(fake_sli
     asked = ("asked", "CochleaAI/SwitchToTableLayout")
     assert seen == ([asked, 42, "vtkMRMLTableNode1", "shown"] if agreed else
                     [asked, "vtkMRMLTableNode1", "shown"])
+
+
+def test_work_outside_a_runner_holds_the_same_job_slot(runner, fake_slicer):
+    """The Sample Data module's phantom runs outside any module's runner: it takes the slot
+    too, so it never runs beside a job, and no job starts beside it."""
+    from cochleaai.slicer.gui.jobs import job_slot
+
+    inside = {}
+
+    def job(progress):
+        with pytest.raises(CochleaAIError, match="Segment cochlea is running"):
+            with job_slot("Phantom from Sample Data"):
+                inside["ran"] = True
+        return "done"
+
+    assert runner.run("Segment cochlea", job) == "done" and "ran" not in inside
+    with job_slot("Phantom from Sample Data"):
+        assert not runner.ready() and "Phantom from Sample Data is running" in runner.statusLabel.text
+        assert runner.run("Segment cochlea", lambda progress: "ran") is None
+    assert runner.run("Segment cochlea", lambda progress: "ran") == "ran"      # released

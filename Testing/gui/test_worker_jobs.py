@@ -97,8 +97,11 @@ def fake_slicer(monkeypatch):
     """``slicer`` as the runner sees it: the event loop (its turns timed), error dialogs, and
     Slicer's own process launcher."""
     calls = {"errors": [], "turns": [], "on_turn": None}
+    real = sys.modules.get("slicer")       # slicer-core's MRML, when a test made a real scene
     module = types.ModuleType("slicer")
     module.mrmlScene = object()
+    if real is not None:
+        module.__getattr__ = lambda name: getattr(real, name)
 
     def process_events():
         calls["turns"].append(time.perf_counter())
@@ -259,3 +262,14 @@ def test_closing_the_scene_kills_the_worker_and_drops_its_result(runner, fake_sl
                                finish=finished.append) is None
     assert finished == [] and not observers and not _alive(seen["pid"])
     assert "scene was closed" in runner.statusLabel.text and not fake_slicer["errors"]
+
+
+def test_the_phantom_panel_job_builds_in_a_worker_and_adds_real_nodes(scene, runner, fake_slicer):
+    from cochleaai.slicer.logic import CochleaAIModuleLogic, phantom_node_problems
+
+    logic = CochleaAIModuleLogic()
+    count = scene.GetNumberOfNodes()
+    nodes = runner.runInProcess("Generate phantom", logic.phantom_function, (4,), {"fov": "roi"},
+                                finish=lambda phantom: logic.add_phantom(scene, phantom, 4, "roi"))
+    assert not fake_slicer["errors"] and phantom_node_problems(scene, nodes) == []
+    assert scene.GetNumberOfNodes() > count and nodes["volume"].GetName().startswith("Phantom4_roi")

@@ -95,20 +95,31 @@ def generate_phantom_nodes(scene, seed: int = DEFAULT_SEED, fov: str = "roi",
     ``progress(fraction, message)`` is called along the way; it may raise
     :class:`~cochleaai.progress.Cancelled` to stop. On cancellation or any error the
     scene is left exactly as it was (nodes added so far are removed) and the
-    exception propagates.
+    exception propagates. The same as :func:`make_phantom` (the part a worker process
+    runs) and :func:`add_phantom_nodes` in a row.
     """
     if scene is None:
         raise CochleaAIError("No MRML scene was given to put the phantom in.")
     seed = check_seed(seed)
     fov = check_field_of_view(fov)
+    report = Progress.wrap(progress)
+    report(0.0, f"Building phantom (seed {seed}, {fov})")
+    phantom = make_phantom(seed, fov=fov, progress=report.stage(0.0, _BUILD_SHARE))
+    return add_phantom_nodes(scene, phantom, seed, fov, progress=report.stage(_BUILD_SHARE, 1.0), prefix=prefix)
+
+
+def add_phantom_nodes(scene, phantom, seed: int, fov: str,
+                      progress: "Union[Progress, ProgressCallback, None]" = None,
+                      prefix: Optional[str] = None) -> Dict[str, Any]:
+    """Add a phantom made by :func:`make_phantom` (``seed``, ``fov``) to ``scene``; returns the
+    nodes by role (see :func:`generate_phantom_nodes`). On an error or Cancel the nodes added so
+    far are removed again."""
+    if scene is None:
+        raise CochleaAIError("No MRML scene was given to put the phantom in.")
     if prefix is None:
         prefix = f"Phantom{seed}_{fov}"
     report = Progress.wrap(progress)
-
-    report(0.0, f"Building phantom (seed {seed}, {fov})")
-    phantom = make_phantom(seed, fov=fov, progress=report.stage(0.0, _BUILD_SHARE))
-
-    report(_BUILD_SHARE, "Adding the phantom to the scene")
+    report(0.0, "Adding the phantom to the scene")
     with scene_unchanged_on_failure(scene):
         nodes = dict(add_phantom_to_scene(scene, phantom, prefix=prefix))
         for node in nodes.values():
@@ -187,7 +198,15 @@ def self_test_phantom_logic(logic, scene, seed: int = DEFAULT_SEED, fov: str = "
 
 
 class PhantomLogicMixin:
-    """Gives a Logic class ``generate_phantom`` (see :func:`generate_phantom_nodes`)."""
+    """Gives a Logic class ``generate_phantom`` (see :func:`generate_phantom_nodes`), and the
+    same in two parts for a worker process: ``phantom_function`` (the core function it runs)
+    and ``add_phantom`` (the nodes)."""
+
+    phantom_function = staticmethod(make_phantom)
+
+    @staticmethod
+    def add_phantom(scene, phantom, seed: int, fov: str, progress=None, prefix: Optional[str] = None):
+        return add_phantom_nodes(scene, phantom, seed, fov, progress=progress, prefix=prefix)
 
     def generate_phantom(self, scene, seed: int = DEFAULT_SEED, fov: str = "roi",
                          progress: "Union[Progress, ProgressCallback, None]" = None,

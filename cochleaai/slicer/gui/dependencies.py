@@ -157,6 +157,9 @@ class DependencyCheck:
         self._versions = versions
         self.ready = False
         self.message = ""
+        #: True while an installation runs: a click that comes in meanwhile (the progress
+        #: dialog lets Qt process events) must not start a second pip run.
+        self.installing = False
 
     @property
     def requirements(self) -> List[Requirement]:
@@ -175,6 +178,9 @@ class DependencyCheck:
         """
         if self.ready:
             return True
+        if self.installing:
+            self.message = "CochleaAI is installing its Python packages; wait for the installation to end."
+            return False
         self.message = ""
         missing = self.missing()
         if not missing:
@@ -198,6 +204,7 @@ class DependencyCheck:
         loaded_before = set(sys.modules)
         steps = ([f"Installing {torch} through the PyTorch extension"] if torch else []) + (
             [f"Installing {describe(others)}"] if others else [])
+        self.installing = True
         with self.dialogs.progress(steps) as step:
             try:
                 if torch is not None:
@@ -211,6 +218,8 @@ class DependencyCheck:
             except Exception as error:    # pip's and light-the-torch's failures, shown to the user
                 raise CochleaAIError(f"Installing {describe(missing)} failed ({error}). Check the network "
                                      "connection; the Python console shows the installer's messages.") from error
+            finally:
+                self.installing = False
         still = self.missing()
         if still:
             raise CochleaAIError(f"{describe(still)} still missing after the installation; the Python "
@@ -333,12 +342,14 @@ class SlicerDialogs:
     @staticmethod
     @contextmanager
     def progress(steps: Sequence[str]) -> Iterator[Callable[[], None]]:
+        import qt  # lazy: Slicer's own, present only inside the application
         import slicer  # lazy: Slicer's own, present only inside the application
 
         dialog = slicer.util.createProgressDialog(
             windowTitle=_("CochleaAI: installing Python packages"), maximum=len(steps), value=0,
             labelText=steps[0] if steps else "", autoClose=False)
         dialog.setCancelButton(None)    # pip cannot be stopped half way without damage
+        dialog.setWindowModality(qt.Qt.ApplicationModal)    # no other click while pip runs
         done = [0]
 
         def step() -> None:

@@ -43,7 +43,8 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any, Callable, List, Optional
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, List, Optional
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Cancelled
@@ -79,6 +80,20 @@ class _JobSlot:
 
 
 _JOBS = _JobSlot()
+
+
+@contextmanager
+def job_slot(description: str) -> Iterator[None]:
+    """Hold the one job slot for work started outside a module's runner (the Sample Data
+    module's phantom); raises :class:`CochleaAIError` when a job runs already."""
+    holder = object()
+    if not _JOBS.take(holder, description):
+        raise CochleaAIError(_("{job} is running; wait for it or cancel it, then try again.").format(
+            job=_JOBS.description))
+    try:
+        yield
+    finally:
+        _JOBS.release()
 _QUIT_SIGNALS = ("aboutToQuit()", "lastWindowClosed()")
 
 

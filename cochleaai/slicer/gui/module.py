@@ -20,7 +20,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModuleLogic, Scripted
 from slicer.util import VTKObservationMixin
 
 from cochleaai.slicer.gui.dependencies import DependencyCheck, describe
-from cochleaai.slicer.gui.jobs import JobRunner
+from cochleaai.slicer.gui.jobs import JobRunner, job_slot
 from cochleaai.slicer.gui.panels import PhantomPanel, load_terminology
 from cochleaai.slicer.sample_data import PHANTOM, REAL_SPECIMEN, registration, thumbnail, verify
 
@@ -73,7 +73,8 @@ def _load_phantom_sample(sample):
             return None
         from cochleaai.slicer.logic import generate_phantom_nodes  # lazy: needs torch, checked just above
 
-        nodes = generate_phantom_nodes(slicer.mrmlScene, seed=sample.seed, fov=sample.fov)
+        with job_slot(sample.name):     # not while a module's job runs (they share torch and the scene)
+            nodes = generate_phantom_nodes(slicer.mrmlScene, seed=sample.seed, fov=sample.fov)
     except Exception as error:      # a failed installation or build: said in a dialog, as elsewhere
         slicer.util.errorDisplay(f"{sample.name} could not be made.\n\n{error}", windowTitle=sample.name)
         return None

@@ -156,7 +156,7 @@ class PhantomPanel:
         self.generateButton = generateButton
         self.volumeSelector = volumeSelector
         runner.busyWidgets.extend([generateButton, *settingWidgets])
-        generateButton.connect("clicked(bool)", runner.guard(self.onGenerate))
+        generateButton.connect("clicked(bool)", runner.guard(self.onGenerate, generateButton))
         if volumeSelector is not None:
             volumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.showVolume)
 
@@ -166,8 +166,11 @@ class PhantomPanel:
 
         parameters = self.parameters()
         seed, fov = parameters.phantomSeed, parameters.phantomFieldOfView.key
-        nodes = self.runner.run(_("Generate phantom"), self.logic().generate_phantom,
-                                slicer.mrmlScene, seed=seed, fov=fov)
+        logic, scene = self.logic(), slicer.mrmlScene
+        nodes = self.runner.runInProcess(
+            _("Generate phantom"), logic.phantom_function, (seed,), {"fov": fov},
+            finish=lambda phantom: logic.add_phantom(scene, phantom, seed, fov, progress=self.runner.report),
+            share=0.9)
         if nodes:
             self.showNodes(nodes)
             self.runner.setStatus(
