@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test test-slicer-versions demo bench clean
 
 setup: $(STAMP)
 
@@ -17,8 +17,31 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) test-slicer-versions
 	$(PY) -m pytest Testing -q
+
+# The tests that need no torch, on the numpy and scipy that Slicer 5.8 and 5.10 ship (the
+# extension installs the other packages into Slicer's Python with pip, as here). Test files
+# that need torch are skipped there, saying so (Testing/conftest.py).
+OLD_SLICERS := 5.8 5.10
+NUMPY_5.8   := 1.26.4
+SCIPY_5.8   := 1.13.1
+NUMPY_5.10  := 2.0.2
+SCIPY_5.10  := 1.13.1
+
+.venv-slicer%/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv .venv-slicer$*
+	.venv-slicer$*/bin/python -m pip install --quiet --upgrade pip
+	grep -v -E '^(torch|numpy|scipy)==' requirements.txt > .venv-slicer$*/requirements.txt
+	.venv-slicer$*/bin/python -m pip install --quiet -r .venv-slicer$*/requirements.txt \
+	  numpy==$(NUMPY_$*) scipy==$(SCIPY_$*)
+	.venv-slicer$*/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+test-slicer-versions: $(foreach v,$(OLD_SLICERS),.venv-slicer$(v)/.installed)
+	for v in $(OLD_SLICERS); do \
+	  echo "numpy and scipy of Slicer $$v:"; \
+	  .venv-slicer$$v/bin/python -m pytest Testing -q -p no:cacheprovider || exit 1; done
 
 demo: $(STAMP)
 	$(PY) -m cochleaai demo --out demo-output
@@ -40,4 +63,4 @@ bench: $(STAMP)
 	  --json bench-output/vae-mnist.json --out-dir bench-output; fi
 
 clean:
-	rm -rf $(VENV) demo-output bench-output .pytest_cache
+	rm -rf $(VENV) .venv-slicer* demo-output bench-output .pytest_cache

@@ -1,6 +1,7 @@
 """Shared pytest fixtures. Keep each fixture small and documented."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -22,6 +23,36 @@ _REAL_CT_CANDIDATES = [os.environ.get("COCHLEAAI_REAL_CT", ""),
 REAL_CT = next((Path(p) for p in _REAL_CT_CANDIDATES if p and any(Path(p).rglob("*_DESC.json"))), None)
 requires_real_ct = pytest.mark.skipif(REAL_CT is None, reason="the real-CT development data "
                                       "(../shared/data/real-ct or $COCHLEAAI_REAL_CT) is not here")
+
+
+#: True where torch is not installed: the runs on the numpy and scipy of older Slicer releases
+#: (``make test-slicer-versions``), which test what works without torch.
+WITHOUT_TORCH = importlib.util.find_spec("torch") is None
+
+
+_NEEDS_TORCH = "No module named 'torch'"
+
+
+def _skipped_for_torch(report, path) -> None:
+    if WITHOUT_TORCH and report.failed and _NEEDS_TORCH in str(report.longrepr):
+        report.outcome = "skipped"
+        report.longrepr = (str(path), 0, "Skipped: needs torch, which is not installed here")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """Without torch, a test file that needs it (it imports torch, or a module of ours that
+    does) is skipped with that reason instead of failing to collect."""
+    outcome = yield
+    _skipped_for_torch(outcome.get_result(), collector.path)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Without torch, a test that fails only because torch is missing (in this process or in
+    a command it runs: the command line imports the methods) is skipped with that reason."""
+    outcome = yield
+    _skipped_for_torch(outcome.get_result(), item.path)
 
 
 def real_specimen(specimen_id: str):

@@ -31,6 +31,7 @@ from slicer_stand_in import ProcessEnvironment, slicer_core_util
 ROOT = Path(__file__).resolve().parents[2]
 REAL_UTIL = slicer_core_util()
 pytestmark = pytest.mark.skipif(REAL_UTIL is None, reason="slicer-core (Slicer's util.py) is not installed")
+pytest.importorskip("torch", reason="the worker is the command line, which imports the methods (they need torch)")
 
 
 def _cli(*args, cwd=None):

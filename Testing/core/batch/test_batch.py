@@ -135,6 +135,7 @@ def test_progress_follows_completion_and_workers_are_capped(tmp_path):
     assert [r["name"] for r in rows] == ["slow", "fast"] and rows[0]["pid"] != rows[1]["pid"]
 
     # every worker is capped, and warm (once) before its first item
+    pytest.importorskip("torch")        # the job reads torch's thread count
     log = tmp_path / "warm.log"
     rows = batch.run(batch_jobs.thread_counts, [batch.Item(f"t{k}", k) for k in range(4)], tmp_path / "t",
                      workers=2, threads=1, warm_up=partial(batch_jobs.warm_up, log=str(log)))
@@ -146,6 +147,7 @@ def test_progress_follows_completion_and_workers_are_capped(tmp_path):
 
 
 def test_warm_up_runs_once_per_process_and_a_failing_one_stops_nothing(tmp_path):
+    pytest.importorskip("torch")        # thread_counts reads torch's thread count
     warm_up = partial(batch_jobs.warm_up, log=str(tmp_path / "warm.log"))
     count = len(batch_jobs.WARMED)
     for k in range(2):                 # this process: warmed by the first batch only
@@ -189,6 +191,7 @@ def test_dask_local_cluster_gives_the_serial_outputs(tmp_path):
         assert _result(tmp_path / "dask", f"case{k}") == _result(tmp_path / "serial", f"case{k}")
     # the workers run one item at a time each, with their libraries on one thread, warm
     log = tmp_path / "warm.log"
+    pytest.importorskip("torch")        # thread_counts reads torch's thread count
     rows = batch.run(batch_jobs.thread_counts, [batch.Item(f"t{k}", k) for k in range(2)], tmp_path / "t",
                      scheduler="local", workers=2, warm_up=partial(batch_jobs.warm_up, log=str(log)))
     assert all((r["numba"], r["torch"], r["blas"], r["numba_env"], r["warmed"]) == (1, 1, [1], "1", 1)
