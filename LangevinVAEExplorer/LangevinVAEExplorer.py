@@ -10,6 +10,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from LangevinVAEExplorerLib.parameters import MAX_SAMPLE_SEED, LangevinVAEExplorerParameterNode
 from cochleaai.errors import CochleaAIError
+from cochleaai.progress import Progress
 # The test base through its module, not by name: Slicer's runUnitTest runs every TestCase
 # class this file holds, and the base alone has no Logic.
 from cochleaai.slicer.gui import module as gui_module
@@ -20,6 +21,9 @@ from cochleaai.slicer.gui.module import (CATEGORIES,
 from cochleaai.slicer.results import SUSPECT_ATTRIBUTE
 from cochleaai.slicer.results.vae import MISMATCH_ATTRIBUTE
 from cochleaai.vae.shipped import default_model_path
+
+#: The share of the Interpolate progress bar the worker fills; making the sequence fills the rest.
+SEQUENCE_START = 0.8
 
 
 class LangevinVAEExplorer(ScriptedLoadableModule):
@@ -73,7 +77,7 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
                                         self.ui.encodeButton, self.ui.interpolateButton])
         self.ui.modelPathLineEdit.currentPath = str(default_model_path())
         self.ui.modelInfoLabel.text = _("The model loads on first use (Load model, Random sample, Encode...).")
-        self.ui.loadModelButton.connect("clicked(bool)", self.runner.guard(self.onLoadModel))
+        self.ui.loadModelButton.connect("clicked(bool)", self.runner.guard(self.onLoadModel, self.ui.loadModelButton))
         for slider in (self.ui.latent1Slider, self.ui.latent2Slider):
             slider.minimum, slider.maximum, slider.singleStep = -3.0, 3.0, 0.05
             slider.value = 0.0
@@ -83,7 +87,7 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
                              (self.ui.encodeButton, self.onEncode),
                              (self.ui.interpolateButton, self.onInterpolate),
                              (self.ui.trainButton, self.onTrain)):
-            button.connect("clicked(bool)", self.runner.guard(slot))
+            button.connect("clicked(bool)", self.runner.guard(slot, button))
 
     # ----------------------------------------------------------------- helpers
     def _call(self, description, function, *args, **kwargs):
@@ -94,13 +98,29 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
             self.runner.setStatus(_("{action}: {error}").format(action=description, error=error))
             return None
 
+    @staticmethod
+    def _showInSliceViews(node, views):
+        """``node`` as the background of the slice ``views`` there are (the layout is left as it is)."""
+        layoutManager = slicer.app.layoutManager()
+        if node is None or layoutManager is None:
+            return
+        for view in views:
+            widget = layoutManager.sliceWidget(view)
+            if widget is not None:
+                widget.sliceLogic().GetSliceCompositeNode().SetBackgroundVolumeID(node.GetID())
+                widget.sliceLogic().FitSliceToAll()
+
     def _showGenerated(self, node):
-        if node is not None:
-            for view in ("Yellow", "Green"):
-                widget = slicer.app.layoutManager().sliceWidget(view)
-                if widget is not None:
-                    widget.sliceLogic().GetSliceCompositeNode().SetBackgroundVolumeID(node.GetID())
-                    widget.sliceLogic().FitSliceToAll()
+        self._showInSliceViews(node, ("Yellow", "Green"))
+
+    def _readInputs(self, description, read, *args, **kwargs):
+        """``read(*args, **kwargs)`` (a Logic's read_*_inputs); None, shown like a failed job, when
+        it refuses the inputs (nothing is started then)."""
+        try:
+            return read(*args, **kwargs)
+        except Exception as error:  # refused inputs: shown like a failed job, nothing started
+            self.runner.showFailure(description, error)
+            return None
 
     def _setSliders(self, z):
         self._settingSliders = True
@@ -113,6 +133,7 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
 
     # ----------------------------------------------------------------- actions
     def onLoadModel(self, *_unused):
+        """Loading takes a few hundredths of a second: on the GUI thread (the sliders use this model)."""
         summary = self.runner.run(_("Load model"), lambda progress: self.logic.load_model(
             self.ui.modelPathLineEdit.currentPath or None))
         if summary:
@@ -129,10 +150,13 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
         return self.logic.model
 
     def onLatentChanged(self, *_unused):
+        """Decode the sliders' point on the GUI thread (a few milliseconds), never while a job runs."""
         if self._settingSliders:
             return
         if not self.logicMade or self.logic.model is None:    # loading needs the dependency check: a button does it
             self.runner.setStatus(_("Load a model first (Load model or Random sample)."))
+            return
+        if self.runner.running or not self.runner.ready():   # one job at a time (ready() says why not)
             return
         z = [self.ui.latent1Slider.value, self.ui.latent2Slider.value][:self.logic.latent_dim]
         node = self._call(_("Generate"), self.logic.generate, slicer.mrmlScene, z)
@@ -156,16 +180,21 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
             return
         result = self._call(_("Latent map"), self.logic.latent_map, slicer.mrmlScene,
                             self.parameters.latentMapSize)
-        if result and result["node"] is not None:
-            red = slicer.app.layoutManager().sliceWidget("Red")
-            if red is not None:
-                red.sliceLogic().GetSliceCompositeNode().SetBackgroundVolumeID(result["node"].GetID())
-                red.sliceLogic().FitSliceToAll()
+        if result:
+            self._showInSliceViews(result["node"], ("Red",))
 
     def onEncode(self, *_unused):
+        """Read the volume here, encode in a worker process, add the reconstruction here."""
+        description = _("Encode")
         if self._ensureModel() is None:
             return
-        result = self.runner.run(_("Encode"), self.logic.encode, slicer.mrmlScene, self.parameters.volume)
+        inputs = self._readInputs(description, self.logic.read_encode_inputs, slicer.mrmlScene,
+                                  self.parameters.volume)
+        if inputs is None:
+            return
+        result = self.runner.runInProcess(
+            description, self.logic.encode_function, (inputs.model_path, inputs.volume),
+            finish=lambda encoding: self.logic.add_encoding_nodes(inputs, encoding))
         if result:
             z, node = result
             self._setSliders(z)
@@ -178,11 +207,21 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
             self.runner.setStatus(status)
 
     def onInterpolate(self, *_unused):
+        """Read both volumes here, encode and decode the path in a worker process, make the sequence here."""
+        description = _("Interpolate")
         if self._ensureModel() is None:
             return
         p = self.parameters
-        nodes = self.runner.run(_("Interpolate"), self.logic.interpolate, slicer.mrmlScene,
-                                p.interpolateFrom, p.interpolateTo, p.interpolationSteps)
+        inputs = self._readInputs(description, self.logic.read_interpolation_inputs, slicer.mrmlScene,
+                                  p.interpolateFrom, p.interpolateTo, p.interpolationSteps)
+        if inputs is None:
+            return
+        nodes = self.runner.runInProcess(
+            description, self.logic.interpolate_function,
+            (inputs.model_path, inputs.volume_a, inputs.volume_b, inputs.steps),
+            finish=lambda result: self.logic.add_interpolation_nodes(
+                inputs, result, progress=Progress.wrap(self.runner.report).stage(SEQUENCE_START, 1.0)),
+            share=SEQUENCE_START)
         if nodes:
             self._showGenerated(nodes["proxy"])
             sequences = getattr(slicer.modules, "sequences", None)
@@ -191,24 +230,23 @@ class LangevinVAEExplorerWidget(CochleaAIModuleWidget):
             self.runner.setStatus(_("Interpolation ready: play it with the Sequences toolbar."))
 
     def onTrain(self, *_unused):
-        """Check the inputs here, train in a worker thread, load the trained model here."""
+        """Check the inputs here, train in a worker process, load the trained model here."""
         description = _("Train")
         if self.runner.running:
             return
-        try:
-            inputs = self.logic.read_training_inputs(self.ui.trainOutputLineEdit.currentPath,
-                                                     folder=self.ui.trainFolderLineEdit.currentPath or None,
-                                                     epochs=self.parameters.trainEpochs)
-        except Exception as error:  # refused inputs: shown like a failed job, nothing started
-            self.runner.showFailure(description, error)
+        inputs = self._readInputs(description, self.logic.read_training_inputs,
+                                  self.ui.trainOutputLineEdit.currentPath,
+                                  folder=self.ui.trainFolderLineEdit.currentPath or None,
+                                  epochs=self.parameters.trainEpochs)
+        if inputs is None:
             return
-        summary = self.runner.runInBackground(
-            description, lambda progress: self.logic.compute_training(inputs, progress=progress),
-            self.logic.load_model)
+        summary = self.runner.runInProcess(description, self.logic.train_function, (inputs,),
+                                           finish=self.logic.load_model)
         if summary:
             self.ui.modelPathLineEdit.currentPath = summary["path"]
             self.ui.modelInfoLabel.text = _("Trained and loaded {name} ({kind}).").format(
                 name=summary["name"], kind=summary["kind"])
+            self.ui.latent2Slider.enabled = summary["latent_dim"] > 1
 
 
 class LangevinVAEExplorerTest(gui_module.CochleaAIModuleTest):

@@ -11,6 +11,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from MetalArtifactReductionLib.parameters import MetalArtifactReductionParameterNode
+from cochleaai.progress import Progress
 # The test base through its module, not by name: Slicer's runUnitTest runs every TestCase
 # class this file holds, and the base alone has no Logic.
 from cochleaai.slicer.gui import module as gui_module
@@ -18,6 +19,7 @@ from cochleaai.slicer.gui.module import (CATEGORIES,
                                          CONTRIBUTORS,
                                          CochleaAIModuleWidget,
                                          register_sample_data_on_startup)
+from cochleaai.slicer.gui.panels import show_in_3d
 
 
 class MetalArtifactReduction(ScriptedLoadableModule):
@@ -53,6 +55,9 @@ class MetalArtifactReduction(ScriptedLoadableModule):
             "trains a model on them, both with progress and Cancel; Reduce artifacts then uses it. "
             "The command line does the same for many scans (<code>simulate-pairs</code>, "
             "<code>margan train</code>).</p>"
+            "<p>Reduce, simulate and train run in their own process (Slicer stays responsive; the log "
+            "box shows their output); while one runs its button reads <b>Cancel</b>, which stops it at "
+            "once and leaves the scene as it was.</p>"
             "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>.</p>")
         self.parent.acknowledgementText = _(
             "Method from the PhD thesis of Z. Wang, <i>Deep Learning and Bayesian inference for "
@@ -76,19 +81,40 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
 
     def setup(self):
         CochleaAIModuleWidget.setup(self)
-        self.ui.reduceButton.connect("clicked(bool)", self.runner.guard(self.onReduce))
-        self.ui.simulateButton.connect("clicked(bool)", self.runner.guard(self.onSimulate))
-        self.ui.simulatePairsButton.connect("clicked(bool)", self.runner.guard(self.onSimulatePairs))
-        self.ui.trainButton.connect("clicked(bool)", self.runner.guard(self.onTrain))
-        self.runner.busyWidgets.extend([self.ui.reduceButton, self.ui.simulateButton, self.ui.simulatePairsButton,
-                                        self.ui.trainButton])
+        for button, slot in ((self.ui.reduceButton, self.onReduce), (self.ui.simulateButton, self.onSimulate),
+                             (self.ui.simulatePairsButton, self.onSimulatePairs), (self.ui.trainButton, self.onTrain)):
+            button.connect("clicked(bool)", self.runner.guard(slot, button))
+            self.runner.busyWidgets.append(button)
+
+    def readInputs(self, description, read, *args, **kwargs):
+        """``read(*args, **kwargs)`` (the Logic reading the input nodes), or None after showing
+        why it refused them, like a failed job (nothing started)."""
+        try:
+            return read(*args, **kwargs)
+        except Exception as error:  # refused inputs: shown like a failed job
+            self.runner.showFailure(description, error)
+            return None
+
+    def runInputs(self, description, inputs, addNodes):
+        """The core call of ``inputs`` in a worker process, then ``addNodes(inputs, result)`` here."""
+        share = self.logic.compute_share
+        return self.runner.runInProcess(
+            description, inputs.function, inputs.args, inputs.kwargs,
+            finish=lambda result: addNodes(inputs, result,
+                                           progress=Progress.wrap(self.runner.report).stage(share, 1.0)),
+            share=share)
 
     def onReduce(self, *_unused):
+        """Read the inputs here, correct and find the contacts in a worker process, add the nodes here."""
+        description = _("Reduce metal artifacts")
+        if self.runner.running:
+            return
         p = self.parameters
         method = p.method.key
-        result = self.runner.run(_("Reduce metal artifacts"), self.logic.reduce_artifacts, slicer.mrmlScene,
-                                 p.postopVolume, method=method, output_node=p.outputVolume, roi_node=p.roi,
+        inputs = self.readInputs(description, self.logic.read_reduce_inputs, slicer.mrmlScene, p.postopVolume,
+                                 method=method, output_node=p.outputVolume, roi_node=p.roi,
                                  threshold_hu=float(p.thresholdHU), array=p.implantedArray.key)
+        result = self.runInputs(description, inputs, self.logic.add_reduce_nodes) if inputs else None
         if result:
             p.outputVolume = result["volume"]
             slicer.util.setSliceViewerLayers(background=result["volume"], fit=True)
@@ -98,13 +124,20 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
             self.runner.setStatus(" ".join([done] + result["messages"]).strip())
 
     def onSimulate(self, *_unused):
+        """Read the inputs here, simulate in a worker process, add the nodes here."""
+        description = _("Simulate implant")
+        if self.runner.running:
+            return
         p = self.parameters
-        result = self.runner.run(_("Simulate implant"), self.logic.simulate_implant, slicer.mrmlScene,
-                                 p.preopVolume, array=p.array.key, depth_deg=float(p.depthDeg) or None,
-                                 seed=p.simulationSeed, model_table_node=p.shapeTable)
+        inputs = self.readInputs(description, self.logic.read_simulation_inputs, slicer.mrmlScene, p.preopVolume,
+                                 array=p.array.key, depth_deg=float(p.depthDeg) or None, seed=p.simulationSeed,
+                                 model_table_node=p.shapeTable)
+        result = self.runInputs(description, inputs, self.logic.add_simulation_nodes) if inputs else None
         if result:
             p.postopVolume = result["volume"]
             slicer.util.setSliceViewerLayers(background=result["volume"], fit=True)
+            if self.show3D:
+                show_in_3d(result["metal"])
             summary = result["summary"]
             self.runner.setStatus(_("Simulated {array} at {depth:.0f} deg: {inside} contacts inside the "
                                     "cochlea.").format(array=summary["array"], depth=summary["depth_deg"],
@@ -114,42 +147,37 @@ class MetalArtifactReductionWidget(CochleaAIModuleWidget):
         return self.ui.pairsFolderPathLineEdit.currentPath.strip()
 
     def onSimulatePairs(self, *_unused):
-        """Read the scan here, simulate the pairs in a worker thread (minutes)."""
+        """Read the scan here, simulate the pairs in a worker process (minutes)."""
         description = _("Simulate training pairs")
         if self.runner.running:
             return
-        try:
-            scans = self.logic.read_training_scans(self.parameters.preopVolume, self.parameters.shapeTable)
-        except Exception as error:  # refused inputs: shown like a failed job, nothing started
-            self.runner.showFailure(description, error)
+        scans = self.readInputs(description, self.logic.read_training_scans, self.parameters.preopVolume,
+                                self.parameters.shapeTable)
+        if scans is None:
             return
         folder, n, seed = self._pairsFolder(), self.parameters.trainPairs, self.parameters.simulationSeed
-        done = self.runner.runInBackground(
-            description, lambda progress: self.logic.compute_training_pairs(scans, folder, n, seed, progress))
+        done = self.runner.runInProcess(description, self.logic.pairs_function, (scans, folder, n), {"seed": seed})
         if done:
             self.runner.setStatus(_("{count} training pairs written to {folder}.").format(
                 count=done["pairs"], folder=done["pairs_dir"]))
 
     def onTrain(self, *_unused):
+        """Train in a worker process; Reduce artifacts then uses the model file it saved."""
         description = _("Train MARGAN")
         if self.runner.running:
             return
         folder = self._pairsFolder()
         path = self.ui.trainModelPathLineEdit.currentPath.strip() or (
             os.path.join(folder, "margan_user.pt") if folder else "")
-        steps = self.parameters.trainSteps
-        model = self.runner.runInBackground(
-            description, lambda progress: self.logic.compute_training(folder, path, steps, progress), self._useModel)
-        if model is not None:
-            training = model.card.get("training", {})
+        done = self.runner.runInProcess(description, self.logic.training_function,
+                                        (folder, path, self.parameters.trainSteps),
+                                        finish=self.logic.use_trained_model)
+        if done is not None:
+            training = done["training"]
             self.runner.setStatus(_("Trained in {seconds:.0f} s; validation RMSE {rmse} HU (input {before} HU). "
                                     "MARGAN now uses this model.").format(
                 seconds=training.get("seconds", 0), rmse=training.get("val_rmse_hu"),
                 before=training.get("val_rmse_hu_input")))
-
-    def _useModel(self, model):
-        self.logic.model = model
-        return model
 
 
 class MetalArtifactReductionTest(gui_module.CochleaAIModuleTest):

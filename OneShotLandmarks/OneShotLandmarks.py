@@ -9,6 +9,7 @@ from slicer.ScriptedLoadableModule import ScriptedLoadableModule
 
 # The Lib package also makes ``cochleaai`` importable from a source checkout: import it first.
 from OneShotLandmarksLib.parameters import OneShotLandmarksParameterNode
+from cochleaai.progress import Progress
 # The test base through its module, not by name: Slicer's runUnitTest runs every TestCase
 # class this file holds, and the base alone has no Logic.
 from cochleaai.slicer.gui import module as gui_module
@@ -46,7 +47,10 @@ class OneShotLandmarks(ScriptedLoadableModule):
             "the structure, the landmark point list (<b>Place landmarks</b> makes one and names "
             "center, apex, round_window, oval_window and vestibule as you click them), the "
             "reference's ear and, optionally, a second (validation) volume with its "
-            "segmentation, then Train. Progress and Cancel are in the Data section.</p>"
+            "segmentation, then Train.</p>"
+            "<p>Training and detection run in their own process (Slicer stays responsive; the log "
+            "box shows its output), and the button turns into <b>Cancel</b>, which stops it at "
+            "once and leaves the scene as it was.</p>"
             "<p><b>Generate phantom</b> builds a synthetic temporal-bone CT with its ground-truth "
             "segmentation and landmarks (reproducible from its seed).</p>"
             "<p>More: <a href='https://github.com/cochleaai/SlicerCochleaAI'>project page</a>.</p>")
@@ -70,8 +74,8 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
 
     def setup(self):
         CochleaAIModuleWidget.setup(self)
-        self.ui.trainButton.connect("clicked(bool)", self.runner.guard(self.onTrain))
-        self.ui.detectButton.connect("clicked(bool)", self.runner.guard(self.onDetect))
+        self.ui.trainButton.connect("clicked(bool)", self.runner.guard(self.onTrain, self.ui.trainButton))
+        self.ui.detectButton.connect("clicked(bool)", self.runner.guard(self.onDetect, self.ui.detectButton))
         self.runner.busyWidgets.extend([self.ui.trainButton, self.ui.detectButton])
         self.landmarkPlacer = PointPlacer(
             self.runner, self.ui.placeLandmarksButton, self.ui.referenceLandmarksSelector,
@@ -79,67 +83,78 @@ class OneShotLandmarksWidget(CochleaAIModuleWidget):
                 slicer.mrmlScene, self.parameters.referenceVolume, node))
 
     def onTrain(self, *_unused):
-        """Read the training nodes here, train in a worker thread (minutes), keep the model here."""
+        """Read the training nodes here, train in a worker process (minutes), which saves the
+        model file; then keep that model here for Detect."""
         description = _("Train one-shot model")
         if self.runner.running:
             return
-        path = self.ui.saveModelPathLineEdit.currentPath.strip() or None
         try:
             p = self.parameters
             inputs = self.logic.read_training_inputs(
                 p.referenceVolume, p.referenceSegmentation, p.referenceLandmarks, p.validationVolume,
                 p.validationSegmentation, segment_name=p.segmentName.strip() or None, side=p.referenceSide.key)
-            config = self._trainConfig()
+            path = self.logic.training_path(self.ui.saveModelPathLineEdit.currentPath.strip() or None)
+            args, kwargs = self.logic.training_arguments(inputs, path, config=self.trainConfig())
         except Exception as error:  # refused inputs: shown like a failed job, nothing started
             self.runner.showFailure(description, error)
             return
-        model = self.runner.runInBackground(
-            description,
-            lambda progress: self.logic.compute_training(inputs, output_path=path, config=config, progress=progress),
-            self._useModel)
+        model = self.runner.runInProcess(description, self.logic.train_function, args, kwargs,
+                                         finish=self.logic.load_model)
         if model is not None:
             training = model.card.get("training", {})
             self.runner.setStatus(_("Trained in {seconds:.0f} s ({steps} steps). Detect now uses this "
                                     "model.").format(seconds=training.get("train_sec", 0),
                                                      steps=training.get("steps", 0)))
 
-    def _useModel(self, model):
-        self.logic.model = model
-        return model
-
-    def _trainConfig(self):
+    def trainConfig(self):
         from cochleaai.landmarks.training import TrainConfig  # lazy: needs torch (first click)
 
         return TrainConfig(max_steps=self.parameters.maxSteps)
 
-    def _model(self):
+    def _modelFiles(self):
+        """The model files Detect uses, checked here (a model loads in milliseconds; the worker
+        loads them again from their files); None when one was refused."""
         path = self.ui.modelPathLineEdit.currentPath.strip()
-        if path:
-            model = self.runner.run(_("Load model"), lambda progress=None: self.logic.load_model(path))
-        else:
-            model = self.logic.model or self.runner.run(_("Load model"),
-                                                        lambda progress=None: self.logic.load_model())
+        if path or self.logic.model_path is None:
+            model = self.runner.run(_("Load model"), lambda progress=None: self.logic.load_model(path or None))
+            if model is None:
+                return None
+        files = [self.logic.model_path]
         folder = self.ui.referenceModelsPathLineEdit.currentPath.strip()
-        if model is None or not folder:
-            return model
-        more = self.runner.run(_("Load models"), lambda progress=None: self.logic.load_models(folder))
-        return None if more is None else [model] + more
+        if not folder:
+            return files
+        more = self.runner.run(_("Load models"), lambda progress=None: self.logic.model_files(folder))
+        return None if more is None else files + more
 
     def onDetect(self, *_unused):
-        model = self._model()
-        if model is None:
+        """Read the target volumes (or list the files) here, detect in a worker process, add the
+        point lists and the table here."""
+        description = _("Detect landmarks")
+        if self.runner.running:
+            return
+        models = self._modelFiles()
+        if models is None:
             return
         side = self.parameters.targetSide.key
         folder = self.ui.targetFolderPathLineEdit.currentPath.strip()
-        if folder:
-            result = self.runner.run(_("Detect landmarks"), self.logic.detect_files, slicer.mrmlScene,
-                                     [folder], model=model, side=side)
-        else:
-            nodes = list(self.ui.targetVolumesSelector.checkedNodes())
-            if not nodes and self.parameters.volume is not None:
-                nodes = [self.parameters.volume]
-            result = self.runner.run(_("Detect landmarks"), self.logic.detect, slicer.mrmlScene, nodes,
-                                     model=model, side=side)
+        try:
+            if folder:
+                inputs = self.logic.read_file_inputs(slicer.mrmlScene, [folder], models, side=side)
+            else:
+                nodes = list(self.ui.targetVolumesSelector.checkedNodes())
+                if not nodes and self.parameters.volume is not None:
+                    nodes = [self.parameters.volume]
+                inputs = self.logic.read_detection_inputs(slicer.mrmlScene, nodes, models, side=side)
+            args, kwargs = self.logic.detection_arguments(inputs)
+        except Exception as error:  # refused inputs: shown like a failed job, nothing started
+            self.runner.showFailure(description, error)
+            return
+        share = self.logic.detect_share
+        result = self.runner.runInProcess(
+            description, self.logic.detect_function, args, kwargs,
+            finish=lambda results: self.logic.add_result_nodes(
+                inputs, results, progress=Progress.wrap(self.runner.report).stage(share, 1.0)),
+            share=share)
         if result:
             rows = result["rows"]
             flagged = sum(1 for r in rows if r["flagged"])

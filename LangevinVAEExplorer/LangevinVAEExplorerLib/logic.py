@@ -13,9 +13,16 @@ What it does (all through ``cochleaai.vae``):
   reconstruction), ``interpolate(scene, nodeA, nodeB, steps)`` (a playable volume sequence);
 * ``latent_map(scene, n, png)``: decoded middle slices over a grid of (z1, z2), as a
   single-slice volume node and optionally a PNG;
-* ``train(volumeNodes or folder, out)``: train a new model with progress and Cancel, then load it;
-  ``read_training_inputs`` + ``compute_training`` (no MRML) + ``load_model`` do the same in
-  steps, so that training can run off the GUI thread.
+* ``train(volumeNodes or folder, out)``: train a new model with progress and Cancel, then load it.
+
+Encode, interpolate and train also come in three steps, so that the module runs the work in
+a worker process (:mod:`cochleaai.vae.jobs`, the model named by its file): ``read_*_inputs``
+(MRML -> plain data), the core function (``encode_function``, ``interpolate_function``,
+``train_function``; no MRML) and ``add_*_nodes`` / ``load_model`` (the result in the scene)::
+
+    inputs = logic.read_encode_inputs(scene, volumeNode)                   # MRML thread
+    encoding = logic.encode_function(inputs.model_path, inputs.volume)     # any process
+    z, node = logic.add_encoding_nodes(inputs, encoding)                   # MRML thread
 """
 from __future__ import annotations
 
@@ -28,32 +35,41 @@ import numpy as np
 from cochleaai.errors import CochleaAIError
 from cochleaai.progress import Progress
 from cochleaai.slicer import mrml
-from cochleaai.slicer.logic import CochleaAIModuleLogic
+from cochleaai.slicer.logic import CochleaAIModuleLogic, scene_unchanged_on_failure
 from cochleaai.slicer.results import SUSPECT_ATTRIBUTE
 from cochleaai.slicer.results.vae import (GENERATED_NAME, LATENT_MAP_NAME, MISMATCH_ATTRIBUTE, RECONSTRUCTION_NAME,
                                           put_volume)
-from cochleaai.vae.data import VolumeGrid, read_folder, volumes_to_grid
-from cochleaai.vae.explore import (OUT_OF_DOMAIN_MISMATCH, decode_volume, encode_volume, grid_of, interpolate,
-                                   latent_map, reconstruction_mismatch, sample_latent, save_latent_map_png)
-from cochleaai.vae.model_io import load_model
+from cochleaai.vae import jobs
+from cochleaai.vae.data import VolumeGrid
+from cochleaai.vae.explore import (OUT_OF_DOMAIN_MISMATCH, decode_volume, grid_of, latent_map, sample_latent,
+                                   save_latent_map_png)
+from cochleaai.vae.jobs import TrainingInputs
 from cochleaai.vae.shipped import default_model_path
-from cochleaai.vae.train import TrainConfig, train_volume_model
 from cochleaai.volume import Volume
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingInputs:
-    """What :meth:`LangevinVAEExplorerLogic.compute_training` needs, read on the MRML thread."""
+class EncodeInputs:
+    """One encoding, read from MRML by :meth:`LangevinVAEExplorerLogic.read_encode_inputs`:
+    ``model_path`` and ``volume`` are plain data (for the worker), the rest says where the
+    reconstruction goes (MRML thread only)."""
 
-    out_path: object
-    grid: object                 # cochleaai.vae.data.VolumeGrid the volumes are resampled onto
-    folder: Optional[str]        # volume files to read, or None
-    volumes: tuple               # cochleaai.volume.Volume copies of the selected nodes
-    source: str                  # recorded in the model card
-    epochs: int
-    kind: str
-    latent_dim: int
-    seed: int
+    model_path: str
+    volume: Volume               # voxels copied from the node
+    volume_node: object
+    scene: object
+    reconstruction_node: object  # the node to write into, or None (the named one, or a new one)
+
+
+@dataclasses.dataclass(frozen=True)
+class InterpolationInputs:
+    """One interpolation, read from MRML by :meth:`LangevinVAEExplorerLogic.read_interpolation_inputs`."""
+
+    model_path: str
+    volume_a: Volume
+    volume_b: Volume
+    steps: int
+    scene: object
 
 
 class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
@@ -73,7 +89,7 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
     def load_model(self, path=None) -> dict:
         """Load a volume model (default: the shipped one); returns a short description."""
         path = Path(path) if path else self.default_model_path()
-        model, card = load_model(path, require={"kind": "volume"})
+        model, card = jobs.load_volume_model(path)
         self.model, self.card, self.model_path = model, card, path
         return self.model_summary()
 
@@ -115,48 +131,78 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
         z = sample_latent(self.model, 1, seed)[0]
         return self.generate(scene, z, node), z
 
+    #: The core functions the module runs in its worker process (the model named by its file).
+    encode_function = staticmethod(jobs.encode)
+    interpolate_function = staticmethod(jobs.interpolate_volumes)
+    train_function = staticmethod(jobs.train)
+
     def encode(self, scene, volume_node, progress=None, reconstruction_node=None):
         """Latent coordinates of a volume node and its reconstruction node; returns ``(z, node)``.
 
         The volume is resampled onto the model grid around its centre; the node is not modified.
         The reconstruction node records how much of the volume it misses
         (:data:`MISMATCH_ATTRIBUTE`) and, above the model's domain, :data:`SUSPECT_ATTRIBUTE`.
+        The same as :meth:`read_encode_inputs`, ``jobs.encode_with`` on the model held and
+        :meth:`add_encoding_nodes` in a row.
         """
         p = Progress.wrap(progress)
+        p(0.1, "reading the volume")
+        inputs = self.read_encode_inputs(scene, volume_node, reconstruction_node)
+        encoding = jobs.encode_with(self.model, self.card, inputs.volume, p.stage(0.1, 1.0))
+        result = self.add_encoding_nodes(inputs, encoding)
+        p(1.0, "encoded")
+        return result
+
+    def read_encode_inputs(self, scene, volume_node, reconstruction_node=None) -> EncodeInputs:
+        """Check the arguments of :meth:`encode` and copy the volume out of MRML."""
         self._require_model()
         mrml.check_not_an_input(reconstruction_node, [volume_node], "reconstruction")
-        p(0.1, "reading the volume")
         volume = mrml.node_to_volume(volume_node)
-        p(0.3, "encoding")
-        z = encode_volume(self.model, self.card, volume)
-        p(0.8, "decoding the reconstruction")
-        mismatch = reconstruction_mismatch(self.model, self.card, volume, z)
-        recon = decode_volume(self.model, self.card, z, volume.center, volume.direction)
-        node = put_volume(scene, recon, RECONSTRUCTION_NAME, reconstruction_node, z, inputs=[volume_node])
-        node.SetAttribute(MISMATCH_ATTRIBUTE, f"{mismatch:.4f}")
-        node.SetAttribute(SUSPECT_ATTRIBUTE, "yes" if mismatch > OUT_OF_DOMAIN_MISMATCH else "no")
-        p(1.0, "encoded")
-        return z, node
+        return EncodeInputs(str(self.model_path), volume, volume_node, scene, reconstruction_node)
+
+    @staticmethod
+    def add_encoding_nodes(inputs: EncodeInputs, encoding: "jobs.Encoding"):
+        """Write the reconstruction of an :class:`~cochleaai.vae.jobs.Encoding` into its node
+        (reused by name, never the input); returns ``(z, node)``."""
+        node = put_volume(inputs.scene, encoding.reconstruction, RECONSTRUCTION_NAME, inputs.reconstruction_node,
+                          encoding.z, inputs=[inputs.volume_node])
+        node.SetAttribute(MISMATCH_ATTRIBUTE, f"{encoding.mismatch:.4f}")
+        node.SetAttribute(SUSPECT_ATTRIBUTE, "yes" if encoding.mismatch > OUT_OF_DOMAIN_MISMATCH else "no")
+        return encoding.z, node
 
     def interpolate(self, scene, node_a, node_b, steps: int = 8, progress=None) -> Dict[str, object]:
-        """Decode the straight latent path between two volumes as a playable sequence."""
+        """Decode the straight latent path between two volumes as a playable sequence.
+
+        The same as :meth:`read_interpolation_inputs`, ``jobs.interpolate_with`` on the model
+        held and :meth:`add_interpolation_nodes` in a row.
+        """
         p = Progress.wrap(progress)
+        inputs = self.read_interpolation_inputs(scene, node_a, node_b, steps)
+        result = jobs.interpolate_with(self.model, self.card, inputs.volume_a, inputs.volume_b, inputs.steps,
+                                       p.stage(0.0, 0.8))
+        return self.add_interpolation_nodes(inputs, result, p.stage(0.8, 1.0))
+
+    def read_interpolation_inputs(self, scene, node_a, node_b, steps: int = 8) -> InterpolationInputs:
+        """Check the arguments of :meth:`interpolate` and copy both volumes out of MRML."""
         self._require_model()
         if node_a is None or node_b is None:
             raise CochleaAIError("Choose two volumes to interpolate between.")
-        volumes = []
-        za = encode_volume(self.model, self.card, mrml.node_to_volume(node_a))
-        p(0.2, "first volume encoded")
-        zb = encode_volume(self.model, self.card, mrml.node_to_volume(node_b))
-        p(0.4, "second volume encoded")
-        path = interpolate(za, zb, steps)
-        for i, z in enumerate(path):
-            p(0.4 + 0.4 * i / len(path), f"decoding frame {i + 1}/{len(path)}")
-            volumes.append(decode_volume(self.model, self.card, z))
-        p(0.8, "building the sequence")
-        nodes = mrml.sequence_from_volumes(scene, volumes, "Latent interpolation")
-        nodes["latent"] = path
-        p(1.0, "interpolation ready")
+        if int(steps) < 2:
+            raise CochleaAIError("An interpolation needs at least 2 steps.")
+        return InterpolationInputs(str(self.model_path), mrml.node_to_volume(node_a), mrml.node_to_volume(node_b),
+                                   int(steps), scene)
+
+    @staticmethod
+    def add_interpolation_nodes(inputs: InterpolationInputs, result: "jobs.Interpolation",
+                                progress=None) -> Dict[str, object]:
+        """The sequence of an :class:`~cochleaai.vae.jobs.Interpolation`: ``{"sequence",
+        "browser", "proxy", "latent"}`` (on an error or Cancel the scene is left as it was)."""
+        p = Progress.wrap(progress)
+        p(0.0, "building the sequence")
+        with scene_unchanged_on_failure(inputs.scene):
+            nodes = mrml.sequence_from_volumes(inputs.scene, result.volumes, "Latent interpolation")
+            nodes["latent"] = result.latent
+            p(1.0, "interpolation ready")
         return nodes
 
     def latent_map(self, scene=None, n: int = 7, png_path=None, node=None, axis: str = "axial"):
@@ -212,26 +258,9 @@ class LangevinVAEExplorerLogic(CochleaAIModuleLogic):
             source = "volume nodes: " + ", ".join(n.GetName() for n in nodes)
         return TrainingInputs(out_path, grid, folder, volumes, source, int(epochs), kind, int(latent_dim), int(seed))
 
-    @staticmethod
-    def compute_training(inputs: "TrainingInputs", progress=None):
-        """Train and save the model (no MRML, no Logic state: safe on a worker thread).
-
-        Returns the saved path; :meth:`load_model` it to use the model.
-        """
-        p = Progress.wrap(progress)
-        if inputs.folder:
-            arrays = read_folder(inputs.folder, inputs.grid, p.stage(0.0, 0.1))
-        else:
-            arrays = volumes_to_grid(list(inputs.volumes), inputs.grid, p.stage(0.0, 0.1))
-        epochs, kind, latent_dim, seed = inputs.epochs, inputs.kind, inputs.latent_dim, inputs.seed
-        cfg = TrainConfig(epochs=epochs, batch_size=8, lr=1e-3, patience=20, seed=seed)
-        train_volume_model(arrays, inputs.grid, inputs.out_path, kind, latent_dim, cfg,
-                           card={"data_source": inputs.source, "seed": seed,
-                                 "training_command": "LangevinVAEExplorer Train "
-                                                     f"(epochs={epochs}, kind={kind}, "
-                                                     f"latent={latent_dim}, seed={seed})"},
-                           progress=p.stage(0.1, 1.0))
-        return inputs.out_path
+    #: Train and save the model (no MRML, no Logic state: runs in a worker process); returns
+    #: the saved path, which :meth:`load_model` then loads.
+    compute_training = train_function
 
     # ------------------------------------------------------------------ self-test
     def self_test(self, scene, seed: int = 1) -> List[str]:

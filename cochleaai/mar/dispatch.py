@@ -8,6 +8,9 @@ times the metal's volume, over the lumen around the array), and copying it back 
 worst of the artifact. The contacts come as markups instead; ``keep_metal=True`` copies the
 segmented metal back, for a picture that shows the array. The sinogram methods
 (:mod:`cochleaai.mar.classic`) keep the metal by default.
+
+:func:`reduce_and_find_contacts` is the correction and the contact detection in one call
+(what the Metal Artifact Reduction module runs in its worker process).
 """
 from __future__ import annotations
 
@@ -17,11 +20,13 @@ from typing import List, Optional
 
 import numpy as np
 
+from cochleaai.contacts.detect import detect_contacts
 from cochleaai.errors import CochleaAIError
 from cochleaai.mar.classic import MAR_GEOMETRY, correct_sinogram
 from cochleaai.mar.margan.inference import check_spacing, correct
 from cochleaai.mar.margan.model_io import cached_model
 from cochleaai.mar.methods import DEFAULT_METHOD, DEFAULT_THRESHOLD_HU, MAX_METAL_SHARE, METHODS
+from cochleaai.markups import Markups
 from cochleaai.progress import Progress
 from cochleaai.simulation.ct import check_hu_volume
 from cochleaai.simulation.projector import FanBeamGeometry
@@ -35,6 +40,7 @@ class MarResult:
     method: str
     messages: List[str] = field(default_factory=list)
     seconds: float = 0.0
+    contacts: Optional[Markups] = None  # numbered contacts, from :func:`reduce_and_find_contacts`
 
     @property
     def has_metal(self) -> bool:
@@ -141,3 +147,20 @@ def reduce_metal_artifacts(volume: Volume, method: str = DEFAULT_METHOD,
     p(1.0, "done")
     return MarResult(volume.copy(out.astype(np.float32)), mask_all, key, messages,
                      time.perf_counter() - t_start)
+
+
+def reduce_and_find_contacts(volume: Volume, method: str = DEFAULT_METHOD,
+                             threshold_hu: float = DEFAULT_THRESHOLD_HU, roi=None, model=None,
+                             find_contacts: bool = True, max_contacts: Optional[int] = None,
+                             array: Optional[str] = None, progress=None) -> MarResult:
+    """:func:`reduce_metal_artifacts` (same arguments), then, when there is metal and
+    ``find_contacts``, the numbered electrode contacts in ``volume`` within its metal mask
+    (:func:`cochleaai.contacts.detect.detect_contacts`; ``array``: the implanted array's key
+    when known, ``max_contacts``: at most this many) as ``contacts``. Plain data in and out."""
+    p = Progress.wrap(progress)
+    result = reduce_metal_artifacts(volume, method, threshold_hu, roi=roi, progress=p.stage(0.0, 0.9), model=model)
+    if find_contacts and result.has_metal:
+        p(0.9, "finding the electrode contacts")
+        result.contacts = detect_contacts(volume, result.metal_mask, max_contacts=max_contacts, array=array or None)
+    p(1.0, "done")
+    return result

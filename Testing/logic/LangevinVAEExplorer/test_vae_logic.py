@@ -23,7 +23,7 @@ from cochleaai.slicer.results import SUSPECT_ATTRIBUTE  # noqa: E402
 from cochleaai.slicer.results.vae import MISMATCH_ATTRIBUTE  # noqa: E402
 from cochleaai.vae.explore import OUT_OF_DOMAIN_MISMATCH  # noqa: E402
 from cochleaai.vae.shipped import default_model_path  # noqa: E402
-from LangevinVAEExplorerLib.logic import (GENERATED_NAME, LATENT_MAP_NAME,  # noqa: E402
+from LangevinVAEExplorerLib.logic import (GENERATED_NAME, LATENT_MAP_NAME, RECONSTRUCTION_NAME,  # noqa: E402
                                           LangevinVAEExplorerLogic)
 
 pytestmark = pytest.mark.skipif(not default_model_path().is_file(), reason="no shipped model")
@@ -93,6 +93,32 @@ def test_encode_never_writes_into_its_input_and_flags_what_the_model_never_learn
     noise = np.random.default_rng(1).normal(0.0, 400.0, volume.shape).astype(np.float32)
     _, flagged = logic.encode(scene, mrml.volume_to_node(scene, volume.copy(noise), "noise"))
     assert flagged.GetAttribute(SUSPECT_ATTRIBUTE) == "yes"
+
+
+def test_encode_and_interpolate_in_steps_match_one_call_and_leave_the_scene_alone_on_cancel(logic, scene):
+    """read_*_inputs (MRML) -> the worker's core function (the model from its file) -> add_*_nodes."""
+    a, b = [logic.generate_phantom(scene, seed=seed, fov="roi")["volume"] for seed in (150, 152)]
+    inputs = logic.read_encode_inputs(scene, a)
+    assert inputs.model_path == str(default_model_path()) and inputs.volume_node is a
+    z, recon = logic.add_encoding_nodes(inputs, logic.encode_function(inputs.model_path, inputs.volume))
+    z_one, recon_one = logic.encode(scene, a)
+    assert recon_one is recon and recon.GetName() == RECONSTRUCTION_NAME          # the node is reused
+    np.testing.assert_allclose(z, z_one, atol=1e-6)
+
+    inputs = logic.read_interpolation_inputs(scene, a, b, 3)
+    result = logic.interpolate_function(inputs.model_path, inputs.volume_a, inputs.volume_b, inputs.steps)
+    np.testing.assert_allclose(result.latent, logic.interpolate(scene, a, b, steps=3)["latent"], atol=1e-6)
+    count = scene.GetNumberOfNodes()
+
+    def cancel_when_ready(fraction, message):
+        if message == "interpolation ready":
+            raise Cancelled("test")
+    with pytest.raises(Cancelled):
+        logic.add_interpolation_nodes(inputs, result, progress=cancel_when_ready)
+    assert scene.GetNumberOfNodes() == count
+    assert logic.add_interpolation_nodes(inputs, result)["sequence"].GetNumberOfDataNodes() == 3
+    with pytest.raises(CochleaAIError, match="at least 2 steps"):
+        logic.read_interpolation_inputs(scene, a, b, 1)
 
 
 def test_latent_map_node_and_png(logic, scene, tmp_path):

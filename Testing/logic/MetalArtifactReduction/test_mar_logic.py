@@ -234,3 +234,67 @@ def test_training_scans_are_read_from_the_scene(shared):
     with pytest.raises(CochleaAIError, match="No cochlea model"):
         logic.read_training_scans(sim["volume"])                 # a simulated scan has no phantom seed
     assert scene.GetNumberOfNodes() == count                      # the scene is only read
+
+
+def test_reduce_in_three_steps_passes_plain_data_to_a_core_function(shared):
+    """read_reduce_inputs (MRML) -> compute (a core function on plain data, as the worker process
+    runs it: through pickle) -> add_reduce_nodes gives what the one call gives; results for a
+    volume removed meanwhile are refused and add nothing."""
+    import pickle
+
+    from cochleaai import worker
+
+    scene, logic, phantom, sim = shared
+    inputs = logic.read_reduce_inputs(scene, sim["volume"], "li", max_contacts=16)
+    assert worker.function_reference(inputs.function) == "cochleaai.mar.dispatch:reduce_and_find_contacts"
+    args, kwargs = pickle.loads(pickle.dumps((inputs.args, inputs.kwargs)))
+    result = pickle.loads(pickle.dumps(inputs.function(*args, **kwargs)))
+    nodes = logic.add_reduce_nodes(inputs, result)
+    once = logic.reduce_artifacts(scene, sim["volume"], "li", max_contacts=16)
+    assert nodes["volume"].GetName() == once["volume"].GetName() == f"{sim['volume'].GetName()} LI"
+    np.testing.assert_array_equal(mrml.node_to_volume(nodes["volume"]).array,
+                                  mrml.node_to_volume(once["volume"]).array)
+    np.testing.assert_allclose(mrml.points_from_markups(nodes["contacts"]).points,
+                               mrml.points_from_markups(once["contacts"]).points)
+    assert nodes["contacts"].GetName() == f"{sim['volume'].GetName()} contacts"
+    assert (nodes["messages"], nodes["metal_voxels"]) == (once["messages"], once["metal_voxels"])
+
+    gone = mrml.volume_to_node(scene, mrml.node_to_volume(sim["volume"]), "removed while running")
+    inputs = logic.read_reduce_inputs(scene, gone, "li")
+    scene.RemoveNode(gone)
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(CochleaAIError, match="removed from the scene"):
+        logic.add_reduce_nodes(inputs, result)
+    assert scene.GetNumberOfNodes() == count
+
+
+def test_a_margan_model_goes_to_the_worker_as_its_checked_file(shared, tmp_path):
+    """The model of the Logic (a file, or a model read from one) is passed as its weights file,
+    checked before anything runs; the other methods need none."""
+    from cochleaai.mar.margan.model_io import MarganModel, load_model, model_file
+    from cochleaai.mar.methods import default_model_available, default_model_path
+
+    scene, _, phantom, sim = shared
+    if default_model_available():       # a model read from its file knows it
+        assert model_file(load_model()) == str(default_model_path().absolute())
+    logic = MetalArtifactReductionLogic()
+    weights = tmp_path / "mine.pt"
+    weights.write_bytes(b"weights")
+    (tmp_path / "mine.json").write_text("{}")
+    assert logic.read_reduce_inputs(scene, sim["volume"], "margan").model is None     # the shipped one
+    logic.use_trained_model({"model_path": str(tmp_path / "mine"), "training": {}})
+    assert logic.model == str(weights.absolute())
+    assert logic.read_reduce_inputs(scene, sim["volume"], "margan").model == str(weights.absolute())
+    assert logic.read_reduce_inputs(scene, sim["volume"], "nmar").model is None
+    logic.model = MarganModel(None, None, path=str(weights))
+    assert logic.read_reduce_inputs(scene, sim["volume"], "MARGAN").model == str(weights.absolute())
+    with pytest.raises(CochleaAIError, match="not read from a file"):
+        logic.read_reduce_inputs(scene, sim["volume"], "margan", model=MarganModel(None, None))
+    (tmp_path / "mine.json").unlink()
+    with pytest.raises(CochleaAIError, match="card"):
+        logic.read_reduce_inputs(scene, sim["volume"], "margan")
+    weights.unlink()
+    count = scene.GetNumberOfNodes()
+    with pytest.raises(CochleaAIError, match="does not exist"):
+        logic.reduce_artifacts(scene, sim["volume"], "margan")
+    assert scene.GetNumberOfNodes() == count

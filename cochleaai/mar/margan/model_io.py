@@ -23,6 +23,7 @@ class MarganModel:
     spacing_mm: float = 0.2
     grid_zyx: tuple = (50, 50, 60)
     card: dict = field(default_factory=dict)
+    path: Optional[str] = None              # the weights file it was read from (None: made in memory)
 
 
 def save_model(generator, path, config: GeneratorConfig, card: Optional[dict] = None,
@@ -35,18 +36,37 @@ def save_model(generator, path, config: GeneratorConfig, card: Optional[dict] = 
 
 def load_model(path=None) -> MarganModel:
     """Read a MARGAN model (default: the shipped one), refusing a bad checksum."""
-    tensors, card = load_tensors(default_model_path() if path is None else path, FORMAT,
-                                 "MARGAN model", TRAIN_HINT)
+    weights = model_paths(default_model_path() if path is None else path)[0]
+    tensors, card = load_tensors(weights, FORMAT, "MARGAN model", TRAIN_HINT)
     try:
         config = GeneratorConfig.from_dict(card["generator"])
         net = build_generator(config)
         net.load_state_dict(tensors)
     except Exception as exc:  # weights and card do not belong together
-        raise CochleaAIError(f"The MARGAN model '{model_paths(path or default_model_path())[0].name}' does "
-                             f"not match its card ({type(exc).__name__}); {TRAIN_HINT}.") from None
+        raise CochleaAIError(f"The MARGAN model '{weights.name}' does not match its card "
+                             f"({type(exc).__name__}); {TRAIN_HINT}.") from None
     net.eval()
     return MarganModel(net, config, float(card.get("spacing_mm", 0.2)), tuple(card.get("grid_zyx", (50, 50, 60))),
-                       card)
+                       card, str(weights.absolute()))
+
+
+def model_file(model=None) -> Optional[str]:
+    """The weights file of ``model`` (a :class:`MarganModel` read from a file, or a model's
+    path; None stays None: the shipped model), checked to be there with its card: what a
+    worker process is given instead of the loaded network."""
+    if model is None:
+        return None
+    if isinstance(model, MarganModel):
+        if model.path is None:
+            raise CochleaAIError("This MARGAN model was not read from a file; save it with save_model and give "
+                                 "its path.")
+        model = model.path
+    pt, js = model_paths(model)
+    if not pt.is_file():
+        raise CochleaAIError(f"The MARGAN model file '{pt}' does not exist; {TRAIN_HINT}.")
+    if not js.is_file():
+        raise CochleaAIError(f"The model card '{js}' is missing; a model needs its .json card beside the .pt.")
+    return str(pt.absolute())
 
 
 #: The one model kept loaded, under its path and its weights' modification time.

@@ -1,11 +1,12 @@
 """MARGAN trained on one's own pre-operative scans: simulated pairs, then training.
 
-This is what the Metal Artifact Reduction module's Train section runs (no MRML here, so it
-also runs on a worker thread). Each scan comes with the cochlea model fitted to it (the shape
-table of Cochlea Shape Segmentation, or a phantom's truth), which guides the simulated
-array. A pair is a crop of the training grid about the cochlea (its centre jittered), an
-array of a random type and depth, and a random scanner, as in ``simulate-pairs``; the pairs
-are written in the same layout, so ``margan train`` reads them too.
+This is what the Metal Artifact Reduction module's Train section runs (no MRML here: the
+module runs :func:`simulate_user_pairs` and :func:`train_user_model_file` in a worker
+process). Each scan comes with the cochlea model fitted to it (the shape table of Cochlea
+Shape Segmentation, or a phantom's truth), which guides the simulated array. A pair is a
+crop of the training grid about the cochlea (its centre jittered), an array of a random type
+and depth, and a random scanner, as in ``simulate-pairs``; the pairs are written in the same
+layout, so ``margan train`` reads them too.
 
 Both steps report progress and stop at the next pair or step when cancelled; the pairs
 written until then stay usable, and an interrupted training resumes from its checkpoint.
@@ -23,6 +24,7 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.io.outputs import write_text_whole
 from cochleaai.mar.margan.model_io import load_model
 from cochleaai.mar.margan.train import TrainConfig, train
+from cochleaai.model_files import model_paths
 from cochleaai.progress import Progress
 from cochleaai.simulation.pairs import GRID_XYZ, SPACING_MM, crop_around_cochlea, pair_seed, simulate_pair, write_pair
 
@@ -92,10 +94,12 @@ def simulate_user_pairs(scans: Sequence[UserScan], out, n: int = DEFAULT_PAIRS, 
     return {"pairs_dir": str(out), "pairs": len(names)}
 
 
-def train_user_model(pairs_dir, model_path, steps: int = DEFAULT_STEPS, max_minutes: Optional[float] = None,
-                     seed: int = 0, resume: bool = True, progress=None):
+def train_user_model_file(pairs_dir, model_path, steps: int = DEFAULT_STEPS, max_minutes: Optional[float] = None,
+                          seed: int = 0, resume: bool = True, progress=None) -> dict:
     """Train a MARGAN model on the pairs of ``pairs_dir`` into ``model_path`` (.pt + .json
-    card) and return it loaded. The adversarial terms start after a third of the steps."""
+    card); the adversarial terms start after a third of the steps. Returns plain data (what
+    a worker process gives back): ``{"model_path": the weights file, "training": the card's
+    training record}``."""
     if int(steps) < 1:
         raise CochleaAIError("Train for at least 1 step.")
     pairs_dir = _folder(pairs_dir, "the folder of training pairs")
@@ -104,6 +108,14 @@ def train_user_model(pairs_dir, model_path, steps: int = DEFAULT_STEPS, max_minu
                            val_every=max(1, min(TrainConfig.val_every, int(steps) // 4)),
                            checkpoint_every=max(1, min(TrainConfig.checkpoint_every, int(steps) // 4)),
                            max_minutes=max_minutes, seed=seed)
-    train(pairs_dir, model_path, settings, resume=resume, progress=progress,
-          command=f"Metal Artifact Reduction module: train on {pairs_dir}")
-    return load_model(model_path)
+    record = train(pairs_dir, model_path, settings, resume=resume, progress=progress,
+                   command=f"Metal Artifact Reduction module: train on {pairs_dir}")
+    return {"model_path": str(model_paths(model_path)[0].absolute()), "training": record}
+
+
+def train_user_model(pairs_dir, model_path, steps: int = DEFAULT_STEPS, max_minutes: Optional[float] = None,
+                     seed: int = 0, resume: bool = True, progress=None):
+    """:func:`train_user_model_file` (same arguments), and the model it saved, loaded."""
+    done = train_user_model_file(pairs_dir, model_path, steps=steps, max_minutes=max_minutes, seed=seed,
+                                 resume=resume, progress=progress)
+    return load_model(done["model_path"])
