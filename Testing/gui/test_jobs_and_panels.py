@@ -3,7 +3,7 @@
 Slicer's Qt is not available to pytest, so small fakes play the progress bar, buttons,
 spin box, combo box and the few ``slicer`` functions the helpers call. This checks the
 helpers' own behaviour (progress, Cancel, error display, re-entrancy, parameter node,
-background jobs on a real worker thread), not Qt.
+one job slot for all modules), not Qt; jobs in a worker process are tested in test_worker_jobs.py.
 """
 from __future__ import annotations
 

@@ -388,7 +388,7 @@ class JobRunner:
         """Show ``error`` as a failure of ``description``, the way a failed job is shown.
 
         For errors raised before a job starts, e.g. while reading its input nodes for
-        :meth:`runInBackground`. Errors other than ``Exception`` are re-raised.
+        :meth:`runInProcess`. Errors other than ``Exception`` are re-raised.
         """
         details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         failure, details = self._failure(description, error, details)
