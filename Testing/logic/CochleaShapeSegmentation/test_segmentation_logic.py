@@ -341,80 +341,20 @@ def test_self_test_from_the_phantom_landmarks():
 
 # ------------------------------------------------------------------ the Widget, with stand-in Qt
 @pytest.fixture
-def widget_module(monkeypatch, fitted):
-    """The module script imported with stand-ins for Slicer's Qt-side modules (real MRML kept)."""
-    import importlib
-    import types
+def panel(monkeypatch, fitted):
+    """The module's widget set up on the fitted scene, with stand-ins for Slicer's Qt-side
+    modules (real MRML kept): ``(widget, ui, calls)``."""
+    from module_widgets import build_widget
 
-    import slicer.util as slicer_util
-
-    calls = {"layers": [], "tables": [], "errors": []}
-    base = types.ModuleType("slicer.ScriptedLoadableModule")
-
-    class _Base:
-        def __init__(self, parent=None):
-            self.parent = parent
-            self.moduleName = type(self).__name__[:-len("Widget")]
-
-        def setup(self):
-            pass
-
-    class _Logic:       # Slicer's: the module's singleton parameter node in slicer.mrmlScene
-        def getParameterNode(self):
-            node = slicer.mrmlScene.GetSingletonNode(self.moduleName, "vtkMRMLScriptedModuleNode")
-            if node is None:
-                node = slicer.mrmlScene.CreateNodeByClass("vtkMRMLScriptedModuleNode")
-                node.UnRegister(None)
-                node.SetSingletonTag(self.moduleName)
-                slicer.mrmlScene.AddNode(node)
-            return node
-
-    base.ScriptedLoadableModule = base.ScriptedLoadableModuleWidget = base.ScriptedLoadableModuleTest = _Base
-    base.ScriptedLoadableModuleLogic = _Logic
-    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", base)
-    i18n = types.ModuleType("slicer.i18n")          # slicer-core has no translations
-    i18n.tr = i18n.translate = lambda *texts: texts[-1]
-    monkeypatch.setitem(sys.modules, "slicer.i18n", i18n)
-    from slicer_stand_in import VTKObservationMixin
-
-    monkeypatch.setattr(slicer_util, "VTKObservationMixin", VTKObservationMixin, raising=False)
-    monkeypatch.setattr(slicer_util, "setSliceViewerLayers", lambda **kw: calls["layers"].append(kw), raising=False)
-    monkeypatch.setattr(slicer_util, "errorDisplay", lambda text, **kw: calls["errors"].append(text), raising=False)
-    selection = types.SimpleNamespace(SetActiveTableID=calls["tables"].append)
-    app = types.SimpleNamespace(processEvents=lambda: None, layoutManager=lambda: None,
-                                applicationLogic=lambda: types.SimpleNamespace(
-                                    GetSelectionNode=lambda: selection, PropagateTableSelection=lambda: None))
-    monkeypatch.setattr(slicer, "app", app, raising=False)
-    monkeypatch.setattr(slicer, "mrmlScene", fitted["scene"], raising=False)
-    for name in ("cochleaai.slicer.gui.module", "CochleaShapeSegmentation"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    module = importlib.import_module("CochleaShapeSegmentation")
-    yield module, calls
-    for name in ("cochleaai.slicer.gui.module", "CochleaShapeSegmentation"):
-        sys.modules.pop(name, None)
+    built = build_widget(monkeypatch, "CochleaShapeSegmentation", fitted["scene"])
+    return built.widget, built.ui, built.calls
 
 
-def test_widget_applies_the_panel_settings_through_the_logic(widget_module, fitted, monkeypatch):
-    from cochleaai.slicer.gui.jobs import JobRunner
+def test_widget_applies_the_panel_settings_through_the_logic(panel, fitted, monkeypatch):
+    from slicer_stand_in import run_jobs_in_this_process
 
-    module, calls = widget_module
-    import types
-
-    from slicer_stand_in import load_ui, run_jobs_in_this_process  # stand-in widgets with the .ui file's values
-
+    widget, ui, calls = panel
     run_jobs_in_this_process(monkeypatch)
-
-    ui = types.SimpleNamespace(**load_ui(ROOT / "CochleaShapeSegmentation" / "Resources" / "UI" /
-                                         "CochleaShapeSegmentation.ui").children)
-
-    def base_setup(self):           # what CochleaAIModuleWidget.setup does, minus loading the .ui
-        self.ui = ui
-        self.runner = JobRunner(ui.progressBar, ui.cancelButton, ui.statusLabel)
-        self.initializeParameterNode()
-
-    monkeypatch.setattr(module.CochleaAIModuleWidget, "setup", base_setup)
-    widget = module.CochleaShapeSegmentationWidget(types.SimpleNamespace(isEntered=True))
-    widget.setup()
     assert not widget.logicMade                            # made on the first click only
     assert [label for label, _ in ui.sideComboBox.items] == ["Right ear", "Left ear"]
     # the panel starts at the pipeline's defaults (the parameter class's: setup() imports no torch)

@@ -4,8 +4,6 @@ and Interpolate read their inputs on the GUI thread, run a core function of
 the sliders stay on the GUI thread (a few milliseconds) and wait for a running job."""
 from __future__ import annotations
 
-import importlib
-import os
 import sys
 import time
 import types
@@ -29,8 +27,8 @@ from cochleaai.vae import jobs  # noqa: E402
 from cochleaai.vae.shipped import default_model_path  # noqa: E402
 from cochleaai.volume import Volume  # noqa: E402
 from qt_stand_ins import Widget  # noqa: E402
-from slicer_stand_in import (ProcessEnvironment, VTKObservationMixin, load_ui,  # noqa: E402
-                             run_jobs_in_this_process, slicer_core_util)
+from module_widgets import build_widget  # noqa: E402
+from slicer_stand_in import run_jobs_in_this_process, slicer_core_util  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not default_model_path().is_file(), reason="no shipped model")
 MODULE = "LangevinVAEExplorer"
@@ -40,56 +38,9 @@ MODULE = "LangevinVAEExplorer"
 def panel(monkeypatch, scene, one_torch_thread):
     """The module's widget set up on stand-in Qt widgets (the .ui file's) over a real scene;
     ``(widget, ui, calls)``, calls holding the error dialogs."""
-    import slicer.util as slicer_util
-
-    calls = {"errors": []}
-    base = types.ModuleType("slicer.ScriptedLoadableModule")
-
-    class _Base:
-        def __init__(self, parent=None):
-            self.parent = parent
-            self.moduleName = type(self).__name__[:-len("Widget")]
-
-    class _Logic:       # Slicer's: the module's singleton parameter node in slicer.mrmlScene
-        def getParameterNode(self):
-            node = slicer.mrmlScene.GetSingletonNode(self.moduleName, "vtkMRMLScriptedModuleNode")
-            if node is None:
-                node = slicer.mrmlScene.CreateNodeByClass("vtkMRMLScriptedModuleNode")
-                node.UnRegister(None)
-                node.SetSingletonTag(self.moduleName)
-                slicer.mrmlScene.AddNode(node)
-            return node
-
-    base.ScriptedLoadableModule = base.ScriptedLoadableModuleWidget = base.ScriptedLoadableModuleTest = _Base
-    base.ScriptedLoadableModuleLogic = _Logic
-    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", base)
-    i18n = types.ModuleType("slicer.i18n")          # slicer-core has no translations
-    i18n.tr = i18n.translate = lambda *texts: texts[-1]
-    monkeypatch.setitem(sys.modules, "slicer.i18n", i18n)
-    monkeypatch.setattr(slicer_util, "VTKObservationMixin", VTKObservationMixin, raising=False)
-    monkeypatch.setattr(slicer_util, "errorDisplay", lambda text, **kw: calls["errors"].append(text), raising=False)
-    startup = ProcessEnvironment(os.environ)
-    app = types.SimpleNamespace(processEvents=lambda: None, layoutManager=lambda: None,
-                                startupEnvironment=lambda: startup)
-    monkeypatch.setattr(slicer, "app", app, raising=False)
     monkeypatch.setattr(slicer, "modules", types.SimpleNamespace(), raising=False)
-    monkeypatch.setattr(slicer, "mrmlScene", scene, raising=False)
-    for name in ("cochleaai.slicer.gui.module", MODULE):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    module = importlib.import_module(MODULE)
-    ui = types.SimpleNamespace(**load_ui(ROOT / MODULE / "Resources" / "UI" / f"{MODULE}.ui").children)
-
-    def base_setup(self):           # what CochleaAIModuleWidget.setup does, minus loading the .ui
-        self.ui = ui
-        self.runner = JobRunner(ui.progressBar, ui.cancelButton, ui.statusLabel, logBox=ui.logTextEdit)
-        self.initializeParameterNode()
-
-    monkeypatch.setattr(module.CochleaAIModuleWidget, "setup", base_setup)
-    widget = module.LangevinVAEExplorerWidget(types.SimpleNamespace(isEntered=True))
-    widget.setup()
-    yield widget, ui, calls
-    for name in ("cochleaai.slicer.gui.module", MODULE):
-        sys.modules.pop(name, None)
+    built = build_widget(monkeypatch, MODULE, scene)
+    return built.widget, built.ui, built.calls
 
 
 def _jobs_recorded(monkeypatch, ui):

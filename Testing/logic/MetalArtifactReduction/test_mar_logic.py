@@ -22,17 +22,14 @@ from MetalArtifactReductionLib.logic import (MetalArtifactReductionLogic, model_
 
 
 @pytest.fixture(scope="module")
-def shared():
-    scene = mrml.new_scene()
-    logic = MetalArtifactReductionLogic()
-    phantom = logic.generate_phantom(scene, seed=1, fov="roi")
+def shared(phantom_scene):
+    scene, logic, phantom = phantom_scene
     from cochleaai.simulation.projector import FanBeamGeometry
     from cochleaai.simulation.ct import ScanConfig
 
     sim = logic.simulate_implant(scene, phantom["volume"], array="hifocus16", depth_deg=420.0, seed=3,
                                  config=ScanConfig(geometry=FanBeamGeometry(n_views=360)))
-    yield scene, logic, phantom, sim
-    scene.Clear(1)
+    return scene, logic, phantom, sim
 
 
 def test_simulated_implant_nodes(shared):

@@ -5,11 +5,9 @@ the real worker; the others play it in this process, through pickle, with
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +20,8 @@ for _folder in (ROOT, ROOT / "MetalArtifactReduction"):
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML) is not installed")
 
-from MetalArtifactReductionLib.logic import MetalArtifactReductionLogic  # noqa: E402
-from slicer_stand_in import ProcessEnvironment, VTKObservationMixin, load_ui, run_jobs_in_this_process  # noqa: E402
+from module_widgets import build_widget  # noqa: E402
+from slicer_stand_in import run_jobs_in_this_process  # noqa: E402
 
 from cochleaai import worker  # noqa: E402
 from cochleaai.mar import dispatch  # noqa: E402
@@ -34,85 +32,29 @@ from cochleaai.simulation.projector import FanBeamGeometry  # noqa: E402
 from cochleaai.slicer import mrml  # noqa: E402
 from cochleaai.slicer.gui.jobs import JobRunner  # noqa: E402
 
-UI_FILE = ROOT / "MetalArtifactReduction" / "Resources" / "UI" / "MetalArtifactReduction.ui"
 QUICK = ScanConfig(geometry=FanBeamGeometry(n_views=360))
 ACTIONS = ("reduceButton", "simulateButton", "simulatePairsButton", "trainButton")
 
 
 @pytest.fixture(scope="module")
-def shared():
+def shared(phantom_scene):
     """A phantom and a quick simulated implant in it (the widget's simulation is replayed from it)."""
-    scene = mrml.new_scene()
-    logic = MetalArtifactReductionLogic()
-    phantom = logic.generate_phantom(scene, seed=1, fov="roi")
+    scene, logic, phantom = phantom_scene
     inputs = logic.read_simulation_inputs(scene, phantom["volume"], array="flex28", depth_deg=450.0, seed=2,
                                           config=QUICK)
     sim = logic.compute(inputs)
     nodes = logic.add_simulation_nodes(inputs, sim)
-    yield {"scene": scene, "phantom": phantom, "sim": sim, "nodes": nodes}
-    scene.Clear(1)
+    return {"scene": scene, "phantom": phantom, "sim": sim, "nodes": nodes}
 
 
 @pytest.fixture
 def panel(monkeypatch, shared):
     """The module's widget, set up on the shared scene: ``(widget, ui, calls)``."""
-    import importlib
-
-    import slicer.util as slicer_util
-
-    calls = {"layers": [], "errors": []}
-    base = types.ModuleType("slicer.ScriptedLoadableModule")
-
-    class _Base:
-        def __init__(self, parent=None):
-            self.parent = parent
-            self.moduleName = type(self).__name__[:-len("Widget")]
-
-        def setup(self):
-            pass
-
-    class _Logic:       # Slicer's: the module's singleton parameter node in slicer.mrmlScene
-        def getParameterNode(self):
-            node = slicer.mrmlScene.GetSingletonNode(self.moduleName, "vtkMRMLScriptedModuleNode")
-            if node is None:
-                node = slicer.mrmlScene.CreateNodeByClass("vtkMRMLScriptedModuleNode")
-                node.UnRegister(None)
-                node.SetSingletonTag(self.moduleName)
-                slicer.mrmlScene.AddNode(node)
-            return node
-
-    base.ScriptedLoadableModule = base.ScriptedLoadableModuleWidget = base.ScriptedLoadableModuleTest = _Base
-    base.ScriptedLoadableModuleLogic = _Logic
-    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", base)
-    i18n = types.ModuleType("slicer.i18n")          # slicer-core has no translations
-    i18n.tr = i18n.translate = lambda *texts: texts[-1]
-    monkeypatch.setitem(sys.modules, "slicer.i18n", i18n)
-    monkeypatch.setattr(slicer_util, "VTKObservationMixin", VTKObservationMixin, raising=False)
-    monkeypatch.setattr(slicer_util, "setSliceViewerLayers", lambda **kw: calls["layers"].append(kw), raising=False)
-    monkeypatch.setattr(slicer_util, "errorDisplay", lambda text, **kw: calls["errors"].append(text), raising=False)
-    startup = ProcessEnvironment(os.environ)
-    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(processEvents=lambda: None, layoutManager=lambda: None,
-                                                             startupEnvironment=lambda: startup), raising=False)
-    monkeypatch.setattr(slicer, "mrmlScene", shared["scene"], raising=False)
-    for name in ("cochleaai.slicer.gui.module", "MetalArtifactReduction"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    module = importlib.import_module("MetalArtifactReduction")
-    ui = types.SimpleNamespace(**load_ui(UI_FILE).children)
-
-    def base_setup(self):           # what CochleaAIModuleWidget.setup does, minus loading the .ui
-        self.ui = ui
-        self.runner = JobRunner(ui.progressBar, ui.cancelButton, ui.statusLabel, logBox=ui.logTextEdit)
-        self.initializeParameterNode()
-
-    monkeypatch.setattr(module.CochleaAIModuleWidget, "setup", base_setup)
-    widget = module.MetalArtifactReductionWidget(types.SimpleNamespace(isEntered=True))
-    widget.setup()
-    yield widget, ui, calls
-    node = widget.parameters.parameterNode
-    widget.cleanup()                # unbinds the panel from the parameter node
+    built = build_widget(monkeypatch, "MetalArtifactReduction", shared["scene"])
+    yield built.widget, built.ui, built.calls
+    node = built.widget.parameters.parameterNode
+    built.widget.cleanup()          # unbinds the panel from the parameter node
     shared["scene"].RemoveNode(node)    # the next test starts from the panel's defaults
-    for name in ("cochleaai.slicer.gui.module", "MetalArtifactReduction"):
-        sys.modules.pop(name, None)
 
 
 def _recorded_jobs(monkeypatch):

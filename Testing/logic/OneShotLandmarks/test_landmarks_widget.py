@@ -8,8 +8,6 @@ the jobs in this process (``run_jobs_in_this_process``: the function found by it
 the arguments and the result through pickle, as to and from the worker)."""
 from __future__ import annotations
 
-import importlib
-import os
 import pickle
 import shutil
 import sys
@@ -28,7 +26,8 @@ slicer = pytest.importorskip("slicer", reason="slicer-core (real MRML) is not in
 torch = pytest.importorskip("torch")
 
 from landmark_cases import TINY, tiny_case  # noqa: E402
-from slicer_stand_in import ProcessEnvironment, VTKObservationMixin, load_ui, run_jobs_in_this_process  # noqa: E402
+from module_widgets import build_widget  # noqa: E402
+from slicer_stand_in import run_jobs_in_this_process  # noqa: E402
 
 from cochleaai import io, worker  # noqa: E402
 from cochleaai.errors import CochleaAIError  # noqa: E402
@@ -43,66 +42,11 @@ from cochleaai.volume import Volume  # noqa: E402
 MODULE = "OneShotLandmarks"
 
 
-def _stand_in_scripted_module(scene):
-    """slicer.ScriptedLoadableModule: plain bases, and a Logic whose parameter node is the
-    module's singleton node of ``scene``."""
-    module = types.ModuleType("slicer.ScriptedLoadableModule")
-
-    class Base:
-        def __init__(self, parent=None):
-            self.parent = parent
-            self.moduleName = MODULE
-
-    class Logic(Base):
-        def getParameterNode(self):
-            node = scene.GetSingletonNode(self.moduleName, "vtkMRMLScriptedModuleNode")
-            if node is None:
-                node = scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
-                node.SetSingletonTag(self.moduleName)
-            return node
-
-    module.ScriptedLoadableModule = module.ScriptedLoadableModuleWidget = Base
-    module.ScriptedLoadableModuleTest = Base
-    module.ScriptedLoadableModuleLogic = Logic
-    return module
-
-
 @pytest.fixture
 def panel(monkeypatch, scene):
     """The module's widget set up on ``scene`` with its .ui file's stand-in widgets; what it
     showed (errors, tables) is recorded in ``panel.calls``."""
-    import slicer.util as slicer_util
-
-    calls = types.SimpleNamespace(errors=[], tables=[])
-    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", _stand_in_scripted_module(scene))
-    i18n = types.ModuleType("slicer.i18n")          # slicer-core has no translations
-    i18n.tr = i18n.translate = lambda *texts: texts[-1]
-    monkeypatch.setitem(sys.modules, "slicer.i18n", i18n)
-    monkeypatch.setattr(slicer_util, "VTKObservationMixin", VTKObservationMixin, raising=False)
-    monkeypatch.setattr(slicer_util, "errorDisplay", lambda text, **kw: calls.errors.append(text), raising=False)
-    selection = types.SimpleNamespace(SetActiveTableID=calls.tables.append)
-    startup = ProcessEnvironment(os.environ)        # what the worker process is started with
-    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(
-        processEvents=lambda: None, layoutManager=lambda: None, startupEnvironment=lambda: startup,
-        applicationLogic=lambda: types.SimpleNamespace(GetSelectionNode=lambda: selection,
-                                                       PropagateTableSelection=lambda: None)), raising=False)
-    monkeypatch.setattr(slicer, "mrmlScene", scene, raising=False)
-    for name in ("cochleaai.slicer.gui.module", MODULE):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    script = importlib.import_module(MODULE)
-    ui = types.SimpleNamespace(**load_ui(ROOT / MODULE / "Resources" / "UI" / f"{MODULE}.ui").children)
-
-    def base_setup(self):           # what CochleaAIModuleWidget.setup does, minus loading the .ui
-        self.ui = ui
-        self.runner = JobRunner(ui.progressBar, ui.cancelButton, ui.statusLabel, logBox=ui.logTextEdit)
-        self.initializeParameterNode()
-
-    monkeypatch.setattr(script.CochleaAIModuleWidget, "setup", base_setup)
-    widget = getattr(script, f"{MODULE}Widget")(types.SimpleNamespace(isEntered=True))
-    widget.setup()
-    yield types.SimpleNamespace(widget=widget, ui=ui, calls=calls, scene=scene)
-    for name in ("cochleaai.slicer.gui.module", MODULE):
-        sys.modules.pop(name, None)
+    return build_widget(monkeypatch, MODULE, scene)
 
 
 def record_jobs(monkeypatch):
