@@ -22,6 +22,7 @@ from cochleaai.io.outputs import OutputPlan, write_text_whole
 from cochleaai.landmarks import cli as landmarks_cli
 from cochleaai.mar import cli as mar_cli
 from cochleaai.mar.margan import cli as margan_cli
+from cochleaai.planning import cli as planning_cli
 from cochleaai.markups import Markups
 from cochleaai.phantom.core import Phantom, make_phantom
 from cochleaai.progress import PROGRESS_STYLES, Cancelled, set_progress_style, tqdm_progress
@@ -122,7 +123,7 @@ def _add_bench_parser(sub) -> None:
 #: Each method package owns its commands: ``add_commands(subparsers)`` in its ``cli`` module
 #: registers parsers whose ``func(args) -> int`` does the work.
 METHOD_COMMANDS = (segmentation_cli, simulation_cli, mar_cli, contacts_cli, landmarks_cli, vae_cli, margan_cli,
-                   worker)
+                   planning_cli, worker)
 #: Commands of layers above the core (the MRML demo of :mod:`cochleaai.slicer`) register
 #: themselves under this entry-point group, so that the core never imports them.
 PLUGIN_GROUP = "cochleaai.commands"

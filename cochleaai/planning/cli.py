@@ -1,0 +1,66 @@
+"""The ``plan`` command: from a CT and the cochlea's points to a cochlear-implant plan."""
+from __future__ import annotations
+
+import json
+import sys
+
+from cochleaai import arguments, io
+from cochleaai.arguments import add_force
+from cochleaai.errors import EXIT_FLAGGED
+from cochleaai.io.outputs import OutputPlan, write_text_whole
+from cochleaai.planning import catalogue
+from cochleaai.planning.plan import DEFAULT_SAMPLES, DEFAULT_TARGET_COVERAGE, plan_from_segmentation
+from cochleaai.planning.report import write_report
+from cochleaai.progress import tqdm_progress
+from cochleaai.segmentation.cli import read_points
+from cochleaai.segmentation.config import SegmentConfig
+from cochleaai.segmentation.pipeline import segment
+
+#: The files of one plan.
+PLAN_FILES = ("plan.json", "plan.html")
+
+
+def _cmd_plan(args) -> int:
+    arrays = [catalogue.get(a).key for a in args.arrays] if args.arrays else None   # refused before the fit
+    out = OutputPlan([args.input, args.points], args.force).folder(args.out, PLAN_FILES)
+    points = read_points(args.points)
+    with tqdm_progress("plan", disable=args.quiet) as progress:
+        result = segment(io.read_volume(args.input), points, SegmentConfig(side=args.side, seed=args.seed),
+                         progress.stage(0.0, 0.8))
+        plan = plan_from_segmentation(result, arrays=arrays, target_coverage=args.target_coverage,
+                                      samples=args.samples, seed=args.seed, progress=progress.stage(0.8, 0.95))
+        record = dict(plan.to_dict(), input=str(args.input), theta=result.theta.tolist(),
+                      segmentation_seconds=round(result.seconds, 2))
+        write_text_whole(out / "plan.json", json.dumps(record, indent=2))
+        write_report(out / "plan.html", record, result.theta, subject=f"CT: {args.input}")
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    ranked = [{"array": a.array.key, "apical_deg": round(a.apical_deg["mean"], 1),
+               "apical_deg_sd": round(a.apical_deg["sd"], 1), "coverage_pct": round(a.coverage_pct["mean"], 1)}
+              for a in plan.arrays]
+    print(json.dumps({"files": {n: str(out / n) for n in PLAN_FILES}, "ranked": ranked}, indent=2))
+    return EXIT_FLAGGED if plan.warnings else 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("plan", help="cochlear-implant plan: every catalogue array in the fitted cochlea, with error bars",
+                       description="Segment the cochlea from its points, insert every array of the catalogue "
+                                   "fully along the path of its position, and write plan.json and a "
+                                   "self-contained plan.html: the depth of each contact, the coverage of the "
+                                   "organ of Corti and each contact's frequency, with 95 %% intervals from the "
+                                   "shape posterior. Known arrays: " + catalogue.known())
+    p.add_argument("input", help="the CT volume (NRRD, NIfTI, DICOM folder)")
+    p.add_argument("--points", required=True, help="markups file with points labelled center, apex, round window")
+    p.add_argument("--side", choices=("right", "left"), required=True)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--target-coverage", type=arguments.real(minimum=0.05, maximum=1.0),
+                   default=DEFAULT_TARGET_COVERAGE,
+                   help=f"share of the organ of Corti to cover, ranks the arrays (default {DEFAULT_TARGET_COVERAGE}; "
+                        "deeper for full coverage, shallower to spare apical residual hearing)")
+    p.add_argument("--arrays", nargs="+", default=None, help="plan only these arrays (keys or names)")
+    p.add_argument("--samples", type=arguments.integer(minimum=10, maximum=5000), default=DEFAULT_SAMPLES,
+                   help="posterior draws for the error bars")
+    p.add_argument("--seed", type=arguments.seed, default=0)
+    add_force(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_plan)
