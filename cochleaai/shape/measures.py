@@ -15,8 +15,9 @@ are arc lengths of curves on the model surface or inside the duct:
   Audiol Neurotol 2006; 11 suppl 1: 27-33).
 * ``b_value_mm``: the basal-turn width perpendicular to A, through the modiolar axis.
 * ``height_mm``: extent of the surface along the modiolar axis.
-* ``cdl_from_a_value_mm``: the lateral-wall length predicted from A alone,
-  ``4.16 A - 4`` (Alexiades et al., Otol Neurotol 2015; 36: 904-907), for comparison.
+* ``cdl_from_a_value_mm``: the organ-of-Corti length predicted from A alone,
+  ``4.16 A - 4`` (Alexiades et al., Otol Neurotol 2015; 36: 904-907; the lateral wall's
+  is ``4.16 A - 2.7``, :mod:`cochleaai.planning.literature`), for comparison.
 * ``turns``: fixed by the model (2.625, Erixon et al. 2009), so its spread is zero.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Dict
 import numpy as np
 import torch
 
+from cochleaai.planning.literature import alexiades_cdl_organ_of_corti_mm
 from cochleaai.shape import geometry as G
 from cochleaai.shape.params import deformable_of
 
@@ -75,7 +77,7 @@ def clinical_measures(theta) -> Dict[str, float]:
     out["a_value_mm"] = float(r_wall[0] + r_wall[2])
     out["b_value_mm"] = float(r_wall[1] + r_wall[3])
     out["height_mm"] = top - bottom
-    out["cdl_from_a_value_mm"] = 4.16 * out["a_value_mm"] - 4.0
+    out["cdl_from_a_value_mm"] = alexiades_cdl_organ_of_corti_mm(out["a_value_mm"])
     out["turns"] = float(G.TURNS)
     return out
 

@@ -13,8 +13,9 @@ Placement: the array follows the scala tympani centreline of a :class:`CochleaMo
 depth of the tip. Basal of the round window the path continues straight along the
 centreline's tangent (the array leaves the cochlea towards the middle ear), so contacts that
 do not fit inside are extracochlear, as in a shallow insertion.
-Contacts are numbered from the apex (1 = most apical), the convention of MED-EL, Cochlear and
-Advanced Bionics. The catalogue of arrays is :mod:`.arrays`.
+Contacts are numbered from the apex here (1 = most apical), as Advanced Bionics numbers
+them; Cochlear numbers from the base (its electrode 22 is the most apical), see
+:mod:`cochleaai.planning.catalogue`. The catalogue of arrays is :mod:`.arrays`.
 """
 from __future__ import annotations
 
