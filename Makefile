@@ -51,7 +51,7 @@ demo: $(STAMP)
 MNIST ?= ../shared/data/mnist/mnist.npz
 REAL_CT ?= ../shared/data/real-ct
 bench: $(STAMP)
-	for b in sdf phantom segment batch simulate mar landmarks vae-cochlea; do \
+	for b in sdf phantom segment batch simulate mar landmarks vae-cochlea plan; do \
 	  $(PY) -m cochleaai bench $$b --json bench-output/$$b.json --out-dir bench-output || exit 1; done
 	if [ -d $(REAL_CT) ]; then $(PY) -m cochleaai bench landmarks-real --data $(REAL_CT) --reference T02 \
 	  --json bench-output/landmarks-real.json; fi
