@@ -20,6 +20,9 @@ from cochleaai.slicer.gui.module import (CATEGORIES,
                                          register_sample_data_on_startup)
 from cochleaai.slicer.gui.panels import PointPlacer, show_in_3d, show_table
 
+#: Share of the progress bar the planning worker fills (the rest: adding the plan's nodes).
+PLAN_SHARE = 0.9
+
 
 class CochleaShapeSegmentation(ScriptedLoadableModule):
     def __init__(self, parent):
@@ -50,6 +53,20 @@ class CochleaShapeSegmentation(ScriptedLoadableModule):
             "parameters and clinical measures (cochlear duct lengths, A and B values, height, "
             "turns) with their standard deviations and a quality-control score. A result flagged "
             "by the quality control needs a look before it is used.</p>"
+            "<p><b>Implant plan</b> (after a segmentation): every electrode array of the catalogue "
+            "(MED-EL, Cochlear, Advanced Bionics) is inserted in full along its path (lateral wall, "
+            "mid-scala or perimodiolar) in the fitted cochlea and in shapes drawn from its posterior, "
+            "and the arrays are ranked by how close the coverage of the organ of Corti by their most "
+            "apical contact comes to the <b>coverage to aim for</b>: high for deep coverage when no "
+            "hearing is left to keep, lower to spare apical (low-frequency) residual hearing. "
+            "<b>Plan implant</b> adds a table of the arrays (angular depth of the apical contact and "
+            "coverage, mean, standard deviation and 95 % interval, the chance that the array is "
+            "longer than the duct, published depths), and for the best-ranked array a table of its "
+            "contacts (angle, place on the organ of Corti, Greenwood and spiral-ganglion "
+            "frequencies), its contacts as points labelled with their angle from the round window, "
+            "and its path as a tube. A plan is only as good as the fit: a warning comes first when "
+            "quality control flagged the segmentation. Check the manufacturers' data before relying "
+            "on a figure for a patient.</p>"
             "<p><b>Advanced</b>: the logistic reference lengths l_ref (fit and final label map), "
             "the number of EM iterations and of posterior samples.</p>"
             "<p><b>Generate phantom</b> builds a synthetic temporal-bone CT with its ground-truth "
@@ -82,7 +99,8 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         self.pointPlacer = PointPlacer(self.runner, self.ui.placePointsButton, self.ui.pointsSelector,
                                        self.ui.pointsPlaceWidget, lambda node: self.logic.points_node(
                                            slicer.mrmlScene, self.parameters.volume, node))
-        self.runner.busyWidgets.append(self.ui.applyButton)
+        self.ui.planButton.connect("clicked(bool)", self.runner.guard(self.onPlan, self.ui.planButton))
+        self.runner.busyWidgets.extend([self.ui.applyButton, self.ui.planButton])
         self.updateApplyButton()
 
     def onParameterNodeModified(self, caller=None, event=None):
@@ -93,6 +111,8 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         self.ui.inputVolumeNameLabel.text = volume.GetName() if volume is not None else _("(select a volume above)")
         if not self.runner.running:     # while a job runs the button is its Cancel
             self.ui.applyButton.enabled = volume is not None
+            # the Logic is made on the first click (it needs torch): no Logic, no segmentation yet
+            self.ui.planButton.enabled = self.logicMade and self.logic.last_result is not None
 
     def settings(self):
         from cochleaai.segmentation.config import SegmentConfig  # lazy: needs torch (first click)
@@ -120,6 +140,43 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         self.updateApplyButton()    # the selection may have changed while the job ran
         if nodes:
             self.showResult(nodes, inputs.volume_node)
+
+    def onPlan(self, *_unused):
+        """Read the last segmentation here, plan in a worker process, add the nodes back here."""
+        description = _("Plan implant")
+        if self.runner.running:
+            return
+        try:
+            inputs = self.logic.read_plan_inputs(float(self.parameters.targetCoverage) / 100.0)
+        except Exception as error:  # refused inputs (no segmentation yet): shown like a failed job
+            self.runner.showFailure(description, error)
+            return
+        nodes = self.runner.runInProcess(
+            description, self.logic.plan_function, inputs.args, inputs.kwargs,
+            finish=lambda plan: self.logic.add_plan_nodes(
+                inputs, plan, progress=Progress.wrap(self.runner.report).stage(PLAN_SHARE, 1.0)),
+            share=PLAN_SHARE)
+        self.updateApplyButton()
+        if nodes:
+            self.showPlan(nodes, self.logic.last_plan)
+
+    def showPlan(self, nodes, plan):
+        """The plan table in the table view, the planned contacts and path in the views; the
+        best array in the status line, after any warning."""
+        show_table(nodes["table"])
+        for role in ("contacts", "path"):
+            display = nodes[role].GetDisplayNode()
+            if display is not None:
+                display.SetVisibility(True)
+        best = plan["arrays"][0]
+        depth, coverage = best["apical_deg"], best["coverage_pct"]
+        text = _("Best for {target:.0f} % coverage: {manufacturer} {array}, apical contact at {depth:.0f} "
+                 "\u00b1 {depth_sd:.0f}\u00b0, covering {coverage:.0f} \u00b1 {coverage_sd:.0f} % of the organ of "
+                 "Corti. See the table '{table}' and the points '{contacts}'.").format(
+            target=plan["target_coverage_pct"], manufacturer=best["manufacturer"], array=best["name"],
+            depth=depth["mean"], depth_sd=depth["sd"], coverage=coverage["mean"], coverage_sd=coverage["sd"],
+            table=nodes["table"].GetName(), contacts=nodes["contacts"].GetName())
+        self.runner.setStatus(" ".join([*plan.get("warnings", []), text]))
 
     def showResult(self, nodes, volumeNode=None):
         """Probability over the CT in the slice views, surfaces in 3D, the table in the table view."""

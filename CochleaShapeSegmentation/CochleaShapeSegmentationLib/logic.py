@@ -13,6 +13,12 @@ headless on ``slicer-core`` (the tests run it on a real ``vtkMRMLScene``).
 * The same in three steps, so that the long fit can run off the GUI thread (MRML is not
   thread-safe): ``read_inputs`` (MRML -> a :class:`SegmentationInputs` of plain data),
   ``compute`` (the fit; touches no MRML) and ``add_result_nodes`` (the nodes).
+* ``plan(target_coverage=0.75, ...)`` plans a cochlear implant for the last segmentation
+  (``cochleaai.planning.plan``: every catalogue array fully inserted, with error bars from the
+  shape posterior) and adds the plan table, the best array's contact table, its planned
+  contacts and its path (``cochleaai.slicer.results.plan``); in three steps as well:
+  ``read_plan_inputs``, ``plan_function`` (the core function a worker process runs) and
+  ``add_plan_nodes``.
 * ``generate_phantom`` (inherited) and ``self_test`` on a phantom.
 
 Batch use (Slicer's Python or slicer-core)::
@@ -24,6 +30,9 @@ Batch use (Slicer's Python or slicer-core)::
     inputs = logic.read_inputs(volumeNode, pointsNode, side="left")   # MRML thread
     result = logic.compute(inputs)                                     # any thread
     nodes = logic.add_result_nodes(inputs, result)                     # MRML thread
+
+    plan_nodes = logic.plan(target_coverage=0.6)       # after a segmentation
+    plan_nodes["table"], plan_nodes["contacts"], plan_nodes["path"]
 """
 from __future__ import annotations
 
@@ -34,6 +43,8 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.metrics import dice
+from cochleaai.planning import catalogue
+from cochleaai.planning import plan as planning
 from cochleaai.progress import Progress
 from cochleaai.segmentation import pipeline
 from cochleaai.segmentation.options import FIT_SHARE, POINT_ROLES, SIDES
@@ -41,8 +52,13 @@ from cochleaai.segmentation.pose import parse_points
 from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.slicer import mrml
 from cochleaai.slicer.logic import CochleaAIModuleLogic, scene_unchanged_on_failure
+from cochleaai.slicer.results import plan as plan_nodes
 from cochleaai.slicer.results import segmentation as scene_nodes
 from cochleaai.slicer.results.segmentation import CENTERLINE_POINTS, NODE_NAMES, SEGMENT_POSTERIOR, SEGMENT_SHAPE
+
+#: Share of the progress of :meth:`CochleaShapeSegmentationLogic.plan` spent planning (the
+#: rest adds the nodes).
+PLAN_SHARE = 0.9
 
 
 def _input_volume(volume_node):
@@ -99,6 +115,40 @@ class SegmentationInputs:
     prefix: str
 
 
+@dataclasses.dataclass(frozen=True)
+class PlanInputs:
+    """Everything one implant plan needs, read by :meth:`CochleaShapeSegmentationLogic.read_plan_inputs`.
+
+    :attr:`args` and :attr:`kwargs` are the plain data :func:`cochleaai.planning.plan.plan_insertions`
+    is called with (in a worker process by the module); ``result``, ``scene``, ``prefix``,
+    ``segmentation_node`` and ``arrays_to_show`` say what the plan nodes show and where they go.
+    """
+
+    theta: np.ndarray
+    covariance: np.ndarray
+    side: str
+    measures: dict
+    quality: dict
+    target_coverage: float          # share (0-1) of the organ of Corti to aim for
+    arrays: Optional[tuple]         # catalogue keys; None: the whole catalogue
+    samples: int
+    seed: int
+    result: object                  # the CochleaSegmentation planned for
+    scene: object
+    prefix: str
+    segmentation_node: object
+    arrays_to_show: int
+
+    @property
+    def args(self) -> tuple:
+        return (self.theta, self.covariance, self.side)
+
+    @property
+    def kwargs(self) -> dict:
+        return {"target_coverage": self.target_coverage, "arrays": self.arrays, "samples": self.samples,
+                "seed": self.seed, "measures": self.measures, "quality": self.quality}
+
+
 class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
     """Logic of the Cochlea Shape Segmentation module."""
 
@@ -106,6 +156,11 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
         super().__init__()
         #: The last :class:`cochleaai.segmentation.pipeline.CochleaSegmentation` added to a scene.
         self.last_result = None
+        #: The nodes of :attr:`last_result` by role, and the prefix of their names.
+        self.last_nodes: Dict[str, object] = {}
+        self.last_prefix = ""
+        #: The last plan added to a scene (:meth:`cochleaai.planning.plan.CochleaPlan.to_dict`).
+        self.last_plan: Optional[dict] = None
 
     @staticmethod
     def points_node(scene, volume_node=None, node=None):
@@ -177,7 +232,59 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
                                  "the segmentation; nothing was added. Select a volume and segment again.")
         with scene_unchanged_on_failure(scene):
             nodes = scene_nodes.add_result_nodes(scene, result, inputs.prefix, progress, volume_node)
-        self.last_result = result
+        self.last_result, self.last_nodes, self.last_prefix = result, nodes, inputs.prefix
+        return nodes
+
+    # ---------------------------------------------------------------- implant plan
+    #: The core function :meth:`plan` runs (the module runs it in a worker process).
+    plan_function = staticmethod(planning.plan_insertions)
+
+    def plan(self, target_coverage: float = planning.DEFAULT_TARGET_COVERAGE, arrays=None,
+             samples: int = planning.DEFAULT_SAMPLES, seed: int = 0, arrays_to_show: int = 1,
+             progress=None) -> Dict[str, object]:
+        """Plan an implant for the last segmentation and add the plan's nodes beside it.
+
+        ``target_coverage``: the share (0-1) of the organ of Corti to cover (deep coverage for
+        a patient without residual hearing, less to spare apical hearing); the arrays are
+        ranked by how close they come to it. ``arrays``: catalogue keys or names (default:
+        the whole catalogue). Returns the nodes by role (``cochleaai.slicer.results.plan.add_plan_nodes``:
+        table, contacts_table, contacts, path, arrays). Refused (:class:`CochleaAIError`)
+        before any segmentation; on an error or Cancel the scene is left as it was.
+
+        The same as :meth:`read_plan_inputs`, :attr:`plan_function` and :meth:`add_plan_nodes` in a row.
+        """
+        p = Progress.wrap(progress)
+        inputs = self.read_plan_inputs(target_coverage, arrays, samples=samples, seed=seed,
+                                       arrays_to_show=arrays_to_show)
+        result = self.plan_function(*inputs.args, progress=p.stage(0.0, PLAN_SHARE), **inputs.kwargs)
+        return self.add_plan_nodes(inputs, result, progress=p.stage(PLAN_SHARE, 1.0))
+
+    def read_plan_inputs(self, target_coverage: float, arrays=None, samples: int = planning.DEFAULT_SAMPLES,
+                         seed: int = 0, arrays_to_show: int = 1) -> PlanInputs:
+        """The inputs of :meth:`plan` (same arguments), from the last segmentation; refused
+        (:class:`CochleaAIError`) when there is none or its nodes left the scene."""
+        result = self.last_result
+        if result is None:
+            raise CochleaAIError("Segment the cochlea first: the plan is made for the fitted cochlea.")
+        segmentation = self.last_nodes.get("segmentation")
+        scene = segmentation.GetScene() if segmentation is not None else None
+        if scene is None:
+            raise CochleaAIError("The segmentation of the last fit is no longer in the scene; segment the "
+                                 "cochlea again before planning.")
+        keys = None if arrays is None else tuple(catalogue.get(a).key for a in arrays)
+        return PlanInputs(np.asarray(result.theta, float), np.asarray(result.covariance, float), result.side,
+                          dict(result.measures), dict(result.quality), float(target_coverage), keys, int(samples),
+                          int(seed), result, scene, self.last_prefix, segmentation, int(arrays_to_show))
+
+    def add_plan_nodes(self, inputs: PlanInputs, plan, progress=None) -> Dict[str, object]:
+        """Add the nodes of a plan (a ``CochleaPlan`` or its ``to_dict()``) made from ``inputs``;
+        returns them by role. On an error or Cancel the nodes added so far are removed again."""
+        plan_dict = plan.to_dict() if hasattr(plan, "to_dict") else dict(plan)
+        with scene_unchanged_on_failure(inputs.scene):
+            nodes = plan_nodes.add_plan_nodes(inputs.scene, plan_dict, inputs.result, inputs.prefix,
+                                              inputs.arrays_to_show, progress=progress,
+                                              beside=inputs.segmentation_node)
+        self.last_plan = plan_dict
         return nodes
 
     # ---------------------------------------------------------------- self-test

@@ -4,7 +4,9 @@ Each attribute is the parameter of the same name in the module's ``vtkMRMLScript
 (saved with the scene) and is bound to the widget of the .ui file whose ``SlicerParameterName``
 names it. Nothing here needs torch, so the panel opens before the packages are installed: the
 defaults are :class:`cochleaai.segmentation.config.SegmentConfig`'s, the sides
-``cochleaai.segmentation.options.SIDES``.
+``cochleaai.segmentation.options.SIDES``. The coverage an implant plan aims for is
+``cochleaai.planning.plan.DEFAULT_TARGET_COVERAGE`` in percent, written out here: that module
+needs torch.
 """
 from typing import Annotated
 
@@ -29,3 +31,5 @@ class CochleaShapeSegmentationParameterNode(PhantomParameters, JobParameters):
     lRefFinal: Annotated[float, WithinRange(0.01, 2.0)] = SegmentConfig.l_ref_final
     iterations: Annotated[int, WithinRange(1, 100)] = SegmentConfig.outer_iterations
     samples: Annotated[int, WithinRange(0, 2000)] = SegmentConfig.samples
+    # Implant plan: the share of the organ of Corti (%) the arrays are ranked for
+    targetCoverage: Annotated[float, WithinRange(5.0, 100.0)] = 75.0
