@@ -1,4 +1,5 @@
-"""The ``plan`` command: from a CT and the cochlea's points to a cochlear-implant plan."""
+"""The ``plan`` command: from a CT and the cochlea's points to a cochlear-implant plan; the
+``postop`` command: the implanted contacts' angles and frequencies from the post-operative CT."""
 from __future__ import annotations
 
 import json
@@ -6,10 +7,11 @@ import sys
 
 from cochleaai import arguments, io
 from cochleaai.arguments import add_force
-from cochleaai.errors import EXIT_FLAGGED
+from cochleaai.errors import EXIT_FLAGGED, CochleaAIError
 from cochleaai.io.outputs import OutputPlan, write_text_whole
 from cochleaai.planning import catalogue
 from cochleaai.planning.plan import DEFAULT_SAMPLES, DEFAULT_TARGET_COVERAGE, plan_from_segmentation
+from cochleaai.planning.postop import contacts_of, map_points, postop_html, postop_report, register_preop_to_postop
 from cochleaai.planning.report import write_report
 from cochleaai.progress import tqdm_progress
 from cochleaai.segmentation.cli import read_points
@@ -18,6 +20,8 @@ from cochleaai.segmentation.pipeline import segment
 
 #: The files of one plan.
 PLAN_FILES = ("plan.json", "plan.html")
+#: The files of one post-operative report.
+POSTOP_FILES = ("postop.json", "postop.html")
 
 
 def _cmd_plan(args) -> int:
@@ -42,6 +46,43 @@ def _cmd_plan(args) -> int:
     return EXIT_FLAGGED if plan.warnings else 0
 
 
+def _cmd_postop(args) -> int:
+    array = catalogue.get(args.array).key if args.array else None    # refused before any work
+    if args.preop is None and args.points is None:
+        raise CochleaAIError("Without --preop the cochlea is fitted on the post-operative CT: give its center, "
+                             "apex and round window points there with --points.")
+    inputs = [args.postop, args.contacts, args.preop, args.points]
+    out = OutputPlan(inputs, args.force).folder(args.out, POSTOP_FILES)
+    contacts, numbered = contacts_of(io.read_markups(args.contacts))
+    points = read_points(args.points) if args.points else None
+    postop = io.read_volume(args.postop)
+    fitted_on, frame, moved = postop, contacts, None
+    with tqdm_progress("postop", disable=args.quiet) as progress:
+        if args.preop:
+            fitted_on = io.read_volume(args.preop)
+            progress(0.0, "registering the pre-operative CT")
+            t = register_preop_to_postop(fitted_on, postop, around_lps=contacts.mean(axis=0), seed=args.seed)
+            frame = map_points(t, contacts)
+            moved = {"maps": "post-operative LPS points to pre-operative LPS points", "matrix": list(t.GetMatrix()),
+                     "center": list(t.GetCenter()), "translation": list(t.GetTranslation())}
+        result = segment(fitted_on, points, SegmentConfig(side=args.side, seed=args.seed), progress.stage(0.1, 0.9))
+        report = postop_report(frame, numbered, result, array, args.samples, args.seed)
+    for row, p in zip(report["contacts"], contacts):
+        row["postop_lps"] = p.tolist()
+    record = dict(report, postop=str(args.postop), preop=None if args.preop is None else str(args.preop),
+                  fitted_on="pre-operative CT" if args.preop else "post-operative CT", theta=result.theta.tolist(),
+                  transform=moved)
+    write_text_whole(out / "postop.json", json.dumps(record, indent=2))
+    write_text_whole(out / "postop.html", postop_html(record, subject=f"Post-operative CT: {args.postop}"))
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    depth = report["insertion_depth_deg"]
+    print(json.dumps({"files": {n: str(out / n) for n in POSTOP_FILES}, "numbered": numbered,
+                      "insertion_depth_deg": round(depth["mean"], 1), "insertion_depth_sd": round(depth["sd"], 1)},
+                     indent=2))
+    return EXIT_FLAGGED if report["warnings"] else 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("plan", help="cochlear-implant plan: every catalogue array in the fitted cochlea, with error bars",
                        description="Segment the cochlea from its points, insert every array of the catalogue "
@@ -64,3 +105,29 @@ def add_commands(sub) -> None:
     add_force(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("postop", help="post-operative report: each implanted contact's angle and frequency",
+                       description="Fit the cochlea (on the pre-operative CT when given, registered rigidly to "
+                                   "the post-operative one; else on the post-operative CT) and write postop.json "
+                                   "and a self-contained postop.html: each contact's angle from the round window, "
+                                   "its place on the organ of Corti and its frequencies, the angular insertion "
+                                   "depth, with 95 %% intervals from the fit's posterior. Contacts labelled E1 "
+                                   "(apex) ... EN are numbered; others get positions only. Known arrays: "
+                                   + catalogue.known())
+    p.add_argument("postop", help="the post-operative CT volume (NRRD, NIfTI, DICOM folder)")
+    p.add_argument("--contacts", required=True,
+                   help="the contacts in the post-operative CT (.mrk.json of mar --contacts)")
+    p.add_argument("--side", choices=("right", "left"), required=True)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--preop", default=None, help="the pre-operative CT: the cochlea is fitted there, without metal")
+    p.add_argument("--points", default=None,
+                   help="markups with points labelled center, apex, round window: on the pre-operative CT when "
+                        "given, else on the post-operative one (needed there)")
+    p.add_argument("--array", default=None,
+                   help="the implanted array (key or name), for the manufacturer's contact numbers")
+    p.add_argument("--samples", type=arguments.integer(minimum=10, maximum=5000), default=DEFAULT_SAMPLES,
+                   help="posterior draws for the error bars")
+    p.add_argument("--seed", type=arguments.seed, default=0)
+    add_force(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_postop)

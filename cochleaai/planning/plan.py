@@ -43,18 +43,22 @@ def summary(values, best: Optional[float] = None) -> Dict[str, float]:
             "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0, "low": float(low), "high": float(high)}
 
 
-def posterior_deformables(theta, covariance, samples: int, seed: int = 0) -> np.ndarray:
-    """``samples`` draws of the shape (deformable) parameters from the Laplace posterior,
-    kept inside the model's bounds; row 0 is the fitted shape itself."""
+def posterior_thetas(theta, covariance, samples: int, seed: int = 0) -> np.ndarray:
+    """``samples`` draws of all the fit's parameters (pose included) from its Laplace
+    posterior, the shape kept inside the model's bounds; row 0 is the fit itself."""
     theta = np.asarray(theta, float).reshape(-1)
     covariance = np.asarray(covariance, float)
     if covariance.shape != (theta.size, theta.size) or not np.all(np.isfinite(covariance)):
         raise CochleaAIError("The fit has no usable posterior covariance; segment again before planning.")
-    rng = np.random.default_rng(seed)
-    draws = rng.multivariate_normal(theta, covariance, size=int(samples), method="eigh")
-    shapes = np.stack([deformable_of(t) for t in np.vstack([theta[None], draws])])
-    shapes[:, :4] = np.clip(shapes[:, :4], DEFORMABLE_LOWER, DEFORMABLE_UPPER)
-    return shapes
+    draws = np.random.default_rng(seed).multivariate_normal(theta, covariance, size=int(samples), method="eigh")
+    out = np.vstack([theta[None], draws])
+    out[:, :4] = np.clip(out[:, :4], DEFORMABLE_LOWER, DEFORMABLE_UPPER)
+    return out
+
+
+def posterior_deformables(theta, covariance, samples: int, seed: int = 0) -> np.ndarray:
+    """The shape (deformable) parameters of :func:`posterior_thetas`."""
+    return np.stack([deformable_of(t) for t in posterior_thetas(theta, covariance, samples, seed)])
 
 
 @dataclass

@@ -36,7 +36,8 @@ def _e(text) -> str:
     return html.escape(str(text))
 
 
-def _interval(figure: dict, digits: int = 0, unit: str = "") -> str:
+def interval(figure: dict, digits: int = 0, unit: str = "") -> str:
+    """A :func:`~cochleaai.planning.plan.summary` as HTML: mean, sd and the 95 % interval."""
     if figure is None or figure.get("mean") is None or not np.isfinite(figure["mean"]):
         return "-"
     f = f"{{:.{digits}f}}"
@@ -97,15 +98,26 @@ def frequency_picture(array_plan) -> str:
     return _png(fig)
 
 
-def html_report(plan: dict, theta, title: str = "Cochlear implant plan", subject: str = "") -> str:
-    """The page for ``plan`` (:meth:`cochleaai.planning.plan.CochleaPlan.to_dict`) of the
-    cochlea ``theta``."""
+def page_start(title: str, subject: str = "", warnings=()) -> str:
+    """The start of a page: its head and title, the subject line and the warnings on top."""
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
              f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>"]
     if subject:
         parts.append(f"<p>{_e(subject)}</p>")
-    for warning in plan.get("warnings", []):
-        parts.append(f"<p class='warning'>{_e(warning)}</p>")
+    parts += [f"<p class='warning'>{_e(w)}</p>" for w in warnings]
+    return "".join(parts)
+
+
+def sources(citations: dict) -> str:
+    """The sources section: each citation under its key."""
+    items = "".join(f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in citations.items())
+    return f"<h2>Sources</h2><ul>{items}</ul>"
+
+
+def html_report(plan: dict, theta, title: str = "Cochlear implant plan", subject: str = "") -> str:
+    """The page for ``plan`` (:meth:`cochleaai.planning.plan.CochleaPlan.to_dict`) of the
+    cochlea ``theta``."""
+    parts = [page_start(title, subject, plan.get("warnings", []))]
     parts.append(f"<p>{_e(plan['side'].capitalize())} ear. Every figure: mean &plusmn; standard deviation "
                  f"over {plan['samples']} draws of the shape posterior, with the central 95 % interval in "
                  "brackets.</p><h2>The cochlea</h2><table><tr><th>measure</th><th>value</th></tr>")
@@ -128,7 +140,7 @@ def html_report(plan: dict, theta, title: str = "Cochlear implant plan", subject
             ("" if a.get("within_cohort") is None else (" (inside)" if a["within_cohort"] else " (outside)")))
         parts.append(f"<tr><td>{_e(a['manufacturer'])} {_e(a['name'])}</td><td>{_e(a['position'])}</td>"
                      f"<td>{a['n_contacts']}</td><td>{a['insertion_length_mm']:.1f}</td>"
-                     f"<td>{_interval(a['apical_deg'])}</td><td>{_interval(a['coverage_pct'])}</td>"
+                     f"<td>{interval(a['apical_deg'])}</td><td>{interval(a['coverage_pct'])}</td>"
                      f"<td>{100 * a['over_inserted_probability']:.0f} %</td><td>{_e(published)}</td></tr>")
     parts.append("</table>")
     best = plan["arrays"][0]
@@ -137,17 +149,15 @@ def html_report(plan: dict, theta, title: str = "Cochlear implant plan", subject
                  "from the base)</th><th>Greenwood (Hz)</th><th>spiral ganglion (Hz)</th></tr>")
     for c in best["contacts"]:
         number = "-" if c.get("manufacturer_number") is None else c["manufacturer_number"]
-        parts.append(f"<tr><td>{c['contact']}</td><td>{number}</td><td>{_interval(c['angle_deg'])}</td>"
-                     f"<td>{_interval(c['organ_of_corti_pct'])}</td><td>{_interval(c['greenwood_hz'])}</td>"
-                     f"<td>{_interval(c['spiral_ganglion_hz'])}</td></tr>")
+        parts.append(f"<tr><td>{c['contact']}</td><td>{number}</td><td>{interval(c['angle_deg'])}</td>"
+                     f"<td>{interval(c['organ_of_corti_pct'])}</td><td>{interval(c['greenwood_hz'])}</td>"
+                     f"<td>{interval(c['spiral_ganglion_hz'])}</td></tr>")
     parts.append(f"</table><figure><img alt='fitted cochlea with the array' src='{cochlea_picture(theta, best)}'>"
                  "<figcaption>The fitted cochlea and the array's contacts (fitted shape).</figcaption></figure>"
                  f"<figure><img alt='frequency map' src='{frequency_picture(best)}'><figcaption>Frequency of "
                  "each contact with its 95 % interval.</figcaption></figure>")
-    parts.append("<h2>Sources</h2><ul>")
-    for key, text in plan.get("citations", {}).items():
-        parts.append(f"<li><b>{_e(key)}</b>: {_e(text)}</li>")
-    parts.append("</ul><p><small>Made by CochleaAI. The array paths are those of the shape model (lateral "
+    parts.append(sources(plan.get("citations", {})))
+    parts.append("<p><small>Made by CochleaAI. The array paths are those of the shape model (lateral "
                  "wall, mid-scala, perimodiolar sections of the scala tympani); compare the depths with "
                  "the published ones above before relying on them.</small></p></body></html>")
     return "".join(parts)
