@@ -28,7 +28,7 @@ SLICER_PACKAGES = {"slicer", "qt", "ctk", "PythonQt", "mrml", "slicer_core", "MR
 #: optional extra), and Slicer's own. tqdm and threadpoolctl are core dependencies that Slicer's
 #: Python lacks and never installs: only the command line and batch runs use them. fcntl and
 #: msvcrt are the standard library's for one platform each (the batch lock picks one).
-LAZY_ALLOWED = {"torch", "numba", "skimage", "nrrd", "slicerio", "matplotlib", "dask", "distributed",
+LAZY_ALLOWED = {"torch", "itk", "numba", "skimage", "nrrd", "slicerio", "matplotlib", "dask", "distributed",
                 "tqdm", "threadpoolctl", "fcntl", "msvcrt"} | SLICER_PACKAGES
 
 

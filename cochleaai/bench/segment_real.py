@@ -13,7 +13,9 @@ shape-model label map. The quality control is scored on starts that should fail:
 expert points with the wrong side, the three points moved 3 mm (a seeded random direction
 per specimen), and the centre point put on the vestibule landmark; the figures count how
 many of those and how many of the default fits it flags. ``--quick`` runs the first
-specimen from three points only; ``--tiny`` too, with a short fit.
+specimen from three points only; ``--tiny`` too, with a short fit. ``--peers`` adds the
+atlas-registration peer (:mod:`cochleaai.bench.segment_peers`) beside ours from three points
+and from the centre only (with ``--quick``: on two specimens).
 """
 from __future__ import annotations
 
@@ -22,8 +24,10 @@ import time
 import numpy as np
 
 from cochleaai import realct
+from cochleaai.bench import segment_peers
 from cochleaai.bench.segment import TINY_FIT
 from cochleaai.errors import CochleaAIError
+from cochleaai.peers.atlas import load_itk
 from cochleaai.progress import Progress
 from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.pipeline import segment
@@ -34,7 +38,9 @@ NAME = "segment-real"
 DESCRIPTION = "segmentation on real CT with expert labels (--data DIR): Dice, volume, HD95, landmark errors by start"
 #: Where the development copy of ``--data`` lies, from the project root
 DATA = "../shared/data/real-ct"
-OPTIONS = [("--data", {"help": f"a folder of specimens with expert labels (from the project root: {DATA})"})]
+OPTIONS = [("--data", {"help": f"a folder of specimens with expert labels (from the project root: {DATA})"}),
+           ("--peers", {"action": "store_true", "help": "also run the atlas-registration peer (elastix, as "
+                                                       "SlicerCochlea does; pip install 'cochleaai[peers]')"})]
 
 #: Starts (name, the expert points given) in the order of the table.
 STARTS = (("3 points", ("center", "apex", "round window")),
@@ -84,16 +90,21 @@ def _score(specimen, labels, part, points, side=None, **changes) -> dict:
     return row
 
 
-def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, tiny: bool = False) -> dict:
+def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, tiny: bool = False,
+        peers: bool = False) -> dict:
     if not data:
         raise CochleaAIError("bench segment-real needs --data DIR: a folder of specimens with expert labels "
                              "(for example ../shared/data/real-ct).")
+    if peers:
+        load_itk()                          # before any fit: a clear error when itk-elastix is missing
     p = Progress.wrap(progress)
     quick = quick or tiny                   # the quick run is one fit already
-    specimens = realct.find_specimens(data)
-    if quick:
-        specimens = specimens[:1]
+    development = realct.find_specimens(data)
+    specimens = development[:segment_peers.QUICK_TARGETS if peers else 1] if quick else development
     starts = STARTS[:1] if quick else STARTS
+    if quick and peers:
+        starts = tuple(s for s in STARTS if s[0] in segment_peers.OURS)
+    ours_p, peers_p = (p.stage(0.0, 0.3), p.stage(0.3, 1.0)) if peers else (p, None)
     variants = () if quick else VARIANTS
     jobs = [(s, name, pts, TINY_FIT if tiny else {}) for s in specimens for name, pts in starts] + \
         [(s, name, STARTS[0][1], changes) for s in specimens for name, changes in variants]
@@ -107,17 +118,17 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     cache = {}
     with torch_threads(1):
         for n, (s, name, pts, changes) in enumerate(jobs):
-            p(n / len(jobs), f"{s.id}: {name}")
+            ours_p(n / len(jobs), f"{s.id}: {name}")
             if s.id not in cache:
                 labels = s.labels()
                 cache = {s.id: (labels, realct.cochlear_part(labels, s))}
             labels, part = cache[s.id]
             rows.append(dict(_score(s, labels, part, pts, **changes), specimen=s.id, side=s.side, start=name))
-    p(1.0, "done")
+    ours_p(1.0, "done")
     figures = {"specimens": [s.id for s in specimens], "data": str(data)}
     for name in [n for n, _ in starts] + [n for n, _ in variants] + ([] if quick else list(FAILING)):
         sel = [r for r in rows if r["start"] == name]
-        key = name.replace(" + ", "_").replace(" ", "_").replace("-", "_")
+        key = segment_peers.figure_key(name)
         dice = np.array([r["dice"] for r in sel])
         figures[f"{key}/dice_mean"] = float(dice.mean())
         figures[f"{key}/dice_min"] = float(dice.min())
@@ -144,4 +155,6 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
         figures["qc/good_default_fits"] = len(good)
         figures["qc/good_default_fits_flagged"] = int(sum(r["suspect"] for r in good))
     figures["per_specimen"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+    if peers:
+        figures.update(segment_peers.run_peers(rows, specimens, development, quick, peers_p))
     return figures
