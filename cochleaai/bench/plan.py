@@ -46,7 +46,7 @@ from cochleaai.shape.params import deformable_of
 from cochleaai.threads import torch_threads
 
 NAME = "plan"
-DESCRIPTION = ("pre-operative plan: 95 % interval coverage of insertion depth and cochlear coverage on "
+DESCRIPTION = ("pre-operative plan: 95-percent interval coverage of insertion depth and cochlear coverage on "
                "phantoms; real specimens beside cohorts and A-value formulas (--data DIR)")
 #: Where the development copy of ``--data`` (optional here) lies, from the project root
 DATA = segment_real.DATA

@@ -88,7 +88,7 @@ def add_commands(sub) -> None:
                        description="Segment the cochlea from its points, insert every array of the catalogue "
                                    "fully along the path of its position, and write plan.json and a "
                                    "self-contained plan.html: the depth of each contact, the coverage of the "
-                                   "organ of Corti and each contact's frequency, with 95 %% intervals from the "
+                                   "organ of Corti and each contact's frequency, with 95-percent intervals from the "
                                    "shape posterior. Known arrays: " + catalogue.known())
     p.add_argument("input", help="the CT volume (NRRD, NIfTI, DICOM folder)")
     p.add_argument("--points", required=True, help="markups file with points labelled center, apex, round window")
@@ -111,7 +111,7 @@ def add_commands(sub) -> None:
                                    "the post-operative one; else on the post-operative CT) and write postop.json "
                                    "and a self-contained postop.html: each contact's angle from the round window, "
                                    "its place on the organ of Corti and its frequencies, the angular insertion "
-                                   "depth, with 95 %% intervals from the fit's posterior. Contacts labelled E1 "
+                                   "depth, with 95-percent intervals from the fit's posterior. Contacts labelled E1 "
                                    "(apex) ... EN are numbered; others get positions only. Known arrays: "
                                    + catalogue.known())
     p.add_argument("postop", help="the post-operative CT volume (NRRD, NIfTI, DICOM folder)")
