@@ -25,11 +25,11 @@ from typing import Tuple
 
 import numpy as np
 import SimpleITK as sitk
-from scipy.ndimage import distance_transform_edt
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.landmarks.register import rigid_register
 from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU
+from cochleaai.metrics import distance_from_mask
 from cochleaai.planning import catalogue, literature, paths
 from cochleaai.planning.plan import posterior_thetas, summary
 from cochleaai.planning.report import interval, page_start, sources
@@ -167,7 +167,7 @@ def register_preop_to_postop(preop, postop, around_lps=None, radius_mm: float = 
     else:
         part, region = _box(postop, np.asarray(around_lps, float).reshape(3), radius_mm)
     post = np.asarray(part.numeric_array(), np.float32)
-    region &= distance_transform_edt(post < DEFAULT_THRESHOLD_HU, sampling=part.spacing[::-1]) > METAL_MARGIN_MM
+    region &= distance_from_mask(post >= DEFAULT_THRESHOLD_HU, part.spacing) > METAL_MARGIN_MM
     if region.sum() < 1000:
         raise CochleaAIError("Too little of the post-operative CT lies away from the metal to register the "
                              "pre-operative CT to it; check that both scans show the same ear.")
