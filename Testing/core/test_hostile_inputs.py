@@ -171,6 +171,7 @@ def _existing_output_cases(data, out):
         "segment": (["segment", ct, "--out", out, "--quiet"], out / "labels.seg.nrrd"),
         "calibrate-shape": (["calibrate-shape", "--data", data, "--out", out / "table.json", "--quiet"],
                             out / "table.json"),
+        "calibrate-plan": (["calibrate-plan", "--out", out / "intervals.json", "--quiet"], out / "intervals.json"),
         "simulate-ci": (["simulate-ci", ct, "--out", out, "--quiet"], out / "postop.nrrd"),
         "mar": (["mar", ct, "--out", out / "reduced.nrrd", "--quiet"], out / "reduced.nrrd"),
         "mar --contacts": (["mar", ct, "--out", out / "reduced.nrrd", "--contacts", out / "c.mrk.json", "--quiet"],
@@ -187,7 +188,8 @@ def _existing_output_cases(data, out):
     }
 
 
-@pytest.mark.parametrize("command", ["phantom", "shape", "segment", "calibrate-shape", "simulate-ci", "mar",
+@pytest.mark.parametrize("command", ["phantom", "shape", "segment", "calibrate-shape", "calibrate-plan",
+                                     "simulate-ci", "mar",
                                      "mar --contacts", "contacts-train", "landmarks train", "vae train",
                                      "vae sample", "vae encode", "margan train"])
 def test_a_file_already_there_is_not_replaced_without_force(guarded, tmp_path, capsys, command):
@@ -364,8 +366,8 @@ def test_a_model_file_of_the_wrong_kind_is_named_as_given(guarded, tmp_path, cap
 
 def test_the_matrix_covers_every_command():
     """Every command of the command line is in the matrix above (a new one must join it)."""
-    commands = {"phantom", "shape", "bench", "segment", "segment-batch", "calibrate-shape", "simulate-ci",
-                "simulate-pairs", "mar", "contacts-train", "landmarks", "vae", "margan", "demo"}
+    commands = {"phantom", "shape", "bench", "segment", "segment-batch", "calibrate-shape", "calibrate-plan",
+                "simulate-ci", "simulate-pairs", "mar", "contacts-train", "landmarks", "vae", "margan", "demo"}
     covered = {a[0] for a in BAD_NUMBERS}
     covered |= {c.split()[0] for c in _existing_output_cases(Path("d"), Path("o"))}
     covered |= {c.split()[0] for c in _folder_commands(Path("o"))}

@@ -22,6 +22,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
+from cochleaai.planning.interval_scale import INTERVAL_FILE
 from cochleaai.slicer.gui.dependencies import REQUIREMENTS_FILE
 from cochleaai.slicer.sample_data import EXTENSION_ICON
 
@@ -319,10 +320,11 @@ def _installed_resources(top_cmake: List[Command]) -> List[str]:
     return installed + keyword_values(call.args, "RESOURCES", CTK_COMPILE_KEYWORDS)
 
 
-@pytest.mark.parametrize("path", [EXTENSION_ICON, REQUIREMENTS_FILE], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [EXTENSION_ICON, REQUIREMENTS_FILE, INTERVAL_FILE], ids=lambda p: p.name)
 def test_what_the_library_finds_beside_it_is_installed(top_cmake, path):
     """The library finds these relative to its own folder, in the source tree and installed
-    alike: the Sample Data thumbnail, the list of packages to install on first use."""
+    alike: the Sample Data thumbnail, the list of packages to install on first use, the
+    plan's interval scale."""
     assert path.is_file()
     assert str(path.relative_to(ROOT)) in _installed_resources(top_cmake)
 

@@ -24,7 +24,7 @@ from scipy.stats import spearmanr
 from cochleaai.metrics import dice, hausdorff95
 from cochleaai.phantom.core import make_phantom
 from cochleaai.progress import Progress
-from cochleaai.segmentation.config import SegmentConfig
+from cochleaai.segmentation.config import SMOKE_FIT, SegmentConfig
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.shapes import CochleaShape
 from cochleaai.shape.measures import clinical_measures
@@ -34,7 +34,7 @@ DESCRIPTION = "logistic shape model on held-out roi phantoms: Dice, HD95, time, 
 #: A fit with an SSI Dice below this counts as failed when the quality control is scored.
 FAILED_DICE = 0.5
 #: --tiny: one volume and one start of each kind, each a short fit from its start (SegmentConfig changes)
-TINY_FIT = {"outer_iterations": 1, "samples": 0, "search_start": False, "fit_subsample": 4}
+TINY_FIT = SMOKE_FIT
 
 
 def _truth_on(result, phantom) -> np.ndarray:

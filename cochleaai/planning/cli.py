@@ -10,12 +10,13 @@ from cochleaai.arguments import add_force
 from cochleaai.errors import EXIT_FLAGGED, CochleaAIError
 from cochleaai.io.outputs import OutputPlan, write_text_whole
 from cochleaai.planning import catalogue
+from cochleaai.planning.interval_calibration import CALIBRATION_FIRST_SEED, CALIBRATION_PHANTOMS, calibrate_intervals
 from cochleaai.planning.plan import DEFAULT_SAMPLES, DEFAULT_TARGET_COVERAGE, plan_from_segmentation
 from cochleaai.planning.postop import contacts_of, map_points, postop_html, postop_report, register_preop_to_postop
 from cochleaai.planning.report import write_report
 from cochleaai.progress import tqdm_progress
 from cochleaai.segmentation.cli import read_points
-from cochleaai.segmentation.config import SegmentConfig
+from cochleaai.segmentation.config import SMOKE_FIT, SegmentConfig
 from cochleaai.segmentation.pipeline import segment
 
 #: The files of one plan.
@@ -83,13 +84,26 @@ def _cmd_postop(args) -> int:
     return EXIT_FLAGGED if report["warnings"] else 0
 
 
+def _cmd_calibrate_plan(args) -> int:
+    OutputPlan([], args.force).file(args.out)
+    fit = SMOKE_FIT if args.tiny else {}
+    with tqdm_progress("calibrate-plan", disable=args.quiet) as progress:
+        table = calibrate_intervals(args.first_seed, args.phantoms, fit=fit, progress=progress)
+    out = write_text_whole(args.out, json.dumps(table, indent=1))
+    print(json.dumps({"out": str(out), "scale": table["scale"], "figures": table["figures"],
+                      "coverage_at_scale_1": round(table["coverage_at_scale_1"], 3)}, indent=1))
+    return 0
+
+
 def add_commands(sub) -> None:
-    p = sub.add_parser("plan", help="cochlear-implant plan: every catalogue array in the fitted cochlea, with error bars",
+    p = sub.add_parser("plan", help="cochlear-implant plan: every catalogue array in the fitted cochlea, "
+                                    "with error bars",
                        description="Segment the cochlea from its points, insert every array of the catalogue "
                                    "fully along the path of its position, and write plan.json and a "
                                    "self-contained plan.html: the depth of each contact, the coverage of the "
                                    "organ of Corti and each contact's frequency, with 95-percent intervals from the "
-                                   "shape posterior. Known arrays: " + catalogue.known())
+                                   "shape posterior widened by the calibrated scale of calibrate-plan. Known "
+                                   "arrays: " + catalogue.known())
     p.add_argument("input", help="the CT volume (NRRD, NIfTI, DICOM folder)")
     p.add_argument("--points", required=True, help="markups file with points labelled center, apex, round window")
     p.add_argument("--side", choices=("right", "left"), required=True)
@@ -131,3 +145,18 @@ def add_commands(sub) -> None:
     add_force(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_postop)
+
+    p = sub.add_parser("calibrate-plan", help="set the plan's interval scale on phantoms (the shipped table)",
+                       description="Segments roi phantoms from their true points, plans every catalogue array "
+                                   "with the fit's posterior alone, and writes the split-conformal scale on the "
+                                   "posterior that makes 95 in 100 of the intervals of depth, coverage and duct "
+                                   "length hold the truth (shipped as Resources/plan-intervals.json).")
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--first-seed", type=arguments.seed, default=CALIBRATION_FIRST_SEED,
+                   help=f"seed of the first phantom (default {CALIBRATION_FIRST_SEED}; bench plan uses 0 onwards)")
+    p.add_argument("--phantoms", type=arguments.integer(minimum=1, maximum=1000), default=CALIBRATION_PHANTOMS,
+                   help=f"how many phantoms (default {CALIBRATION_PHANTOMS})")
+    p.add_argument("--tiny", action="store_true", help="short fits: a smoke test whose scale means nothing")
+    add_force(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_calibrate_plan)

@@ -7,8 +7,10 @@ is sampled; in each draw every array is inserted along the path of its position
 characteristic frequency there are read (:mod:`.literature`: Greenwood's function on the
 organ of Corti, and the spiral-ganglion map for the angle-based view). Each figure is given
 as its value for the fitted shape, the mean and standard deviation over the draws, and the
-central 95 % interval. The arrays are ranked by how close their coverage of the organ of
-Corti comes to the coverage the user asks for.
+central 95 % interval. The draws come from the posterior with its covariance scaled by the
+calibrated interval scale (:mod:`.interval_scale`): the posterior alone is far too narrow.
+The cochlea's measures are summarised over the same draws. The arrays are ranked by how
+close their coverage of the organ of Corti comes to the coverage the user asks for.
 """
 from __future__ import annotations
 
@@ -20,9 +22,11 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.planning import catalogue, literature
+from cochleaai.planning.interval_scale import check_interval_scale, load_interval_scale
 from cochleaai.planning.paths import cumulative_lengths, full_insertion
 from cochleaai.progress import Progress
 from cochleaai.segmentation.quality import suspect_reasons
+from cochleaai.shape.measures import MEASURE_NAMES, clinical_measures
 from cochleaai.shape.params import DEFORMABLE_LOWER, DEFORMABLE_UPPER, deformable_of
 
 #: Posterior draws per plan (the spread of a 95 % interval end settles within a few percent).
@@ -95,11 +99,13 @@ class CochleaPlan:
     seed: int
     seconds: float
     warnings: List[str] = field(default_factory=list)
+    interval_scale: float = 1.0         # the posterior's sd was multiplied by this
 
     def to_dict(self) -> dict:
         return {"side": self.side, "target_coverage_pct": self.target_coverage_pct,
                 "warnings": self.warnings, "measures": self.measures, "quality": self.quality,
                 "samples": self.samples, "seed": self.seed, "seconds": round(self.seconds, 3),
+                "interval_scale": self.interval_scale,
                 "arrays": [a.to_dict() for a in self.arrays],
                 "citations": dict(literature.CITATIONS, **{f"array_{a.array.key}": a.array.source
                                                             for a in self.arrays})}
@@ -141,15 +147,28 @@ def _array_plan(array, runs: Sequence[dict]) -> ArrayPlan:
     return plan
 
 
+def measure_summaries(shapes, measures: Optional[dict] = None) -> Dict[str, Dict[str, float]]:
+    """The cochlea's measures over ``shapes`` (row 0: the fitted shape) as :func:`summary`
+    gives them (``std`` repeats ``sd``); other entries of ``measures`` are kept."""
+    rows = [clinical_measures(s) for s in shapes]
+    out = dict(measures or {})
+    for name in MEASURE_NAMES:
+        s = summary([r[name] for r in rows[1:]], rows[0][name])
+        out[name] = dict(s, std=s["sd"])
+    return out
+
+
 def plan_insertions(theta, covariance, side: str = "right", arrays: Optional[Sequence] = None,
                     target_coverage: float = DEFAULT_TARGET_COVERAGE, samples: int = DEFAULT_SAMPLES,
                     seed: int = 0, measures: Optional[dict] = None, quality: Optional[dict] = None,
-                    progress=None) -> CochleaPlan:
+                    progress=None, interval_scale: Optional[float] = None) -> CochleaPlan:
     """Plan every array of ``arrays`` (catalogue keys or names; default: the whole
     catalogue) for the cochlea ``theta`` with posterior ``covariance``.
 
     ``target_coverage``: the share (0-1) of the organ of Corti the user wants covered; the
     arrays come back ranked by how close their mean coverage is to it.
+    ``interval_scale``: the factor on the posterior's standard deviations (default: the
+    calibrated one of ``Resources/plan-intervals.json``; 1 for the posterior alone).
     """
     started = time.perf_counter()
     p = Progress.wrap(progress)
@@ -159,7 +178,8 @@ def plan_insertions(theta, covariance, side: str = "right", arrays: Optional[Seq
     if int(samples) < 10:
         raise CochleaAIError("A plan needs at least 10 posterior draws for its error bars.")
     models = [catalogue.get(a) for a in (arrays if arrays is not None else catalogue.ARRAYS)]
-    shapes = posterior_deformables(theta, covariance, samples, seed)
+    scale = load_interval_scale() if interval_scale is None else check_interval_scale(interval_scale)
+    shapes = posterior_deformables(theta, np.asarray(covariance, float) * scale ** 2, samples, seed)
     runs = {m.key: [] for m in models}
     for i, shape in enumerate(shapes):
         lengths = cumulative_lengths(shape)
@@ -175,9 +195,11 @@ def plan_insertions(theta, covariance, side: str = "right", arrays: Optional[Seq
         reasons = "; ".join(suspect_reasons(quality)) or "quality control flagged it"
         warnings.append(f"Check the fitted cochlea before using this plan: the segmentation may be wrong "
                         f"({reasons}). The depths and frequencies below are only as good as that fit.")
+    p(0.95, "measures over the draws")
+    summaries = measure_summaries(shapes, measures)
     p(1.0, "plan ready")
-    return CochleaPlan(side, target_pct, plans, dict(measures or {}), dict(quality or {}), int(samples),
-                       int(seed), time.perf_counter() - started, warnings)
+    return CochleaPlan(side, target_pct, plans, summaries, dict(quality or {}), int(samples),
+                       int(seed), time.perf_counter() - started, warnings, scale)
 
 
 def plan_from_segmentation(result, **options) -> CochleaPlan:

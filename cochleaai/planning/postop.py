@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -31,6 +31,7 @@ from cochleaai.landmarks.register import rigid_register
 from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU
 from cochleaai.metrics import distance_from_mask
 from cochleaai.planning import catalogue, literature, paths
+from cochleaai.planning.interval_scale import check_interval_scale, load_interval_scale
 from cochleaai.planning.plan import posterior_thetas, summary
 from cochleaai.planning.report import interval, page_start, sources
 from cochleaai.segmentation.quality import suspect_reasons
@@ -77,19 +78,22 @@ def _positions(points_fit: np.ndarray, thetas: np.ndarray):
     return angles, fraction, distance
 
 
-def postop_report(contacts_lps, numbered: bool, result, array=None, samples: int = 200, seed: int = 0) -> dict:
+def postop_report(contacts_lps, numbered: bool, result, array=None, samples: int = 200, seed: int = 0,
+                  interval_scale: Optional[float] = None) -> dict:
     """The report of the contacts ``contacts_lps`` (N, 3; LPS points of the image ``result``
     was fitted on) in the fitted cochlea ``result`` (a segmentation result).
 
     ``numbered``: the rows are contacts 1 (most apical) to N; otherwise their order means
     nothing and no frequency is given. ``array``: the implanted array (catalogue key or
     name), for the manufacturer's contact numbers. Figures: :func:`~.plan.summary` over
-    ``samples`` posterior draws (``value``: the fit's own)."""
+    ``samples`` posterior draws (``value``: the fit's own), the posterior widened by the plan's
+    calibrated ``interval_scale`` (:mod:`.interval_scale`; set on planned depths, assumed here)."""
     points = np.asarray(contacts_lps, float).reshape(-1, 3)
     if len(points) == 0:
         raise CochleaAIError("No electrode contacts were given; find them first (mar --contacts).")
     model = catalogue.get(array) if array is not None else None
-    thetas = posterior_thetas(result.theta, result.covariance, samples, seed)
+    scale = load_interval_scale() if interval_scale is None else check_interval_scale(interval_scale)
+    thetas = posterior_thetas(result.theta, np.asarray(result.covariance, float) * scale ** 2, samples, seed)
     angles, fraction, distance = _positions(result.to_image(points), thetas)   # the mirror is its own inverse
     warnings, notes = [], []
     if not numbered:
@@ -128,6 +132,7 @@ def postop_report(contacts_lps, numbered: bool, result, array=None, samples: int
     if model is not None:
         citations[f"array_{model.key}"] = model.source
     return {"side": result.side, "numbered": bool(numbered), "samples": int(samples), "seed": int(seed),
+            "interval_scale": scale,
             "warnings": warnings, "notes": notes, "max_distance_mm": MAX_DISTANCE_MM,
             "array": None if model is None else {"key": model.key, "name": model.name,
                                                   "manufacturer": model.manufacturer},

@@ -118,15 +118,19 @@ def html_report(plan: dict, theta, title: str = "Cochlear implant plan", subject
     """The page for ``plan`` (:meth:`cochleaai.planning.plan.CochleaPlan.to_dict`) of the
     cochlea ``theta``."""
     parts = [page_start(title, subject, plan.get("warnings", []))]
+    scale = float(plan.get("interval_scale", 1.0))
+    widened = (f", its spread widened {scale:.1f}-fold so that the intervals hold the truth as often as they "
+               "claim to on phantoms" if scale > 1.0 else "")
     parts.append(f"<p>{_e(plan['side'].capitalize())} ear. Every figure: mean &plusmn; standard deviation "
-                 f"over {plan['samples']} draws of the shape posterior, with the central 95 % interval in "
-                 "brackets.</p><h2>The cochlea</h2><table><tr><th>measure</th><th>value</th></tr>")
+                 f"over {plan['samples']} draws of the shape posterior{widened}, with the central 95 % interval "
+                 "in brackets.</p><h2>The cochlea</h2><table><tr><th>measure</th><th>value</th></tr>")
     for key, label, unit in MEASURES_SHOWN:
         m = plan["measures"].get(key)
         if m:
             sd = m.get("std", m.get("sd", 0.0))
+            low, high = m.get("low", m["mean"] - 1.96 * sd), m.get("high", m["mean"] + 1.96 * sd)
             parts.append(f"<tr><td>{_e(label)}</td><td>{m['mean']:.1f} &plusmn; {sd:.1f} {unit} "
-                         f"<small>({m['mean'] - 1.96 * sd:.1f}-{m['mean'] + 1.96 * sd:.1f})</small></td></tr>")
+                         f"<small>({low:.1f}-{high:.1f})</small></td></tr>")
     parts.append(f"</table><h2>Arrays, ranked for {plan['target_coverage_pct']:.0f} % coverage</h2><table><tr>"
                  "<th>array</th><th>position</th><th>contacts</th><th>insertion (mm)</th>"
                  "<th>depth of the apical contact (deg)</th><th>coverage of the organ of Corti (%)</th>"

@@ -14,6 +14,10 @@ from cochleaai.errors import CochleaAIError
 from cochleaai.segmentation.appearance import AppearanceModel
 from cochleaai.segmentation.options import LABEL_MAPS, SIDES
 
+#: Options of the shortest fit that still runs every step: smoke tests of commands and
+#: benchmarks, whose figures mean nothing.
+SMOKE_FIT = {"outer_iterations": 1, "samples": 0, "search_start": False, "fit_subsample": 4}
+
 
 @dataclass
 class SegmentConfig:

@@ -26,7 +26,7 @@ COVARIANCE = np.diag([0.05 ** 2, 0.003 ** 2, 0.03 ** 2, 0.03 ** 2] + [1e-12] * 6
 
 @pytest.fixture(scope="module")
 def plan():
-    return plan_insertions(THETA, COVARIANCE, samples=60, seed=1)
+    return plan_insertions(THETA, COVARIANCE, samples=60, seed=1, interval_scale=1.0)   # the posterior alone
 
 
 def test_the_fitted_shape_value_is_the_exact_insertion_and_draws_spread_around_it(plan):

@@ -1,0 +1,83 @@
+"""The plan's interval scale: the conformal quantile, the shipped table, what the scale does to
+a plan, and the calibration command."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cochleaai.errors import CochleaAIError
+from cochleaai.planning.interval_scale import (INTERVAL_FILE, check_interval_scale, conformal_scale,
+                                               load_interval_scale)
+from cochleaai.planning.plan import plan_insertions
+from cochleaai.shape import default_params
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_conformal_scale_is_the_right_order_statistic():
+    ratios = np.arange(1.0, 20.0)                      # 19 ratios: rank ceil(20 * 0.95) = 19
+    assert conformal_scale(ratios) == 19.0
+    assert conformal_scale(np.arange(1.0, 40.0)) == 38.0   # rank ceil(40 * 0.95) = 38
+    assert conformal_scale(np.arange(1.0, 40.0)[::-1]) == 38.0  # order of the input does not matter
+    assert conformal_scale([0.5, 1.0, 2.0]) == float("inf")   # too few for 95 %
+    with pytest.raises(CochleaAIError, match="NaN"):
+        conformal_scale([1.0, np.nan])
+
+
+def test_the_shipped_table_loads_and_never_narrows_the_posterior():
+    table = json.loads(INTERVAL_FILE.read_text(encoding="utf-8"))
+    assert load_interval_scale() == pytest.approx(table["scale"]) and table["scale"] >= 1.0
+    assert table["phantoms"]["first_seed"] >= 1000            # not the benchmark's phantoms
+    assert table["figures"] >= 100
+
+
+@pytest.mark.parametrize("text, words", [(None, "missing"), ("{not json", "unreadable"),
+                                         ('{"scale": "wide"}', "unreadable"), ('{"other": 2}', "unreadable"),
+                                         ('{"scale": 0.5}', "at least 1"), ('{"scale": NaN}', "at least 1")])
+def test_a_bad_table_is_refused_with_what_to_do(tmp_path, text, words):
+    path = tmp_path / "plan-intervals.json"
+    if text is not None:
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(CochleaAIError, match=words):
+        load_interval_scale(path)
+    with pytest.raises(CochleaAIError):
+        check_interval_scale("x")
+
+
+def test_the_scale_widens_every_interval_by_about_its_factor():
+    theta = default_params()
+    covariance = np.diag([0.05 ** 2, 0.003 ** 2, 0.03 ** 2, 0.03 ** 2] + [1e-12] * 6)
+    one = plan_insertions(theta, covariance, arrays=["flex28"], samples=100, seed=3, interval_scale=1.0)
+    three = plan_insertions(theta, covariance, arrays=["flex28"], samples=100, seed=3, interval_scale=3.0)
+    assert one.interval_scale == 1.0 and three.to_dict()["interval_scale"] == 3.0
+    ratio = three.arrays[0].apical_deg["sd"] / one.arrays[0].apical_deg["sd"]
+    assert 2.5 < ratio < 3.5
+    for name in ("cdl_organ_of_corti_mm", "cdl_lateral_wall_mm"):      # the measures over the same draws
+        m1, m3 = one.measures[name], three.measures[name]
+        assert 2.5 < m3["sd"] / m1["sd"] < 3.5 and m3["std"] == m3["sd"]
+        assert m3["low"] < m3["value"] < m3["high"]
+    default = plan_insertions(theta, covariance, arrays=["flex28"], samples=20, seed=3)
+    assert default.interval_scale == load_interval_scale()
+    with pytest.raises(CochleaAIError, match="at least 1"):
+        plan_insertions(theta, covariance, arrays=["flex28"], samples=20, interval_scale=0.2)
+
+
+def test_calibrate_plan_runs_from_the_command_line(tmp_path):
+    out = tmp_path / "intervals.json"
+    done = subprocess.run([sys.executable, "-m", "cochleaai", "calibrate-plan", "--out", str(out), "--phantoms", "2",
+                           "--first-seed", "2000", "--tiny", "--quiet"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    table = json.loads(out.read_text())
+    assert table["figures"] == 2 * (16 + 2)        # 8 arrays x (depth, coverage) + 2 duct lengths per phantom
+    assert table["scale"] == max(1.0, round(table["conformal_quantile"], 3))     # never narrower
+    assert 0.0 <= table["coverage_at_scale_1"] <= 1.0
+    assert table["phantoms"] == {"first_seed": 2000, "count": 2, "fov": "roi",
+                                 "start": "true centre, apex and round-window points"}
+    printed = json.loads(done.stdout)
+    assert printed["scale"] == table["scale"]
