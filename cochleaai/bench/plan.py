@@ -168,7 +168,7 @@ def _real_figures(data, tiny: bool, seed: int, p) -> dict:
             arrays.append(_rounded({"specimen": s.id, "array": a.array.key, "aid_mean": d["mean"],
                                     "aid_sd": d["sd"], "aid_low": d["low"], "aid_high": d["high"],
                                     **_cohort_of(a)}))
-        cdl.append(_rounded(dict(_cdl_row(s, result.measures), suspect=bool(result.quality.get("suspect")))))
+        cdl.append(_rounded(dict(_cdl_row(s, plan.measures), suspect=bool(result.quality.get("suspect")))))
     p(1.0, "done")
     within = [r["within_cohort"] for r in arrays if r["within_cohort"] is not None]
 

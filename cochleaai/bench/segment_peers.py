@@ -9,7 +9,8 @@ per run. The peer runs from the target's three points (one atlas, and the vote o
 and from its centre point with a rotation search (one atlas); ours from three points and
 from the centre only. The seconds per volume are those of the registrations (the vote: all
 three); the leave-one-out choice is reported apart. ``--quick``: two targets, the atlases
-chosen among three of the remaining specimens.
+chosen among three of the remaining specimens; ``--tiny``: the same with elastix's short
+smoke-test schedule (figures that mean nothing).
 """
 from __future__ import annotations
 
@@ -41,8 +42,9 @@ def figure_key(name: str) -> str:
 class Registrations:
     """The atlas-to-target registrations of one run, each done once, with their scores."""
 
-    def __init__(self, specimens: Sequence[realct.Specimen], progress=None):
+    def __init__(self, specimens: Sequence[realct.Specimen], progress=None, fast: bool = False):
         self.specimens = {s.id: s for s in specimens}
+        self.fast = fast
         self.progress = Progress.wrap(progress)
         self.atlases: Dict[str, peer.Atlas] = {}
         self.truths: Dict[str, tuple] = {}
@@ -64,7 +66,8 @@ class Registrations:
                 self.atlases[atlas_id] = peer.Atlas.from_specimen(self.specimens[atlas_id])
             target = self.specimens[target_id]
             points = target.points(peer.ROLES if start == "3 points" else ("center",))
-            mask, seconds = peer.segment_with_atlas(target.ct(), points, target.side, self.atlases[atlas_id], start)
+            mask, seconds = peer.segment_with_atlas(target.ct(), points, target.side, self.atlases[atlas_id], start,
+                                                    fast=self.fast)
             self.done[key] = dict(self.score(mask, target_id), mask=mask, seconds=seconds)
         return self.done[key]
 
@@ -82,11 +85,11 @@ def _summary(rows: List[dict]) -> dict:
 
 
 def run_peers(ours: List[dict], targets: Sequence[realct.Specimen], specimens: Sequence[realct.Specimen],
-              quick: bool = False, progress=None) -> dict:
+              quick: bool = False, progress=None, tiny: bool = False) -> dict:
     """Figures of the peer beside ``ours`` (the benchmark's rows of our starts :data:`OURS` on
     ``targets``); atlases from ``specimens`` (never the target)."""
     p = Progress.wrap(progress)
-    registrations = Registrations(specimens)
+    registrations = Registrations(specimens, fast=tiny)
     rows, choice = [], set()
     for n, target in enumerate(targets):
         registrations.progress = p.stage(n / len(targets), (n + 1) / len(targets))

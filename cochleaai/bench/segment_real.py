@@ -156,5 +156,5 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
         figures["qc/good_default_fits_flagged"] = int(sum(r["suspect"] for r in good))
     figures["per_specimen"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
     if peers:
-        figures.update(segment_peers.run_peers(rows, specimens, development, quick, peers_p))
+        figures.update(segment_peers.run_peers(rows, specimens, development, quick, peers_p, tiny=tiny))
     return figures

@@ -40,6 +40,12 @@ MASK_RADIUS_MM = 8.0
 STAGES = ("rigid", "affine", "bspline")
 RESOLUTIONS = 3
 GRID_SPACING_MM = 2.0
+#: A smoke test's schedule (``fast``): one resolution and few iterations per stage; its
+#: masks mean nothing.
+FAST_RESOLUTIONS = 1
+FAST_ITERATIONS = 25
+#: ... and every this-many-th rotation of the rotation search.
+FAST_ROTATION_STRIDE = 10
 #: The rotation search: voxel size (mm) of the crops it compares, and Mattes histogram bins.
 SEARCH_SPACING_MM = 0.5
 SEARCH_BINS = 32
@@ -139,10 +145,11 @@ def search_image(volume: Volume, centre, size_mm: float):
     return Volume.from_sitk(smooth).crop_mm(centre, [size_mm] * 3, spacing=SEARCH_SPACING_MM).to_sitk()
 
 
-def rotation_search(fixed: Volume, moving: Volume, centre, atlas_centre) -> Tuple[np.ndarray, np.ndarray]:
+def rotation_search(fixed: Volume, moving: Volume, centre, atlas_centre,
+                    fast: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """``(R, b)``: the rotation about the centre points (``x -> R x + b``) among the coarse
     set of :func:`cochleaai.segmentation.orientation.sphere_rotations` whose mutual
-    information between the crops (in the mask sphere) is highest."""
+    information between the crops (in the mask sphere) is highest (``fast``: a tenth of them)."""
     fixed_image = search_image(fixed, centre, 2 * MASK_RADIUS_MM)
     moving_image = search_image(moving, atlas_centre, MOVING_CROP_MM)
     method = sitk.ImageRegistrationMethod()
@@ -151,7 +158,7 @@ def rotation_search(fixed: Volume, moving: Volume, centre, atlas_centre) -> Tupl
     method.SetMetricSamplingStrategy(method.NONE)
     method.SetInterpolator(sitk.sitkLinear)
     best = (np.inf, np.eye(3))
-    for r in sphere_rotations():
+    for r in sphere_rotations()[::FAST_ROTATION_STRIDE if fast else 1]:
         method.SetInitialTransform(sitk.AffineTransform(r.ravel().tolist(), (atlas_centre - r @ centre).tolist()))
         value = method.MetricEvaluate(fixed_image, moving_image)        # minus the mutual information
         if value < best[0]:
@@ -183,21 +190,24 @@ def initial_transform(itk, a: np.ndarray, b: np.ndarray, centre):
     return start
 
 
-def parameter_maps(itk):
-    """Rigid, affine and B-spline stages, Mattes mutual information, 3 resolutions each."""
+def parameter_maps(itk, fast: bool = False):
+    """Rigid, affine and B-spline stages, Mattes mutual information, 3 resolutions each
+    (``fast``: the smoke test's schedule)."""
     maps = itk.ParameterObject.New()
     for stage in STAGES:
-        m = maps.GetDefaultParameterMap(stage, RESOLUTIONS, GRID_SPACING_MM)
+        m = maps.GetDefaultParameterMap(stage, FAST_RESOLUTIONS if fast else RESOLUTIONS, GRID_SPACING_MM)
         m["Metric"] = ["AdvancedMattesMutualInformation"] + list(m["Metric"][1:])
         m["WriteResultImage"] = ["false"]
+        if fast:
+            m["MaximumNumberOfIterations"] = [str(FAST_ITERATIONS)]
         maps.AddParameterMap(m)
     return maps
 
 
-def register(itk, fixed: Volume, moving: Volume, mask: Volume, start, threads: int = 1):
+def register(itk, fixed: Volume, moving: Volume, mask: Volume, start, threads: int = 1, fast: bool = False):
     """elastix's transform (fixed to moving points) of the stages from the ``start`` map."""
     method = itk.ElastixRegistrationMethod.New(to_itk(itk, fixed), to_itk(itk, moving))
-    method.SetParameterObject(parameter_maps(itk))
+    method.SetParameterObject(parameter_maps(itk, fast))
     method.SetFixedMask(to_itk(itk, mask, np.uint8))
     method.SetInitialTransformParameterObject(start)
     method.SetLogToConsole(False)
@@ -218,10 +228,12 @@ def warp_label(itk, label: Volume, transform) -> np.ndarray:
 
 
 def segment_with_atlas(target_ct: Volume, target_points: Mapping[str, np.ndarray], side: str, atlas: Atlas,
-                       start: str = "3 points", progress=None, threads: int = 1) -> Tuple[Volume, float]:
+                       start: str = "3 points", progress=None, threads: int = 1,
+                       fast: bool = False) -> Tuple[Volume, float]:
     """The atlas's label registered onto the target CT: ``(uint8 mask on the target's grid,
     seconds)``. ``start``: ``"3 points"`` (the target's centre, apex and round-window
-    points) or ``"centre + rotation search"`` (its centre point only)."""
+    points) or ``"centre + rotation search"`` (its centre point only). ``fast``: the smoke
+    test's short schedule (:func:`parameter_maps`)."""
     if start not in STARTS:
         raise CochleaAIError(f"Unknown start {start!r} for the atlas peer; use one of {', '.join(STARTS)}.")
     given = [r for r in (ROLES if start == "3 points" else ROLES[:1]) if r not in target_points]
@@ -239,10 +251,10 @@ def segment_with_atlas(target_ct: Volume, target_points: Mapping[str, np.ndarray
         a, b = similarity([target_points[r] for r in ROLES], [atlas.points[r] for r in ROLES])
     else:
         p(0.0, f"atlas {atlas.id}: rotation search")
-        a, b = rotation_search(fixed, moving, centre, atlas.points["center"])
+        a, b = rotation_search(fixed, moving, centre, atlas.points["center"], fast)
     p(0.1, f"atlas {atlas.id}: elastix")
     transform = register(itk, fixed, moving, sphere_mask(fixed, centre), initial_transform(itk, a, b, centre),
-                         threads)
+                         threads, fast)
     p(0.9, f"atlas {atlas.id}: warping the label")
     warped = warp_label(itk, label, transform)
     out = np.zeros(target_ct.shape, np.uint8)

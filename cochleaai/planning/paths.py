@@ -39,8 +39,8 @@ SECTION_OF_POSITION: Dict[str, Tuple[float, float]] = {
 }
 #: The organ of Corti: halfway from the centreline to the lateral wall, on the partition.
 ORGAN_OF_CORTI = (0.5, 0.0)
-#: Samples of the polar angle along the whole duct (0.06 degree apart).
-SAMPLES = 16000
+#: Samples of the polar angle along the whole duct (0.12 degree apart).
+SAMPLES = 8000
 
 
 def angles_rad() -> np.ndarray:

@@ -101,11 +101,11 @@ def test_missing_itk_says_how_to_install_it(monkeypatch, capsys):
 
 
 @requires_real_ct
-def test_bench_quick_peers_runs_from_the_command_line(tmp_path):
+def test_bench_tiny_peers_runs_from_the_command_line(tmp_path):
     pytest.importorskip("itk", reason="itk-elastix (the optional extra 'peers') is not installed")
     out = tmp_path / "out.json"
     done = subprocess.run([sys.executable, "-m", "cochleaai", "bench", "segment-real", "--data", str(REAL_CT),
-                           "--quick", "--peers", "--quiet", "--json", str(out)],
+                           "--tiny", "--peers", "--quiet", "--json", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "peers/per_specimen" in done.stdout

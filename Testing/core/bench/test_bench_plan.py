@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cochleaai.planning import catalogue
+from cochleaai.planning.interval_scale import load_interval_scale
 
 ROOT = Path(__file__).resolve().parents[3]
 REAL_CT = ROOT / ".." / "shared" / "data" / "real-ct"
@@ -33,8 +34,11 @@ def run_bench(tmp_path, *extra) -> dict:
 
 def test_bench_plan_tiny_reports_interval_coverage_per_array(tmp_path):
     figures = run_bench(tmp_path)
-    for key in SHARES:
-        assert isinstance(figures[key], (int, float)) and 0.0 <= figures[key] <= 1.0, key
+    for key in SHARES + ("all_interval_coverage",):
+        for suffix in ("", "_posterior_only"):          # the calibrated scale and the posterior alone
+            value = figures[key + suffix]
+            assert isinstance(value, (int, float)) and 0.0 <= value <= 1.0, key + suffix
+    assert figures["interval_scale"] == load_interval_scale()
     assert figures["phantoms"] == 2 and figures["cases"] == 2 * len(catalogue.ARRAYS)
     rows = figures["phantom_per_array"]
     assert [r["array"] for r in rows] == list(catalogue.ARRAYS)
