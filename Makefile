@@ -17,8 +17,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Two worker processes (pytest-xdist): the machines have two cores, and most tests are
+# single-threaded.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP) test-slicer-versions
-	$(PY) -m pytest Testing -q
+	$(PY) -m pytest Testing -q -n $(PYTEST_WORKERS)
 
 # The tests that need no torch, on the numpy and scipy that Slicer 5.8 and 5.10 ship (the
 # extension installs the other packages into Slicer's Python with pip, as here). Test files
@@ -43,7 +47,7 @@ SCIPY_5.10  := 1.13.1
 test-slicer-versions: $(foreach v,$(OLD_SLICERS),.venv-slicer$(v)/.installed)
 	for v in $(OLD_SLICERS); do \
 	  echo "numpy and scipy of Slicer $$v:"; \
-	  .venv-slicer$$v/bin/python -m pytest Testing -q -p no:cacheprovider || exit 1; done
+	  .venv-slicer$$v/bin/python -m pytest Testing -q -p no:cacheprovider -n $(PYTEST_WORKERS) || exit 1; done
 
 demo: $(STAMP)
 	$(PY) -m cochleaai demo --out demo-output
