@@ -68,7 +68,7 @@ def check_interval_scale(scale) -> float:
     try:
         value = float(scale)
     except (TypeError, ValueError):
-        raise CochleaAIError(f"The interval scale is a number of at least 1, got {scale!r}.") from None
-    if not math.isfinite(value) or value < 1.0:
+        value = math.nan                            # refused below, with the same words
+    if not (math.isfinite(value) and value >= 1.0):
         raise CochleaAIError(f"The interval scale is a number of at least 1, got {scale!r}.")
     return value
