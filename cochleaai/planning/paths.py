@@ -43,8 +43,14 @@ ORGAN_OF_CORTI = (0.5, 0.0)
 SAMPLES = 8000
 
 
+_ANGLES_RAD = np.linspace(0.0, G.THETA_MAX, SAMPLES)
+_ANGLES_DEG = np.degrees(_ANGLES_RAD)
+_ANGLES_TORCH = torch.as_tensor(_ANGLES_RAD, dtype=torch.float64).clone()
+_ANGLES_RAD.flags.writeable = _ANGLES_DEG.flags.writeable = False     # computed once, shared
+
+
 def angles_rad() -> np.ndarray:
-    return np.linspace(0.0, G.THETA_MAX, SAMPLES)
+    return _ANGLES_RAD
 
 
 def curve_points(deformable: np.ndarray) -> Dict[str, np.ndarray]:
@@ -52,7 +58,7 @@ def curve_points(deformable: np.ndarray) -> Dict[str, np.ndarray]:
     path and of the organ of Corti (key ``"organ of Corti"``)."""
     d = torch.as_tensor(np.asarray(deformable, float), dtype=torch.float64)
     with G.single_threaded_torch():
-        f = G.tube_functions(torch.as_tensor(angles_rad(), dtype=torch.float64), d).numpy()
+        f = G.tube_functions(_ANGLES_TORCH, d).numpy()
     out = {}
     for name, (c, q) in list(SECTION_OF_POSITION.items()) + [("organ of Corti", ORGAN_OF_CORTI)]:
         R = f[:, 1] + c * f[:, 3] + q * f[:, 4]
@@ -72,13 +78,13 @@ def angle_at_length(lengths: np.ndarray, s_mm) -> np.ndarray:
     """Polar angle (degrees from the round window) where the curve has run ``s_mm``; NaN
     before the round window (``s < 0``: extracochlear) and beyond the apex."""
     s = np.asarray(s_mm, float)
-    deg = np.interp(s, lengths, np.degrees(angles_rad()))
+    deg = np.interp(s, lengths, _ANGLES_DEG)
     return np.where((s >= 0) & (s <= lengths[-1]), deg, np.nan)
 
 
 def length_at_angle(lengths: np.ndarray, degrees) -> np.ndarray:
     """Arc length (mm) from the round window to ``degrees`` along the curve."""
-    return np.interp(np.asarray(degrees, float), np.degrees(angles_rad()), lengths)
+    return np.interp(np.asarray(degrees, float), _ANGLES_DEG, lengths)
 
 
 def contact_offsets_mm(array) -> np.ndarray:
