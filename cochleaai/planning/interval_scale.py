@@ -72,3 +72,8 @@ def check_interval_scale(scale) -> float:
     if not (math.isfinite(value) and value >= 1.0):
         raise CochleaAIError(f"The interval scale is a number of at least 1, got {scale!r}.")
     return value
+
+
+def resolve_interval_scale(scale=None) -> float:
+    """``scale`` checked, or the shipped one when it is None."""
+    return load_interval_scale() if scale is None else check_interval_scale(scale)

@@ -22,7 +22,7 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.planning import catalogue, literature
-from cochleaai.planning.interval_scale import check_interval_scale, load_interval_scale
+from cochleaai.planning.interval_scale import resolve_interval_scale
 from cochleaai.planning.paths import cumulative_lengths, full_insertion
 from cochleaai.progress import Progress
 from cochleaai.segmentation.quality import suspect_reasons
@@ -47,22 +47,24 @@ def summary(values, best: Optional[float] = None) -> Dict[str, float]:
             "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0, "low": float(low), "high": float(high)}
 
 
-def posterior_thetas(theta, covariance, samples: int, seed: int = 0) -> np.ndarray:
+def posterior_thetas(theta, covariance, samples: int, seed: int = 0, scale: float = 1.0) -> np.ndarray:
     """``samples`` draws of all the fit's parameters (pose included) from its Laplace
-    posterior, the shape kept inside the model's bounds; row 0 is the fit itself."""
+    posterior with its standard deviations times ``scale`` (:mod:`.interval_scale`), the
+    shape kept inside the model's bounds; row 0 is the fit itself."""
     theta = np.asarray(theta, float).reshape(-1)
     covariance = np.asarray(covariance, float)
     if covariance.shape != (theta.size, theta.size) or not np.all(np.isfinite(covariance)):
         raise CochleaAIError("The fit has no usable posterior covariance; segment again before planning.")
-    draws = np.random.default_rng(seed).multivariate_normal(theta, covariance, size=int(samples), method="eigh")
+    draws = np.random.default_rng(seed).multivariate_normal(theta, covariance * float(scale) ** 2,
+                                                            size=int(samples), method="eigh")
     out = np.vstack([theta[None], draws])
     out[:, :4] = np.clip(out[:, :4], DEFORMABLE_LOWER, DEFORMABLE_UPPER)
     return out
 
 
-def posterior_deformables(theta, covariance, samples: int, seed: int = 0) -> np.ndarray:
+def posterior_deformables(theta, covariance, samples: int, seed: int = 0, scale: float = 1.0) -> np.ndarray:
     """The shape (deformable) parameters of :func:`posterior_thetas`."""
-    return np.stack([deformable_of(t) for t in posterior_thetas(theta, covariance, samples, seed)])
+    return np.stack([deformable_of(t) for t in posterior_thetas(theta, covariance, samples, seed, scale)])
 
 
 @dataclass
@@ -178,8 +180,8 @@ def plan_insertions(theta, covariance, side: str = "right", arrays: Optional[Seq
     if int(samples) < 10:
         raise CochleaAIError("A plan needs at least 10 posterior draws for its error bars.")
     models = [catalogue.get(a) for a in (arrays if arrays is not None else catalogue.ARRAYS)]
-    scale = load_interval_scale() if interval_scale is None else check_interval_scale(interval_scale)
-    shapes = posterior_deformables(theta, np.asarray(covariance, float) * scale ** 2, samples, seed)
+    scale = resolve_interval_scale(interval_scale)
+    shapes = posterior_deformables(theta, covariance, samples, seed, scale)
     runs = {m.key: [] for m in models}
     for i, shape in enumerate(shapes):
         lengths = cumulative_lengths(shape)

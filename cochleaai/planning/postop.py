@@ -31,7 +31,7 @@ from cochleaai.landmarks.register import rigid_register
 from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU
 from cochleaai.metrics import distance_from_mask
 from cochleaai.planning import catalogue, literature, paths
-from cochleaai.planning.interval_scale import check_interval_scale, load_interval_scale
+from cochleaai.planning.interval_scale import resolve_interval_scale
 from cochleaai.planning.plan import posterior_thetas, summary
 from cochleaai.planning.report import interval, page_start, sources
 from cochleaai.segmentation.quality import suspect_reasons
@@ -92,8 +92,8 @@ def postop_report(contacts_lps, numbered: bool, result, array=None, samples: int
     if len(points) == 0:
         raise CochleaAIError("No electrode contacts were given; find them first (mar --contacts).")
     model = catalogue.get(array) if array is not None else None
-    scale = load_interval_scale() if interval_scale is None else check_interval_scale(interval_scale)
-    thetas = posterior_thetas(result.theta, np.asarray(result.covariance, float) * scale ** 2, samples, seed)
+    scale = resolve_interval_scale(interval_scale)
+    thetas = posterior_thetas(result.theta, result.covariance, samples, seed, scale)
     angles, fraction, distance = _positions(result.to_image(points), thetas)   # the mirror is its own inverse
     warnings, notes = [], []
     if not numbered:

@@ -127,10 +127,8 @@ def html_report(plan: dict, theta, title: str = "Cochlear implant plan", subject
     for key, label, unit in MEASURES_SHOWN:
         m = plan["measures"].get(key)
         if m:
-            sd = m.get("std", m.get("sd", 0.0))
-            low, high = m.get("low", m["mean"] - 1.96 * sd), m.get("high", m["mean"] + 1.96 * sd)
-            parts.append(f"<tr><td>{_e(label)}</td><td>{m['mean']:.1f} &plusmn; {sd:.1f} {unit} "
-                         f"<small>({low:.1f}-{high:.1f})</small></td></tr>")
+            parts.append(f"<tr><td>{_e(label)}</td><td>{m['mean']:.1f} &plusmn; {m['sd']:.1f} {unit} "
+                         f"<small>({m['low']:.1f}-{m['high']:.1f})</small></td></tr>")
     parts.append(f"</table><h2>Arrays, ranked for {plan['target_coverage_pct']:.0f} % coverage</h2><table><tr>"
                  "<th>array</th><th>position</th><th>contacts</th><th>insertion (mm)</th>"
                  "<th>depth of the apical contact (deg)</th><th>coverage of the organ of Corti (%)</th>"
