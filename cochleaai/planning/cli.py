@@ -11,6 +11,7 @@ from cochleaai.errors import EXIT_FLAGGED, CochleaAIError
 from cochleaai.io.outputs import OutputPlan, write_text_whole
 from cochleaai.planning import catalogue
 from cochleaai.planning.interval_calibration import CALIBRATION_FIRST_SEED, CALIBRATION_PHANTOMS, calibrate_intervals
+from cochleaai.planning.interval_scale import resolve_interval_scale
 from cochleaai.planning.plan import DEFAULT_SAMPLES, DEFAULT_TARGET_COVERAGE, plan_from_segmentation
 from cochleaai.planning.postop import contacts_of, map_points, postop_html, postop_report, register_preop_to_postop
 from cochleaai.planning.report import write_report
@@ -27,13 +28,15 @@ POSTOP_FILES = ("postop.json", "postop.html")
 
 def _cmd_plan(args) -> int:
     arrays = [catalogue.get(a).key for a in args.arrays] if args.arrays else None   # refused before the fit
+    scale = resolve_interval_scale()                        # a damaged table too
     out = OutputPlan([args.input, args.points], args.force).folder(args.out, PLAN_FILES)
     points = read_points(args.points)
     with tqdm_progress("plan", disable=args.quiet) as progress:
         result = segment(io.read_volume(args.input), points, SegmentConfig(side=args.side, seed=args.seed),
                          progress.stage(0.0, 0.8))
         plan = plan_from_segmentation(result, arrays=arrays, target_coverage=args.target_coverage,
-                                      samples=args.samples, seed=args.seed, progress=progress.stage(0.8, 0.95))
+                                      samples=args.samples, seed=args.seed, progress=progress.stage(0.8, 0.95),
+                                      interval_scale=scale)
         record = dict(plan.to_dict(), input=str(args.input), theta=result.theta.tolist(),
                       segmentation_seconds=round(result.seconds, 2))
         write_text_whole(out / "plan.json", json.dumps(record, indent=2))
@@ -49,6 +52,7 @@ def _cmd_plan(args) -> int:
 
 def _cmd_postop(args) -> int:
     array = catalogue.get(args.array).key if args.array else None    # refused before any work
+    scale = resolve_interval_scale()
     if args.preop is None and args.points is None:
         raise CochleaAIError("Without --preop the cochlea is fitted on the post-operative CT: give its center, "
                              "apex and round window points there with --points.")
@@ -67,7 +71,7 @@ def _cmd_postop(args) -> int:
             moved = {"maps": "post-operative LPS points to pre-operative LPS points", "matrix": list(t.GetMatrix()),
                      "center": list(t.GetCenter()), "translation": list(t.GetTranslation())}
         result = segment(fitted_on, points, SegmentConfig(side=args.side, seed=args.seed), progress.stage(0.1, 0.9))
-        report = postop_report(frame, numbered, result, array, args.samples, args.seed)
+        report = postop_report(frame, numbered, result, array, args.samples, args.seed, interval_scale=scale)
     for row, p in zip(report["contacts"], contacts):
         row["postop_lps"] = p.tolist()
     record = dict(report, postop=str(args.postop), preop=None if args.preop is None else str(args.preop),

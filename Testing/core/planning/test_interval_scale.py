@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cochleaai.errors import CochleaAIError
+from cochleaai.cli import main
+from cochleaai.errors import EXIT_USER_ERROR, CochleaAIError
+from cochleaai.planning import cli as planning_cli
+from cochleaai.planning import interval_scale
 from cochleaai.planning.interval_scale import (INTERVAL_FILE, check_interval_scale, conformal_scale,
                                                load_interval_scale)
 from cochleaai.planning.plan import plan_insertions
@@ -81,3 +84,18 @@ def test_calibrate_plan_runs_from_the_command_line(tmp_path):
                                  "start": "true centre, apex and round-window points"}
     printed = json.loads(done.stdout)
     assert printed["scale"] == table["scale"]
+
+
+@pytest.mark.parametrize("command", ["plan", "postop"])
+def test_a_damaged_table_stops_the_command_before_the_fit(tmp_path, monkeypatch, capsys, command):
+    damaged = tmp_path / "plan-intervals.json"
+    damaged.write_text("{\"scale\": ", encoding="utf-8")
+    monkeypatch.setattr(interval_scale, "INTERVAL_FILE", damaged)
+    monkeypatch.setattr(planning_cli, "segment", lambda *a, **k: pytest.fail("fitted before checking the table"))
+    points = tmp_path / "p.mrk.json"
+    argv = {"plan": ["plan", str(tmp_path / "ct.nrrd"), "--points", str(points)],
+            "postop": ["postop", str(tmp_path / "ct.nrrd"), "--contacts", str(points), "--points", str(points)]}
+    code = main(argv[command] + ["--side", "right", "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR and "unreadable" in err and "calibrate-plan" in err
+    assert not (tmp_path / "out").exists()
