@@ -63,6 +63,8 @@ bench: $(STAMP)
 	  --json bench-output/landmarks-real.json; fi
 	if [ -d $(REAL_CT) ]; then $(PY) -m cochleaai bench segment-real --data $(REAL_CT) \
 	  --json bench-output/segment-real.json; fi
+	if [ -d $(REAL_CT) ]; then $(PY) -m cochleaai bench segment-versions --quick --data $(REAL_CT) \
+	  --json bench-output/segment-versions.json; fi
 	if [ -d $(REAL_CT) ]; then $(PY) -m cochleaai bench pair-realism --data $(REAL_CT) \
 	  --json bench-output/pair-realism.json; fi
 	if [ -f $(MNIST) ]; then $(PY) -m cochleaai bench vae-mnist --quick --data $(MNIST) \

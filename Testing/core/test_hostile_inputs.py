@@ -282,6 +282,7 @@ BAD_NUMBERS = [
     ["segment", "{ct}", "--out", "{out}", "--samples", "-1"],
     ["segment", "{ct}", "--out", "{out}", "--l-ref-fit", "nan"],
     ["segment", "{ct}", "--out", "{out}", "--label-band", "-1"],
+    ["segment", "{ct}", "--out", "{out}", "--vestibule-wedge", "120"],
     ["segment-batch", "{ct}", "--out", "{out}", "--workers", "0"],
     ["segment-batch", "{ct}", "--out", "{out}", "--threads", "-1"],
     ["simulate-ci", "{ct}", "--out", "{out}", "--depth", "-5"],

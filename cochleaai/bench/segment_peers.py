@@ -26,8 +26,11 @@ from cochleaai.progress import Progress
 PEERS = (("atlas", "3 points", 1, "3 points"),
          ("atlas vote of 3", "3 points", 3, "3 points"),
          ("atlas", "centre + rotation search", 1, "centre only"))
+#: Our three-point segmentation with the vestibule's wedge, labelled like the data set's
+#: cylinder-cut cochlear part that the atlas's label carries (a variant of bench segment-real).
+WEDGE = "3 points + vestibule wedge"
 #: Our starts shown beside the peer.
-OURS = ("3 points", "centre only")
+OURS = ("3 points", "centre only", WEDGE)
 QUICK_TARGETS = 2
 QUICK_CANDIDATES = 3
 COLUMNS = ("dice", "volume_ratio", "hd95_mm", "seconds")
@@ -57,17 +60,18 @@ class Registrations:
             self.truths[sid] = (labels, realct.cochlear_part(labels, self.specimens[sid]))
         return self.truths[sid]
 
-    def __call__(self, atlas_id: str, target_id: str, start: str) -> dict:
-        """``{"mask", "seconds", "dice", ...}`` of atlas ``atlas_id`` registered to ``target_id``."""
-        key = (atlas_id, target_id, start)
+    def __call__(self, atlas_id: str, target_id: str, start: str, ct=None, version: str = "") -> dict:
+        """``{"mask", "seconds", "dice", ...}`` of atlas ``atlas_id`` registered to ``target_id``
+        (to ``ct``, the target re-imaged as ``version``, if given)."""
+        key = (atlas_id, target_id, start, version)
         if key not in self.done:
-            self.progress(0.0, f"atlas {atlas_id} -> {target_id}: {start}")
+            self.progress(0.0, f"atlas {atlas_id} -> {target_id}{' (' + version + ')' if version else ''}: {start}")
             if atlas_id not in self.atlases:
                 self.atlases[atlas_id] = peer.Atlas.from_specimen(self.specimens[atlas_id])
             target = self.specimens[target_id]
             points = target.points(peer.ROLES if start == "3 points" else ("center",))
-            mask, seconds = peer.segment_with_atlas(target.ct(), points, target.side, self.atlases[atlas_id], start,
-                                                    fast=self.fast)
+            mask, seconds = peer.segment_with_atlas(target.ct() if ct is None else ct, points, target.side,
+                                                    self.atlases[atlas_id], start, fast=self.fast)
             self.done[key] = dict(self.score(mask, target_id), mask=mask, seconds=seconds)
         return self.done[key]
 
@@ -93,11 +97,8 @@ def run_peers(ours: List[dict], targets: Sequence[realct.Specimen], specimens: S
     rows, choice = [], set()
     for n, target in enumerate(targets):
         registrations.progress = p.stage(n / len(targets), (n + 1) / len(targets))
-        others = [s.id for s in specimens if s.id not in {t.id for t in targets}][:QUICK_CANDIDATES] if quick \
-            else [s.id for s in specimens if s.id != target.id]
-        pairs = {(a, b): registrations(a, b, "3 points") for a in others for b in others if a != b}
-        choice |= set(pairs)
-        ranked = peer.rank_atlases({k: r["dice"] for k, r in pairs.items()}, others)
+        ranked, pairs = choose_atlases(registrations, target, targets, specimens, quick)
+        choice |= pairs
         common = {"specimen": target.id, "side": target.side}
         rows += [dict(common, method="ours", start=r["start"], atlas="", **{c: r[c] for c in COLUMNS})
                  for r in ours if r["specimen"] == target.id and r["start"] in OURS]
@@ -110,8 +111,19 @@ def run_peers(ours: List[dict], targets: Sequence[realct.Specimen], specimens: S
                              atlas_choice_dice=round(float(np.mean([m for a, m in ranked[:k]])), 4),
                              **{c: score[c] for c in COLUMNS[:-1]}, seconds=sum(d["seconds"] for d in done)))
     p(1.0, "peers done")
-    return figures(rows, len(registrations.done), sum(registrations.done[(a, b, "3 points")]["seconds"]
+    return figures(rows, len(registrations.done), sum(registrations.done[(a, b, "3 points", "")]["seconds"]
                                                       for a, b in choice))
+
+
+def choose_atlases(registrations: Registrations, target: realct.Specimen, targets: Sequence[realct.Specimen],
+                   specimens: Sequence[realct.Specimen], quick: bool = False):
+    """Leave-one-out atlas choice for ``target``: the candidates (every specimen but the target;
+    ``quick``: :data:`QUICK_CANDIDATES` that are no target) registered from their three points
+    to each other, ranked by mean Dice. Returns ``(ranked [(id, dice)], the pairs registered)``."""
+    others = [s.id for s in specimens if s.id not in {t.id for t in targets}][:QUICK_CANDIDATES] if quick \
+        else [s.id for s in specimens if s.id != target.id]
+    pairs = {(a, b): registrations(a, b, "3 points") for a in others for b in others if a != b}
+    return peer.rank_atlases({k: r["dice"] for k, r in pairs.items()}, others), set(pairs)
 
 
 def figures(rows: List[dict], registrations: int, choice_seconds: float) -> dict:
@@ -126,10 +138,11 @@ def figures(rows: List[dict], registrations: int, choice_seconds: float) -> dict
             key = figure_key(f"{name} {start}")
             out.update({f"peers/{key}/{k}": v for k, v in summary[(name, start)].items()})
     for name, start, _, theirs in PEERS:
-        if (name, start) in summary and ("ours", theirs) in summary:
-            key = f"peers/{figure_key(f'{name} {start}')}_vs_ours_{figure_key(theirs)}"
-            for k in ("dice_mean", "hd95_mm_mean", "sec_median"):
-                out[f"{key}/{k}_ratio"] = summary[(name, start)][k] / summary[("ours", theirs)][k]
+        for mine in (theirs, WEDGE) if theirs == "3 points" else (theirs,):
+            if (name, start) in summary and ("ours", mine) in summary:
+                key = f"peers/{figure_key(f'{name} {start}')}_vs_ours_{figure_key(mine)}"
+                for k in ("dice_mean", "hd95_mm_mean", "sec_median"):
+                    out[f"{key}/{k}_ratio"] = summary[(name, start)][k] / summary[("ours", mine)][k]
     out["peers/summary"] = [dict(method=name, start=start, **{k: round(v, 4) for k, v in s.items()})
                             for (name, start), s in summary.items()]
     out["peers/per_specimen"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}

@@ -8,14 +8,15 @@ the default segmentation is scored against the cochlear part of
 the expert label: Dice, volume ratio and HD95 (mm) of the label map, Dice of the shape
 model region, errors (mm) of the fitted apex, centre and round window against the expert
 points that the start did not give, the quality-control flag and the seconds per volume.
-Beside the default, on the three-point start: the 12-parameter variant and the thesis's
-shape-model label map. The quality control is scored on starts that should fail: the
+Beside the default, on the three-point start: the 12-parameter variant, the thesis's
+shape-model label map, and the label map with the vestibule's wedge (labelled like the data
+set's cylinder-cut cochlear part, as the atlas peer's label is). The quality control is scored on starts that should fail: the
 expert points with the wrong side, the three points moved 3 mm (a seeded random direction
 per specimen), and the centre point put on the vestibule landmark; the figures count how
 many of those and how many of the default fits it flags. ``--quick`` runs the first
 specimen from three points only; ``--tiny`` too, with a short fit. ``--peers`` adds the
 atlas-registration peer (:mod:`cochleaai.bench.segment_peers`) beside ours from three points
-and from the centre only (with ``--quick``: on two specimens).
+(with and without the wedge) and from the centre only (with ``--quick``: on two specimens).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from cochleaai.bench.segment import TINY_FIT
 from cochleaai.errors import CochleaAIError
 from cochleaai.peers.atlas import load_itk
 from cochleaai.progress import Progress
-from cochleaai.segmentation.config import SegmentConfig
+from cochleaai.segmentation.config import CYLINDER_LABEL_WEDGE_DEG, SegmentConfig
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.pose import LANDMARK_OF_ROLE
 from cochleaai.threads import torch_threads
@@ -51,7 +52,8 @@ STARTS = (("3 points", ("center", "apex", "round window")),
 #: 1.5 mm up the modiolar axis from the expert centre), in any orientation.
 CROP_MM = 13.0
 #: Variants run beside the default on the three-point start: (name, settings changes).
-VARIANTS = (("12 parameters", {"n_params": 12}), ("shape-model label map", {"label_map": "shape-model"}))
+VARIANTS = (("12 parameters", {"n_params": 12}), ("shape-model label map", {"label_map": "shape-model"}),
+            (segment_peers.WEDGE, {"vestibule_wedge_deg": CYLINDER_LABEL_WEDGE_DEG}))
 #: Starts that should fail, for the quality control: name -> (points, side) of a specimen.
 FAILING = ("wrong side", "points 3 mm off", "centre on the vestibule")
 FAILED_DICE = 0.75
@@ -105,7 +107,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     if quick and peers:
         starts = tuple(s for s in STARTS if s[0] in segment_peers.OURS)
     ours_p, peers_p = (p.stage(0.0, 0.3), p.stage(0.3, 1.0)) if peers else (p, None)
-    variants = () if quick else VARIANTS
+    variants = VARIANTS if not quick else \
+        tuple(v for v in VARIANTS if v[0] in segment_peers.OURS) if peers and not tiny else ()
     jobs = [(s, name, pts, TINY_FIT if tiny else {}) for s in specimens for name, pts in starts] + \
         [(s, name, STARTS[0][1], changes) for s in specimens for name, changes in variants]
     if not quick:

@@ -16,7 +16,7 @@ from cochleaai.io.models import write_vtk_model
 from cochleaai.io.outputs import OutputPlan, write_text_whole
 from cochleaai.progress import tqdm_progress
 from cochleaai.segmentation.calibration import calibrate
-from cochleaai.segmentation.config import SegmentConfig
+from cochleaai.segmentation.config import CYLINDER_LABEL_WEDGE_DEG, SegmentConfig
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.pose import parse_points
 from cochleaai.segmentation.quality import suspect_reasons
@@ -32,7 +32,7 @@ def _settings(args):
                          shape_step=args.shape_step, search_placement=not args.no_placement,
                          search_orientation=not args.no_orientation_search, n_params=args.parameters,
                          label_map=args.label_map, label_band_mm=args.label_band,
-                         any_orientation=args.any_orientation)
+                         vestibule_wedge_deg=args.vestibule_wedge, any_orientation=args.any_orientation)
 
 
 def read_points(path) -> dict:
@@ -178,6 +178,12 @@ def _common(p) -> None:
                         "'shape-model' is the thesis's posterior at --l-ref-final")
     p.add_argument("--label-band", type=arguments.real(minimum=0.0, maximum=5.0), default=d.label_band_mm,
                    help=f"how far (mm) outside the fitted shape the lumen-wall map may reach (default {d.label_band_mm})")
+    p.add_argument("--vestibule-wedge", type=arguments.real(minimum=0.0, maximum=90.0),
+                   default=d.vestibule_wedge_deg, metavar="DEG",
+                   help="also label the lumen up to DEG degrees past the round window along the duct's "
+                        "continuation: the part of the vestibule that cylinder-cut 'cochlear part' labels "
+                        f"include ({CYLINDER_LABEL_WEDGE_DEG:g} matches those of Wimmer et al. 2019); default "
+                        f"{d.vestibule_wedge_deg:g}: the cochlea only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -18,6 +18,12 @@ from cochleaai.segmentation.options import LABEL_MAPS, SIDES
 #: benchmarks, whose figures mean nothing.
 SMOKE_FIT = {"outer_iterations": 1, "samples": 0, "search_start": False, "fit_subsample": 4}
 
+#: The vestibule's wedge (degrees, ``SegmentConfig.vestibule_wedge_deg``) that matches labels of
+#: the cochlea cut by a cylinder around the modiolus, as the "cochlear part" of Wimmer et al.
+#: (2019): on their six development specimens the lumen such labels hold past the model's
+#: round window lies 5-40 degrees past it, nearest the oval window.
+CYLINDER_LABEL_WEDGE_DEG = 45.0
+
 
 @dataclass
 class SegmentConfig:
@@ -26,6 +32,10 @@ class SegmentConfig:
     label_map: str = "lumen-wall"     # final label map: "lumen-wall" (follows the image near the
                                       # fitted surface) or "shape-model" (the thesis's posterior)
     label_band_mm: float = 0.75       # how far outside the fitted surface the lumen-wall map may reach
+    vestibule_wedge_deg: float = 0.0  # also label the lumen this far (degrees) past the round
+                                      # window, along the duct's continuation: the part of the
+                                      # vestibule that "cochlear part" labels cut by a cylinder
+                                      # around the modiolus include (see docs); 0: the cochlea only
     outer_iterations: int = 12        # EM rounds
     fit_subsample: int = 2            # fit on every n-th voxel per axis (0.4 mm)
     samples: int = 100                # posterior draws for uncertainty and measures
@@ -61,6 +71,8 @@ class SegmentConfig:
             raise CochleaAIError(f"Unknown label map {self.label_map!r}; use {' or '.join(LABEL_MAPS)}.")
         if not 0 <= self.label_band_mm <= 3:
             raise CochleaAIError("The label band must be 0-3 mm.")
+        if not 0 <= self.vestibule_wedge_deg <= 90:
+            raise CochleaAIError("The vestibule's wedge must be 0-90 degrees past the round window.")
         if self.outer_iterations < 1 or self.fit_subsample < 1 or self.samples < 0:
             raise CochleaAIError("Iterations and subsampling must be at least 1, samples at least 0.")
         return self

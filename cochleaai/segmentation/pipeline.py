@@ -48,10 +48,14 @@ from cochleaai.segmentation.results import CochleaSegmentation
 from cochleaai.segmentation.search import (ORIENTATION_STRIDE, best_placement, bounded_shape, free_orientation,
                                            search_orientation, search_starts)
 from cochleaai.segmentation.shapes import SECTION_PRIOR_SD, SHAPE_PRIOR_MEAN, SHAPE_PRIOR_SD, CochleaShape
+from cochleaai.shape import CochleaModel
 from cochleaai.shape.measures import summarize
 from cochleaai.volume import Volume
 
 _MAX_VOXELS = 60_000_000          # about 0.5 GB of float64 for one copy of the input
+#: How far (mm) the vestibule's wedge (``SegmentConfig.vestibule_wedge_deg``) reaches outside
+#: the continued duct's cross-section.
+WEDGE_MARGIN_MM = 0.3
 #: EM rounds each start gets when there are several; the best is then fitted on.
 SCREENING_ROUNDS = 3
 
@@ -102,7 +106,7 @@ def _appearance_of_shape(values: np.ndarray, inside: np.ndarray, calibration, st
     return app
 
 
-def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float, reach=None):
+def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float, reach=None, beyond=None):
     """Posterior label probability of the lumen near a fitted shape, and its appearance.
 
     The scanner blurs the step from the lumen (fluid or air) to the dense bone of the otic
@@ -114,7 +118,7 @@ def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float, reach=None
     classes are equal-variance Gaussians at the two levels (sd: the robust spread of the
     lumen voxels), which puts the decision at the halfway value; the prior is flat within
     ``band_mm`` outside the fitted surface (where ``reach`` is true, if given) and inside
-    it, and zero beyond. The band lets
+    it, and zero beyond (except where ``beyond`` is true, if given). The band lets
     the map follow the image where the model's tube cannot: the spaces between the upper
     turns, which expert labels of clinical CT count as lumen.
     """
@@ -130,6 +134,8 @@ def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float, reach=None
     # log-odds of lumen against wall for equal-variance Gaussians: linear in the value
     log_odds = (values - 0.5 * (lumen + wall)) * (lumen - wall) / spread ** 2
     allowed = S > -band_mm if reach is None else (S >= 0) | ((S > -band_mm) & reach)
+    if beyond is not None:
+        allowed = allowed | beyond
     posterior = np.where(allowed, expit(np.clip(log_odds, -50, 50)), 0.0)
     return posterior, {"lumen": lumen, "wall": wall, "threshold": 0.5 * (lumen + wall), "sd": spread,
                        "band_mm": band_mm}
@@ -285,9 +291,13 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     S, _, feet = shape.sf.closest(flat, fit.theta)
     if settings.label_map == "lumen-wall":
         # beyond the duct's basal end lie the vestibule and the round-window niche, which
-        # are not cochlea: the band does not reach past it
+        # are not cochlea: the band does not reach past it, unless the vestibule's wedge is asked for
+        wedge = None
+        if settings.vestibule_wedge_deg > 0:
+            wedge = (feet[:, 0] < 0.0) & CochleaModel(fit.theta).continued_duct(
+                flat, settings.vestibule_wedge_deg, WEDGE_MARGIN_MM)
         posterior, final_app = lumen_wall_map(arr.reshape(-1), S, settings.label_band_mm,
-                                              reach=feet[:, 0] >= 0.0)
+                                              reach=feet[:, 0] >= 0.0, beyond=wedge)
         posterior = _connected_to_shape(posterior.reshape(roi.shape), S.reshape(roi.shape) >= 0).reshape(-1)
     else:
         # the mixtures are re-estimated on the fit's subsampled voxels: as good, k**3 times cheaper

@@ -163,6 +163,26 @@ class CochleaModel:
         local = {"apex": apex, "center": np.array([0.0, 0.0, z0]), "round_window": rw}
         return {k: self.to_image(v) for k, v in local.items()}
 
+    def continued_duct(self, points, degrees: float, margin_mm: float) -> np.ndarray:
+        """Bool per image point (N, 3): inside the duct continued ``degrees`` past the round
+        window, give or take ``margin_mm``. The continuation follows the centreline's formula
+        below angle 0 and keeps the cross-section of the round window."""
+        local = self.to_model(np.atleast_2d(np.asarray(points, dtype=float)))
+        phi = np.arctan2(local[:, 1], local[:, 0])
+        out = (phi <= 0.0) & (phi >= -math.radians(degrees))
+        if not out.any():
+            return out
+        d = self._deformable
+        f = G.tube_functions(torch.zeros(1, dtype=torch.float64), d).numpy()[0]
+        centre = G.centerline_points(torch.as_tensor(phi[out]), d).numpy()
+        offset = np.stack([np.hypot(local[out, 0], local[out, 1]) - np.hypot(centre[:, 0], centre[:, 1]),
+                           local[out, 2] - centre[:, 2]])
+        section = np.array([[f[3], f[4]], [f[5], f[6]]])        # (R, Z) = section @ (cos s, sin s)
+        c = np.linalg.solve(section, offset)
+        minor = min(np.hypot(f[3], f[5]), np.hypot(f[4], f[6]))
+        out[out] = np.hypot(c[0], c[1]) <= 1.0 + margin_mm / minor
+        return out
+
     # ------------------------------------------------------------- mesh
     def mesh(self, edge_mm: float = 0.2):
         return surface_mesh(self.theta, edge_mm)

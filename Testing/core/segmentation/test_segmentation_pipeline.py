@@ -238,3 +238,24 @@ def test_uncalibrated_grey_values_still_segment(phantom, result):
     assert dice(scaled.ssi.array > 0, result.ssi.array > 0) >= 0.85
     # the capsule contrast is reported in HU whatever the image's scale
     assert scaled.quality["capsule_contrast_hu"] == pytest.approx(result.quality["capsule_contrast_hu"], rel=0.15)
+
+
+def test_the_vestibule_wedge_adds_the_vestibule_next_to_the_basal_end(phantom):
+    """With ``vestibule_wedge_deg`` the label map also holds the lumen past the round window:
+    on the phantom, whose vestibule joins the duct's basal end, what it adds is vestibule."""
+    plain = segment(phantom.ct, settings=SegmentConfig(samples=0))
+    wedge = segment(phantom.ct, settings=SegmentConfig(samples=0, vestibule_wedge_deg=45.0))
+    a, b = plain.sroi.array > 0, wedge.sroi.array > 0
+    assert np.array_equal(plain.theta, wedge.theta)           # the fit is the same
+    assert not np.any(a & ~b)                                 # nothing is taken away
+    added = b & ~a
+    vestibule = phantom.ct.copy(phantom.mask("Vestibule and semicircular canals").astype(np.uint8))
+    vestibule = vestibule.resample_like(wedge.roi, "nearest").array > 0
+    assert added.sum() * 0.008 > 1.0                           # more than 1 mm3 (0.2 mm voxels)
+    assert (added & vestibule).sum() >= 0.8 * added.sum()
+
+
+def test_the_vestibule_wedge_is_checked():
+    for bad in (-1.0, 91.0):
+        with pytest.raises(CochleaAIError, match="wedge"):
+            SegmentConfig(vestibule_wedge_deg=bad).check()

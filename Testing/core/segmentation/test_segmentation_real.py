@@ -135,3 +135,22 @@ def test_no_point_on_a_real_crop_in_any_orientation():
     fit = segment(crop, None, SegmentConfig(side=s.side, samples=0, any_orientation=True))
     assert realct.score_segmentation(fit.sroi, s.labels(), s)["dice"] >= 0.8
     assert "orientation_search" in fit.timings
+
+
+@requires_real_ct
+def test_the_vestibule_wedge_matches_cylinder_cut_labels():
+    """The data set's cochlear part (its labyrinth label cut by a cylinder around the modiolus)
+    holds the vestibule next to the oval window, past the model's round window: with the wedge
+    the label map holds it too, and scores higher against that label without growing too big."""
+    from cochleaai import realct
+    from cochleaai.segmentation.config import CYLINDER_LABEL_WEDGE_DEG, SegmentConfig
+    from cochleaai.segmentation.pipeline import segment
+
+    s = real_specimen("T03")
+    labels = s.labels()
+    part = realct.cochlear_part(labels, s)
+    scores = [realct.score_segmentation(segment(s.ct(), s.points(), SegmentConfig(
+        side=s.side, samples=0, vestibule_wedge_deg=wedge)).sroi, labels, s, part)
+        for wedge in (0.0, CYLINDER_LABEL_WEDGE_DEG)]
+    assert scores[1]["dice"] >= scores[0]["dice"] + 0.01
+    assert abs(scores[1]["volume_ratio"] - 1.0) <= 0.05

@@ -273,3 +273,20 @@ def test_cross_section_scale_jacobian_matches_finite_differences(extra):
     # unit scales are the 10-parameter model
     base = theta[:10]
     np.testing.assert_allclose(sf(pts, np.concatenate([base, np.ones(len(extra))])), sf(pts, base), atol=1e-9)
+
+
+def test_continued_duct_follows_the_centreline_past_the_round_window():
+    """Points on the duct's continuation below angle 0 are in it; the duct itself (angles
+    above 0), points past the wedge's angle and points a section away are not."""
+    theta = default_params(rotation=(0.2, -0.1, 0.3), translation=(1.0, -2.0, 0.5))
+    model = CochleaModel(theta)
+    d = torch.as_tensor(theta[:4])
+    angles = np.radians([-5.0, -20.0, -40.0, 20.0, -60.0])
+    local = G.centerline_points(torch.as_tensor(angles), d).numpy()
+    inside = model.continued_duct(model.to_image(local), 45.0, 0.3)
+    assert inside.tolist() == [True, True, True, False, False]
+    # 3 mm out from the centreline in the radial direction: outside the basal section (about 2.5 mm wide)
+    radial = local[:2] * (1.0 + 3.0 / np.hypot(local[:2, 0], local[:2, 1]))[:, None] * np.array([1, 1, 0]) \
+        + local[:2] * np.array([0, 0, 1])
+    assert not model.continued_duct(model.to_image(radial), 45.0, 0.3).any()
+    assert not model.continued_duct(model.to_image(local), 0.0, 0.3).any()
