@@ -163,15 +163,20 @@ def cochlear_part(labels: Volume, specimen: Specimen) -> np.ndarray:
     return comp == comp[tuple(nearest)]
 
 
+def scored_mask(segmentation: Volume, labels: Volume, specimen: Specimen) -> np.ndarray:
+    """A binary segmentation (any grid) on the label grid, cut to the scoring cylinder (bool)."""
+    # linear resampling of the mask, cut at one half: the boundary moves by less than nearest
+    # neighbour's half voxel when the grids differ
+    seg = segmentation.copy((segmentation.array > 0).astype(np.float32)).resample_like(labels, "linear")
+    return (seg.array >= 0.5) & scoring_cylinder(labels, specimen)
+
+
 def score_segmentation(segmentation: Volume, labels: Volume, specimen: Specimen,
                        reference: np.ndarray = None) -> dict:
     """Dice, volumes, volume ratio and HD95 of a binary segmentation (any grid) against the
     cochlear part, both within the scoring cylinder, on the label grid."""
     reference = cochlear_part(labels, specimen) if reference is None else reference
-    # linear resampling of the mask, cut at one half: the boundary moves by less than nearest
-    # neighbour's half voxel when the grids differ
-    seg = segmentation.copy((segmentation.array > 0).astype(np.float32)).resample_like(labels, "linear")
-    ours = (seg.array >= 0.5) & scoring_cylinder(labels, specimen)
+    ours = scored_mask(segmentation, labels, specimen)
     voxel_mm3 = float(np.prod(labels.spacing))
     ref_mm3, ours_mm3 = float(reference.sum() * voxel_mm3), float(ours.sum() * voxel_mm3)
     out = {"dice": float(dice(ours, reference)), "volume_mm3": ours_mm3, "reference_mm3": ref_mm3,

@@ -81,6 +81,7 @@ def _score(specimen, labels, part, points, side=None, **changes) -> dict:
     seconds = time.perf_counter() - t0
     row = realct.score_segmentation(fit.sroi, labels, specimen, part)
     row["dice_ssi"] = realct.score_segmentation(fit.ssi, labels, specimen, part)["dice"]
+    row.update(_missed_past_basal_end(fit, labels, specimen, part))
     fitted = fit.landmarks()
     for role, key in LANDMARK_OF_ROLE.items():
         if role not in points:
@@ -90,6 +91,23 @@ def _score(specimen, labels, part, points, side=None, **changes) -> dict:
                capsule_contrast_ratio=float(fit.quality.get("capsule_contrast_ratio", np.nan)),
                qc_surface_mm=float(fit.quality["qc_surface_mm"]))
     return row
+
+
+def _missed_past_basal_end(fit, labels, specimen, part) -> dict:
+    """Where the expert voxels the label map missed lie: the share closest to the fitted
+    duct's basal cap (past its round window), and their median distance (mm) to the
+    experts' oval-window landmark."""
+    missed = labels.physical_grid()[part & ~realct.scored_mask(fit.sroi, labels, specimen)]
+    if not len(missed):
+        return {"missed_past_basal_end_share": 0.0}
+    # the fit frame is the image mirrored for a left ear, and the mirror is its own inverse
+    _, _, feet = fit.model.shape_function.closest(fit.to_image(missed), fit.theta)
+    past = feet.reshape(-1, 2)[:, 0] < 0.0
+    out = {"missed_past_basal_end_share": float(past.mean())}
+    if past.any():
+        out["missed_past_basal_end_to_oval_window_mm"] = float(
+            np.median(np.linalg.norm(missed[past] - specimen.landmarks["oval window"], axis=1)))
+    return out
 
 
 def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, tiny: bool = False,
@@ -139,6 +157,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
         figures[f"{key}/volume_ratio_min"] = float(min(r["volume_ratio"] for r in sel))
         figures[f"{key}/volume_ratio_max"] = float(max(r["volume_ratio"] for r in sel))
         figures[f"{key}/hd95_mm_mean"] = float(np.mean([r["hd95_mm"] for r in sel]))
+        figures[f"{key}/missed_past_basal_end_share_mean"] = float(
+            np.mean([r["missed_past_basal_end_share"] for r in sel]))
         for role in ("apex", "center", "round_window"):
             errors = [r[f"{role}_error_mm"] for r in sel if f"{role}_error_mm" in r]
             if errors:
