@@ -10,8 +10,8 @@ model region, errors (mm) of the fitted apex, centre and round window against th
 points that the start did not give, the quality-control flag and the seconds per volume.
 Beside the default, on the three-point start: the 12-parameter variant, the thesis's
 shape-model label map, and the label map with the vestibule's wedge (labelled like the data
-set's cylinder-cut cochlear part, as the atlas peer's label is). The quality control is scored on starts that should fail: the
-expert points with the wrong side, the three points moved 3 mm (a seeded random direction
+set's cylinder-cut cochlear part, as the atlas peer's label is). The quality control is
+scored on starts that should fail: the expert points with the wrong side, the three points moved 3 mm (a seeded random direction
 per specimen), and the centre point put on the vestibule landmark; the figures count how
 many of those and how many of the default fits it flags. ``--quick`` runs the first
 specimen from three points only; ``--tiny`` too, with a short fit. ``--peers`` adds the
@@ -97,7 +97,8 @@ def _missed_past_basal_end(fit, labels, specimen, part) -> dict:
     """Where the expert voxels the label map missed lie: the share closest to the fitted
     duct's basal cap (past its round window), and their median distance (mm) to the
     experts' oval-window landmark."""
-    missed = labels.physical_grid()[part & ~realct.scored_mask(fit.sroi, labels, specimen)]
+    # only the missed voxels' positions, not the whole grid's
+    missed = labels.index_to_physical(np.argwhere(part & ~realct.scored_mask(fit.sroi, labels, specimen))[:, ::-1])
     if not len(missed):
         return {"missed_past_basal_end_share": 0.0}
     # the fit frame is the image mirrored for a left ear, and the mirror is its own inverse

@@ -18,6 +18,7 @@ schedule (figures that mean nothing). Needs the ``peers`` extra (itk-elastix).
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 import numpy as np
 
@@ -106,9 +107,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
                                  **{k: voted[k] for k in ("dice", "volume_ratio", "hd95_mm")}))
     p(1.0, "done")
     figures = {"specimens": [s.id for s in targets], "data": str(data),
-               "versions": [{"name": v.name, "spacing_mm": list(v.spacing_mm), "noise": v.noise,
-                             "grey_scale": v.grey_scale, "grey_offset": v.grey_offset, "shading": v.shading}
-                            for v in VERSIONS]}
+               "versions": [asdict(v) for v in VERSIONS]}
     for version in VERSIONS:
         sel = [r for r in rows if r["version"] == version.name]
         figures.update({f"{figure_key(version.name)}/{k}": v for k, v in _summary(sel).items()})
