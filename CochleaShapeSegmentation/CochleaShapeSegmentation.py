@@ -70,7 +70,10 @@ class CochleaShapeSegmentation(ScriptedLoadableModule):
             "quality control flagged the segmentation. Check the manufacturers' data before relying "
             "on a figure for a patient.</p>"
             "<p><b>Advanced</b>: the logistic reference lengths l_ref (fit and final label map), "
-            "the number of EM iterations and of posterior samples.</p>"
+            "the number of EM iterations and of posterior samples, and the vestibule wedge: 0 "
+            "keeps the label map to the cochlea; 45 degrees also labels the lumen next to the "
+            "basal end, as labels cut from the whole labyrinth by a cylinder do (for comparing "
+            "with such labels; the shape and measures stay the same).</p>"
             "<p><b>Generate phantom</b> builds a synthetic temporal-bone CT with its ground-truth "
             "segmentation and landmarks (reproducible from its seed), so the module can be tried "
             "without patient data: the landmark point list of a phantom can be used as the "
@@ -121,7 +124,8 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
 
         p = self.parameters
         return SegmentConfig(l_ref_fit=float(p.lRefFit), l_ref_final=float(p.lRefFinal),
-                               outer_iterations=p.iterations, samples=p.samples)
+                               outer_iterations=p.iterations, samples=p.samples,
+                               vestibule_wedge_deg=float(p.vestibuleWedge))
 
     def onApply(self, *_unused):
         """Read the inputs here, fit in a worker process, add the nodes back here."""

@@ -31,5 +31,6 @@ class CochleaShapeSegmentationParameterNode(PhantomParameters, JobParameters):
     lRefFinal: Annotated[float, WithinRange(0.01, 2.0)] = SegmentConfig.l_ref_final
     iterations: Annotated[int, WithinRange(1, 100)] = SegmentConfig.outer_iterations
     samples: Annotated[int, WithinRange(0, 2000)] = SegmentConfig.samples
+    vestibuleWedge: Annotated[float, WithinRange(0.0, 90.0)] = SegmentConfig.vestibule_wedge_deg
     # Implant plan: the share of the organ of Corti (%) the arrays are ranked for
     targetCoverage: Annotated[float, WithinRange(5.0, 100.0)] = 75.0

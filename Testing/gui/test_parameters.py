@@ -266,8 +266,9 @@ def test_segmentation_settings_are_the_pipeline_s(fresh):
     assert tuple(choice_items(parameters_module("CochleaShapeSegmentation").Side)) == SIDES
     _, p = fresh("CochleaShapeSegmentation")
     settings = SegmentConfig()
-    assert (p.side.key, p.lRefFit, p.lRefFinal, p.iterations, p.samples) == (
-        settings.side, settings.l_ref_fit, settings.l_ref_final, settings.outer_iterations, settings.samples)
+    assert (p.side.key, p.lRefFit, p.lRefFinal, p.iterations, p.samples, p.vestibuleWedge) == (
+        settings.side, settings.l_ref_fit, settings.l_ref_final, settings.outer_iterations, settings.samples,
+        settings.vestibule_wedge_deg)
 
 
 def test_landmark_choices():

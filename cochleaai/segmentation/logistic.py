@@ -14,6 +14,12 @@ Prior label probability ``mu_n = sigmoid(S(theta, x_n) / l_ref)`` from any shape
   objective and bounds, one exact shape-function evaluation with Jacobian per call.
 * MI-step: EM updates of the mixtures weighted by ``u`` (skipped for a fixed appearance).
 * Laplace approximation of the posterior: ``N(theta*, H^-1)``.
+
+Points far from the surface weigh almost nothing in the shape step: at ``|S| = 8 l_ref``
+the prior is saturated (``mu (1 - mu) < 4e-4``), and most of a cochlea's region lies
+farther out than that. Between full evaluations, the shape step therefore evaluates only the points
+near the surface (:class:`NearSurface`) and keeps the last values of the others; the
+start, every re-check after the surface moved, and the Laplace step use every point.
 """
 from __future__ import annotations
 
@@ -29,6 +35,47 @@ from cochleaai.progress import Progress
 from cochleaai.segmentation.appearance import AppearanceModel, initial_appearance
 
 
+#: Points within this many reference lengths of the surface carry the shape step.
+NEAR_BAND_LREF = 8.0
+#: Extra reach of the near set (reference lengths): the surface may move this far between
+#: full evaluations before a point outside the set could enter the band.
+NEAR_MARGIN_LREF = 4.0
+
+
+class NearSurface:
+    """A shape's values at all ``points``, with the shape function evaluated only where
+    the last full evaluation found them within ``band + margin`` of the surface (the
+    indices ``near``).
+
+    Values elsewhere are kept from that evaluation; their Jacobian rows would be zero, so
+    the Jacobian is returned for the ``near`` points only. When an evaluation finds that
+    the surface moved by more than ``margin`` at any near point, every point is
+    evaluated again and the near set is renewed.
+    """
+
+    def __init__(self, shape, points, band: float, margin: float):
+        self.shape, self.points = shape, points
+        self.band, self.margin = band, margin
+        self.full_evaluations = 0
+
+    def refresh(self, theta, jacobian: bool = False):
+        S, J = self.shape.evaluate(self.points, theta, jacobian=jacobian)
+        self.reference = S
+        self.near = np.flatnonzero(np.abs(S) < self.band + self.margin)
+        self.near_points = self.points[self.near]
+        self.full_evaluations += 1
+        return S, (J[self.near] if jacobian else None)
+
+    def evaluate(self, theta, jacobian: bool = False):
+        """Values at all points and, if asked, the Jacobian at the ``near`` points."""
+        S_near, J_near = self.shape.evaluate(self.near_points, theta, jacobian=jacobian)
+        if self.near.size and np.max(np.abs(S_near - self.reference[self.near])) > self.margin:
+            return self.refresh(theta, jacobian)
+        S = self.reference.copy()
+        S[self.near] = S_near
+        return S, J_near
+
+
 @dataclass
 class FitConfig:
     l_ref: float = 0.2                 # mm, reference length of the logistic prior while fitting
@@ -41,6 +88,7 @@ class FitConfig:
     prior_mean: Optional[np.ndarray] = None  # its mean (default: the start)
     shape_step: str = "gauss-newton"    # or "bfgs": scipy L-BFGS-B on the same objective
     bfgs_iterations: int = 30           # L-BFGS-B iterations per MS step
+    near_surface: bool = True           # shape steps on the points near the surface (NearSurface)
 
 
 @dataclass
@@ -115,7 +163,11 @@ def fit_logistic_shape(values, points, shape, theta0, settings: FitConfig = None
     l_ref = settings.l_ref
     max_step = np.asarray(getattr(shape, "max_step", np.full(theta.size, np.inf)), float)
 
-    S, _ = shape.evaluate(points, theta)
+    # Gauss-Newton steps see the points near the surface; L-BFGS-B always sees all of them
+    near = NearSurface(shape, points, NEAR_BAND_LREF * l_ref, NEAR_MARGIN_LREF * l_ref)
+    if not settings.near_surface or settings.shape_step == "bfgs":
+        near.band = np.inf
+    S, _ = near.refresh(theta)
     log_p0, log_p1 = app.log_likelihoods(values)
     u = expit(S / l_ref + log_p1 - log_p0)
     H = np.eye(theta.size)
@@ -126,17 +178,18 @@ def fit_logistic_shape(values, points, shape, theta0, settings: FitConfig = None
         if settings.shape_step == "bfgs":
             theta = _ms_step_bfgs(shape, points, theta, u, l_ref, theta0, P, lo, hi,
                                   settings.bfgs_iterations)
-            S, _ = shape.evaluate(points, theta)
+            S, _ = near.refresh(theta)
             u = expit(S / l_ref + log_p1 - log_p0)
         for _ in range(settings.gradient_updates if settings.shape_step != "bfgs" else 0):
-            S, J = shape.evaluate(points, theta, jacobian=True)
-            d = J / l_ref
+            S, J = near.evaluate(theta, jacobian=True)
+            # the Gauss-Newton model over the near points (the others' Jacobian rows are 0)
+            d, u_near = J / l_ref, u[near.near]
             theta_start = theta.copy()
             objective_start = _shape_objective(S, u, l_ref, theta, theta0, P)
-            S_lin = S.copy()
+            S_start, S_lin = S, S[near.near]
             for _ in range(settings.newton_steps):
                 mu = expit(S_lin / l_ref)
-                g = d.T @ (u - mu) - P @ (theta - theta0)
+                g = d.T @ (u_near - mu) - P @ (theta - theta0)
                 H = (d * (mu * (1.0 - mu))[:, None]).T @ d + P
                 H += 1e-9 * np.trace(H) / theta.size * np.eye(theta.size)
                 step = np.linalg.solve(H, g)
@@ -151,13 +204,12 @@ def fit_logistic_shape(values, points, shape, theta0, settings: FitConfig = None
                     break
             # keep the step only if the exact objective improved; otherwise shorten it
             for _ in range(4):
-                S, _ = shape.evaluate(points, theta)
+                S, _ = near.evaluate(theta)
                 if _shape_objective(S, u, l_ref, theta, theta0, P) >= objective_start - 1e-9:
                     break
                 theta = theta_start + 0.5 * (theta - theta_start)
             else:
-                theta = theta_start
-                S, _ = shape.evaluate(points, theta)
+                theta, S = theta_start, S_start
             u = expit(S / l_ref + log_p1 - log_p0)          # E-step inside the MS step
             if np.array_equal(theta, theta_start):
                 break       # converged for these labels: another update would repeat this one

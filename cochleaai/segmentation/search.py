@@ -11,7 +11,7 @@ from cochleaai.segmentation import orientation
 from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.logistic import log_joint
 from cochleaai.segmentation.pose import LANDMARK_OF_ROLE, default_box_centre
-from cochleaai.segmentation.quality import capsule_contrast
+from cochleaai.segmentation.quality import CAPSULE_SHELL_MM, capsule_contrast
 from cochleaai.segmentation.shapes import SHAPE_PRIOR_MEAN, CochleaShape
 from cochleaai.shape import CochleaModel
 from cochleaai.shape.params import with_pose
@@ -65,6 +65,10 @@ SEARCH_STRIDE = 2
 PLACEMENT_STRIDE = 4
 #: Two starts closer than this (mm) lead to the same fit; only one is refined and fitted.
 SEARCH_DISTINCT_MM = 0.5
+#: Candidates are ranked on signed distances truncated this many reference lengths outside
+#: the shape, where the logistic prior is saturated (sigmoid(-12) = 6e-6): points beyond
+#: cost no closest-point search.
+RANKING_REACH_LREF = 12.0
 
 
 def best_placement(values, points, shape, theta) -> tuple:
@@ -76,8 +80,10 @@ def best_placement(values, points, shape, theta) -> tuple:
     placements = [np.clip(np.concatenate([SHAPE_PRIOR_MEAN, theta[4:7], theta[7:10] + R @ np.asarray(shift),
                                           theta[10:]]), shape.lower, shape.upper)
                   for shift in itertools.product(SEARCH_GRID_MM, repeat=3)]
-    contrast = [capsule_contrast(coarse_values, shape.evaluate(coarse_points, c)[0]) for c in placements]
-    own = capsule_contrast(coarse_values, shape.evaluate(coarse_points, theta)[0])
+    # the contrast reads the shell within CAPSULE_SHELL_MM outside: truncated there, it is exact
+    contrast = [capsule_contrast(coarse_values, shape.evaluate(coarse_points, c, reach=CAPSULE_SHELL_MM)[0])
+                for c in placements]
+    own = capsule_contrast(coarse_values, shape.evaluate(coarse_points, theta, reach=CAPSULE_SHELL_MM)[0])
     best = int(np.argmax(contrast))
     return placements[best], contrast[best], own
 
@@ -104,7 +110,8 @@ def search_starts(values, points, shape, theta, appearance, l_ref, placed=None, 
 
     def best(candidates):
         candidates = [np.clip(c, shape.lower, shape.upper) for c in candidates]
-        scores = [log_joint(shape.evaluate(points, c)[0], l_ref, log_p0, log_p1) for c in candidates]
+        scores = [log_joint(shape.evaluate(points, c, reach=RANKING_REACH_LREF * l_ref)[0], l_ref, log_p0, log_p1)
+                  for c in candidates]
         return candidates[int(np.argmax(scores))]
 
     theta = np.asarray(theta, float)

@@ -57,8 +57,9 @@ class CochleaShape:
         bounded.lower[7:10], bounded.upper[7:10] = theta0[7:10] - translation_range, theta0[7:10] + translation_range
         return bounded
 
-    def evaluate(self, points, theta, jacobian: bool = False):
-        return self.sf.evaluate(points, theta, jacobian=jacobian)
+    def evaluate(self, points, theta, jacobian: bool = False, reach=None):
+        """Values (truncated at ``-reach`` mm if given, see :meth:`ShapeFunction.evaluate`)."""
+        return self.sf.evaluate(points, theta, jacobian=jacobian, reach=reach)
 
 
 class Ellipsoid:

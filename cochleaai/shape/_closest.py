@@ -367,3 +367,47 @@ def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base
                 g += (nx * rot_derivs[k, 0, i] + ny * rot_derivs[k, 1, i] + nz * rot_derivs[k, 2, i]) \
                     * points[p, i]
             out_jac[p, 4 + k] = -g
+
+
+
+BALLS_PER_GROUP = 8  # bounding balls per enclosing ball of the reach test
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _within_reach(points, centres, radii, group_centres, group_radii, reach, out):
+    """out[p] = whether point p may lie within ``reach`` of the surface: whether it is
+    within ``radii[i] + reach`` of any ball's centre (the balls cover the surface). Balls
+    come in groups of ``BALLS_PER_GROUP``, each group inside a larger ball tested first."""
+    n = points.shape[0]
+    for p in prange(n):
+        near = False
+        x = points[p, 0]
+        y = points[p, 1]
+        w = points[p, 2]
+        for g in range(group_centres.shape[0]):
+            lim = group_radii[g] + reach
+            if (x - group_centres[g, 0]) ** 2 + (y - group_centres[g, 1]) ** 2 \
+                    + (w - group_centres[g, 2]) ** 2 > lim * lim:
+                continue
+            for i in range(g * BALLS_PER_GROUP, min((g + 1) * BALLS_PER_GROUP, centres.shape[0])):
+                lim = radii[i] + reach
+                if (x - centres[i, 0]) ** 2 + (y - centres[i, 1]) ** 2 + (w - centres[i, 2]) ** 2 <= lim * lim:
+                    near = True
+                    break
+            if near:
+                break
+        out[p] = near
+
+
+def within_reach(points, centres, radii, reach) -> np.ndarray:
+    """Whether each point may lie within ``reach`` of the surface held by the balls
+    (``centres`` (K, 3), ``radii`` (K,)): false only where it certainly does not."""
+    groups = [slice(g, g + BALLS_PER_GROUP) for g in range(0, len(radii), BALLS_PER_GROUP)]
+    group_centres = np.array([centres[g].mean(axis=0) for g in groups])
+    group_radii = np.array([np.max(np.linalg.norm(centres[g] - c, axis=1) + radii[g])
+                            for g, c in zip(groups, group_centres)])
+    out = np.empty(points.shape[0], dtype=np.bool_)
+    with _KERNEL_LOCK:
+        _within_reach(np.ascontiguousarray(points, dtype=np.float64), centres, radii, group_centres,
+                      group_radii, float(reach), out)
+    return out

@@ -128,9 +128,9 @@ def cross_section_profile(width, height):
 
 def _section_scales(section, u):
     """Width and height factors along the duct from 0, 2 or 4 scale parameters."""
-    if section is None or section.numel() == 0:
+    if section is None or len(section) == 0:
         return 1.0, 1.0
-    if section.numel() == 2:
+    if len(section) == 2:
         return section[0], section[1]
     return section[0] + (section[1] - section[0]) * u, section[2] + (section[3] - section[2]) * u
 
@@ -152,7 +152,7 @@ def tube_functions(tau, deformable):
     """The 1D functions of tau that define the surface: (N, 7) tensor.
 
     ``deformable``: a, b, alpha, phi, then 0, 2 or 4 cross-section scales (see
-    :mod:`.params`).
+    :mod:`.params`); or a (k, N) tensor of them, one column per tau.
 
     Columns: polar angle theta, centerline r, centerline z, then M11, M12, M21, M22 of the
     cross-section (cap shrink included). A surface point is
@@ -184,14 +184,15 @@ def centerline_points(theta, deformable):
     return torch.stack([r * torch.cos(theta), r * torch.sin(theta), longitudinal(theta, alpha, phi)], -1)
 
 
+#: The scala tympani's centreline as a multiple of the cross-section's second column:
+#: the centroid of a half ellipse lies 4/(3 pi) of the semi-axis from the centre, and the
+#: lower half is the side of negative s (sin s < 0).
+SCALA_TYMPANI_OFFSET = -4.0 / (3.0 * math.pi)
+
+
 def scala_tympani_points(theta, deformable):
     """Points (..., 3) on the scala tympani centerline (centroid of the lower half-ellipse)."""
-    d = _as_t(deformable)
-    theta = _as_t(theta)
-    f = tube_functions(theta, d)
-    # centroid of a half ellipse lies 4/(3 pi) of the semi-axis from the centre; the lower
-    # half is the side of negative s (sin s < 0): offset = -4/(3 pi) * column 2 of M.
-    k = -4.0 / (3.0 * math.pi)
-    R = f[..., 1] + k * f[..., 4]
-    Z = f[..., 2] + k * f[..., 6]
+    f = tube_functions(_as_t(theta), _as_t(deformable))
+    R = f[..., 1] + SCALA_TYMPANI_OFFSET * f[..., 4]
+    Z = f[..., 2] + SCALA_TYMPANI_OFFSET * f[..., 6]
     return torch.stack([R * torch.cos(f[..., 0]), R * torch.sin(f[..., 0]), Z], dim=-1)

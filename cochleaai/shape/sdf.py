@@ -27,13 +27,14 @@ import torch
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.shape import geometry as G
-from cochleaai.shape._closest import closest_points
+from cochleaai.shape._closest import closest_points, within_reach
 from cochleaai.shape.params import ROTATION, TRANSLATION, deformable_of
 from cochleaai.shape.rotation import rotation_matrix, rotation_matrix_derivatives
 
 TABLE_STEP = 0.004  # rad of tau between table rows (second-order Taylor steps in between)
 TAU_STEP = 1e-4     # central-difference step in tau (truncation and round-off both ~1e-8)
 PARAM_STEP = 1e-6   # relative central-difference step in the deformable parameters
+ROWS_PER_BALL = 40  # table rows covered by one bounding ball of the surface (about 0.8 mm of duct)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class TubeTable:
     orientation: float          # +1 if dS/dtau x dS/ds points outward
     _param_derivs: Optional[np.ndarray] = None
     _section_derivs: Optional[np.ndarray] = None
+    _balls: Optional[Tuple[np.ndarray, np.ndarray]] = None
 
     @property
     def taus(self) -> torch.Tensor:
@@ -56,17 +58,25 @@ class TubeTable:
     def _derivs(self, params) -> np.ndarray:
         """(rows, 7, len(params)): dF_i/dp_q by central differences of the closed form."""
         d = np.asarray(self.deformable, dtype=float)
+        params = list(params)
         tau = self.taus
-        cols = []
+        n = len(tau)
+        # every shifted shape in one call: a column of parameters per tau
+        shifted, steps = [], []
+        for q in params:
+            h = PARAM_STEP * max(1.0, abs(d[q]))
+            for sign in (1.0, -1.0):
+                e = d.copy()
+                e[q] += sign * h
+                shifted.append(np.repeat(e[:, None], n, axis=1))
+            steps.append(h)
+        if not params:
+            return np.zeros((n, 7, 0))
         with G.single_threaded_torch():
-            for q in params:
-                h = PARAM_STEP * max(1.0, abs(d[q]))
-                up, down = d.copy(), d.copy()
-                up[q] += h
-                down[q] -= h
-                cols.append((G.tube_functions(tau, torch.as_tensor(up)) -
-                             G.tube_functions(tau, torch.as_tensor(down))) / (2.0 * h))
-        return torch.stack(cols, dim=-1).numpy()
+            F = G.tube_functions(tau.repeat(2 * len(params)), torch.as_tensor(np.concatenate(shifted, axis=1)))
+        F = F.reshape(len(params), 2, n, 7)
+        cols = (F[:, 0] - F[:, 1]) / (2.0 * torch.as_tensor(steps, dtype=torch.float64)[:, None, None])
+        return cols.permute(1, 2, 0).numpy()
 
     @property
     def param_derivs_np(self) -> np.ndarray:
@@ -74,6 +84,30 @@ class TubeTable:
         if self._param_derivs is None:
             self._param_derivs = np.ascontiguousarray(self._derivs(range(4)).reshape(-1, 28))
         return self._param_derivs
+
+    @property
+    def balls(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Centres (K, 3) and radii (K,) of balls that together hold the whole surface
+        (built on first use). A surface point lies within ``|M|_F`` (the cross-section
+        matrix's Frobenius norm, at least its largest singular value) of its centreline
+        point; the kernel's points between two rows lie within half a row's step of a row's."""
+        if self._balls is None:
+            v = self.values_np
+            th, r, z, M = v[:, 0], v[:, 1], v[:, 2], v[:, 3:7]
+            centre = np.stack([r * np.cos(th), r * np.sin(th), z], axis=1)
+            dth, dr, dz, dM = v[:, 7], v[:, 8], v[:, 9], v[:, 10:14]
+            speed = np.sqrt(dr ** 2 + (r * dth) ** 2 + dz ** 2) + np.linalg.norm(dM, axis=1)
+            between = 0.5 * self.step * float(np.max(np.abs(speed))) + 1e-6
+            size = np.linalg.norm(M, axis=1)
+            n = v.shape[0]
+            centres, radii = [], []
+            for start in range(0, n, ROWS_PER_BALL):
+                rows = slice(max(start - 1, 0), min(start + ROWS_PER_BALL + 1, n))
+                c = centre[min(start + ROWS_PER_BALL // 2, n - 1)]
+                centres.append(c)
+                radii.append(float(np.max(np.linalg.norm(centre[rows] - c, axis=1) + size[rows])) + between)
+            self._balls = (np.ascontiguousarray(centres), np.asarray(radii))
+        return self._balls
 
     @property
     def section_derivs_np(self) -> np.ndarray:
@@ -86,16 +120,18 @@ class TubeTable:
 def _tau_derivatives(d: torch.Tensor, tau: torch.Tensor, h: float = TAU_STEP):
     """F, dF/dtau, d2F/dtau2 by central differences (one-sided at the two end rows, where
     the caps clamp tau). Plain evaluations of the closed-form functions are cheap, where
-    automatic forward-mode derivatives of the same expressions cost about 100 times more."""
-    F = G.tube_functions(tau, d)
-    Fp, Fm = G.tube_functions(tau + h, d), G.tube_functions(tau - h, d)
+    automatic forward-mode derivatives of the same expressions cost about 100 times more;
+    all of them go through one call (the functions' fixed cost is most of a small call)."""
+    n = len(tau)
+    ends = torch.stack([tau[0] + h, tau[0] + 2 * h, tau[-1] - h, tau[-1] - 2 * h])
+    every = G.tube_functions(torch.cat([tau, tau + h, tau - h, ends]), d)
+    F, Fp, Fm, E = every[:n], every[n:2 * n], every[2 * n:3 * n], every[3 * n:]
     F1 = (Fp - Fm) / (2 * h)
     F2 = (Fp - 2 * F + Fm) / (h * h)
-    for row, sign in ((0, 1.0), (len(tau) - 1, -1.0)):
-        t = tau[row:row + 1]
-        f0, f1, f2 = (G.tube_functions(t + sign * k * h, d) for k in (0, 1, 2))
-        F1[row] = sign * (-3 * f0 + 4 * f1 - f2)[0] / (2 * h)
-        F2[row] = (f0 - 2 * f1 + f2)[0] / (h * h)
+    for row, sign, f1, f2 in ((0, 1.0, E[0], E[1]), (n - 1, -1.0, E[2], E[3])):
+        f0 = F[row]
+        F1[row] = sign * (-3 * f0 + 4 * f1 - f2) / (2 * h)
+        F2[row] = (f0 - 2 * f1 + f2) / (h * h)
     return F, F1, F2
 
 
@@ -104,23 +140,32 @@ def build_table(deformable, step: float = TABLE_STEP) -> TubeTable:
         return _build_table(deformable, step)
 
 
+def _orientation(values: np.ndarray, tau0: float, step: float, tau: float = 5.0, s: float = 0.3) -> float:
+    """+1 if dS/dtau x dS/ds points outward (away from the centreline) at the table row
+    nearest ``tau`` (mid-duct), else -1."""
+    F = values[int(round((tau - tau0) / step))]
+    th, r, z, m11, m12, m21, m22 = F[:7]
+    th_t, r_t, z_t, m11_t, m12_t, m21_t, m22_t = F[7:14]
+    cs, sn = math.cos(s), math.sin(s)
+    ct, st = math.cos(th), math.sin(th)
+    off_r, off_z = m11 * cs + m12 * sn, m21 * cs + m22 * sn
+    R, R_t = r + off_r, r_t + m11_t * cs + m12_t * sn
+    Z_t = z_t + m21_t * cs + m22_t * sn
+    R_s, Z_s = -m11 * sn + m12 * cs, -m21 * sn + m22 * cs
+    along = np.array([R_t * ct - R * st * th_t, R_t * st + R * ct * th_t, Z_t])
+    around = np.array([R_s * ct, R_s * st, Z_s])
+    outward = np.array([off_r * ct, off_r * st, off_z])
+    return 1.0 if float(np.cross(along, around) @ outward) > 0 else -1.0
+
+
 def _build_table(deformable, step: float) -> TubeTable:
     d = torch.as_tensor(np.asarray(deformable, dtype=float), dtype=torch.float64)
     n = int(math.ceil((G.TAU_MAX - G.TAU_MIN) / step)) + 1
     tau = torch.linspace(G.TAU_MIN, G.TAU_MIN + (n - 1) * step, n, dtype=torch.float64)
     F, F1, F2 = _tau_derivatives(d, tau)
-    values = torch.cat([F, F1, F2], dim=1)
-    # orientation of (dS/dtau x dS/ds) at a mid-duct point, where S - centreline points outward
-    tm = torch.tensor([5.0], dtype=torch.float64)
-    sm = torch.tensor([0.3], dtype=torch.float64)
-    h = 1e-6
-    S = G.surface_points(tm, sm, d)
-    St = (G.surface_points(tm + h, sm, d) - G.surface_points(tm - h, sm, d)) / (2 * h)
-    Ss = (G.surface_points(tm, sm + h, d) - G.surface_points(tm, sm - h, d)) / (2 * h)
-    outward = S - G.centerline_points(tm, d)
-    orientation = 1.0 if float((torch.linalg.cross(St, Ss) * outward).sum()) > 0 else -1.0
-    return TubeTable(tuple(float(v) for v in d), G.TAU_MIN, step,
-                     np.ascontiguousarray(values.numpy()), orientation)
+    values = np.ascontiguousarray(torch.cat([F, F1, F2], dim=1).numpy())
+    return TubeTable(tuple(float(v) for v in d), G.TAU_MIN, step, values,
+                     _orientation(values, G.TAU_MIN, step))
 
 
 def _section_jacobian(tab: TubeTable, normal: np.ndarray, ts: np.ndarray) -> np.ndarray:
@@ -136,6 +181,13 @@ def _section_jacobian(tab: TubeTable, normal: np.ndarray, ts: np.ndarray) -> np.
     dR = dF[:, 3] * cs + dF[:, 4] * sn
     dZ = dF[:, 5] * cs + dF[:, 6] * sn
     return normal[:, 0:1] * dR * np.cos(th) + normal[:, 1:2] * dR * np.sin(th) + normal[:, 2:3] * dZ
+
+
+def _spread(values: np.ndarray, where: np.ndarray, fill: float) -> np.ndarray:
+    """An array over all points with ``values`` where ``where`` is true and ``fill`` elsewhere."""
+    out = np.full((where.size,) + values.shape[1:], fill, dtype=values.dtype)
+    out[where] = values
+    return out
 
 
 class ShapeFunction:
@@ -188,11 +240,26 @@ class ShapeFunction:
         local = (pts - theta[TRANSLATION]) @ R          # R^T (x - t), row-wise
         return theta, pts, shape, R, local
 
-    def evaluate(self, points, theta, jacobian: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        """Signed distances (...,) and, if asked, the Jacobian (..., theta.size) w.r.t. theta."""
+    def evaluate(self, points, theta, jacobian: bool = False,
+                 reach: Optional[float] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """Signed distances (...,) and, if asked, the Jacobian (..., theta.size) w.r.t. theta.
+
+        With ``reach`` (mm), the distance is truncated: points that bounding balls of the
+        surface place farther than ``reach`` outside get ``-reach`` (and a zero Jacobian)
+        without the search for their closest point; every value above ``-reach`` is exact.
+        """
         theta, pts, shape, R, local = self._to_local(points, theta)
         tab = self.table(deformable_of(theta))
-        sdf, normal, jac, ts = self._local(local, tab, jacobian, R, theta[ROTATION])
+        if reach is None:
+            sdf, normal, jac, ts = self._local(local, tab, jacobian, R, theta[ROTATION])
+        else:
+            if not reach > 0:
+                raise CochleaAIError(f"The reach of a truncated distance must be positive, got {reach}.")
+            near = within_reach(local, *tab.balls, reach)
+            sdf, normal, jac, ts = self._local(local[near], tab, jacobian, R, theta[ROTATION])
+            sdf = _spread(sdf, near, -reach)
+            jac = _spread(jac, near, 0.0) if jacobian else jac
+            normal, ts = _spread(normal, near, 0.0), _spread(ts, near, 0.0)
         if not jacobian:
             return sdf.reshape(shape), None
         if theta.size > 10:

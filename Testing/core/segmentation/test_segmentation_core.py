@@ -6,7 +6,7 @@ from scipy import stats
 from cochleaai import CochleaAIError
 from cochleaai.segmentation.appearance import (StudentMixture, em_step, initial_appearance,
                                                intensity_calibration)
-from cochleaai.segmentation.logistic import FitConfig, fit_logistic_shape
+from cochleaai.segmentation.logistic import FitConfig, NearSurface, fit_logistic_shape
 from cochleaai.segmentation.shapes import Circle, Ellipsoid, Sphere
 
 
@@ -76,3 +76,50 @@ def test_bad_input():
         fit_logistic_shape(np.ones(3), np.zeros((2, 3)), Sphere(), [1, 0, 0, 0])
     with pytest.raises(CochleaAIError):
         fit_logistic_shape(np.ones(2), np.zeros((2, 3)), Sphere(), [1, 0, 0, 0], FitConfig(l_ref=0))
+
+
+class _Counting:
+    """A shape that counts the points it is evaluated at."""
+
+    def __init__(self, shape):
+        self.shape, self.points = shape, 0
+        self.names, self.lower, self.upper = shape.names, shape.lower, shape.upper
+
+    def evaluate(self, points, theta, jacobian=False):
+        self.points += len(points)
+        return self.shape.evaluate(points, theta, jacobian=jacobian)
+
+
+def test_shape_steps_near_the_surface_give_the_fit_of_all_points():
+    rng = np.random.default_rng(2)
+    g = np.stack(np.meshgrid(*[np.arange(-8, 8, 0.4)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    truth = np.array([3.0, 0.5, -0.4, 0.3])
+    image = np.where(Sphere().evaluate(g, truth)[0] > 0, 0.0, 1500.0) + rng.normal(0, 150, len(g))
+    fits, counts = [], []
+    for near in (False, True):
+        shape = _Counting(Sphere())
+        fits.append(fit_logistic_shape(image, g, shape, [2.4, 0.0, 0.0, 0.0],
+                                       FitConfig(l_ref=0.2, outer_iterations=10, near_surface=near)))
+        counts.append(shape.points)
+    np.testing.assert_allclose(fits[1].theta, fits[0].theta, atol=1e-4)     # a 0.4 mm grid
+    np.testing.assert_allclose(fits[1].covariance, fits[0].covariance, rtol=1e-3, atol=1e-9)
+    assert fits[1].log_likelihood == pytest.approx(fits[0].log_likelihood, rel=1e-7)
+    assert counts[1] < 0.5 * counts[0]        # the far points were left out of most steps
+
+
+def test_near_surface_renews_its_points_when_the_surface_moves():
+    g = np.stack(np.meshgrid(*[np.arange(-6, 6, 0.5)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    near = NearSurface(Sphere(), g, band=1.0, margin=0.5)
+    near.refresh([2.0, 0, 0, 0])
+    first = near.near.copy()
+    # a small move: only the near points are evaluated, the others keep their values
+    S, J = near.evaluate([2.2, 0, 0, 0], jacobian=True)
+    exact = Sphere().evaluate(g, [2.2, 0, 0, 0])[0]
+    assert near.full_evaluations == 1 and np.array_equal(near.near, first)
+    np.testing.assert_allclose(S[first], exact[first])
+    assert J.shape == (first.size, 4)
+    # a move past the margin: every point again, and a new near set
+    S, _ = near.evaluate([3.5, 0, 0, 0])
+    assert near.full_evaluations == 2
+    np.testing.assert_allclose(S, Sphere().evaluate(g, [3.5, 0, 0, 0])[0])
+    assert not np.array_equal(near.near, first)

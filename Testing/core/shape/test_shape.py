@@ -290,3 +290,50 @@ def test_continued_duct_follows_the_centreline_past_the_round_window():
         + local[:2] * np.array([0, 0, 1])
     assert not model.continued_duct(model.to_image(radial), 45.0, 0.3).any()
     assert not model.continued_duct(model.to_image(local), 0.0, 0.3).any()
+
+
+@pytest.mark.parametrize("reach", [0.6, 2.4])
+def test_truncated_distance_is_exact_within_its_reach(reach):
+    rng = np.random.default_rng(4)
+    for theta in (default_params(), np.array([3.3, 0.13, -0.2, 0.9, 0.4, -0.3, 0.2, 1.0, -0.5, 0.3, 1.05, 0.95])):
+        pts = rng.uniform(-8, 8, size=(20000, 3))
+        exact, J_exact = SF.evaluate(pts, theta, jacobian=True)
+        cut, J_cut = SF.evaluate(pts, theta, jacobian=True, reach=reach)
+        kept = cut != -reach
+        # every value above -reach is the exact one, with its Jacobian; the bounding balls
+        # only ever skip points that are farther out than the reach
+        assert np.array_equal(cut[exact > -reach], exact[exact > -reach])
+        assert np.array_equal(J_cut[kept], J_exact[kept])
+        assert np.all(exact[~kept] <= -reach) and np.all(J_cut[~kept] == 0)
+        assert 0.05 < kept.mean() < 0.6          # most of a 16 mm cube is skipped
+    with pytest.raises(CochleaAIError, match="reach"):
+        SF.evaluate(pts, default_params(), reach=0.0)
+
+
+def test_surface_balls_hold_the_dense_surface():
+    for d in ((3.99, 0.15, 0.56, 0.2), (4.6, 0.17, 1.0, -0.5), (3.2, 0.12, -0.2, 0.8)):
+        theta = np.concatenate([d, np.zeros(6)])          # model frame: no pose
+        surface = _dense_surface(theta, n_tau=12000, n_s=48)
+        centres, radii = SF.table(np.asarray(d)).balls
+        gap = np.full(len(surface), np.inf)
+        for c, r in zip(centres, radii):
+            gap = np.minimum(gap, np.linalg.norm(surface - c, axis=1) - r)
+        assert np.all(gap <= 0)
+        assert len(radii) > 50 and np.max(radii) < 2.5     # small balls: a tight bound
+
+
+def test_parameter_derivative_tables_match_one_parameter_at_a_time():
+    d = np.array([3.6, 0.14, 0.4, 0.3, 1.04, 0.97])
+    tab = SF.table(d)
+    tau = tab.taus
+    for q, column in ((0, tab.param_derivs_np[:, 4 * 1 + 0]), (3, tab.param_derivs_np[:, 4 * 2 + 3]),
+                      (4, tab.section_derivs_np[:, 3, 0])):
+        h = 1e-6 * max(1.0, abs(d[q]))
+        up, down = d.copy(), d.copy()
+        up[q] += h
+        down[q] -= h
+        row = {0: 1, 3: 2, 4: 3}[q]           # r on a, z on phi, M11 on the width scale
+        expected = (G.tube_functions(tau, torch.as_tensor(up))[:, row]
+                    - G.tube_functions(tau, torch.as_tensor(down))[:, row]).numpy() / (2 * h)
+        np.testing.assert_allclose(column, expected, rtol=0, atol=1e-9)
+    assert np.abs(tab.param_derivs_np[:, 4 * 1 + 0]).max() > 0.1     # r depends on a
