@@ -22,44 +22,18 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.planning import catalogue, literature
-from cochleaai.planning.interval_scale import resolve_interval_scale
+from cochleaai.planning.interval_scale import posterior_thetas, resolve_interval_scale
 from cochleaai.planning.paths import cumulative_lengths, full_insertion
 from cochleaai.progress import Progress
 from cochleaai.segmentation.quality import suspect_reasons
-from cochleaai.shape.measures import MEASURE_NAMES, clinical_measures
-from cochleaai.shape.params import DEFORMABLE_LOWER, DEFORMABLE_UPPER, deformable_of
+from cochleaai.shape.measures import measure_summaries, summary
+from cochleaai.shape.params import deformable_of
 
 #: Posterior draws per plan (the spread of a 95 % interval end settles within a few percent).
 DEFAULT_SAMPLES = 200
 #: The coverage asked for when the user names none: most of the organ of Corti, as for a
 #: patient without residual hearing to keep (a choice the user makes; see the README).
 DEFAULT_TARGET_COVERAGE = 0.75
-
-
-def summary(values, best: Optional[float] = None) -> Dict[str, float]:
-    """Value at the fitted shape, mean, sd and central 95 % interval of posterior draws (NaN-aware)."""
-    v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return {"value": best, "mean": float("nan"), "sd": float("nan"), "low": float("nan"), "high": float("nan")}
-    low, high = np.percentile(v, [2.5, 97.5])
-    return {"value": None if best is None else float(best), "mean": float(v.mean()),
-            "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0, "low": float(low), "high": float(high)}
-
-
-def posterior_thetas(theta, covariance, samples: int, seed: int = 0, scale: float = 1.0) -> np.ndarray:
-    """``samples`` draws of all the fit's parameters (pose included) from its Laplace
-    posterior with its standard deviations times ``scale`` (:mod:`.interval_scale`), the
-    shape kept inside the model's bounds; row 0 is the fit itself."""
-    theta = np.asarray(theta, float).reshape(-1)
-    covariance = np.asarray(covariance, float)
-    if covariance.shape != (theta.size, theta.size) or not np.all(np.isfinite(covariance)):
-        raise CochleaAIError("The fit has no usable posterior covariance; segment again before planning.")
-    draws = np.random.default_rng(seed).multivariate_normal(theta, covariance * float(scale) ** 2,
-                                                            size=int(samples), method="eigh")
-    out = np.vstack([theta[None], draws])
-    out[:, :4] = np.clip(out[:, :4], DEFORMABLE_LOWER, DEFORMABLE_UPPER)
-    return out
 
 
 def posterior_deformables(theta, covariance, samples: int, seed: int = 0, scale: float = 1.0) -> np.ndarray:
@@ -147,17 +121,6 @@ def _array_plan(array, runs: Sequence[dict]) -> ArrayPlan:
         if cohort.get("sd_deg"):        # within two standard deviations of the cohort's mean
             plan.within_cohort = bool(abs(plan.apical_deg["mean"] - cohort["mean_deg"]) <= 2 * cohort["sd_deg"])
     return plan
-
-
-def measure_summaries(shapes, measures: Optional[dict] = None) -> Dict[str, Dict[str, float]]:
-    """The cochlea's measures over ``shapes`` (row 0: the fitted shape) as :func:`summary`
-    gives them (``std`` repeats ``sd``); other entries of ``measures`` are kept."""
-    rows = [clinical_measures(s) for s in shapes]
-    out = dict(measures or {})
-    for name in MEASURE_NAMES:
-        s = summary([r[name] for r in rows[1:]], rows[0][name])
-        out[name] = dict(s, std=s["sd"])
-    return out
 
 
 def plan_insertions(theta, covariance, side: str = "right", arrays: Optional[Sequence] = None,

@@ -31,12 +31,12 @@ from cochleaai.landmarks.register import rigid_register
 from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU
 from cochleaai.metrics import distance_from_mask
 from cochleaai.planning import catalogue, literature, paths
-from cochleaai.planning.interval_scale import resolve_interval_scale
-from cochleaai.planning.plan import posterior_thetas, summary
+from cochleaai.planning.interval_scale import posterior_thetas, resolve_interval_scale
 from cochleaai.planning.report import interval, page_start, sources
 from cochleaai.segmentation.quality import suspect_reasons
 from cochleaai.shape import CochleaModel
 from cochleaai.shape.geometry import single_threaded_torch
+from cochleaai.shape.measures import summary
 from cochleaai.shape.params import deformable_of
 
 #: A contact farther than this (mm) from the scala tympani centreline is outside the cochlea.
@@ -85,7 +85,7 @@ def postop_report(contacts_lps, numbered: bool, result, array=None, samples: int
 
     ``numbered``: the rows are contacts 1 (most apical) to N; otherwise their order means
     nothing and no frequency is given. ``array``: the implanted array (catalogue key or
-    name), for the manufacturer's contact numbers. Figures: :func:`~.plan.summary` over
+    name), for the manufacturer's contact numbers. Figures: :func:`~cochleaai.shape.measures.summary` over
     ``samples`` posterior draws (``value``: the fit's own), the posterior widened by the plan's
     calibrated ``interval_scale`` (:mod:`.interval_scale`; set on planned depths, assumed here)."""
     points = np.asarray(contacts_lps, float).reshape(-1, 3)

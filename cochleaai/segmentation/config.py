@@ -40,6 +40,9 @@ class SegmentConfig:
     fit_subsample: int = 2            # fit on every n-th voxel per axis (0.4 mm)
     samples: int = 100                # posterior draws for uncertainty and measures
     seed: int = 0                     # of the posterior draws
+    interval_scale: Optional[float] = None  # the measures' draws take the posterior's sd times
+                                      # this; None: the phantom-calibrated factor the implant
+                                      # plan uses (Resources/plan-intervals.json)
     side: str = "right"
     shape_step: str = "gauss-newton"  # or "bfgs"
     shape_prior: bool = True          # Gaussian population prior on a, b, alpha, phi
@@ -73,6 +76,8 @@ class SegmentConfig:
             raise CochleaAIError("The label band must be 0-3 mm.")
         if not 0 <= self.vestibule_wedge_deg <= 90:
             raise CochleaAIError("The vestibule's wedge must be 0-90 degrees past the round window.")
+        if self.interval_scale is not None and not (np.isfinite(self.interval_scale) and self.interval_scale >= 1):
+            raise CochleaAIError("The interval scale must be a number of at least 1 (or left unset).")
         if self.outer_iterations < 1 or self.fit_subsample < 1 or self.samples < 0:
             raise CochleaAIError("Iterations and subsampling must be at least 1, samples at least 0.")
         return self

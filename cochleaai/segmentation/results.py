@@ -29,7 +29,8 @@ class CochleaSegmentation:
     theta: np.ndarray                 # theta* (in the fit frame: mirrored for a left ear)
     covariance: np.ndarray            # Laplace posterior covariance
     side: str
-    measures: Dict[str, Dict[str, float]]   # mean and std over posterior draws
+    measures: Dict[str, Dict[str, float]]   # value at the fit; mean, std (= sd), 95 % low and
+                                            # high over posterior draws widened by interval_scale
     quality: Dict[str, float]
     initial_theta: np.ndarray
     iterations: int
@@ -37,6 +38,7 @@ class CochleaSegmentation:
     timings: Dict[str, float]         # seconds per phase: preparation, start_search, em_fit, ...
     appearance: dict
     history: list = field(default_factory=list, repr=False)
+    interval_scale: float = 1.0       # the measures' draws took the posterior's sd times this
 
     @property
     def model(self) -> CochleaModel:
@@ -82,7 +84,8 @@ class CochleaSegmentation:
                                for n, v, s in zip(param_names(self.theta.size), self.theta, self.std)},
                 "theta": self.theta.tolist(), "covariance": self.covariance.tolist(),
                 "initial_theta": self.initial_theta.tolist(),
-                "measures": self.measures, "quality": self.quality,
+                "measures": self.measures, "measures_interval_scale": self.interval_scale,
+                "quality": self.quality,
                 "iterations": self.iterations, "seconds": round(self.seconds, 2),
                 "timings": self.timings,
                 "appearance": self.appearance,

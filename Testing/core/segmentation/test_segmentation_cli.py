@@ -29,7 +29,8 @@ def test_segment_command_writes_files_that_read_back(tmp_path):
     prob = io.read_volume(out / "probability.nrrd")
     assert prob.same_geometry(reference) and 0 <= prob.array.min() and prob.array.max() <= 1
     shape = json.loads((out / "shape.json").read_text())
-    assert set(shape["measures"]["cdl_lateral_wall_mm"]) == {"mean", "std"}
+    assert set(shape["measures"]["cdl_lateral_wall_mm"]) == {"value", "mean", "sd", "std", "low", "high"}
+    assert shape["measures_interval_scale"] > 1          # the calibrated spread of the plan
     assert len(shape["theta"]) == 10 and np.array(shape["covariance"]).shape == (10, 10)
     curve = io.read_markups(out / "centerline.mrk.json")
     assert curve.labels[0] == "0 deg" and curve.labels[-1].endswith("deg")

@@ -5,6 +5,10 @@ import pytest
 from cochleaai import CochleaAIError
 from cochleaai.metrics import dice
 from cochleaai.phantom.core import make_phantom
+from cochleaai.planning import interval_scale
+from cochleaai.planning.interval_scale import load_interval_scale, posterior_thetas
+from cochleaai.planning.plan import plan_insertions
+from cochleaai.segmentation import pipeline
 from cochleaai.segmentation.appearance import AppearanceModel, StudentMixture
 from cochleaai.segmentation.logistic import FitConfig, fit_logistic_shape
 from cochleaai.segmentation.pipeline import segment
@@ -13,7 +17,7 @@ from cochleaai.segmentation.quality import CAPSULE_SUSPECT_HU, capsule_contrast,
 from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.shapes import CochleaShape, Sphere
 from cochleaai.shape import CochleaModel, default_params
-from cochleaai.shape.measures import clinical_measures
+from cochleaai.shape.measures import clinical_measures, measure_summaries
 from cochleaai.shape.rotation import rotation_matrix
 from cochleaai.volume import Volume
 
@@ -38,7 +42,37 @@ def test_phantom_fit_recovers_the_true_cochlea(phantom, result):
     assert dice(result.sroi.array > 0, truth) >= 0.6
     # the fitted lateral-wall length is within 10 % of the truth's
     true_cdl = clinical_measures(np.asarray(phantom.truth["theta"]))["cdl_lateral_wall_mm"]
-    assert abs(result.measures["cdl_lateral_wall_mm"]["mean"] - true_cdl) < 0.1 * true_cdl
+    assert abs(result.measures["cdl_lateral_wall_mm"]["value"] - true_cdl) < 0.1 * true_cdl
+
+
+def test_the_measures_carry_the_plan_s_calibrated_spread(phantom, result):
+    """The posterior alone held none of the phantoms' true duct lengths in its 95 % interval;
+    the segmentation's measures take the implant plan's calibrated spread, and their value is
+    the fitted shape's."""
+    truth = clinical_measures(np.asarray(phantom.truth["theta"]))
+    fitted = clinical_measures(result.theta)
+    narrow = measure_summaries(posterior_thetas(result.theta, result.covariance, 40, 0, 1.0))
+    assert result.interval_scale == load_interval_scale() > 1
+    for name in ("cdl_lateral_wall_mm", "cdl_organ_of_corti_mm"):
+        m = result.measures[name]
+        assert m["value"] == pytest.approx(fitted[name])
+        assert m["std"] > 3 * narrow[name]["std"]
+        assert m["low"] <= truth[name] <= m["high"]          # this phantom's truth is inside
+    # the plan from the same fit gives the same spread for the same measure
+    plan = plan_insertions(result.theta, result.covariance, samples=40)
+    assert plan.measures["cdl_organ_of_corti_mm"]["sd"] == pytest.approx(
+        result.measures["cdl_organ_of_corti_mm"]["sd"], rel=0.35)
+
+
+def test_a_damaged_interval_table_stops_the_segmentation_before_the_fit(tmp_path, monkeypatch, phantom):
+    damaged = tmp_path / "plan-intervals.json"
+    damaged.write_text("{\"scale\": ", encoding="utf-8")
+    monkeypatch.setattr(interval_scale, "INTERVAL_FILE", damaged)
+    monkeypatch.setattr(pipeline, "fit_logistic_shape", lambda *a, **k: pytest.fail("fitted before the check"))
+    with pytest.raises(CochleaAIError, match="calibrate-plan"):
+        pipeline.segment(phantom.ct, settings=SegmentConfig(samples=10))
+    with pytest.raises(CochleaAIError, match="interval scale"):
+        SegmentConfig(interval_scale=0.5).check()
 
 
 def test_start_far_off_in_position_and_shape_still_finds_the_cochlea(phantom, result):
@@ -112,9 +146,10 @@ def test_outputs_are_consistent(phantom, result):
     assert np.array_equal(result.ssi.array > 0, result.shape_probability.array > 0.5) or \
         dice(result.ssi.array > 0, result.shape_probability.array > 0.5) > 0.95
     for stat in result.measures.values():
-        assert np.isfinite(stat["mean"]) and stat["std"] >= 0
-    assert result.measures["cdl_lateral_wall_mm"]["mean"] > result.measures["cdl_organ_of_corti_mm"]["mean"] \
-        > result.measures["cdl_centerline_mm"]["mean"]
+        assert np.isfinite(stat["value"]) and np.isfinite(stat["mean"]) and stat["std"] >= 0
+        assert stat["low"] <= stat["high"]
+    assert result.measures["cdl_lateral_wall_mm"]["value"] > result.measures["cdl_organ_of_corti_mm"]["value"] \
+        > result.measures["cdl_centerline_mm"]["value"]
     pts, deg = result.scala_tympani_centerline(12)
     back, dist = result.angular_position(pts)
     np.testing.assert_allclose(back, deg, atol=0.2)
