@@ -135,8 +135,10 @@ def _cohort_of(a) -> dict:
 
 
 def _cdl_row(specimen, measures: dict) -> dict:
-    """The fitted duct lengths beside the A-value formulas at the fitted A value (mm)."""
-    a = measures["a_value_mm"]["mean"]
+    """The fitted duct lengths beside the A-value formulas at the fitted A value (mm): the
+    fitted shape's values (the mean of the widened draws sits higher where draws are clipped
+    at the parameter bounds)."""
+    a = measures["a_value_mm"]["value"]
     oc, lw = measures["cdl_organ_of_corti_mm"], measures["cdl_lateral_wall_mm"]
     full_deg = 360.0 * measures["turns"]["mean"]
     alexiades_oc = literature.alexiades_cdl_organ_of_corti_mm(a)
@@ -144,13 +146,13 @@ def _cdl_row(specimen, measures: dict) -> dict:
     alexiades_lw = literature.alexiades_cdl_lateral_wall_mm(a)
     escude_lw = literature.escude_lateral_wall_mm(a, full_deg)
     return {"specimen": specimen.id, "side": specimen.side, "a_value_mm": a,
-            "cdl_oc_mm": oc["mean"], "cdl_oc_sd_mm": oc["std"],
-            "alexiades_oc_mm": alexiades_oc, "fit_minus_alexiades_oc_mm": oc["mean"] - alexiades_oc,
-            "koch_oc_mm": koch_oc, "fit_minus_koch_oc_mm": oc["mean"] - koch_oc,
-            "cdl_lw_mm": lw["mean"], "cdl_lw_sd_mm": lw["std"],
-            "alexiades_lw_mm": alexiades_lw, "fit_minus_alexiades_lw_mm": lw["mean"] - alexiades_lw,
+            "cdl_oc_mm": oc["value"], "cdl_oc_sd_mm": oc["std"],
+            "alexiades_oc_mm": alexiades_oc, "fit_minus_alexiades_oc_mm": oc["value"] - alexiades_oc,
+            "koch_oc_mm": koch_oc, "fit_minus_koch_oc_mm": oc["value"] - koch_oc,
+            "cdl_lw_mm": lw["value"], "cdl_lw_sd_mm": lw["std"],
+            "alexiades_lw_mm": alexiades_lw, "fit_minus_alexiades_lw_mm": lw["value"] - alexiades_lw,
             "escude_lw_mm": escude_lw, "escude_angle_deg": full_deg,
-            "fit_minus_escude_lw_mm": lw["mean"] - escude_lw}
+            "fit_minus_escude_lw_mm": lw["value"] - escude_lw}
 
 
 def _real_figures(data, tiny: bool, seed: int, p) -> dict:
