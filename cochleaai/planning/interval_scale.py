@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.shape.params import DEFORMABLE_LOWER, DEFORMABLE_UPPER
 
 #: The shipped table.
 INTERVAL_FILE = Path(__file__).resolve().parents[2] / "Resources" / "plan-intervals.json"
@@ -78,18 +77,3 @@ def check_interval_scale(scale) -> float:
 def resolve_interval_scale(scale=None) -> float:
     """``scale`` checked, or the shipped one when it is None."""
     return load_interval_scale() if scale is None else check_interval_scale(scale)
-
-
-def posterior_thetas(theta, covariance, samples: int, seed: int = 0, scale: float = 1.0) -> np.ndarray:
-    """``samples`` draws of all the fit's parameters (pose included) from its Laplace
-    posterior with its standard deviations times ``scale`` (:mod:`.interval_scale`), the
-    shape kept inside the model's bounds; row 0 is the fit itself."""
-    theta = np.asarray(theta, float).reshape(-1)
-    covariance = np.asarray(covariance, float)
-    if covariance.shape != (theta.size, theta.size) or not np.all(np.isfinite(covariance)):
-        raise CochleaAIError("The fit has no usable posterior covariance; segment again before planning.")
-    draws = np.random.default_rng(seed).multivariate_normal(theta, covariance * float(scale) ** 2,
-                                                            size=int(samples), method="eigh")
-    out = np.vstack([theta[None], draws])
-    out[:, :4] = np.clip(out[:, :4], DEFORMABLE_LOWER, DEFORMABLE_UPPER)
-    return out

@@ -22,12 +22,12 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.planning import catalogue, literature
-from cochleaai.planning.interval_scale import posterior_thetas, resolve_interval_scale
+from cochleaai.planning.interval_scale import resolve_interval_scale
 from cochleaai.planning.paths import cumulative_lengths, full_insertion
 from cochleaai.progress import Progress
 from cochleaai.segmentation.quality import suspect_reasons
 from cochleaai.shape.measures import measure_summaries, summary
-from cochleaai.shape.params import deformable_of
+from cochleaai.shape.params import deformable_of, posterior_thetas
 
 #: Posterior draws per plan (the spread of a 95 % interval end settles within a few percent).
 DEFAULT_SAMPLES = 200

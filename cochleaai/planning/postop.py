@@ -31,13 +31,13 @@ from cochleaai.landmarks.register import rigid_register
 from cochleaai.mar.methods import DEFAULT_THRESHOLD_HU
 from cochleaai.metrics import distance_from_mask
 from cochleaai.planning import catalogue, literature, paths
-from cochleaai.planning.interval_scale import posterior_thetas, resolve_interval_scale
+from cochleaai.planning.interval_scale import resolve_interval_scale
 from cochleaai.planning.report import interval, page_start, sources
 from cochleaai.segmentation.quality import suspect_reasons
 from cochleaai.shape import CochleaModel
 from cochleaai.shape.geometry import single_threaded_torch
 from cochleaai.shape.measures import summary
-from cochleaai.shape.params import deformable_of
+from cochleaai.shape.params import deformable_of, posterior_thetas
 
 #: A contact farther than this (mm) from the scala tympani centreline is outside the cochlea.
 MAX_DISTANCE_MM = 3.0

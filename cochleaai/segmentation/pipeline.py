@@ -35,7 +35,7 @@ from scipy import ndimage
 from scipy.special import expit
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.planning.interval_scale import posterior_thetas, resolve_interval_scale
+from cochleaai.planning.interval_scale import resolve_interval_scale
 from cochleaai.progress import Progress
 from cochleaai.segmentation.appearance import (START_LUMEN_DEPTH_MM, START_WALL_SHELL_MM, AppearanceModel,
                                                appearance_around_shape, em_step, initial_appearance,
@@ -51,6 +51,7 @@ from cochleaai.segmentation.search import (ORIENTATION_STRIDE, best_placement, b
 from cochleaai.segmentation.shapes import SECTION_PRIOR_SD, SHAPE_PRIOR_MEAN, SHAPE_PRIOR_SD, CochleaShape
 from cochleaai.shape import CochleaModel
 from cochleaai.shape.measures import measure_summaries
+from cochleaai.shape.params import posterior_thetas
 from cochleaai.volume import Volume
 
 _MAX_VOXELS = 60_000_000          # about 0.5 GB of float64 for one copy of the input

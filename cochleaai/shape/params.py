@@ -114,3 +114,18 @@ def theta_from_record(record, source: str, advice: str) -> list:
     if len(theta) != 10:
         raise CochleaAIError(f"{source} holds no 10 cochlea shape parameters; {advice}")
     return theta
+
+
+def posterior_thetas(theta, covariance, samples: int, seed: int = 0, scale: float = 1.0) -> np.ndarray:
+    """``samples`` draws of all the fit's parameters (pose included) from its Laplace
+    posterior with its standard deviations times ``scale`` (:mod:`cochleaai.planning.interval_scale`), the
+    shape kept inside the model's bounds; row 0 is the fit itself."""
+    theta = np.asarray(theta, float).reshape(-1)
+    covariance = np.asarray(covariance, float)
+    if covariance.shape != (theta.size, theta.size) or not np.all(np.isfinite(covariance)):
+        raise CochleaAIError("The fit has no usable posterior covariance (wrong shape or not finite); segment again.")
+    draws = np.random.default_rng(seed).multivariate_normal(theta, covariance * float(scale) ** 2,
+                                                            size=int(samples), method="eigh")
+    out = np.vstack([theta[None], draws])
+    out[:, :4] = np.clip(out[:, :4], DEFORMABLE_LOWER, DEFORMABLE_UPPER)
+    return out

@@ -6,7 +6,7 @@ from cochleaai import CochleaAIError
 from cochleaai.metrics import dice
 from cochleaai.phantom.core import make_phantom
 from cochleaai.planning import interval_scale
-from cochleaai.planning.interval_scale import load_interval_scale, posterior_thetas
+from cochleaai.planning.interval_scale import load_interval_scale
 from cochleaai.planning.plan import plan_insertions
 from cochleaai.segmentation import pipeline
 from cochleaai.segmentation.appearance import AppearanceModel, StudentMixture
@@ -18,6 +18,7 @@ from cochleaai.segmentation.config import SegmentConfig
 from cochleaai.segmentation.shapes import CochleaShape, Sphere
 from cochleaai.shape import CochleaModel, default_params
 from cochleaai.shape.measures import clinical_measures, measure_summaries
+from cochleaai.shape.params import posterior_thetas
 from cochleaai.shape.rotation import rotation_matrix
 from cochleaai.volume import Volume
 
