@@ -11,8 +11,9 @@ points that the start did not give, the quality-control flag and the seconds per
 Beside the default, on the three-point start: the 12-parameter variant, the thesis's
 shape-model label map, and the label map with the vestibule's wedge (labelled like the data
 set's cylinder-cut cochlear part, as the atlas peer's label is). The quality control is
-scored on starts that should fail: the expert points with the wrong side, the three points moved 3 mm (a seeded random direction
-per specimen), and the centre point put on the vestibule landmark; the figures count how
+scored on starts that should fail: the expert points with the wrong side, the three points
+moved 3 mm (a seeded random direction per specimen), and the centre point put on the
+vestibule landmark; the figures count how
 many of those and how many of the default fits it flags. ``--quick`` runs the first
 specimen from three points only; ``--tiny`` too, with a short fit. ``--peers`` adds the
 atlas-registration peer (:mod:`cochleaai.bench.segment_peers`) beside ours from three points

@@ -369,7 +369,6 @@ def _one_point(points, p, table, tau0, step, tau_lo, tau_hi, theta_max, cap_base
             out_jac[p, 4 + k] = -g
 
 
-
 BALLS_PER_GROUP = 8  # bounding balls per enclosing ball of the reach test
 
 

@@ -97,15 +97,9 @@ def _measures_of_batch(shapes: np.ndarray) -> Dict[str, np.ndarray]:
     out["a_value_mm"] = r_wall[:, 0] + r_wall[:, 2]
     out["b_value_mm"] = r_wall[:, 1] + r_wall[:, 3]
     out["height_mm"] = top - bottom
-    out["cdl_from_a_value_mm"] = np.array([alexiades_cdl_organ_of_corti_mm(a) for a in out["a_value_mm"]])
+    out["cdl_from_a_value_mm"] = np.asarray(alexiades_cdl_organ_of_corti_mm(out["a_value_mm"]), float)
     out["turns"] = np.full(n_shapes, float(G.TURNS))
     return out
-
-
-def summarize(samples) -> Dict[str, Dict[str, float]]:
-    """Mean and standard deviation of each measure over parameter samples (S, >=4)."""
-    values = measures_of_shapes(samples)
-    return {k: {"mean": float(np.mean(values[k])), "std": float(np.std(values[k]))} for k in MEASURE_NAMES}
 
 
 def summary(values, best: Optional[float] = None) -> Dict[str, float]:

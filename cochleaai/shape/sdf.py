@@ -258,8 +258,8 @@ class ShapeFunction:
             near = within_reach(local, *tab.balls, reach)
             sdf, normal, jac, ts = self._local(local[near], tab, jacobian, R, theta[ROTATION])
             sdf = _spread(sdf, near, -reach)
-            jac = _spread(jac, near, 0.0) if jacobian else jac
-            normal, ts = _spread(normal, near, 0.0), _spread(ts, near, 0.0)
+            if jacobian:      # the normals and feet serve the cross-section scales' Jacobian only
+                jac, normal, ts = (_spread(a, near, 0.0) for a in (jac, normal, ts))
         if not jacobian:
             return sdf.reshape(shape), None
         if theta.size > 10:
