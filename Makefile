@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-slicer-versions demo bench clean
+.PHONY: setup browser test test-slicer-versions demo bench clean
 
 setup: $(STAMP)
 
@@ -21,8 +21,18 @@ $(STAMP): requirements.txt pyproject.toml
 # single-threaded.
 PYTEST_WORKERS ?= 2
 
-test: $(STAMP) test-slicer-versions
+test: $(STAMP) browser test-slicer-versions
 	$(PY) -m pytest Testing -q -n $(PYTEST_WORKERS)
+
+# Headless Chromium (Debian's package) prints the plan to PDF, and the tests open the plan's page
+# in it. It is a system program: installed here only where apt-get runs as root; elsewhere the
+# browser tests skip and say so, and `plan --pdf` says how to install it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    echo "installing Chromium (apt-get install chromium)" && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "no Chromium: the tests that open pages in a browser will skip"
 
 # The tests that need no torch, on the numpy and scipy that Slicer 5.8 and 5.10 ship (the
 # extension installs the other packages into Slicer's Python with pip, as here). Test files

@@ -68,7 +68,9 @@ class CochleaShapeSegmentation(ScriptedLoadableModule):
             "contacts (angle, place on the organ of Corti, Greenwood and spiral-ganglion "
             "frequencies), its contacts as points labelled with their angle from the round window, "
             "and its path as a tube. A plan is only as good as the fit: a warning comes first when "
-            "quality control flagged the segmentation. Check the manufacturers' data before relying "
+            "quality control flagged the segmentation. <b>Save report</b> writes the plan as one "
+            "self-contained web page at the report file, and the same page as a PDF beside it when "
+            "Chromium is installed. Check the manufacturers' data before relying "
             "on a figure for a patient.</p>"
             "<p><b>Advanced</b>: the logistic reference lengths l_ref (fit and final label map), "
             "the number of EM iterations and of posterior samples, and the vestibule wedge: 0 "
@@ -106,7 +108,8 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
                                        self.ui.pointsPlaceWidget, lambda node: self.logic.points_node(
                                            slicer.mrmlScene, self.parameters.volume, node))
         self.ui.planButton.connect("clicked(bool)", self.runner.guard(self.onPlan, self.ui.planButton))
-        self.runner.busyWidgets.extend([self.ui.applyButton, self.ui.planButton])
+        self.ui.saveReportButton.connect("clicked(bool)", self.runner.guard(self.onSaveReport))
+        self.runner.busyWidgets.extend([self.ui.applyButton, self.ui.planButton, self.ui.saveReportButton])
         self.updateApplyButton()
 
     def onParameterNodeModified(self, caller=None, event=None):
@@ -119,6 +122,7 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
             self.ui.applyButton.enabled = volume is not None
             # the Logic is made on the first click (it needs torch): no Logic, no segmentation yet
             self.ui.planButton.enabled = self.logicMade and self.logic.last_result is not None
+            self.ui.saveReportButton.enabled = self.logicMade and self.logic.last_plan is not None
 
     def settings(self):
         from cochleaai.segmentation.config import SegmentConfig  # lazy: needs torch (first click)
@@ -166,6 +170,18 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         self.updateApplyButton()
         if nodes:
             self.showPlan(nodes, self.logic.last_plan)
+
+    def onSaveReport(self, *_unused):
+        """Write the last plan's page (and PDF) at the report file; the status line says where."""
+        try:
+            files = self.logic.save_plan_report(self.ui.reportPathLineEdit.currentPath)
+        except Exception as error:  # refused (no plan, no file name, a file already there)
+            self.runner.showFailure(_("Save report"), error)
+            return
+        saved = _("Report saved: {files}.").format(files=", ".join(files.values()))
+        if "pdf" not in files:
+            saved += " " + _("No PDF: Chromium is not installed here.")
+        self.runner.setStatus(saved)
 
     def showPlan(self, nodes, plan):
         """The plan table in the table view, the planned contacts and path in the views; the

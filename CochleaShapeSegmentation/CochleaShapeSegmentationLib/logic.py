@@ -18,7 +18,8 @@ headless on ``slicer-core`` (the tests run it on a real ``vtkMRMLScene``).
   shape posterior) and adds the plan table, the best array's contact table, its planned
   contacts and its path (``cochleaai.slicer.results.plan``); in three steps as well:
   ``read_plan_inputs``, ``plan_function`` (the core function a worker process runs) and
-  ``add_plan_nodes``.
+  ``add_plan_nodes``; ``save_plan_report(path)`` writes that plan as one HTML page, and its PDF
+  where Chromium is installed.
 * ``generate_phantom`` (inherited) and ``self_test`` on a phantom.
 
 Batch use (Slicer's Python or slicer-core)::
@@ -37,14 +38,18 @@ Batch use (Slicer's Python or slicer-core)::
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from cochleaai.errors import CochleaAIError
+from cochleaai.io import browser
+from cochleaai.io.outputs import OutputPlan
 from cochleaai.metrics import dice
 from cochleaai.planning import catalogue
 from cochleaai.planning import plan as planning
+from cochleaai.planning.report import write_report
 from cochleaai.progress import Progress
 from cochleaai.segmentation import pipeline
 from cochleaai.segmentation.options import FIT_SHARE, POINT_ROLES, SIDES
@@ -161,6 +166,8 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
         self.last_prefix = ""
         #: The last plan added to a scene (:meth:`cochleaai.planning.plan.CochleaPlan.to_dict`).
         self.last_plan: Optional[dict] = None
+        #: The inputs :attr:`last_plan` was made from (its fitted shape and the nodes' prefix).
+        self.last_plan_inputs: Optional[PlanInputs] = None
 
     @staticmethod
     def points_node(scene, volume_node=None, node=None):
@@ -284,8 +291,35 @@ class CochleaShapeSegmentationLogic(CochleaAIModuleLogic):
             nodes = plan_nodes.add_plan_nodes(inputs.scene, plan_dict, inputs.result, inputs.prefix,
                                               inputs.arrays_to_show, progress=progress,
                                               beside=inputs.segmentation_node)
-        self.last_plan = plan_dict
+        self.last_plan, self.last_plan_inputs = plan_dict, inputs
         return nodes
+
+    def save_plan_report(self, path, pdf: Optional[bool] = None, force: bool = False) -> Dict[str, str]:
+        """Write the last plan as one self-contained HTML page (``path``; ``.html`` is added when
+        missing) and the same page as a PDF beside it, printed by headless Chromium: with
+        ``pdf=None`` where Chromium is installed, with ``pdf=True`` or refused before anything is
+        written, never with ``pdf=False``. Returns the files written, by kind ("html", "pdf").
+
+        Refused (:class:`CochleaAIError`, nothing written) before a plan, and where a file is
+        already there (unless ``force``) or the folder cannot be written.
+        """
+        if self.last_plan is None or self.last_plan_inputs is None:
+            raise CochleaAIError("Plan the implant first: the report is the plan's.")
+        if not str(path).strip():
+            raise CochleaAIError("Choose a file name for the report.")
+        page = Path(str(path).strip()).expanduser()
+        page = page if page.suffix.lower() == ".html" else page.with_name(page.name + ".html")
+        printer = browser.find_browser() if (browser.available() if pdf is None else pdf) else None
+        outputs = OutputPlan(force=force)
+        outputs.file(page, "report")
+        if printer:
+            outputs.file(page.with_suffix(".pdf"), "report")
+        inputs = self.last_plan_inputs
+        write_report(page, self.last_plan, inputs.theta, subject=f"CT: {inputs.prefix}")
+        written = {"html": str(page)}
+        if printer:
+            written["pdf"] = str(browser.print_pdf(page, page.with_suffix(".pdf"), printer))
+        return written
 
     # ---------------------------------------------------------------- self-test
     def self_test(self, scene, seed: int = 3, settings=None, progress=None,

@@ -13,7 +13,8 @@ Nothing here imports Slicer. Every reader returns core types in **LPS** millimet
 * :mod:`.image_checks`: an image file against its header before SimpleITK reads it (the size
   claimed against the memory, or ``$COCHLEAAI_MEMORY_LIMIT_GB``; the voxel data cut off or
   failing their checksum);
-* :mod:`.figures`: matplotlib figures saved as PNG.
+* :mod:`.figures`: matplotlib figures saved as PNG;
+* :mod:`.browser`: an HTML page printed to PDF (and photographed) by headless Chromium.
 
 Array order: ``Volume.array`` is ``(z, y, x)``; NRRD files list their axes ``x, y, z``
 (pynrrd's default ``index_order="F"``, which slicerio uses, keeps that order), so arrays are

@@ -8,6 +8,7 @@ import sys
 from cochleaai import arguments, io
 from cochleaai.arguments import add_force
 from cochleaai.errors import EXIT_FLAGGED, CochleaAIError
+from cochleaai.io.browser import find_browser, print_pdf
 from cochleaai.io.outputs import OutputPlan, write_text_whole
 from cochleaai.planning import catalogue
 from cochleaai.planning.interval_calibration import CALIBRATION_FIRST_SEED, CALIBRATION_PHANTOMS, calibrate_intervals
@@ -20,16 +21,24 @@ from cochleaai.segmentation.cli import read_points
 from cochleaai.segmentation.config import SMOKE_FIT, SegmentConfig
 from cochleaai.segmentation.pipeline import segment
 
-#: The files of one plan.
+#: The files of one plan (and plan.pdf with --pdf).
 PLAN_FILES = ("plan.json", "plan.html")
-#: The files of one post-operative report.
+#: The files of one post-operative report (and postop.pdf with --pdf).
 POSTOP_FILES = ("postop.json", "postop.html")
+
+
+def _report_files(names, pdf: bool):
+    """The files a report command writes; with ``pdf``, the page's PDF too."""
+    page = next(n for n in names if n.endswith(".html"))
+    return tuple(names) + ((page[:-len(".html")] + ".pdf",) if pdf else ())
 
 
 def _cmd_plan(args) -> int:
     arrays = [catalogue.get(a).key for a in args.arrays] if args.arrays else None   # refused before the fit
     scale = resolve_interval_scale()                        # a damaged table too
-    out = OutputPlan([args.input, args.points], args.force).folder(args.out, PLAN_FILES)
+    browser = find_browser() if args.pdf else None          # and a PDF without Chromium
+    files = _report_files(PLAN_FILES, args.pdf)
+    out = OutputPlan([args.input, args.points], args.force).folder(args.out, files)
     points = read_points(args.points)
     with tqdm_progress("plan", disable=args.quiet) as progress:
         result = segment(io.read_volume(args.input), points, SegmentConfig(side=args.side, seed=args.seed),
@@ -41,23 +50,28 @@ def _cmd_plan(args) -> int:
                       segmentation_seconds=round(result.seconds, 2))
         write_text_whole(out / "plan.json", json.dumps(record, indent=2))
         write_report(out / "plan.html", record, result.theta, subject=f"CT: {args.input}")
+        if browser:
+            progress(0.97, "printing plan.pdf")
+            print_pdf(out / "plan.html", out / "plan.pdf", browser)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     ranked = [{"array": a.array.key, "apical_deg": round(a.apical_deg["mean"], 1),
                "apical_deg_sd": round(a.apical_deg["sd"], 1), "coverage_pct": round(a.coverage_pct["mean"], 1)}
               for a in plan.arrays]
-    print(json.dumps({"files": {n: str(out / n) for n in PLAN_FILES}, "ranked": ranked}, indent=2))
+    print(json.dumps({"files": {n: str(out / n) for n in files}, "ranked": ranked}, indent=2))
     return EXIT_FLAGGED if plan.warnings else 0
 
 
 def _cmd_postop(args) -> int:
     array = catalogue.get(args.array).key if args.array else None    # refused before any work
     scale = resolve_interval_scale()
+    browser = find_browser() if args.pdf else None
     if args.preop is None and args.points is None:
         raise CochleaAIError("Without --preop the cochlea is fitted on the post-operative CT: give its center, "
                              "apex and round window points there with --points.")
     inputs = [args.postop, args.contacts, args.preop, args.points]
-    out = OutputPlan(inputs, args.force).folder(args.out, POSTOP_FILES)
+    files = _report_files(POSTOP_FILES, args.pdf)
+    out = OutputPlan(inputs, args.force).folder(args.out, files)
     contacts, numbered = contacts_of(io.read_markups(args.contacts))
     points = read_points(args.points) if args.points else None
     postop = io.read_volume(args.postop)
@@ -79,10 +93,12 @@ def _cmd_postop(args) -> int:
                   transform=moved)
     write_text_whole(out / "postop.json", json.dumps(record, indent=2))
     write_text_whole(out / "postop.html", postop_html(record, subject=f"Post-operative CT: {args.postop}"))
+    if browser:
+        print_pdf(out / "postop.html", out / "postop.pdf", browser)
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     depth = report["insertion_depth_deg"]
-    print(json.dumps({"files": {n: str(out / n) for n in POSTOP_FILES}, "numbered": numbered,
+    print(json.dumps({"files": {n: str(out / n) for n in files}, "numbered": numbered,
                       "insertion_depth_deg": round(depth["mean"], 1), "insertion_depth_sd": round(depth["sd"], 1)},
                      indent=2))
     return EXIT_FLAGGED if report["warnings"] else 0
@@ -120,6 +136,8 @@ def add_commands(sub) -> None:
     p.add_argument("--samples", type=arguments.integer(minimum=10, maximum=5000), default=DEFAULT_SAMPLES,
                    help="posterior draws for the error bars")
     p.add_argument("--seed", type=arguments.seed, default=0)
+    p.add_argument("--pdf", action="store_true",
+                   help="also print the page to a PDF with headless Chromium (checked before any work)")
     add_force(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_plan)
@@ -146,6 +164,8 @@ def add_commands(sub) -> None:
     p.add_argument("--samples", type=arguments.integer(minimum=10, maximum=5000), default=DEFAULT_SAMPLES,
                    help="posterior draws for the error bars")
     p.add_argument("--seed", type=arguments.seed, default=0)
+    p.add_argument("--pdf", action="store_true",
+                   help="also print the page to a PDF with headless Chromium (checked before any work)")
     add_force(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_postop)

@@ -212,7 +212,7 @@ def postop_html(record: dict, title: str = "Post-operative cochlear implant repo
     head = ["contact (1 = apical)", "manufacturer's number"] if numbered else ["point"]
     head += ["angle (deg)", "distance to the scala tympani (mm)", "organ of Corti (% from the base)"]
     head += ["Greenwood (Hz)", "spiral ganglion (Hz)"] if numbered else []
-    parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
+    parts.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead>")
     for c in record["contacts"]:
         cells = [c["contact"], "-" if c["manufacturer_number"] is None else c["manufacturer_number"]] \
             if numbered else [c["point"]]

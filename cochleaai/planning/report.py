@@ -29,7 +29,10 @@ STYLE = ("body{font-family:sans-serif;margin:2em;max-width:70em;color:#222}"
          "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;"
          "text-align:right}th{background:#eee}td:first-child,th:first-child{text-align:left}"
          ".warning{background:#fde2e1;border:2px solid #c0392b;padding:0.8em;font-weight:bold}"
-         "figure{display:inline-block;margin:0.5em}figcaption{font-size:90%;color:#555}")
+         "figure{display:inline-block;margin:0.5em}figcaption{font-size:90%;color:#555}"
+         # printed (plan --pdf): A4, rows and pictures not split across pages, colours kept
+         "@page{size:A4;margin:12mm}@media print{body{margin:0;font-size:10pt}tr,figure,.warning"
+         "{break-inside:avoid}img{max-width:100%}*{-webkit-print-color-adjust:exact;print-color-adjust:exact}}")
 
 
 def _e(text) -> str:
@@ -124,16 +127,16 @@ def html_report(plan: dict, theta, title: str = "Cochlear implant plan", subject
     parts.append(f"<p>{_e(plan['side'].capitalize())} ear. Every figure: mean &plusmn; standard deviation "
                  f"over {plan['samples']} draws of the shape posterior{widened}, with the central 95 % interval "
                  "in brackets; a measure of the cochlea is the fitted shape's value, as in the segmentation's "
-                 "table.</p><h2>The cochlea</h2><table><tr><th>measure</th><th>value</th></tr>")
+                 "table.</p><h2>The cochlea</h2><table><thead><tr><th>measure</th><th>value</th></tr></thead>")
     for key, label, unit in MEASURES_SHOWN:
         m = plan["measures"].get(key)
         if m:
             parts.append(f"<tr><td>{_e(label)}</td><td>{m['value']:.1f} &plusmn; {m['sd']:.1f} {unit} "
                          f"<small>({m['low']:.1f}-{m['high']:.1f})</small></td></tr>")
-    parts.append(f"</table><h2>Arrays, ranked for {plan['target_coverage_pct']:.0f} % coverage</h2><table><tr>"
+    parts.append(f"</table><h2>Arrays, ranked for {plan['target_coverage_pct']:.0f} % coverage</h2><table><thead><tr>"
                  "<th>array</th><th>position</th><th>contacts</th><th>insertion (mm)</th>"
                  "<th>depth of the apical contact (deg)</th><th>coverage of the organ of Corti (%)</th>"
-                 "<th>longer than the duct</th><th>published depths (deg)</th></tr>")
+                 "<th>longer than the duct</th><th>published depths (deg)</th></tr></thead>")
     for a in plan["arrays"]:
         cohort = a.get("cohort")
         published = "-" if not cohort else (
@@ -147,9 +150,9 @@ def html_report(plan: dict, theta, title: str = "Cochlear implant plan", subject
                      f"<td>{100 * a['over_inserted_probability']:.0f} %</td><td>{_e(published)}</td></tr>")
     parts.append("</table>")
     best = plan["arrays"][0]
-    parts.append(f"<h2>{_e(best['manufacturer'])} {_e(best['name'])}: contacts</h2><table><tr><th>contact "
+    parts.append(f"<h2>{_e(best['manufacturer'])} {_e(best['name'])}: contacts</h2><table><thead><tr><th>contact "
                  "(1 = apical)</th><th>manufacturer's number</th><th>angle (deg)</th><th>organ of Corti (% "
-                 "from the base)</th><th>Greenwood (Hz)</th><th>spiral ganglion (Hz)</th></tr>")
+                 "from the base)</th><th>Greenwood (Hz)</th><th>spiral ganglion (Hz)</th></tr></thead>")
     for c in best["contacts"]:
         number = "-" if c.get("manufacturer_number") is None else c["manufacturer_number"]
         parts.append(f"<tr><td>{c['contact']}</td><td>{number}</td><td>{interval(c['angle_deg'])}</td>"

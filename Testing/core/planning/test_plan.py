@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cochleaai.errors import EXIT_USER_ERROR, CochleaAIError
+from cochleaai.io import browser
 from cochleaai.planning import catalogue, paths
 from cochleaai.planning.plan import plan_insertions, summary
 from cochleaai.planning.report import html_report
@@ -82,12 +83,24 @@ def test_the_command_refuses_an_unknown_array_with_the_known_names(tmp_path):
     assert "Unknown electrode array" in done.stderr and all(k in done.stderr for k in catalogue.ARRAYS)
 
 
+def test_a_pdf_without_chromium_is_refused_before_any_work(tmp_path):
+    # the points file does not exist either: the browser is asked for first, and nothing is written
+    done = subprocess.run([sys.executable, "-m", "cochleaai", "plan", str(tmp_path / "ct.nrrd"), "--points",
+                           str(tmp_path / "p.mrk.json"), "--side", "right", "--out", str(tmp_path / "o"), "--pdf"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={"PATH": str(tmp_path), "HOME": str(tmp_path)})
+    assert done.returncode == EXIT_USER_ERROR
+    assert "A PDF needs Chromium" in done.stderr and "apt-get install chromium" in done.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_the_command_plans_a_phantom_and_its_page_renders_in_chromium(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, "-m", "cochleaai", *a], capture_output=True, text=True,
                                     cwd=ROOT, timeout=600)
     assert run("phantom", "--seed", "3", "--out", str(tmp_path / "ph"), "--quiet").returncode == 0
+    pdf = ["--pdf"] if browser.available() else []   # without one the page is still checked, then a skip
     done = run("plan", str(tmp_path / "ph" / "ct.nrrd"), "--points", str(tmp_path / "ph" / "landmarks.mrk.json"),
-               "--side", "right", "--out", str(tmp_path / "plan"), "--samples", "40", "--quiet")
+               "--side", "right", "--out", str(tmp_path / "plan"), "--samples", "40", "--quiet", *pdf)
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "plan" / "plan.json").read_text())
     assert {a["key"] for a in record["arrays"]} == set(catalogue.ARRAYS)
@@ -101,19 +114,22 @@ def test_the_command_plans_a_phantom_and_its_page_renders_in_chromium(tmp_path):
     # the page gives a measure as the fitted shape's value, as the segmentation's table does
     oc = record["measures"]["cdl_organ_of_corti_mm"]
     assert oc["value"] == pytest.approx(lengths["organ of Corti"][-1], rel=0.005)
-    html_text = (tmp_path / "plan" / "plan.html").read_text(encoding="utf-8")
-    assert f"{oc['value']:.1f} &plusmn; {oc['sd']:.1f} mm" in html_text
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if browser is None:
-        pytest.skip("no Chromium here (Debian: apt-get install chromium)")
-    page = (tmp_path / "plan" / "plan.html").as_uri()
-    base = [browser, "--headless", "--no-sandbox", "--disable-gpu"]
-    dom = subprocess.run(base + ["--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+    page = tmp_path / "plan" / "plan.html"
+    assert f"{oc['value']:.1f} &plusmn; {oc['sd']:.1f} mm" in page.read_text(encoding="utf-8")
+    if not pdf:
+        pytest.skip("no Chromium here (Debian: apt-get install chromium; make test installs it where it can)")
+    dom = browser.page_text(page)
     assert "Arrays, ranked for 75 % coverage" in dom and dom.count("<img") == 2 and "Greenwood" in dom
-    shot = tmp_path / "plan.png"
-    subprocess.run(base + [f"--screenshot={shot}", "--window-size=1200,1600", page], capture_output=True,
-                   timeout=120)
+    shot = browser.screenshot(page, tmp_path / "plan.png")
     from PIL import Image
 
     pixels = np.asarray(Image.open(shot).convert("L"), float)
     assert pixels.shape == (1600, 1200) and pixels.std() > 20      # text, tables and pictures, not blank
+    # the PDF: whole A4 pages holding the page's text and its two pictures
+    printed = (tmp_path / "plan" / "plan.pdf").read_bytes()
+    assert printed.startswith(b"%PDF-") and printed.rstrip().endswith(b"%%EOF")
+    boxes = re.findall(rb"/MediaBox \[0 0 ([0-9.]+) ([0-9.]+)\]", printed)
+    assert len(boxes) >= 2                                         # the page runs over several sheets
+    assert all(abs(float(w) - 595) < 1 and abs(float(h) - 842) < 1 for w, h in boxes)   # A4 in points
+    assert printed.count(b"/Subtype /Image") >= 2
+    assert json.loads(done.stdout)["files"]["plan.pdf"] == str(tmp_path / "plan" / "plan.pdf")

@@ -14,6 +14,7 @@ import SimpleITK as sitk
 from cochleaai import io
 from cochleaai.cli import main
 from cochleaai.errors import EXIT_USER_ERROR
+from cochleaai.io import browser
 from cochleaai.markups import Markups
 from cochleaai.phantom.core import make_phantom
 from cochleaai.planning import catalogue
@@ -128,6 +129,7 @@ def test_the_registration_maps_postop_contacts_into_the_preop_scan(case, postop)
 def test_the_command_reports_a_phantom_from_its_preop_and_postop_scans(case, postop, tmp_path):
     phantom, implant, _ = case
     scan, contacts = postop
+    pdf = ["--pdf"] if browser.available() else []
     io.write_volume(phantom.ct, tmp_path / "pre.nrrd")
     io.write_volume(scan, tmp_path / "post.nrrd")
     io.write_markups_json(tmp_path / "points.mrk.json", phantom.landmarks)
@@ -136,7 +138,7 @@ def test_the_command_reports_a_phantom_from_its_preop_and_postop_scans(case, pos
     done = subprocess.run([sys.executable, "-m", "cochleaai", "postop", str(tmp_path / "post.nrrd"), "--contacts",
                            str(tmp_path / "contacts.mrk.json"), "--side", "right", "--out", str(tmp_path / "out"),
                            "--preop", str(tmp_path / "pre.nrrd"), "--points", str(tmp_path / "points.mrk.json"),
-                           "--array", "flex28", "--samples", str(SAMPLES), "--quiet"],
+                           "--array", "flex28", "--samples", str(SAMPLES), "--quiet"] + pdf,
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "out" / "postop.json").read_text())
@@ -144,6 +146,10 @@ def test_the_command_reports_a_phantom_from_its_preop_and_postop_scans(case, pos
     assert record["transform"]["maps"].startswith("post-operative")
     check_angles(record["contacts"], implant)
     assert "Angular insertion depth" in (tmp_path / "out" / "postop.html").read_text()
+    if pdf:                                       # printed by Chromium: a whole PDF beside the page
+        printed = (tmp_path / "out" / "postop.pdf").read_bytes()
+        assert printed.startswith(b"%PDF-") and printed.rstrip().endswith(b"%%EOF")
+        assert set(json.loads(done.stdout)["files"]) == {"postop.json", "postop.html", "postop.pdf"}
 
 
 def test_the_command_refuses_an_unknown_array_and_missing_points(tmp_path, capsys):

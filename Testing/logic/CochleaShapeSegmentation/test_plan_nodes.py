@@ -25,6 +25,7 @@ from CochleaShapeSegmentationLib.logic import CochleaShapeSegmentationLogic  # n
 from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
 
 from cochleaai.errors import CochleaAIError  # noqa: E402
+from cochleaai.io import browser  # noqa: E402
 from cochleaai.phantom.core import make_phantom  # noqa: E402
 from cochleaai.planning import catalogue, plan  # noqa: E402
 from cochleaai.segmentation import pipeline  # noqa: E402
@@ -165,6 +166,34 @@ def test_no_plan_without_a_segmentation(scene):
     assert scene.GetNumberOfNodes() == count and logic.last_plan is None
 
 
+def test_the_plan_is_saved_as_a_page_and_a_pdf_and_nothing_is_replaced(scene, fit, tmp_path, monkeypatch):
+    logic = segmented(scene, fit)
+    with pytest.raises(CochleaAIError, match="Plan the implant first"):
+        logic.save_plan_report(tmp_path / "plan.html")
+    logic.plan(samples=DRAWS)
+    best = logic.last_plan["arrays"][0]
+    with pytest.raises(CochleaAIError, match="Choose a file name"):
+        logic.save_plan_report("  ")
+    # without Chromium: the page alone by default, and a PDF asked for is refused before any file
+    monkeypatch.setattr(browser, "BROWSER_NAMES", ("no-such-browser",))
+    monkeypatch.delenv("COCHLEAAI_BROWSER", raising=False)
+    with pytest.raises(CochleaAIError, match="A PDF needs Chromium"):
+        logic.save_plan_report(tmp_path / "asked" / "plan", pdf=True)
+    assert not (tmp_path / "asked").exists()
+    files = logic.save_plan_report(tmp_path / "alone" / "plan")          # ".html" added
+    assert files == {"html": str(tmp_path / "alone" / "plan.html")}
+    page = (tmp_path / "alone" / "plan.html").read_text(encoding="utf-8")
+    assert "CT: Phantom CT" in page and best["name"] in page and f"{best['apical_deg']['mean']:.0f} &plusmn;" in page
+    with pytest.raises(CochleaAIError, match="already exists"):
+        logic.save_plan_report(tmp_path / "alone" / "plan.html")
+    assert (tmp_path / "alone" / "plan.html").read_text(encoding="utf-8") == page
+    monkeypatch.undo()
+    if not browser.available():
+        pytest.skip("no Chromium here (Debian: apt-get install chromium)")
+    files = logic.save_plan_report(tmp_path / "both.html")
+    assert Path(files["pdf"]).read_bytes().startswith(b"%PDF-") and files["pdf"] == str(tmp_path / "both.pdf")
+
+
 def test_a_failure_while_adding_the_nodes_leaves_the_scene_as_it_was(scene, fit, monkeypatch):
     logic = segmented(scene, fit)
     count = scene.GetNumberOfNodes()
@@ -181,7 +210,7 @@ def test_a_failure_while_adding_the_nodes_leaves_the_scene_as_it_was(scene, fit,
 
 
 # ------------------------------------------------------------------ the Widget, with stand-in Qt
-def test_the_plan_button_plans_the_segmented_cochlea(scene, fit, monkeypatch):
+def test_the_plan_button_plans_the_segmented_cochlea(scene, fit, monkeypatch, tmp_path):
     from module_widgets import build_widget
     from slicer_stand_in import run_jobs_in_this_process
 
@@ -221,3 +250,13 @@ def test_the_plan_button_plans_the_segmented_cochlea(scene, fit, monkeypatch):
         assert ui.statusLabel.text.startswith(warning)
     assert scene.GetFirstNodeByName(f"Phantom CT {best['name']} planned contacts") is not None
     assert ui.planButton.enabled and ui.planButton.text == "Plan implant"
+    # Save report: refused without a file name (shown as a failure), then the page at the chosen file
+    assert ui.saveReportButton.enabled
+    ui.saveReportButton.emit("clicked(bool)", False)
+    assert calls["errors"] and "Choose a file name" in str(calls["errors"][-1])
+    monkeypatch.setattr(browser, "BROWSER_NAMES", ("no-such-browser",))
+    monkeypatch.delenv("COCHLEAAI_BROWSER", raising=False)
+    ui.reportPathLineEdit.currentPath = str(tmp_path / "report")
+    ui.saveReportButton.emit("clicked(bool)", False)
+    assert (tmp_path / "report.html").is_file() and str(tmp_path / "report.html") in ui.statusLabel.text
+    assert "No PDF: Chromium is not installed" in ui.statusLabel.text
