@@ -51,7 +51,7 @@ class CochleaShapeSegmentation(ScriptedLoadableModule):
             "as colour-mapped volumes, the fitted surface, the scala tympani centreline labelled "
             "in degrees from the round window, the fitted landmarks, and a table of the shape "
             "parameters and clinical measures (cochlear duct lengths, A and B values, height, "
-            "turns) at the fitted shape with their standard deviations (widened as for the implant "
+            "turns) as the mean and standard deviation of posterior draws (widened as for the implant "
             "plan below: the posterior alone is far too narrow) and a quality-control score. A result flagged "
             "by the quality control needs a look before it is used.</p>"
             "<p><b>Implant plan</b> (after a segmentation): every electrode array of the catalogue "
@@ -218,7 +218,7 @@ class CochleaShapeSegmentationWidget(CochleaAIModuleWidget):
         nan = float("nan")
         text = _("Cochlear duct length (lateral wall) {cdl:.1f} \u00b1 {cdl_sd:.1f} mm; A-value {a:.2f} "
                  "\u00b1 {a_sd:.2f} mm; fit in {seconds:.0f} s. See the table '{table}'.").format(
-            cdl=lateral.get("value", nan), cdl_sd=lateral.get("std", nan), a=a_value.get("value", nan),
+            cdl=lateral.get("mean", nan), cdl_sd=lateral.get("std", nan), a=a_value.get("mean", nan),
             a_sd=a_value.get("std", nan), seconds=result.seconds, table=nodes["table"].GetName())
         if result.quality.get("suspect"):
             from cochleaai.segmentation.quality import suspect_reasons  # lazy: needs torch (first click)

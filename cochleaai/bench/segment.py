@@ -66,7 +66,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, tiny: b
         rows.append({"dice_sroi": dice(sroi, truth), "dice_ssi": dice(ssi, truth),
                      "hd95_sroi": hausdorff95(r.sroi, r.roi.copy(truth.astype(np.uint8))),
                      "hd95_ssi": hausdorff95(r.ssi, r.roi.copy(truth.astype(np.uint8))),
-                     "sec": sec, "cdl_err": r.measures["cdl_lateral_wall_mm"]["value"] - true_cdl,
+                     "sec": sec, "cdl_err": r.measures["cdl_lateral_wall_mm"]["mean"] - true_cdl,
                      "qc": r.quality["qc_surface_mm"], "contrast": r.quality["capsule_contrast_hu"],
                      "suspect": r.quality["suspect"],
                      "search_sec": r.timings["start_search"],

@@ -58,6 +58,7 @@ def score_plan(plan, truth_theta, phantom: int) -> tuple:
         truth = full_insertion(a.array, lengths)
         aid, coverage = truth["apical_deg"], 100.0 * truth["coverage_fraction"]
         cases.append({"phantom": phantom, "array": a.array.key, "aid_true": aid, "aid_mean": a.apical_deg["mean"],
+                      "aid_value": a.apical_deg["value"],
                       "aid_sd": a.apical_deg["sd"], "aid_inside": _inside(a.apical_deg, aid),
                       "aid_ratio": _ratio(a.apical_deg, aid),
                       "coverage_true": coverage, "coverage_mean": a.coverage_pct["mean"],
@@ -68,6 +69,7 @@ def score_plan(plan, truth_theta, phantom: int) -> tuple:
     for name in CDL_MEASURES:
         m, truth = plan.measures[name], true_measures[name]
         row[f"{name}_error"] = m["mean"] - truth
+        row[f"{name}_value_error"] = m["value"] - truth
         row[f"{name}_sd"] = m["sd"]
         row[f"{name}_inside"] = _inside(m, truth)
         row[f"{name}_ratio"] = _ratio(m, truth)

@@ -126,12 +126,12 @@ def html_report(plan: dict, theta, title: str = "Cochlear implant plan", subject
                "claim to on phantoms" if scale > 1.0 else "")
     parts.append(f"<p>{_e(plan['side'].capitalize())} ear. Every figure: mean &plusmn; standard deviation "
                  f"over {plan['samples']} draws of the shape posterior{widened}, with the central 95 % interval "
-                 "in brackets; a measure of the cochlea is the fitted shape's value, as in the segmentation's "
-                 "table.</p><h2>The cochlea</h2><table><thead><tr><th>measure</th><th>value</th></tr></thead>")
+                 "in brackets (the cochlea's measures as in the segmentation's table).</p>"
+                 "<h2>The cochlea</h2><table><thead><tr><th>measure</th><th>value</th></tr></thead>")
     for key, label, unit in MEASURES_SHOWN:
         m = plan["measures"].get(key)
         if m:
-            parts.append(f"<tr><td>{_e(label)}</td><td>{m['value']:.1f} &plusmn; {m['sd']:.1f} {unit} "
+            parts.append(f"<tr><td>{_e(label)}</td><td>{m['mean']:.1f} &plusmn; {m['sd']:.1f} {unit} "
                          f"<small>({m['low']:.1f}-{m['high']:.1f})</small></td></tr>")
     parts.append(f"</table><h2>Arrays, ranked for {plan['target_coverage_pct']:.0f} % coverage</h2><table><thead><tr>"
                  "<th>array</th><th>position</th><th>contacts</th><th>insertion (mm)</th>"

@@ -75,8 +75,8 @@ def _segment_one(path, out, settings, points=None, progress=None) -> dict:
     row = {"input": str(path), "output": str(out), "seconds": round(result.seconds, 2),
            "iterations": result.iterations, **result.quality}
     for name, stat in result.measures.items():
-        row[name] = round(stat["value"], 4)
-        row.update({f"{name}_{k}": round(stat[k], 4) for k in ("std", "low", "high")})
+        row[name] = round(stat["mean"], 4)
+        row.update({f"{name}_{k}": round(stat[k], 4) for k in ("std", "low", "high", "value")})
     return {"row": row, "files": files}
 
 

@@ -111,11 +111,11 @@ def test_the_command_plans_a_phantom_and_its_page_renders_in_chromium(tmp_path):
         assert a["apical_deg"]["value"] == pytest.approx(exact["apical_deg"], abs=1e-6)
     assert record["measures"]["cdl_organ_of_corti_mm"]["mean"] == pytest.approx(lengths["organ of Corti"][-1],
                                                                                  rel=0.03)
-    # the page gives a measure as the fitted shape's value, as the segmentation's table does
+    # the page gives a measure as the draws' mean, as the segmentation's table does
     oc = record["measures"]["cdl_organ_of_corti_mm"]
     assert oc["value"] == pytest.approx(lengths["organ of Corti"][-1], rel=0.005)
     page = tmp_path / "plan" / "plan.html"
-    assert f"{oc['value']:.1f} &plusmn; {oc['sd']:.1f} mm" in page.read_text(encoding="utf-8")
+    assert f"{oc['mean']:.1f} &plusmn; {oc['sd']:.1f} mm" in page.read_text(encoding="utf-8")
     if not pdf:
         pytest.skip("no Chromium here (Debian: apt-get install chromium; make test installs it where it can)")
     dom = browser.page_text(page)

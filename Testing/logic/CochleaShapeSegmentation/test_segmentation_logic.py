@@ -156,7 +156,7 @@ def test_table_has_parameters_measures_and_quality(fitted):
     result = fitted["result"]
     for name, stats in result.measures.items():
         assert rows[name][0] == "measure"
-        assert rows[name][1] == pytest.approx(stats["value"]) and rows[name][2] == pytest.approx(stats["std"])
+        assert rows[name][1] == pytest.approx(stats["mean"]) and rows[name][2] == pytest.approx(stats["std"])
     for key in ("cdl_lateral_wall_mm", "a_value_mm", "turns"):
         assert key in rows
     assert 25 < rows["cdl_lateral_wall_mm"][1] < 45            # a human cochlea: about 30-40 mm
@@ -402,7 +402,7 @@ def test_widget_applies_the_panel_settings_through_the_logic(panel, fitted, monk
     assert calls["tables"] and fitted["scene"].GetNodeByID(calls["tables"][-1]).IsA("vtkMRMLTableNode")
     assert "Cochlear duct length" in ui.statusLabel.text
     lateral = fitted["result"].measures["cdl_lateral_wall_mm"]
-    assert f"{lateral['value']:.1f} \u00b1 {lateral['std']:.1f} mm" in ui.statusLabel.text
+    assert f"{lateral['mean']:.1f} \u00b1 {lateral['std']:.1f} mm" in ui.statusLabel.text
 
     # a refused input (the real pipeline's check) is shown to the user and adds nothing
     monkeypatch.setattr(pipeline, "segment", real_segment)

@@ -102,7 +102,7 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     summary = {
         "nodes": {k: v.GetName() for k, v in nodes.items()},
         "dice_ssi": round(scores["ssi"], 4), "dice_sroi": round(scores["sroi"], 4),
-        "measures": {k: {"value": round(v["value"], 3), "std": round(v["std"], 3), "truth": round(float(true[k]), 3)}
+        "measures": {k: {"mean": round(v["mean"], 3), "std": round(v["std"], 3), "truth": round(float(true[k]), 3)}
                      for k, v in result.measures.items()},
         "quality": {k: (bool(v) if isinstance(v, (bool, np.bool_)) else round(float(v), 4))
                     for k, v in result.quality.items()},
