@@ -27,7 +27,7 @@ from cochleaai.shape.params import deformable_of
 
 #: Calibration phantoms: seeds from here on (the benchmark's start at 0).
 CALIBRATION_FIRST_SEED = 1000
-CALIBRATION_PHANTOMS = 24
+CALIBRATION_PHANTOMS = 48
 #: The duct lengths scored beside the arrays' figures.
 CDL_MEASURES = ("cdl_organ_of_corti_mm", "cdl_lateral_wall_mm")
 #: Posterior draws per calibration plan.

@@ -20,6 +20,11 @@ TEMPLATE_ROI_MM = (12.0, 10.0, 10.0)
 #: orientation plus its capsule.
 POINTS_ROI_MM = (13.0, 13.0, 13.0)
 ROI_SPACING_MM = 0.2
+#: How the scan is resampled onto that grid: cubic B-spline interpolation keeps the thin walls
+#: and upper turns of a coarse scan sharper than linear interpolation, whose averaging lifts
+#: the lumen of a 1 mm turn towards the bone level (bench segment-real / segment-versions:
+#: better Dice on every version, most at 0.5 mm voxels).
+ROI_INTERPOLATION = "bspline"
 #: The model landmark (CochleaModel.landmarks) each point role stands for.
 LANDMARK_OF_ROLE = {"center": "center", "apex": "apex", "round window": "round_window"}
 #: A mirror of the left-right (LPS x) axis turns a left cochlea into a right one.

@@ -105,7 +105,7 @@ def test_a_damaged_table_stops_the_command_before_the_fit(tmp_path, monkeypatch,
 def test_the_draws_mean_shown_for_a_figure_is_nearer_the_truth_than_the_fitted_value():
     # why the page, the tables and the CLI show the mean of the widened draws: on phantoms the
     # fit stops at parameter bounds, and the clipped draws pull back towards the truth
-    # (bench plan, 24 phantoms: 183 of 192 depths nearer); here two phantoms, 16 depths
+    # (bench plan, 24 phantoms: 170 of 192 depths nearer); here two phantoms, 16 depths
     cases, rows = [], []
     for seed in (0, 1):
         truth, result, _ = segment_phantom(seed)

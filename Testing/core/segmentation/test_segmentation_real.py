@@ -154,3 +154,22 @@ def test_the_vestibule_wedge_matches_cylinder_cut_labels():
         for wedge in (0.0, CYLINDER_LABEL_WEDGE_DEG)]
     assert scores[1]["dice"] >= scores[0]["dice"] + 0.01
     assert abs(scores[1]["volume_ratio"] - 1.0) <= 0.05
+
+
+@requires_real_ct
+def test_a_coarse_scan_keeps_its_thin_turns():
+    """On a 0.5 mm clinical-like version of F03 the upper turns are about two voxels wide; the
+    scan is resampled onto the 0.2 mm grid with cubic B-splines, which keep them darker than
+    linear interpolation does (linear: Dice 0.894, volume ratio 0.85; B-spline: 0.919, 0.90)."""
+    from cochleaai import realct
+    from cochleaai.bench.scan_versions import VERSIONS, degrade
+    from cochleaai.segmentation.config import SegmentConfig
+    from cochleaai.segmentation.pipeline import segment
+
+    s = real_specimen("F03")
+    version = next(v for v in VERSIONS if v.spacing_mm == (0.5, 0.5, 0.5))
+    scan = degrade(s.ct(), version, np.random.default_rng([0, 1, 1]))
+    fit = segment(scan, s.points(), SegmentConfig(side=s.side, samples=0))
+    score = realct.score_segmentation(fit.sroi, s.labels(), s)
+    assert score["dice"] >= 0.91
+    assert score["volume_ratio"] >= 0.88
