@@ -14,7 +14,7 @@ from cochleaai.segmentation.logistic import FitConfig, fit_logistic_shape
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.pose import initial_theta, parse_points
 from cochleaai.segmentation.quality import CAPSULE_SUSPECT_HU, capsule_contrast, quality_score, suspect_reasons
-from cochleaai.segmentation.config import SegmentConfig
+from cochleaai.segmentation.config import CYLINDER_LABEL_WEDGE_DEG, SegmentConfig
 from cochleaai.segmentation.shapes import CochleaShape, Sphere
 from cochleaai.shape import CochleaModel, default_params
 from cochleaai.shape.measures import clinical_measures, measure_summaries
@@ -63,6 +63,17 @@ def test_the_measures_carry_the_plan_s_calibrated_spread(phantom, result):
     plan = plan_insertions(result.theta, result.covariance, samples=40)
     assert plan.measures["cdl_organ_of_corti_mm"]["sd"] == pytest.approx(
         result.measures["cdl_organ_of_corti_mm"]["sd"], rel=0.35)
+
+
+def test_the_vestibule_wedge_costs_dice_where_the_label_is_the_cochlea_alone(phantom, result):
+    # the phantom's truth calls the lumen past the round window vestibule: the wedge, made for
+    # cylinder-cut labels, labels it too, which is why the default leaves it out
+    wedged = segment(phantom.ct, settings=SegmentConfig(samples=0, vestibule_wedge_deg=CYLINDER_LABEL_WEDGE_DEG))
+    truth = _truth_on(result, phantom)
+    plain_dice, wedge_dice = dice(result.sroi.array > 0, truth), dice(wedged.sroi.array > 0, truth)
+    assert wedge_dice < plain_dice - 0.02
+    assert (wedged.sroi.array > 0).sum() > (result.sroi.array > 0).sum()
+    assert dice(wedged.sroi.array > 0, result.sroi.array > 0) > 0.9     # the same cochlea, plus the wedge
 
 
 def test_a_damaged_interval_table_stops_the_segmentation_before_the_fit(tmp_path, monkeypatch, phantom):
