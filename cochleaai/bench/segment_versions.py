@@ -13,7 +13,8 @@ ceiling; the atlas's label lands on the scan's grid. Ours runs twice: the cochle
 and with the vestibule's wedge (``SegmentConfig.vestibule_wedge_deg``), labelled like the
 cylinder-cut cochlear part that the atlas's label carries. ``--quick``: two specimens, atlases
 chosen among three others; ``--tiny``: one specimen, short fits and elastix's smoke-test
-schedule (figures that mean nothing). Needs the ``peers`` extra (itk-elastix).
+schedule (figures that mean nothing). Needs the ``peers`` extra (itk-elastix), except with
+``--no-peers``: ours and the ceiling alone, on every specimen in a few minutes.
 """
 from __future__ import annotations
 
@@ -38,7 +39,9 @@ DESCRIPTION = ("segmentation on real CT re-imaged as other scanners (--data DIR)
                "label-through-grid ceiling, per version")
 #: Where the development copy of ``--data`` lies, from the project root
 DATA = "../shared/data/real-ct"
-OPTIONS = [("--data", {"help": f"a folder of specimens with expert labels (from the project root: {DATA})"})]
+OPTIONS = [("--data", {"help": f"a folder of specimens with expert labels (from the project root: {DATA})"}),
+           ("--no-peers", {"action": "store_true",
+                           "help": "ours and the label-through-the-grid ceiling only: no atlas peer, no itk-elastix"})]
 #: Ours with the vestibule's wedge: labelled like the cylinder-cut cochlear part the atlas carries.
 WEDGE_METHOD = "ours + vestibule wedge"
 #: The methods of the table, in its order.
@@ -47,7 +50,8 @@ METHODS = ("ours", WEDGE_METHOD, "atlas", "atlas vote of 3", "label through the 
 
 def _summary(rows) -> dict:
     out = {}
-    for method in METHODS:
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    for method in methods:
         sel = [r for r in rows if r["method"] == method]
         key = figure_key(method)
         out[f"{key}/dice_mean"] = float(np.mean([r["dice"] for r in sel]))
@@ -59,17 +63,19 @@ def _summary(rows) -> dict:
     for mine in ("ours", WEDGE_METHOD):
         key = figure_key(mine)
         out[f"{key}_minus_ceiling/dice_mean"] = out[f"{key}/dice_mean"] - out["label_through_the_grid/dice_mean"]
-        for peer in ("atlas", "atlas vote of 3"):
+        for peer in [m for m in ("atlas", "atlas vote of 3") if m in methods]:
             out[f"{key}_minus_{figure_key(peer)}/dice_mean"] = out[f"{key}/dice_mean"] - \
                 out[f"{figure_key(peer)}/dice_mean"]
     return out
 
 
-def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, tiny: bool = False) -> dict:
+def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=None, tiny: bool = False,
+        no_peers: bool = False) -> dict:
     if not data:
         raise CochleaAIError("bench segment-versions needs --data DIR: a folder of specimens with expert labels "
                              "(for example ../shared/data/real-ct).")
-    load_itk()                              # before any work: a clear error when itk-elastix is missing
+    if not no_peers:
+        load_itk()                          # before any work: a clear error when itk-elastix is missing
     p = Progress.wrap(progress)
     specimens = realct.find_specimens(data)
     targets = specimens[:1] if tiny else specimens[:QUICK_TARGETS] if quick else specimens
@@ -79,8 +85,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     with torch_threads(1):
         for n, target in enumerate(targets):
             registrations.progress = p.stage(n / len(targets), (n + 0.5) / len(targets))
-            ranked, _ = choose_atlases(registrations, target, targets, specimens, quick or tiny)
-            chosen = [a for a, _ in ranked[:3]]
+            chosen = [] if no_peers else \
+                [a for a, _ in choose_atlases(registrations, target, targets, specimens, quick or tiny)[0][:3]]
             labels, part = registrations.truth(target.id)
             ct = target.ct()
             for m, version in enumerate(VERSIONS):
@@ -98,6 +104,8 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
                     rows.append(dict(common, method=method, seconds=time.perf_counter() - t0,
                                      suspect=bool(fit.quality["suspect"]),
                                      **realct.score_segmentation(fit.sroi, labels, target, part)))
+                if no_peers:
+                    continue
                 done = [registrations(a, target.id, "3 points", ct=scan, version=version.name) for a in chosen]
                 rows.append(dict(common, method="atlas", atlas=chosen[0], seconds=done[0]["seconds"],
                                  **{k: done[0][k] for k in ("dice", "volume_ratio", "hd95_mm")}))
@@ -106,7 +114,7 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
                                  seconds=sum(d["seconds"] for d in done),
                                  **{k: voted[k] for k in ("dice", "volume_ratio", "hd95_mm")}))
     p(1.0, "done")
-    figures = {"specimens": [s.id for s in targets], "data": str(data),
+    figures = {"specimens": [s.id for s in targets], "data": str(data), "peers": not no_peers,
                "versions": [asdict(v) for v in VERSIONS]}
     for version in VERSIONS:
         sel = [r for r in rows if r["version"] == version.name]

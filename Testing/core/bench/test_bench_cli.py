@@ -19,6 +19,7 @@ import pytest
 from conftest import REAL_CT
 
 from cochleaai import bench
+from cochleaai.bench import segment_versions
 from cochleaai.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -105,6 +106,23 @@ def test_every_benchmark_runs_tiny_from_the_command_line(name, tmp_path, capsys,
     assert f"benchmark: {name}" in out and "figures written to" in out
     record = json.loads((tmp_path / f"{name}.json").read_text())
     assert record["benchmark"] == name and record["figures"]
+
+
+def test_segment_versions_without_the_peer_needs_no_elastix(tmp_path, capsys, monkeypatch, restore_threads):
+    data = data_path("segment-versions")
+    if data is None:
+        pytest.skip("bench segment-versions needs the real-CT development data, not here")
+    monkeypatch.setattr(segment_versions, "load_itk", lambda: pytest.fail("asked for itk-elastix"))
+    out_json = tmp_path / "versions.json"
+    code = main(["bench", "segment-versions", "--tiny", "--no-peers", "--quiet", "--json", str(out_json),
+                 "--data", str(data)])
+    assert code == 0, capsys.readouterr().err
+    figures = json.loads(out_json.read_text())["figures"]
+    rows = figures["per_specimen"]
+    assert figures["peers"] is False
+    assert {r["method"] for r in rows} == {"ours", segment_versions.WEDGE_METHOD, "label through the grid"}
+    assert len(rows) == 3 * len(figures["versions"]) and all(0.0 <= r["dice"] <= 1.0 for r in rows)
+    assert not any(key.startswith(("atlas", "clinical_0.5_mm/atlas")) for key in figures)
 
 
 def test_make_bench_runs_every_benchmark_with_options_it_takes():
