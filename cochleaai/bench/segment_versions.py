@@ -85,8 +85,10 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
     with torch_threads(1):
         for n, target in enumerate(targets):
             registrations.progress = p.stage(n / len(targets), (n + 0.5) / len(targets))
-            chosen = [] if no_peers else \
-                [a for a, _ in choose_atlases(registrations, target, targets, specimens, quick or tiny)[0][:3]]
+            chosen = []
+            if not no_peers:
+                ranked, _ = choose_atlases(registrations, target, targets, specimens, quick or tiny)
+                chosen = [a for a, _ in ranked[:3]]
             labels, part = registrations.truth(target.id)
             ct = target.ct()
             for m, version in enumerate(VERSIONS):
