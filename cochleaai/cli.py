@@ -71,7 +71,7 @@ def _cmd_shape(args) -> int:
 
 def _cmd_bench(args) -> int:
     if args.json:
-        OutputPlan(force=True).file(args.json, "figures file")   # figures are re-run at will
+        bench.check_figures_file(args.json)
     fn, _ = bench.registry()[args.name]
     # the benchmark's own options only (its parser refused the others); unset ones keep run's defaults
     own = {bench.dest(flag, kwargs): getattr(args, bench.dest(flag, kwargs))

@@ -17,7 +17,8 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-from cochleaai.io.outputs import write_text_whole
+from cochleaai.errors import CochleaAIError
+from cochleaai.io.outputs import OutputPlan, write_text_whole
 
 #: What every benchmark's ``run`` takes, whatever its own options: ``quick`` (a shorter
 #: run), ``tiny`` (the same code on the smallest work, seconds: a smoke test whose figures
@@ -102,6 +103,32 @@ def format_table(name: str, figures: dict) -> str:
 
 def _pairs(row: dict) -> str:
     return ", ".join(f"{a}={b:.4g}" if isinstance(b, float) else f"{a}={b}" for a, b in row.items())
+
+
+#: A figures file larger than this is not read to see whether it is one (a scan, not a record).
+_RECORD_MAX_BYTES = 50_000_000
+
+
+def _is_figures_record(path: Path) -> bool:
+    """Whether ``path`` holds an earlier run's figures (what :func:`write_json` writes)."""
+    if path.stat().st_size > _RECORD_MAX_BYTES:
+        return False
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(record, dict) and "benchmark" in record and "figures" in record
+
+
+def check_figures_file(path) -> Path:
+    """The ``--json`` file, checked before the run: figures are re-run at will, so an earlier
+    figures file is replaced, but anything else already there (a scan, a label, a table given
+    by mistake) may be the user's and is never written over."""
+    path = Path(path)
+    if path.is_file() and not _is_figures_record(path):
+        raise CochleaAIError(f"'{path}' already exists and is not a benchmark figures file; choose another "
+                             "--json name (only an earlier run's figures are replaced).")
+    return OutputPlan(force=True).file(path, "figures file")
 
 
 def write_json(path, name: str, figures: dict) -> Path:

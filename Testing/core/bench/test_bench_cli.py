@@ -108,6 +108,18 @@ def test_every_benchmark_runs_tiny_from_the_command_line(name, tmp_path, capsys,
     assert record["benchmark"] == name and record["figures"]
 
 
+def test_json_never_writes_over_a_file_that_is_not_earlier_figures(tmp_path, capsys):
+    scan = tmp_path / "scan.nii.gz"
+    scan.write_bytes(b"\x1f\x8b not figures")
+    assert main(["bench", "sdf", "--tiny", "--quiet", "--json", str(scan)]) == 2
+    out, err = capsys.readouterr()
+    assert "not a benchmark figures file" in err and "benchmark: sdf" not in out     # refused before the run
+    assert scan.read_bytes() == b"\x1f\x8b not figures"
+    earlier = tmp_path / "sdf.json"
+    bench.write_json(earlier, "sdf", {"old": 1})
+    assert bench.check_figures_file(earlier) == earlier       # an earlier run's figures: replaced at will
+
+
 def test_segment_versions_without_the_peer_needs_no_elastix(tmp_path, capsys, monkeypatch, restore_threads):
     data = data_path("segment-versions")
     if data is None:
