@@ -26,11 +26,12 @@ from cochleaai.progress import Progress
 PEERS = (("atlas", "3 points", 1, "3 points"),
          ("atlas vote of 3", "3 points", 3, "3 points"),
          ("atlas", "centre + rotation search", 1, "centre only"))
-#: Our three-point segmentation with the vestibule's wedge, labelled like the data set's
-#: cylinder-cut cochlear part that the atlas's label carries (a variant of bench segment-real).
-WEDGE = "3 points + vestibule wedge"
+#: Our three-point segmentation without the vestibule's wedge: the cochlea alone, not labelled
+#: like the data set's cylinder-cut cochlear part that the atlas's label (and our default)
+#: carries (a variant of bench segment-real).
+COCHLEA_ALONE = "3 points, cochlea alone"
 #: Our starts shown beside the peer.
-OURS = ("3 points", "centre only", WEDGE)
+OURS = ("3 points", "centre only", COCHLEA_ALONE)
 QUICK_TARGETS = 2
 QUICK_CANDIDATES = 3
 COLUMNS = ("dice", "volume_ratio", "hd95_mm", "seconds")
@@ -39,7 +40,7 @@ COLUMNS = ("dice", "volume_ratio", "hd95_mm", "seconds")
 def figure_key(name: str) -> str:
     """A figure name's part for a start or method: ``"centre + rotation search"`` ->
     ``centre_rotation_search``."""
-    return name.replace(" + ", "_").replace(" ", "_").replace("-", "_")
+    return name.replace(" + ", "_").replace(",", "").replace(" ", "_").replace("-", "_")
 
 
 class Registrations:
@@ -138,7 +139,7 @@ def figures(rows: List[dict], registrations: int, choice_seconds: float) -> dict
             key = figure_key(f"{name} {start}")
             out.update({f"peers/{key}/{k}": v for k, v in summary[(name, start)].items()})
     for name, start, _, theirs in PEERS:
-        for mine in (theirs, WEDGE) if theirs == "3 points" else (theirs,):
+        for mine in (theirs, COCHLEA_ALONE) if theirs == "3 points" else (theirs,):
             if (name, start) in summary and ("ours", mine) in summary:
                 key = f"peers/{figure_key(f'{name} {start}')}_vs_ours_{figure_key(mine)}"
                 for k in ("dice_mean", "hd95_mm_mean", "sec_median"):

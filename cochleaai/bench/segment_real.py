@@ -8,9 +8,10 @@ the default segmentation is scored against the cochlear part of
 the expert label: Dice, volume ratio and HD95 (mm) of the label map, Dice of the shape
 model region, errors (mm) of the fitted apex, centre and round window against the expert
 points that the start did not give, the quality-control flag and the seconds per volume.
-Beside the default, on the three-point start: the 12-parameter variant, the thesis's
-shape-model label map, and the label map with the vestibule's wedge (labelled like the data
-set's cylinder-cut cochlear part, as the atlas peer's label is). The quality control is
+Beside the default (whose label map holds the vestibule's wedge, like the data set's
+cylinder-cut cochlear part and the atlas peer's label), on the three-point start: the
+12-parameter variant, the thesis's shape-model label map, and the label map of the cochlea
+alone (no wedge). The quality control is
 scored on starts that should fail: the expert points with the wrong side, the three points
 moved 3 mm (a seeded random direction per specimen), and the centre point put on the
 vestibule landmark; the figures count how
@@ -31,7 +32,7 @@ from cochleaai.bench.segment import TINY_FIT
 from cochleaai.errors import CochleaAIError
 from cochleaai.peers.atlas import load_itk
 from cochleaai.progress import Progress
-from cochleaai.segmentation.config import CYLINDER_LABEL_WEDGE_DEG, SegmentConfig
+from cochleaai.segmentation.config import COCHLEA_ALONE_DEG, SegmentConfig
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.pose import LANDMARK_OF_ROLE
 from cochleaai.threads import torch_threads
@@ -54,7 +55,7 @@ STARTS = (("3 points", ("center", "apex", "round window")),
 CROP_MM = 13.0
 #: Variants run beside the default on the three-point start: (name, settings changes).
 VARIANTS = (("12 parameters", {"n_params": 12}), ("shape-model label map", {"label_map": "shape-model"}),
-            (segment_peers.WEDGE, {"vestibule_wedge_deg": CYLINDER_LABEL_WEDGE_DEG}))
+            (segment_peers.COCHLEA_ALONE, {"vestibule_wedge_deg": COCHLEA_ALONE_DEG}))
 #: Starts that should fail, for the quality control: name -> (points, side) of a specimen.
 FAILING = ("wrong side", "points 3 mm off", "centre on the vestibule")
 FAILED_DICE = 0.75

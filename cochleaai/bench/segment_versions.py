@@ -9,9 +9,9 @@ vote of three, chosen leave-one-out on the original scans as in ``bench segment-
 part of the expert label (:func:`cochleaai.realct.score_segmentation`), beside the label
 itself pushed through the version's blur and grid: the best answer on the scan's own grid.
 Ours is a continuous surface with a label map on a 0.2 mm grid, so it may beat that
-ceiling; the atlas's label lands on the scan's grid. Ours runs twice: the cochlea alone,
-and with the vestibule's wedge (``SegmentConfig.vestibule_wedge_deg``), labelled like the
-cylinder-cut cochlear part that the atlas's label carries. ``--quick``: two specimens, atlases
+ceiling; the atlas's label lands on the scan's grid. Ours runs twice: by default, with the
+vestibule's wedge (``SegmentConfig.vestibule_wedge_deg``), labelled like the cylinder-cut
+cochlear part that the atlas's label carries, and the cochlea alone. ``--quick``: two specimens, atlases
 chosen among three others; ``--tiny``: one specimen, short fits and elastix's smoke-test
 schedule (figures that mean nothing). Needs the ``peers`` extra (itk-elastix), except with
 ``--no-peers``: ours and the ceiling alone, on every specimen in a few minutes.
@@ -30,7 +30,7 @@ from cochleaai.bench.segment_peers import QUICK_TARGETS, Registrations, choose_a
 from cochleaai.errors import CochleaAIError
 from cochleaai.peers.atlas import load_itk, vote
 from cochleaai.progress import Progress
-from cochleaai.segmentation.config import CYLINDER_LABEL_WEDGE_DEG, SegmentConfig
+from cochleaai.segmentation.config import COCHLEA_ALONE_DEG, SegmentConfig
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.threads import torch_threads
 
@@ -42,10 +42,11 @@ DATA = "../shared/data/real-ct"
 OPTIONS = [("--data", {"help": f"a folder of specimens with expert labels (from the project root: {DATA})"}),
            ("--no-peers", {"action": "store_true",
                            "help": "ours and the label-through-the-grid ceiling only: no atlas peer, no itk-elastix"})]
-#: Ours with the vestibule's wedge: labelled like the cylinder-cut cochlear part the atlas carries.
-WEDGE_METHOD = "ours + vestibule wedge"
+#: Ours without the vestibule's wedge (the default has it, like the cylinder-cut cochlear
+#: part the atlas carries): the cochlea alone.
+COCHLEA_ALONE_METHOD = "ours, cochlea alone"
 #: The methods of the table, in its order.
-METHODS = ("ours", WEDGE_METHOD, "atlas", "atlas vote of 3", "label through the grid")
+METHODS = ("ours", COCHLEA_ALONE_METHOD, "atlas", "atlas vote of 3", "label through the grid")
 
 
 def _summary(rows) -> dict:
@@ -60,7 +61,7 @@ def _summary(rows) -> dict:
         out[f"{key}/hd95_mm_mean"] = float(np.mean([r["hd95_mm"] for r in sel]))
         if method != "label through the grid":
             out[f"{key}/sec_median"] = float(np.median([r["seconds"] for r in sel]))
-    for mine in ("ours", WEDGE_METHOD):
+    for mine in ("ours", COCHLEA_ALONE_METHOD):
         key = figure_key(mine)
         out[f"{key}_minus_ceiling/dice_mean"] = out[f"{key}/dice_mean"] - out["label_through_the_grid/dice_mean"]
         for peer in [m for m in ("atlas", "atlas vote of 3") if m in methods]:
@@ -99,10 +100,9 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
                 ceiling = label_through_grid(labels.copy(part.astype(np.uint8)), version.spacing_mm)
                 rows.append(dict(common, method="label through the grid",
                                  **realct.score_segmentation(ceiling, labels, target, part)))
-                for method, wedge in (("ours", 0.0), (WEDGE_METHOD, CYLINDER_LABEL_WEDGE_DEG)):
+                for method, alone in (("ours", {}), (COCHLEA_ALONE_METHOD, {"vestibule_wedge_deg": COCHLEA_ALONE_DEG})):
                     t0 = time.perf_counter()
-                    fit = segment(scan, target.points(),
-                                  SegmentConfig(side=target.side, vestibule_wedge_deg=wedge, **changes))
+                    fit = segment(scan, target.points(), SegmentConfig(side=target.side, **changes, **alone))
                     rows.append(dict(common, method=method, seconds=time.perf_counter() - t0,
                                      suspect=bool(fit.quality["suspect"]),
                                      **realct.score_segmentation(fit.sroi, labels, target, part)))

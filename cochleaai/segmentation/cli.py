@@ -16,7 +16,7 @@ from cochleaai.io.models import write_vtk_model
 from cochleaai.io.outputs import OutputPlan, write_text_whole
 from cochleaai.progress import tqdm_progress
 from cochleaai.segmentation.calibration import calibrate
-from cochleaai.segmentation.config import CYLINDER_LABEL_WEDGE_DEG, SegmentConfig
+from cochleaai.segmentation.config import COCHLEA_ALONE_DEG, SegmentConfig
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.pose import parse_points
 from cochleaai.segmentation.quality import suspect_reasons
@@ -181,9 +181,10 @@ def _common(p) -> None:
     p.add_argument("--vestibule-wedge", type=arguments.real(minimum=0.0, maximum=90.0),
                    default=d.vestibule_wedge_deg, metavar="DEG",
                    help="also label the lumen up to DEG degrees past the round window along the duct's "
-                        "continuation: the part of the vestibule that cylinder-cut 'cochlear part' labels "
-                        f"include ({CYLINDER_LABEL_WEDGE_DEG:g} matches those of Wimmer et al. 2019); default "
-                        f"{d.vestibule_wedge_deg:g}: the cochlea only")
+                        "continuation: the part of the vestibule next to the oval window that expert "
+                        "'cochlear part' labels cut by a cylinder around the modiolus hold (default "
+                        f"{d.vestibule_wedge_deg:g}, like those of Wimmer et al. 2019); "
+                        f"{COCHLEA_ALONE_DEG:g}: the cochlea alone")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -21,8 +21,12 @@ SMOKE_FIT = {"outer_iterations": 1, "samples": 0, "search_start": False, "fit_su
 #: The vestibule's wedge (degrees, ``SegmentConfig.vestibule_wedge_deg``) that matches labels of
 #: the cochlea cut by a cylinder around the modiolus, as the "cochlear part" of Wimmer et al.
 #: (2019): on their six development specimens the lumen such labels hold past the model's
-#: round window lies 5-40 degrees past it, nearest the oval window.
+#: round window lies 5-40 degrees past it, nearest the oval window. The default: expert labels
+#: of the cochlea on real CT (this data set's, and an atlas's cut like them) keep that part.
 CYLINDER_LABEL_WEDGE_DEG = 45.0
+#: No wedge: the label map holds the cochlea alone, as a phantom's truth does (its "Cochlea"
+#: stops at the round window; the lumen past it is its vestibule segment).
+COCHLEA_ALONE_DEG = 0.0
 
 
 @dataclass
@@ -32,10 +36,11 @@ class SegmentConfig:
     label_map: str = "lumen-wall"     # final label map: "lumen-wall" (follows the image near the
                                       # fitted surface) or "shape-model" (the thesis's posterior)
     label_band_mm: float = 0.75       # how far outside the fitted surface the lumen-wall map may reach
-    vestibule_wedge_deg: float = 0.0  # also label the lumen this far (degrees) past the round
-                                      # window, along the duct's continuation: the part of the
-                                      # vestibule that "cochlear part" labels cut by a cylinder
-                                      # around the modiolus include (see docs); 0: the cochlea only
+    vestibule_wedge_deg: float = CYLINDER_LABEL_WEDGE_DEG  # also label the lumen this far
+                                      # (degrees) past the round window, along the duct's
+                                      # continuation: the part of the vestibule that "cochlear
+                                      # part" labels cut by a cylinder around the modiolus include
+                                      # (see docs); COCHLEA_ALONE_DEG (0): the cochlea only
     outer_iterations: int = 12        # EM rounds
     fit_subsample: int = 2            # fit on every n-th voxel per axis (0.4 mm)
     samples: int = 100                # posterior draws for uncertainty and measures

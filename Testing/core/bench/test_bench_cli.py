@@ -132,7 +132,7 @@ def test_segment_versions_without_the_peer_needs_no_elastix(tmp_path, capsys, mo
     figures = json.loads(out_json.read_text())["figures"]
     rows = figures["per_specimen"]
     assert figures["peers"] is False
-    assert {r["method"] for r in rows} == {"ours", segment_versions.WEDGE_METHOD, "label through the grid"}
+    assert {r["method"] for r in rows} == {"ours", segment_versions.COCHLEA_ALONE_METHOD, "label through the grid"}
     assert len(rows) == 3 * len(figures["versions"]) and all(0.0 <= r["dice"] <= 1.0 for r in rows)
     assert not any(key.startswith(("atlas", "clinical_0.5_mm/atlas")) for key in figures)
 

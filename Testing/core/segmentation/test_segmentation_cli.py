@@ -88,11 +88,11 @@ def test_settings_options_reach_the_fit_settings():
     assert (default.n_params, default.label_map) == (10, "lumen-wall")
     args = build_parser().parse_args(["segment", "ct.nrrd", "--out", "o", "--no-orientation-search",
                                       "--parameters", "12", "--label-map", "shape-model", "--label-band", "0.5",
-                                      "--any-orientation", "--vestibule-wedge", "45"])
+                                      "--any-orientation", "--vestibule-wedge", "0"])
     s = _settings(args)
     assert (s.search_orientation, s.n_params, s.label_map, s.label_band_mm) == (False, 12, "shape-model", 0.5)
     assert s.any_orientation and not default.any_orientation
-    assert (s.vestibule_wedge_deg, default.vestibule_wedge_deg) == (45.0, 0.0)
+    assert (s.vestibule_wedge_deg, default.vestibule_wedge_deg) == (0.0, 45.0)
 
 
 def test_calibrate_shape_command_is_registered():

@@ -14,7 +14,7 @@ from cochleaai.segmentation.logistic import FitConfig, fit_logistic_shape
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.pose import initial_theta, parse_points
 from cochleaai.segmentation.quality import CAPSULE_SUSPECT_HU, capsule_contrast, quality_score, suspect_reasons
-from cochleaai.segmentation.config import CYLINDER_LABEL_WEDGE_DEG, SegmentConfig
+from cochleaai.segmentation.config import COCHLEA_ALONE_DEG, CYLINDER_LABEL_WEDGE_DEG, SegmentConfig
 from cochleaai.segmentation.shapes import CochleaShape, Sphere
 from cochleaai.shape import CochleaModel, default_params
 from cochleaai.shape.measures import clinical_measures, measure_summaries
@@ -30,7 +30,8 @@ def phantom():
 
 @pytest.fixture(scope="module")
 def result(phantom):
-    return segment(phantom.ct, settings=SegmentConfig(samples=40))
+    # labelled like the phantom's truth: the cochlea alone
+    return segment(phantom.ct, settings=SegmentConfig(samples=40, vestibule_wedge_deg=COCHLEA_ALONE_DEG))
 
 
 def _truth_on(result, ph):
@@ -66,9 +67,10 @@ def test_the_measures_carry_the_plan_s_calibrated_spread(phantom, result):
 
 
 def test_the_vestibule_wedge_costs_dice_where_the_label_is_the_cochlea_alone(phantom, result):
-    # the phantom's truth calls the lumen past the round window vestibule: the wedge, made for
-    # cylinder-cut labels, labels it too, which is why the default leaves it out
-    wedged = segment(phantom.ct, settings=SegmentConfig(samples=0, vestibule_wedge_deg=CYLINDER_LABEL_WEDGE_DEG))
+    # the phantom's truth calls the lumen past the round window vestibule: the default wedge,
+    # made for the cylinder-cut labels of real CT, labels it too
+    wedged = segment(phantom.ct, settings=SegmentConfig(samples=0))
+    assert SegmentConfig().vestibule_wedge_deg == CYLINDER_LABEL_WEDGE_DEG
     truth = _truth_on(result, phantom)
     plain_dice, wedge_dice = dice(result.sroi.array > 0, truth), dice(wedged.sroi.array > 0, truth)
     assert wedge_dice < plain_dice - 0.02
@@ -290,7 +292,7 @@ def test_uncalibrated_grey_values_still_segment(phantom, result):
 def test_the_vestibule_wedge_adds_the_vestibule_next_to_the_basal_end(phantom):
     """With ``vestibule_wedge_deg`` the label map also holds the lumen past the round window:
     on the phantom, whose vestibule joins the duct's basal end, what it adds is vestibule."""
-    plain = segment(phantom.ct, settings=SegmentConfig(samples=0))
+    plain = segment(phantom.ct, settings=SegmentConfig(samples=0, vestibule_wedge_deg=COCHLEA_ALONE_DEG))
     wedge = segment(phantom.ct, settings=SegmentConfig(samples=0, vestibule_wedge_deg=45.0))
     a, b = plain.sroi.array > 0, wedge.sroi.array > 0
     assert np.array_equal(plain.theta, wedge.theta)           # the fit is the same

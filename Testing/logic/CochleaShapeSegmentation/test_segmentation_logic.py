@@ -368,14 +368,14 @@ def test_widget_applies_the_panel_settings_through_the_logic(panel, fitted, monk
     assert node.GetParameter("side") == "right" and float(node.GetParameter("iterations")) == \
         SegmentConfig().outer_iterations
 
-    assert ui.vestibuleWedgeSpinBox.value == SegmentConfig().vestibule_wedge_deg == 0.0
+    assert ui.vestibuleWedgeSpinBox.value == SegmentConfig().vestibule_wedge_deg == 45.0
 
     for name, value in {"side": "left", "iterations": "5", "lRefFit": "0.3",
-                        "vestibuleWedge": "45"}.items():   # e.g. a saved scene
+                        "vestibuleWedge": "0"}.items():   # e.g. a saved scene
         node.SetParameter(name, value)
     widget.enter()
     assert ui.sideComboBox.currentIndex == 1 and ui.iterationsSpinBox.value == 5 and ui.lRefFitSpinBox.value == 0.3
-    assert ui.vestibuleWedgeSpinBox.value == 45.0
+    assert ui.vestibuleWedgeSpinBox.value == 0.0
 
     volume = fitted["phantom"]["volume"]
     ui.volumeSelector.setCurrentNode(volume)
@@ -395,7 +395,7 @@ def test_widget_applies_the_panel_settings_through_the_logic(panel, fitted, monk
     assert calls["errors"] == []
     settings = seen["settings"]
     assert (settings.side, settings.outer_iterations, settings.l_ref_fit, settings.vestibule_wedge_deg) == \
-        ("left", 5, 0.3, 45.0)
+        ("left", 5, 0.3, 0.0)
     assert fitted["scene"].GetNumberOfNodes() > count
     foreground = calls["layers"][-1]["foreground"]
     assert foreground.GetName().endswith(NODE_NAMES["probability"])

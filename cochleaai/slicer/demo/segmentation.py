@@ -17,7 +17,7 @@ from cochleaai.io import pyplot, save_figure
 from cochleaai.io.outputs import write_text_whole
 from cochleaai.metrics import dice
 from cochleaai.progress import Progress
-from cochleaai.segmentation.config import SegmentConfig
+from cochleaai.segmentation.config import COCHLEA_ALONE_DEG, SegmentConfig
 from cochleaai.segmentation.pipeline import segment
 from cochleaai.segmentation.pose import parse_points
 from cochleaai.shape.measures import clinical_measures
@@ -78,7 +78,10 @@ def demo_step(phantom, scene, out_dir, progress=None) -> dict:
     ``<out_dir>/segmentation/`` (summary.json, roi_slices.png) and return a summary."""
     p = Progress.wrap(progress)
     points = _points_from_landmarks(phantom.landmarks)
-    result = segment(phantom.ct, points, SegmentConfig(side="right"), progress=p.stage(0.0, 0.85))
+    # labelled like the phantom's truth, the cochlea alone (the default adds the vestibule's wedge
+    # that expert labels on real CT hold)
+    result = segment(phantom.ct, points, SegmentConfig(side="right", vestibule_wedge_deg=COCHLEA_ALONE_DEG),
+                     progress=p.stage(0.0, 0.85))
 
     p(0.86, "comparing with the phantom truth")
     truth = phantom.mask("Cochlea")
