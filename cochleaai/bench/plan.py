@@ -212,7 +212,8 @@ def run(quick: bool = False, tiny: bool = False, seed: int = 0, progress=None, o
             truth, result, seconds = segment_phantom(seed + k, fit)
             segment_secs.append(seconds)
             flagged += bool(result.quality.get("suspect"))
-            for name, s in (("calibrated", scale), ("posterior only", 1.0)):
+            # None: the shipped scale with its duct-length factors, as the plan command uses it
+            for name, s in (("calibrated", None), ("posterior only", 1.0)):
                 cases, row = score_plan(plan_from_segmentation(result, samples=SAMPLES, seed=seed + k,
                                                                interval_scale=s), truth, seed + k)
                 scored[name][0].extend(cases)

@@ -110,7 +110,8 @@ def _cmd_calibrate_plan(args) -> int:
     with tqdm_progress("calibrate-plan", disable=args.quiet) as progress:
         table = calibrate_intervals(args.first_seed, args.phantoms, fit=fit, progress=progress)
     out = write_text_whole(args.out, json.dumps(table, indent=1))
-    print(json.dumps({"out": str(out), "scale": table["scale"], "figures": table["figures"],
+    print(json.dumps({"out": str(out), "scale": table["scale"], "measure_factors": table["measure_factors"],
+                      "figures": table["figures"],
                       "coverage_at_scale_1": round(table["coverage_at_scale_1"], 3)}, indent=1))
     return 0
 
@@ -174,7 +175,8 @@ def add_commands(sub) -> None:
                        description="Segments roi phantoms from their true points, plans every catalogue array "
                                    "with the fit's posterior alone, and writes the split-conformal scale on the "
                                    "posterior that makes 95 in 100 of the intervals of depth, coverage and duct "
-                                   "length hold the truth (shipped as Resources/plan-intervals.json).")
+                                   "length hold the truth, then each duct length's own factor on its interval at "
+                                   "that scale (shipped as Resources/plan-intervals.json).")
     p.add_argument("--out", required=True, help="JSON file to write")
     p.add_argument("--first-seed", type=arguments.seed, default=CALIBRATION_FIRST_SEED,
                    help=f"seed of the first phantom (default {CALIBRATION_FIRST_SEED}; bench plan uses 0 onwards)")

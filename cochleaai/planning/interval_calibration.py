@@ -3,7 +3,8 @@
 Each calibration phantom (seeds :data:`CALIBRATION_FIRST_SEED` onwards; the benchmark's
 start at 0) is segmented from its true points and planned at scale 1; every scored figure
 gives the ratio of its error to its 95 % half-width, and the scale is their split-conformal
-quantile. ``python -m cochleaai calibrate-plan`` runs it and writes the shipped table.
+quantile. The same phantoms are then planned at that scale, and each duct length's factor is
+the conformal quantile of its own ratios there. ``python -m cochleaai calibrate-plan`` runs it and writes the shipped table.
 """
 from __future__ import annotations
 
@@ -90,27 +91,44 @@ def ratios_of(cases: list, rows: list) -> np.ndarray:
                     [r[f"{n}_ratio"] for r in rows for n in CDL_MEASURES], float)
 
 
+def measure_factors(fitted: list, scale: float, samples: int = CALIBRATION_SAMPLES) -> dict:
+    """Each duct length's factor on its interval at ``scale``: the conformal quantile of its
+    error ratios over ``fitted`` ((true parameters, segmentation, seed) per phantom); a length
+    with too few phantoms for it gets none."""
+    rows = [score_plan(plan_from_segmentation(result, arrays=[], samples=samples, seed=seed, interval_scale=scale),
+                       truth, seed)[1] for truth, result, seed in fitted]
+    factors = {name: conformal_scale([r[f"{name}_ratio"] for r in rows]) for name in CDL_MEASURES}
+    return {name: round(f, 3) for name, f in factors.items() if math.isfinite(f)}
+
+
 def calibrate_intervals(first_seed: int = CALIBRATION_FIRST_SEED, phantoms: int = CALIBRATION_PHANTOMS,
                         fit: Optional[dict] = None, samples: int = CALIBRATION_SAMPLES, progress=None) -> dict:
     """The table of :data:`INTERVAL_FILE`: the scale and what it was set on."""
     p = Progress.wrap(progress)
     if int(phantoms) < 1:
         raise CochleaAIError("The interval calibration needs at least one phantom.")
-    cases, rows = [], []
+    cases, rows, fitted = [], [], []
     for k in range(int(phantoms)):
-        p(k / phantoms, f"phantom {k + 1}/{phantoms}")
+        p(0.95 * k / phantoms, f"phantom {k + 1}/{phantoms}")
         truth, result, _ = segment_phantom(int(first_seed) + k, fit)
         plan = plan_from_segmentation(result, samples=samples, seed=int(first_seed) + k, interval_scale=1.0)
         c, r = score_plan(plan, truth, int(first_seed) + k)
         cases += c
         rows.append(r)
+        fitted.append((truth, result, int(first_seed) + k))
     ratios = ratios_of(cases, rows)
     scale = conformal_scale(ratios)
-    p(1.0, "done")
     if not math.isfinite(scale):
         raise CochleaAIError(f"{ratios.size} scored figures are too few for a {LEVEL:.0%} calibration; "
                              "use more phantoms.")
-    return {"scale": max(1.0, round(scale, 3)), "conformal_quantile": scale, "level": LEVEL,
+    shipped = max(1.0, round(scale, 3))
+    p(0.95, "the duct lengths' factors")
+    factors = measure_factors(fitted, shipped, samples)
+    p(1.0, "done")
+    return {"scale": shipped, "conformal_quantile": scale, "level": LEVEL,
+            "measure_factors": factors,
+            "measure_factor_method": "split-conformal quantile of |error| / (95 % half-width) of each duct length "
+                                     "at the scale above, on the same phantoms (none with too few phantoms)",
             "method": "split-conformal quantile of |error| / (95 % half-width) at scale 1, over the depth and "
                       "coverage of every catalogue array and the two duct lengths",
             "phantoms": {"first_seed": int(first_seed), "count": int(phantoms), "fov": "roi",

@@ -1,4 +1,5 @@
-"""How wide the plan's error bars must be: one scale on the fit's posterior, set on phantoms.
+"""How wide the plan's error bars must be: one scale on the fit's posterior, and a factor on
+each duct length's interval, set on phantoms.
 
 The segmentation's Laplace posterior measures how well the image pins the shape down when the
 model is right. Its dominant error is elsewhere: the model and the appearance mixtures are
@@ -17,6 +18,13 @@ truth. A scaled covariance widens every interval by the same factor for a linear
 parameters and nearly so here; ``bench plan`` measures the coverage that results on other
 phantoms. ``python -m cochleaai calibrate-plan`` redoes it and writes the table shipped in
 ``Resources/plan-intervals.json``.
+
+One scale for every figure still leaves some figures' intervals too wide: the lateral-wall
+duct length's held the truth in every benchmark phantom. So the calibration then plans its
+phantoms at that scale and sets, for each duct length, a factor of its own on its interval's
+half-width about the interval's centre (the same conformal quantile of error / half-width),
+kept in the table as ``measure_factors``. They apply with the shipped scale only: a scale
+given by hand (1 for the posterior alone) gets no factor.
 
 The scale is learned on phantoms: on real scans it assumes the fit errs about as much,
 relative to its posterior, as on phantoms. Nothing on the real specimens can check that
@@ -48,19 +56,29 @@ def conformal_scale(ratios, level: float = LEVEL) -> float:
     return float("inf") if rank > r.size else float(r[rank - 1])
 
 
-def load_interval_scale(path=None) -> float:
-    """The scale of the shipped table (or of ``path``), checked."""
+def load_interval_table(path=None) -> dict:
+    """The shipped table (or ``path``), checked: its ``scale`` and its ``measure_factors``
+    (measure name -> factor on that measure's interval; none in tables written before them)."""
     path = Path(path) if path is not None else INTERVAL_FILE
     try:
         table = json.loads(path.read_text(encoding="utf-8"))
         scale = float(table["scale"])
+        factors = {str(k): float(v) for k, v in dict(table.get("measure_factors") or {}).items()}
     except FileNotFoundError:
         raise CochleaAIError(f"The plan's interval table {path} is missing; reinstall the extension or "
                              "rebuild it with `python -m cochleaai calibrate-plan`.") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CochleaAIError(f"The plan's interval table {path} is unreadable ({exc}); reinstall the extension "
                              "or rebuild it with `python -m cochleaai calibrate-plan`.") from None
-    return check_interval_scale(scale)
+    if not all(math.isfinite(f) and f > 0 for f in factors.values()):
+        raise CochleaAIError(f"The plan's interval table {path} has a measure factor that is not a positive "
+                             "number; rebuild it with `python -m cochleaai calibrate-plan`.")
+    return {"scale": check_interval_scale(scale), "measure_factors": factors}
+
+
+def load_interval_scale(path=None) -> float:
+    """The scale of the shipped table (or of ``path``), checked."""
+    return load_interval_table(path)["scale"]
 
 
 def check_interval_scale(scale) -> float:
@@ -77,3 +95,26 @@ def check_interval_scale(scale) -> float:
 def resolve_interval_scale(scale=None) -> float:
     """``scale`` checked, or the shipped one when it is None."""
     return load_interval_scale() if scale is None else check_interval_scale(scale)
+
+
+def resolve_measure_factors(scale=None) -> dict:
+    """The shipped measure factors when ``scale`` is None (the shipped scale), else none: they
+    were set at the shipped scale only."""
+    return load_interval_table()["measure_factors"] if scale is None else {}
+
+
+def rescaled(s: dict, factor: float) -> dict:
+    """A figure's summary (``low``, ``high``, ``sd``; ``std`` where present) with its interval's
+    half-widths about the interval's centre and its sd multiplied by ``factor``; the value and
+    the mean stay."""
+    centre = 0.5 * (s["low"] + s["high"])
+    out = dict(s, low=centre - factor * (centre - s["low"]), high=centre + factor * (s["high"] - centre),
+               sd=factor * s["sd"])
+    if "std" in s:
+        out["std"] = factor * s["std"]
+    return out
+
+
+def with_measure_factors(summaries: dict, factors: dict) -> dict:
+    """``summaries`` (measure name -> summary) with each measure that has a factor rescaled."""
+    return {name: rescaled(s, factors[name]) if name in factors else s for name, s in summaries.items()}

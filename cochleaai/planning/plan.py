@@ -9,7 +9,8 @@ organ of Corti, and the spiral-ganglion map for the angle-based view). Each figu
 as its value for the fitted shape, the mean and standard deviation over the draws, and the
 central 95 % interval. The draws come from the posterior with its covariance scaled by the
 calibrated interval scale (:mod:`.interval_scale`): the posterior alone is far too narrow.
-The cochlea's measures are summarised over the same draws. The arrays are ranked by how
+The cochlea's measures are summarised over the same draws (the duct lengths' intervals with
+their own calibrated factors). The arrays are ranked by how
 close their coverage of the organ of Corti comes to the coverage the user asks for.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.planning import catalogue, literature
-from cochleaai.planning.interval_scale import resolve_interval_scale
+from cochleaai.planning.interval_scale import resolve_interval_scale, resolve_measure_factors, with_measure_factors
 from cochleaai.planning.paths import cumulative_lengths, full_insertion
 from cochleaai.progress import Progress
 from cochleaai.segmentation.quality import suspect_reasons
@@ -133,7 +134,8 @@ def plan_insertions(theta, covariance, side: str = "right", arrays: Optional[Seq
     ``target_coverage``: the share (0-1) of the organ of Corti the user wants covered; the
     arrays come back ranked by how close their mean coverage is to it.
     ``interval_scale``: the factor on the posterior's standard deviations (default: the
-    calibrated one of ``Resources/plan-intervals.json``; 1 for the posterior alone).
+    calibrated one of ``Resources/plan-intervals.json``, with its duct-length factors; 1 for the
+    posterior alone).
     """
     started = time.perf_counter()
     p = Progress.wrap(progress)
@@ -144,6 +146,7 @@ def plan_insertions(theta, covariance, side: str = "right", arrays: Optional[Seq
         raise CochleaAIError("A plan needs at least 10 posterior draws for its error bars.")
     models = [catalogue.get(a) for a in (arrays if arrays is not None else catalogue.ARRAYS)]
     scale = resolve_interval_scale(interval_scale)
+    factors = resolve_measure_factors(interval_scale)
     shapes = posterior_deformables(theta, covariance, samples, seed, scale)
     runs = {m.key: [] for m in models}
     for i, shape in enumerate(shapes):
@@ -161,7 +164,7 @@ def plan_insertions(theta, covariance, side: str = "right", arrays: Optional[Seq
         warnings.append(f"Check the fitted cochlea before using this plan: the segmentation may be wrong "
                         f"({reasons}). The depths and frequencies below are only as good as that fit.")
     p(0.95, "measures over the draws")
-    summaries = measure_summaries(shapes, measures)
+    summaries = with_measure_factors(measure_summaries(shapes, measures), factors)
     p(1.0, "plan ready")
     return CochleaPlan(side, target_pct, plans, summaries, dict(quality or {}), int(samples),
                        int(seed), time.perf_counter() - started, warnings, scale)

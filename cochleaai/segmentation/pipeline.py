@@ -35,7 +35,7 @@ from scipy import ndimage
 from scipy.special import expit
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.planning.interval_scale import resolve_interval_scale
+from cochleaai.planning.interval_scale import resolve_interval_scale, resolve_measure_factors, with_measure_factors
 from cochleaai.progress import Progress
 from cochleaai.segmentation.appearance import (START_LUMEN_DEPTH_MM, START_WALL_SHELL_MM, AppearanceModel,
                                                appearance_around_shape, em_step, initial_appearance,
@@ -189,6 +189,7 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     check_volume(volume)
     # the measures' spread: a missing or damaged table stops the job before the fit, not after it
     interval_scale = resolve_interval_scale(settings.interval_scale)
+    measure_factors = resolve_measure_factors(settings.interval_scale)
     points = {k: np.asarray(v, float) for k, v in (points or {}).items()}
     for role, point in points.items():
         if role not in POINT_ROLES:
@@ -334,7 +335,8 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     # held the true duct lengths in none of 24 cases): they take the implant plan's calibrated,
     # wider spread, and the mean of those draws is the figure shown (nearer the truth on
     # phantoms than the fitted shape's value, which stays beside it)
-    measures = measure_summaries(posterior_thetas(fit.theta, cov, settings.samples, settings.seed, interval_scale))
+    measures = with_measure_factors(measure_summaries(
+        posterior_thetas(fit.theta, cov, settings.samples, settings.seed, interval_scale)), measure_factors)
 
     def as_volume(a, dtype):
         return roi.copy(np.asarray(a).reshape(roi.shape).astype(dtype))
@@ -351,6 +353,7 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
         uncertainty=as_volume(entropy, np.float32), sroi=sroi, ssi=ssi, theta=fit.theta,
         covariance=cov, side=settings.side, measures=measures, quality=quality,
         initial_theta=theta0, iterations=len(fit.history), seconds=time.perf_counter() - t0,
-        interval_scale=interval_scale,
+        interval_scale=interval_scale, measure_factors=measure_factors,
+        vestibule_wedge_deg=settings.vestibule_wedge_deg if settings.label_map == "lumen-wall" else 0.0,
         timings={k: round(v, 3) for k, v in timings.items()},
         appearance={"fit": fit.appearance.as_dict(), "final": final_app}, history=fit.history)

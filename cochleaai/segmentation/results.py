@@ -39,6 +39,9 @@ class CochleaSegmentation:
     appearance: dict
     history: list = field(default_factory=list, repr=False)
     interval_scale: float = 1.0       # the measures' draws took the posterior's sd times this
+    measure_factors: Dict[str, float] = field(default_factory=dict)  # and these measures' intervals
+                                      # these factors (interval_scale.with_measure_factors)
+    vestibule_wedge_deg: float = 0.0  # the label map's wedge past the round window (0: the cochlea alone)
 
     @property
     def model(self) -> CochleaModel:
@@ -85,6 +88,8 @@ class CochleaSegmentation:
                 "theta": self.theta.tolist(), "covariance": self.covariance.tolist(),
                 "initial_theta": self.initial_theta.tolist(),
                 "measures": self.measures, "measures_interval_scale": self.interval_scale,
+                "measures_interval_factors": self.measure_factors,
+                "label_map_vestibule_wedge_deg": self.vestibule_wedge_deg,
                 "quality": self.quality,
                 "iterations": self.iterations, "seconds": round(self.seconds, 2),
                 "timings": self.timings,

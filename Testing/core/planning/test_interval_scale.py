@@ -15,7 +15,8 @@ from cochleaai.errors import EXIT_USER_ERROR, CochleaAIError
 from cochleaai.planning import cli as planning_cli
 from cochleaai.planning import interval_scale
 from cochleaai.planning.interval_scale import (INTERVAL_FILE, check_interval_scale, conformal_scale,
-                                               load_interval_scale)
+                                               load_interval_scale, load_interval_table, rescaled,
+                                               with_measure_factors)
 from cochleaai.planning.interval_calibration import score_plan, segment_phantom
 from cochleaai.planning.plan import plan_from_segmentation, plan_insertions
 from cochleaai.shape import default_params
@@ -38,11 +39,43 @@ def test_the_shipped_table_loads_and_never_narrows_the_posterior():
     assert load_interval_scale() == pytest.approx(table["scale"]) and table["scale"] >= 1.0
     assert table["phantoms"]["first_seed"] >= 1000            # not the benchmark's phantoms
     assert table["figures"] >= 100
+    # each duct length has its own factor on its interval; the lateral wall's intervals held the
+    # truth in every benchmark phantom at the pooled scale, so its factor narrows them
+    factors = load_interval_table()["measure_factors"]
+    assert set(factors) == {"cdl_organ_of_corti_mm", "cdl_lateral_wall_mm"}
+    assert factors["cdl_lateral_wall_mm"] < 1.0 and all(f > 0 for f in factors.values())
+
+
+def test_a_measure_factor_rescales_the_interval_about_its_centre():
+    s = {"value": 30.0, "mean": 31.0, "sd": 2.0, "std": 2.0, "low": 27.0, "high": 35.0}   # centre 31
+    half = rescaled(s, 0.5)
+    assert (half["low"], half["high"], half["sd"], half["std"]) == (29.0, 33.0, 1.0, 1.0)
+    assert (half["value"], half["mean"]) == (30.0, 31.0) and s["low"] == 27.0      # the input is kept
+    lopsided = rescaled(dict(s, low=25.0), 2.0)                                    # centre 30
+    assert (lopsided["low"], lopsided["high"]) == (20.0, 40.0)
+    both = with_measure_factors({"a": s, "b": s}, {"a": 0.5})
+    assert both["b"] is s and both["a"]["high"] == 33.0
+
+
+def test_the_plan_at_the_shipped_scale_takes_the_duct_length_factors():
+    theta = default_params()
+    covariance = np.diag([0.05 ** 2, 0.003 ** 2, 0.03 ** 2, 0.03 ** 2] + [1e-12] * 6)
+    shipped = plan_insertions(theta, covariance, arrays=["flex28"], samples=60, seed=3)
+    by_hand = plan_insertions(theta, covariance, arrays=["flex28"], samples=60, seed=3,
+                              interval_scale=load_interval_scale())
+    assert shipped.arrays[0].apical_deg == by_hand.arrays[0].apical_deg           # the arrays: the scale alone
+    for name, factor in load_interval_table()["measure_factors"].items():
+        a, b = shipped.measures[name], by_hand.measures[name]
+        assert a["high"] - a["low"] == pytest.approx(factor * (b["high"] - b["low"]))
+        assert a["mean"] == b["mean"] and a["sd"] == pytest.approx(factor * b["sd"])
 
 
 @pytest.mark.parametrize("text, words", [(None, "missing"), ("{not json", "unreadable"),
                                          ('{"scale": "wide"}', "unreadable"), ('{"other": 2}', "unreadable"),
-                                         ('{"scale": 0.5}', "at least 1"), ('{"scale": NaN}', "at least 1")])
+                                         ('{"scale": 0.5}', "at least 1"), ('{"scale": NaN}', "at least 1"),
+                                         ('{"scale": 2, "measure_factors": [1]}', "unreadable"),
+                                         ('{"scale": 2, "measure_factors": {"cdl_lateral_wall_mm": -1}}',
+                                          "positive")])
 def test_a_bad_table_is_refused_with_what_to_do(tmp_path, text, words):
     path = tmp_path / "plan-intervals.json"
     if text is not None:
@@ -81,6 +114,7 @@ def test_calibrate_plan_runs_from_the_command_line(tmp_path):
     assert table["figures"] == 2 * (16 + 2)        # 8 arrays x (depth, coverage) + 2 duct lengths per phantom
     assert table["scale"] == max(1.0, round(table["conformal_quantile"], 3))     # never narrower
     assert 0.0 <= table["coverage_at_scale_1"] <= 1.0
+    assert table["measure_factors"] == {}          # two phantoms are too few for a duct length's own factor
     assert table["phantoms"] == {"first_seed": 2000, "count": 2, "fov": "roi",
                                  "start": "true centre, apex and round-window points"}
     printed = json.loads(done.stdout)

@@ -31,6 +31,8 @@ def test_segment_command_writes_files_that_read_back(tmp_path):
     shape = json.loads((out / "shape.json").read_text())
     assert set(shape["measures"]["cdl_lateral_wall_mm"]) == {"value", "mean", "sd", "std", "low", "high"}
     assert shape["measures_interval_scale"] > 1          # the calibrated spread of the plan
+    assert set(shape["measures_interval_factors"]) == {"cdl_organ_of_corti_mm", "cdl_lateral_wall_mm"}
+    assert shape["label_map_vestibule_wedge_deg"] == 45.0      # the default, recorded with the files
     assert len(shape["theta"]) == 10 and np.array(shape["covariance"]).shape == (10, 10)
     curve = io.read_markups(out / "centerline.mrk.json")
     assert curve.labels[0] == "0 deg" and curve.labels[-1].endswith("deg")
