@@ -4,7 +4,8 @@ Each calibration phantom (seeds :data:`CALIBRATION_FIRST_SEED` onwards; the benc
 start at 0) is segmented from its true points and planned at scale 1; every scored figure
 gives the ratio of its error to its 95 % half-width, and the scale is their split-conformal
 quantile. The same phantoms are then planned at that scale, and each duct length's factor is
-the conformal quantile of its own ratios there. ``python -m cochleaai calibrate-plan`` runs it and writes the shipped table.
+the conformal quantile of its own ratios there. ``python -m cochleaai calibrate-plan`` runs it
+and writes the shipped table.
 """
 from __future__ import annotations
 
