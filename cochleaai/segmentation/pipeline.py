@@ -21,6 +21,10 @@
    within 1.5 mm of the surface); clinical measures over the same draws.
 7. Unsupervised quality control (:mod:`.quality`).
 
+``relabel(result, vestibule_wedge_deg)`` redoes step 6's lumen-wall label map (and the quality
+control that reads it) for another vestibule's wedge without refitting: the same result as
+segmenting again with that setting.
+
 The settings and the result are in :mod:`.results`.
 """
 from __future__ import annotations
@@ -142,6 +146,40 @@ def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float, reach=None
     posterior = np.where(allowed, expit(np.clip(log_odds, -50, 50)), 0.0)
     return posterior, {"lumen": lumen, "wall": wall, "threshold": 0.5 * (lumen + wall), "sd": spread,
                        "band_mm": band_mm}
+
+
+def _lumen_wall_labels(values, S, feet, points, theta, band_mm: float, wedge_deg: float, shape) -> tuple:
+    """The lumen-wall label map (flat posterior on the ROI grid ``shape``) and its appearance.
+    Beyond the duct's basal end lie the vestibule and the round-window niche: the band does
+    not reach past it, except into the vestibule's wedge of ``wedge_deg`` (0: none)."""
+    wedge = None
+    if wedge_deg > 0:
+        wedge = (feet[:, 0] < 0.0) & CochleaModel(theta).continued_duct(points, wedge_deg, WEDGE_MARGIN_MM)
+    posterior, app = lumen_wall_map(values, S, band_mm, reach=feet[:, 0] >= 0.0, beyond=wedge)
+    return _connected_to_shape(posterior.reshape(shape), S.reshape(shape) >= 0).reshape(-1), app
+
+
+def relabel(result: CochleaSegmentation, vestibule_wedge_deg: float) -> CochleaSegmentation:
+    """``result`` with its lumen-wall label map (probability, SROI, final appearance) and the
+    quality control redone for the vestibule's wedge ``vestibule_wedge_deg`` (0: the cochlea
+    alone), from the same fit: the fit, its posterior and the measures stay. ``result`` is
+    not changed."""
+    replace(SegmentConfig(), vestibule_wedge_deg=float(vestibule_wedge_deg)).check()
+    final = (result.appearance or {}).get("final") or {}
+    if "band_mm" not in final:
+        raise CochleaAIError("Only a lumen-wall label map can be relabelled; segment again with that label map.")
+    roi = result.roi
+    values = roi.array.astype(float).reshape(-1)
+    flat = result.to_image(roi.physical_grid().reshape(-1, 3))     # fit frame: the mirror is its own inverse
+    S, _, feet = CochleaShape(n_params=result.theta.size).sf.closest(flat, result.theta)
+    posterior, final_app = _lumen_wall_labels(values, S, feet, flat, result.theta, final["band_mm"],
+                                              float(vestibule_wedge_deg), roi.shape)
+    sroi = roi.copy((posterior >= 0.5).reshape(roi.shape).astype(np.uint8))
+    quality = quality_score(roi, sroi, result.ssi, shape_values=S, hu_scale=intensity_calibration(values)[0],
+                            levels=(final_app["lumen"], final_app["wall"]))
+    return replace(result, probability=roi.copy(posterior.reshape(roi.shape).astype(np.float32)), sroi=sroi,
+                   quality=quality, appearance=dict(result.appearance, final=final_app),
+                   vestibule_wedge_deg=float(vestibule_wedge_deg))
 
 
 def _connected_to_shape(probability: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -296,15 +334,8 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     flat = grid.reshape(-1, 3)
     S, _, feet = shape.sf.closest(flat, fit.theta)
     if settings.label_map == "lumen-wall":
-        # beyond the duct's basal end lie the vestibule and the round-window niche, which
-        # are not cochlea: the band does not reach past it, unless the vestibule's wedge is asked for
-        wedge = None
-        if settings.vestibule_wedge_deg > 0:
-            wedge = (feet[:, 0] < 0.0) & CochleaModel(fit.theta).continued_duct(
-                flat, settings.vestibule_wedge_deg, WEDGE_MARGIN_MM)
-        posterior, final_app = lumen_wall_map(arr.reshape(-1), S, settings.label_band_mm,
-                                              reach=feet[:, 0] >= 0.0, beyond=wedge)
-        posterior = _connected_to_shape(posterior.reshape(roi.shape), S.reshape(roi.shape) >= 0).reshape(-1)
+        posterior, final_app = _lumen_wall_labels(arr.reshape(-1), S, feet, flat, fit.theta, settings.label_band_mm,
+                                                  settings.vestibule_wedge_deg, roi.shape)
     else:
         # the mixtures are re-estimated on the fit's subsampled voxels: as good, k**3 times cheaper
         app = fit.appearance if fit.appearance.fixed else \

@@ -11,7 +11,7 @@ from cochleaai.planning.plan import plan_insertions
 from cochleaai.segmentation import pipeline
 from cochleaai.segmentation.appearance import AppearanceModel, StudentMixture
 from cochleaai.segmentation.logistic import FitConfig, fit_logistic_shape
-from cochleaai.segmentation.pipeline import segment
+from cochleaai.segmentation.pipeline import relabel, segment
 from cochleaai.segmentation.pose import initial_theta, parse_points
 from cochleaai.segmentation.quality import CAPSULE_SUSPECT_HU, capsule_contrast, quality_score, suspect_reasons
 from cochleaai.segmentation.config import COCHLEA_ALONE_DEG, CYLINDER_LABEL_WEDGE_DEG, SegmentConfig
@@ -302,6 +302,33 @@ def test_the_vestibule_wedge_adds_the_vestibule_next_to_the_basal_end(phantom):
     vestibule = vestibule.resample_like(wedge.roi, "nearest").array > 0
     assert added.sum() * 0.008 > 1.0                           # more than 1 mm3 (0.2 mm voxels)
     assert (added & vestibule).sum() >= 0.8 * added.sum()
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_relabel_gives_what_segmenting_again_with_the_other_wedge_gives(phantom, side):
+    """Switching the vestibule's wedge needs no new fit: relabelling the default result is the
+    segmentation with the cochlea alone, voxel for voxel, quality control included (a left ear:
+    the mirrored phantom), and relabelling back returns the default."""
+    ct = phantom.ct if side == "right" else phantom.ct.copy(phantom.ct.array[:, :, ::-1].copy())
+    default = segment(ct, settings=SegmentConfig(side=side, samples=0))
+    alone = segment(ct, settings=SegmentConfig(side=side, samples=0, vestibule_wedge_deg=COCHLEA_ALONE_DEG))
+    relabelled = relabel(default, COCHLEA_ALONE_DEG)
+    assert np.array_equal(relabelled.sroi.array, alone.sroi.array)
+    assert np.array_equal(relabelled.probability.array, alone.probability.array)
+    assert relabelled.quality == alone.quality and relabelled.appearance["final"] == alone.appearance["final"]
+    assert relabelled.vestibule_wedge_deg == COCHLEA_ALONE_DEG and default.vestibule_wedge_deg == CYLINDER_LABEL_WEDGE_DEG
+    assert np.array_equal(relabelled.theta, default.theta) and relabelled.measures == default.measures
+    back = relabel(relabelled, CYLINDER_LABEL_WEDGE_DEG)
+    assert np.array_equal(back.sroi.array, default.sroi.array) and back.quality == default.quality
+    assert (default.sroi.array > 0).sum() > (alone.sroi.array > 0).sum()      # the input result is kept
+
+
+def test_relabel_refuses_what_it_cannot_redo(phantom):
+    thesis_map = segment(phantom.ct, settings=SegmentConfig(samples=0, outer_iterations=1, label_map="shape-model"))
+    with pytest.raises(CochleaAIError, match="lumen-wall"):
+        relabel(thesis_map, 0.0)
+    with pytest.raises(CochleaAIError, match="wedge"):
+        relabel(thesis_map, 120.0)
 
 
 def test_the_vestibule_wedge_is_checked():
