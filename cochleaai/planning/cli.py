@@ -35,7 +35,7 @@ def _report_files(names, pdf: bool):
 
 def _cmd_plan(args) -> int:
     arrays = [catalogue.get(a).key for a in args.arrays] if args.arrays else None   # refused before the fit
-    scale = resolve_interval_scale()                        # a damaged table too
+    resolve_interval_scale()                                # a damaged table too
     browser = find_browser() if args.pdf else None          # and a PDF without Chromium
     files = _report_files(PLAN_FILES, args.pdf)
     out = OutputPlan([args.input, args.points], args.force).folder(args.out, files)
@@ -44,8 +44,7 @@ def _cmd_plan(args) -> int:
         result = segment(io.read_volume(args.input), points, SegmentConfig(side=args.side, seed=args.seed),
                          progress.stage(0.0, 0.8))
         plan = plan_from_segmentation(result, arrays=arrays, target_coverage=args.target_coverage,
-                                      samples=args.samples, seed=args.seed, progress=progress.stage(0.8, 0.95),
-                                      interval_scale=scale)
+                                      samples=args.samples, seed=args.seed, progress=progress.stage(0.8, 0.95))
         record = dict(plan.to_dict(), input=str(args.input), theta=result.theta.tolist(),
                       segmentation_seconds=round(result.seconds, 2))
         write_text_whole(out / "plan.json", json.dumps(record, indent=2))

@@ -97,10 +97,13 @@ def resolve_interval_scale(scale=None) -> float:
     return load_interval_scale() if scale is None else check_interval_scale(scale)
 
 
-def resolve_measure_factors(scale=None) -> dict:
-    """The shipped measure factors when ``scale`` is None (the shipped scale), else none: they
-    were set at the shipped scale only."""
-    return load_interval_table()["measure_factors"] if scale is None else {}
+def resolve_intervals(scale=None) -> tuple:
+    """``(scale, measure factors)``: the shipped table's, read once, when ``scale`` is None;
+    else ``scale`` checked and no factor (they were set at the shipped scale only)."""
+    if scale is None:
+        table = load_interval_table()
+        return table["scale"], table["measure_factors"]
+    return check_interval_scale(scale), {}
 
 
 def rescaled(s: dict, factor: float) -> dict:

@@ -23,7 +23,7 @@ import numpy as np
 
 from cochleaai.errors import CochleaAIError
 from cochleaai.planning import catalogue, literature
-from cochleaai.planning.interval_scale import resolve_interval_scale, resolve_measure_factors, with_measure_factors
+from cochleaai.planning.interval_scale import resolve_intervals, with_measure_factors
 from cochleaai.planning.paths import cumulative_lengths, full_insertion
 from cochleaai.progress import Progress
 from cochleaai.segmentation.quality import suspect_reasons
@@ -77,12 +77,13 @@ class CochleaPlan:
     seconds: float
     warnings: List[str] = field(default_factory=list)
     interval_scale: float = 1.0         # the posterior's sd was multiplied by this
+    measure_factors: Dict[str, float] = field(default_factory=dict)   # and these measures' intervals
 
     def to_dict(self) -> dict:
         return {"side": self.side, "target_coverage_pct": self.target_coverage_pct,
                 "warnings": self.warnings, "measures": self.measures, "quality": self.quality,
                 "samples": self.samples, "seed": self.seed, "seconds": round(self.seconds, 3),
-                "interval_scale": self.interval_scale,
+                "interval_scale": self.interval_scale, "measure_factors": self.measure_factors,
                 "arrays": [a.to_dict() for a in self.arrays],
                 "citations": dict(literature.CITATIONS, **{f"array_{a.array.key}": a.array.source
                                                             for a in self.arrays})}
@@ -145,8 +146,7 @@ def plan_insertions(theta, covariance, side: str = "right", arrays: Optional[Seq
     if int(samples) < 10:
         raise CochleaAIError("A plan needs at least 10 posterior draws for its error bars.")
     models = [catalogue.get(a) for a in (arrays if arrays is not None else catalogue.ARRAYS)]
-    scale = resolve_interval_scale(interval_scale)
-    factors = resolve_measure_factors(interval_scale)
+    scale, factors = resolve_intervals(interval_scale)
     shapes = posterior_deformables(theta, covariance, samples, seed, scale)
     runs = {m.key: [] for m in models}
     for i, shape in enumerate(shapes):
@@ -167,7 +167,7 @@ def plan_insertions(theta, covariance, side: str = "right", arrays: Optional[Seq
     summaries = with_measure_factors(measure_summaries(shapes, measures), factors)
     p(1.0, "plan ready")
     return CochleaPlan(side, target_pct, plans, summaries, dict(quality or {}), int(samples),
-                       int(seed), time.perf_counter() - started, warnings, scale)
+                       int(seed), time.perf_counter() - started, warnings, scale, factors)
 
 
 def plan_from_segmentation(result, **options) -> CochleaPlan:

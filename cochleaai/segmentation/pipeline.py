@@ -39,7 +39,7 @@ from scipy import ndimage
 from scipy.special import expit
 
 from cochleaai.errors import CochleaAIError
-from cochleaai.planning.interval_scale import resolve_interval_scale, resolve_measure_factors, with_measure_factors
+from cochleaai.planning.interval_scale import resolve_intervals, with_measure_factors
 from cochleaai.progress import Progress
 from cochleaai.segmentation.appearance import (START_LUMEN_DEPTH_MM, START_WALL_SHELL_MM, AppearanceModel,
                                                appearance_around_shape, em_step, initial_appearance,
@@ -226,8 +226,7 @@ def segment(volume: Volume, points: Optional[Dict[str, np.ndarray]] = None,
     t0 = time.perf_counter()
     check_volume(volume)
     # the measures' spread: a missing or damaged table stops the job before the fit, not after it
-    interval_scale = resolve_interval_scale(settings.interval_scale)
-    measure_factors = resolve_measure_factors(settings.interval_scale)
+    interval_scale, measure_factors = resolve_intervals(settings.interval_scale)
     points = {k: np.asarray(v, float) for k, v in (points or {}).items()}
     for role, point in points.items():
         if role not in POINT_ROLES:

@@ -13,6 +13,7 @@ import pytest
 from cochleaai.errors import EXIT_USER_ERROR, CochleaAIError
 from cochleaai.io import browser
 from cochleaai.planning import catalogue, paths
+from cochleaai.planning.interval_scale import load_interval_scale, load_interval_table
 from cochleaai.planning.plan import plan_insertions, summary
 from cochleaai.planning.report import html_report
 from cochleaai.shape import default_params
@@ -104,6 +105,9 @@ def test_the_command_plans_a_phantom_and_its_page_renders_in_chromium(tmp_path):
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "plan" / "plan.json").read_text())
     assert {a["key"] for a in record["arrays"]} == set(catalogue.ARRAYS)
+    # the shipped calibration, with the duct lengths' own factors, as the segmentation's measures
+    assert (record["interval_scale"], record["measure_factors"]) == (load_interval_scale(),
+                                                                      load_interval_table()["measure_factors"])
     # the plan is the fitted cochlea's: the fitted shape's insertion, as the core computes it
     lengths = paths.cumulative_lengths(deformable_of(np.array(record["theta"])))
     for a in record["arrays"]:
