@@ -24,6 +24,9 @@ SMOKE_FIT = {"outer_iterations": 1, "samples": 0, "search_start": False, "fit_su
 #: round window lies 5-40 degrees past it, nearest the oval window. The default: expert labels
 #: of the cochlea on real CT (this data set's, and an atlas's cut like them) keep that part.
 CYLINDER_LABEL_WEDGE_DEG = 45.0
+#: The radius (mm) of that cylinder around the modiolar axis (Wimmer et al. 2019); the wedge
+#: stops there, as such labels do, instead of running on into the vestibule and the niche.
+CYLINDER_LABEL_RADIUS_MM = 5.5
 #: No wedge: the label map holds the cochlea alone, as a phantom's truth does (its "Cochlea"
 #: stops at the round window; the lumen past it is its vestibule segment).
 COCHLEA_ALONE_DEG = 0.0

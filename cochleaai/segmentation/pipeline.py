@@ -44,7 +44,7 @@ from cochleaai.progress import Progress
 from cochleaai.segmentation.appearance import (START_LUMEN_DEPTH_MM, START_WALL_SHELL_MM, AppearanceModel,
                                                appearance_around_shape, em_step, initial_appearance,
                                                intensity_calibration)
-from cochleaai.segmentation.config import SegmentConfig
+from cochleaai.segmentation.config import CYLINDER_LABEL_RADIUS_MM, SegmentConfig
 from cochleaai.segmentation.logistic import FitConfig, fit_logistic_shape
 from cochleaai.segmentation.options import POINT_ROLES
 from cochleaai.segmentation.pose import (POINTS_ROI_MM, ROI_INTERPOLATION, ROI_SPACING_MM, TEMPLATE_ROI_MM,
@@ -151,10 +151,12 @@ def lumen_wall_map(values: np.ndarray, S: np.ndarray, band_mm: float, reach=None
 def _lumen_wall_labels(values, S, feet, points, theta, band_mm: float, wedge_deg: float, shape) -> tuple:
     """The lumen-wall label map (flat posterior on the ROI grid ``shape``) and its appearance.
     Beyond the duct's basal end lie the vestibule and the round-window niche: the band does
-    not reach past it, except into the vestibule's wedge of ``wedge_deg`` (0: none)."""
+    not reach past it, except into the vestibule's wedge of ``wedge_deg`` (0: none), cut by
+    the labels' cylinder around the modiolar axis."""
     wedge = None
     if wedge_deg > 0:
-        wedge = (feet[:, 0] < 0.0) & CochleaModel(theta).continued_duct(points, wedge_deg, WEDGE_MARGIN_MM)
+        wedge = (feet[:, 0] < 0.0) & CochleaModel(theta).continued_duct(points, wedge_deg, WEDGE_MARGIN_MM,
+                                                                        CYLINDER_LABEL_RADIUS_MM)
     posterior, app = lumen_wall_map(values, S, band_mm, reach=feet[:, 0] >= 0.0, beyond=wedge)
     return _connected_to_shape(posterior.reshape(shape), S.reshape(shape) >= 0).reshape(-1), app
 

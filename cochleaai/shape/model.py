@@ -163,13 +163,14 @@ class CochleaModel:
         local = {"apex": apex, "center": np.array([0.0, 0.0, z0]), "round_window": rw}
         return {k: self.to_image(v) for k, v in local.items()}
 
-    def continued_duct(self, points, degrees: float, margin_mm: float) -> np.ndarray:
+    def continued_duct(self, points, degrees: float, margin_mm: float, radius_mm: float = math.inf) -> np.ndarray:
         """Bool per image point (N, 3): inside the duct continued ``degrees`` past the round
-        window, give or take ``margin_mm``. The continuation follows the centreline's formula
-        below angle 0 and keeps the cross-section of the round window."""
+        window, give or take ``margin_mm``, and within ``radius_mm`` of the modiolar axis. The
+        continuation follows the centreline's formula below angle 0 and keeps the cross-section
+        of the round window."""
         local = self.to_model(np.atleast_2d(np.asarray(points, dtype=float)))
         phi = np.arctan2(local[:, 1], local[:, 0])
-        out = (phi <= 0.0) & (phi >= -math.radians(degrees))
+        out = (phi <= 0.0) & (phi >= -math.radians(degrees)) & (np.hypot(local[:, 0], local[:, 1]) <= radius_mm)
         if not out.any():
             return out
         d = self._deformable

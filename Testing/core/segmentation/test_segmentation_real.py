@@ -156,6 +156,16 @@ def test_the_default_labels_like_the_expert_cochlear_part():
                       for r in (fit, relabel(fit, COCHLEA_ALONE_DEG))]
     assert default["dice"] >= 0.94 and default["dice"] >= alone["dice"] + 0.01
     assert abs(default["volume_ratio"] - 1.0) <= 0.05
+    # the wedge stops at the labels' cylinder around the fitted modiolar axis, as the labels do,
+    # instead of running on into the vestibule and the round-window niche (uncut: 15 mm3 beyond
+    # the cochlear part, 4.5 of them outside the labyrinth)
+    from cochleaai.segmentation.config import CYLINDER_LABEL_RADIUS_MM
+
+    added = (fit.sroi.array > 0) & ~(relabel(fit, COCHLEA_ALONE_DEG).sroi.array > 0)
+    local = fit.model.to_model(fit.to_image(fit.roi.physical_grid()[added]))
+    assert added.sum() * 0.008 > 3.0 and np.hypot(local[:, 0], local[:, 1]).max() <= CYLINDER_LABEL_RADIUS_MM + 0.2
+    labyrinth = labels.copy((labels.array > 0).astype(np.uint8)).resample_like(fit.roi, "nearest").array > 0
+    assert (added & ~labyrinth).sum() * 0.008 < 1.5
 
 
 @requires_real_ct
