@@ -20,10 +20,9 @@ Contact numbering in this package (the plan, :mod:`.paths`): contact 1 is the mo
 whatever the manufacturer's own numbering, which differs between manufacturers; see
 :data:`CONTACTS_NUMBERED_FROM` and :func:`manufacturer_contact_number`.
 
-Arrays the task asked for but left out, because no source read here gave their lengths:
-MED-EL FLEX26 (only its intended insertion depth, about 26 mm, was found) and STANDARD/FORM24,
-Cochlear Slim 20 (CI624), Advanced Bionics HiFocus Mid-Scala (only its contact spacing,
-0.975 mm, was found) and HiFocus 1J, Oticon Medical EVO (only its 20 contacts were found).
+Arrays left out, because no source read here gave their lengths: MED-EL FLEX26 (only its
+intended insertion depth, about 26 mm, was found) and STANDARD/FORM24, Cochlear Slim 20 (CI624),
+Advanced Bionics HiFocus 1J, Oticon Medical EVO (only its 20 contacts were found).
 """
 from __future__ import annotations
 
@@ -109,6 +108,12 @@ _ARRAY_LIST = (
     ArrayModel("flex20", "MED-EL", "FLEX20", "lateral wall", 12, 20.0, 15.4, 1.4,
                None, None, None, None,
                f"{GEYS_2024}; {MEDEL_IFU}; position: {TIMM_2018}"),
+    # The script gives FLEX16 only its contact depths, 4 to 16 mm (its spacing comment is
+    # blank): insertion length 16 mm (its deepest depth, as for the other FLEX arrays there),
+    # active length 12 mm, spacing not stated. Its position is the FLEX family's.
+    ArrayModel("flex16", "MED-EL", "FLEX16", "lateral wall", 12, 16.0, 12.0, None,
+               None, None, None, None,
+               f"{GEYS_2024}; position: that of the FLEX family ({TIMM_2018})"),
     # Cochlear: 22 contacts. Script comments: active length, "tip" (tip to the first contact:
     # the contact depths end that far short of the tip-to-marker distance) and "distance from
     # electrode tip to proximal white marker" (the insertion length). The spacing is not
@@ -127,6 +132,14 @@ _ARRAY_LIST = (
     ArrayModel("slimj", "Advanced Bionics", "HiFocus SlimJ", "lateral wall", 16, 23.0, 19.5, 1.3,
                None, None, None, None,
                f"{GEYS_2024}; position: {KUOPIO_SLIMJ_2024}"),
+    # "contact spacing = 0.975 mm" and contact depths 3.375 to 18 mm: active length 15 * 0.975
+    # mm. The tip-to-marker distance is not stated; the insertion length here is the depth of
+    # the deepest contact in the script (18 mm), so the plan, which puts the apical contact
+    # half a pitch short of the tip when the tip offset is unpublished, places it 0.5 mm
+    # shallower than the script does.
+    ArrayModel("midscala", "Advanced Bionics", "HiFocus Mid-Scala", "mid-scala", 16, 18.0, 14.625,
+               0.975, None, None, None, None,
+               f"{GEYS_2024}; precurved: {PECAP_ARRAY_TYPES}"),
 )
 
 ARRAYS: Dict[str, ArrayModel] = {a.key: a for a in _ARRAY_LIST}
@@ -139,6 +152,7 @@ ALIASES: Dict[str, str] = {
     "contour advance": "contour_advance", "ci422": "slim_straight", "ci522": "slim_straight",
     "ci622": "slim_straight", "slim straight": "slim_straight", "ci532": "slim_modiolar",
     "ci632": "slim_modiolar", "slim modiolar": "slim_modiolar", "slim j": "slimj",
+    "flex 16": "flex16", "mid scala": "midscala", "hifocus ms": "midscala",
 }
 
 #: How each manufacturer numbers its contacts: where its contact 1 sits ("apex" or "base"),

@@ -178,6 +178,14 @@ CANFAROTTA_2021 = ("Canfarotta MW, Dillon MT, Brown KD, Pillsbury HC, Dedmon MM,
                    "Arrays. Otolaryngol Head Neck Surg 2021;165(4):571-577, doi:10.1177/0194599820987456 "
                    "(PMC8943918)")
 
+LANDSBERGER_2015 = ("Landsberger DM, Svrakic M, Roland JT Jr, Svirsky MA. The relationship between "
+                    "insertion angles, default frequency allocations, and spiral ganglion place pitch "
+                    "in cochlear implants. Ear Hear 2015;36(5):e207-e213, "
+                    "doi:10.1097/AUD.0000000000000163; average insertion angles of its Contour Advance "
+                    "electrodes as published by the same authors (doi:10.13140/RG.2.1.2637.4483) and "
+                    "transcribed in openMHA (HoerTech, examples/32-ci-vocoder/mfiles/"
+                    "compute_synthesis_center_frequencies_ace.m, 2024): read second-hand")
+
 #: Angular insertion depth (degrees) of the most apical contact on post-operative CT, by
 #: catalogue key. "mean_deg" holds the central value the paper reports and "statistic" says
 #: which it is (both papers here give medians); "min_deg"/"max_deg" are the spread named in
@@ -207,6 +215,9 @@ COHORT_AID_WITHOUT_RANGE: Dict[str, dict] = {
                                    "with slim modiolar electrode (abstract on springermedizin.de, "
                                    "record 17336224; journal details not shown there); 18 ears, "
                                    "cone-beam CT")},
+    # The average angle of electrode 22 (the most apical), 380.6 degrees, in the openMHA table.
+    "contour_advance": {"mean_deg": 381.0, "statistic": "mean", "sd_deg": None, "n": None,
+                        "citation": LANDSBERGER_2015},
 }
 
 #: Every source of this module, for reports.
@@ -219,4 +230,5 @@ CITATIONS: Dict[str, str] = {
     "koch": KOCH_TABLE,
     "cohort_flexsoft": CANFAROTTA_2021,
     "cohort_flex24_flex28": O_CONNELL_2017,
+    "cohort_contour_advance": LANDSBERGER_2015,
 }

@@ -122,6 +122,8 @@ def _array_plan(array, runs: Sequence[dict]) -> ArrayPlan:
         plan.cohort = dict(cohort)
         if cohort.get("sd_deg"):        # within two standard deviations of the cohort's mean
             plan.within_cohort = bool(abs(plan.apical_deg["mean"] - cohort["mean_deg"]) <= 2 * cohort["sd_deg"])
+        else:                           # no spread published: the cohort's value inside our interval
+            plan.within_cohort = bool(plan.apical_deg["low"] <= cohort["mean_deg"] <= plan.apical_deg["high"])
     return plan
 
 

@@ -35,14 +35,27 @@ def test_entry_is_consistent(key):
 def test_each_manufacturer_and_position_is_represented():
     arrays = list(C.ARRAYS.values())
     assert {a.manufacturer for a in arrays} >= {"MED-EL", "Cochlear", "Advanced Bionics"}
-    assert {a.position for a in arrays} >= {"lateral wall", "perimodiolar"}
+    assert {a.position for a in arrays} == set(C.POSITIONS)     # the mid-scala one included
+    assert len(arrays) >= 10
+
+
+def test_the_arrays_read_from_the_published_script_keep_its_geometry():
+    # Geys et al.'s parameters.m: FLEX16 contacts at 4-16 mm, Mid-Scala at 3.375-18 mm, 0.975 mm apart
+    flex16, midscala = C.ARRAYS["flex16"], C.ARRAYS["midscala"]
+    assert (flex16.n_contacts, flex16.insertion_length_mm, flex16.active_length_mm) == (12, 16.0, 12.0)
+    assert flex16.pitch_mm is None and flex16.position == "lateral wall"
+    assert (midscala.n_contacts, midscala.insertion_length_mm, midscala.pitch_mm) == (16, 18.0, 0.975)
+    assert midscala.active_length_mm == pytest.approx(18.0 - 3.375)
+    assert midscala.position == "mid-scala" and midscala.manufacturer == "Advanced Bionics"
+    assert "ZH-ECochG" in flex16.source and "ZH-ECochG" in midscala.source
 
 
 @pytest.mark.parametrize("name,key", [
     ("flex28", "flex28"), ("FLEX28", "flex28"), ("FLEX SOFT", "flexsoft"), ("Flex 24", "flex24"),
     ("CI632", "slim_modiolar"), ("ci532", "slim_modiolar"), ("Slim Straight", "slim_straight"),
     ("slim straight (ci422/ci522/ci622)", "slim_straight"), ("contour-advance", "contour_advance"),
-    ("HiFocus SlimJ", "slimj"), (" SLIMJ ", "slimj")])
+    ("HiFocus SlimJ", "slimj"), (" SLIMJ ", "slimj"), ("Mid-Scala", "midscala"),
+    ("HiFocus Mid-Scala", "midscala"), ("hifocus ms", "midscala"), ("Flex 16", "flex16"), ("FLEX16", "flex16")])
 def test_get_by_key_name_or_alias(name, key):
     assert C.get(name) is C.ARRAYS[key]
 
@@ -161,3 +174,11 @@ def test_cohort_without_range(key):
 
 def test_citations_are_named():
     assert L.CITATIONS and all(isinstance(v, str) and v.strip() for v in L.CITATIONS.values())
+
+
+def test_every_precurved_array_has_a_published_depth():
+    # Contour Advance: 381 degrees on average (Landsberger et al. 2015), Slim Modiolar 395
+    precurved = [k for k, a in C.ARRAYS.items() if a.position == "perimodiolar"]
+    assert precurved and all(k in L.COHORT_AID_WITHOUT_RANGE for k in precurved)
+    assert L.COHORT_AID_WITHOUT_RANGE["contour_advance"]["mean_deg"] == 381.0
+    assert "Landsberger" in L.CITATIONS["cohort_contour_advance"]

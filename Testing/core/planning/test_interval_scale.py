@@ -12,6 +12,7 @@ import pytest
 
 from cochleaai.cli import main
 from cochleaai.errors import EXIT_USER_ERROR, CochleaAIError
+from cochleaai.planning import catalogue
 from cochleaai.planning import cli as planning_cli
 from cochleaai.planning import interval_scale
 from cochleaai.planning.interval_scale import (INTERVAL_FILE, check_interval_scale, conformal_scale,
@@ -111,7 +112,7 @@ def test_calibrate_plan_runs_from_the_command_line(tmp_path):
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert done.returncode == 0, done.stderr
     table = json.loads(out.read_text())
-    assert table["figures"] == 2 * (16 + 2)        # 8 arrays x (depth, coverage) + 2 duct lengths per phantom
+    assert table["figures"] == 2 * (2 * len(catalogue.ARRAYS) + 2)   # (depth, coverage) per array + 2 duct lengths
     assert table["scale"] == max(1.0, round(table["conformal_quantile"], 3))     # never narrower
     assert 0.0 <= table["coverage_at_scale_1"] <= 1.0
     assert table["measure_factors"] == {}          # two phantoms are too few for a duct length's own factor

@@ -51,6 +51,16 @@ def test_without_spread_the_interval_collapses():
     assert a.apical_deg["sd"] < 0.01 and a.apical_deg["high"] - a.apical_deg["low"] < 0.05
 
 
+def test_a_cohort_without_spread_is_scored_against_the_predicted_interval(plan):
+    # no spread published: inside means the cohort's value lies in the predicted 95 % interval
+    ca = next(a for a in plan.arrays if a.array.key == "contour_advance")
+    d = ca.apical_deg
+    assert ca.cohort["mean_deg"] == 381.0
+    assert ca.within_cohort is (d["low"] <= 381.0 <= d["high"])
+    tight = plan_insertions(THETA, np.eye(10) * 1e-14, arrays=["contour_advance"], samples=20).arrays[0]
+    assert tight.within_cohort is False           # a collapsed interval cannot hold it
+
+
 def test_arrays_are_ranked_by_the_coverage_asked_for():
     for target in (0.6, 0.9):
         ranked = plan_insertions(THETA, COVARIANCE, samples=20, target_coverage=target).arrays
