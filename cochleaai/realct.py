@@ -163,12 +163,26 @@ def cochlear_part(labels: Volume, specimen: Specimen) -> np.ndarray:
     return comp == comp[tuple(nearest)]
 
 
-def scored_mask(segmentation: Volume, labels: Volume, specimen: Specimen) -> np.ndarray:
-    """A binary segmentation (any grid) on the label grid, cut to the scoring cylinder (bool)."""
+def mask_on_label_grid(segmentation: Volume, labels: Volume) -> np.ndarray:
+    """A binary segmentation (any grid) on the label grid, uncut (bool)."""
     # linear resampling of the mask, cut at one half: the boundary moves by less than nearest
     # neighbour's half voxel when the grids differ
     seg = segmentation.copy((segmentation.array > 0).astype(np.float32)).resample_like(labels, "linear")
-    return (seg.array >= 0.5) & scoring_cylinder(labels, specimen)
+    return seg.array >= 0.5
+
+
+def scored_mask(segmentation: Volume, labels: Volume, specimen: Specimen) -> np.ndarray:
+    """A binary segmentation (any grid) on the label grid, cut to the scoring cylinder (bool)."""
+    return mask_on_label_grid(segmentation, labels) & scoring_cylinder(labels, specimen)
+
+
+def volume_outside(segmentation: Volume, labels: Volume, specimen: Specimen) -> dict:
+    """What a score within the cylinder cannot see: the segmentation's volume (mm^3) beyond
+    the scoring cylinder, and outside the expert's whole labyrinth label."""
+    ours = mask_on_label_grid(segmentation, labels)
+    voxel_mm3 = float(np.prod(labels.spacing))
+    return {"outside_cylinder_mm3": float((ours & ~scoring_cylinder(labels, specimen)).sum() * voxel_mm3),
+            "outside_labyrinth_mm3": float((ours & ~(labels.array > 0)).sum() * voxel_mm3)}
 
 
 def score_segmentation(segmentation: Volume, labels: Volume, specimen: Specimen,

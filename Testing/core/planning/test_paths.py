@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from cochleaai.planning import paths
+from cochleaai.planning import catalogue, literature, paths
 from cochleaai.shape import CochleaModel, default_params
 from cochleaai.shape.measures import clinical_measures
 from cochleaai.shape.params import deformable_of
@@ -27,8 +27,17 @@ def lengths():
 def test_the_organ_of_corti_has_the_length_the_measures_give(lengths):
     measures = clinical_measures(default_params())
     assert lengths["organ of Corti"][-1] == pytest.approx(measures["cdl_organ_of_corti_mm"], rel=2e-3)
-    # the outer path is the longest, the inner the shortest
-    assert lengths["lateral wall"][-1] > lengths["mid-scala"][-1] > lengths["perimodiolar"][-1]
+    # the outer path is the longer; precurved arrays run on the scala tympani's centroid
+    assert lengths["lateral wall"][-1] > lengths["mid-scala"][-1]
+    np.testing.assert_array_equal(lengths["perimodiolar"], lengths["mid-scala"])
+
+
+def test_precurved_arrays_land_near_their_published_depths_in_the_mean_cochlea(lengths):
+    # Contour Advance 381 and Slim Modiolar 395 degrees on average (literature.COHORT_AID_WITHOUT_RANGE);
+    # a path against the modiolar wall put them at 759 and 645 degrees
+    for key in ("contour_advance", "slim_modiolar"):
+        got = paths.full_insertion(catalogue.ARRAYS[key], lengths)["apical_deg"]
+        assert abs(got - literature.COHORT_AID_WITHOUT_RANGE[key]["mean_deg"]) < 40, key
 
 
 def test_the_tip_sits_where_the_path_has_run_the_insertion_length(lengths):

@@ -85,6 +85,11 @@ def test_quick_real_benchmark_meets_the_three_point_targets():
     assert figures["3_points/dice_mean"] >= 0.85
     assert 0.85 <= row["volume_ratio"] <= 1.15
     assert not row["suspect"]
+    # what the cylinder-cut score cannot see: voxels outside the labyrinth lie beyond the
+    # cylinder or among the scored false positives
+    in_cylinder_false_mm3 = row["volume_mm3"] - row["dice"] * (row["volume_mm3"] + row["reference_mm3"]) / 2
+    assert 0.0 <= row["outside_labyrinth_mm3"] <= row["outside_cylinder_mm3"] + in_cylinder_false_mm3 + 1e-6
+    assert row["outside_labyrinth_mm3"] < 10.0       # F01: 8.5 mm3 when this was written
 
 
 @requires_real_ct
