@@ -171,29 +171,26 @@ def mask_on_label_grid(segmentation: Volume, labels: Volume) -> np.ndarray:
     return seg.array >= 0.5
 
 
-def scored_mask(segmentation: Volume, labels: Volume, specimen: Specimen) -> np.ndarray:
-    """A binary segmentation (any grid) on the label grid, cut to the scoring cylinder (bool)."""
-    return mask_on_label_grid(segmentation, labels) & scoring_cylinder(labels, specimen)
-
-
-def volume_outside(segmentation: Volume, labels: Volume, specimen: Specimen) -> dict:
-    """What a score within the cylinder cannot see: the segmentation's volume (mm^3) beyond
-    the scoring cylinder, and outside the expert's whole labyrinth label."""
-    ours = mask_on_label_grid(segmentation, labels)
-    voxel_mm3 = float(np.prod(labels.spacing))
-    return {"outside_cylinder_mm3": float((ours & ~scoring_cylinder(labels, specimen)).sum() * voxel_mm3),
-            "outside_labyrinth_mm3": float((ours & ~(labels.array > 0)).sum() * voxel_mm3)}
-
-
-def score_segmentation(segmentation: Volume, labels: Volume, specimen: Specimen,
-                       reference: np.ndarray = None) -> dict:
-    """Dice, volumes, volume ratio and HD95 of a binary segmentation (any grid) against the
-    cochlear part, both within the scoring cylinder, on the label grid."""
+def score_mask(mask: np.ndarray, labels: Volume, specimen: Specimen, reference: np.ndarray = None,
+               cylinder: np.ndarray = None) -> dict:
+    """Dice, volumes, volume ratio and HD95 of ``mask`` (bool, on the label grid, uncut) against
+    the cochlear part, both within the scoring cylinder; and what that score cannot see: the
+    mask's volume (mm^3) beyond the cylinder and outside the expert's whole labyrinth label.
+    ``reference`` (the cochlear part) and ``cylinder`` are computed when not given."""
     reference = cochlear_part(labels, specimen) if reference is None else reference
-    ours = scored_mask(segmentation, labels, specimen)
+    cylinder = scoring_cylinder(labels, specimen) if cylinder is None else cylinder
+    ours = mask & cylinder
     voxel_mm3 = float(np.prod(labels.spacing))
     ref_mm3, ours_mm3 = float(reference.sum() * voxel_mm3), float(ours.sum() * voxel_mm3)
     out = {"dice": float(dice(ours, reference)), "volume_mm3": ours_mm3, "reference_mm3": ref_mm3,
-           "volume_ratio": ours_mm3 / ref_mm3 if ref_mm3 else float("nan")}
+           "volume_ratio": ours_mm3 / ref_mm3 if ref_mm3 else float("nan"),
+           "outside_cylinder_mm3": float((mask & ~cylinder).sum() * voxel_mm3),
+           "outside_labyrinth_mm3": float((mask & ~(labels.array > 0)).sum() * voxel_mm3)}
     out["hd95_mm"] = float(hausdorff95(ours, reference, spacing=labels.spacing)) if ours.any() else float("inf")
     return out
+
+
+def score_segmentation(segmentation: Volume, labels: Volume, specimen: Specimen,
+                       reference: np.ndarray = None, cylinder: np.ndarray = None) -> dict:
+    """:func:`score_mask` of a binary segmentation on any grid."""
+    return score_mask(mask_on_label_grid(segmentation, labels), labels, specimen, reference, cylinder)

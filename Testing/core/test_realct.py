@@ -73,14 +73,14 @@ def test_the_volume_a_cylinder_score_cannot_see(tmp_path):
     voxel = float(np.prod(labels.spacing))
     cylinder = realct.scoring_cylinder(labels, s)
     # the label itself: nothing outside the labyrinth; beyond the cylinder, its slab's ends
-    own = realct.volume_outside(labels, labels, s)
+    own = realct.score_segmentation(labels, labels, s)
     assert own["outside_labyrinth_mm3"] == 0.0
     assert own["outside_cylinder_mm3"] == pytest.approx(((labels.array > 0) & ~cylinder).sum() * voxel)
     assert own["outside_cylinder_mm3"] > 0
     # a 2 mm cube in the bone, beyond the cylinder: all of it outside both
     extra = labels.array.copy()
     extra[:8, :8, :8] = 1
-    got = realct.volume_outside(labels.copy(extra), labels, s)
+    got = realct.score_segmentation(labels.copy(extra), labels, s)
     assert got["outside_labyrinth_mm3"] == pytest.approx(8.0)          # 8^3 voxels of 0.25 mm
     assert got["outside_cylinder_mm3"] == pytest.approx(own["outside_cylinder_mm3"] + 8.0)
 

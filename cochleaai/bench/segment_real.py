@@ -72,7 +72,7 @@ def _failing_start(specimen, name, rng):
     return {"center": specimen.landmarks["vestibule"]}, specimen.side
 
 
-def _score(specimen, labels, part, points, side=None, **changes) -> dict:
+def _score(specimen, labels, part, cylinder, points, side=None, **changes) -> dict:
     ct = specimen.ct()
     if points == ():
         # no point: a crop where the cochlea dominates, its orientation unknown
@@ -83,10 +83,10 @@ def _score(specimen, labels, part, points, side=None, **changes) -> dict:
     given = points if isinstance(points, dict) else specimen.points(points)
     fit = segment(ct, given, SegmentConfig(side=side or specimen.side, **changes))
     seconds = time.perf_counter() - t0
-    row = realct.score_segmentation(fit.sroi, labels, specimen, part)
-    row["dice_ssi"] = realct.score_segmentation(fit.ssi, labels, specimen, part)["dice"]
-    row.update(realct.volume_outside(fit.sroi, labels, specimen))
-    row.update(_missed_past_basal_end(fit, labels, specimen, part))
+    mask = realct.mask_on_label_grid(fit.sroi, labels)
+    row = realct.score_mask(mask, labels, specimen, part, cylinder)
+    row["dice_ssi"] = realct.score_segmentation(fit.ssi, labels, specimen, part, cylinder)["dice"]
+    row.update(_missed_past_basal_end(fit, labels, specimen, part & ~(mask & cylinder)))
     fitted = fit.landmarks()
     for role, key in LANDMARK_OF_ROLE.items():
         if role not in points:
@@ -98,12 +98,12 @@ def _score(specimen, labels, part, points, side=None, **changes) -> dict:
     return row
 
 
-def _missed_past_basal_end(fit, labels, specimen, part) -> dict:
-    """Where the expert voxels the label map missed lie: the share closest to the fitted
-    duct's basal cap (past its round window), and their median distance (mm) to the
-    experts' oval-window landmark."""
+def _missed_past_basal_end(fit, labels, specimen, missed_mask) -> dict:
+    """Where the expert voxels the label map missed (``missed_mask``, on the label grid) lie:
+    the share closest to the fitted duct's basal cap (past its round window), and their median
+    distance (mm) to the experts' oval-window landmark."""
     # only the missed voxels' positions, not the whole grid's
-    missed = labels.index_to_physical(np.argwhere(part & ~realct.scored_mask(fit.sroi, labels, specimen))[:, ::-1])
+    missed = labels.index_to_physical(np.argwhere(missed_mask)[:, ::-1])
     if not len(missed):
         return {"missed_past_basal_end_share": 0.0}
     # the fit frame is the image mirrored for a left ear, and the mirror is its own inverse
@@ -148,9 +148,10 @@ def run(quick: bool = False, seed: int = 0, progress=None, out_dir=None, data=No
             ours_p(n / len(jobs), f"{s.id}: {name}")
             if s.id not in cache:
                 labels = s.labels()
-                cache = {s.id: (labels, realct.cochlear_part(labels, s))}
-            labels, part = cache[s.id]
-            rows.append(dict(_score(s, labels, part, pts, **changes), specimen=s.id, side=s.side, start=name))
+                cache = {s.id: (labels, realct.cochlear_part(labels, s), realct.scoring_cylinder(labels, s))}
+            labels, part, cylinder = cache[s.id]
+            rows.append(dict(_score(s, labels, part, cylinder, pts, **changes), specimen=s.id, side=s.side,
+                             start=name))
     ours_p(1.0, "done")
     figures = {"specimens": [s.id for s in specimens], "data": str(data)}
     for name in [n for n, _ in starts] + [n for n, _ in variants] + ([] if quick else list(FAILING)):

@@ -230,5 +230,5 @@ CITATIONS: Dict[str, str] = {
     "koch": KOCH_TABLE,
     "cohort_flexsoft": CANFAROTTA_2021,
     "cohort_flex24_flex28": O_CONNELL_2017,
-    "cohort_contour_advance": LANDSBERGER_2015,
+    **{f"cohort_{key}": cohort["citation"] for key, cohort in COHORT_AID_WITHOUT_RANGE.items()},
 }

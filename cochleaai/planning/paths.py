@@ -68,19 +68,26 @@ def curve_points(deformable: np.ndarray) -> Dict[str, np.ndarray]:
     d = torch.as_tensor(np.asarray(deformable, float), dtype=torch.float64)
     with G.single_threaded_torch():
         f = G.tube_functions(_ANGLES_TORCH, d).numpy()
-    out = {}
-    for name, (c, q) in list(SECTION_OF_POSITION.items()) + [("organ of Corti", ORGAN_OF_CORTI)]:
+    by_section = {}                     # positions that share a section share its curve
+    for section in set(SECTION_OF_POSITION.values()) | {ORGAN_OF_CORTI}:
+        c, q = section
         R = f[:, 1] + c * f[:, 3] + q * f[:, 4]
         Z = f[:, 2] + c * f[:, 5] + q * f[:, 6]
-        out[name] = np.stack([R * np.cos(f[:, 0]), R * np.sin(f[:, 0]), Z], axis=1)
-    return out
+        by_section[section] = np.stack([R * np.cos(f[:, 0]), R * np.sin(f[:, 0]), Z], axis=1)
+    return {**{name: by_section[section] for name, section in SECTION_OF_POSITION.items()},
+            "organ of Corti": by_section[ORGAN_OF_CORTI]}
 
 
 def cumulative_lengths(deformable: np.ndarray) -> Dict[str, np.ndarray]:
     """Arc length (mm) from the round window at every angle of :func:`angles_rad`, for each
     array position and for the organ of Corti (key ``"organ of Corti"``)."""
-    return {name: np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
-            for name, points in curve_points(deformable).items()}
+    lengths = {}                        # by curve: positions on one section share its lengths
+    out = {}
+    for name, points in curve_points(deformable).items():
+        if id(points) not in lengths:
+            lengths[id(points)] = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+        out[name] = lengths[id(points)]
+    return out
 
 
 def angle_at_length(lengths: np.ndarray, s_mm) -> np.ndarray:

@@ -174,6 +174,9 @@ def test_cohort_without_range(key):
 
 def test_citations_are_named():
     assert L.CITATIONS and all(isinstance(v, str) and v.strip() for v in L.CITATIONS.values())
+    # every published depth a plan shows is among the page's sources
+    cohorts = list(L.COHORT_AID.values()) + list(L.COHORT_AID_WITHOUT_RANGE.values())
+    assert all(any(c["citation"].startswith(v) or v in c["citation"] for v in L.CITATIONS.values()) for c in cohorts)
 
 
 def test_every_precurved_array_has_a_published_depth():
